@@ -1,0 +1,560 @@
+"""The typed driftwatch config: the single source of truth.
+
+Everything driftwatch generates (metrics, dashboards, alert rules, chart files) and everything it
+does at run time (windows, drift methods, retraining) is derived from one YAML file validated here.
+Unknown keys are errors so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "AlertsConfig",
+    "ConfigError",
+    "Config",
+    "DriftPolicy",
+    "FeatureConfig",
+    "ModelConfig",
+    "RetrainConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
+]
+
+NUMERIC_METHODS = (
+    "auto",
+    "ks",
+    "wasserstein",
+    "psi",
+    "jensenshannon",
+    "kl_div",
+    "hellinger",
+    "anderson",
+    "cramer_von_mises",
+    "energy",
+)
+CATEGORICAL_METHODS = (
+    "auto",
+    "chisquare",
+    "psi",
+    "jensenshannon",
+    "linf",
+    "total_variation",
+    "fisher_exact",
+    "z",
+)
+P_VALUE_METHODS = frozenset({"ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
+    "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2,
+    "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
+    "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4,
+}
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+_MODEL_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `errors` holds (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str = "config") -> None:
+        self.errors = errors
+        self.source = source
+        lines = "\n".join(f"  {path}: {msg}" for path, msg in errors)
+        super().__init__(f"{source}: {len(errors)} error(s)\n{lines}")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `"90s"`, `"15m"`, `"1h"`, `"7d"` or `"2w"` (Prometheus-style units)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 1h, 7d")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"invalid duration {value!r}: expected a number of seconds or e.g. 30s, 15m, 1h, 7d")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration must be finite and >= 0, got {value!r}")
+    return seconds
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `1048576`, `"10MiB"`, `"500MB"` or `"2Gi"`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 10MiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
+    else:
+        raise ValueError(f"invalid size {value!r}: expected bytes or e.g. 512KiB, 10MiB, 1GiB")
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {value!r}")
+    return size
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest Prometheus duration string for `seconds` (used in generated rules)."""
+    for unit, factor in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= factor and seconds % factor == 0:
+            return f"{int(seconds // factor)}{unit}"
+    return f"{int(round(seconds * 1000))}ms"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FeatureSource(_Strict):
+    """Where a feature's value sits in a payload.
+
+    - `key`: field of an object instance (KServe v1 `{"instances": [{...}]}`) or plain JSON record.
+    - `index`: position in a list instance (`{"instances": [[...]]}`) or column of a v2 tensor.
+    - `input`: name of an Open Inference Protocol v2 input (or output) tensor; with `index` for a
+      column of a 2-D tensor, without it for a 1-D tensor of one value per row.
+    With no source the feature is looked up by its name as `key`, and as `input` in v2 payloads.
+    """
+
+    key: str | None = None
+    index: int | None = Field(default=None, ge=0)
+    input: str | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "FeatureSource":
+        if self.key is not None and (self.index is not None or self.input is not None):
+            raise ValueError("use either `key`, or `index` and/or `input`, not both")
+        if self.key is None and self.index is None and self.input is None:
+            raise ValueError("a source needs `key`, `index` or `input`")
+        return self
+
+
+class DriftMethodConfig(_Strict):
+    """A drift method and its threshold; `auto` follows Evidently's defaults (see monitor.drift)."""
+
+    method: str = "auto"
+    threshold: float | None = Field(default=None, gt=0)
+
+
+class FeatureConfig(_Strict):
+    name: str
+    type: Literal["numeric", "categorical"]
+    source: FeatureSource | None = None
+    drift: DriftMethodConfig | None = None
+    critical: bool = False
+    """Drift of a critical feature alone may trigger retraining."""
+    min_value: float | None = None
+    max_value: float | None = None
+    """Valid range for data quality; defaults to the reference's range."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"invalid feature name {v!r}: letters, digits, _ . - (max 128), not starting with a digit")
+        return v
+
+    @model_validator(mode="after")
+    def _method_fits_type(self) -> "FeatureConfig":
+        if self.drift is not None:
+            allowed = NUMERIC_METHODS if self.type == "numeric" else CATEGORICAL_METHODS
+            if self.drift.method not in allowed:
+                raise ValueError(f"method {self.drift.method!r} is not available for {self.type} features; choose one of {', '.join(allowed)}")
+        return self
+
+    def resolved_source(self) -> FeatureSource:
+        return self.source or FeatureSource(key=self.name)
+
+
+class ReferenceConfig(_Strict):
+    """The reference dataset: a CSV or Parquet file with a column per feature and output."""
+
+    path: Path
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    max_rows: int | None = Field(default=None, gt=0)
+    """Sample this many rows (seeded) from a larger reference."""
+
+
+class WindowConfig(_Strict):
+    """A sliding window: the last `records` records and/or those of the last `duration`, every `step`."""
+
+    records: int | None = Field(default=1000, gt=0)
+    duration: Duration | None = None
+    step: int | None = Field(default=None, gt=0)
+    """Evaluate every `step` new records (default: records // 2)."""
+    step_duration: Duration | None = None
+    min_records: int = Field(default=100, ge=1)
+    """Windows with fewer records are not evaluated."""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "WindowConfig":
+        if self.records is None and self.duration is None:
+            raise ValueError("a window needs `records` and/or `duration`")
+        if self.records is not None and self.step is not None and self.step > self.records:
+            raise ValueError(f"step ({self.step}) must not exceed records ({self.records})")
+        if self.records is not None and self.min_records > self.records:
+            raise ValueError(f"min_records ({self.min_records}) must not exceed records ({self.records})")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be > 0")
+        return self
+
+    @property
+    def effective_step(self) -> int:
+        if self.step is not None:
+            return self.step
+        return max(1, (self.records or 1000) // 2)
+
+
+class DriftPolicy(_Strict):
+    """How drift is decided for a model's features (defaults follow Evidently's DataDriftPreset)."""
+
+    numeric: DriftMethodConfig = DriftMethodConfig()
+    categorical: DriftMethodConfig = DriftMethodConfig()
+    dataset_drift_share: Ratio = 0.5
+    multiple_testing: Literal["bh", "none"] = "bh"
+    """Benjamini-Hochberg across the features of a window where p-values decide."""
+    large_reference_rows: int = Field(default=1000, ge=1)
+    """`auto` uses p-value tests up to this many reference rows, distances above."""
+    psi_bins: int = Field(default=10, ge=2, le=1000)
+
+    @model_validator(mode="after")
+    def _methods(self) -> "DriftPolicy":
+        if self.numeric.method not in NUMERIC_METHODS:
+            raise ValueError(f"numeric.method {self.numeric.method!r} unknown; choose one of {', '.join(NUMERIC_METHODS)}")
+        if self.categorical.method not in CATEGORICAL_METHODS:
+            raise ValueError(f"categorical.method {self.categorical.method!r} unknown; choose one of {', '.join(CATEGORICAL_METHODS)}")
+        return self
+
+
+class FalseAlarmBudget(_Strict):
+    """At most `alarms` false alerts per `period` (e.g. 1 per 30d) for one model."""
+
+    alarms: float = Field(default=1.0, gt=0)
+    period: Duration = 30 * 86400.0
+    min_effect_numeric: float = Field(default=0.1, ge=0)
+    """Smallest shift worth an alert, in normed Wasserstein (W1 / reference std)."""
+    min_effect_categorical: float = Field(default=0.05, ge=0)
+    """Smallest shift worth an alert, in total variation distance of category shares."""
+    resamples: int = Field(default=500, ge=50, le=100_000)
+    seed: int = 0
+
+
+class DatasetDriftAlert(_Strict):
+    warning: Ratio = 0.3
+    critical: Ratio = 0.5
+    for_: Duration = Field(default=900.0, alias="for")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DatasetDriftAlert":
+        if self.warning > self.critical:
+            raise ValueError(f"warning ({self.warning}) must not exceed critical ({self.critical})")
+        return self
+
+
+class SimpleAlert(_Strict):
+    enabled: bool = True
+    severity: Severity = "warning"
+    for_: Duration = Field(default=900.0, alias="for")
+
+
+class DataQualityAlert(SimpleAlert):
+    missing_ratio: Ratio = 0.1
+    out_of_range_ratio: Ratio = 0.05
+    new_category_ratio: Ratio = 0.05
+
+
+class StaleAlert(SimpleAlert):
+    max_age: Duration = 1800.0
+
+
+class AlertsConfig(_Strict):
+    dataset_drift: DatasetDriftAlert = DatasetDriftAlert()
+    feature_drift: SimpleAlert = SimpleAlert(for_=1800.0)
+    prediction_drift: SimpleAlert = SimpleAlert(for_=1800.0)
+    data_quality: DataQualityAlert = DataQualityAlert()
+    no_traffic: SimpleAlert = SimpleAlert(for_=900.0)
+    sidecar_dropping: SimpleAlert = SimpleAlert(for_=300.0)
+    evaluation_stale: StaleAlert = StaleAlert(for_=300.0)
+    retrain_failed: SimpleAlert = SimpleAlert(for_=0.0)
+    monitor_down: SimpleAlert = SimpleAlert(severity="critical", for_=300.0)
+    retrain_on_critical: bool = True
+    """Label the critical dataset-drift alert `driftwatch_action="retrain"` (Alertmanager path)."""
+    runbook_url: str = "https://github.com/driftwatch/driftwatch/blob/main/docs/runbooks.md"
+    job_label: str = "driftwatch"
+    """The `job` label Prometheus gives the monitor's scrape target."""
+
+
+class LocalLauncher(_Strict):
+    command: list[str] = Field(min_length=1)
+    cwd: Path | None = None
+    timeout: Duration = 3600.0
+    log_dir: Path = Path("retrain-logs")
+
+
+class KubernetesLauncher(_Strict):
+    namespace: str = "default"
+    template: dict[str, Any]
+    """A batch/v1 Job manifest; driftwatch adds labels, annotations, env and safe defaults."""
+    backoff_limit: int = Field(default=2, ge=0)
+    active_deadline: Duration = 6 * 3600.0
+    ttl_after_finished: Duration = 7 * 86400.0
+
+    @field_validator("template")
+    @classmethod
+    def _is_job(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v.get("kind", "Job") != "Job" or v.get("apiVersion", "batch/v1") != "batch/v1":
+            raise ValueError("template must be a batch/v1 Job")
+        containers = (((v.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("template needs spec.template.spec.containers with at least one container")
+        return v
+
+
+class RetrainBudget(_Strict):
+    count: int = Field(default=3, ge=1)
+    period: Duration = 7 * 86400.0
+
+
+class RetrainConfig(_Strict):
+    enabled: bool = True
+    dry_run: bool = False
+    launcher: Literal["local", "kubernetes"] = "local"
+    consecutive_windows: int = Field(default=3, ge=1)
+    min_records: int = Field(default=100, ge=1)
+    enter_share: Ratio = 0.5
+    """Dataset drift share that counts a window as drifted."""
+    exit_share: Ratio = 0.3
+    """Share below which a drifted streak ends (hysteresis)."""
+    cooldown: Duration = 6 * 3600.0
+    max_active: int = Field(default=1, ge=1)
+    budget: RetrainBudget = RetrainBudget()
+    local: LocalLauncher | None = None
+    kubernetes: KubernetesLauncher | None = None
+
+    @model_validator(mode="after")
+    def _launcher_configured(self) -> "RetrainConfig":
+        if self.exit_share > self.enter_share:
+            raise ValueError(f"exit_share ({self.exit_share}) must not exceed enter_share ({self.enter_share})")
+        if self.enabled and self.launcher == "local" and self.local is None:
+            raise ValueError("launcher is `local` but no `local.command` is configured")
+        if self.enabled and self.launcher == "kubernetes" and self.kubernetes is None:
+            raise ValueError("launcher is `kubernetes` but no `kubernetes.template` is configured")
+        return self
+
+
+class ResourcesConfig(_Strict):
+    """Which pods run the model, for CPU, memory and GPU beside drift."""
+
+    namespace: str = "default"
+    selector: dict[str, str] = Field(default_factory=dict)
+    """Pod label selector, e.g. {app: iris}."""
+    pid_file: Path | None = None
+    """Locally: a file holding the model server's PID (psutil)."""
+
+
+class ModelConfig(_Strict):
+    name: str
+    protocol: Literal["auto", "kserve_v1", "v2", "json"] = "auto"
+    features: list[FeatureConfig] = Field(min_length=1)
+    outputs: list[FeatureConfig] = Field(default_factory=list)
+    reference: ReferenceConfig
+    window: WindowConfig = WindowConfig()
+    drift: DriftPolicy | None = None
+    false_alarm_budget: FalseAlarmBudget | None = None
+    alerts: AlertsConfig | None = None
+    retrain: RetrainConfig | None = None
+    resources: ResourcesConfig = ResourcesConfig()
+    report_features: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _MODEL_NAME_RE.match(v):
+            raise ValueError(f"invalid model name {v!r}: lowercase letters, digits and '-' (a DNS label, max 63)")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> "ModelConfig":
+        seen: set[str] = set()
+        for col in (*self.features, *self.outputs):
+            if col.name in seen:
+                raise ValueError(f"column {col.name!r} is defined twice (features and outputs share one namespace)")
+            seen.add(col.name)
+        return self
+
+    @property
+    def columns(self) -> list[FeatureConfig]:
+        """Features then outputs: everything the drift engine evaluates."""
+        return [*self.features, *self.outputs]
+
+
+class StoreConfig(_Strict):
+    path: Path = Path("driftwatch.db")
+    max_age: Duration = 7 * 86400.0
+    max_bytes: Size = 1024**3
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    """Base URL users reach the monitor at, for report links in alerts and Jobs."""
+    auth_token_env: str | None = None
+    """Name of the environment variable holding the bearer token; unset means no auth."""
+    max_body_bytes: Size = 10 * 1024**2
+    cloudevents_join_timeout: Duration = 60.0
+    evaluation_interval: Duration = 5.0
+    store: StoreConfig = StoreConfig()
+
+
+class MetricsConfig(_Strict):
+    max_features_per_model: int = Field(default=200, ge=1, le=10_000)
+    """Cardinality cap on the `feature` label; features beyond it are evaluated but not exported."""
+    feature_allowlist: list[str] | None = None
+    """If set, only these features get per-feature series (applied before the cap)."""
+
+
+class Defaults(_Strict):
+    drift: DriftPolicy = DriftPolicy()
+    alerts: AlertsConfig = AlertsConfig()
+    retrain: RetrainConfig | None = None
+    max_active_jobs_total: int = Field(default=4, ge=1)
+
+
+class Config(_Strict):
+    version: Literal[1] = 1
+    server: ServerConfig = ServerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    defaults: Defaults = Defaults()
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> "Config":
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; duplicated: {', '.join(dupes)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def drift_policy(self, model: ModelConfig) -> DriftPolicy:
+        return model.drift or self.defaults.drift
+
+    def alerts_for(self, model: ModelConfig) -> AlertsConfig:
+        return model.alerts or self.defaults.alerts
+
+    def retrain_for(self, model: ModelConfig) -> RetrainConfig | None:
+        return model.retrain or self.defaults.retrain
+
+    def exported_features(self, model: ModelConfig) -> list[str]:
+        """Columns that get per-feature metric series: allowlist first, then the cap."""
+        names = [c.name for c in model.columns]
+        if self.metrics.feature_allowlist is not None:
+            allowed = set(self.metrics.feature_allowlist)
+            names = [n for n in names if n in allowed]
+        return names[: self.metrics.max_features_per_model]
+
+
+def _error_path(loc: tuple[Any, ...], data: Any) -> str:
+    """`models[0].features[2].type`, naming models by their `name` where the YAML has one."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = str(item)
+            if isinstance(node, list) and 0 <= item < len(node) and isinstance(node[item], dict):
+                name = node[item].get("name")
+                if isinstance(name, str):
+                    label = f"{item}:{name}"
+            parts.append(f"[{label}]")
+            node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(root)"
+
+
+def _message(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (not part of the config schema)"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(data: Any, source: str = "config", base_dir: Path | None = None) -> Config:
+    """Validate a parsed YAML document; relative paths resolve against `base_dir`."""
+    if not isinstance(data, dict):
+        raise ConfigError([("(root)", f"expected a mapping at the top level, got {type(data).__name__}")], source)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        # Pydantic reports unions and nested models under synthetic location parts; drop them.
+        errors = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "constrained-"))))
+            errors.append((_error_path(loc, data), _message(err)))
+        raise ConfigError(errors, source) from None
+    return _resolve_paths(cfg, base_dir) if base_dir is not None else cfg
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    models = [
+        m.model_copy(update={"reference": m.reference.model_copy(update={"path": fix(m.reference.path)})})
+        for m in cfg.models
+    ]
+    store = cfg.server.store.model_copy(update={"path": fix(cfg.server.store.path)})
+    server = cfg.server.model_copy(update={"store": store})
+    return cfg.model_copy(update={"models": models, "server": server})
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file, with every error reported by field path."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([("(file)", f"no such file: {p}")], str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([("(file)", f"cannot read: {exc}")], str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', exc)}")], str(p)) from None
+    return parse_config(data, str(p), base_dir=p.resolve().parent)
