@@ -1,0 +1,151 @@
+"""The typed config: what users see when their YAML is right, and when it is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.config import (
+    ConfigError,
+    format_duration,
+    load_config,
+    parse_config,
+    parse_duration,
+    parse_size,
+)
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "config.yaml"
+
+
+def minimal(**model_overrides: object) -> dict:
+    model = {
+        "name": "m",
+        "features": [{"name": "x", "type": "numeric"}],
+        "reference": {"path": "ref.csv"},
+    }
+    model.update(model_overrides)
+    return {"version": 1, "models": [model]}
+
+
+def errors_of(data: object) -> dict[str, str]:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    return dict(exc.value.errors)
+
+
+def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
+    cfg = load_config(EXAMPLE)
+    assert [m.name for m in cfg.models] == ["wine", "churn"]
+    wine = cfg.model("wine")
+    assert wine.reference.path == EXAMPLE.parent / "data" / "wine_reference.csv"
+    assert wine.reference.path.exists()
+    assert cfg.server.store.path == EXAMPLE.parent / "driftwatch.db"
+    assert [c.name for c in wine.columns][-2:] == ["predicted_class", "confidence"]
+    assert wine.features[0].resolved_source().index == 0
+    # churn overrides the drift policy; wine inherits the defaults
+    assert cfg.drift_policy(cfg.model("churn")).numeric.method == "wasserstein"
+    assert cfg.drift_policy(wine) is cfg.defaults.drift
+    assert cfg.retrain_for(wine) is not None and cfg.retrain_for(wine).cooldown == 6 * 3600
+
+
+def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
+    data = minimal(featurs=[], window={"records": 10, "step": 20})
+    data["models"][0]["features"][0]["type"] = "numerc"
+    data["defaults"] = {"drift": {"dataset_drift_share": 1.5}}
+    errs = errors_of(data)
+    assert "unknown key" in errs["models[0:m].featurs"]
+    assert "'numeric' or 'categorical'" in errs["models[0:m].features[0:x].type"]
+    assert "step (20) must not exceed records (10)" in errs["models[0:m].window"]
+    assert "less than or equal to 1" in errs["defaults.drift.dataset_drift_share"]
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "fragment"),
+    [
+        ({"name": "Wine_Model"}, "models[0:Wine_Model].name", "DNS label"),
+        ({"features": []}, "models[0:m].features", "at least 1"),
+        (
+            {"features": [{"name": "x", "type": "numeric", "drift": {"method": "chisquare"}}]},
+            "models[0:m].features[0:x]",
+            "not available for numeric",
+        ),
+        (
+            {"features": [{"name": "x", "type": "numeric", "source": {"key": "a", "index": 1}}]},
+            "models[0:m].features[0:x].source",
+            "not both",
+        ),
+        (
+            {"outputs": [{"name": "x", "type": "numeric"}]},
+            "models[0:m]",
+            "defined twice",
+        ),
+        ({"window": {"records": None}}, "models[0:m].window", "needs `records` and/or `duration`"),
+        ({"window": {"duration": "soon"}}, "models[0:m].window.duration", "invalid duration"),
+        ({"retrain": {"launcher": "kubernetes"}}, "models[0:m].retrain", "no `kubernetes.template`"),
+        (
+            {"retrain": {"local": {"command": ["true"]}, "enter_share": 0.2, "exit_share": 0.4}},
+            "models[0:m].retrain",
+            "exit_share (0.4) must not exceed enter_share (0.2)",
+        ),
+        (
+            {"retrain": {"launcher": "kubernetes", "kubernetes": {"template": {"kind": "Pod"}}}},
+            "models[0:m].retrain.kubernetes.template",
+            "batch/v1 Job",
+        ),
+        (
+            {"alerts": {"dataset_drift": {"warning": 0.6, "critical": 0.5}}},
+            "models[0:m].alerts.dataset_drift",
+            "must not exceed critical",
+        ),
+    ],
+)
+def test_invalid_fields_are_named(override: dict, path: str, fragment: str) -> None:
+    errs = errors_of(minimal(**override))
+    assert path in errs, errs
+    assert fragment in errs[path]
+
+
+def test_duplicate_model_names_and_non_mapping_documents() -> None:
+    data = minimal()
+    data["models"].append(dict(data["models"][0]))
+    assert "duplicated: m" in errors_of(data)["(root)"]
+    assert "expected a mapping" in errors_of(["not", "a", "mapping"])["(root)"]
+
+
+def test_load_config_reports_yaml_syntax_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  - name: [unclosed\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    (where, msg), = exc.value.errors
+    assert where.startswith("line ") and "invalid YAML" in msg
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_durations_sizes_and_round_trip() -> None:
+    assert parse_duration("15m") == 900 and parse_duration("1.5h") == 5400 and parse_duration(30) == 30
+    assert parse_duration("250ms") == 0.25
+    for bad in ("-1s", "abc", True, "1y"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert parse_size("10MiB") == 10 * 1024**2 and parse_size("1GB") == 10**9 and parse_size(512) == 512
+    with pytest.raises(ValueError):
+        parse_size("lots")
+    for seconds in (0.5, 1, 59, 60, 900, 3600, 86400, 604800, 90):
+        assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_exported_features_apply_allowlist_then_cap(tmp_path: Path) -> None:
+    data = minimal(features=[{"name": f"f{i}", "type": "numeric"} for i in range(5)])
+    data["metrics"] = {"max_features_per_model": 2, "feature_allowlist": ["f4", "f1", "f3"]}
+    cfg = parse_config(data)
+    assert cfg.exported_features(cfg.models[0]) == ["f1", "f3"]
+
+
+def test_alert_for_is_spelled_like_prometheus() -> None:
+    cfg = parse_config(minimal(alerts={"feature_drift": {"for": "45m"}}))
+    assert cfg.alerts_for(cfg.models[0]).feature_drift.for_ == 2700
+    assert yaml.safe_load(EXAMPLE.read_text())["defaults"]["alerts"]["dataset_drift"]["for"] == "15m"
