@@ -12,23 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_wine
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+from monitor.demo.wine import reference, train
 
 OUT = Path(__file__).parent / "data"
 
 
 def wine() -> pd.DataFrame:
-    data = load_wine(as_frame=True)
-    X = data.data.rename(columns={"od280/od315_of_diluted_wines": "od280_od315"})
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, data.target)
-    proba = model.predict_proba(X)
-    out = X.copy()
-    out["predicted_class"] = [f"class_{c}" for c in proba.argmax(axis=1)]
-    out["confidence"] = proba.max(axis=1).round(6)
-    return out
+    return reference(train())
 
 
 def churn(n: int, seed: int, drifted: bool) -> pd.DataFrame:

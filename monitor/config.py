@@ -25,8 +25,8 @@ from pydantic import (
 
 __all__ = [
     "AlertsConfig",
-    "ConfigError",
     "Config",
+    "ConfigError",
     "DriftPolicy",
     "FeatureConfig",
     "ModelConfig",
@@ -120,7 +120,7 @@ def format_duration(seconds: float) -> str:
     for unit, factor in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= factor and seconds % factor == 0:
             return f"{int(seconds // factor)}{unit}"
-    return f"{int(round(seconds * 1000))}ms"
+    return f"{round(seconds * 1000)}ms"
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -148,7 +148,7 @@ class FeatureSource(_Strict):
     input: str | None = None
 
     @model_validator(mode="after")
-    def _one_place(self) -> "FeatureSource":
+    def _one_place(self) -> FeatureSource:
         if self.key is not None and (self.index is not None or self.input is not None):
             raise ValueError("use either `key`, or `index` and/or `input`, not both")
         if self.key is None and self.index is None and self.input is None:
@@ -182,7 +182,7 @@ class FeatureConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _method_fits_type(self) -> "FeatureConfig":
+    def _method_fits_type(self) -> FeatureConfig:
         if self.drift is not None:
             allowed = NUMERIC_METHODS if self.type == "numeric" else CATEGORICAL_METHODS
             if self.drift.method not in allowed:
@@ -214,7 +214,7 @@ class WindowConfig(_Strict):
     """Windows with fewer records are not evaluated."""
 
     @model_validator(mode="after")
-    def _bounded(self) -> "WindowConfig":
+    def _bounded(self) -> WindowConfig:
         if self.records is None and self.duration is None:
             raise ValueError("a window needs `records` and/or `duration`")
         if self.records is not None and self.step is not None and self.step > self.records:
@@ -245,7 +245,7 @@ class DriftPolicy(_Strict):
     psi_bins: int = Field(default=10, ge=2, le=1000)
 
     @model_validator(mode="after")
-    def _methods(self) -> "DriftPolicy":
+    def _methods(self) -> DriftPolicy:
         if self.numeric.method not in NUMERIC_METHODS:
             raise ValueError(f"numeric.method {self.numeric.method!r} unknown; choose one of {', '.join(NUMERIC_METHODS)}")
         if self.categorical.method not in CATEGORICAL_METHODS:
@@ -272,7 +272,7 @@ class DatasetDriftAlert(_Strict):
     for_: Duration = Field(default=900.0, alias="for")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "DatasetDriftAlert":
+    def _ordered(self) -> DatasetDriftAlert:
         if self.warning > self.critical:
             raise ValueError(f"warning ({self.warning}) must not exceed critical ({self.critical})")
         return self
@@ -359,7 +359,7 @@ class RetrainConfig(_Strict):
     kubernetes: KubernetesLauncher | None = None
 
     @model_validator(mode="after")
-    def _launcher_configured(self) -> "RetrainConfig":
+    def _launcher_configured(self) -> RetrainConfig:
         if self.exit_share > self.enter_share:
             raise ValueError(f"exit_share ({self.exit_share}) must not exceed enter_share ({self.enter_share})")
         if self.enabled and self.launcher == "local" and self.local is None:
@@ -401,7 +401,7 @@ class ModelConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _unique_columns(self) -> "ModelConfig":
+    def _unique_columns(self) -> ModelConfig:
         seen: set[str] = set()
         for col in (*self.features, *self.outputs):
             if col.name in seen:
@@ -456,7 +456,7 @@ class Config(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_models(self) -> "Config":
+    def _unique_models(self) -> Config:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -1,0 +1,1 @@
+"""`driftwatch demo`: the whole system on embedded defaults, no cluster needed."""
