@@ -1,0 +1,191 @@
+"""The Prometheus exporter: a custom collector over pulled, frozen snapshots.
+
+Nothing is pushed into prometheus-client's mutable metric objects; every scrape asks the service for
+its latest snapshots and renders them, so a scrape never races an evaluation and series vanish when
+their source (a deleted pod) does. Each app gets its own `CollectorRegistry`, so several monitors
+can live in one process (tests) without colliding on the global one.
+
+Series that exist from start-up for every configured model, before any evaluation (docs/metrics.md):
+`*_drift_detected` 0, `dataset_drift_share` 0, data-quality ratios 0, `window_records`, the event
+counters (every known rejection reason at 0) and the retraining counters and gauge. Drift scores,
+thresholds and timestamps appear only once there is a value: a score of 0 would be a claim (for a
+p-value it would even mean "drifted"), and a timestamp of 0 would make staleness alerts fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.config import Config
+from monitor.resources.usage import ResourceSnapshot
+from monitor.snapshot import ModelSnapshot
+
+__all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "RetrainSnapshot", "build_registry", "render"]
+
+KNOWN_REJECT_REASONS = ("invalid_json", "schema_mismatch", "unknown_model", "too_large", "unsupported_media_type")
+"""Rejection reasons pre-initialised at 0 so `rate()` sees the first rejection."""
+RETRAIN_OUTCOMES = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
+
+
+class RetrainSnapshot(Protocol):
+    """What `retrain/controller.py` reports per model."""
+
+    @property
+    def active(self) -> int: ...
+    @property
+    def outcomes(self) -> Mapping[str, int]: ...
+    @property
+    def last_trigger(self) -> float | None: ...
+    @property
+    def decisions(self) -> Mapping[str, int]: ...
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=labels)
+
+
+class DriftwatchCollector(Collector):
+    def __init__(
+        self,
+        config: Config,
+        models: Callable[[], Mapping[str, ModelSnapshot]],
+        resources: Callable[[], ResourceSnapshot] | None,
+        retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None,
+    ) -> None:
+        self._config = config
+        self._models = models
+        self._resources = resources
+        self._retrain = retrain
+        self._exported = {m.name: config.exported_features(m) for m in config.models}
+
+    def collect(self) -> Iterator[Metric]:
+        info = _gauge("driftwatch_build_info", "Always 1; the running driftwatch version.", ["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        yield from self._drift(self._models())
+        yield from self._resource_families(self._resources() if self._resources else ResourceSnapshot())
+        yield from self._retrain_families(self._retrain() if self._retrain else {})
+
+    def _drift(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
+        score = _gauge(
+            "driftwatch_feature_drift_score",
+            "Drift statistic of a feature's last evaluated window against the reference (a distance, or a p-value for test methods).",
+            ["model", "feature", "method"],
+        )
+        threshold = _gauge(
+            "driftwatch_feature_drift_threshold",
+            "Threshold in force for the feature's drift method (distance >= threshold, or p-value < threshold, is drift).",
+            ["model", "feature", "method"],
+        )
+        detected = _gauge("driftwatch_feature_drift_detected", "1 if the feature drifted in the last evaluated window, else 0.", ["model", "feature"])
+        share = _gauge("driftwatch_dataset_drift_share", "Share of the model's columns that drifted in the last evaluated window.", ["model"])
+        dataset = _gauge("driftwatch_dataset_drift_detected", "1 if the drifted share reached the model's dataset drift share, else 0.", ["model"])
+        prediction = _gauge("driftwatch_prediction_drift_score", "Drift statistic of the model's first output in the last evaluated window.", ["model", "method"])
+        records = _gauge("driftwatch_window_records", "Records currently in the model's sliding window.", ["model"])
+        last = _gauge("driftwatch_last_evaluation_timestamp_seconds", "Unix time of the model's last drift evaluation.", ["model"])
+        quality = {
+            "missing_ratio": _gauge("driftwatch_feature_missing_ratio", "Share of the window's records missing the feature.", ["model", "feature"]),
+            "out_of_range_ratio": _gauge(
+                "driftwatch_feature_out_of_range_ratio", "Share of the window's numeric values outside the feature's valid range.", ["model", "feature"]
+            ),
+            "new_category_ratio": _gauge(
+                "driftwatch_feature_new_category_ratio", "Share of the window's categorical values never seen in the reference.", ["model", "feature"]
+            ),
+        }
+        ingested = _counter("driftwatch_events_ingested", "Records accepted for the model (durable before acknowledged).", ["model"])
+        rejected = _counter("driftwatch_events_rejected", "Records rejected for the model, by reason.", ["model", "reason"])
+
+        for model in self._config.models:
+            name = model.name
+            snap = snapshots.get(name) or ModelSnapshot(model=name)
+            result = snap.result
+            features = result.features if result is not None else {}
+            for feature in self._exported[name]:
+                fr = features.get(feature)
+                if fr is None:
+                    detected.add_metric([name, feature], 0)
+                    for gauge in quality.values():
+                        gauge.add_metric([name, feature], 0)
+                    continue
+                score.add_metric([name, feature, fr.method], fr.score)
+                threshold.add_metric([name, feature, fr.method], fr.threshold)
+                detected.add_metric([name, feature], 1 if fr.drifted else 0)
+                for attr, gauge in quality.items():
+                    gauge.add_metric([name, feature], getattr(fr.quality, attr))
+            share.add_metric([name], result.dataset.drift_share if result is not None else 0)
+            dataset.add_metric([name], 1 if result is not None and result.dataset.drifted else 0)
+            if result is not None and result.prediction is not None:
+                prediction.add_metric([name, result.prediction.method], result.prediction.score)
+            records.add_metric([name], snap.window_records)
+            if snap.last_evaluation is not None:
+                last.add_metric([name], snap.last_evaluation)
+            ingested.add_metric([name], snap.ingested)
+            for reason in sorted(set(KNOWN_REJECT_REASONS) | set(snap.rejected)):
+                rejected.add_metric([name, reason], snap.rejected.get(reason, 0))
+        yield from (score, threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
+
+    def _resource_families(self, snap: ResourceSnapshot) -> Iterator[Metric]:
+        cpu = _gauge("driftwatch_model_cpu_usage_cores", "CPU used by the model's pod, in cores.", ["model", "pod"])
+        memory = _gauge("driftwatch_model_memory_working_set_bytes", "Working set memory of the model's pod, in bytes.", ["model", "pod"])
+        gpu_util = _gauge("driftwatch_model_gpu_utilization_ratio", "Utilisation of a GPU the model's pod runs on (0-1, device-wide).", ["model", "pod", "gpu"])
+        gpu_mem = _gauge("driftwatch_model_gpu_memory_used_bytes", "Memory used on a GPU the model's pod runs on, in bytes (device-wide).", ["model", "pod", "gpu"])
+        errors = _counter("driftwatch_resource_collection_errors", "Failed resource collections, by source and reason.", ["source", "reason"])
+        for model in sorted(snap.pods):
+            for pod in snap.pods[model]:
+                if pod.cpu_cores is not None:
+                    cpu.add_metric([model, pod.pod], float(pod.cpu_cores))
+                memory.add_metric([model, pod.pod], float(pod.memory_working_set_bytes))
+        for model in sorted(snap.gpus):
+            for g in snap.gpus[model]:
+                gpu_util.add_metric([model, g.pod, g.gpu], g.utilization_ratio)
+                gpu_mem.add_metric([model, g.pod, g.gpu], g.memory_used_bytes)
+        for (source, reason), count in sorted(snap.errors.items()):
+            errors.add_metric([source, reason], count)
+        yield from (cpu, memory, gpu_util, gpu_mem, errors)
+
+    def _retrain_families(self, snapshots: Mapping[str, RetrainSnapshot]) -> Iterator[Metric]:
+        jobs = _counter("driftwatch_retrain_jobs", "Retraining jobs by outcome.", ["model", "outcome"])
+        decisions = _counter("driftwatch_retrain_decisions", "Retraining policy decisions (drift windows and Alertmanager webhooks), by decision.", ["model", "decision"])
+        last = _gauge("driftwatch_retrain_last_trigger_timestamp_seconds", "Unix time retraining was last triggered for the model.", ["model"])
+        active = _gauge("driftwatch_retrain_jobs_active", "Retraining jobs running for the model.", ["model"])
+        for model in self._config.models:
+            snap = snapshots.get(model.name)
+            outcomes = snap.outcomes if snap is not None else {}
+            for outcome in sorted(set(RETRAIN_OUTCOMES) | set(outcomes)):
+                jobs.add_metric([model.name, outcome], outcomes.get(outcome, 0))
+            if snap is not None:
+                for decision, count in sorted(snap.decisions.items()):
+                    decisions.add_metric([model.name, decision], count)
+                if snap.last_trigger is not None:
+                    last.add_metric([model.name], snap.last_trigger)
+            active.add_metric([model.name], snap.active if snap is not None else 0)
+        yield from (jobs, decisions, last, active)
+
+
+def build_registry(
+    config: Config,
+    models: Callable[[], Mapping[str, ModelSnapshot]],
+    resources: Callable[[], ResourceSnapshot] | None = None,
+    retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None = None,
+) -> CollectorRegistry:
+    """A registry whose every scrape renders the snapshots the callables return at that moment."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DriftwatchCollector(config, models, resources, retrain))
+    return registry
+
+
+def render(registry: CollectorRegistry, accept: str | None = None) -> tuple[bytes, str]:
+    """The scrape body and its content type, negotiated from the Accept header as Prometheus does."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

@@ -1,0 +1,97 @@
+"""CPU and memory of a model's pods from the Kubernetes metrics API (`metrics.k8s.io/v1beta1`).
+
+The same numbers `kubectl top pod` shows: metrics-server's PodMetrics, whose container `usage.cpu`
+is a rate in cores over `window` and `usage.memory` the working set in bytes. Containers are summed
+per pod, exactly (see `quantity`). Read with the official client so in-cluster service-account auth
+and kubeconfig contexts behave as everywhere else in Kubernetes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from monitor.resources.quantity import parse_quantity
+from monitor.resources.usage import CollectionError, PodUsage
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+__all__ = ["PodMetricsSource", "label_selector", "pod_usage_from_list"]
+
+SOURCE = "kubernetes"
+_REASONS_BY_STATUS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 503: "unavailable"}
+
+
+def label_selector(selector: Mapping[str, str]) -> str:
+    """An equality-based selector string (`app=wine,tier=model`), in a stable order."""
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+def pod_usage_from_list(body: Any) -> list[PodUsage]:
+    """Per-pod usage from a PodMetricsList body; `CollectionError` if it is not one."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("items"), list):
+        raise CollectionError(SOURCE, "invalid_response", "expected a PodMetricsList with `items`")
+    pods = []
+    for item in body["items"]:
+        try:
+            name = item["metadata"]["name"]
+            cpu = sum((parse_quantity(c["usage"]["cpu"]) for c in item["containers"]), start=parse_quantity("0"))
+            memory = sum((parse_quantity(c["usage"]["memory"]) for c in item["containers"]), start=parse_quantity("0"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CollectionError(SOURCE, "invalid_response", f"malformed PodMetrics item: {exc!r}") from None
+        if not isinstance(name, str):
+            raise CollectionError(SOURCE, "invalid_response", "PodMetrics metadata.name is not a string")
+        pods.append(PodUsage(pod=name, cpu_cores=cpu, memory_working_set_bytes=memory))
+    return sorted(pods, key=lambda p: p.pod)
+
+
+def _default_client() -> ApiClient:
+    """In-cluster service account first, then kubeconfig; no config at all is a permanent failure."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        try:
+            config.load_kube_config(client_configuration=configuration)
+        except Exception as exc:  # the loader raises several types for absent or broken files
+            raise CollectionError(SOURCE, "no_config", f"no in-cluster config or kubeconfig: {exc}", permanent=True) from None
+    return client.ApiClient(configuration)
+
+
+class PodMetricsSource:
+    """Lists PodMetrics by namespace and label selector; every failure is a `CollectionError`."""
+
+    def __init__(self, api_client: ApiClient | None = None, timeout: float = 5.0) -> None:
+        self._api_client = api_client
+        self._timeout = timeout
+
+    def pod_usage(self, namespace: str, selector: Mapping[str, str]) -> list[PodUsage]:
+        from kubernetes.client import CustomObjectsApi
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError, TimeoutError
+
+        if self._api_client is None:
+            self._api_client = _default_client()
+        api = CustomObjectsApi(self._api_client)
+        try:
+            body = api.list_namespaced_custom_object(
+                group="metrics.k8s.io",
+                version="v1beta1",
+                namespace=namespace,
+                plural="pods",
+                label_selector=label_selector(selector),
+                _request_timeout=self._timeout,
+            )
+        except ApiException as exc:
+            reason = _REASONS_BY_STATUS.get(exc.status or 0, "http_error")
+            raise CollectionError(SOURCE, reason, f"metrics API answered {exc.status} {exc.reason}") from None
+        except TimeoutError as exc:
+            raise CollectionError(SOURCE, "timeout", f"metrics API timed out: {exc}") from None
+        except (HTTPError, OSError) as exc:
+            raise CollectionError(SOURCE, "unreachable", f"metrics API unreachable: {exc}") from None
+        except ValueError as exc:  # a body that is not JSON
+            raise CollectionError(SOURCE, "invalid_response", f"metrics API body is not JSON: {exc}") from None
+        return pod_usage_from_list(body)
