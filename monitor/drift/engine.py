@@ -1,0 +1,279 @@
+"""Evaluating a window against a reference profile, and the notebook entry point `detect`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.drift import categorical as cat_tests
+from monitor.drift import numeric
+from monitor.drift.distance import DISTANCES
+from monitor.drift.multiple import benjamini_hochberg
+from monitor.drift.profile import (
+    SUMMARY_QUANTILES,
+    CategoricalProfile,
+    NumericProfile,
+    ReferenceProfile,
+    build_profile,
+)
+from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
+from monitor.drift.spec import P_VALUE_METHODS, ColumnSpec, EngineSettings, specs_from_config
+from monitor.drift.values import categorical_values, numeric_values
+
+NAN = math.nan
+TOP_CATEGORIES = 10
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A method's raw output before multiple-testing correction."""
+
+    method: str
+    score: float
+    statistic: float | None = None
+    p_value: float | None = None
+
+
+def evaluate(profile: ReferenceProfile, current: pd.DataFrame) -> DriftResult:
+    """Drift of one window; costs the window's work only (the reference side is in `profile`).
+
+    A monitored column absent from `current` is evaluated as all-missing.
+    """
+    n_rows = len(current)
+    results = {}
+    for name, col_profile in profile.columns.items():
+        column = current[name] if name in current.columns else pd.Series([None] * n_rows, dtype=object)
+        if isinstance(col_profile, NumericProfile):
+            results[name] = _evaluate_numeric(col_profile, column)
+        else:
+            results[name] = _evaluate_categorical(col_profile, column)
+    results = _decide(results, profile.settings)
+    features = [r for r in results.values() if r.role == "feature"]
+    n_drifted = sum(r.drifted for r in features)
+    share = n_drifted / len(features) if features else 0.0
+    dataset = DatasetResult(
+        drift_share=share,
+        drifted=bool(features) and share >= profile.settings.dataset_drift_share,
+        n_drifted=n_drifted,
+        n_features=len(features),
+        n_reference=profile.n_rows,
+        n_current=n_rows,
+        threshold=profile.settings.dataset_drift_share,
+    )
+    return DriftResult(dataset=dataset, features=results)
+
+
+def detect(
+    reference: pd.DataFrame, current: pd.DataFrame, config: Any = None, model: str | None = None
+) -> DriftResult:
+    """Drift between two DataFrames, for notebooks and the CLI.
+
+    Without a config every column present in both frames is a feature, numeric if its reference
+    dtype is numeric (booleans excepted), categorical otherwise. With a `monitor.config.Config`
+    (`model` names the model, optional when it has one) or a `ModelConfig`, its columns, methods and
+    thresholds are used.
+    """
+    if config is None:
+        specs, settings = infer_specs(reference, current), EngineSettings()
+    else:
+        specs, settings = specs_from_config(config, model)
+    return evaluate(build_profile(reference, specs, settings), current)
+
+
+def infer_specs(reference: pd.DataFrame, current: pd.DataFrame) -> list[ColumnSpec]:
+    common = [c for c in reference.columns if c in set(current.columns)]
+    if not common:
+        raise ValueError("the reference and current data have no column in common")
+    return [ColumnSpec(name=str(c), kind=_inferred_kind(reference[c])) for c in common]
+
+
+def _inferred_kind(column: pd.Series) -> str:
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        return "categorical"
+    return "numeric"
+
+
+# -- numeric ---------------------------------------------------------------------------------------
+
+
+def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
+    vals = numeric_values(column)
+    cur = vals.finite
+    out_of_range = vals.infinite
+    if cur.size and p.lo is not None:
+        out_of_range += int(np.searchsorted(cur, p.lo, "left"))
+    if cur.size and p.hi is not None:
+        out_of_range += int(cur.size - np.searchsorted(cur, p.hi, "right"))
+    quality = _quality(vals.n, vals.missing, out_of_range, 0, vals.wrong_type)
+    if cur.size == 0 or p.n == 0:
+        outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
+    else:
+        outcome = _numeric_outcome(p, cur)
+    details = {
+        "reference": _summary(p.sorted, p.quantiles, p.mean, p.std),
+        "current": _summary(cur, numeric.quantiles_sorted(cur, SUMMARY_QUANTILES), *_mean_std(cur)),
+    }
+    return _result(p.spec, p.threshold, outcome, p.n, int(cur.size), quality, details)
+
+
+def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
+    method, ref = p.method, p.sorted
+    if method == "wasserstein":
+        return _Outcome(method, numeric.wasserstein_normed(ref, p.prefix, p.mean, p.std, cur))
+    if method == "ks":
+        d, pv = numeric.ks_test(ref, cur)
+        return _Outcome(method, pv, d, pv)
+    if method == "cramer_von_mises":
+        t, pv = numeric.cramer_von_mises(ref, cur)
+        return _Outcome(method, pv, t, pv)
+    if method == "anderson":
+        a, pv = numeric.anderson_darling(ref, cur)
+        return _Outcome(method, pv, a, pv)
+    if method == "energy":
+        return _Outcome(method, numeric.energy_distance(ref, cur))
+    if method == "psi":
+        return _Outcome(method, DISTANCES["psi"](p.psi_counts, numeric.binned_counts(cur, p.psi_edges)))
+    if p.distinct is not None:  # few distinct values: compare them as categories
+        ref_counts, cur_counts = _align_values(p.distinct, p.distinct_counts, cur)
+        if method in cat_tests.TESTS:
+            return _categorical_test(method, ref_counts, cur_counts)
+    else:  # Evidently's binning: Sturges bins over the pooled range
+        edges = numeric.sturges_edges(min(ref[0], cur[0]), max(ref[-1], cur[-1]), ref.size + cur.size)
+        ref_counts, cur_counts = numeric.histogram_sorted(ref, edges), numeric.histogram_sorted(cur, edges)
+    return _Outcome(method, DISTANCES[method](ref_counts, cur_counts))
+
+
+def _align_values(ref_values: np.ndarray, ref_counts: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and window counts over the union of their distinct values (window sorted)."""
+    starts = np.flatnonzero(np.concatenate([[True], cur[1:] != cur[:-1]]))
+    cur_values = cur[starts]
+    cur_counts = np.diff(np.append(starts, cur.size)).astype(np.float64)
+    union = np.union1d(ref_values, cur_values)
+    r = np.zeros(union.size)
+    c = np.zeros(union.size)
+    r[np.searchsorted(union, ref_values)] = ref_counts
+    c[np.searchsorted(union, cur_values)] = cur_counts
+    return r, c
+
+
+def _mean_std(x: np.ndarray) -> tuple[float, float]:
+    return (float(x.mean()), float(x.std())) if x.size else (NAN, NAN)
+
+
+def _summary(sample: np.ndarray, quantiles: np.ndarray, mean: float, std: float) -> dict[str, Any]:
+    return {
+        "quantiles": {str(int(q * 100)): float(v) for q, v in zip(SUMMARY_QUANTILES, quantiles, strict=True)},
+        "mean": mean,
+        "std": std,
+        "min": float(sample[0]) if sample.size else NAN,
+        "max": float(sample[-1]) if sample.size else NAN,
+    }
+
+
+# -- categorical -----------------------------------------------------------------------------------
+
+
+def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureResult:
+    vals = categorical_values(column)
+    idx = p.index.get_indexer(vals.keys) if vals.keys.size else np.empty(0, dtype=np.int64)
+    known = idx >= 0
+    counts = np.bincount(idx[known], minlength=p.categories.size).astype(np.float64)
+    new = pd.Series(vals.keys[~known], dtype=object).value_counts()
+    new = new.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    n_new = int(new.sum())
+    quality = _quality(vals.n, vals.missing, 0, n_new, vals.wrong_type)
+    ref_counts = np.concatenate([p.counts, np.zeros(new.size)])
+    cur_counts = np.concatenate([counts, new.to_numpy(dtype=np.float64)])
+    n_cur = int(vals.keys.size)
+    if n_cur == 0 or p.n == 0:
+        outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
+    elif p.method in cat_tests.TESTS:
+        outcome = _categorical_test(p.method, ref_counts, cur_counts)
+    else:
+        outcome = _Outcome(p.method, DISTANCES[p.method](ref_counts, cur_counts))
+    labels = [*p.categories.tolist(), *new.index.tolist()]
+    details = {"categories": _top_categories(labels, ref_counts, cur_counts), "new_categories": int(new.size)}
+    return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details)
+
+
+def _categorical_test(method: str, ref_counts: np.ndarray, cur_counts: np.ndarray) -> _Outcome:
+    """z and Fisher need two categories; with more observed, the chi-square test takes over."""
+    seen = (ref_counts + cur_counts) > 0
+    if method in ("z", "fisher_exact"):
+        if seen.sum() > 2:
+            method = "chisquare"
+        else:
+            keep = np.flatnonzero(seen)
+            keep = np.concatenate([keep, np.setdiff1d(np.arange(ref_counts.size), keep)])[:2]
+            ref_counts, cur_counts = ref_counts[keep], cur_counts[keep]
+            if ref_counts.size < 2:  # a single category on both sides: nothing can differ
+                ref_counts, cur_counts = np.append(ref_counts, 0.0), np.append(cur_counts, 0.0)
+    statistic, p_value = cat_tests.TESTS[method](ref_counts, cur_counts)
+    return _Outcome(method, p_value, statistic, p_value)
+
+
+def _top_categories(labels: Sequence[str], ref: np.ndarray, cur: np.ndarray) -> list[dict[str, Any]]:
+    r = ref / ref.sum() if ref.sum() else ref
+    c = cur / cur.sum() if cur.sum() else cur
+    order = sorted(range(len(labels)), key=lambda i: (-max(r[i], c[i]), labels[i]))[:TOP_CATEGORIES]
+    return [{"value": labels[i], "reference": float(r[i]), "current": float(c[i])} for i in order]
+
+
+# -- shared ----------------------------------------------------------------------------------------
+
+
+def _quality(n: int, missing: int, out_of_range: int, new: int, wrong: int) -> QualityResult:
+    if n == 0:
+        return QualityResult(NAN, NAN, NAN, NAN, 0)
+    return QualityResult(missing / n, out_of_range / n, new / n, wrong / n, n)
+
+
+def _result(
+    spec: ColumnSpec,
+    threshold: float,
+    outcome: _Outcome,
+    n_ref: int,
+    n_cur: int,
+    quality: QualityResult,
+    details: dict[str, Any],
+) -> FeatureResult:
+    p_value = None if outcome.p_value is None or math.isnan(outcome.p_value) else outcome.p_value
+    return FeatureResult(
+        name=spec.name,
+        kind=spec.kind,
+        role=spec.role,
+        method=outcome.method,
+        score=outcome.score,
+        p_value=p_value,
+        threshold=threshold,
+        drifted=False,
+        n_reference=n_ref,
+        n_current=n_cur,
+        quality=quality,
+        details=details,
+        adjusted_p_value=p_value,
+        statistic=outcome.statistic,
+    )
+
+
+def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict[str, FeatureResult]:
+    """BH across the window's test columns (features and outputs alike), then each column's verdict."""
+    tested = [name for name, r in results.items() if r.is_test and r.p_value is not None]
+    if settings.multiple_testing == "bh" and tested:
+        adjusted = benjamini_hochberg([results[n].p_value for n in tested])
+        for name, adj in zip(tested, adjusted, strict=True):
+            results[name] = replace(results[name], adjusted_p_value=float(adj))
+    decided = {}
+    for name, r in results.items():
+        if r.is_test:
+            drifted = r.adjusted_p_value is not None and r.adjusted_p_value < r.threshold
+        else:
+            drifted = not math.isnan(r.score) and r.score >= r.threshold
+        decided[name] = replace(r, drifted=bool(drifted))
+    return decided

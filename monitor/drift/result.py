@@ -1,0 +1,139 @@
+"""Drift results: frozen, JSON-safe through `to_dict()` (NaN and infinities become None)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.drift.spec import P_VALUE_METHODS, Kind, Role
+
+
+def json_safe(value: Any) -> Any:
+    """Plain Python types only, NaN/inf -> None, so `json.dumps(..., allow_nan=False)` always works."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """Shares of the window's rows (missing + wrong type + out of range + valid = 1 for numeric)."""
+
+    missing_ratio: float
+    out_of_range_ratio: float
+    new_category_ratio: float
+    wrong_type_ratio: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(self.__dict__)
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """Drift of one column in one window.
+
+    `score` is what the threshold is compared with, as in Evidently: a distance for distance methods
+    (drift when score >= threshold) and the raw p-value for test methods (drift when the p-value,
+    Benjamini-Hochberg adjusted when enabled, is < threshold). `statistic` is the test statistic
+    (KS D, chi-square, z, ...) for test methods. NaN score: not computable (e.g. empty window).
+    """
+
+    name: str
+    kind: Kind
+    role: Role
+    method: str
+    score: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    n_reference: int
+    n_current: int
+    quality: QualityResult
+    details: Mapping[str, Any] = field(default_factory=dict)
+    adjusted_p_value: float | None = None
+    statistic: float | None = None
+
+    @property
+    def is_test(self) -> bool:
+        return self.method in P_VALUE_METHODS
+
+    @property
+    def excess(self) -> float:
+        """How far past its threshold (> 1 means drifted); the ranking key of `drifted_features`."""
+        if self.is_test:
+            p = self.adjusted_p_value if self.adjusted_p_value is not None else self.p_value
+            if p is None or math.isnan(p):
+                return 0.0
+            return math.inf if p == 0 else self.threshold / p
+        return 0.0 if math.isnan(self.score) else self.score / self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(
+            {
+                "name": self.name,
+                "kind": self.kind,
+                "role": self.role,
+                "method": self.method,
+                "score": self.score,
+                "statistic": self.statistic,
+                "p_value": self.p_value,
+                "adjusted_p_value": self.adjusted_p_value,
+                "threshold": self.threshold,
+                "drifted": self.drifted,
+                "n_reference": self.n_reference,
+                "n_current": self.n_current,
+                "quality": self.quality.to_dict(),
+                "details": self.details,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    """Dataset drift: the share of drifted *feature* columns (outputs are prediction drift)."""
+
+    drift_share: float
+    drifted: bool
+    n_drifted: int
+    n_features: int
+    n_reference: int
+    n_current: int
+    threshold: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    dataset: DatasetResult
+    features: Mapping[str, FeatureResult]  # every monitored column, outputs included (see `role`)
+
+    @property
+    def prediction(self) -> FeatureResult | None:
+        """The first output column: the model's prediction drift."""
+        return next((f for f in self.features.values() if f.role == "output"), None)
+
+    def drifted_features(self) -> list[FeatureResult]:
+        """Drifted columns, furthest past their threshold first."""
+        drifted = [f for f in self.features.values() if f.drifted]
+        return sorted(drifted, key=lambda f: (-f.excess, f.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        prediction = self.prediction
+        return {
+            "dataset": self.dataset.to_dict(),
+            "prediction": prediction.name if prediction is not None else None,
+            "features": {name: f.to_dict() for name, f in self.features.items()},
+        }

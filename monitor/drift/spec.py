@@ -1,0 +1,173 @@
+"""What to monitor and how: column specs, engine settings, the method tables and the config bridge.
+
+`specs_from_config` is duck-typed on the `monitor.config` objects so this package never imports the
+config (or anything doing I/O) at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from monitor.config import Config, ModelConfig
+
+Kind = Literal["numeric", "categorical"]
+Role = Literal["feature", "output"]
+
+NUMERIC_METHODS = frozenset(
+    {"ks", "wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "anderson", "cramer_von_mises", "energy"}
+)
+CATEGORICAL_METHODS = frozenset({"chisquare", "psi", "jensenshannon", "linf", "total_variation", "fisher_exact", "z"})
+P_VALUE_METHODS = frozenset({"ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
+# Methods a numeric column with few distinct reference values may resolve to under `auto` (Evidently does
+# the same): its values are then compared as categories.
+DISCRETE_NUMERIC_METHODS = frozenset({"chisquare", "z", "jensenshannon"})
+
+# Default thresholds of distance methods (drift when score >= threshold); p-value methods use `alpha`.
+DISTANCE_THRESHOLDS: dict[str, float] = {
+    "wasserstein": 0.1,
+    "psi": 0.1,
+    "jensenshannon": 0.1,
+    "kl_div": 0.1,
+    "hellinger": 0.1,
+    "energy": 0.1,
+    "linf": 0.1,
+    "total_variation": 0.1,
+}
+
+# Numeric columns with at most this many distinct reference values are treated as discrete by `auto`.
+AUTO_DISCRETE_MAX_VALUES = 5
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One monitored column; `method="auto"` is resolved against the reference in `build_profile`."""
+
+    name: str
+    kind: Kind
+    method: str = "auto"
+    threshold: float | None = None
+    role: Role = "feature"
+    min_value: float | None = None
+    max_value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("numeric", "categorical"):
+            raise ValueError(f"column {self.name!r}: kind must be 'numeric' or 'categorical', got {self.kind!r}")
+        if self.role not in ("feature", "output"):
+            raise ValueError(f"column {self.name!r}: role must be 'feature' or 'output', got {self.role!r}")
+        allowed = NUMERIC_METHODS if self.kind == "numeric" else CATEGORICAL_METHODS
+        if self.method != "auto" and self.method not in allowed:
+            raise ValueError(
+                f"column {self.name!r}: method {self.method!r} is not available for {self.kind} columns; "
+                f"choose auto or one of {', '.join(sorted(allowed))}"
+            )
+        if self.threshold is not None and not self.threshold > 0:
+            raise ValueError(f"column {self.name!r}: threshold must be > 0, got {self.threshold!r}")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Window-level decisions; the defaults follow Evidently's DataDriftPreset plus BH correction."""
+
+    dataset_drift_share: float = 0.5
+    multiple_testing: Literal["bh", "none"] = "bh"
+    large_reference_rows: int = 1000
+    psi_bins: int = 10
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dataset_drift_share <= 1.0:
+            raise ValueError(f"dataset_drift_share must be within [0, 1], got {self.dataset_drift_share!r}")
+        if self.multiple_testing not in ("bh", "none"):
+            raise ValueError(f"multiple_testing must be 'bh' or 'none', got {self.multiple_testing!r}")
+        if self.psi_bins < 2:
+            raise ValueError(f"psi_bins must be >= 2, got {self.psi_bins!r}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be within (0, 1), got {self.alpha!r}")
+
+
+def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, settings: EngineSettings) -> str:
+    """The concrete method for `auto`, compatible with Evidently's defaults.
+
+    Evidently decides per window from the reference *and* current distinct values; we decide once from
+    the reference alone so a column's method (and its metric label) never flips between windows.
+    """
+    if method != "auto":
+        return method
+    small = n_reference <= settings.large_reference_rows
+    discrete = kind == "categorical" or n_distinct <= AUTO_DISCRETE_MAX_VALUES
+    if discrete:
+        if not small:
+            return "jensenshannon"
+        return "z" if n_distinct <= 2 else "chisquare"
+    return "ks" if small else "wasserstein"
+
+
+def default_threshold(method: str, settings: EngineSettings) -> float:
+    return settings.alpha if method in P_VALUE_METHODS else DISTANCE_THRESHOLDS[method]
+
+
+def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | None = None) -> tuple[list[ColumnSpec], EngineSettings]:
+    """Column specs and engine settings for one model of a `Config` (or for a bare `ModelConfig`).
+
+    Precedence per column: the feature's own `drift` fields that were set, then the model's (or the
+    defaults') per-type policy, then `auto` with the method's default threshold.
+    """
+    if hasattr(config, "models"):
+        model_cfg = _pick_model(config, model)
+        policy = config.drift_policy(model_cfg)
+    else:
+        model_cfg = config
+        policy = getattr(model_cfg, "drift", None)
+    settings = EngineSettings() if policy is None else EngineSettings(
+        dataset_drift_share=float(policy.dataset_drift_share),
+        multiple_testing=policy.multiple_testing,
+        large_reference_rows=int(policy.large_reference_rows),
+        psi_bins=int(policy.psi_bins),
+    )
+    specs = [
+        _column_spec(col, role, policy)
+        for role, cols in (("feature", model_cfg.features), ("output", model_cfg.outputs))
+        for col in cols
+    ]
+    return specs, settings
+
+
+def _pick_model(config: Any, model: str | Any | None) -> Any:
+    if model is None:
+        if len(config.models) != 1:
+            names = ", ".join(m.name for m in config.models)
+            raise ValueError(f"the config has {len(config.models)} models ({names}); name one")
+        return config.models[0]
+    if not isinstance(model, str):
+        return model
+    for m in config.models:
+        if m.name == model:
+            return m
+    names = ", ".join(m.name for m in config.models)
+    raise ValueError(f"no model named {model!r} in the config; models: {names}")
+
+
+def _column_spec(col: Any, role: Role, policy: Any) -> ColumnSpec:
+    type_policy = getattr(policy, col.type, None) if policy is not None else None
+    method = getattr(type_policy, "method", "auto")
+    threshold = getattr(type_policy, "threshold", None)
+    override = getattr(col, "drift", None)
+    if override is not None:
+        explicit = getattr(override, "model_fields_set", {"method", "threshold"})
+        if "method" in explicit:
+            method = override.method
+            threshold = None  # a new method does not inherit the type policy's threshold
+        if "threshold" in explicit:
+            threshold = override.threshold
+    return ColumnSpec(
+        name=col.name,
+        kind=col.type,
+        method=method,
+        threshold=threshold,
+        role=role,
+        min_value=getattr(col, "min_value", None),
+        max_value=getattr(col, "max_value", None),
+    )
