@@ -8,6 +8,7 @@ and kubeconfig contexts behave as everywhere else in Kubernetes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,10 @@ def pod_usage_from_list(body: Any) -> list[PodUsage]:
 
 
 def _default_client() -> ApiClient:
-    """In-cluster service account first, then kubeconfig; no config at all is a permanent failure."""
+    """In-cluster service account first, then kubeconfig; no config at all is a permanent failure.
+
+    `KUBECONFIG` is read at call time (the client reads it once at import).
+    """
     from kubernetes import client, config
 
     configuration = client.Configuration()
@@ -55,7 +59,8 @@ def _default_client() -> ApiClient:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         try:
-            config.load_kube_config(client_configuration=configuration)
+            kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         except Exception as exc:  # the loader raises several types for absent or broken files
             raise CollectionError(SOURCE, "no_config", f"no in-cluster config or kubeconfig: {exc}", permanent=True) from None
     return client.ApiClient(configuration)
