@@ -1,0 +1,289 @@
+"""The retraining controller: policy + history + launchers, driven by evaluations and alerts.
+
+`on_evaluation` / `on_alert` decide under a lock and persist the decision (with the pending run,
+for a launch) before returning; the launch itself happens on a small thread pool, so ingestion
+never waits for the Kubernetes API or a subprocess. Outcomes come back from the launchers'
+followers and are written once. Every counter in `snapshot()` is read from the store, so the
+numbers survive restarts and never disagree with the history reports show.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Container, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monitor.config import Config, ModelConfig, RetrainConfig
+from retrain import policy
+from retrain.history import History, JobRecord
+from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError
+from retrain.local import LocalLauncher, Started
+from retrain.policy import Capacity, Decision, ModelState, Trigger, WindowEvaluation
+from retrain.run import Run, job_name, rfc3339
+
+log = logging.getLogger("driftwatch.retrain")
+
+OUTCOME_KEYS = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
+
+
+@dataclass(frozen=True)
+class RetrainSnapshot:
+    active: int
+    outcomes: Mapping[str, int]
+    """Cumulative counts for launched / succeeded / failed / deadline_exceeded / skipped."""
+    last_trigger: float | None
+    decisions: Mapping[str, int] = field(default_factory=dict)
+    """Cumulative decisions by reason (see retrain.policy for the reasons)."""
+
+
+class _Launched(Container[str]):
+    """Fingerprints that already have a run, looked up in the store on demand."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+
+    def __contains__(self, fp: object) -> bool:
+        return isinstance(fp, str) and self._history.has_fingerprint(fp)
+
+
+class RetrainController:
+    def __init__(
+        self,
+        config: Config,
+        store: History | str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        kubernetes: KubernetesLauncher | None = None,
+        local: LocalLauncher | None = None,
+        launch_workers: int = 2,
+    ) -> None:
+        self._config = config
+        self._owns_history = not isinstance(store, History)
+        self.history = store if isinstance(store, History) else History(store)
+        self._clock = clock
+        self._kube = kubernetes
+        self._local = local or LocalLauncher(clock=clock)
+        self._pool = ThreadPoolExecutor(max_workers=launch_workers, thread_name_prefix="retrain-launch")
+        self._lock = threading.Lock()
+        self._states: dict[str, ModelState] = self.history.states()
+        self._last_eval: dict[str, WindowEvaluation] = {}
+        self._launched = _Launched(self.history)
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def retrain_config(self, model: str) -> RetrainConfig | None:
+        try:
+            return self._config.retrain_for(self._config.model(model))
+        except KeyError:
+            return None
+
+    def knows(self, model: str) -> bool:
+        return any(m.name == model for m in self._config.models)
+
+    def on_evaluation(self, model: str, evaluation: WindowEvaluation) -> Decision:
+        """Feed one evaluated window; returns at once (a launch proceeds in the background)."""
+        with self._lock:
+            self._last_eval[model] = evaluation
+
+        def decide(rc: RetrainConfig, state: ModelState, now: float, cap: Capacity) -> tuple[Decision, ModelState]:
+            return policy.decide_window(model, rc, state, evaluation, now, cap, self._launched)
+
+        return self._decide(model, "window", decide)
+
+    def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
+                 report_url: str | None = None) -> Decision:
+        """A firing `driftwatch_action="retrain"` alert for `model` (deduplicated on fingerprint + start)."""
+        fp = policy.alert_fingerprint(model, alert_fingerprint, rfc3339(starts_at))
+
+        def decide(rc: RetrainConfig, state: ModelState, now: float, cap: Capacity) -> tuple[Decision, ModelState]:
+            last = self._last_eval.get(model)
+            trigger = Trigger(
+                source="alert",
+                window_start=last.window_start if last else starts_at,
+                window_end=last.window_end if last else now,
+                drift_share=last.drift_share if last else None,
+                drifted_features=tuple(dict.fromkeys((*last.critical_drifted, *last.drifted_features))) if last else (),
+                report_url=report_url or (last.report_url if last else None),
+                reason=f"alert {alertname or 'unnamed'} firing since {rfc3339(starts_at)}",
+            )
+            return policy.decide_alert(model, rc, state, fp, trigger, now, cap, self._launched)
+
+        return self._decide(model, "alert", decide)
+
+    def _decide(self, model: str, source: policy.Source,
+                fn: Callable[[RetrainConfig, ModelState, float, Capacity], tuple[Decision, ModelState]]) -> Decision:
+        now = self._clock()
+        if not self.knows(model):
+            return Decision(model=model, at=now, source=source, action="none", reason="unknown_model")
+        mc = self._config.model(model)
+        rc = self._config.retrain_for(mc)
+        if rc is None:
+            return Decision(model=model, at=now, source=source, action="none", reason="disabled")
+        with self._lock:
+            counts = self.history.active_counts()
+            cap = Capacity(counts.get(model, 0), sum(counts.values()), self._config.defaults.max_active_jobs_total)
+            decision, state = fn(rc, self._states.get(model, ModelState()), now, cap)
+            run = self._run(mc, decision) if decision.action == "launch" else None
+            ns = rc.kubernetes.namespace if run and rc.launcher == "kubernetes" and rc.kubernetes else None
+            self.history.record(decision, state, run, rc.launcher if run else None, ns)
+            self._states[model] = state
+        level = logging.INFO if decision.triggered else logging.DEBUG
+        log.log(level, "event=retrain_decision model=%s source=%s action=%s reason=%s fingerprint=%s job=%s",
+                model, source, decision.action, decision.reason, decision.fingerprint, run.name if run else None)
+        if run is not None:
+            self._pool.submit(self._launch, run)
+        return decision
+
+    @staticmethod
+    def _run(mc: ModelConfig, decision: Decision) -> Run:
+        assert decision.fingerprint is not None and decision.trigger is not None
+        return Run(name=job_name(mc.name, decision.fingerprint), model=mc.name, fingerprint=decision.fingerprint,
+                   trigger=decision.trigger, reference=str(mc.reference.path))
+
+    # -- launching and outcomes -------------------------------------------------------------------
+
+    def _launch(self, run: Run) -> None:
+        rc = self.retrain_config(run.model)
+        try:
+            if rc is None:
+                raise LaunchError(f"model {run.model!r} no longer has a retrain config", transient=False)
+            if rc.launcher == "kubernetes":
+                assert rc.kubernetes is not None
+                result = self._kubernetes().launch(run, rc.kubernetes)
+                self.history.mark_running(run.name, self._clock(),
+                                          detail="already existed" if result == "exists" else None)
+                log.info("event=retrain_launched model=%s job=%s namespace=%s result=%s", run.model, run.name,
+                         rc.kubernetes.namespace, result)
+            else:
+                assert rc.local is not None
+                self._local.launch(run, rc.local, self._on_outcome, on_started=self._on_local_started(run.name))
+        except (LaunchError, OSError, ValueError) as exc:
+            self._on_outcome(run.name, "failed", None, f"launch failed: {exc}")
+        except Exception as exc:  # an unexpected API answer must not leave the run pending forever
+            log.exception("event=retrain_launch_error job=%s", run.name)
+            self._on_outcome(run.name, "failed", None, f"launch failed: {type(exc).__name__}: {exc}")
+
+    def _on_local_started(self, name: str) -> Callable[[Started], None]:
+        def started(s: Started) -> None:
+            self.history.mark_running(name, self._clock(), pid=s.pid, pid_created=s.pid_created, log_path=s.log_path)
+
+        return started
+
+    def _on_outcome(self, name: str, outcome: str, exit_code: int | None, detail: str | None) -> None:
+        if self.history.finish(name, outcome, self._clock(), exit_code=exit_code, detail=detail):
+            level = logging.INFO if outcome == "succeeded" else logging.WARNING
+            log.log(level, "event=retrain_finished job=%s outcome=%s exit_code=%s detail=%r", name, outcome,
+                    exit_code, detail)
+
+    def _on_kube_status(self, status: JobStatus) -> None:
+        rec = self.history.job(status.name)
+        if rec is None:
+            self._adopt(status)
+            return
+        if status.outcome is not None:
+            self._on_outcome(status.name, status.outcome, None, status.detail)
+        elif rec.state == "pending":
+            self.history.mark_running(status.name, self._clock())
+
+    def _adopt(self, status: JobStatus) -> None:
+        """A running Job of ours this store does not know (another replica, a lost store): count it."""
+        rc = self.retrain_config(status.model or "")
+        if status.outcome is not None or not status.model or not status.fingerprint or rc is None:
+            return
+        now = self._clock()
+        trigger = Trigger(source="window", window_start=now, window_end=now, drift_share=None,
+                          drifted_features=(), report_url=None, reason="adopted: found running in the cluster")
+        run = Run(name=status.name, model=status.model, fingerprint=status.fingerprint, trigger=trigger, reference="")
+        if self.history.adopt(run, "kubernetes", status.namespace, now):
+            log.info("event=retrain_adopted model=%s job=%s namespace=%s", status.model, status.name, status.namespace)
+
+    def _kubernetes(self) -> KubernetesLauncher:
+        with self._lock:
+            if self._kube is None:
+                self._kube = KubernetesLauncher()
+            return self._kube
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Reconcile with what is running (cluster Jobs by label, local processes) and follow it."""
+        namespaces = sorted({
+            rc.kubernetes.namespace
+            for m in self._config.models
+            if (rc := self._config.retrain_for(m)) and rc.enabled and rc.launcher == "kubernetes" and rc.kubernetes
+        })
+        active = self.history.jobs(active_only=True)
+        for ns in namespaces:
+            self._start_namespace(ns, [r for r in active if r.launcher == "kubernetes" and r.namespace == ns])
+        for rec in active:
+            if rec.launcher != "local":
+                continue
+            rc = self.retrain_config(rec.model)
+            if rec.state == "pending" or rc is None or rc.local is None:
+                self._pool.submit(self._launch, rec.run)  # decided, never started: start it (or fail it) now
+                continue
+            self._local.resume(rec.name, rec.pid, rec.pid_created, rec.log_path, rec.started_at or rec.created_at,
+                               rc.local, self._on_outcome)
+
+    def _start_namespace(self, ns: str, known: list[JobRecord]) -> None:
+        kube = self._kubernetes()
+        try:
+            items, rv = kube.list_jobs(ns)
+        except Exception as exc:  # API down at start-up: relaunch pending runs, the follower relists
+            log.warning("event=retrain_list_failed namespace=%s error=%r", ns, str(exc))
+            for rec in known:
+                if rec.state == "pending":
+                    self._pool.submit(self._launch, rec.run)
+            kube.follow(ns, self._on_kube_status, None)
+            return
+        for item in items:
+            self._on_kube_status(item)
+        found = {i.name for i in items}
+        for rec in known:
+            if rec.name in found:
+                continue
+            if rec.state == "pending":
+                self._pool.submit(self._launch, rec.run)  # the monitor stopped between deciding and creating
+            else:
+                self._on_outcome(rec.name, "failed", None, "Job not found at start-up (deleted while the monitor was down)")
+        kube.follow(ns, self._on_kube_status, rv)
+
+    def stop(self) -> None:
+        if self._kube is not None:
+            self._kube.stop()
+        self._local.stop()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._owns_history:
+            self.history.close()
+
+    # -- outputs ------------------------------------------------------------------------------------
+
+    def snapshot(self) -> Mapping[str, RetrainSnapshot]:
+        """Per model with a retrain config: active runs, cumulative outcomes and decisions."""
+        jobs = self.history.job_counts()
+        decisions = self.history.decision_counts()
+        skips = self.history.skip_counts()
+        last = self.history.last_triggers()
+        out: dict[str, RetrainSnapshot] = {}
+        for m in self._config.models:
+            if self._config.retrain_for(m) is None:
+                continue
+            jc = jobs.get(m.name, {})
+            outcomes = {
+                "launched": sum(jc.values()),
+                "succeeded": jc.get("succeeded", 0),
+                "failed": jc.get("failed", 0),
+                "deadline_exceeded": jc.get("deadline_exceeded", 0),
+                "skipped": skips.get(m.name, 0),
+            }
+            out[m.name] = RetrainSnapshot(
+                active=jc.get("pending", 0) + jc.get("running", 0),
+                outcomes=outcomes,
+                last_trigger=last.get(m.name),
+                decisions=dict(decisions.get(m.name, {})),
+            )
+        return out

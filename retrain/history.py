@@ -1,0 +1,305 @@
+"""Persistence of retraining decisions, runs and policy state, in the monitor's SQLite file.
+
+The store is the only state a restart needs: a decision, the policy state it produced and (for a
+launch) the pending run are written in ONE transaction before anything is launched, so a crash at
+any point leaves either nothing or a pending run that the restarted controller launches again
+under the same deterministic name (which the API server deduplicates).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrain.policy import Decision, ModelState
+from retrain.run import Run
+
+SCHEMA_VERSION = 1
+ACTIVE_STATES = ("pending", "running")
+OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS retrain_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retrain_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    at REAL NOT NULL,
+    source TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    fingerprint TEXT,
+    job_name TEXT,
+    trigger TEXT
+);
+CREATE INDEX IF NOT EXISTS retrain_decisions_model ON retrain_decisions (model, id);
+CREATE TABLE IF NOT EXISTS retrain_jobs (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    launcher TEXT NOT NULL,
+    namespace TEXT,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    exit_code INTEGER,
+    pid INTEGER,
+    pid_created REAL,
+    log_path TEXT,
+    detail TEXT,
+    run TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retrain_jobs_state ON retrain_jobs (state, model);
+CREATE TABLE IF NOT EXISTS retrain_state (model TEXT PRIMARY KEY, state TEXT NOT NULL);
+"""
+
+
+class SchemaError(RuntimeError):
+    """The file holds retraining tables from a newer driftwatch."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    name: str
+    model: str
+    fingerprint: str
+    launcher: str
+    namespace: str | None
+    state: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    pid: int | None
+    pid_created: float | None
+    log_path: str | None
+    detail: str | None
+    run: Run
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    model: str
+    at: float
+    source: str
+    action: str
+    reason: str
+    fingerprint: str | None
+    job_name: str | None
+    trigger: dict[str, Any] | None
+
+
+class History:
+    """One connection, serialized by a lock: retraining writes are rare and tiny."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)  # commits on its own, so outside the transaction helper
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM retrain_meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO retrain_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row["value"]) > SCHEMA_VERSION:
+                raise SchemaError(f"retrain tables have schema version {row['value']}, this driftwatch knows {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._db, self._lock)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def record(self, decision: Decision, state: ModelState, run: Run | None, launcher: str | None,
+               namespace: str | None = None) -> None:
+        """Persist a decision, the model's new policy state and (for a launch) its pending run, atomically."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO retrain_decisions (model, at, source, action, reason, fingerprint, job_name, trigger)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    decision.model, decision.at, decision.source, decision.action, decision.reason,
+                    decision.fingerprint, run.name if run else None,
+                    json.dumps(decision.trigger.to_json()) if decision.trigger else None,
+                ),
+            )
+            db.execute(
+                "INSERT INTO retrain_state (model, state) VALUES (?, ?)"
+                " ON CONFLICT (model) DO UPDATE SET state = excluded.state",
+                (decision.model, json.dumps(state.to_json())),
+            )
+            if run is not None:
+                db.execute(
+                    "INSERT INTO retrain_jobs (name, model, fingerprint, launcher, namespace, state, created_at, run)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (run.name, run.model, run.fingerprint, launcher, namespace, decision.at, json.dumps(run.to_json())),
+                )
+
+    def adopt(self, run: Run, launcher: str, namespace: str | None, at: float) -> bool:
+        """Record a running job found in the cluster that this store did not know (another replica's)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO retrain_jobs"
+                " (name, model, fingerprint, launcher, namespace, state, created_at, started_at, detail, run)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, 'adopted at start-up', ?)",
+                (run.name, run.model, run.fingerprint, launcher, namespace, at, at, json.dumps(run.to_json())),
+            )
+            return cur.rowcount == 1
+
+    def mark_running(self, name: str, at: float, *, pid: int | None = None, pid_created: float | None = None,
+                     log_path: str | None = None, detail: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE retrain_jobs SET state = 'running', started_at = COALESCE(started_at, ?),"
+                " pid = COALESCE(?, pid), pid_created = COALESCE(?, pid_created),"
+                " log_path = COALESCE(?, log_path), detail = COALESCE(?, detail)"
+                " WHERE name = ? AND state = 'pending'",
+                (at, pid, pid_created, log_path, detail, name),
+            )
+
+    def finish(self, name: str, outcome: str, at: float, *, exit_code: int | None = None,
+               detail: str | None = None) -> bool:
+        """Record a terminal outcome once; later reports of the same job are ignored (returns False)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE retrain_jobs SET state = ?, finished_at = ?, exit_code = COALESCE(?, exit_code),"
+                " started_at = COALESCE(started_at, ?), detail = COALESCE(?, detail)"
+                " WHERE name = ? AND state IN ('pending', 'running')",
+                (outcome, at, exit_code, at, detail, name),
+            )
+            return cur.rowcount == 1
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def states(self) -> dict[str, ModelState]:
+        with self._tx() as db:
+            rows = db.execute("SELECT model, state FROM retrain_state").fetchall()
+        return {r["model"]: ModelState.from_json(json.loads(r["state"])) for r in rows}
+
+    def has_fingerprint(self, fingerprint: str) -> bool:
+        with self._tx() as db:
+            return db.execute("SELECT 1 FROM retrain_jobs WHERE fingerprint = ?", (fingerprint,)).fetchone() is not None
+
+    def active_counts(self) -> dict[str, int]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT model, COUNT(*) AS n FROM retrain_jobs WHERE state IN ('pending', 'running') GROUP BY model"
+            ).fetchall()
+        return {r["model"]: r["n"] for r in rows}
+
+    def job(self, name: str) -> JobRecord | None:
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM retrain_jobs WHERE name = ?", (name,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(self, *, model: str | None = None, active_only: bool = False) -> list[JobRecord]:
+        sql, args = "SELECT * FROM retrain_jobs WHERE 1=1", []
+        if model is not None:
+            sql += " AND model = ?"
+            args.append(model)
+        if active_only:
+            sql += " AND state IN ('pending', 'running')"
+        with self._tx() as db:
+            rows = db.execute(sql + " ORDER BY created_at, name", args).fetchall()
+        return [_job(r) for r in rows]
+
+    def recent_decisions(self, model: str, limit: int = 50, *, triggered_only: bool = False) -> list[DecisionRecord]:
+        """Newest first; `triggered_only` keeps launches and gate skips (what reports show)."""
+        sql = "SELECT * FROM retrain_decisions WHERE model = ?"
+        if triggered_only:
+            sql += " AND action != 'none'"
+        with self._tx() as db:
+            rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (model, limit)).fetchall()
+        return [
+            DecisionRecord(
+                id=r["id"], model=r["model"], at=r["at"], source=r["source"], action=r["action"],
+                reason=r["reason"], fingerprint=r["fingerprint"], job_name=r["job_name"],
+                trigger=json.loads(r["trigger"]) if r["trigger"] else None,
+            )
+            for r in rows
+        ]
+
+    def decision_counts(self) -> dict[str, dict[str, int]]:
+        """{model: {reason: count}} over all recorded decisions."""
+        out: dict[str, dict[str, int]] = {}
+        with self._tx() as db:
+            rows = db.execute("SELECT model, reason, COUNT(*) AS n FROM retrain_decisions GROUP BY model, reason").fetchall()
+        for r in rows:
+            out.setdefault(r["model"], {})[r["reason"]] = r["n"]
+        return out
+
+    def skip_counts(self) -> dict[str, int]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT model, COUNT(*) AS n FROM retrain_decisions WHERE action = 'skip' GROUP BY model"
+            ).fetchall()
+        return {r["model"]: r["n"] for r in rows}
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """{model: {state: count}} over all runs ever recorded."""
+        out: dict[str, dict[str, int]] = {}
+        with self._tx() as db:
+            rows = db.execute("SELECT model, state, COUNT(*) AS n FROM retrain_jobs GROUP BY model, state").fetchall()
+        for r in rows:
+            out.setdefault(r["model"], {})[r["state"]] = r["n"]
+        return out
+
+    def last_triggers(self) -> dict[str, float]:
+        with self._tx() as db:
+            rows = db.execute("SELECT model, state FROM retrain_state").fetchall()
+        out = {}
+        for r in rows:
+            last = json.loads(r["state"]).get("last_trigger")
+            if last is not None:
+                out[r["model"]] = float(last)
+        return out
+
+
+class _Tx:
+    """`with` block holding the lock inside one IMMEDIATE transaction (committed unless it raises)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self._db, self._lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        name=row["name"], model=row["model"], fingerprint=row["fingerprint"], launcher=row["launcher"],
+        namespace=row["namespace"], state=row["state"], created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], exit_code=row["exit_code"], pid=row["pid"], pid_created=row["pid_created"],
+        log_path=row["log_path"], detail=row["detail"], run=Run.from_json(json.loads(row["run"])),
+    )

@@ -1,0 +1,272 @@
+"""The retraining trigger policy: pure, deterministic decisions from a model's state and a clock.
+
+No I/O here. The controller feeds in evaluations (or Alertmanager alerts), the current number of
+active jobs and the set of triggers already launched, persists the returned state, and acts on the
+returned decision. Keeping this pure is what lets the property tests replay thousands of histories.
+
+Streaks use hysteresis: a window *enters* the drifted state when its drift share reaches
+`enter_share` (or a critical feature drifted) and the state is only *left* when a window's share
+falls below `exit_share` with no critical feature drifted. Windows in between keep the streak going.
+A window with fewer than `min_records` records is no evidence either way: it neither extends nor
+ends a streak. Windows that are not newer than the last one seen (a replay after a restart) are
+ignored, so re-delivery never double-counts.
+
+After a launch the streak's counter restarts at the next drifted window: a drift that persists past
+the cooldown may trigger again, under a new fingerprint, while the same streak segment never can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Container
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from monitor.config import RetrainConfig
+
+Action = Literal["launch", "skip", "none"]
+Source = Literal["window", "alert"]
+
+# Reasons, by the action they come with.
+LAUNCH_REASONS = ("drift_streak", "alert")
+SKIP_REASONS = ("dry_run", "cooldown", "budget_exhausted", "max_active", "max_active_total")
+NONE_REASONS = ("unknown_model", "disabled", "stale_window", "insufficient_records", "no_drift", "streak_building", "duplicate")
+
+
+@dataclass(frozen=True)
+class WindowEvaluation:
+    """One evaluated window of a model, as the monitor hands it to the retraining controller."""
+
+    window_start: float
+    window_end: float
+    n_records: int
+    drift_share: float
+    dataset_drifted: bool
+    drifted_features: tuple[str, ...]
+    critical_drifted: tuple[str, ...]
+    report_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What a launch is about: it becomes the Job's env and annotations."""
+
+    source: Source
+    window_start: float
+    window_end: float
+    drift_share: float | None
+    drifted_features: tuple[str, ...]
+    report_url: str | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "drift_share": self.drift_share,
+            "drifted_features": list(self.drifted_features),
+            "report_url": self.report_url,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Trigger:
+        return cls(
+            source=d["source"],
+            window_start=float(d["window_start"]),
+            window_end=float(d["window_end"]),
+            drift_share=None if d.get("drift_share") is None else float(d["drift_share"]),
+            drifted_features=tuple(d.get("drifted_features") or ()),
+            report_url=d.get("report_url"),
+            reason=d["reason"],
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    at: float
+    source: Source
+    action: Action
+    reason: str
+    fingerprint: str | None = None
+    """Identity of the trigger (set once a trigger condition holds); a launched one never launches again."""
+    trigger: Trigger | None = None
+
+    @property
+    def triggered(self) -> bool:
+        """True when the trigger condition held (launched, or skipped by a gate)."""
+        return self.action != "none"
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Everything the policy remembers about one model; persisted after every decision."""
+
+    in_drift: bool = False
+    segment_start: float | None = None
+    segment_end: float | None = None
+    """Range of the first window of the streak segment counting towards the next trigger."""
+    segment_windows: int = 0
+    last_window_end: float | None = None
+    last_trigger: float | None = None
+    trigger_times: tuple[float, ...] = field(default_factory=tuple)
+    """Trigger times still inside the budget period."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "in_drift": self.in_drift,
+            "segment_start": self.segment_start,
+            "segment_end": self.segment_end,
+            "segment_windows": self.segment_windows,
+            "last_window_end": self.last_window_end,
+            "last_trigger": self.last_trigger,
+            "trigger_times": list(self.trigger_times),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelState:
+        return cls(
+            in_drift=bool(d.get("in_drift", False)),
+            segment_start=d.get("segment_start"),
+            segment_end=d.get("segment_end"),
+            segment_windows=int(d.get("segment_windows", 0)),
+            last_window_end=d.get("last_window_end"),
+            last_trigger=d.get("last_trigger"),
+            trigger_times=tuple(float(t) for t in d.get("trigger_times", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Jobs running now, and the overall cap (`defaults.max_active_jobs_total`)."""
+
+    active_model: int
+    active_total: int
+    max_total: int
+
+
+def fingerprint(model: str, *parts: object) -> str:
+    """A stable 16-hex-digit identity of a trigger; it names the Job, so it must never change."""
+    text = "|".join([model, *(repr(p) for p in parts)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def window_fingerprint(model: str, segment_start: float, segment_end: float) -> str:
+    """A window trigger is identified by the first window of its streak segment."""
+    return fingerprint(model, "window", float(segment_start), float(segment_end))
+
+
+def alert_fingerprint(model: str, alert_fingerprint: str, starts_at: str) -> str:
+    """An Alertmanager trigger is identified by the alert's fingerprint and start time."""
+    return fingerprint(model, "alert", alert_fingerprint, starts_at)
+
+
+def _gate(cfg: RetrainConfig, state: ModelState, now: float, cap: Capacity) -> str | None:
+    """The first gate that blocks a launch now (skip reason), or None when all pass."""
+    if cap.active_total >= cap.max_total:
+        return "max_active_total"
+    if cap.active_model >= cfg.max_active:
+        return "max_active"
+    if state.last_trigger is not None and now < state.last_trigger + cfg.cooldown:
+        return "cooldown"
+    in_period = [t for t in state.trigger_times if t > now - cfg.budget.period]
+    if len(in_period) >= cfg.budget.count:
+        return "budget_exhausted"
+    if cfg.dry_run:
+        return "dry_run"
+    return None
+
+
+def _fire(
+    cfg: RetrainConfig, state: ModelState, now: float, cap: Capacity, decision: Decision
+) -> tuple[Decision, ModelState]:
+    """Apply the gates to a trigger; a launch (or a dry-run 'would launch') starts cooldown and spends budget."""
+    blocked = _gate(cfg, state, now, cap)
+    if blocked is not None and blocked != "dry_run":
+        return replace(decision, action="skip", reason=blocked), state
+    fired = replace(
+        state,
+        segment_start=None,
+        segment_end=None,
+        segment_windows=0,
+        last_trigger=now,
+        trigger_times=(*(t for t in state.trigger_times if t > now - cfg.budget.period), now),
+    )
+    if blocked == "dry_run":
+        return replace(decision, action="skip", reason="dry_run"), fired
+    return decision, fired
+
+
+def decide_window(
+    model: str,
+    cfg: RetrainConfig,
+    state: ModelState,
+    ev: WindowEvaluation,
+    now: float,
+    cap: Capacity,
+    launched: Container[str],
+) -> tuple[Decision, ModelState]:
+    """Advance the model's streak with one evaluated window and decide whether to launch."""
+    none = Decision(model=model, at=now, source="window", action="none", reason="")
+    if not cfg.enabled:
+        return replace(none, reason="disabled"), state
+    if state.last_window_end is not None and ev.window_end <= state.last_window_end:
+        return replace(none, reason="stale_window"), state
+    state = replace(state, last_window_end=ev.window_end)
+    if ev.n_records < cfg.min_records:
+        return replace(none, reason="insufficient_records"), state
+
+    entering = ev.drift_share >= cfg.enter_share or bool(ev.critical_drifted)
+    leaving = ev.drift_share < cfg.exit_share and not ev.critical_drifted
+    if not state.in_drift and not entering:
+        return replace(none, reason="no_drift"), state
+    if state.in_drift and leaving:
+        ended = replace(state, in_drift=False, segment_start=None, segment_end=None, segment_windows=0)
+        return replace(none, reason="no_drift"), ended
+    if state.segment_start is None:
+        state = replace(state, in_drift=True, segment_start=ev.window_start, segment_end=ev.window_end, segment_windows=1)
+    else:
+        state = replace(state, segment_windows=state.segment_windows + 1)
+    if state.segment_windows < cfg.consecutive_windows:
+        return replace(none, reason="streak_building"), state
+
+    assert state.segment_start is not None and state.segment_end is not None
+    fp = window_fingerprint(model, state.segment_start, state.segment_end)
+    if fp in launched:
+        # Only reachable if the persisted state was lost after a launch: never launch it again.
+        reset = replace(state, segment_start=None, segment_end=None, segment_windows=0)
+        return replace(none, reason="duplicate", fingerprint=fp), reset
+    features = tuple(dict.fromkeys((*ev.critical_drifted, *ev.drifted_features)))
+    trigger = Trigger(
+        source="window",
+        window_start=state.segment_start,
+        window_end=ev.window_end,
+        drift_share=ev.drift_share,
+        drifted_features=features,
+        report_url=ev.report_url,
+        reason=f"drift held for {state.segment_windows} consecutive windows",
+    )
+    decision = replace(none, action="launch", reason="drift_streak", fingerprint=fp, trigger=trigger)
+    return _fire(cfg, state, now, cap, decision)
+
+
+def decide_alert(
+    model: str,
+    cfg: RetrainConfig,
+    state: ModelState,
+    fp: str,
+    trigger: Trigger,
+    now: float,
+    cap: Capacity,
+    launched: Container[str],
+) -> tuple[Decision, ModelState]:
+    """A firing `driftwatch_action="retrain"` alert: Prometheus' `for` already proved persistence,
+    so only the gates apply (cooldown, active caps, budget, dry run) plus dedup on the trigger."""
+    decision = Decision(model=model, at=now, source="alert", action="none", reason="", fingerprint=fp)
+    if not cfg.enabled:
+        return replace(decision, reason="disabled"), state
+    if fp in launched:
+        return replace(decision, reason="duplicate"), state
+    return _fire(cfg, state, now, cap, replace(decision, action="launch", reason="alert", trigger=trigger))

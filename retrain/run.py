@@ -1,0 +1,68 @@
+"""A retraining run as both launchers see it: its deterministic name and its environment contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from retrain.policy import Trigger
+
+MAX_NAME = 63
+_SUFFIX = "-retrain-"
+
+
+def job_name(model: str, fingerprint: str) -> str:
+    """`<model>-retrain-<10 hex>`, at most 63 characters (a DNS label, and a valid label value).
+
+    Deterministic in the trigger, so a second attempt (a retry, a restarted monitor, a second
+    replica) asks for the same name and the API server's 409 AlreadyExists stops the duplicate.
+    """
+    digest = fingerprint[:10]
+    prefix = model[: MAX_NAME - len(_SUFFIX) - len(digest)].rstrip("-")
+    return f"{prefix}{_SUFFIX}{digest}"
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    model: str
+    fingerprint: str
+    trigger: Trigger
+    reference: str
+
+    def env(self) -> dict[str, str]:
+        """The environment every retraining process or container gets."""
+        t = self.trigger
+        return {
+            "DRIFTWATCH_MODEL": self.model,
+            "DRIFTWATCH_TRIGGER": self.fingerprint,
+            "DRIFTWATCH_WINDOW_START": rfc3339(t.window_start),
+            "DRIFTWATCH_WINDOW_END": rfc3339(t.window_end),
+            "DRIFTWATCH_DRIFTED_FEATURES": ",".join(t.drifted_features),
+            "DRIFTWATCH_REPORT_URL": t.report_url or "",
+            "DRIFTWATCH_REFERENCE": self.reference,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "trigger": self.trigger.to_json(),
+            "reference": self.reference,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Run:
+        return cls(
+            name=d["name"],
+            model=d["model"],
+            fingerprint=d["fingerprint"],
+            trigger=Trigger.from_json(d["trigger"]),
+            reference=d["reference"],
+        )
