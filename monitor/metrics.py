@@ -29,8 +29,19 @@ from monitor.snapshot import ModelSnapshot
 
 __all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "RetrainSnapshot", "build_registry", "render"]
 
-KNOWN_REJECT_REASONS = ("invalid_json", "schema_mismatch", "unknown_model", "too_large", "unsupported_media_type")
-"""Rejection reasons pre-initialised at 0 so `rate()` sees the first rejection."""
+KNOWN_REJECT_REASONS = (
+    "empty_payload",
+    "invalid_encoding",
+    "invalid_json",
+    "schema_mismatch",
+    "truncated",
+    "type_mismatch",
+    "unmatched_request",
+    "unmatched_response",
+    "upstream_error",
+)
+"""The per-event rejection reasons of monitor.capture and the KServe CloudEvents join, pre-initialised at 0 so `rate()` and
+`increase()` see the first rejection (a series that appears at 1 has no increase)."""
 RETRAIN_OUTCOMES = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
 
 
@@ -103,8 +114,8 @@ class DriftwatchCollector(Collector):
                 "driftwatch_feature_new_category_ratio", "Share of the window's categorical values never seen in the reference.", ["model", "feature"]
             ),
         }
-        ingested = _counter("driftwatch_events_ingested", "Records accepted for the model (durable before acknowledged).", ["model"])
-        rejected = _counter("driftwatch_events_rejected", "Records rejected for the model, by reason.", ["model", "reason"])
+        ingested = _counter("driftwatch_events_ingested", "Captured events accepted for the model (durable before acknowledged).", ["model"])
+        rejected = _counter("driftwatch_events_rejected", "Captured events rejected for the model, by reason.", ["model", "reason"])
 
         for model in self._config.models:
             name = model.name

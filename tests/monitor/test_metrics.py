@@ -1,0 +1,274 @@
+"""The exporter: contract names, HELP/TYPE, promtool-clean scrapes, start-up series, cardinality."""
+
+from __future__ import annotations
+
+import ast
+import math
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import httpx
+import pandas as pd
+import pytest
+from prometheus_client import make_wsgi_app
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.drift import DriftResult, detect
+from monitor.metrics import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
+from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
+from monitor.snapshot import ModelSnapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+CONTRACT = {
+    "driftwatch_feature_drift_score": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_threshold": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_detected": ("gauge", {"model", "feature"}),
+    "driftwatch_dataset_drift_share": ("gauge", {"model"}),
+    "driftwatch_dataset_drift_detected": ("gauge", {"model"}),
+    "driftwatch_prediction_drift_score": ("gauge", {"model", "method"}),
+    "driftwatch_window_records": ("gauge", {"model"}),
+    "driftwatch_last_evaluation_timestamp_seconds": ("gauge", {"model"}),
+    "driftwatch_feature_missing_ratio": ("gauge", {"model", "feature"}),
+    "driftwatch_feature_out_of_range_ratio": ("gauge", {"model", "feature"}),
+    "driftwatch_feature_new_category_ratio": ("gauge", {"model", "feature"}),
+    "driftwatch_events_ingested": ("counter", {"model"}),
+    "driftwatch_events_rejected": ("counter", {"model", "reason"}),
+    "driftwatch_model_cpu_usage_cores": ("gauge", {"model", "pod"}),
+    "driftwatch_model_memory_working_set_bytes": ("gauge", {"model", "pod"}),
+    "driftwatch_model_gpu_utilization_ratio": ("gauge", {"model", "pod", "gpu"}),
+    "driftwatch_model_gpu_memory_used_bytes": ("gauge", {"model", "pod", "gpu"}),
+    "driftwatch_resource_collection_errors": ("counter", {"source", "reason"}),
+    "driftwatch_retrain_jobs": ("counter", {"model", "outcome"}),
+    "driftwatch_retrain_decisions": ("counter", {"model", "decision"}),
+    "driftwatch_retrain_last_trigger_timestamp_seconds": ("gauge", {"model"}),
+    "driftwatch_retrain_jobs_active": ("gauge", {"model"}),
+    "driftwatch_build_info": ("gauge", {"version"}),
+}
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """The shape of retrain.controller.RetrainSnapshot."""
+
+    active: int
+    outcomes: Mapping[str, int]
+    last_trigger: float | None
+    decisions: Mapping[str, int] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(EXAMPLES / "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def results(config: Config) -> dict[str, DriftResult]:
+    """The real drift engine on the example data: churn's current data drifts, wine against itself does not."""
+    churn = detect(pd.read_csv(EXAMPLES / "data/churn_reference.csv"), pd.read_csv(EXAMPLES / "data/churn_current.csv"), config, "churn")
+    wine_ref = pd.read_csv(EXAMPLES / "data/wine_reference.csv")
+    wine = detect(wine_ref, wine_ref.sample(frac=0.7, random_state=1), config, "wine")
+    return {"churn": churn, "wine": wine}
+
+
+def _evaluated(results: Mapping[str, DriftResult]) -> dict[str, ModelSnapshot]:
+    return {
+        name: ModelSnapshot(
+            model=name,
+            result=result,
+            window_records=result.dataset.n_current,
+            last_evaluation=1_767_000_000.5,
+            ingested=result.dataset.n_current + 3,
+            rejected={"schema_mismatch": 3},
+        )
+        for name, result in results.items()
+    }
+
+
+RESOURCES = ResourceSnapshot(
+    pods={
+        "wine": (
+            PodUsage("wine-7d9c-abcde", Fraction(251234567, 10**9), Fraction(81920 * 1024)),
+            PodUsage("wine-7d9c-fghij", None, Fraction(2**30)),
+        )
+    },
+    gpus={"wine": (GpuUsage("wine-7d9c-abcde", "0", 0.87, 12 * 2**30),)},
+    errors={("kubernetes", "forbidden"): 4, ("gpu", "unavailable"): 1},
+)
+RETRAIN = {"churn": Retrain(active=1, outcomes={"launched": 2, "succeeded": 1}, last_trigger=1_767_000_100.0, decisions={"launch": 2, "cooldown": 5})}
+
+
+def _samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def _value(samples: Mapping[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def _promtool_check(body: bytes) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", "check", "metrics"], input=body.decode(), capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def live(config: Config, results: dict[str, DriftResult]) -> Iterator[str]:
+    """The registry behind a real HTTP server on 127.0.0.1, as Prometheus scrapes it."""
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    registry = build_registry(config, lambda: _evaluated(results), lambda: RESOURCES, lambda: RETRAIN)
+    server: WSGIServer = make_server("127.0.0.1", 0, make_wsgi_app(registry), handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/metrics"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_live_scrape_is_promtool_clean_with_help_and_type_everywhere(live: str) -> None:
+    response = httpx.get(live, headers={"Accept": "text/plain;version=0.0.4"}, timeout=10)
+    assert response.status_code == 200
+    check = _promtool_check(response.content)
+    assert (check.returncode, check.stdout, check.stderr) == (0, "", "")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert set(families) == set(CONTRACT)
+    for name, (kind, labels) in CONTRACT.items():
+        assert families[name].type == kind, name
+        assert families[name].documentation, name
+        for sample in families[name].samples:
+            assert set(sample.labels) == labels, (name, sample.labels)
+    help_lines = [line for line in response.text.splitlines() if line.startswith("# HELP ")]
+    assert len(help_lines) == len(CONTRACT)
+
+
+def test_values_from_the_real_drift_engine(config: Config, results: dict[str, DriftResult]) -> None:
+    body, content_type = render(build_registry(config, lambda: _evaluated(results)))
+    assert content_type.startswith("text/plain; version=0.0.4")
+    samples = _samples(body)
+    churn = results["churn"]
+    assert churn.dataset.drifted, "the example churn data is meant to drift"
+    assert _value(samples, "driftwatch_dataset_drift_detected", model="churn") == 1
+    assert _value(samples, "driftwatch_dataset_drift_share", model="churn") == pytest.approx(churn.dataset.drift_share)
+    assert _value(samples, "driftwatch_dataset_drift_detected", model="wine") == 0
+    for name, fr in churn.features.items():
+        assert _value(samples, "driftwatch_feature_drift_score", model="churn", feature=name, method=fr.method) == pytest.approx(fr.score)
+        assert _value(samples, "driftwatch_feature_drift_threshold", model="churn", feature=name, method=fr.method) == fr.threshold
+        assert _value(samples, "driftwatch_feature_drift_detected", model="churn", feature=name) == int(fr.drifted)
+        assert _value(samples, "driftwatch_feature_missing_ratio", model="churn", feature=name) == fr.quality.missing_ratio
+    assert _value(samples, "driftwatch_feature_drift_detected", model="churn", feature="contract") == 1
+    prediction = churn.prediction
+    assert prediction is not None and prediction.name == "churn_probability"
+    assert _value(samples, "driftwatch_prediction_drift_score", model="churn", method=prediction.method) == pytest.approx(prediction.score)
+    assert _value(samples, "driftwatch_last_evaluation_timestamp_seconds", model="wine") == 1_767_000_000.5
+    assert _value(samples, "driftwatch_window_records", model="churn") == 2000
+    assert _value(samples, "driftwatch_events_ingested_total", model="churn") == 2003
+    assert _value(samples, "driftwatch_events_rejected_total", model="churn", reason="schema_mismatch") == 3
+    assert _value(samples, "driftwatch_build_info", version=__version__) == 1
+
+
+def test_every_model_and_feature_has_series_from_start_up(config: Config) -> None:
+    """Before any evaluation nothing fires (detected 0, share 0) and nothing lies (no score, no timestamp)."""
+    body, _ = render(build_registry(config, lambda: {}))
+    assert _promtool_check(body).returncode == 0
+    samples = _samples(body)
+    names = {name for name, _ in samples}
+    assert not names & {"driftwatch_feature_drift_score", "driftwatch_feature_drift_threshold", "driftwatch_prediction_drift_score", "driftwatch_last_evaluation_timestamp_seconds"}
+    for model in config.models:
+        for feature in config.exported_features(model):
+            for family in ("detected", "missing_ratio", "out_of_range_ratio", "new_category_ratio"):
+                metric = "driftwatch_feature_drift_detected" if family == "detected" else f"driftwatch_feature_{family}"
+                assert _value(samples, metric, model=model.name, feature=feature) == 0
+        for metric in ("driftwatch_dataset_drift_share", "driftwatch_dataset_drift_detected", "driftwatch_window_records", "driftwatch_events_ingested_total", "driftwatch_retrain_jobs_active"):
+            assert _value(samples, metric, model=model.name) == 0
+        for reason in KNOWN_REJECT_REASONS:
+            assert _value(samples, "driftwatch_events_rejected_total", model=model.name, reason=reason) == 0
+        for outcome in RETRAIN_OUTCOMES:
+            assert _value(samples, "driftwatch_retrain_jobs_total", model=model.name, outcome=outcome) == 0
+
+
+def test_feature_label_is_bounded_by_allowlist_then_cap(tmp_path: Path, results: dict[str, DriftResult]) -> None:
+    text = (EXAMPLES / "config.yaml").read_text().replace(
+        "max_features_per_model: 200", "max_features_per_model: 2"
+    ).replace("feature_allowlist: null", "feature_allowlist: [contract, senior, proline, alcohol, tenure_months, no_such_feature]")
+    (tmp_path / "config.yaml").write_text(text)
+    (tmp_path / "data").symlink_to(EXAMPLES / "data")
+    capped = load_config(tmp_path / "config.yaml")
+    body, _ = render(build_registry(capped, lambda: _evaluated(results)))
+    per_feature = {
+        (dict(labels)["model"], dict(labels)["feature"])
+        for (name, labels) in _samples(body)
+        if "feature" in dict(labels)
+    }
+    # Config order, allowlisted only, at most 2 per model.
+    assert per_feature == {("churn", "tenure_months"), ("churn", "contract"), ("wine", "alcohol"), ("wine", "proline")}
+    assert _value(_samples(body), "driftwatch_dataset_drift_detected", model="churn") == 1  # the cap hides series, not drift
+
+
+def test_resource_and_retrain_families(config: Config) -> None:
+    samples = _samples(render(build_registry(config, lambda: {}, lambda: RESOURCES, lambda: RETRAIN))[0])
+    assert _value(samples, "driftwatch_model_cpu_usage_cores", model="wine", pod="wine-7d9c-abcde") == 0.251234567
+    assert ("driftwatch_model_cpu_usage_cores", frozenset({("model", "wine"), ("pod", "wine-7d9c-fghij")})) not in samples  # no rate yet
+    assert _value(samples, "driftwatch_model_memory_working_set_bytes", model="wine", pod="wine-7d9c-fghij") == 2**30
+    assert _value(samples, "driftwatch_model_gpu_utilization_ratio", model="wine", pod="wine-7d9c-abcde", gpu="0") == 0.87
+    assert _value(samples, "driftwatch_model_gpu_memory_used_bytes", model="wine", pod="wine-7d9c-abcde", gpu="0") == 12 * 2**30
+    assert _value(samples, "driftwatch_resource_collection_errors_total", source="kubernetes", reason="forbidden") == 4
+    assert _value(samples, "driftwatch_retrain_jobs_total", model="churn", outcome="launched") == 2
+    assert _value(samples, "driftwatch_retrain_jobs_total", model="churn", outcome="failed") == 0
+    assert _value(samples, "driftwatch_retrain_jobs_total", model="wine", outcome="launched") == 0
+    assert _value(samples, "driftwatch_retrain_decisions_total", model="churn", decision="cooldown") == 5
+    assert _value(samples, "driftwatch_retrain_last_trigger_timestamp_seconds", model="churn") == 1_767_000_100.0
+    assert ("driftwatch_retrain_last_trigger_timestamp_seconds", frozenset({("model", "wine")})) not in samples
+    assert _value(samples, "driftwatch_retrain_jobs_active", model="churn") == 1
+
+
+def test_uncomputable_score_is_nan_and_still_promtool_clean(config: Config, results: dict[str, DriftResult]) -> None:
+    """An all-missing window gives NaN scores from the engine; Prometheus accepts NaN samples."""
+    ref = pd.read_csv(EXAMPLES / "data/churn_reference.csv")
+    empty = ref.head(50).assign(tenure_months=float("nan"))
+    result = detect(ref, empty, config, "churn")
+    assert math.isnan(result.features["tenure_months"].score)
+    body, _ = render(build_registry(config, lambda: {"churn": ModelSnapshot(model="churn", result=result)}))
+    assert _promtool_check(body).returncode == 0
+    samples = _samples(body)
+    method = result.features["tenure_months"].method
+    assert math.isnan(_value(samples, "driftwatch_feature_drift_score", model="churn", feature="tenure_months", method=method))
+    assert _value(samples, "driftwatch_feature_missing_ratio", model="churn", feature="tenure_months") == 1
+
+
+def test_openmetrics_is_negotiated(config: Config) -> None:
+    body, content_type = render(build_registry(config, lambda: {}), "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert body.endswith(b"# EOF\n")
+    assert b'driftwatch_events_ingested_total{model="wine"} 0.0' in body
+
+
+def test_registries_are_independent(config: Config, results: dict[str, DriftResult]) -> None:
+    a = build_registry(config, lambda: _evaluated(results))
+    b = build_registry(config, lambda: {})
+    assert _value(_samples(render(a)[0]), "driftwatch_dataset_drift_detected", model="churn") == 1
+    assert _value(_samples(render(b)[0]), "driftwatch_dataset_drift_detected", model="churn") == 0
+
+
+def test_every_capture_rejection_reason_is_pre_initialised() -> None:
+    """`Rejected("<reason>", ...)` in monitor.capture: each reason must start at 0 for rate()."""
+    reasons = set()
+    for path in (ROOT / "monitor/capture").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Rejected" and node.args and isinstance(node.args[0], ast.Constant):
+                reasons.add(node.args[0].value)
+    assert reasons, "monitor.capture no longer raises Rejected: update this test"
+    assert reasons <= set(KNOWN_REJECT_REASONS)
