@@ -1,0 +1,237 @@
+"""The monitor's HTTP API (DESIGN.md §3): ingest, CloudEvents, results, metrics, health.
+
+Every error is JSON `{"error": "...", "detail": ...}` with a precise 4xx; bodies are read against
+`server.max_body_bytes` *while streaming* (413 before anything is parsed), and the JSON is parsed
+once, straight into the validated wire model. `POST /v1/cloudevents` takes no bearer token: KServe's
+agent cannot send one, so protect it with a NetworkPolicy; every other write needs the token when
+`server.auth_token_env` names a set variable.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor.capture import EventBatch
+from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
+from monitor.config import Config
+from monitor.service import Monitor, UnknownModel
+
+__all__ = ["ApiError", "create_app"]
+
+log = logging.getLogger("driftwatch.api")
+
+_STATUS_ERRORS = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+class ApiError(Exception):
+    """An HTTP error with the project's JSON body."""
+
+    def __init__(self, status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def _error(status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=dict(headers or {}))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    """`events[3].request.body` from pydantic's ('events', 3, 'request', 'body')."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(body)"
+
+
+def _validation_detail(errors: list[Any]) -> list[dict[str, str]]:
+    # Never echo `input`: it may hold captured payloads.
+    return [{"loc": _loc(tuple(e["loc"])), "msg": e["msg"], "type": e["type"]} for e in errors[:50]]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds `limit` (declared or actual length)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "bad_request", "invalid Content-Length")
+        if int(declared) > limit:
+            raise ApiError(413, "too_large", f"body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def create_app(
+    config: Config,
+    *,
+    monitor: Monitor | None = None,
+    resources: Callable[[], Any] | None = None,
+    retrain: Callable[[], Mapping[str, Any]] | None = None,
+) -> FastAPI:
+    """The monitor app. Without `monitor` it creates one and starts/stops it with the app's lifespan.
+
+    `resources` and `retrain` are the snapshot callables the Prometheus exporter renders beside the
+    drift state (monitor.metrics.build_registry).
+    """
+    owned = monitor is None
+    mon = monitor if monitor is not None else Monitor(config)
+    limit = config.server.max_body_bytes
+    token_env = config.server.auth_token_env
+    token = os.environ.get(token_env) if token_env else None
+    if token_env and not token:
+        log.warning("auth_disabled reason=env_unset env=%s", token_env)
+    expected = f"Bearer {token}".encode() if token else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await mon.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await mon.stop()
+
+    app = FastAPI(title="driftwatch monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.monitor = mon
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.error, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "validation_failed", _validation_detail(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, _STATUS_ERRORS.get(exc.status_code, "http_error"), exc.detail, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error path=%s error=%s", request.url.path, type(exc).__name__, exc_info=exc)
+        return _error(500, "internal_error", "see the monitor's log")
+
+    def authorize(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise ApiError(401, "unauthorized", "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
+
+    @app.post("/v1/events")
+    async def post_events(request: Request) -> JSONResponse:
+        authorize(request)
+        if _media_type(request) != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+        body = await _read_body(request, limit)
+        try:
+            batch = EventBatch.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if any(e["type"] == "json_invalid" for e in errors):
+                raise ApiError(400, "invalid_json", errors[0]["msg"]) from None
+            raise ApiError(422, "validation_failed", _validation_detail(list(errors))) from None
+        result = await mon.ingest(batch.events)
+        return JSONResponse(result.to_dict())
+
+    @app.post("/v1/cloudevents")
+    async def post_cloudevent(request: Request) -> JSONResponse:
+        media = _media_type(request)
+        if "ce-specversion" not in request.headers and media != "application/cloudevents+json":
+            raise ApiError(415, "unsupported_media_type", "send a binary-mode CloudEvent (ce-* headers) or application/cloudevents+json")
+        body = await _read_body(request, limit)
+        try:
+            half = parse_cloudevent(dict(request.headers), body)
+            outcome = await mon.ingest_half(half)
+        except CloudEventError as exc:
+            raise ApiError(400, exc.error, exc.detail) from None
+        except UnknownModel as exc:
+            raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
+        return JSONResponse({"status": outcome.status, "rejected": outcome.reason})
+
+    @app.get("/v1/models")
+    async def list_models() -> JSONResponse:
+        snaps = mon.snapshot()
+        return JSONResponse({"models": [_model_view(config, snaps[m.name]) for m in config.models]})
+
+    @app.get("/v1/models/{model}/drift")
+    async def model_drift(model: str) -> JSONResponse:
+        snap = mon.snapshot().get(model)
+        if snap is None:
+            raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
+        view = _model_view(config, snap)
+        view["result"] = snap.result.to_dict() if snap.result is not None else None
+        return JSONResponse(view)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if mon.ready:
+            return JSONResponse({"status": "ready"})
+        detail = {"store_open": mon.store is not None, "reference_errors": dict(mon.profile_errors)}
+        return _error(503, "not_ready", detail)
+
+    _mount_metrics(app, config, mon, resources, retrain)
+    return app
+
+
+def _model_view(config: Config, snap: Any) -> dict[str, Any]:
+    model = config.model(snap.model)
+    window = snap.window
+    return {
+        "model": snap.model,
+        "protocol": model.protocol,
+        "columns": [c.name for c in model.columns],
+        "window_records": snap.window_records,
+        "last_evaluation": snap.last_evaluation,
+        "window": None if window is None else {
+            "start": window.start, "end": window.end, "first_seq": window.first_seq,
+            "last_seq": window.last_seq, "n_records": window.n_records,
+        },
+        "ingested": snap.ingested,
+        "rejected": dict(snap.rejected),
+    }
+
+
+def _mount_metrics(
+    app: FastAPI,
+    config: Config,
+    mon: Monitor,
+    resources: Callable[[], Any] | None,
+    retrain: Callable[[], Mapping[str, Any]] | None,
+) -> None:
+    from monitor.metrics import build_registry, render
+
+    registry = build_registry(config, mon.snapshot, resources, retrain)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        body, content_type = render(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)

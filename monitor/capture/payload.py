@@ -1,0 +1,271 @@
+"""Inference payloads → feature records, for KServe v1, Open Inference Protocol v2 and plain JSON.
+
+Pure (no I/O). A payload either fits the model's schema completely or is rejected with a reason;
+nothing is guessed, so a misconfigured source never turns into silently wrong drift numbers.
+
+Value rules: a column's value must be a JSON scalar (number, string, boolean or null); NaN is
+missing. Scalars are passed on as they are: whether "3.5" or "abc" fits a numeric column, and how
+1, 1.0 and "1" compare as categories, is the drift engine's data-quality business
+(monitor/drift/values.py), so it is decided once. A list or object where a scalar belongs means the
+configured source points at the wrong place (say a nested tensor): `type_mismatch`. A list row
+too short for a column's `index`, an absent tensor, or a prediction count that differs from the
+instance count is `schema_mismatch`. A missing key in an object row is a missing value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from monitor.config import FeatureConfig, ModelConfig
+
+__all__ = ["ModelSchema", "Record", "Rejected", "parse_payload", "sniff_protocol"]
+
+Record = dict[str, Any]
+Protocol = Literal["kserve_v1", "v2", "json"]
+
+
+class Rejected(Exception):
+    """A payload that does not fit the model's schema; `reason` is a metric label, `detail` for humans."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A config column compiled for fast lookups: where its value sits."""
+
+    name: str
+    key: str | None
+    index: int | None
+    tensor: str | None
+
+    @classmethod
+    def from_config(cls, col: FeatureConfig) -> Column:
+        src = col.resolved_source()
+        # With no source the column's name doubles as a v2 tensor name (see FeatureSource).
+        tensor = src.input if src.input is not None else src.key
+        return cls(col.name, src.key, src.index, tensor)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSchema:
+    """A model's columns compiled once at start-up (parsing runs per event on the ingest path)."""
+
+    protocol: Literal["auto", "kserve_v1", "v2", "json"]
+    features: tuple[Column, ...]
+    outputs: tuple[Column, ...]
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> ModelSchema:
+        return cls(
+            model.protocol,
+            tuple(Column.from_config(c) for c in model.features),
+            tuple(Column.from_config(c) for c in model.outputs),
+        )
+
+
+def _scalar(value: Any, column: str) -> Any:
+    if isinstance(value, (list, dict)):
+        raise Rejected("type_mismatch", f"column {column!r} expects a scalar, got {'a list' if isinstance(value, list) else 'an object'}")
+    if type(value) is float and math.isnan(value):
+        return None
+    return value
+
+
+def sniff_protocol(request: Any) -> Protocol:
+    """The protocol a request body speaks: v2 tensors, KServe v1 instances, else plain records."""
+    if isinstance(request, dict):
+        inputs = request.get("inputs")
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "data" in inputs[0] and "name" in inputs[0]:
+            return "v2"
+        if "instances" in request or "inputs" in request:
+            return "kserve_v1"
+    return "json"
+
+
+def parse_payload(schema: ModelSchema, request: Any, response: Any | None) -> list[Record]:
+    """Records (column → value) from a decoded request and, when outputs are configured, response.
+
+    `response` is None when there is none (e.g. a KServe request whose response never arrived);
+    outputs are then missing, except for plain JSON records, which may carry their own outputs.
+    Raises `Rejected` when the payload does not fit the schema.
+    """
+    protocol = sniff_protocol(request) if schema.protocol == "auto" else schema.protocol
+    if protocol == "v2":
+        return _parse_v2(schema, request, response)
+    rows = _v1_rows(request) if protocol == "kserve_v1" else _json_rows(request, "request")
+    records = [{c.name: _scalar(_cell(row, c), c.name) for c in schema.features} for row in rows]
+    if schema.outputs:
+        if response is not None:
+            preds = _v1_predictions(response) if protocol == "kserve_v1" else _json_rows(response, "response")
+            _fill_outputs(schema.outputs, records, preds)
+        elif protocol == "json":
+            for record, row in zip(records, rows, strict=True):
+                for c in schema.outputs:
+                    record[c.name] = _scalar(_cell(row, c, missing_ok=True), c.name)
+        else:
+            for record in records:
+                record.update(dict.fromkeys(c.name for c in schema.outputs))
+    return records
+
+
+def _nonempty(rows: Any, what: str) -> list[Any]:
+    if not isinstance(rows, list):
+        raise Rejected("schema_mismatch", f"{what} must be a list, got {type(rows).__name__}")
+    if not rows:
+        raise Rejected("empty_payload", f"{what} is empty")
+    return rows
+
+
+def _v1_rows(request: Any) -> list[Any]:
+    if not isinstance(request, dict):
+        raise Rejected("schema_mismatch", f"a KServe v1 request is an object, got {type(request).__name__}")
+    if "instances" in request:
+        return _nonempty(request["instances"], "`instances`")
+    if "inputs" in request:
+        return _nonempty(request["inputs"], "`inputs`")
+    raise Rejected("schema_mismatch", "a KServe v1 request needs `instances` or `inputs`")
+
+
+def _v1_predictions(response: Any) -> list[Any]:
+    if not isinstance(response, dict) or "predictions" not in response:
+        raise Rejected("schema_mismatch", "a KServe v1 response needs `predictions`")
+    return _nonempty(response["predictions"], "`predictions`")
+
+
+def _json_rows(body: Any, what: str) -> list[Any]:
+    if isinstance(body, list):
+        return _nonempty(body, f"the {what}")
+    if isinstance(body, dict):
+        if len(body) == 1 and isinstance(body.get("records"), list):
+            return _nonempty(body["records"], f"the {what}'s `records`")
+        if len(body) == 1 and isinstance(body.get("predictions"), list):
+            return _nonempty(body["predictions"], f"the {what}'s `predictions`")
+        return [body]
+    raise Rejected("schema_mismatch", f"the {what} must be a record or a list of records, got {type(body).__name__}")
+
+
+def _cell(row: Any, col: Column, *, missing_ok: bool = False) -> Any:
+    """A column's value in one row: object rows by key, list rows by index, a scalar row alone."""
+    if isinstance(row, dict):
+        if col.key is None:
+            raise Rejected("schema_mismatch", f"column {col.name!r} has no `key` for object rows")
+        return row.get(col.key)
+    if isinstance(row, list):
+        if col.index is None:
+            if missing_ok:
+                return None
+            raise Rejected("schema_mismatch", f"column {col.name!r} has no `index` for list rows")
+        if col.index >= len(row):
+            raise Rejected("schema_mismatch", f"column {col.name!r} wants index {col.index}, row has {len(row)} values")
+        return row[col.index]
+    raise Rejected("schema_mismatch", f"a row must be an object or a list, got {type(row).__name__}")
+
+
+def _fill_outputs(outputs: Sequence[Column], records: list[Record], preds: list[Any]) -> None:
+    if len(preds) != len(records):
+        raise Rejected("schema_mismatch", f"{len(preds)} predictions for {len(records)} instances")
+    first = outputs[0]
+    for record, pred in zip(records, preds, strict=True):
+        if isinstance(pred, (dict, list)):
+            for c in outputs:
+                record[c.name] = _scalar(_cell(pred, c), c.name)
+        else:  # a scalar prediction is the first output's value
+            record[first.name] = _scalar(pred, first.name)
+            for c in outputs[1:]:
+                record[c.name] = None
+
+
+# -- Open Inference Protocol v2 ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Tensor:
+    rows: int
+    width: int
+    data: list[Any]
+
+    def column(self, name: str, index: int | None) -> list[Any]:
+        if index is None:
+            if self.width != 1:
+                raise Rejected("schema_mismatch", f"column {name!r} needs an `index` into a tensor {self.width} wide")
+            return self.data
+        if index >= self.width:
+            raise Rejected("schema_mismatch", f"column {name!r} wants index {index}, tensor is {self.width} wide")
+        return self.data[index :: self.width]
+
+
+def _flatten(data: Any) -> list[Any]:
+    """Row-major flat data from flat or nested lists (iterative: hostile nesting cannot recurse)."""
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _tensors(body: Any, field: str) -> dict[str, _Tensor]:
+    if not isinstance(body, dict) or not isinstance(body.get(field), list):
+        raise Rejected("schema_mismatch", f"an Open Inference Protocol v2 payload needs `{field}` as a list")
+    out: dict[str, _Tensor] = {}
+    for i, t in enumerate(body[field]):
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            raise Rejected("schema_mismatch", f"`{field}[{i}]` needs a string `name`")
+        shape, data = t.get("shape"), t.get("data")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape) or not 1 <= len(shape) <= 2:
+            raise Rejected("schema_mismatch", f"`{field}[{i}].shape` must be [rows] or [rows, columns]")
+        if not isinstance(data, list):
+            raise Rejected("schema_mismatch", f"`{field}[{i}].data` must be a list")
+        flat = _flatten(data)
+        width = shape[1] if len(shape) == 2 else 1
+        if len(flat) != shape[0] * width:
+            raise Rejected("schema_mismatch", f"`{field}[{i}]` has {len(flat)} values for shape {shape}")
+        out[t["name"]] = _Tensor(shape[0], width, flat)
+    return out
+
+
+def _v2_columns(columns: Sequence[Column], tensors: dict[str, _Tensor], field: str) -> tuple[int, dict[str, list[Any]]]:
+    rows: int | None = None
+    values: dict[str, list[Any]] = {}
+    for c in columns:
+        if c.tensor is not None:
+            tensor = tensors.get(c.tensor)
+            if tensor is None:
+                raise Rejected("schema_mismatch", f"column {c.name!r}: no tensor {c.tensor!r} in `{field}`")
+        elif len(tensors) == 1:
+            tensor = next(iter(tensors.values()))
+        else:
+            raise Rejected("schema_mismatch", f"column {c.name!r} names no tensor and `{field}` has {len(tensors)}")
+        if rows is not None and tensor.rows != rows:
+            raise Rejected("schema_mismatch", f"tensors in `{field}` disagree on the number of rows")
+        rows = tensor.rows
+        values[c.name] = [_scalar(v, c.name) for v in tensor.column(c.name, c.index)]
+    return rows or 0, values
+
+
+def _parse_v2(schema: ModelSchema, request: Any, response: Any | None) -> list[Record]:
+    n, columns = _v2_columns(schema.features, _tensors(request, "inputs"), "inputs")
+    if n == 0:
+        raise Rejected("empty_payload", "the request tensors have no rows")
+    if schema.outputs:
+        if response is None:
+            columns.update({c.name: [None] * n for c in schema.outputs})
+        else:
+            m, outs = _v2_columns(schema.outputs, _tensors(response, "outputs"), "outputs")
+            if m != n:
+                raise Rejected("schema_mismatch", f"{m} output rows for {n} input rows")
+            columns.update(outs)
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

@@ -1,0 +1,69 @@
+"""`driftwatch serve`: the monitor app under uvicorn (uvloop + httptools), wired to its collectors.
+
+uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting, lets in-flight requests
+finish (a batch being committed is acknowledged), then the app's lifespan closes the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sqlite3
+
+from monitor.config import Config
+from monitor.store import EventStore
+
+__all__ = ["ServeError", "run_server"]
+
+log = logging.getLogger("driftwatch.serve")
+
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
+class ServeError(RuntimeError):
+    """A reason the monitor cannot start, worded for the operator."""
+
+
+def _check_listen(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _check_store(config: Config) -> None:
+    try:
+        EventStore(config.server.store.path).close()
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        raise ServeError(f"cannot open the event store {config.server.store.path}: {exc}") from None
+
+
+def run_server(config: Config, *, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT; `ServeError` for a port or store that cannot be used."""
+    import uvicorn
+
+    from monitor.api import create_app
+    from monitor.resources.collector import ResourceCollector
+
+    logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    _check_listen(host, port)
+    _check_store(config)
+    resources = ResourceCollector(config).start()
+    try:
+        app = create_app(config, resources=resources.snapshot)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_config=None,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False,
+            )
+        )
+        log.info("monitor_starting host=%s port=%d models=%d", host, port, len(config.models))
+        server.run()
+        if not server.started:
+            raise ServeError("the monitor failed to start (see the log above)")
+    finally:
+        resources.stop()
+    log.info("monitor_stopped")

@@ -1,0 +1,333 @@
+"""The durable event log and monitor state: one SQLite file in WAL mode, the only state a restart needs.
+
+- `events`: every captured event of a configured model, accepted or rejected (with its reason), as
+  the normalized wire JSON. Parsed records are not stored: re-parsing the few thousand events of a
+  window at start-up is cheaper than writing every record twice on the ingest path (see
+  benchmarks/ingest.py). `rec_end` is the model's cumulative record count through the event,
+  assigned at insert, so window boundaries survive restarts and retention.
+- `ce_pending`: CloudEvent halves waiting for their partner (so a restart does not lose them).
+- `evaluations`: every evaluated window and its `DriftResult.to_dict()`.
+
+Durability: `synchronous=FULL` by default: a commit is fsynced before the caller acknowledges.
+`NORMAL` in WAL mode can lose the last transactions on power loss (not on a process crash) and is
+offered for measurement only (benchmarks/ingest.py compares both).
+
+Not thread-safe by itself: the service drives it from one writer thread. Other components (the
+retraining history) open their own connections to the same file; WAL plus `busy_timeout` lets
+them coexist.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoredEvent"]
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        received_at REAL NOT NULL,
+        reason TEXT,
+        n_records INTEGER NOT NULL,
+        rec_end INTEGER,
+        raw TEXT NOT NULL,
+        UNIQUE (model, id)
+    );
+    CREATE INDEX events_model_rec ON events (model, rec_end) WHERE rec_end IS NOT NULL;
+    CREATE TABLE ce_pending (
+        model TEXT NOT NULL,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('request', 'response')),
+        received_at REAL NOT NULL,
+        half TEXT NOT NULL,
+        PRIMARY KEY (model, id, kind)
+    );
+    CREATE INDEX ce_pending_received ON ce_pending (received_at);
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        window_start REAL NOT NULL,
+        window_end REAL NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        first_rec INTEGER NOT NULL,
+        last_rec INTEGER NOT NULL,
+        n_records INTEGER NOT NULL,
+        result TEXT NOT NULL,
+        evaluated_at REAL NOT NULL
+    );
+    CREATE INDEX evaluations_model ON evaluations (model, last_rec);
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event to append: `reason` None means accepted with `n_records` records."""
+
+    model: str
+    id: str
+    ts: float
+    received_at: float
+    reason: str | None
+    n_records: int
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    model: str
+    id: str
+    ts: float
+    reason: str | None
+    n_records: int
+    rec_end: int | None
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingHalf:
+    model: str
+    id: str
+    kind: Literal["request", "response"]
+    received_at: float
+    half: str
+    """The half as JSON (see monitor.service for its shape)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRow:
+    model: str
+    window_start: float
+    window_end: float
+    first_seq: int
+    last_seq: int
+    first_rec: int
+    last_rec: int
+    n_records: int
+    result: dict[str, Any]
+    evaluated_at: float
+
+
+class EventStore:
+    """The SQLite event log. Use from one thread at a time (see module docstring)."""
+
+    def __init__(self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._rec_totals: dict[str, int] = {}
+        self._migrate()
+        self._rec_totals = dict(
+            self._db.execute("SELECT model, MAX(rec_end) FROM events WHERE rec_end IS NOT NULL GROUP BY model").fetchall()
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._db.execute("SELECT version FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            if current > len(_MIGRATIONS):
+                raise RuntimeError(f"{self.path}: schema version {current} is newer than this driftwatch ({len(_MIGRATIONS)})")
+            for script in _MIGRATIONS[current:]:
+                for statement in filter(str.strip, script.split(";")):
+                    self._db.execute(statement)
+            if row is None:
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (len(_MIGRATIONS),))
+            else:
+                self._db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One durable transaction: committed (and fsynced) when the block exits without error."""
+        totals = self._rec_totals
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._rec_totals = totals
+            raise
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def record_total(self, model: str) -> int:
+        """The model's cumulative accepted-record count (the ordinal of its newest record)."""
+        return self._rec_totals.get(model, 0)
+
+    def append(self, rows: Sequence[EventRow]) -> list[StoredEvent | None]:
+        """Insert new events (call inside `transaction()`); None marks a duplicate id.
+
+        Duplicates are found with one indexed query per model, and within the batch itself, so
+        only new accepted events advance the model's record ordinal.
+        """
+        existing: set[tuple[str, str]] = set()
+        by_model: dict[str, list[str]] = {}
+        for r in rows:
+            by_model.setdefault(r.model, []).append(r.id)
+        for model, ids in by_model.items():
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                existing.update(
+                    (model, found)
+                    for (found,) in self._db.execute(f"SELECT id FROM events WHERE model = ? AND id IN ({marks})", (model, *chunk))
+                )
+        seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        totals = self._rec_totals.copy()
+        out: list[StoredEvent | None] = []
+        params = []
+        for r in rows:
+            if (r.model, r.id) in existing:
+                out.append(None)
+                continue
+            existing.add((r.model, r.id))
+            seq += 1
+            rec_end = None
+            if r.reason is None:
+                rec_end = totals.get(r.model, 0) + r.n_records
+                totals[r.model] = rec_end
+            out.append(StoredEvent(seq, r.model, r.id, r.ts, r.reason, r.n_records, rec_end, r.raw))
+            params.append((seq, r.model, r.id, r.ts, r.received_at, r.reason, r.n_records, rec_end, r.raw))
+        self._db.executemany(
+            "INSERT INTO events (seq, model, id, ts, received_at, reason, n_records, rec_end, raw) VALUES (?,?,?,?,?,?,?,?,?)",
+            params,
+        )
+        self._rec_totals = totals
+        return out
+
+    def contains(self, model: str, event_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM events WHERE model = ? AND id = ?", (model, event_id)).fetchone() is not None
+
+    def accepted_since(self, model: str, after_rec: int) -> Iterator[StoredEvent]:
+        """Accepted events holding records with ordinal > `after_rec`, oldest first (window rebuild)."""
+        cur = self._db.execute(
+            "SELECT seq, model, id, ts, reason, n_records, rec_end, raw FROM events"
+            " WHERE model = ? AND rec_end > ? ORDER BY rec_end",
+            (model, after_rec),
+        )
+        for row in cur:
+            yield StoredEvent(*row)
+
+    def first_rec_since(self, model: str, ts: float) -> int:
+        """The ordinal before the model's records stamped at or after `ts` (duration windows' rebuild).
+
+        Walks back from the newest event and stops at the first older one, so a long history is
+        not scanned; timestamps that jump backwards can end the walk early (windows use event time).
+        """
+        cur = self._db.execute(
+            "SELECT rec_end - n_records, ts FROM events WHERE model = ? AND rec_end IS NOT NULL ORDER BY rec_end DESC",
+            (model,),
+        )
+        first = self.record_total(model)
+        for start, event_ts in cur:
+            if event_ts < ts:
+                break
+            first = start
+        cur.close()
+        return int(first)
+
+    def count_events(self, model: str | None = None) -> dict[str | None, int]:
+        """Stored events by reason (None = accepted), for tests and operators."""
+        sql = "SELECT reason, COUNT(*) FROM events" + (" WHERE model = ?" if model else "") + " GROUP BY reason"
+        return dict(self._db.execute(sql, (model,) if model else ()).fetchall())
+
+    # -- CloudEvent halves --------------------------------------------------------------------------
+
+    def take_half(self, model: str, event_id: str, kind: str) -> PendingHalf | None:
+        """Remove and return a pending half (call inside `transaction()`)."""
+        row = self._db.execute(
+            "DELETE FROM ce_pending WHERE model = ? AND id = ? AND kind = ? RETURNING model, id, kind, received_at, half",
+            (model, event_id, kind),
+        ).fetchone()
+        return PendingHalf(*row) if row else None
+
+    def put_half(self, half: PendingHalf) -> bool:
+        """Keep a half until its partner arrives; False if the same half is already pending."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO ce_pending (model, id, kind, received_at, half) VALUES (?,?,?,?,?)",
+            (half.model, half.id, half.kind, half.received_at, half.half),
+        )
+        return cur.rowcount == 1
+
+    def take_expired_halves(self, received_before: float, limit: int = 1000) -> list[PendingHalf]:
+        """Remove and return halves that waited too long (call inside `transaction()`)."""
+        rows = self._db.execute(
+            "DELETE FROM ce_pending WHERE rowid IN (SELECT rowid FROM ce_pending WHERE received_at < ?"
+            " ORDER BY received_at LIMIT ?) RETURNING model, id, kind, received_at, half",
+            (received_before, limit),
+        ).fetchall()
+        return sorted((PendingHalf(*r) for r in rows), key=lambda h: (h.received_at, h.model, h.id, h.kind))
+
+    def pending_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM ce_pending").fetchone()[0])
+
+    # -- evaluations --------------------------------------------------------------------------------
+
+    def add_evaluation(self, row: EvaluationRow) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO evaluations (model, window_start, window_end, first_seq, last_seq, first_rec, last_rec,"
+                " n_records, result, evaluated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.model, row.window_start, row.window_end, row.first_seq, row.last_seq, row.first_rec,
+                    row.last_rec, row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at,
+                ),
+            )
+
+    def evaluations(self, model: str, limit: int = 100) -> list[EvaluationRow]:
+        """The model's latest evaluations, newest first."""
+        rows = self._db.execute(
+            "SELECT model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result,"
+            " evaluated_at FROM evaluations WHERE model = ? ORDER BY id DESC LIMIT ?",
+            (model, limit),
+        ).fetchall()
+        return [EvaluationRow(*r[:8], json.loads(r[8]), r[9]) for r in rows]
+
+    # -- retention ----------------------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        """Bytes in use (freed pages are reused, so the file itself does not shrink)."""
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0] - self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages * self._db.execute("PRAGMA page_size").fetchone()[0])
+
+    def trim(self, *, older_than: float, max_bytes: int, batch: int = 2000) -> int:
+        """Delete one batch of the oldest events past the age or size limit; the count deleted.
+
+        Small batches in their own transactions keep ingest latency flat: the caller repeats
+        until it returns 0, letting ingest transactions interleave.
+        """
+        with self.transaction():
+            deleted = self._db.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at < ? ORDER BY seq LIMIT ?)",
+                (older_than, batch),
+            ).rowcount
+            if not deleted and self.used_bytes() > max_bytes:
+                deleted = self._db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (batch,)
+                ).rowcount
+            self._db.execute("DELETE FROM evaluations WHERE evaluated_at < ?", (older_than,))
+        return int(deleted)

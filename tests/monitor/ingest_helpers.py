@@ -1,0 +1,184 @@
+"""Shared pieces of the ingest tests: a small real config with a reference file, event builders and
+a real uvicorn server on 127.0.0.1 (in a thread or as a `driftwatch serve` subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import uvicorn
+import yaml
+
+from monitor.config import Config, load_config
+
+COLUMNS = ["f0", "f1", "f2", "color"]
+
+
+def write_config(tmp_path: Path, *, server: dict[str, Any] | None = None, window: dict[str, Any] | None = None) -> Path:
+    """A config with `toy` (KServe v1 list instances + object predictions) and `plain` (JSON records)."""
+    rng = np.random.default_rng(7)
+    n = 600
+    ref = pd.DataFrame(
+        {
+            "f0": rng.normal(0, 1, n),
+            "f1": rng.normal(5, 2, n),
+            "f2": rng.uniform(0, 10, n),
+            "color": rng.choice(["red", "green", "blue"], n),
+            "score": rng.uniform(0, 1, n),
+        }
+    )
+    ref.to_csv(tmp_path / "reference.csv", index=False)
+    features = [
+        {"name": "f0", "type": "numeric", "source": {"index": 0}},
+        {"name": "f1", "type": "numeric", "source": {"index": 1}},
+        {"name": "f2", "type": "numeric", "source": {"index": 2}, "critical": True},
+        {"name": "color", "type": "categorical", "source": {"index": 3}},
+    ]
+    data = {
+        "version": 1,
+        "server": {
+            "evaluation_interval": "50ms",
+            "cloudevents_join_timeout": "1s",
+            "max_body_bytes": "1MiB",
+            "store": {"path": "store/driftwatch.db"},
+            **(server or {}),
+        },
+        "models": [
+            {
+                "name": "toy",
+                "protocol": "kserve_v1",
+                "features": features,
+                "outputs": [{"name": "score", "type": "numeric", "source": {"key": "score"}}],
+                "reference": {"path": "reference.csv"},
+                "window": window or {"records": 100, "step": 50, "min_records": 20},
+            },
+            {
+                "name": "plain",
+                "protocol": "json",
+                "features": [{"name": c, "type": "categorical" if c == "color" else "numeric"} for c in COLUMNS],
+                "outputs": [{"name": "score", "type": "numeric"}],
+                "reference": {"path": "reference.csv"},
+                "window": {"records": 100, "step": 50, "min_records": 20},
+            },
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def load(tmp_path: Path, **kwargs: Any) -> Config:
+    return load_config(write_config(tmp_path, **kwargs))
+
+
+def row(i: int, shift: float = 0.0) -> list[Any]:
+    """A deterministic instance; `shift` moves the numeric features (drift)."""
+    rng = np.random.default_rng(i)
+    return [
+        float(rng.normal(0, 1) + shift),
+        float(rng.normal(5, 2) + shift),
+        float(rng.uniform(0, 10) + shift),
+        str(rng.choice(["red", "green", "blue"])),
+    ]
+
+
+def event(i: int, *, model: str = "toy", shift: float = 0.0, ts: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One `POST /v1/events` event with a single instance and its prediction."""
+    request = {"instances": [row(i, shift)]}
+    response = {"predictions": [{"score": (i % 100) / 100}]}
+    ev = {
+        "id": f"ev-{i}",
+        "model": model,
+        "timestamp": ts if ts is not None else 1_700_000_000.0 + i,
+        "latency_seconds": 0.002,
+        "status": 200,
+        "method": "POST",
+        "path": f"/v1/models/{model}:predict",
+        "request": {"body": json.dumps(request), "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
+        "response": {"body": json.dumps(response), "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
+        "headers": {"x-request-id": f"r{i}"},
+    }
+    ev.update(extra)
+    return ev
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="asyncio"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class MonitorProcess:
+    """`driftwatch serve` as a real subprocess (for SIGKILL / SIGTERM tests)."""
+
+    def __init__(self, config_path: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.config_path = config_path
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = config_path.parent / "monitor.log"
+
+    def start(self, timeout: float = 60.0) -> MonitorProcess:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor.cli", "serve", "--config", str(self.config_path), "--port", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"monitor exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"monitor not ready:\n{self.log.read_text()[-3000:]}")
+
+    def signal(self, sig: int = signal.SIGKILL) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
