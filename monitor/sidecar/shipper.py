@@ -1,0 +1,287 @@
+"""Ships captures to the monitor: bounded queue -> batches -> POST /v1/events, spool when needed.
+
+Order is kept end to end with one invariant: the in-flight batch is older than the memory queue,
+which is older than the spool. So a new capture goes to the spool whenever the spool is not empty,
+and the memory queue is spilled to the spool only when the spool is empty. Batches are taken from
+memory first, then from the spool; spooled records are consumed only once the monitor acked them.
+
+Nothing here can slow or fail inference: `submit` is O(1) and never awaits; the HTTP exchange
+runs in a background task on the same loop, one batch in flight at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+
+import httpx
+
+from monitor.sidecar.capture import Capture, event_json
+from monitor.sidecar.metrics import SidecarMetrics
+from monitor.sidecar.settings import SidecarSettings
+from monitor.sidecar.spool import Spool, SpoolError
+
+__all__ = ["Outcome", "Shipper", "backoff_delay", "classify_status"]
+
+log = logging.getLogger("driftwatch.sidecar.shipper")
+BACKOFF_BASE = 0.1
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    RETRY = "retry"  # 408, 429, 5xx, network errors: the monitor may take it later
+    TOO_LARGE = "too_large"  # 413: split the batch
+    REJECTED = "rejected"  # any other 4xx (or 3xx): retrying would not help
+
+
+def classify_status(status: int) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome.OK
+    if status in (408, 429) or status >= 500:
+        return Outcome.RETRY
+    if status == 413:
+        return Outcome.TOO_LARGE
+    return Outcome.REJECTED
+
+
+def backoff_delay(attempt: int, cap: float, uniform: Callable[[float, float], float] = random.uniform) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog): uniform(0, min(cap, base*2^n))."""
+    return uniform(0.0, min(cap, BACKOFF_BASE * 2.0 ** min(attempt, 30)))
+
+
+class _Batch:
+    __slots__ = ("position", "records", "source")
+
+    def __init__(self, records: list[bytes], source: str, position: tuple[int, int] | None = None) -> None:
+        self.records = records
+        self.source = source  # "memory" or "spool"
+        self.position = position
+
+
+class Shipper:
+    def __init__(self, settings: SidecarSettings, metrics: SidecarMetrics, spool: Spool) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.spool = spool
+        self.queue: deque[Capture] = deque()
+        self.queue_bytes = 0
+        self.healthy = True
+        self._first_at = 0.0
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._inflight: _Batch | None = None
+        self._failures = 0
+        self._closing = False
+        self._dirty = False
+        self._task: asyncio.Task[None] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+        headers = {"content-type": "application/json", "user-agent": "driftwatch-sidecar"}
+        if settings.token:
+            headers["authorization"] = f"Bearer {settings.token}"
+        self._client = httpx.AsyncClient(base_url=settings.monitor_url, headers=headers, timeout=10.0)
+        if spool.recovered_corrupt:
+            metrics.dropped["corrupt"].inc(spool.recovered_corrupt)
+        metrics.bind(lambda: len(self.queue), lambda: self.spool.pending, lambda: self.spool.disk_bytes)
+
+    # -- hot path --------------------------------------------------------------------------------
+
+    def submit(self, capture: Capture) -> None:
+        """Take a capture; never blocks. Memory when shipping is healthy, else the spool."""
+        self.metrics.captured.inc()
+        s = self.settings
+        room = len(self.queue) < s.queue_max and self.queue_bytes + capture.approx_bytes <= s.queue_max_bytes
+        if self.spool.pending:
+            self._to_spool([event_json(capture)])
+        elif room and (self.healthy or self.spool.max_bytes <= 0):
+            if not self.queue:
+                self._first_at = time.monotonic()
+                self._wake.set()
+            self.queue.append(capture)
+            self.queue_bytes += capture.approx_bytes
+            if len(self.queue) >= s.batch_max:
+                self._wake.set()
+        else:
+            if not self.healthy:
+                self._spill_queue()
+            self._to_spool([event_json(capture)])
+
+    def _to_spool(self, records: list[bytes]) -> None:
+        for i, record in enumerate(records):
+            try:
+                ok = self.spool.append(record)
+            except SpoolError as exc:
+                log.error("spool_write_failed error=%r", exc.strerror)
+                self.metrics.dropped["spool_error"].inc(len(records) - i)
+                return
+            if ok:
+                self._dirty = True
+            else:
+                self.metrics.dropped["spool_full"].inc()
+        self._wake.set()
+
+    def _spill_queue(self) -> None:
+        """Memory -> spool, only legal while the spool is empty (keeps the order)."""
+        if self.queue and not self.spool.pending and self.spool.max_bytes > 0:
+            records = [event_json(c) for c in self.queue]
+            self.queue.clear()
+            self.queue_bytes = 0
+            self._to_spool(records)
+
+    # -- background ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="driftwatch-shipper")
+        self._sync_task = asyncio.create_task(self._sync_loop(), name="driftwatch-spool-sync")
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.fsync_interval)
+            if self._dirty:
+                self._dirty = False
+                await asyncio.to_thread(self.spool.sync)
+
+    async def _run(self) -> None:
+        while True:
+            batch = self._inflight or await self._next_batch()
+            if batch is None:
+                self._drained.set()
+                return
+            self._inflight = batch
+            if self._failures:
+                await asyncio.sleep(backoff_delay(self._failures, self.settings.retry_max_backoff))
+            await self._deliver(batch)
+
+    async def _next_batch(self) -> _Batch | None:
+        s = self.settings
+        while True:
+            if self.queue:
+                age = time.monotonic() - self._first_at
+                if len(self.queue) >= s.batch_max or age >= s.linger or self._closing:
+                    return self._take_memory()
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), s.linger - age)
+                except TimeoutError:
+                    pass
+            elif self._closing:
+                return None  # the spool is already durable: it replays after the restart
+            elif self.spool.pending:
+                records, position, corrupt = self.spool.read_batch(s.batch_max, s.batch_max_bytes)
+                if corrupt:
+                    self.metrics.dropped["corrupt"].inc(corrupt)
+                if records:
+                    return _Batch(records, "spool", position)
+                self.spool.commit(position, 0)
+            else:
+                self._wake.clear()
+                await self._wake.wait()
+
+    def _take_memory(self) -> _Batch:
+        records: list[bytes] = []
+        total = 0
+        while self.queue and len(records) < self.settings.batch_max:
+            record = event_json(self.queue[0])
+            if records and total + len(record) > self.settings.batch_max_bytes:
+                break
+            c = self.queue.popleft()
+            self.queue_bytes -= c.approx_bytes
+            records.append(record)
+            total += len(record)
+        if self.queue:
+            self._first_at = time.monotonic()
+        return _Batch(records, "memory")
+
+    async def _deliver(self, batch: _Batch) -> None:
+        """POST a batch; 413 splits it in halves until single events, which are then dropped."""
+        parts = [batch.records]
+        while parts:
+            records = parts[0]
+            outcome, detail = await self._post(records)
+            if outcome is Outcome.RETRY:
+                self._failures += 1
+                self.healthy = False
+                log.warning("ship_retry events=%d attempt=%d source=%s reason=%s", len(records), self._failures, batch.source, detail)
+                if batch.source == "memory":
+                    batch.records = [r for part in parts for r in part]
+                    if not self.spool.pending and self.spool.max_bytes > 0:
+                        # The in-flight batch is the oldest: it goes first, the queue behind it.
+                        self._inflight = None
+                        self._to_spool(batch.records)
+                        self._spill_queue()
+                if self._closing:
+                    self._drained.set()  # monitor down at shutdown: the rest goes to the spool now
+                return  # the run loop backs off and retries; spooled records stay unconsumed
+            parts.pop(0)
+            self._failures = 0
+            self.healthy = True
+            if outcome is Outcome.OK:
+                self.metrics.shipped.inc(len(records))
+            elif outcome is Outcome.TOO_LARGE and len(records) > 1:
+                half = len(records) // 2
+                parts[0:0] = [records[:half], records[half:]]
+            elif outcome is Outcome.TOO_LARGE:
+                log.warning("ship_dropped reason=too_large events=1 %s", detail)
+                self.metrics.dropped["too_large"].inc()
+            else:
+                log.warning("ship_dropped reason=rejected events=%d %s", len(records), detail)
+                self.metrics.dropped["rejected"].inc(len(records))
+        if batch.source == "spool" and batch.position is not None:
+            self.spool.commit(batch.position, len(batch.records))
+        self._inflight = None
+
+    async def _post(self, records: list[bytes]) -> tuple[Outcome, str]:
+        body = b'{"events":[' + b",".join(records) + b"]}"
+        try:
+            response = await self._client.post("/v1/events", content=body)
+        except httpx.HTTPError as exc:
+            return Outcome.RETRY, f"error={type(exc).__name__}"
+        detail = f"status={response.status_code}"
+        try:
+            error = response.json().get("error")
+            if isinstance(error, str):
+                detail += f" error={error[:200]!r}"
+        except (ValueError, AttributeError):
+            pass
+        return classify_status(response.status_code), detail
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    async def close(self, timeout: float) -> None:
+        """Flush memory to the monitor within `timeout`, else to the spool; count what neither took."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None and self.healthy and timeout > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained.wait()), timeout)
+            except TimeoutError:
+                pass
+        for task in (self._task, self._sync_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        left: list[bytes] = []
+        if self._inflight is not None and self._inflight.source == "memory":
+            left.extend(self._inflight.records)
+        left.extend(event_json(c) for c in self.queue)
+        self.queue.clear()
+        self.queue_bytes = 0
+        self._inflight = None
+        if left:
+            try:
+                kept = self.spool.prepend(left)
+            except OSError as exc:
+                log.error("spool_write_failed error=%r", exc.strerror)
+                kept = 0
+            if kept < len(left):
+                self.metrics.dropped["shutdown"].inc(len(left) - kept)
+            log.info("shutdown_spooled events=%d dropped=%d", kept, len(left) - kept)
+        self.spool.close()
+        await self._client.aclose()

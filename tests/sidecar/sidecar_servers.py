@@ -1,0 +1,346 @@
+"""Real servers on 127.0.0.1 for the sidecar tests: a toy model server and a collector.
+
+The toy model server parses with h11 (not httptools, which the sidecar uses) so forwarding is
+checked by an independent HTTP implementation. The collector is the stdlib's HTTP server playing
+the monitor's `POST /v1/events`, scripted to answer errors or to be down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- toy model server -----------------------------------------------------------------------------
+
+
+class _ModelHandler(socketserver.BaseRequestHandler):
+    """Keep-alive HTTP/1.1 via h11. Paths:
+    /v1/models/NAME:predict, /v2/models/NAME/infer  -> JSON prediction echoing the body length
+    /echo...                                        -> JSON: method, target, headers, body sha256/len
+    /status/CODE                                    -> that status, JSON body
+    /chunked?n=K&size=S                             -> K chunks of S bytes (Transfer-Encoding: chunked)
+    /big?size=S                                     -> S bytes with Content-Length, streamed
+    /slow?s=SECONDS                                 -> answers after a delay
+    /close-delimited                                -> no length, body ends when the connection closes
+    """
+
+    def handle(self) -> None:
+        conn = h11.Connection(h11.SERVER)
+        sock: socket.socket = self.request
+        sock.settimeout(30)
+        server: ModelServer = self.server.owner  # type: ignore[attr-defined]
+        while True:
+            try:
+                request, body_hash, body_len, body_head = self._read_request(conn, sock)
+            except (ConnectionError, TimeoutError, OSError, h11.RemoteProtocolError):
+                return
+            if request is None:
+                return
+            server.requests.append(request)
+            try:
+                keep = self._respond(conn, sock, request, body_hash, body_len, body_head)
+            except (ConnectionError, OSError, h11.LocalProtocolError):
+                return
+            if not keep or conn.our_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    def _read_request(self, conn: h11.Connection, sock: socket.socket):  # type: ignore[no-untyped-def]
+        request = None
+        digest = hashlib.sha256()
+        length = 0
+        head = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = sock.recv(262144)
+                conn.receive_data(data)
+                if not data and conn.their_state is h11.IDLE:
+                    return None, "", 0, b""
+                continue
+            if isinstance(event, h11.ConnectionClosed):
+                return None, "", 0, b""
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                digest.update(event.data)
+                length += len(event.data)
+                if len(head) < 4096:
+                    head += event.data[: 4096 - len(head)]
+            elif isinstance(event, h11.EndOfMessage):
+                return request, digest.hexdigest(), length, head
+
+    def _respond(self, conn, sock, req, body_hash, body_len, body_head) -> bool:  # type: ignore[no-untyped-def]
+        url = urlsplit(req.target.decode())
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        path = url.path
+
+        def send(*events):  # type: ignore[no-untyped-def]
+            for ev in events:
+                data = conn.send(ev)
+                if data:
+                    sock.sendall(data)
+
+        def json_response(status: int, obj: object, extra: list[tuple[str, str]] | None = None) -> None:
+            body = json.dumps(obj).encode()
+            headers = [("content-type", "application/json"), ("content-length", str(len(body))), *(extra or [])]
+            send(h11.Response(status_code=status, headers=headers))
+            if req.method != b"HEAD":
+                send(h11.Data(data=body))
+            send(h11.EndOfMessage())
+
+        if path.endswith(":predict") or path.endswith("/infer"):
+            json_response(200, {"predictions": [[0.1, 0.9]], "request_bytes": body_len}, [("x-model", "toy")])
+        elif path.startswith("/echo"):
+            json_response(200, {
+                "method": req.method.decode(),
+                "target": req.target.decode("latin-1"),
+                "http_version": req.http_version.decode(),
+                "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in req.headers.raw_items()],
+                "body_sha256": body_hash,
+                "body_len": body_len,
+            })
+        elif path.startswith("/status/"):
+            code = int(path.rsplit("/", 1)[1])
+            if code in (204, 304):
+                send(h11.Response(status_code=code, headers=[("x-status", str(code))]), h11.EndOfMessage())
+            else:
+                json_response(code, {"status": code}, [("x-status", str(code))])
+        elif path == "/chunked":
+            n, size = int(query.get("n", 3)), int(query.get("size", 10))
+            send(h11.Response(status_code=200, headers=[("content-type", "application/octet-stream"), ("transfer-encoding", "chunked")]))
+            for i in range(n):
+                send(h11.Data(data=bytes([65 + i % 26]) * size))
+            send(h11.EndOfMessage())
+        elif path == "/big":
+            size = int(query["size"])
+            send(h11.Response(status_code=200, headers=[("content-type", "application/octet-stream"), ("content-length", str(size))]))
+            block = bytes(range(256)) * 256
+            sent = 0
+            while sent < size:
+                piece = block[: min(len(block), size - sent)]
+                send(h11.Data(data=piece))
+                sent += len(piece)
+            send(h11.EndOfMessage())
+        elif path == "/slow":
+            time.sleep(float(query.get("s", 1)))
+            json_response(200, {"slow": True})
+        elif path == "/close-delimited":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil-close body")
+            return False
+        else:
+            json_response(404, {"error": "not found"})
+        return True
+
+
+class _ThreadingServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+class ModelServer:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.requests: list[h11.Request] = []
+        self._server: _ThreadingServer | None = None
+
+    def start(self) -> ModelServer:
+        self._server = _ThreadingServer(("127.0.0.1", self.port), _ModelHandler)
+        self._server.owner = self  # type: ignore[attr-defined]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+# -- collector (plays the monitor's POST /v1/events) ----------------------------------------------
+
+
+class Collector:
+    """Records every batch; `script` is a list of statuses answered first (then 200)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.batches: list[list[dict]] = []
+        self.auth: list[str | None] = []
+        self.attempts = 0
+        self.attempt_times: list[float] = []
+        self.script: list[int] = []
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Collector:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with owner.lock:
+                    owner.attempts += 1
+                    owner.attempt_times.append(time.monotonic())
+                    status = owner.script.pop(0) if owner.script else 200
+                    if status == 200:
+                        events = json.loads(body)["events"]
+                        owner.batches.append(events)
+                        owner.auth.append(self.headers.get("authorization"))
+                        reply = {"accepted": len(events), "duplicates": 0}
+                    else:
+                        reply = {"error": f"scripted {status}", "detail": None}
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def events(self) -> list[dict]:
+        with self.lock:
+            return [e for batch in self.batches for e in batch]
+
+
+# -- the sidecar as a real process ----------------------------------------------------------------
+
+
+class Sidecar:
+    def __init__(self, upstream: str, monitor: str, spool_dir: Path, *extra: str, model: str = "wine") -> None:
+        self.port = free_port()
+        self.args = [
+            sys.executable, "-m", "monitor.cli", "sidecar",
+            "--upstream", upstream, "--monitor", monitor, "--model", model,
+            "--host", "127.0.0.1", "--port", str(self.port), "--spool-dir", str(spool_dir), *extra,
+        ]
+        self.log_path = spool_dir.parent / f"sidecar-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, env: dict[str, str] | None = None) -> Sidecar:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, env={**os.environ, **(env or {})})
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        assert "listening on" in line, f"sidecar did not start: {line!r}\n{self.log()}"
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def rss(self) -> int:
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Value of one sample in Prometheus text format (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        base, _, rest = key.partition("{")
+        got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+        if base == name and got == want:
+            return float(value)
+    return 0.0
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, read until the server closes (or timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return b"".join(chunks)
+
+
+def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
