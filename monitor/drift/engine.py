@@ -151,9 +151,7 @@ def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
 
 def _align_values(ref_values: np.ndarray, ref_counts: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reference and window counts over the union of their distinct values (window sorted)."""
-    starts = np.flatnonzero(np.concatenate([[True], cur[1:] != cur[:-1]]))
-    cur_values = cur[starts]
-    cur_counts = np.diff(np.append(starts, cur.size)).astype(np.float64)
+    cur_values, cur_counts = numeric.distinct_sorted(cur)
     union = np.union1d(ref_values, cur_values)
     r = np.zeros(union.size)
     c = np.zeros(union.size)
@@ -183,14 +181,15 @@ def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureRe
     vals = categorical_values(column)
     idx = p.index.get_indexer(vals.keys) if vals.keys.size else np.empty(0, dtype=np.int64)
     known = idx >= 0
-    counts = np.bincount(idx[known], minlength=p.categories.size).astype(np.float64)
-    new = pd.Series(vals.keys[~known], dtype=object).value_counts()
+    counts = np.zeros(p.categories.size)
+    counts[idx[known]] = vals.counts[known]
+    new = pd.Series(vals.counts[~known], index=pd.Index(vals.keys[~known], dtype=object), dtype=np.float64)
     new = new.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
     n_new = int(new.sum())
     quality = _quality(vals.n, vals.missing, 0, n_new, vals.wrong_type)
     ref_counts = np.concatenate([p.counts, np.zeros(new.size)])
     cur_counts = np.concatenate([counts, new.to_numpy(dtype=np.float64)])
-    n_cur = int(vals.keys.size)
+    n_cur = vals.n_valid
     if n_cur == 0 or p.n == 0:
         outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
     elif p.method in cat_tests.TESTS:

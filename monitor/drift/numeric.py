@@ -191,6 +191,14 @@ def binned_counts(sample: Array, inner_edges: Array) -> Array:
     return np.diff(bounds).astype(np.float64)
 
 
+def distinct_sorted(sample: Array) -> tuple[Array, Array]:
+    """Distinct values of a sorted sample and their counts, in one pass (np.unique would re-sort)."""
+    if sample.size == 0:
+        return sample, np.empty(0)
+    starts = np.flatnonzero(np.concatenate([[True], sample[1:] != sample[:-1]]))
+    return sample[starts], np.diff(np.append(starts, sample.size)).astype(np.float64)
+
+
 def quantiles_sorted(sample: Array, qs: Array) -> Array:
     """Linear-interpolated quantiles of a sorted sample (numpy's default method) without re-sorting."""
     if sample.size == 0:

@@ -94,7 +94,8 @@ def build_profile(
 def _numeric_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettings) -> NumericProfile:
     values = numeric_values(column).finite
     n = values.size
-    distinct, distinct_counts = np.unique(values, return_counts=True)
+    distinct, distinct_counts = numeric.distinct_sorted(values)
+    few = distinct.size <= DISCRETE_MAX_VALUES
     method = resolve_method("numeric", spec.method, n, distinct.size, settings)
     mean = float(values.mean()) if n else float("nan")
     std = float(values.std()) if n else float("nan")
@@ -103,7 +104,6 @@ def _numeric_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettin
         psi_edges = np.unique(numeric.quantiles_sorted(values, qs))
     else:
         psi_edges = np.empty(0)
-    few = distinct.size <= DISCRETE_MAX_VALUES
     return NumericProfile(
         spec=spec,
         method=method,
@@ -117,23 +117,22 @@ def _numeric_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettin
         psi_edges=psi_edges,
         psi_counts=numeric.binned_counts(values, psi_edges),
         distinct=distinct if few else None,
-        distinct_counts=distinct_counts.astype(np.float64) if few else None,
+        distinct_counts=distinct_counts if few else None,
         quantiles=numeric.quantiles_sorted(values, SUMMARY_QUANTILES),
     )
 
 
 def _categorical_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettings) -> CategoricalProfile:
-    keys = categorical_values(column).keys
-    counts = pd.Series(keys, dtype=object).value_counts(sort=True)
+    vals = categorical_values(column)
     # most frequent first, ties by key, so the profile is deterministic
-    order = sorted(zip(counts.index.tolist(), counts.to_numpy().tolist(), strict=True), key=lambda kv: (-kv[1], kv[0]))
-    categories = np.array([k for k, _ in order], dtype=object)
-    method = resolve_method("categorical", spec.method, int(keys.size), categories.size, settings)
+    order = sorted(range(vals.keys.size), key=lambda i: (-vals.counts[i], vals.keys[i]))
+    categories = vals.keys[order] if order else np.empty(0, dtype=object)
+    method = resolve_method("categorical", spec.method, vals.n_valid, categories.size, settings)
     return CategoricalProfile(
         spec=spec,
         method=method,
         threshold=spec.threshold if spec.threshold is not None else default_threshold(method, settings),
         categories=categories,
-        counts=np.array([c for _, c in order], dtype=np.float64),
+        counts=vals.counts[order] if order else np.empty(0),
         index=pd.Index(categories, dtype=object),
     )

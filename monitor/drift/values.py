@@ -31,10 +31,15 @@ class NumericValues:
 
 @dataclass(frozen=True)
 class CategoricalValues:
-    keys: NDArray[np.object_]  # canonical strings of the usable values, in row order
+    keys: NDArray[np.object_]  # distinct canonical keys of the usable values
+    counts: NDArray[np.float64]  # rows per key
     n: int
     missing: int
     wrong_type: int
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.counts.sum())
 
 
 def numeric_values(column: pd.Series) -> NumericValues:
@@ -60,30 +65,45 @@ def numeric_values(column: pd.Series) -> NumericValues:
 
 
 def categorical_values(column: pd.Series) -> CategoricalValues:
-    """Canonical category keys of a column (missing and wrong-type rows dropped) and their counts."""
+    """Distinct canonical category keys of a column with their counts, and the unusable rows.
+
+    One hashing pass (`pd.factorize`) over the rows; keys are canonicalised on the distinct values
+    only. Object columns mixing types are canonicalised row by row first, so 1 and "1" meet (and
+    True does not merge with 1, as hashing alone would do).
+    """
     n = int(column.size)
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
-    missing_mask = column.isna().to_numpy()
-    present = column[~missing_mask]
-    dtype = present.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        keys = np.where(present.to_numpy(dtype=bool), "True", "False").astype(object)
-    elif pd.api.types.is_integer_dtype(dtype):
-        keys = present.to_numpy(dtype=np.int64).astype(str).astype(object)
-    elif pd.api.types.is_float_dtype(dtype):
-        keys = _float_keys(present.to_numpy(dtype=np.float64))
-    elif pd.api.types.infer_dtype(present, skipna=False) == "string":
-        keys = present.to_numpy(dtype=object)
-    else:
-        keys = np.array([_canonical(v) for v in present.to_numpy(dtype=object)], dtype=object)
-    ok = keys != None  # noqa: E711 - elementwise comparison on an object array
+    wrong = 0
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+        raw = column.to_numpy(dtype=object)
+        null = column.isna().to_numpy()
+        keys = np.array([None if is_null else _canonical(v) for v, is_null in zip(raw, null, strict=True)], dtype=object)
+        wrong = int(np.count_nonzero(~null)) - int(np.count_nonzero(keys != None))  # noqa: E711
+        column = pd.Series(keys, dtype=object)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    valid = codes >= 0
+    counts = np.bincount(codes[valid], minlength=len(uniques)).astype(np.float64)
     return CategoricalValues(
-        keys=keys[ok],
+        keys=_canonical_keys(uniques),
+        counts=counts,
         n=n,
-        missing=int(np.count_nonzero(missing_mask)),
-        wrong_type=int(keys.size - np.count_nonzero(ok)),
+        missing=int(codes.size - np.count_nonzero(valid)) - wrong,
+        wrong_type=wrong,
     )
+
+
+def _canonical_keys(uniques: pd.Index | np.ndarray) -> NDArray[np.object_]:
+    values = np.asarray(uniques)
+    if values.dtype == object:
+        if all(isinstance(v, str) for v in values):
+            return values
+        return np.array([_canonical(v) for v in values], dtype=object)
+    if values.dtype == bool:
+        return np.where(values, "True", "False").astype(object)
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(str).astype(object)
+    return _float_keys(values.astype(np.float64))
 
 
 def _float_keys(values: NDArray[np.float64]) -> NDArray[np.object_]:
