@@ -1,0 +1,343 @@
+"""Prometheus alerting rules generated from the config (thresholds, `for`, severities, links).
+
+Conventions (node-mixin style): CamelCase names prefixed `Driftwatch`; one name at two severities
+for dataset drift (critical has the higher threshold, both fire above it); `summary`,
+`description`, `runbook_url` (an anchor per alert in docs/runbooks.md) and `report_url` annotations.
+Drift and data-quality alerts only consider windows holding at least the model's
+`window.min_records` records, so a nearly empty window never pages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.scopes import Scope, scopes
+from monitor.config import Config, ModelConfig, format_duration
+
+__all__ = [
+    "GROUPS", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "groups", "retrain_failed_window",
+    "runbook_anchor",
+]
+
+RATE_WINDOW = "5m"
+"""Range of the rate() behind NoTraffic, SidecarDroppingEvents and EvaluationStale's traffic gate."""
+RETRAIN_FAILED_WINDOW = 3600.0
+"""A failed retraining job keeps DriftwatchRetrainJobFailed firing this long after its `for`."""
+FAILED_OUTCOMES = ("failed", "deadline_exceeded")
+
+GROUPS = ("driftwatch-drift", "driftwatch-data-quality", "driftwatch-capture", "driftwatch-monitor",
+          "driftwatch-retraining")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One alerting rule and the models it covers (the latter is for the promtool test generator)."""
+
+    group: str
+    alert: str
+    expr: str
+    for_: float
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    models: tuple[ModelConfig, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert,
+            "expr": self.expr,
+            "for": _dur(self.for_),
+            "labels": dict(sorted(self.labels.items())),
+            "annotations": dict(sorted(self.annotations.items())),
+        }
+
+
+def runbook_anchor(alert: str) -> str:
+    """The GitHub anchor of the runbook heading `## <alert>`."""
+    return alert.lower()
+
+
+def _annotations(cfg: Config, scope: Scope, alert: str, summary: str, description: str) -> dict[str, str]:
+    out = {
+        "summary": summary,
+        "description": description,
+        "runbook_url": f"{scope.alerts.runbook_url}#{runbook_anchor(alert)}",
+    }
+    if cfg.server.public_url:
+        out["report_url"] = cfg.server.public_url.rstrip("/") + "/reports/{{ $labels.model }}"
+    return out
+
+
+def _records_gate(scope: Scope) -> str:
+    """`driftwatch_window_records >= min_records`, per model where their windows differ."""
+    by_min: dict[int, list[str]] = {}
+    for m in scope.models:
+        by_min.setdefault(m.window.min_records, []).append(m.name)
+    if len(by_min) == 1:
+        (n,) = by_min
+        return f"{scope.selector('driftwatch_window_records')} >= {n}"
+    parts = [
+        f'driftwatch_window_records{{model="{names[0]}"}} >= {n}' if len(names) == 1
+        else f'driftwatch_window_records{{model=~"{"|".join(names)}"}} >= {n}'
+        for n, names in sorted(by_min.items())
+    ]
+    return "(" + " or ".join(parts) + ")"
+
+
+def _gated(expr: str, scope: Scope) -> str:
+    return f"({expr}) and on (model) ({_records_gate(scope)})"
+
+
+def _dur(seconds: float) -> str:
+    return format_duration(seconds) if seconds > 0 else "0s"
+
+
+def _num(v: float) -> str:
+    return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
+
+
+def _dataset_drift(cfg: Config) -> Iterator[Rule]:
+    for scope in scopes(cfg, "dataset_drift"):
+        dd = scope.alerts.dataset_drift
+        for severity, threshold in (("warning", dd.warning), ("critical", dd.critical)):
+            labels = {**scope.labels, "severity": severity}
+            if severity == "critical" and scope.alerts.retrain_on_critical:
+                labels["driftwatch_action"] = "retrain"
+            pct = f"{threshold * 100:g}%"
+            yield Rule(
+                "driftwatch-drift",
+                "DriftwatchDatasetDrift",
+                _gated(f"{scope.selector('driftwatch_dataset_drift_share')} >= {_num(threshold)}", scope),
+                dd.for_,
+                labels,
+                _annotations(
+                    cfg, scope, "DriftwatchDatasetDrift",
+                    "Model {{ $labels.model }}: {{ $value | humanizePercentage }} of its columns drifted",
+                    f"{{{{ $value | humanizePercentage }}}} of the columns of model {{{{ $labels.model }}}} drifted "
+                    f"(the {severity} threshold is {pct}) for at least {_dur(dd.for_)}."
+                    + (" Retraining is requested." if "driftwatch_action" in labels else ""),
+                ),
+                scope.models,
+            )
+
+
+def _enabled(cfg: Config, kind: str) -> Iterator[tuple[Scope, Any]]:
+    for scope in scopes(cfg, kind):
+        settings = getattr(scope.alerts, kind)
+        if settings.enabled:
+            yield scope, settings
+
+
+def _feature_drift(cfg: Config) -> Iterator[Rule]:
+    for scope, s in _enabled(cfg, "feature_drift"):
+        detected = scope.selector("driftwatch_feature_drift_detected")
+        expr = f"{scope.selector('driftwatch_feature_drift_score')} and on (model, feature) ({detected} == 1)"
+        yield Rule(
+            "driftwatch-drift",
+            "DriftwatchFeatureDrift",
+            _gated(expr, scope),
+            s.for_,
+            {**scope.labels, "severity": s.severity},
+            _annotations(
+                cfg, scope, "DriftwatchFeatureDrift",
+                "Model {{ $labels.model }}: column {{ $labels.feature }} drifted",
+                'Column {{ $labels.feature }} of model {{ $labels.model }} drifted: {{ $labels.method }} score '
+                '{{ printf "%.3g" $value }}.',
+            ),
+            scope.models,
+        )
+
+
+def _prediction_output(cfg: Config, model: ModelConfig) -> str | None:
+    """The model's first output, if it is exported (prediction drift is decided on its column)."""
+    if not model.outputs or model.outputs[0].name not in cfg.exported_features(model):
+        return None
+    return model.outputs[0].name
+
+
+def _prediction_drift(cfg: Config) -> Iterator[Rule]:
+    for scope, s in _enabled(cfg, "prediction_drift"):
+        outputs = [(m, out) for m in scope.models if (out := _prediction_output(cfg, m)) is not None]
+        if not outputs:
+            continue
+        detected = " or ".join(
+            f'driftwatch_feature_drift_detected{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
+        )
+        expr = f"{scope.selector('driftwatch_prediction_drift_score')} and on (model) ({detected})"
+        yield Rule(
+            "driftwatch-drift",
+            "DriftwatchPredictionDrift",
+            _gated(expr, scope),
+            s.for_,
+            {**scope.labels, "severity": s.severity},
+            _annotations(
+                cfg, scope, "DriftwatchPredictionDrift",
+                "Model {{ $labels.model }}: predictions drifted",
+                'The predictions of model {{ $labels.model }} drifted: {{ $labels.method }} score '
+                '{{ printf "%.3g" $value }}.',
+            ),
+            tuple(m for m, _ in outputs),
+        )
+
+
+DATA_QUALITY_CHECKS = (
+    ("missing", "driftwatch_feature_missing_ratio", "missing_ratio", "missing values", "are missing"),
+    ("out_of_range", "driftwatch_feature_out_of_range_ratio", "out_of_range_ratio", "out-of-range values",
+     "are out of the valid range"),
+    ("new_category", "driftwatch_feature_new_category_ratio", "new_category_ratio", "new categories",
+     "are categories unseen in the reference"),
+)
+"""(check label, metric, threshold field, summary noun, description verb) of DriftwatchDataQuality's rules."""
+
+
+def _data_quality(cfg: Config) -> Iterator[Rule]:
+    for scope, s in _enabled(cfg, "data_quality"):
+        for check, metric, attr, noun, verb in DATA_QUALITY_CHECKS:
+            threshold = getattr(s, attr)
+            yield Rule(
+                "driftwatch-data-quality",
+                "DriftwatchDataQuality",
+                _gated(f"{scope.selector(metric)} > {_num(threshold)}", scope),
+                s.for_,
+                {**scope.labels, "severity": s.severity, "check": check},
+                _annotations(
+                    cfg, scope, "DriftwatchDataQuality",
+                    f"Model {{{{ $labels.model }}}}: column {{{{ $labels.feature }}}} has {noun}",
+                    f"{{{{ $value | humanizePercentage }}}} of the values of column {{{{ $labels.feature }}}} "
+                    f"of model {{{{ $labels.model }}}} {verb} (allowed: {threshold * 100:g}%).",
+                ),
+                scope.models,
+            )
+
+
+def _no_traffic(cfg: Config) -> Iterator[Rule]:
+    for scope, s in _enabled(cfg, "no_traffic"):
+        rate = f"rate({scope.selector('driftwatch_events_ingested_total')}[{RATE_WINDOW}])"
+        yield Rule(
+            "driftwatch-capture",
+            "DriftwatchNoTraffic",
+            f"sum by (model) ({rate}) == 0",
+            s.for_,
+            {**scope.labels, "severity": s.severity},
+            _annotations(
+                cfg, scope, "DriftwatchNoTraffic",
+                "Model {{ $labels.model }}: no events ingested",
+                "The monitor ingested no events for model {{ $labels.model }} in the last "
+                f"{RATE_WINDOW} (and for {_dur(s.for_)} before alerting): "
+                "drift is not being evaluated.",
+            ),
+            scope.models,
+        )
+
+
+def _sidecar_dropping(cfg: Config) -> Iterator[Rule]:
+    for scope, s in _enabled(cfg, "sidecar_dropping"):
+        rate = f"rate({scope.selector('driftwatch_sidecar_events_dropped_total')}[{RATE_WINDOW}])"
+        yield Rule(
+            "driftwatch-capture",
+            "DriftwatchSidecarDroppingEvents",
+            f"sum by (model, reason) ({rate}) > 0",
+            s.for_,
+            {**scope.labels, "severity": s.severity},
+            _annotations(
+                cfg, scope, "DriftwatchSidecarDroppingEvents",
+                "Model {{ $labels.model }}: capture sidecars drop events ({{ $labels.reason }})",
+                "Sidecars of model {{ $labels.model }} drop {{ $value | humanize }} events/s "
+                "(reason {{ $labels.reason }}): drift is evaluated on part of the traffic only.",
+            ),
+            scope.models,
+        )
+
+
+def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
+    for scope, s in _enabled(cfg, "evaluation_stale"):
+        rate = f"rate({scope.selector('driftwatch_events_ingested_total')}[{RATE_WINDOW}])"
+        age = f"time() - {scope.selector('driftwatch_last_evaluation_timestamp_seconds')}"
+        expr = f"({age} > {_num(s.max_age)}) and on (model) (sum by (model) ({rate}) > 0)"
+        yield Rule(
+            "driftwatch-monitor",
+            "DriftwatchEvaluationStale",
+            _gated(expr, scope),
+            s.for_,
+            {**scope.labels, "severity": s.severity},
+            _annotations(
+                cfg, scope, "DriftwatchEvaluationStale",
+                "Model {{ $labels.model }}: drift not evaluated for {{ $value | humanizeDuration }}",
+                "Model {{ $labels.model }} receives traffic and has a full window, but its last drift evaluation "
+                f"was {{{{ $value | humanizeDuration }}}} ago (allowed: {format_duration(s.max_age)}).",
+            ),
+            scope.models,
+        )
+
+
+def retrain_failed_window(for_: float) -> float:
+    """Seconds of the increase() range: the hour after `for` (in whole minutes, aligned to scrapes)."""
+    return RETRAIN_FAILED_WINDOW + 60 * math.ceil(for_ / 60)
+
+
+def _retrain_failed(cfg: Config) -> Iterator[Rule]:
+    outcome = f'outcome=~"{"|".join(FAILED_OUTCOMES)}"'
+    for scope, s in _enabled(cfg, "retrain_failed"):
+        window = _dur(retrain_failed_window(s.for_))
+        increase = f"increase({scope.selector('driftwatch_retrain_jobs_total', outcome)}[{window}])"
+        yield Rule(
+            "driftwatch-retraining",
+            "DriftwatchRetrainJobFailed",
+            f"sum by (model, outcome) ({increase}) > 0",
+            s.for_,
+            {**scope.labels, "severity": s.severity},
+            _annotations(
+                cfg, scope, "DriftwatchRetrainJobFailed",
+                "Model {{ $labels.model }}: retraining job {{ $labels.outcome }}",
+                "{{ $value | humanize }} retraining job(s) of model {{ $labels.model }} ended "
+                f"{{{{ $labels.outcome }}}} in the last {window}.",
+            ),
+            scope.models,
+        )
+
+
+def _monitor_down(cfg: Config) -> Iterator[Rule]:
+    a = cfg.defaults.alerts
+    if not a.monitor_down.enabled:
+        return
+    up = f'up{{job="{a.job_label}"}}'
+    yield Rule(
+        "driftwatch-monitor",
+        "DriftwatchMonitorDown",
+        f"{up} == 0 or absent({up})",
+        a.monitor_down.for_,
+        {"severity": a.monitor_down.severity},
+        {
+            "summary": "The driftwatch monitor is down",
+            "description": f'Prometheus cannot scrape the driftwatch monitor (job="{a.job_label}" is down or '
+            "absent): no drift is evaluated and no drift alert can fire.",
+            "runbook_url": f"{a.runbook_url}#{runbook_anchor('DriftwatchMonitorDown')}",
+        },
+        tuple(cfg.models),
+    )
+
+
+_BUILDERS = (
+    _dataset_drift, _feature_drift, _prediction_drift, _data_quality, _no_traffic, _sidecar_dropping,
+    _evaluation_stale, _monitor_down, _retrain_failed,
+)
+
+
+def build(cfg: Config) -> list[Rule]:
+    """Every rule, in group order then alert order."""
+    rules = [r for builder in _BUILDERS for r in builder(cfg)]
+    return sorted(rules, key=lambda r: GROUPS.index(r.group))
+
+
+def groups(cfg: Config) -> dict[str, Any]:
+    """The `groups:` document Prometheus and promtool load."""
+    rules = build(cfg)
+    return {
+        "groups": [
+            {"name": name, "rules": [r.to_dict() for r in rules if r.group == name]}
+            for name in GROUPS
+            if any(r.group == name for r in rules)
+        ]
+    }

@@ -1,0 +1,323 @@
+"""promtool unit tests for the generated rules, generated from the same config.
+
+For every alert and every model: series that stay quiet (no alert), cross the threshold (pending,
+then firing after `for`), and, for dataset drift, cross warning then critical (warning alone, then
+both). Windows below `min_records` must not alert. Expected annotations are rendered by
+alerts.gotemplate, so promtool also checks the templates. Timelines use 1-minute samples and are
+sized from each alert's `for`, so they stay valid whatever the config says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.gotemplate import render
+from alerts.rules import DATA_QUALITY_CHECKS, FAILED_OUTCOMES, Rule, build, retrain_failed_window
+from monitor.config import Config, FeatureConfig, ModelConfig
+
+__all__ = ["RULES_FILE", "unit_tests"]
+
+RULES_FILE = "rules.yaml"
+SIDECAR = {"instance": "10.0.0.7:8081", "job": "driftwatch-sidecar"}
+SCORE = 0.42
+PREDICTION_SCORE = 0.37
+
+
+def _minutes(seconds: float) -> int:
+    return math.ceil(seconds / 60)
+
+
+def _selector(metric: str, labels: dict[str, str]) -> str:
+    return metric + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _fmt(v: float) -> str:
+    return repr(round(float(v), 9))
+
+
+def _steps(*segments: tuple[float, int]) -> str:
+    """promtool's series notation for constant segments of (value, samples)."""
+    return " ".join(f"{_fmt(v)}x{n - 1}" for v, n in segments)
+
+
+def _counter(start: float, per_sample: float, samples: int) -> str:
+    return f"{_fmt(start)}+{_fmt(per_sample)}x{samples - 1}"
+
+
+@dataclass
+class _Group:
+    name: str
+    series: list[dict[str, str]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, metric: str, labels: dict[str, str], values: str) -> None:
+        self.series.append({"series": _selector(metric, labels), "values": values})
+
+    def expect(self, minute: int, alert: str, alerts: list[dict[str, Any]]) -> None:
+        self.checks.append({"eval_time": f"{minute}m", "alertname": alert, "exp_alerts": alerts})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "interval": "1m", "input_series": self.series, "alert_rule_test": self.checks}
+
+
+class _Rules:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.all = build(cfg)
+
+    def find(self, alert: str, model: ModelConfig, **labels: str) -> Rule | None:
+        for r in self.all:
+            if r.alert == alert and model.name in {m.name for m in r.models} and labels.items() <= r.labels.items():
+                return r
+        return None
+
+    def expected(self, alert: str, model: ModelConfig, series: dict[str, str], value: float,
+                 **labels: str) -> list[dict[str, Any]]:
+        """The alert the rule fires for `series` at `value`; none when the alert is disabled."""
+        rule = self.find(alert, model, **labels)
+        if rule is None:
+            return []
+        return [_alert(rule, series, value)]
+
+
+def _alert(rule: Rule, series: dict[str, str], value: float) -> dict[str, Any]:
+    return {
+        "exp_labels": dict(sorted({**series, **rule.labels}.items())),
+        "exp_annotations": {k: render(v, series, value) for k, v in sorted(rule.annotations.items())},
+    }
+
+
+def _method(cfg: Config, model: ModelConfig, col: FeatureConfig) -> str:
+    """The method label the exporter would report for `col` (auto resolved for a small reference)."""
+    policy = cfg.drift_policy(model)
+    method = (col.drift.method if col.drift else "auto")
+    if method == "auto":
+        method = (policy.numeric if col.type == "numeric" else policy.categorical).method
+    if method == "auto":
+        method = "ks" if col.type == "numeric" else "chisquare"
+    return method
+
+
+def _monitor(cfg: Config, model: ModelConfig, **extra: str) -> dict[str, str]:
+    return {"instance": "driftwatch:8080", "job": cfg.defaults.alerts.job_label, "model": model.name, **extra}
+
+
+def _dataset_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    dd = cfg.alerts_for(model).dataset_drift
+    f = _minutes(dd.for_)
+    seg = f + 5
+    g = _Group(f"DriftwatchDatasetDrift {model.name}: quiet, warning, then critical")
+    labels = _monitor(cfg, model)
+    values: list[tuple[float, int]] = []
+    t = 0
+    if dd.warning > 0:
+        values += [(0.0, seg), (dd.warning * 0.9, seg)]
+        g.expect(seg - 1, "DriftwatchDatasetDrift", [])
+        g.expect(2 * seg - 1, "DriftwatchDatasetDrift", [])
+        t = 2 * seg
+    if dd.warning < dd.critical:
+        mid = round((dd.warning + dd.critical) / 2, 6)
+        values.append((mid, seg))
+        if f >= 2:
+            g.expect(t + f - 1, "DriftwatchDatasetDrift", [])
+        g.expect(t + f + 1, "DriftwatchDatasetDrift",
+                 rules.expected("DriftwatchDatasetDrift", model, labels, mid, severity="warning"))
+        t += seg
+    values.append((dd.critical, seg))
+    fired = [
+        *rules.expected("DriftwatchDatasetDrift", model, labels, dd.critical, severity="critical"),
+        *rules.expected("DriftwatchDatasetDrift", model, labels, dd.critical, severity="warning"),
+    ]
+    g.expect(t + f + 1, "DriftwatchDatasetDrift", sorted(fired, key=lambda a: a["exp_labels"]["severity"]))
+    total = sum(n for _, n in values)
+    g.add("driftwatch_dataset_drift_share", labels, _steps(*values))
+    g.add("driftwatch_window_records", labels, _steps((model.window.min_records, total)))
+    return g
+
+
+def _feature_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | None:
+    exported = set(cfg.exported_features(model))
+    cols = [c for c in model.columns if c.name in exported][:2]
+    if not cols:
+        return None
+    f = _minutes(cfg.alerts_for(model).feature_drift.for_)
+    seg = f + 5
+    g = _Group(f"DriftwatchFeatureDrift {model.name}: one column drifts, another does not")
+    fired: list[dict[str, Any]] = []
+    for i, col in enumerate(cols):
+        drifts = i == 0
+        score = _monitor(cfg, model, feature=col.name, method=_method(cfg, model, col))
+        g.add("driftwatch_feature_drift_score", score, _steps((SCORE, 2 * seg)))
+        g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=col.name),
+              _steps((0, seg), (1 if drifts else 0, seg)))
+        if drifts:
+            fired = rules.expected("DriftwatchFeatureDrift", model, score, SCORE)
+    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
+    g.expect(seg - 1, "DriftwatchFeatureDrift", [])
+    if f >= 2:
+        g.expect(seg + f - 1, "DriftwatchFeatureDrift", [])
+    g.expect(seg + f + 1, "DriftwatchFeatureDrift", fired)
+    return g
+
+
+def _prediction_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | None:
+    if not model.outputs or model.outputs[0].name not in cfg.exported_features(model):
+        return None
+    out = model.outputs[0]
+    f = _minutes(cfg.alerts_for(model).prediction_drift.for_)
+    seg = f + 5
+    g = _Group(f"DriftwatchPredictionDrift {model.name}: output {out.name} drifts")
+    score = _monitor(cfg, model, method=_method(cfg, model, out))
+    g.add("driftwatch_prediction_drift_score", score, _steps((PREDICTION_SCORE, 2 * seg)))
+    g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=out.name), _steps((0, seg), (1, seg)))
+    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
+    g.expect(seg - 1, "DriftwatchPredictionDrift", [])
+    g.expect(seg + f + 1, "DriftwatchPredictionDrift",
+             rules.expected("DriftwatchPredictionDrift", model, score, PREDICTION_SCORE))
+    return g
+
+
+def _data_quality(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | None:
+    exported = cfg.exported_features(model)
+    if not exported:
+        return None
+    dq = cfg.alerts_for(model).data_quality
+    f = _minutes(dq.for_)
+    seg = f + 5
+    g = _Group(f"DriftwatchDataQuality {model.name}: missing, out-of-range and new-category ratios rise")
+    series = _monitor(cfg, model, feature=exported[0])
+    fired = []
+    for check, metric, attr, _noun, _verb in DATA_QUALITY_CHECKS:
+        limit = getattr(dq, attr)
+        high = round((limit + 1) / 2, 6) if limit < 1 else limit
+        g.add(metric, series, _steps((limit / 2, seg), (high, seg)))
+        if high > limit:
+            fired += rules.expected("DriftwatchDataQuality", model, series, high, check=check)
+    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
+    g.expect(seg - 1, "DriftwatchDataQuality", [])
+    if f >= 2:
+        g.expect(seg + f - 1, "DriftwatchDataQuality", [])
+    g.expect(seg + f + 1, "DriftwatchDataQuality", sorted(fired, key=lambda a: a["exp_labels"]["check"]))
+    return g
+
+
+def _small_window(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    """Everything drifted, but the window is below min_records: drift and quality alerts stay silent."""
+    a = cfg.alerts_for(model)
+    f = _minutes(max(a.dataset_drift.for_, a.feature_drift.for_, a.prediction_drift.for_, a.data_quality.for_))
+    total = f + 10
+    g = _Group(f"{model.name}: a window below min_records ({model.window.min_records}) never alerts")
+    exported = cfg.exported_features(model)
+    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records - 1, total)))
+    g.add("driftwatch_dataset_drift_share", _monitor(cfg, model), _steps((1, total)))
+    for name in exported[:1]:
+        col = next(c for c in model.columns if c.name == name)
+        g.add("driftwatch_feature_drift_score", _monitor(cfg, model, feature=name, method=_method(cfg, model, col)),
+              _steps((SCORE, total)))
+        g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=name), _steps((1, total)))
+        for _check, metric, _attr, _noun, _verb in DATA_QUALITY_CHECKS:
+            g.add(metric, _monitor(cfg, model, feature=name), _steps((1, total)))
+    if model.outputs:
+        out = model.outputs[0]
+        g.add("driftwatch_prediction_drift_score", _monitor(cfg, model, method=_method(cfg, model, out)),
+              _steps((PREDICTION_SCORE, total)))
+        g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=out.name), _steps((1, total)))
+    for alert in ("DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
+                  "DriftwatchDataQuality"):
+        g.expect(total - 1, alert, [])
+    return g
+
+
+def _no_traffic(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    f = _minutes(cfg.alerts_for(model).no_traffic.for_)
+    g = _Group(f"DriftwatchNoTraffic {model.name}: traffic, then none")
+    fire = 14 + f + 1  # flat from minute 9, so rate over 5m is 0 from minute 14
+    g.add("driftwatch_events_ingested_total", _monitor(cfg, model),
+          f"{_counter(0, 60, 10)} {_fmt(540)}x{fire - 9}")
+    g.expect(9, "DriftwatchNoTraffic", [])
+    g.expect(fire, "DriftwatchNoTraffic", rules.expected("DriftwatchNoTraffic", model, {"model": model.name}, 0))
+    return g
+
+
+def _sidecar_dropping(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    f = _minutes(cfg.alerts_for(model).sidecar_dropping.for_)
+    g = _Group(f"DriftwatchSidecarDroppingEvents {model.name}: a sidecar starts dropping 1 event/s")
+    fire = max(10 + f, 14) + 1  # rising from minute 10; the 5m rate is exactly 1/s from minute 14
+    labels = {**SIDECAR, "model": model.name, "reason": "queue_full"}
+    g.add("driftwatch_sidecar_events_dropped_total", labels, f"0x9 {_counter(60, 60, fire - 9)}")
+    g.expect(9, "DriftwatchSidecarDroppingEvents", [])
+    g.expect(fire, "DriftwatchSidecarDroppingEvents",
+             rules.expected("DriftwatchSidecarDroppingEvents", model, {"model": model.name, "reason": "queue_full"}, 1))
+    return g
+
+
+def _evaluation_stale(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    es = cfg.alerts_for(model).evaluation_stale
+    g = _Group(f"DriftwatchEvaluationStale {model.name}: evaluations stop while traffic flows")
+    last = 540.0  # evaluations every minute until minute 9
+    first_stale = math.floor((last + es.max_age) / 60) + 1
+    fire = first_stale + _minutes(es.for_) + 1
+    labels = _monitor(cfg, model)
+    g.add("driftwatch_last_evaluation_timestamp_seconds", labels, f"{_counter(0, 60, 10)} {_fmt(last)}x{fire - 9}")
+    g.add("driftwatch_events_ingested_total", labels, _counter(0, 60, fire + 1))
+    g.add("driftwatch_window_records", labels, _steps((model.window.min_records, fire + 1)))
+    g.expect(9, "DriftwatchEvaluationStale", [])
+    g.expect(fire, "DriftwatchEvaluationStale",
+             rules.expected("DriftwatchEvaluationStale", model, labels, fire * 60 - last))
+    return g
+
+
+def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    for_ = cfg.alerts_for(model).retrain_failed.for_
+    f = _minutes(for_)
+    window = int(retrain_failed_window(for_) // 60)
+    g = _Group(f"DriftwatchRetrainJobFailed {model.name}: one job fails, one succeeds")
+    # Both counters step 0 -> 1 one increase() window after the series start, so the range starts
+    # on a sample and increase() is exactly 1 (no extrapolation).
+    step = window + 1
+    fire = step + f + 1
+    for outcome in ("succeeded", FAILED_OUTCOMES[0]):
+        g.add("driftwatch_retrain_jobs_total", _monitor(cfg, model, outcome=outcome),
+              _steps((0, step), (1, fire - step + 1)))
+    g.expect(step - 1, "DriftwatchRetrainJobFailed", [])
+    g.expect(fire, "DriftwatchRetrainJobFailed",
+             rules.expected("DriftwatchRetrainJobFailed", model, {"model": model.name, "outcome": "failed"}, 1))
+    return g
+
+
+def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
+    a = cfg.defaults.alerts
+    rule = next((r for r in rules.all if r.alert == "DriftwatchMonitorDown"), None)
+    f = _minutes(a.monitor_down.for_)
+    seg = f + 5
+    up = {"instance": "driftwatch:8080", "job": a.job_label}
+    down = _Group("DriftwatchMonitorDown: the scrape target goes down")
+    down.add("up", up, _steps((1, seg), (0, seg)))
+    down.expect(seg - 1, "DriftwatchMonitorDown", [])
+    if f >= 2:
+        down.expect(seg + f - 1, "DriftwatchMonitorDown", [])
+    down.expect(seg + f + 1, "DriftwatchMonitorDown", [_alert(rule, up, 0)] if rule else [])
+    absent = _Group("DriftwatchMonitorDown: the scrape target is missing")
+    absent.add("up", {"instance": "other:9090", "job": "other"}, _steps((1, seg)))
+    absent.expect(f + 1, "DriftwatchMonitorDown", [_alert(rule, {"job": a.job_label}, 1)] if rule else [])
+    return [down, absent]
+
+
+_PER_MODEL = (
+    _dataset_drift, _feature_drift, _prediction_drift, _data_quality, _small_window, _no_traffic,
+    _sidecar_dropping, _evaluation_stale, _retrain_failed,
+)
+
+
+def unit_tests(cfg: Config, rules_file: str = RULES_FILE) -> dict[str, Any]:
+    """The promtool test document for the rules of `cfg` written to `rules_file` (relative to it)."""
+    rules = _Rules(cfg)
+    groups = [g for model in cfg.models for make in _PER_MODEL if (g := make(cfg, rules, model)) is not None]
+    groups += _monitor_down(cfg, rules)
+    return {
+        "rule_files": [rules_file],
+        "evaluation_interval": "1m",
+        "tests": [g.to_dict() for g in groups],
+    }

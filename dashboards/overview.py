@@ -1,0 +1,85 @@
+"""The overview dashboard: every model at a glance, linking to each model's own dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards import grafana as gf
+from dashboards import per_model
+from dashboards import queries as q
+from monitor.config import Config
+
+M = 'model=~"$model"'
+UID = gf.stable_uid("driftwatch", "overview")
+
+
+def _models_table(grid: gf.Grid) -> Any:
+    t = [
+        gf.target(q.drift_share(M), ref="A", instant=True, table=True),
+        gf.target(q.drifted_columns(M), ref="B", instant=True, table=True),
+        gf.target(q.ingested_rate(M), ref="C", instant=True, table=True),
+        gf.target(q.window_records(M), ref="D", instant=True, table=True),
+        gf.target(q.evaluation_age(M), ref="E", instant=True, table=True),
+        gf.target(q.retrain_active(M), ref="F", instant=True, table=True),
+    ]
+    rename = {
+        "model": "Model",
+        "Value #A": "Dataset drift share",
+        "Value #B": "Drifted columns",
+        "Value #C": "Events/s",
+        "Value #D": "Records in window",
+        "Value #E": "Since last evaluation",
+        "Value #F": "Retraining jobs running",
+    }
+    return gf.table(
+        "Models", t, grid.place(24, 7), rename=rename, sort_by="Dataset drift share",
+        overrides=[
+            gf.unit_override("Dataset drift share", "percentunit"),
+            gf.unit_override("Events/s", "reqps"),
+            gf.unit_override("Since last evaluation", "s"),
+        ],
+    )
+
+
+def build(cfg: Config) -> dict[str, Any]:
+    alerts = cfg.defaults.alerts
+    share = [(None, "green"), (alerts.dataset_drift.warning, "orange"), (alerts.dataset_drift.critical, "red")]
+    grid = gf.Grid()
+    panels = [
+        gf.row("Models", grid),
+        _models_table(grid),
+        gf.row("Drift", grid),
+        gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(12, 8),
+                      unit="percentunit", thresholds=share, max_value=1,
+                      description="Lines: the default warning and critical thresholds (models may override them)."),
+        gf.timeseries("Drifted columns", [gf.target(q.drifted_columns(M), "{{model}}")], grid.place(12, 8),
+                      unit="none"),
+        gf.row("Traffic", grid),
+        gf.timeseries("Events ingested", [gf.target(q.ingested_rate(M), "{{model}}")], grid.place(8, 8),
+                      unit="reqps"),
+        gf.timeseries("Events rejected by the monitor", [gf.target(q.rejected_rate(M), "{{model}} {{reason}}")],
+                      grid.place(8, 8), unit="reqps"),
+        gf.timeseries("Events dropped by sidecars", [gf.target(q.dropped_rate(M), "{{model}} {{reason}}")],
+                      grid.place(8, 8), unit="reqps"),
+        gf.row("Evaluation and retraining", grid),
+        gf.timeseries("Since last evaluation", [gf.target(q.evaluation_age(M), "{{model}}")], grid.place(12, 8),
+                      unit="s", thresholds=[(None, "green"), (alerts.evaluation_stale.max_age, "red")]),
+        gf.timeseries("Retraining jobs", [gf.target(q.retrain_jobs(M), "{{model}} {{outcome}}")],
+                      grid.place(12, 8), unit="none", draw_style="bars"),
+    ]
+    links = [gf.link(f"Model {m.name}", per_model.uid(m), f"Drift, data quality and resources of {m.name}")
+             for m in cfg.models]
+    return gf.dashboard(
+        title="Driftwatch / Overview",
+        uid=UID,
+        description=f"Drift of every monitored model ({', '.join(m.name for m in cfg.models)}).",
+        tags=per_model.TAGS,
+        panels=panels,
+        variables=[
+            gf.datasource_variable(),
+            gf.query_variable("model", "Model", "label_values(driftwatch_dataset_drift_share, model)",
+                              default="$__all", multi=True, include_all=True),
+        ],
+        annotations=[],
+        links=links,
+    )

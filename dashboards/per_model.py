@@ -1,0 +1,238 @@
+"""One dashboard per configured model: drift, data quality, capture, resources and retraining.
+
+Queries are parameterised by the `model` variable (defaulting to this model) so the dashboard also
+works for a model renamed later; what the config knows is baked in: thresholds of the alert rules
+drawn as lines, the model's first output as its prediction, its critical features, its pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards import grafana as gf
+from dashboards import queries as q
+from monitor.config import Config, ModelConfig
+
+M = 'model="$model"'
+TAGS = ["driftwatch", "ml", "drift"]
+
+
+def uid(model: ModelConfig) -> str:
+    return gf.stable_uid("driftwatch", "model", model.name)
+
+
+def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    alerts = cfg.alerts_for(model)
+    share = [(None, "green"), (alerts.dataset_drift.warning, "orange"), (alerts.dataset_drift.critical, "red")]
+    max_age = alerts.evaluation_stale.max_age
+    panels: list[Any] = [
+        gf.row("Drift", grid),
+        gf.stat("Dataset drift share", [gf.target(q.drift_share(M))], grid.place(4, 4),
+                unit="percentunit", thresholds=share,
+                description="Share of monitored columns that drifted in the last evaluated window."),
+        gf.stat("Drifted columns", [gf.target(q.drifted_columns(M))], grid.place(4, 4),
+                unit="none", thresholds=[(None, "green"), (1, "orange")], decimals=0),
+        gf.stat("Records in window", [gf.target(q.window_records(M))], grid.place(4, 4),
+                unit="none", thresholds=[(None, "red"), (model.window.min_records, "green")], decimals=0,
+                description=f"Windows with fewer than {model.window.min_records} records are not evaluated."),
+        gf.stat("Since last evaluation", [gf.target(q.evaluation_age(M))], grid.place(4, 4),
+                unit="s", thresholds=[(None, "green"), (max_age, "red")]),
+        gf.stat("Retraining jobs running", [gf.target(q.retrain_active(M))], grid.place(4, 4),
+                unit="none", decimals=0),
+        gf.stat("Last retraining trigger",
+                [gf.target(f"driftwatch_retrain_last_trigger_timestamp_seconds{{{M}}} * 1000 > 0")],
+                grid.place(4, 4), unit="dateTimeFromNow", no_value="Never"),
+        gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(12, 9),
+                      unit="percentunit", thresholds=share, max_value=1,
+                      description="Lines: the warning and critical thresholds of DriftwatchDatasetDrift."),
+        gf.table(
+            "Most drifted columns",
+            [
+                gf.target(f"topk(10, {q.drift_severity(M)})", ref="A", instant=True, table=True),
+                gf.target(f"driftwatch_feature_drift_score{{{M}}}", ref="B", instant=True, table=True),
+                gf.target(f"driftwatch_feature_drift_threshold{{{M}}}", ref="C", instant=True, table=True),
+            ],
+            grid.place(12, 9),
+            description="Drift severity is score/threshold for distances and threshold/p-value for tests: "
+            "above 1 means drifted, whatever the method.",
+            rename={"feature": "Column", "method": "Method", "Value #A": "Severity (x threshold)",
+                    "Value #B": "Score", "Value #C": "Threshold"},
+            sort_by="Severity (x threshold)",
+        ),
+    ]
+    return panels
+
+
+def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    f = f'{M},feature="$feature"'
+    panels: list[Any] = [
+        gf.row("Drift score against threshold, per column", grid),
+        gf.timeseries(
+            "$feature",
+            [
+                gf.target(f"driftwatch_feature_drift_score{{{f}}}", "{{method}} score", "A"),
+                gf.target(f"driftwatch_feature_drift_threshold{{{f}}}", "threshold", "B"),
+            ],
+            grid.place(6, 7),
+            unit="none",
+            repeat="feature",
+            description="p-value methods (ks, chisquare, ...) drift below the threshold; distances at or above it.",
+        ),
+    ]
+    grid.newline()
+    critical = [c.name for c in model.columns if c.critical]
+    if critical:
+        crit = f'{M},feature=~"{"|".join(critical)}"'
+        panels.append(
+            gf.timeseries(
+                "Critical columns: drift severity",
+                [gf.target(q.drift_severity(crit), "{{feature}}")],
+                grid.place(12, 8),
+                unit="none",
+                thresholds=[(None, "green"), (1, "red")],
+                description=f"Columns marked critical in the config ({', '.join(critical)}): "
+                "their drift alone may trigger retraining. Above 1 means drifted.",
+            )
+        )
+    if model.outputs:
+        first = model.outputs[0].name
+        panels.append(
+            gf.timeseries(
+                f"Prediction drift ({first})",
+                [
+                    gf.target(f"driftwatch_prediction_drift_score{{{M}}}", "{{method}} score", "A"),
+                    gf.target(f'driftwatch_feature_drift_threshold{{{M},feature="{first}"}}', "threshold", "B"),
+                ],
+                grid.place(12, 8),
+                unit="none",
+                description=f"Drift of the model's first output, {first!r}, against its threshold.",
+            )
+        )
+    return panels
+
+
+def _quality_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    dq = cfg.alerts_for(model).data_quality
+    checks = [
+        ("Missing values", "driftwatch_feature_missing_ratio", dq.missing_ratio),
+        ("Out of range", "driftwatch_feature_out_of_range_ratio", dq.out_of_range_ratio),
+    ]
+    if any(c.type == "categorical" for c in model.columns):
+        checks.append(("New categories", "driftwatch_feature_new_category_ratio", dq.new_category_ratio))
+    width = 24 // len(checks)
+    panels: list[Any] = [gf.row("Data quality", grid)]
+    for title, metric, limit in checks:
+        panels.append(
+            gf.timeseries(title, [gf.target(f"{metric}{{{M}}}", "{{feature}}")], grid.place(width, 8),
+                          unit="percentunit", thresholds=[(None, "green"), (limit, "red")],
+                          description="Share of the window's records; the line is DriftwatchDataQuality's threshold.")
+        )
+    return panels
+
+
+def _capture_row(grid: gf.Grid) -> list[Any]:
+    return [
+        gf.row("Traffic and capture", grid),
+        gf.timeseries("Events ingested", [gf.target(q.ingested_rate(M), "{{model}}")], grid.place(8, 8), unit="reqps"),
+        gf.timeseries("Events rejected by the monitor", [gf.target(q.rejected_rate(M), "{{reason}}")],
+                      grid.place(8, 8), unit="reqps"),
+        gf.timeseries("Events dropped by sidecars", [gf.target(q.dropped_rate(M), "{{reason}}")],
+                      grid.place(8, 8), unit="reqps",
+                      description="Dropped events are never evaluated: drift results then miss that traffic."),
+        gf.timeseries(
+            "Sidecar latency: upstream vs capture overhead",
+            [
+                gf.target(q.sidecar_latency(0.5, M), "p50 {{phase}}", "A"),
+                gf.target(q.sidecar_latency(0.99, M), "p99 {{phase}}", "B"),
+            ],
+            grid.place(12, 8),
+            unit="s",
+            description="upstream: the model server's answer; overhead: what the capture sidecar adds.",
+        ),
+        gf.timeseries(
+            "Sidecar queue",
+            [gf.target(q.sidecar("driftwatch_sidecar_queue_events", M), "{{instance}}")],
+            grid.place(6, 8),
+            unit="none",
+        ),
+        gf.timeseries(
+            "Sidecar spool",
+            [gf.target(q.sidecar("driftwatch_sidecar_spool_bytes", M), "{{instance}}")],
+            grid.place(6, 8),
+            unit="bytes",
+        ),
+    ]
+
+
+def _resources_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    sel = ",".join(f"{k}={v}" for k, v in sorted(model.resources.selector.items())) or "(local process)"
+    where = f"Pods in namespace {model.resources.namespace} selected by {sel}."
+    return [
+        gf.row("Resources of the model's pods, beside drift", grid),
+        gf.timeseries("CPU", [gf.target(f"sum by (pod) (driftwatch_model_cpu_usage_cores{{{M}}})", "{{pod}}")],
+                      grid.place(8, 8), unit="short", axis_label="cores", description=where),
+        gf.timeseries("Memory working set",
+                      [gf.target(f"sum by (pod) (driftwatch_model_memory_working_set_bytes{{{M}}})", "{{pod}}")],
+                      grid.place(8, 8), unit="bytes", description=where),
+        gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(8, 8),
+                      unit="percentunit", max_value=1),
+        gf.timeseries("GPU utilisation",
+                      [gf.target(f"driftwatch_model_gpu_utilization_ratio{{{M}}}", "{{pod}} gpu {{gpu}}")],
+                      grid.place(8, 8), unit="percentunit", max_value=1),
+        gf.timeseries("GPU memory used",
+                      [gf.target(f"driftwatch_model_gpu_memory_used_bytes{{{M}}}", "{{pod}} gpu {{gpu}}")],
+                      grid.place(8, 8), unit="bytes"),
+        gf.timeseries("Drifted columns", [gf.target(q.drifted_columns(M), "{{model}}")], grid.place(8, 8),
+                      unit="none"),
+    ]
+
+
+def _retrain_row(grid: gf.Grid) -> list[Any]:
+    return [
+        gf.row("Retraining", grid),
+        gf.timeseries("Retraining jobs", [gf.target(q.retrain_jobs(M), "{{outcome}}")], grid.place(12, 8),
+                      unit="none", draw_style="bars",
+                      description="Jobs per outcome: launched, succeeded, failed, deadline_exceeded, skipped."),
+        gf.timeseries("Retraining jobs running", [gf.target(q.retrain_active(M), "{{model}}")], grid.place(12, 8),
+                      unit="none"),
+    ]
+
+
+def _retrain_annotations() -> list[dict[str, Any]]:
+    def expr(outcomes: str) -> str:
+        return f'changes(driftwatch_retrain_jobs_total{{{M},outcome=~"{outcomes}"}}[{q.RATE}]) > 0'
+
+    return [
+        gf.annotation("Retraining launched", expr("launched"), "Retraining launched", "blue"),
+        gf.annotation("Retraining succeeded", expr("succeeded"), "Retraining succeeded", "green"),
+        gf.annotation("Retraining failed", expr("failed|deadline_exceeded"), "Retraining {{outcome}}", "red"),
+    ]
+
+
+def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
+    grid = gf.Grid()
+    panels = [
+        *_drift_row(cfg, model, grid),
+        *_feature_row(model, grid),
+        *_quality_row(cfg, model, grid),
+        *_capture_row(grid),
+        *_resources_row(model, grid),
+        *_retrain_row(grid),
+    ]
+    columns = ", ".join(c.name for c in model.columns)
+    return gf.dashboard(
+        title=f"Driftwatch / {model.name}",
+        uid=uid(model),
+        description=f"Drift monitoring of model {model.name} ({len(model.columns)} columns: {columns}).",
+        tags=[*TAGS, f"model:{model.name}"],
+        panels=panels,
+        variables=[
+            gf.datasource_variable(),
+            gf.query_variable("model", "Model", "label_values(driftwatch_dataset_drift_share, model)",
+                              default=model.name),
+            gf.query_variable("feature", "Column", f"label_values(driftwatch_feature_drift_score{{{M}}}, feature)",
+                              default="$__all", multi=True, include_all=True),
+        ],
+        annotations=_retrain_annotations(),
+        links=[gf.link("Driftwatch overview", overview_uid)],
+    )
