@@ -62,6 +62,63 @@ def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to
 # -- commands added by the other modules register below this line ---------------------------------
 
 
+@app.command("dashboards")
+def dashboards_cmd(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the dashboard JSON files (created if missing).")],
+    configmaps: Annotated[bool, typer.Option("--configmaps", help="Also write configmaps.yaml for the Grafana sidecar.")] = False,
+    label_key: Annotated[str, typer.Option(help="ConfigMap label the Grafana sidecar watches.")] = "grafana_dashboard",
+    label_value: Annotated[str, typer.Option(help="Value of that label.")] = "1",
+    folder_annotation_key: Annotated[str, typer.Option(help="ConfigMap annotation naming the Grafana folder.")] = "grafana_folder",
+    folder: Annotated[str, typer.Option(help="Grafana folder for the dashboards.")] = "Driftwatch",
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the ConfigMaps (default: none, use kubectl -n).")] = None,
+) -> None:
+    """Grafana dashboards (overview and one per model) from the config, optionally as ConfigMaps."""
+    cfg = load_config_or_exit(config)
+    from dashboards import SidecarConvention, write
+
+    try:
+        convention = (
+            SidecarConvention(label_key, label_value, folder_annotation_key, folder, namespace) if configmaps else None
+        )
+        paths = write(cfg, out, convention)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("alerts")
+def alerts_cmd(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for rules.yaml and rules.test.yaml (created if missing).")],
+    crd: Annotated[bool, typer.Option("--crd", help="Also write prometheusrule.yaml (Prometheus Operator).")] = False,
+    name: Annotated[str, typer.Option(help="metadata.name of the PrometheusRule.")] = "driftwatch",
+    namespace: Annotated[str, typer.Option(help="metadata.namespace of the PrometheusRule.")] = "monitoring",
+    label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE label of the PrometheusRule, repeatable (e.g. release=kube-prometheus-stack).")] = None,
+) -> None:
+    """Prometheus alert rules, their promtool unit tests and optionally a PrometheusRule, from the config."""
+    cfg = load_config_or_exit(config)
+    from alerts import write
+
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--label expects KEY=VALUE, got {item!r}")
+        labels[key] = value
+    try:
+        paths = write(cfg, out, {"name": name, "namespace": namespace, "labels": labels} if crd else None)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
 def main() -> None:
     try:
         app()
