@@ -1,0 +1,342 @@
+"""The HTML of drift reports (pure: views in, a self-contained HTML string out).
+
+Everything is inline (CSS, SVG) so a report renders offline and can be mailed as one file. Every value
+from data (feature and category names, model names, Evidently's page) is escaped. Output depends
+only on the inputs, so pages are golden-tested.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+from monitor.drift.result import FeatureResult
+from monitor.reports.evidently_report import DIFFERENT_DEFINITIONS, EvidentlyScore
+from monitor.reports.plots import DRIFT_COLOUR, OK_COLOUR, history_svg
+from monitor.reports.view import IndexRow, ReportView, decision_value
+
+__all__ = ["AGREEMENT_TOLERANCE", "EvidentlySection", "render_error", "render_index", "render_report"]
+
+AGREEMENT_TOLERANCE = 1e-6
+
+CSS = f"""
+:root {{ --drift: {DRIFT_COLOUR}; --ok: {OK_COLOUR}; --ink: #1d2330; --muted: #5d6676; --line: #e3e6eb;
+  --bg: #f6f7f9; --card: #fff; --warn: #a86400; }}
+* {{ box-sizing: border-box; }}
+body {{ margin: 0; background: var(--bg); color: var(--ink);
+  font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }}
+header.top {{ background: #1d2330; color: #fff; padding: 14px 32px; display: flex; align-items: baseline; gap: 16px; }}
+header.top a {{ color: #fff; text-decoration: none; font-weight: 700; letter-spacing: .02em; }}
+header.top .crumbs {{ color: #aab3c2; }}
+header.top .crumbs a {{ color: #dfe5ee; font-weight: 500; }}
+main {{ max-width: 1120px; margin: 0 auto; padding: 24px 32px 48px; }}
+h1 {{ font-size: 24px; margin: 0 0 4px; }}
+h2 {{ font-size: 17px; margin: 0 0 12px; }}
+h3 {{ font-size: 14px; margin: 0 0 8px; }}
+.sub {{ color: var(--muted); margin: 0 0 18px; }}
+.card {{ background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 18px 20px; margin: 0 0 18px; }}
+.verdict {{ display: flex; align-items: center; gap: 18px; }}
+.badge {{ display: inline-block; white-space: nowrap; border-radius: 999px; padding: 2px 10px; font-size: 12px; font-weight: 700;
+  letter-spacing: .03em; text-transform: uppercase; }}
+.badge.drift {{ background: #fbe9e7; color: var(--drift); }}
+.badge.ok {{ background: #e6f3ec; color: var(--ok); }}
+.badge.none {{ background: #eceef2; color: var(--muted); }}
+.verdict .big {{ font-size: 18px; padding: 6px 16px; }}
+.stats {{ display: flex; gap: 28px; flex-wrap: wrap; margin: 0; }}
+.stats div {{ min-width: 110px; }}
+.stats dt {{ color: var(--muted); font-size: 12px; }}
+.stats dd {{ margin: 0; font-size: 18px; font-weight: 600; font-variant-numeric: tabular-nums; }}
+table {{ border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }}
+th, td {{ text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }}
+th {{ color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }}
+td.num, th.num {{ text-align: right; white-space: nowrap; }}
+tr.drifted td:first-child {{ border-left: 3px solid var(--drift); }}
+tr.ok td:first-child {{ border-left: 3px solid transparent; }}
+.hi {{ color: var(--drift); font-weight: 600; }}
+.warn {{ color: var(--warn); font-weight: 600; }}
+.muted {{ color: var(--muted); }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; }}
+.grid .card {{ margin: 0; }}
+.bar {{ display: inline-block; height: 8px; border-radius: 2px; vertical-align: middle; }}
+.bar.ref {{ background: #9aa5b8; }}
+.bar.cur {{ background: var(--drift); }}
+.plot {{ overflow-x: auto; }}
+.plot svg {{ max-width: 100%; height: auto; }}
+.windows {{ display: flex; flex-wrap: wrap; gap: 6px; padding: 0; margin: 0; list-style: none; }}
+.windows a {{ display: inline-block; padding: 3px 9px; border: 1px solid var(--line); border-radius: 6px;
+  text-decoration: none; color: var(--ink); font-size: 13px; }}
+.windows a.drift {{ border-color: #f0c4be; background: #fdf3f1; }}
+.windows a.current {{ background: #1d2330; color: #fff; border-color: #1d2330; }}
+iframe.evidently {{ width: 100%; height: 1400px; border: 1px solid var(--line); border-radius: 8px; background: #fff; }}
+a {{ color: #2b5fb3; }}
+footer {{ color: var(--muted); font-size: 12px; text-align: center; padding: 12px; }}
+"""
+
+
+@dataclass(frozen=True)
+class EvidentlySection:
+    """Evidently's part of a page: its scores for the agreement column, and its page by URL or inline.
+
+    On the server the page is a separate URL (about 4 MB, loaded by the iframe); offline it is inlined
+    through `srcdoc` so the report stays one file. `error` replaces both when Evidently could not run.
+    """
+
+    scores: Mapping[str, EvidentlyScore]
+    url: str | None = None
+    inline_html: str | None = None
+    error: str | None = None
+
+
+def _ts(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _n(x: float | None, digits: int = 4) -> str:
+    """Numbers for people: 4 significant digits, tiny p-values in scientific notation, n/a for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if x == 0:
+        return "0"
+    if abs(x) < 1e-3 or abs(x) >= 1e6:
+        return f"{x:.2e}"
+    return f"{x:.{digits}g}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def _page(title: str, crumbs: Sequence[tuple[str, str | None]], body: str, base: str) -> str:
+    trail = " / ".join(f'<a href="{escape(href)}">{escape(text)}</a>' if href else escape(text) for text, href in crumbs)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        f'<header class="top"><a href="{escape(base)}/">driftwatch</a><span class="crumbs">{trail}</span></header>\n'
+        f"<main>\n{body}\n</main>\n<footer>generated by driftwatch</footer>\n</body></html>\n"
+    )
+
+
+def _badge(drifted: bool | None, extra: str = "") -> str:
+    if drifted is None:
+        return f'<span class="badge none {extra}">no data</span>'
+    return f'<span class="badge drift {extra}">drift</span>' if drifted else f'<span class="badge ok {extra}">no drift</span>'
+
+
+def _rule(f: FeatureResult) -> str:
+    return f"p &lt; {_n(f.threshold)}" if f.is_test else f"≥ {_n(f.threshold)}"
+
+
+def _agreement(f: FeatureResult, ev: EvidentlySection | None) -> str:
+    if ev is None:
+        return ""
+    if ev.error is not None:
+        return '<td class="muted">—</td>'
+    s = ev.scores.get(f.name)
+    if s is None:
+        return '<td class="muted">not run</td>'
+    ours = f.score
+    note = DIFFERENT_DEFINITIONS.get(f.method)
+    if note is not None:
+        return f'<td class="num"><span title="{escape(note)}">{_n(s.score)} <span class="muted">({escape(s.method)}; defined differently)</span></span></td>'
+    same = not math.isnan(ours) and math.isfinite(s.score) and abs(ours - s.score) <= AGREEMENT_TOLERANCE * max(1.0, abs(ours))
+    mark = '<span class="muted">✓</span>' if same else f'<span class="warn">differs by {_n(abs(ours - s.score))}</span>'
+    return f'<td class="num">{_n(s.score)} {mark}</td>'
+
+
+def _value(f: FeatureResult) -> str:
+    """The number the verdict rests on: the distance, or the p-value (and its BH adjustment)."""
+    if not f.is_test:
+        return _n(f.score)
+    if f.adjusted_p_value is not None and f.p_value is not None and f.adjusted_p_value != f.p_value:
+        return f'p {_n(f.p_value)} <span class="muted">(adj. {_n(f.adjusted_p_value)})</span>'
+    return f"p {_n(decision_value(f))}"
+
+
+def _columns_table(view: ReportView, ev: EvidentlySection | None) -> str:
+    ranked = view.drifted
+    rest = [f for f in view.result.features.values() if not f.drifted]
+    head = (
+        "<tr><th>#</th><th>column</th><th>role</th><th>method</th><th class=num>score</th>"
+        "<th class=num>drift when</th><th class=num>× threshold</th><th>verdict</th>"
+        + ("<th class=num>Evidently</th>" if ev is not None else "")
+        + "</tr>"
+    )
+    rows = []
+    for i, f in enumerate([*ranked, *rest], start=1):
+        excess = f.excess
+        rows.append(
+            f'<tr class="{"drifted" if f.drifted else "ok"}" data-feature="{escape(f.name)}">'
+            f"<td>{i if f.drifted else ''}</td><td><strong>{escape(f.name)}</strong></td><td>{escape(f.role)}</td>"
+            f"<td>{escape(f.method)}</td><td class=num>{_value(f)}</td><td class=num>{_rule(f)}</td>"
+            f'<td class="num{" hi" if f.drifted else ""}">{"∞" if math.isinf(excess) else _n(excess, 3)}</td>'
+            f"<td>{_badge(f.drifted)}</td>{_agreement(f, ev)}</tr>"
+        )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _quantile_card(f: FeatureResult) -> str:
+    d = f.details
+    ref, cur = d.get("reference") or {}, d.get("current") or {}
+    labels = [str(k) for k in (ref.get("quantiles") or {})]
+    rows = "".join(
+        f"<tr><td>p{escape(q)}</td><td class=num>{_n(_get(ref.get('quantiles'), q))}</td><td class=num>{_n(_get(cur.get('quantiles'), q))}</td></tr>"
+        for q in labels
+    )
+    rows += "".join(
+        f"<tr><td>{label}</td><td class=num>{_n(_get(ref, key))}</td><td class=num>{_n(_get(cur, key))}</td></tr>"
+        for key, label in (("mean", "mean"), ("std", "std"), ("min", "min"), ("max", "max"))
+    )
+    return f"<table><tr><th></th><th class=num>reference</th><th class=num>current</th></tr>{rows}</table>"
+
+
+def _get(mapping: object, key: str) -> float | None:
+    if not isinstance(mapping, Mapping):
+        return None
+    v = mapping.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _category_card(f: FeatureResult) -> str:
+    """Shares of the most frequent categories (the engine keeps the top ones), widest bars first."""
+    rows = []
+    for item in f.details.get("categories") or []:
+        r, c = _get(item, "reference") or 0.0, _get(item, "current") or 0.0
+        rows.append(
+            f"<tr><td>{escape(str(item.get('value')))}</td>"
+            f'<td class=num>{_pct(r)} <span class="bar ref" style="width:{round(60 * r)}px"></span></td>'
+            f'<td class=num>{_pct(c)} <span class="bar cur" style="width:{round(60 * c)}px"></span></td></tr>'
+        )
+    new = int(f.details.get("new_categories") or 0)
+    note = f'<p class="warn">{new} categor{"y" if new == 1 else "ies"} never seen in the reference</p>' if new else ""
+    return f"<table><tr><th>category</th><th class=num>reference</th><th class=num>current</th></tr>{''.join(rows)}</table>{note}"
+
+
+def _before_after(view: ReportView) -> str:
+    cards = []
+    for f in view.drifted:
+        body = _category_card(f) if "categories" in f.details else _quantile_card(f)
+        cards.append(
+            f'<div class="card" data-feature="{escape(f.name)}"><h3>{escape(f.name)} '
+            f'<span class="muted">· {escape(f.method)} {_n(f.score)}</span></h3>{body}</div>'
+        )
+    if not cards:
+        return '<p class="muted">No column drifted in this window.</p>'
+    return f'<div class="grid">{"".join(cards)}</div>'
+
+
+def _quality_table(view: ReportView) -> str:
+    def cell(x: float) -> str:
+        return f'<td class="num{" warn" if not math.isnan(x) and x > 0 else ""}">{_pct(x)}</td>'
+
+    rows = "".join(
+        f"<tr><td>{escape(f.name)}</td>{cell(f.quality.missing_ratio)}{cell(f.quality.out_of_range_ratio)}"
+        f"{cell(f.quality.new_category_ratio) if f.kind == 'categorical' else '<td class=num>—</td>'}"
+        f"{cell(f.quality.wrong_type_ratio)}<td class=num>{f.n_current}</td></tr>"
+        for f in view.result.features.values()
+    )
+    return (
+        "<table><tr><th>column</th><th class=num>missing</th><th class=num>out of range</th>"
+        f"<th class=num>new category</th><th class=num>wrong type</th><th class=num>values</th></tr>{rows}</table>"
+    )
+
+
+def _windows(view: ReportView, base: str) -> str:
+    links = []
+    for w in reversed(view.history):
+        cls = "current" if w.window_id == view.window.window_id else ("drift" if w.drifted else "")
+        links.append(
+            f'<li><a class="{cls}" href="{escape(base)}/{escape(view.model)}/{w.window_id}" '
+            f'title="{_ts(w.start)} – {_ts(w.end)}">#{w.window_id}</a></li>'
+        )
+    return f'<ul class="windows">{"".join(links)}</ul>'
+
+
+def _evidently(ev: EvidentlySection | None) -> str:
+    if ev is None:
+        return ""
+    if ev.error is not None:
+        inner = f'<p class="warn">Evidently could not build its report for this window: {escape(ev.error)}</p>'
+    elif ev.inline_html is not None:
+        inner = f'<iframe class="evidently" title="Evidently data drift report" srcdoc="{escape(ev.inline_html, quote=True)}"></iframe>'
+    else:
+        inner = (
+            f'<p class="sub">Opens separately too: <a href="{escape(ev.url or "")}">{escape(ev.url or "")}</a></p>'
+            f'<iframe class="evidently" title="Evidently data drift report" loading="lazy" src="{escape(ev.url or "")}"></iframe>'
+        )
+    return (
+        '<section class="card" id="evidently"><h2>Evidently data drift report</h2>'
+        '<p class="sub">Run with the same per-column methods and thresholds as driftwatch, as a cross-check.</p>'
+        f"{inner}</section>"
+    )
+
+
+def render_report(view: ReportView, base: str = "/reports", evidently: EvidentlySection | None = None) -> str:
+    """The report page of one window."""
+    ds, w = view.result.dataset, view.window
+    drifted_names = ", ".join(f.name for f in view.drifted) or "none"
+    prediction = view.result.prediction
+    pred = (
+        f"<div><dt>prediction ({escape(prediction.name)})</dt><dd>{_badge(prediction.drifted)}</dd></div>"
+        if prediction is not None else ""
+    )
+    body = f"""
+<h1>{escape(view.model)} <span class="muted">· window #{w.window_id}</span></h1>
+<p class="sub">{_ts(w.start)} – {_ts(w.end)} · {w.n_records} records · evaluated {_ts(w.evaluated_at)}</p>
+<section class="card verdict" id="verdict">
+  {_badge(ds.drifted, "big")}
+  <dl class="stats">
+    <div><dt>drifted features</dt><dd>{ds.n_drifted} of {ds.n_features}</dd></div>
+    <div><dt>drift share</dt><dd>{_n(ds.drift_share, 3)}</dd></div>
+    <div><dt>dataset drift at</dt><dd>≥ {_n(ds.threshold, 3)}</dd></div>
+    <div><dt>reference rows</dt><dd>{ds.n_reference}</dd></div>
+    {pred}
+  </dl>
+</section>
+<section class="card" id="drifted"><h2>Columns, most drifted first</h2>
+<p class="sub">Drifted: <strong id="drifted-names">{escape(drifted_names)}</strong>. Distances drift at or above their
+threshold; tests drift when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below it.</p>
+{_columns_table(view, evidently)}</section>
+<section class="card" id="before-after"><h2>Before and after</h2>
+<p class="sub">Reference vs this window for each drifted column: quantiles for numeric columns, category shares for categorical ones.</p>
+{_before_after(view)}</section>
+<section class="card" id="history"><h2>Score history</h2>
+<p class="sub">Each column's score over the last {len(view.history)} window(s); the dashed red line is the threshold, red dots are drifted windows.</p>
+<div class="plot">{history_svg(view.series)}</div></section>
+<section class="card" id="quality"><h2>Data quality</h2>{_quality_table(view)}</section>
+<section class="card" id="windows"><h2>Windows</h2>{_windows(view, base)}</section>
+{_evidently(evidently)}
+"""
+    crumbs = [("reports", f"{base}/"), (view.model, f"{base}/{view.model}"), (f"window #{w.window_id}", None)]
+    return _page(f"{view.model} · window #{w.window_id} · driftwatch", crumbs, body, base)
+
+
+def render_index(rows: Sequence[IndexRow], base: str = "/reports") -> str:
+    """The list of models with their latest verdict."""
+    trs = []
+    for r in rows:
+        link = f'<a class="model" href="{escape(base)}/{escape(r.model)}">{escape(r.model)}</a>'
+        if r.latest is None:
+            trs.append(f'<tr class="ok"><td>{link}</td><td>{_badge(None)}</td><td colspan=3 class="muted">not evaluated yet</td></tr>')
+            continue
+        w = r.latest
+        trs.append(
+            f'<tr class="{"drifted" if w.drifted else "ok"}" data-model="{escape(r.model)}"><td>{link}</td><td>{_badge(w.drifted)}</td>'
+            f"<td>{escape(', '.join(r.top_features)) or '<span class=muted>none</span>'}</td>"
+            f"<td>#{w.window_id} · {_ts(w.start)} – {_ts(w.end)}</td><td class=num>{w.n_records}</td></tr>"
+        )
+    body = (
+        '<h1>Drift reports</h1><p class="sub">The latest evaluated window of each model. '
+        f'JSON for scripts: <a href="{escape(base)}/?format=json">{escape(base)}/?format=json</a></p>'
+        '<section class="card"><table><tr><th>model</th><th>latest verdict</th><th>drifted columns</th>'
+        f"<th>window</th><th class=num>records</th></tr>{''.join(trs)}</table></section>"
+    )
+    return _page("drift reports · driftwatch", [("reports", None)], body, base)
+
+
+def render_error(status: int, title: str, message: str, base: str = "/reports") -> str:
+    body = f'<h1>{escape(title)}</h1><section class="card"><p>{escape(message)}</p><p><a href="{escape(base)}/">All reports</a></p></section>'
+    return _page(f"{status} {title} · driftwatch", [("reports", f"{base}/"), (str(status), None)], body, base)

@@ -1,0 +1,163 @@
+"""Score-history plots as inline SVG.
+
+Reports must render offline (no JS CDN, no network in a cluster's private zone), so plots are
+hand-written SVG: one small panel per feature, the score of each recent window as a line, the
+threshold as a dashed line, drifted windows as red dots. Output is deterministic (fixed rounding,
+no ids from counters or clocks) so reports can be golden-tested.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+__all__ = ["HistoryPoint", "ScoreSeries", "history_svg"]
+
+OK_COLOUR = "#2f7d5b"
+DRIFT_COLOUR = "#c8372d"
+LINE_COLOUR = "#3b5b92"
+GRID_COLOUR = "#e3e6eb"
+TEXT_COLOUR = "#4a5261"
+
+PANEL_W = 320
+PANEL_H = 150
+PAD_L, PAD_R, PAD_T, PAD_B = 52, 14, 28, 30
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One evaluated window's value for a feature (`value` is None when the window lacked it)."""
+
+    label: str
+    value: float | None
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class ScoreSeries:
+    """A feature's scores across windows; `lower_is_drift` for p-value tests (plotted on a log axis)."""
+
+    feature: str
+    method: str
+    threshold: float
+    lower_is_drift: bool
+    points: tuple[HistoryPoint, ...]
+
+
+def _fmt(x: float) -> str:
+    """Compact, stable number formatting for coordinates and tick labels."""
+    return f"{x:.1f}"
+
+
+def _tick_label(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 10000 or abs(v) < 0.001:
+        return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return f"{v:.4g}"
+
+
+def _nice_step(span: float) -> float:
+    """A 1-2-2.5-5 x 10^k step giving about three intervals over `span`."""
+    raw = span / 3
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+
+
+def _axis(series: ScoreSeries) -> tuple[float, float, bool, list[float]]:
+    """(low, high, log, ticks) for the y axis, always including the threshold line.
+
+    p-values go on a log axis with one tick per decade (drift sits below the line); distances on
+    a linear axis from 0 with round ticks.
+    """
+    values = [p.value for p in series.points if p.value is not None and math.isfinite(p.value)]
+    if series.lower_is_drift:
+        logs = [math.log10(max(v, 1e-12)) for v in [*values, series.threshold]]
+        low = float(min(math.floor(min(logs)), -2))
+        every = max(1, math.ceil(-low / 4))
+        return low, 0.0, True, [float(k) for k in range(0, int(low) - 1, -every) if k >= low]
+    top = max([*values, series.threshold]) * 1.1
+    step = _nice_step(top if top > 0 else 1.0)
+    high = step * math.ceil(top / step) if top > 0 else 3 * step
+    return 0.0, high, False, [step * k for k in range(round(high / step) + 1)]
+
+
+def _panel(series: ScoreSeries, x0: float, y0: float) -> list[str]:
+    low, high, log, ticks = _axis(series)
+    inner_w = PANEL_W - PAD_L - PAD_R
+    inner_h = PANEL_H - PAD_T - PAD_B
+
+    def y_of(v: float) -> float:
+        t = math.log10(max(v, 1e-12)) if log else v
+        frac = (t - low) / (high - low) if high > low else 0.0
+        return y0 + PAD_T + inner_h * (1.0 - min(max(frac, 0.0), 1.0))
+
+    n = len(series.points)
+
+    def x_of(i: int) -> float:
+        return x0 + PAD_L + (inner_w * (i / (n - 1)) if n > 1 else inner_w / 2)
+
+    out = [
+        f'<g class="panel" data-feature="{escape(series.feature)}">',
+        f'<text x="{_fmt(x0 + PAD_L)}" y="{_fmt(y0 + 17)}" class="ptitle">{escape(series.feature)}'
+        f'<tspan class="pmethod"> · {escape(series.method)}</tspan></text>',
+    ]
+    for t in ticks:
+        v = 10**t if log else t
+        y = y0 + PAD_T + inner_h * (1.0 - (t - low) / (high - low))
+        out.append(f'<line x1="{_fmt(x0 + PAD_L)}" x2="{_fmt(x0 + PAD_L + inner_w)}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{GRID_COLOUR}"/>')
+        out.append(f'<text x="{_fmt(x0 + PAD_L - 6)}" y="{_fmt(y + 4)}" class="tick" text-anchor="end">{_tick_label(v)}</text>')
+    ty = y_of(series.threshold)
+    out.append(
+        f'<line x1="{_fmt(x0 + PAD_L)}" x2="{_fmt(x0 + PAD_L + inner_w)}" y1="{_fmt(ty)}" y2="{_fmt(ty)}" '
+        f'stroke="{DRIFT_COLOUR}" stroke-width="1.2" stroke-dasharray="5 4"/>'
+    )
+    side = "below" if series.lower_is_drift else "above"
+    out.append(
+        f'<text x="{_fmt(x0 + PAD_L + inner_w)}" y="{_fmt(ty - 4)}" class="thr" text-anchor="end">'
+        f"threshold {_tick_label(series.threshold)} (drift {side})</text>"
+    )
+    coords = [(x_of(i), y_of(p.value)) for i, p in enumerate(series.points) if p.value is not None and math.isfinite(p.value)]
+    if len(coords) > 1:
+        path = " ".join(f"{_fmt(x)},{_fmt(y)}" for x, y in coords)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.8"/>')
+    for i, p in enumerate(series.points):
+        if p.value is None or not math.isfinite(p.value):
+            continue
+        colour = DRIFT_COLOUR if p.drifted else OK_COLOUR
+        out.append(
+            f'<circle cx="{_fmt(x_of(i))}" cy="{_fmt(y_of(p.value))}" r="3.6" fill="{colour}" stroke="#fff" stroke-width="1">'
+            f"<title>window {escape(p.label)}: {p.value:.6g}{' — drifted' if p.drifted else ''}</title></circle>"
+        )
+    base = y0 + PAD_T + inner_h + 16
+    shown = range(n) if n <= 6 else sorted({0, n // 2, n - 1})
+    for i in shown:
+        anchor = "start" if i == 0 and n > 1 else ("end" if i == n - 1 and n > 1 else "middle")
+        out.append(f'<text x="{_fmt(x_of(i))}" y="{_fmt(base)}" class="tick" text-anchor="{anchor}">{escape(series.points[i].label)}</text>')
+    out.append("</g>")
+    return out
+
+
+def history_svg(series: Sequence[ScoreSeries], columns: int = 3) -> str:
+    """Small multiples, `columns` panels per row; an empty string when there is nothing to plot."""
+    if not series:
+        return ""
+    columns = max(1, min(columns, len(series)))
+    rows = math.ceil(len(series) / columns)
+    width, height = PANEL_W * columns, PANEL_H * rows
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="history" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="drift score per feature across recent windows">',
+        "<style>"
+        f".ptitle{{font:600 12px system-ui,sans-serif;fill:#1d2330}}"
+        f".pmethod{{font-weight:400;fill:{TEXT_COLOUR}}}"
+        f".tick{{font:10px system-ui,sans-serif;fill:{TEXT_COLOUR}}}"
+        f".thr{{font:10px system-ui,sans-serif;fill:{DRIFT_COLOUR}}}"
+        "</style>",
+    ]
+    for k, s in enumerate(series):
+        parts.extend(_panel(s, PANEL_W * (k % columns), PANEL_H * (k // columns)))
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -1,0 +1,132 @@
+"""HTTP routes of the reports: HTML for people, JSON twins for scripts.
+
+    GET /reports/                          models, latest verdict, window range, links
+    GET /reports/{model}                   the latest window's report, links to earlier windows
+    GET /reports/{model}/{window}          one window's report (window = its id in the listings)
+    GET /reports/{model}/{window}/evidently   Evidently's own page for that window
+JSON twins: add `.json` to the last path segment (`/reports.json`, `/reports/churn.json`,
+`/reports/churn/1500.json`) or pass `?format=json`. Unknown models or windows are 404s, as an HTML
+page for browsers and as `{"error": "not_found", "detail": ...}` for the JSON twins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from monitor.reports.build import render_error, render_index
+from monitor.reports.source import ReportSource
+from monitor.reports.view import index_json, report_json
+from monitor.reports.worker import NotFound, ReportWorker
+
+__all__ = ["create_router"]
+
+MAX_NAME_IN_MESSAGE = 80
+
+
+class _BadRequest(ValueError):
+    pass
+
+
+def _split(segment: str, fmt: str | None) -> tuple[str, bool]:
+    """(name, wants_json) from a path segment that may end in `.json` and the `format` parameter."""
+    if fmt not in (None, "html", "json"):
+        raise _BadRequest(f"format must be 'html' or 'json', got {fmt[:MAX_NAME_IN_MESSAGE]!r}")
+    if segment.endswith(".json"):
+        return segment[: -len(".json")], True
+    return segment, fmt == "json"
+
+
+def _window_id(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise _BadRequest(f"window must be a window id (a non-negative integer), got {raw[:MAX_NAME_IN_MESSAGE]!r}")
+    return int(raw)
+
+
+def create_router(source: ReportSource, *, base: str = "/reports", evidently: bool = True, history: int = 30) -> APIRouter:
+    """The reports' routes over `source`; the worker (threads, Evidently's process) stops with the app."""
+    worker = ReportWorker(source, base=base, evidently=evidently, history=history)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            worker.close()
+
+    router = APIRouter(lifespan=lifespan)
+    router.worker = worker  # type: ignore[attr-defined]  # for tests and the service's shutdown
+
+    def error(status: int, message: str, as_json: bool) -> Response:
+        title = {400: "Bad request", 404: "Not found", 503: "Unavailable"}.get(status, "Error")
+        if as_json:
+            return JSONResponse({"error": title.lower().replace(" ", "_"), "detail": message}, status_code=status)
+        return HTMLResponse(render_error(status, title, message, base), status_code=status)
+
+    async def index(as_json: bool) -> Response:
+        rows = await worker.index()
+        return JSONResponse(index_json(rows, base)) if as_json else HTMLResponse(render_index(rows, base))
+
+    @router.get(f"{base}/", include_in_schema=True, summary="Models and their latest drift verdict")
+    async def reports_index(format: str | None = Query(None)) -> Response:
+        try:
+            _, as_json = _split("", format)
+        except _BadRequest as exc:
+            return error(400, str(exc), True)
+        return await index(as_json)
+
+    @router.get(f"{base}.json", include_in_schema=False)
+    async def reports_index_json() -> Response:
+        return await index(True)
+
+    async def report(model_seg: str, window_seg: str | None, format: str | None) -> Response:
+        as_json = format == "json" or (window_seg or model_seg).endswith(".json")
+        try:
+            if window_seg is None:
+                model, as_json = _split(model_seg, format)
+                window = None
+            else:
+                raw, as_json = _split(window_seg, format)
+                model, window = model_seg, _window_id(raw)
+            if as_json:
+                view = await worker.view(model, window)
+                return JSONResponse(_json_safe(report_json(view, base)))
+            return HTMLResponse(await worker.page(model, window))
+        except _BadRequest as exc:
+            return error(400, str(exc), as_json)
+        except NotFound as exc:
+            return error(404, str(exc), as_json)
+
+    @router.get(f"{base}/{{model}}", summary="The latest drift report of a model")
+    async def model_report(model: str, format: str | None = Query(None)) -> Response:
+        return await report(model, None, format)
+
+    @router.get(f"{base}/{{model}}/{{window}}", summary="The drift report of one evaluated window")
+    async def window_report(model: str, window: str, format: str | None = Query(None)) -> Response:
+        return await report(model, window, format)
+
+    @router.get(f"{base}/{{model}}/{{window}}/evidently", summary="Evidently's data drift report of one window")
+    async def evidently_report(model: str, window: str) -> Response:
+        try:
+            view = await worker.view(model, _window_id(window))
+        except _BadRequest as exc:
+            return error(400, str(exc), False)
+        except NotFound as exc:
+            return error(404, str(exc), False)
+        outcome = await worker.evidently(view)
+        if isinstance(outcome, str):
+            return error(503, f"Evidently could not build its report for this window: {outcome}", False)
+        return HTMLResponse(outcome.html)
+
+    return router
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (not JSON) become None, as in `DriftResult.to_dict()`."""
+    from monitor.drift.result import json_safe
+
+    return json_safe(value)

@@ -1,0 +1,148 @@
+"""What reports need from the monitor, and nothing more.
+
+Reports read evaluated windows (their stored `DriftResult.to_dict()`), the records of one window and
+the model's reference data. Keeping this a small Protocol lets the HTTP routes be tested against any
+source and keeps the reports package independent of how the store is laid out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+
+from monitor.capture import CapturedEvent, ModelSchema, event_records
+from monitor.config import Config
+from monitor.service import load_reference
+from monitor.store import EvaluationRow, EventStore
+
+__all__ = ["Evaluation", "ReportSource", "StoreReportSource"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluated window of a model, as stored."""
+
+    model: str
+    window_id: int
+    start: float
+    end: float
+    first_seq: int
+    last_seq: int
+    n_records: int
+    evaluated_at: float
+    result: Mapping[str, Any]
+    """`DriftResult.to_dict()` of the window."""
+
+
+class ReportSource(Protocol):
+    def models(self) -> Sequence[str]:
+        """Configured model names, in config order."""
+        ...
+
+    def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
+        """The latest `limit` evaluations of `model` (with window_id <= `before` if given), oldest first."""
+        ...
+
+    def evaluation(self, model: str, window_id: int) -> Evaluation | None:
+        ...
+
+    def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
+        """The parsed records of that window, one column per feature and output."""
+        ...
+
+    def reference_frame(self, model: str) -> pd.DataFrame:
+        ...
+
+
+class StoreReportSource:
+    """`ReportSource` over the monitor's SQLite store, through the store's public functions.
+
+    A window's id is the ordinal of its last record (`last_rec`): unique per model, known as soon as
+    the window is evaluated (so alerts and retraining Jobs can link to it) and stable across
+    restarts. It opens its own connection to the store file (WAL lets it read beside the monitor's
+    writer) and serializes its own use of it. Windows are looked up among the latest
+    `scan_limit` evaluations; records come from re-parsing the window's stored events, as the
+    monitor does when it rebuilds windows after a restart.
+    """
+
+    def __init__(self, config: Config, *, scan_limit: int = 1000) -> None:
+        self.config = config
+        self.scan_limit = scan_limit
+        self._lock = threading.Lock()
+        self._store: EventStore | None = None
+        self._references: dict[str, pd.DataFrame] = {}
+
+    def _db(self) -> EventStore:
+        if self._store is None:
+            self._store = EventStore(self.config.server.store.path)
+        return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def models(self) -> Sequence[str]:
+        return [m.name for m in self.config.models]
+
+    @staticmethod
+    def _evaluation(row: EvaluationRow) -> Evaluation:
+        return Evaluation(
+            model=row.model, window_id=row.last_rec, start=row.window_start, end=row.window_end,
+            first_seq=row.first_seq, last_seq=row.last_seq, n_records=row.n_records,
+            evaluated_at=row.evaluated_at, result=row.result,
+        )
+
+    def _rows(self, model: str, limit: int) -> list[EvaluationRow]:
+        with self._lock:
+            return self._db().evaluations(model, limit=limit)
+
+    def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
+        rows = self._rows(model, limit if before is None else self.scan_limit)
+        picked: list[Evaluation] = []
+        seen: set[int] = set()
+        for row in rows:  # newest first; a window evaluated twice keeps its newest evaluation
+            if (before is not None and row.last_rec > before) or row.last_rec in seen:
+                continue
+            seen.add(row.last_rec)
+            picked.append(self._evaluation(row))
+            if len(picked) == limit:
+                break
+        return picked[::-1]
+
+    def evaluation(self, model: str, window_id: int) -> Evaluation | None:
+        for row in self._rows(model, self.scan_limit):
+            if row.last_rec == window_id:
+                return self._evaluation(row)
+        return None
+
+    def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
+        ev = next((r for r in self._rows(model, self.scan_limit) if r.last_rec == window_id), None)
+        if ev is None:
+            raise LookupError(f"no evaluated window {window_id} for model {model!r}")
+        cfg = self.config.model(model)
+        schema = ModelSchema.from_config(cfg)
+        records: list[dict[str, Any]] = []
+        with self._lock:
+            events = list(self._db().accepted_since(model, ev.first_rec - 1))
+        for stored in events:
+            first = (stored.rec_end or 0) - stored.n_records + 1
+            if first > ev.last_rec:
+                break
+            parsed = event_records(schema, CapturedEvent.model_validate_json(stored.raw))
+            for ordinal, record in enumerate(parsed, start=first):
+                if ev.first_rec <= ordinal <= ev.last_rec:
+                    records.append(record)
+        if len(records) != ev.n_records:
+            raise LookupError(f"the store holds {len(records)} of the window's {ev.n_records} records (retention)")
+        return pd.DataFrame.from_records(records, columns=[c.name for c in cfg.columns])
+
+    def reference_frame(self, model: str) -> pd.DataFrame:
+        if model not in self._references:
+            self._references[model] = load_reference(self.config.model(model))
+        return self._references[model]

@@ -1,0 +1,204 @@
+"""From stored evaluations to what a report shows (pure: no I/O, no HTML).
+
+Stored results are `DriftResult.to_dict()`; they are turned back into the engine's own result types
+so ranking ("furthest past its threshold first") and p-value handling are defined once, in
+monitor.drift, and the report can never disagree with the metrics or the alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
+from monitor.reports.plots import HistoryPoint, ScoreSeries
+from monitor.reports.source import Evaluation
+
+__all__ = ["IndexRow", "ReportView", "WindowRef", "decision_value", "index_json", "report_json", "report_view", "result_from_dict"]
+
+
+@dataclass(frozen=True)
+class WindowRef:
+    window_id: int
+    start: float
+    end: float
+    n_records: int
+    evaluated_at: float
+    drift_share: float
+    drifted: bool
+
+    @classmethod
+    def of(cls, ev: Evaluation) -> WindowRef:
+        ds = ev.result.get("dataset", {})
+        return cls(ev.window_id, ev.start, ev.end, ev.n_records, ev.evaluated_at, _num(ds.get("drift_share")), bool(ds.get("drifted")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window_id": self.window_id,
+            "start": self.start,
+            "end": self.end,
+            "n_records": self.n_records,
+            "evaluated_at": self.evaluated_at,
+            "drift_share": None if math.isnan(self.drift_share) else self.drift_share,
+            "drifted": self.drifted,
+        }
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """One window's report: the result, the windows before it and each column's score history."""
+
+    model: str
+    window: WindowRef
+    result: DriftResult
+    raw_result: Mapping[str, Any]
+    history: tuple[WindowRef, ...]
+    """Recent windows up to and including this one, oldest first."""
+    series: tuple[ScoreSeries, ...]
+
+    @property
+    def drifted(self) -> list[FeatureResult]:
+        return self.result.drifted_features()
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    model: str
+    latest: WindowRef | None
+    n_drifted: int
+    top_features: tuple[str, ...]
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else _num(value)
+
+
+def result_from_dict(data: Mapping[str, Any]) -> DriftResult:
+    """Rebuild a `DriftResult` from its `to_dict()` (None numbers come back as NaN)."""
+    ds = data.get("dataset", {})
+    dataset = DatasetResult(
+        drift_share=_num(ds.get("drift_share")),
+        drifted=bool(ds.get("drifted")),
+        n_drifted=int(ds.get("n_drifted") or 0),
+        n_features=int(ds.get("n_features") or 0),
+        n_reference=int(ds.get("n_reference") or 0),
+        n_current=int(ds.get("n_current") or 0),
+        threshold=_num(ds.get("threshold", 0.5)),
+    )
+    features = {}
+    for name, f in data.get("features", {}).items():
+        q = f.get("quality") or {}
+        features[name] = FeatureResult(
+            name=name,
+            kind=f.get("kind", "numeric"),
+            role=f.get("role", "feature"),
+            method=str(f.get("method")),
+            score=_num(f.get("score")),
+            p_value=_opt(f.get("p_value")),
+            threshold=_num(f.get("threshold")),
+            drifted=bool(f.get("drifted")),
+            n_reference=int(f.get("n_reference") or 0),
+            n_current=int(f.get("n_current") or 0),
+            quality=QualityResult(
+                missing_ratio=_num(q.get("missing_ratio")),
+                out_of_range_ratio=_num(q.get("out_of_range_ratio")),
+                new_category_ratio=_num(q.get("new_category_ratio")),
+                wrong_type_ratio=_num(q.get("wrong_type_ratio")),
+                n=int(q.get("n") or 0),
+            ),
+            details=f.get("details") or {},
+            adjusted_p_value=_opt(f.get("adjusted_p_value")),
+            statistic=_opt(f.get("statistic")),
+        )
+    return DriftResult(dataset=dataset, features=features)
+
+
+def decision_value(f: FeatureResult) -> float:
+    """The number compared with the threshold: the distance, or the (adjusted) p-value of a test."""
+    if f.is_test:
+        p = f.adjusted_p_value if f.adjusted_p_value is not None else f.p_value
+        return math.nan if p is None else p
+    return f.score
+
+
+def _series(history: Sequence[tuple[WindowRef, DriftResult]], current: DriftResult) -> tuple[ScoreSeries, ...]:
+    """One series per column of the current window, drifted columns first (as ranked), then the rest."""
+    ranked = [f.name for f in current.drifted_features()]
+    order = ranked + [n for n in current.features if n not in ranked]
+    out = []
+    for name in order:
+        f = current.features[name]
+        points = []
+        for ref, res in history:
+            past = res.features.get(name)
+            # A window evaluated with another method (config changed) is not comparable on this axis.
+            same = past is not None and past.method == f.method
+            value = decision_value(past) if same else math.nan
+            points.append(HistoryPoint(str(ref.window_id), None if math.isnan(value) else value, bool(same and past.drifted)))
+        out.append(ScoreSeries(name, f.method, f.threshold, f.is_test, tuple(points)))
+    return tuple(out)
+
+
+def report_view(evaluation: Evaluation, history: Sequence[Evaluation]) -> ReportView:
+    """`history`: recent evaluations of the model up to this one, oldest first (this one may be last)."""
+    result = result_from_dict(evaluation.result)
+    past = [(WindowRef.of(e), result_from_dict(e.result)) for e in history if e.window_id != evaluation.window_id]
+    past = [(r, res) for r, res in past if r.window_id < evaluation.window_id]
+    window = WindowRef.of(evaluation)
+    timeline = [*past, (window, result)]
+    return ReportView(
+        model=evaluation.model,
+        window=window,
+        result=result,
+        raw_result=evaluation.result,
+        history=tuple(r for r, _ in timeline),
+        series=_series(timeline, result),
+    )
+
+
+def index_row(model: str, latest: Evaluation | None) -> IndexRow:
+    if latest is None:
+        return IndexRow(model, None, 0, ())
+    drifted = result_from_dict(latest.result).drifted_features()
+    return IndexRow(model, WindowRef.of(latest), len(drifted), tuple(f.name for f in drifted))
+
+
+def report_json(view: ReportView, base: str) -> dict[str, Any]:
+    """The JSON twin of a report page; `base` is the URL prefix of the reports (e.g. `/reports`)."""
+    m = view.model
+    return {
+        "model": m,
+        "window": view.window.to_dict(),
+        "drifted_features": [f.name for f in view.drifted],
+        "result": dict(view.raw_result),
+        "history": [
+            {**w.to_dict(), "scores": {s.feature: s.points[i].value for s in view.series}}
+            for i, w in enumerate(view.history)
+        ],
+        "links": {
+            "html": f"{base}/{m}/{view.window.window_id}",
+            "json": f"{base}/{m}/{view.window.window_id}.json",
+            "evidently": f"{base}/{m}/{view.window.window_id}/evidently",
+            "earlier": [f"{base}/{m}/{w.window_id}" for w in reversed(view.history[:-1])],
+        },
+    }
+
+
+def index_json(rows: Sequence[IndexRow], base: str) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "model": r.model,
+                "latest": r.latest.to_dict() if r.latest else None,
+                "drifted_features": list(r.top_features),
+                "links": {"html": f"{base}/{r.model}", "json": f"{base}/{r.model}.json"},
+            }
+            for r in rows
+        ]
+    }
