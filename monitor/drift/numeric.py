@@ -169,10 +169,10 @@ def sturges_edges(lo: float, hi: float, n_total: int) -> Array:
     This is the binning Evidently uses for Jensen-Shannon, PSI and KL on continuous columns; the same
     floating-point steps as numpy so the edges match bit for bit.
     """
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
     width = (hi - lo) / (np.log2(n_total) + 1.0)
     bins = int(np.ceil((hi - lo) / width)) if width else 1
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, bins + 1, endpoint=True)
 
 
