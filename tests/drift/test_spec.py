@@ -36,7 +36,7 @@ def test_explicit_method_is_kept_and_large_reference_rows_moves_the_switch() -> 
 
 
 def test_bad_specs_and_settings_are_rejected_with_the_column_name() -> None:
-    with pytest.raises(ValueError, match="'age'.*chisquare"):
+    with pytest.raises(ValueError, match=r"'age'.*chisquare"):
         ColumnSpec("age", "numeric", method="chisquare")
     with pytest.raises(ValueError, match="kind"):
         ColumnSpec("age", "text")  # type: ignore[arg-type]
