@@ -119,11 +119,8 @@ def encode_body(body: bytes, truncated: bool) -> tuple[str, str]:
     try:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(body) - 3:
-            try:
-                return body[: exc.start].decode("utf-8"), "utf-8"
-            except UnicodeDecodeError:
-                pass
+        if truncated and exc.reason == "unexpected end of data":
+            return body[: exc.start].decode("utf-8"), "utf-8"
     return base64.b64encode(body).decode("ascii"), "base64"
 
 

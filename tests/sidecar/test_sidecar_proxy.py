@@ -1,0 +1,196 @@
+"""The sidecar as a real process between a real client and a real (h11) model server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from sidecar_servers import Collector, ModelServer, Sidecar, free_port, iter_chunks, metric, raw_exchange
+
+
+@pytest.fixture(scope="module")
+def sidecar(model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
+    """One process for the whole module: hostile input must not disturb later requests either."""
+    collector = Collector().start()
+    process = Sidecar(model_server.url, collector.url, tmp_path_factory.mktemp("proxy") / "spool", "--upstream-timeout", "2s").start()
+    yield process
+    process.stop()
+    collector.stop()
+
+
+def test_forwards_method_target_headers_and_body_byte_exact(sidecar: Sidecar) -> None:
+    body = bytes(range(256)) * 40
+    headers = [("X-Mixed-Case", "Value  with  spaces"), ("x-dup", "1"), ("x-dup", "2"), ("Content-Type", "application/x-thing")]
+    with httpx.Client(base_url=sidecar.url) as client:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            content = body if method in ("POST", "PUT", "PATCH") else None
+            r = client.request(method, "/echo/a%20b/c?x=1&y=%2F&z=", content=content, headers=headers)
+            assert r.status_code == 200
+            echo = r.json()
+            assert echo["method"] == method
+            assert echo["target"] == "/echo/a%20b/c?x=1&y=%2F&z="
+            sent = [h for h in echo["headers"] if h[0].lower() not in ("host", "accept", "accept-encoding", "user-agent", "content-length")]
+            assert sent == [list(h) for h in headers]
+            assert echo["body_len"] == (len(body) if content else 0)
+            if content:
+                assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
+                assert ["content-length", str(len(body))] in [[n.lower(), v] for n, v in echo["headers"]]
+            assert ["Host", f"127.0.0.1:{sidecar.port}"] in echo["headers"]  # the client's Host, untouched
+
+
+def test_hop_by_hop_request_headers_are_not_forwarded(sidecar: Sidecar) -> None:
+    raw = (
+        b"GET /echo HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=9\r\n"
+        b"TE: trailers\r\nX-End: kept\r\nConnection: close\r\n\r\n"
+    )
+    reply = raw_exchange(sidecar.port, raw)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")  # the upstream's (empty) reason phrase, as sent
+    names = [h[0].lower() for h in json.loads(body)["headers"]]
+    assert names == ["host", "x-end"]
+
+
+def test_chunked_request_and_20mb_streamed_both_ways(sidecar: Sidecar) -> None:
+    payload = hashlib.sha256(b"seed").digest() * (20 * 1024 * 1024 // 32)
+    with httpx.Client(base_url=sidecar.url, timeout=60) as client:
+        r = client.post("/echo", content=iter_chunks(payload, 1 << 20))  # a generator: chunked upload
+        assert r.status_code == 200
+        assert r.json()["body_len"] == len(payload)
+        assert r.json()["body_sha256"] == hashlib.sha256(payload).hexdigest()
+        with client.stream("GET", "/big", params={"size": 20 * 1024 * 1024}) as r:
+            digest = hashlib.sha256()
+            for chunk in r.iter_raw():
+                digest.update(chunk)
+        expected = (bytes(range(256)) * 256) * (20 * 1024 * 1024 // 65536)
+        assert r.headers["content-length"] == str(20 * 1024 * 1024)
+        assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+        r = client.get("/chunked", params={"n": 4, "size": 5})
+        assert r.headers["transfer-encoding"] == "chunked"
+        assert r.content == b"AAAAABBBBBCCCCCDDDDD"
+    rss = sidecar.rss()
+    assert rss < 150 * 1024 * 1024, f"the 20 MB bodies were buffered: RSS {rss / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("status", [201, 204, 304, 400, 404, 418, 500, 503])
+def test_upstream_status_and_headers_pass_through(sidecar: Sidecar, status: int) -> None:
+    r = httpx.get(f"{sidecar.url}/status/{status}")
+    assert r.status_code == status
+    assert r.headers["x-status"] == str(status)
+    if status not in (204, 304):
+        assert r.json() == {"status": status}
+
+
+def test_head_keep_alive_and_close_delimited_upstream(sidecar: Sidecar) -> None:
+    with httpx.Client(base_url=sidecar.url) as client:
+        r = client.head("/echo")
+        assert r.status_code == 200 and int(r.headers["content-length"]) > 0 and r.content == b""
+        assert client.get("/echo").status_code == 200  # same client connection still usable
+        r = client.get("/close-delimited")
+        assert r.content == b"until-close body"
+        assert r.headers["transfer-encoding"] == "chunked"  # re-framed for the keep-alive client
+        assert client.get("/echo").json()["method"] == "GET"
+
+
+def test_http10_client_gets_close_delimited_response(sidecar: Sidecar) -> None:
+    reply = raw_exchange(sidecar.port, b"GET /chunked?n=2&size=3 HTTP/1.0\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 200 "
+    assert b"transfer-encoding" not in head.lower() and b"Connection: close" in head
+    assert body == b"AAABBB"
+
+
+def test_pipelined_requests_are_answered_in_order(sidecar: Sidecar) -> None:
+    raw = b"".join(b"GET /echo/%d HTTP/1.1\r\nHost: h\r\n\r\n" % i for i in range(5))
+    raw += b"POST /echo/last HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    reply = raw_exchange(sidecar.port, raw)
+    targets = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1 ")[0])["target"] for part in reply.split(b"HTTP/1.1 200 \r\n")[1:]]
+    assert targets == ["/echo/0", "/echo/1", "/echo/2", "/echo/3", "/echo/4", "/echo/last"]
+
+
+def test_upstream_down_is_502_json_and_timeout_is_504(collector: Collector, start_sidecar: Callable[..., Sidecar], model_server: ModelServer) -> None:
+    down = start_sidecar(f"http://127.0.0.1:{free_port()}", collector.url)
+    r = httpx.post(f"{down.url}/v1/models/wine:predict", json={"instances": [[1]]})
+    assert r.status_code == 502
+    assert r.json()["error"] == "upstream_unavailable" and "connection refused" in r.json()["detail"]
+    slow = start_sidecar(model_server.url, collector.url, "--upstream-timeout", "1s")
+    r = httpx.get(f"{slow.url}/slow", params={"s": 3}, timeout=10)
+    assert r.status_code == 504 and r.json()["error"] == "upstream_timeout"
+    metrics = httpx.get(f"{slow.url}/driftwatch/metrics").text
+    assert metric(metrics, "driftwatch_sidecar_upstream_errors_total", kind="timeout") == 1
+    down_metrics = httpx.get(f"{down.url}/driftwatch/metrics").text
+    assert metric(down_metrics, "driftwatch_sidecar_upstream_errors_total", kind="connect") == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 400),  # a TLS hello on the plain port
+        (b"GET /echo HTTP/1.1\r\nHost h\r\n\r\n", 400),
+        (b"GET /echo HTTP/9.9\r\n\r\n", 400),
+        (b"GET /echo HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GET /echo HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414),
+        (b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501),
+        (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", 501),
+    ],
+)
+def test_hostile_input_gets_precise_4xx_and_the_process_keeps_serving(sidecar: Sidecar, raw: bytes, status: int) -> None:
+    reply = raw_exchange(sidecar.port, raw)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split(b" ")[1] == str(status).encode(), reply[:200]
+    assert b"Connection: close" in head
+    assert set(json.loads(body)) == {"error", "detail"}
+    assert httpx.get(f"{sidecar.url}/echo").status_code == 200
+    assert sidecar.proc is not None and sidecar.proc.poll() is None
+
+
+def test_huge_header_trickled_without_end_is_bounded(sidecar: Sidecar) -> None:
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as s:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: h\r\nX-Flood: ")
+        reply = b""
+        try:
+            for _ in range(200):
+                s.sendall(b"a" * 4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            reply = s.recv(4096)
+        except ConnectionResetError:
+            pass
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+
+
+def test_client_disconnect_mid_request_is_cleaned_up(sidecar: Sidecar) -> None:
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", sidecar.port)) as s:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+        with socket.create_connection(("127.0.0.1", sidecar.port)) as s:
+            s.sendall(b"GET /slow?s=0.2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert httpx.get(f"{sidecar.url}/echo").status_code == 200
+    metrics = httpx.get(f"{sidecar.url}/driftwatch/metrics").text
+    assert metric(metrics, "driftwatch_sidecar_upstream_errors_total", kind="reset") == 0
+    assert metric(metrics, "driftwatch_sidecar_upstream_errors_total", kind="protocol") == 0
+
+
+def test_own_endpoints_and_promtool_clean_metrics(sidecar: Sidecar) -> None:
+    assert httpx.get(f"{sidecar.url}/driftwatch/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{sidecar.url}/driftwatch/readyz").json()
+    assert ready["status"] == "ready" and ready["shipping"]["monitor_reachable"] is True
+    assert httpx.get(f"{sidecar.url}/driftwatch/nope").status_code == 404
+    assert httpx.post(f"{sidecar.url}/driftwatch/metrics").status_code == 405
+    httpx.post(f"{sidecar.url}/v1/models/wine:predict", json={"instances": [[1]]})
+    text = httpx.get(f"{sidecar.url}/driftwatch/metrics").text
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for reason in ("spool_full", "rejected", "shutdown", "too_large", "spool_error", "corrupt"):
+        assert f'driftwatch_sidecar_events_dropped_total{{model="wine",reason="{reason}"}} 0.0' in text
+    assert metric(text, "driftwatch_sidecar_request_duration_seconds_count", phase="upstream") >= 1
+    assert metric(text, "driftwatch_sidecar_request_duration_seconds_count", phase="overhead") >= 1
+    assert metric(text, "driftwatch_sidecar_events_captured_total", model="wine") >= 1
+    assert "_created" not in text

@@ -1,0 +1,212 @@
+"""Pure parts of the sidecar: capture records, header framing, settings, retry policy, the spool."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from monitor.sidecar.capture import BodyBuffer, Capture, choose_id, encode_body, event_json
+from monitor.sidecar.framing import filter_headers, request_head, response_head
+from monitor.sidecar.settings import SettingsError, build_settings
+from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
+from monitor.sidecar.spool import Spool
+
+
+# -- capture ---------------------------------------------------------------------------------------
+
+
+def test_choose_id_prefers_ce_id_then_request_id_and_rejects_unsafe_ids() -> None:
+    assert choose_id(b"ce-1", b"req-1") == "ce-1"
+    assert choose_id(None, b" req-1 ") == "req-1"
+    assert choose_id(b"has space", b"req.2:x") == "req.2:x"
+    generated = choose_id(b"a/b", b"x" * 129)
+    assert len(generated) == 32 and generated != choose_id(None, None)
+
+
+def test_body_buffer_keeps_the_first_bytes_and_flags_truncation() -> None:
+    buf = BodyBuffer(5)
+    buf.add(b"abc")
+    assert not buf.truncated
+    buf.add(b"defg")
+    buf.add(b"h")
+    assert buf.value() == b"abcde" and buf.truncated
+    exact = BodyBuffer(3)
+    exact.add(b"abc")
+    exact.add(b"")
+    assert exact.value() == b"abc" and not exact.truncated
+
+
+def test_encode_body_utf8_base64_and_cut_multibyte_character() -> None:
+    assert encode_body("héllo".encode(), False) == ("héllo", "utf-8")
+    binary = bytes(range(256))
+    assert encode_body(binary, False) == (base64.b64encode(binary).decode(), "base64")
+    cut = "ab€".encode()[:-1]  # the euro sign is 3 bytes; keep 2 of them
+    assert encode_body(cut, True) == ("ab", "utf-8")
+    assert encode_body(cut, False)[1] == "base64"  # not truncated: really not UTF-8
+
+
+def test_event_json_matches_the_wire_format() -> None:
+    c = Capture(
+        id="r1", model="wine", timestamp=1763812345.1234567, latency=0.0021, status=200, method="POST",
+        path="/v1/models/wine:predict", request=b'{"instances":[[1]]}', request_truncated=False,
+        response=b"\xff\x00", response_truncated=True, content_types=("application/json", None),
+        headers={"x-request-id": "r1"},
+    )
+    event = json.loads(event_json(c))
+    assert event == {
+        "id": "r1", "model": "wine", "timestamp": 1763812345.123457, "latency_seconds": 0.0021,
+        "status": 200, "method": "POST", "path": "/v1/models/wine:predict",
+        "request": {"body": '{"instances":[[1]]}', "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
+        "response": {"body": "/wA=", "encoding": "base64", "truncated": True, "content_type": None},
+        "headers": {"x-request-id": "r1"},
+    }
+
+
+# -- framing ---------------------------------------------------------------------------------------
+
+
+def test_hop_by_hop_and_connection_listed_headers_are_removed_others_kept_verbatim() -> None:
+    headers = [
+        (b"Host", b"m"), (b"X-Custom", b"A"), (b"Connection", b"keep-alive, X-Secret-Hop"), (b"Keep-Alive", b"timeout=5"),
+        (b"X-Secret-Hop", b"1"), (b"TE", b"trailers"), (b"Upgrade", b"h2c"), (b"x-custom", b"B"), (b"Proxy-Connection", b"x"),
+    ]
+    assert filter_headers(headers) == [b"Host: m\r\n", b"X-Custom: A\r\n", b"x-custom: B\r\n"]
+
+
+def test_request_head_adds_host_for_http10_and_reframes_chunked() -> None:
+    head = request_head(b"POST", b"/p?q=1", [(b"Transfer-Encoding", b"chunked")], chunked=True, default_host=b"127.0.0.1:9")
+    assert head == b"POST /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = response_head(201, b"Created", [(b"Content-Length", b"0")], chunked=False, close=True)
+    assert head == b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "flag"),
+    [
+        ({"upstream": "https://m:1"}, "--upstream"),
+        ({"upstream": "http://m:1/v1"}, "--upstream"),
+        ({"monitor": "monitor:8080"}, "--monitor"),
+        ({"model": "Wine_Model"}, "--model"),
+        ({"sample_ratio": 1.5}, "--sample-ratio"),
+        ({"capture_paths": ["("]}, "--capture-path"),
+        ({"max_capture_bytes": "lots"}, "--max-capture-bytes"),
+        ({"token_env": "DW_TOKEN_UNSET"}, "--token-env"),
+        ({"header_allow": ["bad header"]}, "--header-allow"),
+        ({"upstream_timeout": "0s"}, "--upstream-timeout"),
+        ({"queue_max": 0}, "--queue-max"),
+    ],
+)
+def test_bad_flags_are_reported_by_name(overrides: dict, flag: str) -> None:
+    args = {"upstream": "http://127.0.0.1:9000", "monitor": "http://monitor:8080", "model": "wine", "environ": {}, **overrides}
+    with pytest.raises(SettingsError, match=flag):
+        build_settings(**args)
+
+
+def test_settings_defaults_and_units() -> None:
+    s = build_settings(upstream="http://127.0.0.1:9000", monitor="http://m:8080/", model="wine", token_env="T",
+                       max_capture_bytes="1KiB", linger="250ms", header_allow=["X-Request-ID"], environ={"T": "secret"})
+    assert (s.upstream.host, s.upstream.port, s.monitor_url) == ("127.0.0.1", 9000, "http://m:8080")
+    assert (s.token, s.max_capture_bytes, s.linger) == ("secret", 1024, 0.25)
+    assert s.header_allow == frozenset({"x-request-id"})
+    assert any(p.search("/v1/models/wine:predict") for p in s.capture_paths)
+    assert any(p.search("/v2/models/wine/versions/3/infer") for p in s.capture_paths)
+    assert not any(p.search("/v1/models/wine") for p in s.capture_paths)  # the readiness probe path
+
+
+# -- retry policy ----------------------------------------------------------------------------------
+
+
+def test_status_classification() -> None:
+    assert classify_status(200) is Outcome.OK
+    assert [classify_status(s) for s in (408, 429, 500, 503)] == [Outcome.RETRY] * 4
+    assert classify_status(413) is Outcome.TOO_LARGE
+    assert [classify_status(s) for s in (400, 401, 404, 422, 301)] == [Outcome.REJECTED] * 5
+
+
+def test_backoff_is_full_jitter_exponential_and_capped() -> None:
+    rng = random.Random(1)
+    for attempt, ceiling in ((0, 0.1), (1, 0.2), (3, 0.8), (10, 5.0), (200, 5.0)):
+        delays = [backoff_delay(attempt, 5.0, rng.uniform) for _ in range(200)]
+        assert 0 <= min(delays) and max(delays) <= ceiling
+        assert max(delays) > ceiling * 0.8  # the whole range is used (full jitter)
+
+
+# -- spool -----------------------------------------------------------------------------------------
+
+
+def _drain(spool: Spool, batch: int = 3) -> list[bytes]:
+    out = []
+    while spool.pending:
+        records, pos, corrupt = spool.read_batch(batch, 1 << 20)
+        assert corrupt == 0
+        out.extend(records)
+        spool.commit(pos, len(records))
+    return out
+
+
+def test_spool_replays_in_order_across_segments_and_frees_disk(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=100)
+    records = [f"event-{i:03d}".encode() * 3 for i in range(20)]
+    for r in records:
+        assert spool.append(r)
+    assert spool.pending == 20 and len(list(tmp_path.glob("*.seg"))) > 3
+    assert _drain(spool) == records
+    assert spool.pending == 0 and spool.disk_bytes == 0
+    assert not list(tmp_path.glob("*.seg"))
+
+
+def test_spool_survives_restart_resumes_at_cursor_and_skips_torn_tail(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    for i in range(10):
+        spool.append(b"r%d" % i)
+    records, pos, _ = spool.read_batch(4, 1 << 20)
+    spool.commit(pos, len(records))
+    spool.close()
+    segment = sorted(tmp_path.glob("*.seg"))[-1]
+    with open(segment, "ab") as f:  # a crash in the middle of a frame
+        f.write(b"\x00\x00\x00\x10\x12\x34")
+    reopened = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    assert reopened.recovered_corrupt == 1
+    assert reopened.pending == 6
+    assert _drain(reopened) == [b"r%d" % i for i in range(4, 10)]
+
+
+def test_spool_flipped_bit_is_detected_by_crc(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    for i in range(3):
+        spool.append(b"payload-%d" % i)
+    spool.close()
+    segment = next(tmp_path.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    data[-2] ^= 0xFF  # corrupt the last record's payload
+    segment.write_bytes(bytes(data))
+    reopened = Spool(tmp_path, max_bytes=1 << 20)
+    assert reopened.recovered_corrupt == 1
+    assert _drain(reopened) == [b"payload-0", b"payload-1"]
+
+
+def test_spool_is_bounded_and_prepend_puts_older_records_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100, segment_bytes=64)
+    accepted = [spool.append(b"x" * 20) for _ in range(10)]
+    assert accepted.count(True) == 3 and spool.disk_bytes <= 100  # 3 frames of 28 bytes
+    big = Spool(tmp_path / "b", max_bytes=1 << 20)
+    big.append(b"newer-1")
+    big.append(b"newer-2")
+    assert big.prepend([b"older-1", b"older-2"]) == 2
+    big.close()
+    assert _drain(Spool(tmp_path / "b", max_bytes=1 << 20)) == [b"older-1", b"older-2", b"newer-1", b"newer-2"]
+
+
+def test_disabled_spool_takes_nothing(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "off", max_bytes=0)
+    assert not spool.append(b"x")
+    assert not (tmp_path / "off").exists()
+    assert os.listdir(tmp_path) == []
