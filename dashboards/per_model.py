@@ -219,11 +219,11 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
         *_resources_row(model, grid),
         *_retrain_row(grid),
     ]
-    columns = ", ".join(c.name for c in model.columns)
     return gf.dashboard(
         title=f"Driftwatch / {model.name}",
         uid=uid(model),
-        description=f"Drift monitoring of model {model.name} ({len(model.columns)} columns: {columns}).",
+        description=f"Drift monitoring of model {model.name}: {len(model.features)} features, "
+        f"{len(model.outputs)} outputs.",
         tags=[*TAGS, f"model:{model.name}"],
         panels=panels,
         variables=[
