@@ -65,15 +65,15 @@ def decode_body(body: Body) -> Any:
     """
     if body.truncated:
         raise Rejected("truncated", "the captured body was truncated by the sender")
-    raw: str | bytes = body.body
+    text = body.body
     if body.encoding == "base64":
         try:
-            raw = base64.b64decode(body.body, validate=True)
+            text = base64.b64decode(body.body, validate=True).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected("invalid_encoding", "body is not UTF-8 JSON") from None
         except (binascii.Error, ValueError):
             raise Rejected("invalid_encoding", "body is not valid base64") from None
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise Rejected("invalid_encoding", "body is not UTF-8 JSON") from None
+        return json.loads(text)
     except (ValueError, RecursionError):
         raise Rejected("invalid_json", "body is not valid JSON (or nested too deeply)") from None

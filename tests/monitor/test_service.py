@@ -1,0 +1,217 @@
+"""The Monitor against a real SQLite file: counting, evaluation, CloudEvent joins, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from ingest_helpers import event, load
+
+from monitor.capture import CapturedEvent
+from monitor.capture.cloudevents import parse_cloudevent
+from monitor.config import Config
+from monitor.service import Monitor
+from monitor.store import EventStore
+
+
+def events(ids: range, **kw: Any) -> list[CapturedEvent]:
+    return [CapturedEvent.model_validate(event(i, **kw)) for i in ids]
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def run_monitor(config: Config, batches: list[list[CapturedEvent]], **kw: Any) -> tuple[Monitor, list[Any]]:
+    mon = Monitor(config, **kw)
+    await mon.start(background=False)
+    results = []
+    for batch in batches:
+        results.append(await mon.ingest(batch))
+        mon.evaluate_due()
+    return mon, results
+
+
+def stored_evaluations(config: Config, model: str = "toy") -> list[tuple[Any, ...]]:
+    store = EventStore(config.server.store.path)
+    try:
+        return [(e.first_rec, e.last_rec, e.first_seq, e.last_seq, e.n_records, e.window_start, e.window_end, json.dumps(e.result, sort_keys=True))
+                for e in reversed(store.evaluations(model, limit=1000))]
+    finally:
+        store.close()
+
+
+def test_counts_and_evaluation(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
+
+    async def scenario() -> None:
+        mon, results = await run_monitor(cfg, [
+            events(range(0, 60)),
+            events(range(50, 70)) + events(range(900, 902), model="ghost"),
+            [CapturedEvent.model_validate(event(5000, request={"body": "{oops"})), CapturedEvent.model_validate(event(5001, status=503))],
+        ])
+        try:
+            assert [r.to_dict() for r in results] == [
+                {"accepted": 60, "duplicates": 0, "rejected": 0, "reasons": {}},
+                {"accepted": 10, "duplicates": 10, "rejected": 2, "reasons": {"unknown_model": 2}},
+                {"accepted": 0, "duplicates": 0, "rejected": 2, "reasons": {"invalid_json": 1, "upstream_error": 1}},
+            ]
+            snap = mon.snapshot()["toy"]
+            assert snap.ingested == 70 and snap.rejected == {"invalid_json": 1, "upstream_error": 1}
+            assert snap.window is not None and (snap.window.n_records, snap.window.first_seq, snap.window.last_seq) == (50, 1, 50)
+            assert snap.result is not None and set(snap.result.features) == {"f0", "f1", "f2", "color", "score"}
+            assert snap.window_records == 70 and mon.unknown_model_events == 2
+        finally:
+            await mon.stop()
+
+    asyncio.run(scenario())
+    assert len(stored_evaluations(cfg)) == 1
+
+
+def test_drift_is_detected_in_shifted_traffic(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
+
+    async def scenario() -> None:
+        mon, _ = await run_monitor(cfg, [events(range(0, 100), shift=5.0)])
+        try:
+            result = mon.snapshot()["toy"].result
+            assert result is not None and result.dataset.drifted
+            assert {"f0", "f1", "f2"} <= {f.name for f in result.drifted_features()}
+        finally:
+            await mon.stop()
+
+    asyncio.run(scenario())
+
+
+def test_windows_and_results_after_a_restart_equal_those_without_one(tmp_path: Path) -> None:
+    straight_dir, restart_dir = tmp_path / "a", tmp_path / "b"
+    straight_dir.mkdir()
+    restart_dir.mkdir()
+    cfg_a, cfg_b = load(straight_dir), load(restart_dir)
+    batches = [events(range(i, i + 37), shift=0.0 if i < 150 else 3.0) for i in range(0, 333, 37)]
+
+    async def scenario() -> None:
+        straight, _ = await run_monitor(cfg_a, batches)
+        await straight.stop()
+        first, _ = await run_monitor(cfg_b, batches[:5])
+        before = first.snapshot()["toy"]
+        await first.stop()
+        second, _ = await run_monitor(cfg_b, [])
+        after = second.snapshot()["toy"]
+        # The restarted monitor exports what it had before, with no new traffic yet.
+        assert after.window == before.window and after.window_records == before.window_records
+        assert after.result is not None and after.result.to_dict() == before.result.to_dict()  # type: ignore[union-attr]
+        for batch in batches[5:]:
+            await second.ingest(batch)
+            second.evaluate_due()
+        await second.stop()
+
+    asyncio.run(scenario())
+    a, b = stored_evaluations(cfg_a), stored_evaluations(cfg_b)
+    assert len(a) >= 5 and a == b
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def on_evaluation(self, model: str, evaluation: Any) -> None:
+        self.calls.append((model, evaluation))
+
+
+def test_retraining_controller_hears_every_evaluation(tmp_path: Path) -> None:
+    cfg = load(tmp_path, server={"public_url": "http://monitor.example:8080/"})
+    recorder = Recorder()
+
+    async def scenario() -> None:
+        mon, _ = await run_monitor(cfg, [events(range(0, 100), shift=5.0)], controller=recorder)
+        await mon.stop()
+
+    asyncio.run(scenario())
+    ((model, ev),) = recorder.calls
+    assert model == "toy" and ev.n_records == 100 and ev.dataset_drifted and ev.drift_share > 0.5
+    assert "f2" in ev.critical_drifted and set(ev.critical_drifted) <= set(ev.drifted_features)
+    assert ev.report_url == "http://monitor.example:8080/reports/toy"
+
+
+def kserve(kind: str, ce_id: str, body: dict[str, Any], model: str = "toy") -> Any:
+    headers = {
+        "content-type": "application/json", "ce-specversion": "1.0", "ce-id": ce_id,
+        "ce-type": f"org.kubeflow.serving.inference.{kind}", "ce-source": "http://localhost:9081/",
+        "ce-inferenceservicename": model, "ce-namespace": "ml", "ce-component": "predictor", "ce-endpoint": "default",
+        "ce-metadata": "{}",
+    }
+    return parse_cloudevent(headers, json.dumps(body).encode())
+
+
+def test_cloudevent_halves_join_in_either_order_and_expire(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
+    clock = Clock()
+    req = {"instances": [[0.1, 5.0, 3.0, "red"]]}
+    resp = {"predictions": [{"score": 0.5}]}
+
+    async def scenario() -> None:
+        mon = Monitor(cfg, clock=clock)
+        await mon.start(background=False)
+        try:
+            assert (await mon.ingest_half(kserve("request", "a", req))).status == "pending"
+            assert (await mon.ingest_half(kserve("response", "a", resp))).status == "joined"
+            assert (await mon.ingest_half(kserve("response", "b", resp))).status == "pending"
+            assert (await mon.ingest_half(kserve("response", "b", resp))).status == "duplicate"
+            assert (await mon.ingest_half(kserve("request", "b", req))).status == "joined"
+            assert (await mon.ingest_half(kserve("request", "a", req))).status == "duplicate"
+            await mon.ingest_half(kserve("request", "lonely-req", req))
+            await mon.ingest_half(kserve("response", "lonely-resp", resp))
+            assert mon._expire_halves() == 0  # not yet past the join timeout
+            clock.now += 2.0
+            assert mon._expire_halves() == 2
+            snap = mon.snapshot()["toy"]
+            assert snap.ingested == 2 and snap.rejected == {"unmatched_request": 1, "unmatched_response": 1}
+            assert snap.window_records == 3  # the lonely request still gives features
+        finally:
+            await mon.stop()
+        store = EventStore(cfg.server.store.path)
+        assert store.count_events("toy") == {None: 3, "unmatched_response": 1} and store.pending_count() == 0
+        joined = next(e for e in store.accepted_since("toy", 0) if e.id == "a")
+        assert json.loads(CapturedEvent.model_validate_json(joined.raw).response.body) == resp  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+
+
+def test_pending_halves_survive_a_restart(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
+
+    async def scenario() -> None:
+        mon = Monitor(cfg)
+        await mon.start(background=False)
+        await mon.ingest_half(kserve("response", "r1", {"predictions": [{"score": 0.2}]}))
+        await mon.stop()
+        mon = Monitor(cfg)
+        await mon.start(background=False)
+        outcome = await mon.ingest_half(kserve("request", "r1", {"instances": [[0.1, 5.0, 3.0, "red"]]}))
+        assert outcome.status == "joined" and outcome.reason is None
+        assert mon.snapshot()["toy"].ingested == 1
+        await mon.stop()
+
+    asyncio.run(scenario())
+
+
+def test_missing_reference_leaves_the_monitor_unready_but_ingesting(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
+    (tmp_path / "reference.csv").unlink()
+
+    async def scenario() -> None:
+        mon, results = await run_monitor(cfg, [events(range(0, 60))])
+        try:
+            assert not mon.ready and set(mon.profile_errors) == {"toy", "plain"}
+            assert results[0].accepted == 60 and mon.snapshot()["toy"].result is None
+        finally:
+            await mon.stop()
+
+    asyncio.run(scenario())
