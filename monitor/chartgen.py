@@ -38,6 +38,9 @@ DEFAULT_CONFIG = REPO / "examples" / "config.yaml"
 DEFAULT_CHART = REPO / "charts" / "driftwatch"
 REFERENCE_MOUNT = "/etc/driftwatch/reference"
 """Must equal `reference.mountPath` in the chart's values.yaml (a test checks it)."""
+PUBLIC_URL_PLACEHOLDER = "http://driftwatch-public-url.invalid"
+"""Stands for `server.public_url` in generated report links; the chart's templates replace it with
+the release's URL (`config.server.public_url`, else the Service's), unknown until install time."""
 
 _CONFIG_KEY = re.compile(r"^config:.*$", re.MULTILINE)
 _TABLE_START = "<!-- values-table:start -->"
@@ -51,8 +54,9 @@ def _dump(data: Any) -> str:
 def incluster_config(config_path: Path, reference_mount: str = REFERENCE_MOUNT) -> tuple[dict[str, Any], list[Path]]:
     """The config as the chart embeds it, and the reference files it needs mounted.
 
-    Works on the raw YAML (durations stay `15m`, not 900.0) after validating it, and only moves the
-    reference datasets under the mount: the chart itself sets the server fields it owns.
+    Works on the raw YAML (durations stay `15m`, not 900.0) after validating it, moves the reference
+    datasets under the mount and drops `server.public_url`: a local URL means nothing in the
+    cluster, and the chart fills in the server fields it owns.
     """
     typed = load_config(config_path)
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -63,18 +67,22 @@ def incluster_config(config_path: Path, reference_mount: str = REFERENCE_MOUNT) 
             raise ConfigError([(f"models[{model.name}].reference.path", f"two reference files are named {src.name}")])
         sources.append(src)
         raw_model["reference"]["path"] = f"{reference_mount.rstrip('/')}/{src.name}"
+    (raw.get("server") or {}).pop("public_url", None)
     return raw, sources
 
 
 def generated_files(config: dict[str, Any]) -> dict[str, str]:
     """Chart-relative path → text of every file generated from `config` (rules and dashboards)."""
-    from alerts import rules
+    from alerts.rules import groups
     from dashboards import generate
+    from dashboards.grafana import dumps
 
     typed = parse_config(config, "chart config")
-    files = {"files/rules.yaml": _dump(rules(typed))}
+    if not typed.server.public_url:
+        typed = typed.model_copy(update={"server": typed.server.model_copy(update={"public_url": PUBLIC_URL_PLACEHOLDER})})
+    files = {"files/rules.yaml": _dump(groups(typed))}
     for name, dashboard in sorted(generate(typed).items()):
-        files[f"files/dashboards/{name}"] = json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+        files[f"files/dashboards/{name}"] = dumps(dashboard)
     return files
 
 

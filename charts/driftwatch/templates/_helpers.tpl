@@ -57,6 +57,14 @@ app.kubernetes.io/part-of: driftwatch
 {{- printf "http://%s.%s.svc:%d" (include "driftwatch.fullname" .) .Release.Namespace (int .Values.service.port) }}
 {{- end }}
 
+{{/* Where users reach the monitor (report links in alerts): `config.server.public_url`, else the Service. */}}
+{{- define "driftwatch.publicURL" -}}
+{{- default (include "driftwatch.monitorURL" .) (get (default dict (get .Values.config "server")) "public_url") }}
+{{- end }}
+
+{{/* monitor.chartgen.PUBLIC_URL_PLACEHOLDER: what generated report links carry until install time. */}}
+{{- define "driftwatch.publicURLPlaceholder" -}}http://driftwatch-public-url.invalid{{- end }}
+
 {{/* The container port is fixed: config, probes and Service all refer to it by the name `http`. */}}
 {{- define "driftwatch.containerPort" -}}8080{{- end }}
 
@@ -69,9 +77,7 @@ owns (listen address, store path on the persistence mount, token env var, public
 {{- $server := default dict (get $cfg "server") }}
 {{- $_ := set $server "host" "0.0.0.0" }}
 {{- $_ := set $server "port" (int (include "driftwatch.containerPort" .)) }}
-{{- if not (get $server "public_url") }}
-{{- $_ := set $server "public_url" (include "driftwatch.monitorURL" .) }}
-{{- end }}
+{{- $_ := set $server "public_url" (include "driftwatch.publicURL" .) }}
 {{- if .Values.auth.enabled }}
 {{- $_ := set $server "auth_token_env" .Values.auth.envVar }}
 {{- else }}
@@ -143,7 +149,7 @@ The capture sidecar container for a model pod, as `driftwatch inject` adds it (a
 identical). Call with (dict "root" $ "upstreamPort" N "model" NAME).
 */}}
 {{- define "driftwatch.sidecarContainer" -}}
-{{- $v := .root.Values }}
+{{- $v := .root.Values -}}
 - name: driftwatch-sidecar
   image: {{ include "driftwatch.image" .root }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -201,4 +207,14 @@ identical). Call with (dict "root" $ "upstreamPort" N "model" NAME).
       mountPath: /var/spool/driftwatch
     - name: driftwatch-tmp
       mountPath: /tmp
+{{- end }}
+
+{{/* The sidecar's emptyDir volumes, as `driftwatch inject` adds them (spool up to --spool-max-bytes, 256MiB by default). */}}
+{{- define "driftwatch.sidecarVolumes" -}}
+- name: driftwatch-spool
+  emptyDir:
+    sizeLimit: 512Mi
+- name: driftwatch-tmp
+  emptyDir:
+    sizeLimit: 64Mi
 {{- end }}

@@ -1,0 +1,307 @@
+"""The chart rendered by real helm: every combination lints, and every object is one a cluster accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_helpers import by_kind, one, validate
+from conftest import CHART, Render
+
+from monitor.config import parse_config
+from monitor.inject import CAPTURE_LABEL, PORT_NAME, InjectOptions, sidecar_container, sidecar_volumes
+
+OPERATOR_API = ("--api-versions", "monitoring.coreos.com/v1")
+FORCED_ON = {k: {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}} for k in ("serviceMonitor", "podMonitor", "prometheusRule")}
+FORCED_OFF = {k: {"enabled": False} for k in ("serviceMonitor", "podMonitor", "prometheusRule")}
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+COMBINATIONS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "defaults": ({}, ()),
+    "persistence": ({"persistence": {"enabled": True, "storageClass": "fast", "size": "20Gi"}}, ()),
+    "operator-forced-on": (FORCED_ON, ()),
+    "operator-forced-off": (FORCED_OFF, OPERATOR_API),
+    "operator-auto-available": ({}, OPERATOR_API),
+    "existing-secret": ({"auth": {"existingSecret": "team-token", "secretKey": "bearer"}}, ()),
+    "namespaces": ({"rbac": {"namespaces": ["ml", "serving"]}}, ()),
+    "cluster-wide": ({"rbac": {"clusterWide": True}}, OPERATOR_API),
+    "no-auth-existing-claim": ({"auth": {"enabled": False}, "persistence": {"enabled": True, "existingClaim": "old-store"}}, ()),
+}
+
+
+def embedded_config(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return yaml.safe_load(one(objs, "ConfigMap", "dw-driftwatch")["data"]["config.yaml"])
+
+
+def monitor_container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("name", list(COMBINATIONS))
+def test_every_combination_lints_strict_and_renders_valid_objects(name: str, render: Render, helm, tmp_path: Path) -> None:
+    values, flags = COMBINATIONS[name]
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    lint = helm("lint", "--strict", str(CHART), "--values", str(values_file))  # lint has no --api-versions
+    assert "0 chart(s) failed" in lint.stdout
+    objs = render(values, *flags)
+    for obj in objs:
+        validate(obj)
+    cfg = parse_config(embedded_config(objs), "rendered ConfigMap")
+    assert cfg.server.host == "0.0.0.0" and cfg.server.port == 8080
+
+
+def test_defaults_render_the_monitor_without_operator_objects(render: Render) -> None:
+    objs = render()
+    kinds = sorted(o["kind"] for o in objs)
+    assert not OPERATOR_KINDS & set(kinds), "auto must not render CRs the cluster does not serve"
+    assert kinds.count("Deployment") == 1 and kinds.count("Service") == 1 and kinds.count("Secret") == 1
+    rbac = ("Role", "RoleBinding")  # also in `default`, where the example config's model pods run
+    assert {o["metadata"]["namespace"] for o in objs if o["kind"] not in rbac} == {"driftwatch"}
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes["data"] and not by_kind(objs, "PersistentVolumeClaim")
+
+
+def test_monitor_pod_is_locked_down_and_probed(render: Render) -> None:
+    objs = render()
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    container = monitor_container(objs)
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/tmp"] == "tmp" and mounts["/var/lib/driftwatch"] == "data"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["args"][:3] == ["serve", "--config", "/etc/driftwatch/config.yaml"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    service = one(objs, "Service")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["selector"].items() <= pod_labels(objs).items()
+
+
+def pod_labels(objs: list[dict[str, Any]]) -> dict[str, str]:
+    return one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+
+def test_embedded_config_points_the_monitor_at_its_volumes_token_and_service(render: Render) -> None:
+    objs = render({"persistence": {"enabled": True, "mountPath": "/data"}})
+    raw = embedded_config(objs)
+    cfg = parse_config(raw, "rendered ConfigMap")
+    assert str(cfg.server.store.path) == "/data/driftwatch.db"
+    assert cfg.server.public_url == "http://dw-driftwatch.driftwatch.svc:8080"
+    env = {e["name"]: e for e in monitor_container(objs)["env"]}
+    assert cfg.server.auth_token_env in env
+    assert env[cfg.server.auth_token_env]["valueFrom"]["secretKeyRef"] == {"name": "dw-driftwatch", "key": "token"}
+    assert monitor_container(objs)["workingDir"] == "/data"
+    # The reference datasets the config names are the files the mounted ConfigMap holds.
+    mount = next(m for m in monitor_container(objs)["volumeMounts"] if m["name"] == "reference")["mountPath"]
+    shipped = one(objs, "ConfigMap", "dw-driftwatch-reference")["data"]
+    for model in cfg.models:
+        assert model.reference.path.parent == Path(mount)
+        header = shipped[model.reference.path.name].splitlines()[0].split(",")
+        assert {c.name for c in model.features} <= set(header)
+
+
+def test_persistence_uses_a_claim_and_recreate(render: Render) -> None:
+    objs = render({"persistence": {"enabled": True, "storageClass": "fast", "size": "20Gi"}})
+    pvc = one(objs, "PersistentVolumeClaim")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi" and pvc["spec"]["storageClassName"] == "fast"
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    data = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": pvc["metadata"]["name"]}}
+
+    existing = render({"persistence": {"enabled": True, "existingClaim": "old-store"}})
+    assert not by_kind(existing, "PersistentVolumeClaim")
+    data = next(v for v in one(existing, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"]["claimName"] == "old-store"
+
+
+@pytest.mark.parametrize(
+    ("values", "flags", "expected"),
+    [
+        ({}, (), set()),
+        ({}, OPERATOR_API, OPERATOR_KINDS),
+        (FORCED_ON, (), OPERATOR_KINDS),
+        (FORCED_OFF, OPERATOR_API, set()),
+        ({"podMonitor": {"enabled": False}, "prometheusRule": {"enabled": "auto"}}, OPERATOR_API, {"ServiceMonitor", "PrometheusRule"}),
+    ],
+    ids=["auto-unavailable", "auto-available", "forced-on", "forced-off", "mixed"],
+)
+def test_operator_objects_follow_enabled_and_capabilities(render: Render, values: dict[str, Any], flags: tuple[str, ...], expected: set[str]) -> None:
+    kinds = {o["kind"] for o in render(values, *flags)} & OPERATOR_KINDS
+    assert kinds == expected
+
+
+def test_operator_objects_scrape_what_the_monitor_and_sidecars_serve(render: Render) -> None:
+    objs = render(FORCED_ON)
+    for kind in OPERATOR_KINDS:
+        assert one(objs, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    service_monitor = one(objs, "ServiceMonitor")
+    service = one(objs, "Service")
+    endpoint = service_monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] and endpoint["path"] == "/metrics"
+    assert service_monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    # The generated alerts match up{job=<job_label>}: the scrape must carry that job name.
+    job_label = parse_config(embedded_config(objs)).defaults.alerts.job_label
+    assert {"action": "replace", "targetLabel": "job", "replacement": job_label} in endpoint["relabelings"]
+
+    pod_monitor = one(objs, "PodMonitor")
+    sidecar = sidecar_container(InjectOptions(monitor="http://m:8080", model="wine"), "wine", 8000)
+    endpoint = pod_monitor["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["port"] == PORT_NAME == sidecar["ports"][0]["name"]
+    assert endpoint["path"] == "/driftwatch/metrics"
+    assert pod_monitor["spec"]["selector"]["matchLabels"] == {CAPTURE_LABEL[0]: CAPTURE_LABEL[1]}
+    assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
+
+
+def test_prometheus_rule_carries_the_generated_rules_with_the_release_url(render: Render) -> None:
+    objs = render({**FORCED_ON, "config": {**default_config(), "server": {"public_url": "https://dw.example.com/"}}})
+    rule = one(objs, "PrometheusRule")
+    shipped = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())
+    assert [g["name"] for g in rule["spec"]["groups"]] == [g["name"] for g in shipped["groups"]]
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert len(alerts) == sum(len(g["rules"]) for g in shipped["groups"]) > 0
+    links = [r["annotations"]["report_url"] for r in alerts if "report_url" in r["annotations"]]
+    assert links and all(link.startswith("https://dw.example.com/reports/") for link in links)
+    assert "invalid" not in yaml.safe_dump(rule)
+
+
+def default_config() -> dict[str, Any]:
+    return yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+
+
+def test_existing_secret_replaces_ours(render: Render) -> None:
+    objs = render({"auth": {"existingSecret": "team-token", "secretKey": "bearer", "envVar": "DW_TOKEN"}})
+    assert not by_kind(objs, "Secret")
+    env = {e["name"]: e for e in monitor_container(objs)["env"]}
+    assert env["DW_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "team-token", "key": "bearer"}
+    assert parse_config(embedded_config(objs)).server.auth_token_env == "DW_TOKEN"
+
+
+def test_given_token_is_stored_and_rolls_the_pod(render: Render) -> None:
+    first = render({"auth": {"token": "s3cret-one"}})
+    secret = one(first, "Secret")
+    assert secret["data"]["token"] == "czNjcmV0LW9uZQ=="  # base64("s3cret-one")
+    second = render({"auth": {"token": "s3cret-two"}})
+    annotations = [one(o, "Deployment")["spec"]["template"]["metadata"]["annotations"] for o in (first, second)]
+    assert annotations[0]["checksum/token"] != annotations[1]["checksum/token"]
+
+
+def test_without_auth_there_is_no_secret_and_no_token_env(render: Render) -> None:
+    objs = render({"auth": {"enabled": False}})
+    assert not by_kind(objs, "Secret")
+    assert all(e["name"] != "DRIFTWATCH_TOKEN" for e in monitor_container(objs)["env"])
+    assert parse_config(embedded_config(objs)).server.auth_token_env is None
+
+
+def test_config_changes_roll_the_pod_and_unrelated_changes_do_not(render: Render) -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        return one(render(values), "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    base = checksum({})
+    changed = default_config()
+    changed["models"][0]["window"]["records"] = 800
+    assert checksum({"config": changed}) != base
+    assert checksum({"service": {"annotations": {"team": "ml"}}}) == base
+
+
+def rbac_namespaces(objs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    return {kind: {o["metadata"].get("namespace", "") for o in by_kind(objs, kind)} for kind in ("Role", "RoleBinding")}
+
+
+def test_roles_cover_release_extra_and_config_namespaces_with_least_privilege(render: Render) -> None:
+    config = default_config()
+    config["models"][0]["retrain"]["launcher"] = "kubernetes"  # its Jobs go to namespace `ml`
+    config["models"][0]["resources"]["namespace"] = "serving"
+    objs = render({"rbac": {"namespaces": ["extra"]}, "config": config})
+    assert rbac_namespaces(objs) == {"Role": {"driftwatch", "extra", "ml", "serving"}, "RoleBinding": {"driftwatch", "extra", "ml", "serving"}}
+    assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
+    sa = one(objs, "ServiceAccount")["metadata"]
+    for binding in by_kind(objs, "RoleBinding"):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
+        assert binding["roleRef"]["kind"] == "Role"
+    role = next(r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == "ml")
+    rules = {(g, res): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
+    assert rules == {
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("metrics.k8s.io", "pods"): {"get", "list"},
+    }
+
+    only_release = render({"rbac": {"namespacesFromConfig": False}, "config": config})
+    assert rbac_namespaces(only_release)["Role"] == {"driftwatch"}
+
+
+def test_cluster_wide_rbac_replaces_roles(render: Render) -> None:
+    objs = render({"rbac": {"clusterWide": True, "namespaces": ["ml"]}})
+    assert not by_kind(objs, "Role") and not by_kind(objs, "RoleBinding")
+    role, binding = one(objs, "ClusterRole"), one(objs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    assert {"jobs", "pods"} == {r for rule in role["rules"] for r in rule["resources"]}
+    assert render({"rbac": {"create": False}}) and not by_kind(render({"rbac": {"create": False}}), "Role")
+
+
+def test_dashboards_are_configmaps_for_the_grafana_sidecar(render: Render) -> None:
+    shipped = sorted(p.name for p in (CHART / "files" / "dashboards").glob("*.json"))
+    assert shipped
+    objs = render({"dashboards": {"labelKey": "grafana_dash", "labelValue": "yes", "folderAnnotationKey": "k8s-sidecar-target-directory", "folder": "/tmp/dashboards/ML", "namespace": "monitoring"}})
+    maps = [o for o in by_kind(objs, "ConfigMap") if "grafana_dash" in o["metadata"]["labels"]]
+    assert sorted(k for m in maps for k in m["data"]) == shipped
+    for cm in maps:
+        assert cm["metadata"]["labels"]["grafana_dash"] == "yes"
+        assert cm["metadata"]["annotations"]["k8s-sidecar-target-directory"] == "/tmp/dashboards/ML"
+        assert cm["metadata"]["namespace"] == "monitoring"
+        (name, text), = cm["data"].items()
+        assert json.loads(text) == json.loads((CHART / "files" / "dashboards" / name).read_text())
+    assert not [o for o in by_kind(render({"dashboards": {"enabled": False}}), "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]]
+
+
+def test_reference_data_from_your_own_volume(render: Render) -> None:
+    objs = render({"reference": {"volume": {"configMap": {"name": "my-reference"}}}})
+    assert [c["metadata"]["name"] for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("-reference")] == []
+    volume = next(v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "reference")
+    assert volume == {"name": "reference", "configMap": {"name": "my-reference"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"serviceMonitor": {"enabled": "yes"}}, "/serviceMonitor/enabled"),
+        ({"persistance": {"enabled": True}}, "persistance"),
+        ({"persistence": {"mountPath": "data"}}, "/persistence/mountPath"),
+        ({"service": {"port": 70000}}, "/service/port"),
+        ({"auth": {"envVar": "NOT VALID"}}, "/auth/envVar"),
+        ({"config": {"models": []}}, "/config/models"),
+    ],
+    ids=["tri-state", "typo", "relative-mount", "port", "env-name", "config-without-models"],
+)
+def test_schema_rejects_bad_values_with_the_field(helm, tmp_path: Path, values: dict[str, Any], message: str) -> None:
+    values_file = tmp_path / "bad.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    proc = helm("template", "dw", str(CHART), "--values", str(values_file), check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_notes_print_the_same_sidecar_as_driftwatch_inject(helm) -> None:
+    proc = helm("install", "dw", str(CHART), "--namespace", "ml", "--dry-run=client", "--set", "auth.existingSecret=tok")
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "kubectl -n ml port-forward svc/dw-driftwatch 8080:8080" in notes
+    assert "url: http://dw-driftwatch.ml.svc:8080/v1/cloudevents" in notes
+    snippet = notes.split("this container under containers:", 1)[1].split("and these under volumes:", 1)
+    container = yaml.safe_load(snippet[0])[0]
+    volumes = yaml.safe_load(snippet[1].split("\n3.", 1)[0])
+    opts = InjectOptions(monitor="http://dw-driftwatch.ml.svc:8080", model="x", image="ghcr.io/driftwatch/driftwatch:0.1.0", token_secret="tok")
+    expected = sidecar_container(opts, "MODEL-NAME", 1)
+    expected["args"][expected["args"].index("http://127.0.0.1:1")] = "http://127.0.0.1:MODEL-PORT"
+    assert container == expected
+    assert volumes == sidecar_volumes()
