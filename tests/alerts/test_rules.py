@@ -1,0 +1,218 @@
+"""Generated alert rules: golden files, the real promtool (check and unit tests), conventions."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+import alerts
+from dashboards.contract import all_metrics
+from dashboards.promql import metric_names
+from monitor.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+CONFIGS = {"example": ROOT / "examples" / "config.yaml", "override": Path(__file__).parent / "configs" / "override.yaml"}
+REQUIRED = {
+    "DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift", "DriftwatchDataQuality",
+    "DriftwatchNoTraffic", "DriftwatchSidecarDroppingEvents", "DriftwatchEvaluationStale",
+    "DriftwatchRetrainJobFailed", "DriftwatchMonitorDown",
+}
+CRD = {"name": "driftwatch", "namespace": "monitoring", "labels": {"release": "kube-prometheus-stack"}}
+
+
+def promtool() -> str:
+    found = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
+    assert found, "promtool is required (Debian package prometheus; scripts/test.sh installs it)"
+    return found
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with tests/alerts/golden/<name>; DRIFTWATCH_UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("DRIFTWATCH_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path}; run with DRIFTWATCH_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file (DRIFTWATCH_UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Config, Path]:
+    name = request.param
+    cfg = load_config(CONFIGS[name])
+    out = tmp_path_factory.mktemp(name)
+    alerts.write(cfg, out, CRD)
+    return name, cfg, out
+
+
+def all_rules(cfg: Config) -> list[dict[str, Any]]:
+    return [r for g in alerts.rules(cfg)["groups"] for r in g["rules"]]
+
+
+def test_golden_files(case: tuple[str, Config, Path]) -> None:
+    name, _, out = case
+    for filename in (alerts.RULES_FILE, alerts.TESTS_FILE, alerts.CRD_FILE):
+        check_golden(f"{name}/{filename}", (out / filename).read_text(encoding="utf-8"))
+
+
+def test_promtool_check_rules(case: tuple[str, Config, Path], tmp_path: Path) -> None:
+    _, _, out = case
+    res = subprocess.run([promtool(), "check", "rules", str(out / alerts.RULES_FILE)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # The PrometheusRule's spec is the same rules, and loads the same way.
+    spec = yaml.safe_load((out / alerts.CRD_FILE).read_text())["spec"]
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    res = subprocess.run([promtool(), "check", "rules", str(tmp_path / "spec.yaml")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
+    _, _, out = case
+    res = subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=out, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "broken_test"),
+    [
+        # Warning threshold raised above the midpoint: the warning/critical split test must notice.
+        (lambda e: e.replace("driftwatch_dataset_drift_share >= 0.3", "driftwatch_dataset_drift_share >= 0.45"),
+         "DriftwatchDatasetDrift wine: quiet, warning, then critical"),
+        # The min_records gate removed: the small-window test must notice.
+        (lambda e: e.replace("driftwatch_window_records >= 100", "driftwatch_window_records >= 0"),
+         "wine: a window below min_records (100) never alerts"),
+        # The job filter of MonitorDown broken: the absent() test must notice.
+        (lambda e: e.replace('absent(up{job="driftwatch"})', 'absent(up{job="driftwatch", instance="x"}) unless up'),
+         "DriftwatchMonitorDown: the scrape target is missing"),
+    ],
+)
+def test_unit_tests_catch_broken_rules(change: Any, broken_test: str, tmp_path: Path) -> None:
+    cfg = load_config(CONFIGS["example"])
+    alerts.write(cfg, tmp_path)
+    rules_path = tmp_path / alerts.RULES_FILE
+    doc = yaml.safe_load(rules_path.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = change(rule["expr"])
+    assert yaml.safe_dump(doc) != yaml.safe_dump(yaml.safe_load(rules_path.read_text())), "mutation did not apply"
+    rules_path.write_text(yaml.safe_dump(doc))
+    res = subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert broken_test in res.stdout + res.stderr
+
+
+def test_every_required_alert_with_firing_and_quiet_tests(case: tuple[str, Config, Path]) -> None:
+    _, cfg, _ = case
+    rules = all_rules(cfg)
+    assert {r["alert"] for r in rules} == REQUIRED
+    tests = alerts.unit_tests(cfg)["tests"]
+    for alert in REQUIRED:
+        checks = [c for t in tests for c in t["alert_rule_test"] if c["alertname"] == alert]
+        assert any(c["exp_alerts"] for c in checks), f"no promtool test where {alert} fires"
+        assert any(not c["exp_alerts"] for c in checks), f"no promtool test where {alert} stays quiet"
+    split = [c for t in tests for c in t["alert_rule_test"] if c["alertname"] == "DriftwatchDatasetDrift"]
+    severities = [sorted(a["exp_labels"]["severity"] for a in c["exp_alerts"]) for c in split]
+    assert ["warning"] in severities and ["critical", "warning"] in severities
+
+
+def test_rule_expressions_use_contract_metrics_only(case: tuple[str, Config, Path]) -> None:
+    _, cfg, _ = case
+    for rule in all_rules(cfg):
+        names = metric_names(rule["expr"])
+        assert names and names <= all_metrics(), f"{rule['alert']}: {sorted(names - all_metrics())}"
+
+
+def test_annotations_and_labels(case: tuple[str, Config, Path]) -> None:
+    _, cfg, _ = case
+    anchors = {h.lower() for h in re.findall(r"^## (\w+)$", (ROOT / "docs" / "runbooks.md").read_text(), re.M)}
+    public = cfg.server.public_url.rstrip("/")
+    for rule in all_rules(cfg):
+        a, labels = rule["annotations"], rule["labels"]
+        assert labels["severity"] in {"info", "warning", "critical"}
+        assert {"summary", "description", "runbook_url"} <= set(a)
+        base, _, anchor = a["runbook_url"].partition("#")
+        assert anchor == rule["alert"].lower() and anchor in anchors, a["runbook_url"]
+        assert base == cfg.defaults.alerts.runbook_url
+        if rule["alert"] != "DriftwatchMonitorDown":
+            assert "{{ $labels.model }}" in a["summary"] + a["description"]
+            assert a["report_url"] == public + "/reports/{{ $labels.model }}"
+        if rule["alert"] in {"DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
+                             "DriftwatchDataQuality", "DriftwatchSidecarDroppingEvents",
+                             "DriftwatchEvaluationStale", "DriftwatchRetrainJobFailed"}:
+            assert "$value" in a["description"]
+
+
+def test_drift_alerts_are_gated_on_min_records(case: tuple[str, Config, Path]) -> None:
+    _, cfg, _ = case
+    for rule in all_rules(cfg):
+        if rule["alert"] in {"DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
+                             "DriftwatchDataQuality", "DriftwatchEvaluationStale"}:
+            assert "driftwatch_window_records" in rule["expr"], rule["alert"]
+        if rule["alert"] == "DriftwatchFeatureDrift":
+            assert "driftwatch_feature_drift_detected" in rule["expr"]
+            assert rule["for"] != "0s"
+
+
+def test_per_model_overrides() -> None:
+    cfg = load_config(CONFIGS["override"])
+    rules = all_rules(cfg)
+    dataset = [r for r in rules if r["alert"] == "DriftwatchDatasetDrift"]
+    shared = [r for r in dataset if "model" not in r["labels"]]
+    churn = [r for r in dataset if r["labels"].get("model") == "churn"]
+    assert len(shared) == 2 and len(churn) == 2
+    assert all('model!~"churn"' in r["expr"] for r in shared)
+    assert {r["labels"]["severity"]: r["for"] for r in churn} == {"warning": "5m", "critical": "5m"}
+    assert any(">= 0.8" in r["expr"] for r in churn)
+    # retrain_on_critical: false for churn, true by default.
+    assert not any("driftwatch_action" in r["labels"] for r in churn)
+    assert [r["labels"].get("driftwatch_action") for r in shared if r["labels"]["severity"] == "critical"] == ["retrain"]
+    # Disabled for churn: only the shared rule exists, and it excludes churn.
+    feature = [r for r in rules if r["alert"] == "DriftwatchFeatureDrift"]
+    assert len(feature) == 1 and 'model!~"churn"' in feature[0]["expr"]
+    # Alerts churn does not override stay shared (one rule, no model label).
+    assert [r["labels"] for r in rules if r["alert"] == "DriftwatchNoTraffic"] == [{"severity": "warning"}]
+    # Different min_records within the shared scope: each model gated on its own.
+    assert 'driftwatch_window_records{model="fraud"} >= 50' in shared[0]["expr"]
+    assert 'driftwatch_window_records{model="wine"} >= 100' in shared[0]["expr"]
+    # fraud has no outputs: no prediction-drift clause for it.
+    prediction = " ".join(r["expr"] for r in rules if r["alert"] == "DriftwatchPredictionDrift")
+    assert 'model="fraud"' not in prediction.replace('driftwatch_window_records{model="fraud"}', "")
+    monitor_down = next(r for r in rules if r["alert"] == "DriftwatchMonitorDown")
+    assert monitor_down["expr"] == 'up{job="driftwatch-monitor"} == 0 or absent(up{job="driftwatch-monitor"})'
+
+
+def test_prometheus_rule_manifest() -> None:
+    cfg = load_config(CONFIGS["example"])
+    obj = alerts.prometheus_rule(cfg, "drift-rules", "observability", {"release": "prom", "team": "ml"})
+    schema = json.loads((ROOT / "tests" / "charts" / "prometheus_operator_schemas.json").read_text())
+    jsonschema.validate(obj, schema["PrometheusRule"])
+    assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["kind"] == "PrometheusRule"
+    assert obj["metadata"]["name"] == "drift-rules" and obj["metadata"]["namespace"] == "observability"
+    assert obj["metadata"]["labels"]["release"] == "prom"
+    assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == "driftwatch"
+    assert obj["spec"] == alerts.rules(cfg)
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "labels", "message"),
+    [
+        ("Bad_Name", "monitoring", {}, "invalid PrometheusRule name"),
+        ("ok", "Not A Namespace", {}, "invalid namespace"),
+        ("ok", "monitoring", {"bad key!": "x"}, "invalid label key"),
+        ("ok", "monitoring", {"release": "x" * 64}, "invalid value"),
+    ],
+)
+def test_prometheus_rule_refuses_invalid_metadata(name: str, namespace: str, labels: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        alerts.prometheus_rule(load_config(CONFIGS["example"]), name, namespace, labels)
