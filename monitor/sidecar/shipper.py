@@ -124,10 +124,10 @@ class Shipper:
                 self.metrics.dropped["spool_full"].inc()
         self._wake.set()
 
-    def _spill_queue(self) -> None:
-        """Memory -> spool, only legal while the spool is empty (keeps the order)."""
-        if self.queue and not self.spool.pending and self.spool.max_bytes > 0:
-            records = [event_json(c) for c in self.queue]
+    def _spill_queue(self, older: list[bytes] | None = None) -> None:
+        """(`older` records, then) memory -> spool; only legal while the spool is empty (order)."""
+        if (self.queue or older) and not self.spool.pending and self.spool.max_bytes > 0:
+            records = [*(older or ()), *(event_json(c) for c in self.queue)]
             self.queue.clear()
             self.queue_bytes = 0
             self._to_spool(records)
@@ -211,8 +211,7 @@ class Shipper:
                     if not self.spool.pending and self.spool.max_bytes > 0:
                         # The in-flight batch is the oldest: it goes first, the queue behind it.
                         self._inflight = None
-                        self._to_spool(batch.records)
-                        self._spill_queue()
+                        self._spill_queue(batch.records)
                 if self._closing:
                     self._drained.set()  # monitor down at shutdown: the rest goes to the spool now
                 return  # the run loop backs off and retries; spooled records stay unconsumed

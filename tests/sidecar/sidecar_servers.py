@@ -52,6 +52,7 @@ class _ModelHandler(socketserver.BaseRequestHandler):
         conn = h11.Connection(h11.SERVER)
         sock: socket.socket = self.request
         sock.settimeout(30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle/delayed-ACK stalls
         server: ModelServer = self.server.owner  # type: ignore[attr-defined]
         while True:
             try:
@@ -111,10 +112,10 @@ class _ModelHandler(socketserver.BaseRequestHandler):
         def json_response(status: int, obj: object, extra: list[tuple[str, str]] | None = None) -> None:
             body = json.dumps(obj).encode()
             headers = [("content-type", "application/json"), ("content-length", str(len(body))), *(extra or [])]
-            send(h11.Response(status_code=status, headers=headers))
+            data = conn.send(h11.Response(status_code=status, headers=headers)) or b""
             if req.method != b"HEAD":
-                send(h11.Data(data=body))
-            send(h11.EndOfMessage())
+                data += conn.send(h11.Data(data=body)) or b""
+            sock.sendall(data + (conn.send(h11.EndOfMessage()) or b""))
 
         if path.endswith(":predict") or path.endswith("/infer"):
             json_response(200, {"predictions": [[0.1, 0.9]], "request_bytes": body_len}, [("x-model", "toy")])

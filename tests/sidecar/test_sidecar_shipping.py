@@ -1,0 +1,225 @@
+"""Capture and shipping, end to end through real processes: sidecar subprocess, model server,
+and a collector standing in for the monitor's POST /v1/events (up, failing, or down)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sidecar_servers import Collector, ModelServer, Sidecar, free_port, metric, wait_for
+
+Start = Callable[..., Sidecar]
+
+
+def predict(client: httpx.Client, request_id: str | None = None, body: bytes | None = None, path: str = "/v1/models/wine:predict") -> None:
+    headers = {"x-request-id": request_id} if request_id else {}
+    r = client.post(path, content=body or b'{"instances": [[1.0, 2.0]]}', headers={**headers, "content-type": "application/json"})
+    assert r.status_code == 200  # inference never fails because of capture
+
+
+def scrape(sidecar: Sidecar) -> str:
+    return httpx.get(f"{sidecar.url}/driftwatch/metrics").text
+
+
+def dropped(text: str, reason: str) -> float:
+    return metric(text, "driftwatch_sidecar_events_dropped_total", model="wine", reason=reason)
+
+
+def test_captures_inference_paths_only_with_ids_allowlisted_headers_and_truncation(
+    model_server: ModelServer, collector: Collector, start_sidecar: Start
+) -> None:
+    sidecar = start_sidecar(
+        model_server.url, collector.url, "--linger", "50ms", "--max-capture-bytes", "100",
+        "--header-allow", "x-request-id", "--header-allow", "x-tenant", "--capture-path", r"^/v1/models/[^/]+:predict$",
+        "--capture-path", r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$", "--capture-path", r"^/custom/score$",
+        "--token-env", "DW_TEST_TOKEN", env={"DW_TEST_TOKEN": "s3cret"},
+    )
+    big = json.dumps({"instances": [[float(i)] * 10 for i in range(20)]}).encode()
+    with httpx.Client(base_url=sidecar.url) as c:
+        c.post("/v1/models/wine:predict", content=b'{"instances":[[1]]}', headers={"ce-id": "ce-7", "x-request-id": "req-7", "x-tenant": "t1", "authorization": "Bearer user"})
+        c.post("/v2/models/wine/versions/2/infer", content=b'{"inputs":[]}', headers={"x-request-id": "req-8"})
+        c.post("/v1/models/wine:predict", content=big, headers={"x-request-id": "not valid!"})
+        c.post("/custom/score?debug=1", content=b"\xff\xfe\x00binary")
+        for path in ("/v1/models/wine", "/v2/health/ready", "/", "/echo", "/v1/models/wine:explain"):
+            c.get(path)
+    wait_for(lambda: len(collector.events()) >= 4)
+    time.sleep(0.3)
+    events = collector.events()
+    assert [e["path"] for e in events] == ["/v1/models/wine:predict", "/v2/models/wine/versions/2/infer", "/v1/models/wine:predict", "/custom/score"]
+    first, second, third, fourth = events
+    assert first["id"] == "ce-7" and first["headers"] == {"x-request-id": "req-7", "x-tenant": "t1"}
+    assert first["request"] == {"body": '{"instances":[[1]]}', "encoding": "utf-8", "truncated": False, "content_type": None}
+    assert json.loads(first["response"]["body"])["predictions"] == [[0.1, 0.9]]
+    assert first["response"]["content_type"] == "application/json" and first["status"] == 200 and first["method"] == "POST"
+    assert first["model"] == "wine" and 0 < first["latency_seconds"] < 5 and abs(first["timestamp"] - time.time()) < 60
+    assert second["id"] == "req-8"
+    uuid.UUID(third["id"])  # an invalid incoming id is replaced by a generated one
+    assert third["request"]["truncated"] is True and third["request"]["body"] == big[:100].decode()
+    assert fourth["request"]["encoding"] == "base64"
+    assert collector.auth == ["Bearer s3cret"] * len(collector.auth)
+
+
+def test_sampling_ratio(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
+    sidecar = start_sidecar(model_server.url, collector.url, "--linger", "50ms", "--sample-ratio", "0.25")
+    with httpx.Client(base_url=sidecar.url) as c:
+        for _ in range(400):
+            predict(c)
+    time.sleep(0.5)
+    captured = metric(scrape(sidecar), "driftwatch_sidecar_events_captured_total", model="wine")
+    assert 60 <= captured <= 140  # Binomial(400, 0.25): mean 100, sd 8.7
+    wait_for(lambda: len(collector.events()) == captured)
+
+
+def test_batches_by_count_then_linger(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
+    sidecar = start_sidecar(model_server.url, collector.url, "--batch-max", "10", "--linger", "3s")
+    with httpx.Client(base_url=sidecar.url) as c:
+        for i in range(35):
+            predict(c, f"b-{i}")
+    wait_for(lambda: len(collector.batches) >= 3, timeout=2.5)  # full batches go before the linger time
+    assert [len(b) for b in collector.batches] == [10, 10, 10]
+    wait_for(lambda: len(collector.events()) == 35, timeout=10)
+    assert [len(b) for b in collector.batches] == [10, 10, 10, 5]
+    assert [e["id"] for e in collector.events()] == [f"b-{i}" for i in range(35)]
+
+
+def test_retries_with_backoff_on_503_then_delivers_once(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
+    collector.script = [503, 503, 429, 503]
+    sidecar = start_sidecar(model_server.url, collector.url, "--linger", "200ms")
+    with httpx.Client(base_url=sidecar.url) as c:
+        for i in range(5):
+            predict(c, f"r-{i}")
+    wait_for(lambda: len(collector.events()) == 5)
+    assert [e["id"] for e in collector.events()] == [f"r-{i}" for i in range(5)]
+    assert collector.attempts == 5
+    text = scrape(sidecar)
+    assert metric(text, "driftwatch_sidecar_events_shipped_total", model="wine") == 5
+    assert sum(dropped(text, r) for r in ("spool_full", "rejected", "too_large", "shutdown")) == 0
+    assert "ship_retry" in sidecar.log() and "instances" not in sidecar.log()  # payloads are never logged
+
+
+def test_permanent_4xx_is_dropped_as_rejected_not_retried(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
+    collector.script = [422]
+    sidecar = start_sidecar(model_server.url, collector.url, "--linger", "100ms")
+    with httpx.Client(base_url=sidecar.url) as c:
+        for i in range(3):
+            predict(c, f"x-{i}")
+        wait_for(lambda: dropped(scrape(sidecar), "rejected") == 3)
+        predict(c, "after")
+    wait_for(lambda: [e["id"] for e in collector.events()] == ["after"])
+    assert collector.attempts == 2
+
+
+def test_monitor_down_spools_and_replays_in_order_without_loss(model_server: ModelServer, start_sidecar: Start, tmp_path: Path) -> None:
+    port = free_port()
+    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50")
+    ids = [f"s-{i}" for i in range(300)]
+    with httpx.Client(base_url=sidecar.url) as c:
+        for rid in ids[:150]:
+            predict(c, rid)
+        wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == 150)
+        assert metric(scrape(sidecar), "driftwatch_sidecar_spool_bytes") > 0
+        assert httpx.get(f"{sidecar.url}/driftwatch/readyz").json()["shipping"]["monitor_reachable"] is False
+        collector = Collector(port).start()
+        try:
+            for rid in ids[150:]:
+                predict(c, rid)
+            wait_for(lambda: len(collector.events()) >= 300, timeout=60)
+            time.sleep(0.3)
+            received = [e["id"] for e in collector.events()]
+        finally:
+            collector.stop()
+    text = scrape(sidecar)
+    assert received == ids  # in order, each once
+    assert metric(text, "driftwatch_sidecar_events_shipped_total", model="wine") == 300
+    assert sum(dropped(text, r) for r in ("spool_full", "rejected", "too_large", "shutdown", "corrupt", "spool_error")) == 0
+    assert metric(text, "driftwatch_sidecar_spool_bytes") == 0 and not list((tmp_path / "spool").glob("*.seg"))
+
+
+def test_spool_full_drops_are_counted_by_reason(model_server: ModelServer, start_sidecar: Start) -> None:
+    port = free_port()
+    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--spool-max-bytes", "16KiB")
+    body = json.dumps({"instances": [[1.5] * 50]}).encode()
+    with httpx.Client(base_url=sidecar.url) as c:
+        for i in range(100):
+            predict(c, f"f-{i}", body)
+    text = scrape(sidecar)
+    full = dropped(text, "spool_full")
+    assert full > 0 and metric(text, "driftwatch_sidecar_spool_bytes") <= 16 * 1024
+    collector = Collector(port).start()
+    try:
+        wait_for(lambda: len(collector.events()) + full >= 100, timeout=30)
+        time.sleep(0.3)
+        assert len(collector.events()) + full == 100  # sent = received + dropped
+    finally:
+        collector.stop()
+
+
+def test_sigterm_finishes_in_flight_and_flushes_queue_then_exits_0(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
+    sidecar = start_sidecar(model_server.url, collector.url, "--linger", "30s")
+    with httpx.Client(base_url=sidecar.url) as c:
+        for i in range(20):
+            predict(c, f"t-{i}")
+    slow: dict[str, int] = {}
+    thread = threading.Thread(target=lambda: slow.update(status=httpx.get(f"{sidecar.url}/slow", params={"s": 1}, timeout=10).status_code))
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    sidecar.signal(signal.SIGTERM)
+    assert sidecar.wait(20) == 0
+    thread.join(5)
+    assert slow == {"status": 200}
+    assert time.monotonic() - started < 10
+    assert [e["id"] for e in collector.events()] == [f"t-{i}" for i in range(20)]
+
+
+def test_sigterm_with_monitor_down_spools_and_next_start_replays(model_server: ModelServer, start_sidecar: Start, tmp_path: Path) -> None:
+    port = free_port()
+    spool_dir = tmp_path / "spool"
+    first = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "30s", spool_dir=spool_dir)
+    with httpx.Client(base_url=first.url) as c:
+        for i in range(25):
+            predict(c, f"k-{i}")
+    first.signal(signal.SIGTERM)
+    assert first.wait(20) == 0
+    assert list(spool_dir.glob("*.seg"))
+    collector = Collector(port).start()
+    try:
+        second = start_sidecar(model_server.url, collector.url, "--linger", "50ms", spool_dir=spool_dir)
+        wait_for(lambda: len(collector.events()) >= 25)
+        assert [e["id"] for e in collector.events()] == [f"k-{i}" for i in range(25)]
+        assert dropped(scrape(second), "shutdown") == 0
+    finally:
+        collector.stop()
+
+
+def test_memory_stays_bounded_under_overload_with_monitor_down(model_server: ModelServer, start_sidecar: Start) -> None:
+    sidecar = start_sidecar(
+        model_server.url, f"http://127.0.0.1:{free_port()}", "--spool-max-bytes", "2MiB", "--queue-max", "1000"
+    )
+    body = json.dumps({"instances": [[0.123456789] * 400]}).encode()  # ~4.8 KB per request
+
+    def burst(n: int) -> None:
+        def worker(_: int) -> None:
+            with httpx.Client(base_url=sidecar.url) as c:
+                for _ in range(n // 8):
+                    predict(c, None, body)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(worker, range(8)))
+
+    burst(800)
+    warm = sidecar.rss()
+    for _ in range(3):
+        burst(800)
+    after = sidecar.rss()
+    text = scrape(sidecar)
+    assert dropped(text, "spool_full") > 1000  # the overload really overflowed the spool
+    assert metric(text, "driftwatch_sidecar_spool_bytes") <= 2 * 1024 * 1024
+    assert after - warm < 20 * 1024 * 1024, f"RSS grew from {warm / 2**20:.1f} to {after / 2**20:.1f} MiB"
