@@ -159,6 +159,39 @@ def sidecar(
         fail(f"cannot start the sidecar on {host}:{port}: {exc.strerror or exc}")
 
 
+@app.command()
+def inject(
+    monitor: Annotated[str, typer.Option(help="The monitor's URL as seen from the model pod, e.g. http://driftwatch.driftwatch.svc:8080.")],
+    model: Annotated[str | None, typer.Option(help="Model name in the config (required for a Deployment; an InferenceService uses its own name).")] = None,
+    image: Annotated[str | None, typer.Option(help="Sidecar image (default: ghcr.io/driftwatch/driftwatch:<this version>).")] = None,
+    upstream_port: Annotated[int | None, typer.Option(help="The model server's port (default: the first container's first TCP port).")] = None,
+    port: Annotated[int, typer.Option(help="Port the sidecar listens on (named driftwatch-capture).")] = 8081,
+    token_secret: Annotated[str | None, typer.Option(help="Secret with the monitor's bearer token (key: --token-key).")] = None,
+    token_key: Annotated[str, typer.Option(help="Key of the token in --token-secret.")] = "token",
+    name: Annotated[str | None, typer.Option(help="Only the object with this metadata.name (when the input holds several).")] = None,
+) -> None:
+    """Add driftwatch to a Deployment (capture sidecar) or KServe InferenceService (logger): YAML stdin → stdout."""
+    from monitor.inject import DEFAULT_IMAGE, MAX_INPUT_BYTES, InjectError, InjectOptions
+    from monitor.inject import inject as run_inject
+
+    try:
+        opts = InjectOptions(
+            monitor=monitor, model=model, image=image or DEFAULT_IMAGE, upstream_port=upstream_port,
+            port=port, token_secret=token_secret, token_key=token_key, name=name,
+        )
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fail(f"input is not UTF-8 text (byte {exc.start})")
+        result = run_inject(text, opts)
+    except InjectError as exc:
+        fail(str(exc))
+    sys.stdout.write(result.text)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()
