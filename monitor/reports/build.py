@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from monitor.drift.result import FeatureResult
-from monitor.reports.evidently_report import DIFFERENT_DEFINITIONS, EvidentlyScore
+from monitor.reports.evidently_report import EvidentlyScore, definition_note
 from monitor.reports.plots import DRIFT_COLOUR, OK_COLOUR, history_svg
 from monitor.reports.view import IndexRow, ReportView, decision_value
 
@@ -139,7 +139,7 @@ def _agreement(f: FeatureResult, ev: EvidentlySection | None) -> str:
     if s is None:
         return '<td class="muted">not run</td>'
     ours = f.score
-    note = DIFFERENT_DEFINITIONS.get(f.method)
+    note = definition_note(f.kind, f.method)
     if note is not None:
         return f'<td class="num"><span title="{escape(note)}">{_n(s.score)} <span class="muted">({escape(s.method)}; defined differently)</span></span></td>'
     same = not math.isnan(ours) and math.isfinite(s.score) and abs(ours - s.score) <= AGREEMENT_TOLERANCE * max(1.0, abs(ours))
@@ -274,8 +274,10 @@ def _evidently(ev: EvidentlySection | None) -> str:
     )
 
 
-def render_report(view: ReportView, base: str = "/reports", evidently: EvidentlySection | None = None) -> str:
-    """The report page of one window."""
+def render_report(
+    view: ReportView, base: str = "/reports", evidently: EvidentlySection | None = None, subtitle: str | None = None
+) -> str:
+    """The report page of one window; `subtitle` replaces the window's time range (offline reports)."""
     ds, w = view.result.dataset, view.window
     drifted_names = ", ".join(f.name for f in view.drifted) or "none"
     prediction = view.result.prediction
@@ -285,7 +287,7 @@ def render_report(view: ReportView, base: str = "/reports", evidently: Evidently
     )
     body = f"""
 <h1>{escape(view.model)} <span class="muted">· window #{w.window_id}</span></h1>
-<p class="sub">{_ts(w.start)} – {_ts(w.end)} · {w.n_records} records · evaluated {_ts(w.evaluated_at)}</p>
+<p class="sub">{escape(subtitle) if subtitle else f"{_ts(w.start)} – {_ts(w.end)}"} · {w.n_records} records · evaluated {_ts(w.evaluated_at)}</p>
 <section class="card verdict" id="verdict">
   {_badge(ds.drifted, "big")}
   <dl class="stats">

@@ -19,6 +19,7 @@ import pandas as pd
 
 __all__ = [
     "DIFFERENT_DEFINITIONS",
+    "definition_note",
     "EVIDENTLY_METHODS",
     "ColumnPlan",
     "EvidentlyOutcome",
@@ -42,13 +43,21 @@ EVIDENTLY_METHODS: dict[str, str] = {
     "z": "z",
 }
 
-# Methods both define, but not as the same number; shown as a note next to Evidently's value.
-DIFFERENT_DEFINITIONS: dict[str, str] = {
-    "chisquare": "Evidently's chi-square is a one-sample goodness-of-fit test against the reference shares; "
+# Methods both define, but not as the same number: (kind or None for both, method) -> why.
+DIFFERENT_DEFINITIONS: dict[tuple[str | None, str], str] = {
+    (None, "chisquare"): "Evidently's chi-square is a one-sample goodness-of-fit test against the reference shares; "
     "ours is a two-sample contingency test that accounts for the reference's own noise",
-    "linf": "Evidently has no L-infinity distance; its default method is shown",
-    "total_variation": "Evidently's TVD is a permutation p-value, ours the distance itself; Evidently's default is shown",
+    ("numeric", "psi"): "our numeric PSI bins on reference deciles (fixed per reference); Evidently bins with "
+    "Sturges' rule over the pooled range of each window",
+    (None, "linf"): "Evidently has no L-infinity distance; its default method is shown",
+    (None, "total_variation"): "Evidently's TVD is a permutation p-value, ours the distance itself; Evidently's default is shown",
 }
+
+
+def definition_note(kind: str, method: str) -> str | None:
+    """Why Evidently's number for this column is not expected to equal ours, or None when it is."""
+    return DIFFERENT_DEFINITIONS.get((kind, method)) or DIFFERENT_DEFINITIONS.get((None, method))
+
 
 CATEGORICAL_ONLY = frozenset({"chisquare", "z", "fisher_exact"})
 P_VALUE_STATTESTS = frozenset({"ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})

@@ -1,0 +1,77 @@
+"""The page builder on real engine results (churn example: reference vs drifted current)."""
+
+from __future__ import annotations
+
+import re
+
+from monitor.reports.build import render_error, render_index, render_report
+from monitor.reports.plots import history_svg
+from monitor.reports.view import index_row, report_view
+from tests.reports.conftest import check_golden
+from tests.reports.memory_source import MemorySource
+
+
+def _view(source: MemorySource, i: int = -1):
+    ev = source.churn[i]
+    return report_view(ev, source.evaluations("churn", 30, before=ev.window_id))
+
+
+def test_drifted_features_named_by_the_result_are_on_the_page_ranked(source: MemorySource) -> None:
+    view = _view(source)
+    html = render_report(view)
+    ranked = [f.name for f in view.result.drifted_features()]
+    assert ranked and {"tenure_months", "monthly_charges", "contract"} <= set(ranked)
+    names = re.search(r'id="drifted-names">([^<]*)<', html).group(1)
+    assert names.split(", ") == ranked
+    rows = re.findall(r'<tr class="drifted" data-feature="([^"]+)"', html)
+    assert rows == ranked  # the table lists drifted columns first, in the engine's ranking
+    for name in ranked:  # before/after card for each drifted column
+        assert f'<div class="card" data-feature="{name}">' in html
+    assert 'badge drift big' in html
+
+
+def test_before_after_shows_quantiles_and_category_shares(source: MemorySource) -> None:
+    view = _view(source)
+    html = render_report(view)
+    contract = view.result.features["contract"].details["categories"]
+    month = next(c for c in contract if c["value"] == "month-to-month")
+    assert f"{100 * month['current']:.1f}%" in html
+    q50 = view.result.features["tenure_months"].details["current"]["quantiles"]["50"]
+    assert f"<td>p50</td><td class=num>{view.result.features['tenure_months'].details['reference']['quantiles']['50']:.4g}</td><td class=num>{q50:.4g}</td>" in html
+
+
+def test_history_plot_has_a_panel_per_column_with_threshold_and_drifted_points(source: MemorySource) -> None:
+    view = _view(source)
+    svg = history_svg(view.series)
+    assert svg.count('<g class="panel"') == len(view.result.features)
+    assert svg.count("stroke-dasharray") == len(view.result.features)  # one threshold line each
+    # tenure_months drifted in the last two windows only (the first three are reference resamples)
+    tenure = next(s for s in view.series if s.feature == "tenure_months")
+    assert [p.drifted for p in tenure.points] == [False, False, False, True, True]
+    check_golden("history.svg", svg)
+
+
+def test_p_value_series_use_the_adjusted_p_value_on_a_log_axis(source: MemorySource) -> None:
+    senior = next(s for s in _view(source).series if s.feature == "senior")
+    assert senior.lower_is_drift and senior.threshold == 0.05
+    assert all(p.value is not None and 0 < p.value <= 1 for p in senior.points)
+    assert "drift below" in history_svg([senior])
+
+
+def test_report_page_is_deterministic_and_golden(source: MemorySource) -> None:
+    html = render_report(_view(source))
+    assert html == render_report(_view(source))
+    check_golden("churn_window_2000.html", html)
+
+
+def test_names_from_data_are_escaped(source: MemorySource) -> None:
+    html = render_error(404, "Not found", "no model named '<script>alert(1)</script>'")
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_index_lists_models_with_verdict_and_links(source: MemorySource) -> None:
+    rows = [index_row(m, (source.evaluations(m, 1) or [None])[-1]) for m in source.models()]
+    html = render_index(rows)
+    assert 'href="/reports/churn"' in html and 'href="/reports/wine"' in html
+    assert "not evaluated yet" in html  # wine has no window in this source
+    assert 'data-model="churn"' in html and "badge drift" in html
