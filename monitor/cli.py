@@ -192,6 +192,45 @@ def inject(
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
+@app.command("report")
+def report(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config (methods and thresholds).")],
+    model: Annotated[str, typer.Option("--model", help="The model of the config the files belong to.")],
+    reference: Annotated[Path, typer.Option("--reference", help="Reference data, CSV or Parquet.")],
+    current: Annotated[Path, typer.Option("--current", help="Current data, CSV or Parquet.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    evidently: Annotated[bool, typer.Option("--evidently/--no-evidently", help="Include Evidently's cross-check.")] = True,
+) -> None:
+    """Write the HTML drift report of CURRENT vs REFERENCE (offline, one self-contained file)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from monitor.reports.offline import STEPS, ReportInputError, offline_report
+
+    cfg = load_config_or_exit(config)
+    if model not in [m.name for m in cfg.models]:
+        fail(f"no model named {model!r} in {config}; models: {', '.join(m.name for m in cfg.models)}")
+    if out.suffix.lower() not in (".html", ".htm"):
+        fail(f"--out must be an .html file, got {out}")
+    if not out.parent.is_dir():
+        fail(f"--out: directory {out.parent} does not exist")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=len(STEPS))
+
+        def step(name: str) -> None:
+            bar.update(task, description=name, completed=STEPS.index(name))
+
+        try:
+            html = offline_report(cfg, model, reference, current, step, evidently=evidently)
+        except ReportInputError as exc:
+            fail(str(exc))
+        bar.update(task, completed=len(STEPS))
+    try:
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    console.print(f"[green]ok[/] wrote {out} ({len(html) // 1024} KiB)")
+
+
 def main() -> None:
     try:
         app()
