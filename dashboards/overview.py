@@ -14,13 +14,18 @@ UID = gf.stable_uid("driftwatch", "overview")
 
 
 def _models_table(grid: gf.Grid) -> Any:
+    """One row per model; every query is reduced to the `model` label so the merge lines rows up."""
+
+    def per_model(expr: str) -> str:
+        return f"max by (model) ({expr})"
+
     t = [
-        gf.target(q.drift_share(M), ref="A", instant=True, table=True),
+        gf.target(per_model(q.drift_share(M)), ref="A", instant=True, table=True),
         gf.target(q.drifted_columns(M), ref="B", instant=True, table=True),
         gf.target(q.ingested_rate(M), ref="C", instant=True, table=True),
-        gf.target(q.window_records(M), ref="D", instant=True, table=True),
-        gf.target(q.evaluation_age(M), ref="E", instant=True, table=True),
-        gf.target(q.retrain_active(M), ref="F", instant=True, table=True),
+        gf.target(per_model(q.window_records(M)), ref="D", instant=True, table=True),
+        gf.target(per_model(q.evaluation_age(M)), ref="E", instant=True, table=True),
+        gf.target(per_model(q.retrain_active(M)), ref="F", instant=True, table=True),
     ]
     rename = {
         "model": "Model",
