@@ -1,6 +1,11 @@
 """The capture sidecar: a reverse proxy in the model's pod that ships request/response pairs.
 
 Deliberately light: no evidently, pandas or drift engine here (fast start, small memory).
+
+Modules: `proxy` (the HTTP/1.1 hot path and its decisions), `capture` (what is kept of a pair and
+its wire form), `shipper` (queue, batches, retries, ordering), `spool` (on-disk framing and fsync
+policy), `metrics` (series and drop reasons), `settings` (flags), `app` (process and SIGTERM).
+Own endpoints live on the proxy port under /driftwatch/ (healthz, readyz, metrics).
 """
 
 from monitor.sidecar.settings import SettingsError, SidecarSettings, build_settings

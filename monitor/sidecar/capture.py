@@ -12,7 +12,7 @@ import re
 import uuid
 from typing import Any
 
-__all__ = ["Capture", "BodyBuffer", "choose_id", "encode_body", "event_json"]
+__all__ = ["BodyBuffer", "Capture", "choose_id", "encode_body", "event_json"]
 
 _ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -6,7 +6,7 @@ matches nginx. So there are no coroutines per request here: client bytes are par
 `ClientConnection.data_received`, forwarded as they arrive (bodies are streamed with flow control
 both ways, never buffered whole) and the upstream's answer is parsed and relayed the same way.
 
-Decisions (documented in docs/sidecar.md):
+Decisions:
 - Headers are forwarded untouched (spelling, order, duplicates) except hop-by-hop ones; no
   X-Forwarded-For/Via is added: the sidecar shares the pod with the model and is transparent.
 - Pipelined requests are answered in order (later ones wait, reading pauses meanwhile).
@@ -59,11 +59,42 @@ class Exchange:
     """One request and its response, from the first request byte to the last response byte."""
 
     __slots__ = (
-        "body_chunks", "body_size", "client", "close_after", "head_sent", "headers", "is_head", "keep_alive",
-        "last_activity", "local", "method", "out", "out_size", "replay", "replay_size", "req_body",
-        "req_chunked", "request_done", "resp_body", "resp_chunked", "resp_close_delimited", "resp_headers",
-        "reason", "response_done", "retried", "reused", "started", "status", "t0", "t_sent", "ts", "upgrade",
-        "upstream", "url", "http10", "head_size",
+        "body_chunks",
+        "body_size",
+        "client",
+        "close_after",
+        "head_sent",
+        "head_size",
+        "headers",
+        "http10",
+        "is_head",
+        "keep_alive",
+        "last_activity",
+        "local",
+        "method",
+        "out",
+        "out_size",
+        "reason",
+        "replay",
+        "replay_size",
+        "req_body",
+        "req_chunked",
+        "request_done",
+        "resp_body",
+        "resp_chunked",
+        "resp_close_delimited",
+        "resp_headers",
+        "response_done",
+        "retried",
+        "reused",
+        "started",
+        "status",
+        "t0",
+        "t_sent",
+        "ts",
+        "upgrade",
+        "upstream",
+        "url",
     )
 
     def __init__(self, client: ClientConnection) -> None:

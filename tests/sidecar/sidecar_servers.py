@@ -273,7 +273,7 @@ class Sidecar:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, env: dict[str, str] | None = None) -> Sidecar:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, env={**os.environ, **(env or {})})
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()

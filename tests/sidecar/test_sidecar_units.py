@@ -16,7 +16,6 @@ from monitor.sidecar.settings import SettingsError, build_settings
 from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
 from monitor.sidecar.spool import Spool
 
-
 # -- capture ---------------------------------------------------------------------------------------
 
 
