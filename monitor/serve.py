@@ -1,12 +1,14 @@
 """`driftwatch serve`: the monitor app under uvicorn (uvloop + httptools), wired to its collectors.
 
 uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting, lets in-flight requests
-finish (a batch being committed is acknowledged), then the app's lifespan closes the store.
+finish (a batch being committed is acknowledged), then the app's lifespan closes the store. SIGTERM
+then exits 0.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sqlite3
 
@@ -61,7 +63,13 @@ def run_server(config: Config, *, host: str, port: int) -> None:
             )
         )
         log.info("monitor_starting host=%s port=%d models=%d", host, port, len(config.models))
-        server.run()
+        # uvicorn re-raises the signal it shut down on once it is done; a no-op handler for SIGTERM
+        # lets that end here, so a graceful stop exits 0 (what Kubernetes expects) after the log line.
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            server.run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         if not server.started:
             raise ServeError("the monitor failed to start (see the log above)")
     finally:

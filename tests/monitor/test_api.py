@@ -1,0 +1,221 @@
+"""The HTTP API on a real uvicorn server: precise 4xx for hostile input, auth, CloudEvents, views."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ingest_helpers import event, load, serve_in_thread
+
+from monitor.api import create_app
+from monitor.store import EventStore
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
+    tmp = tmp_path_factory.mktemp("api")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DW_TEST_TOKEN", TOKEN)
+    cfg = load(tmp, server={"auth_token_env": "DW_TEST_TOKEN", "max_body_bytes": "64KiB"})
+    with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, cfg.server.store.path
+    mp.undo()
+
+
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def post_events(client: httpx.Client, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post("/v1/events", content=content, headers={"content-type": "application/json", **AUTH, **(headers or {})})
+
+
+def assert_error(r: httpx.Response, status: int, error: str) -> Any:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == error and set(body) == {"error", "detail"}
+    return body["detail"]
+
+
+_markers = itertools.count(10_000)
+
+
+def still_serving(client: httpx.Client) -> None:
+    r = post_events(client, {"events": [event(next(_markers))]})
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "error"),
+    [
+        (b'{"events": [', {}, 400, "invalid_json"),
+        (b"[" * 10_000 + b"]" * 10_000, {}, 400, "invalid_json"),  # deep nesting
+        (b'{"events": [{"id": "a", "model": "toy", "timestamp": NaN, "request": {"body": "{}"}}]}', {}, 422, "validation_failed"),
+        (json.dumps({"events": "nope"}).encode(), {}, 422, "validation_failed"),
+        (json.dumps({"events": [{**event(1), "timestamp": "yesterday"}]}).encode(), {}, 422, "validation_failed"),
+        (json.dumps({"events": [{**event(1), "timestamp": 1e400}]}).encode(), {}, 422, "validation_failed"),
+        (json.dumps({"events": [{**event(1), "id": "../../etc"}]}).encode(), {}, 422, "validation_failed"),
+        (json.dumps({"events": [event(1)]}).encode(), {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+        (b"{}", {"authorization": "Bearer wrong"}, 401, "unauthorized"),
+        (b"{}", {"authorization": ""}, 401, "unauthorized"),
+        (b"x" * (65 * 1024), {}, 413, "too_large"),
+    ],
+)
+def test_hostile_input_gets_a_precise_4xx_and_the_server_keeps_serving(
+    server: tuple[httpx.Client, Path], body: bytes, headers: dict[str, str], status: int, error: str
+) -> None:
+    client, _ = server
+    r = post_events(client, body, headers)
+    assert_error(r, status, error)
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+    still_serving(client)
+
+
+def test_validation_errors_name_the_field_and_never_echo_payloads(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    bad = {**event(2), "status": "two hundred", "request": {"body": 42, "encoding": "rot13"}}
+    detail = assert_error(post_events(client, {"events": [event(1), bad]}), 422, "validation_failed")
+    locs = {d["loc"] for d in detail}
+    assert {"events[1].status", "events[1].request.body", "events[1].request.encoding"} <= locs
+    assert "two hundred" not in json.dumps(detail)
+
+
+def test_chunked_body_over_the_limit_is_refused_while_streaming(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b" " * 4096
+
+    r = client.post("/v1/events", content=chunks(), headers={"content-type": "application/json", **AUTH})
+    assert_error(r, 413, "too_large")
+    still_serving(client)
+
+
+def test_mixed_batch_counts_each_event_and_is_idempotent(server: tuple[httpx.Client, Path]) -> None:
+    client, path = server
+    batch = {"events": [
+        event(30_000),
+        event(30_001, model="unknown-model"),
+        event(30_002, request={"body": "[[NaN", "encoding": "utf-8"}),
+        event(30_003, request={"body": json.dumps({"instances": [[1, 2, 3, "red"]]}), "truncated": True}),
+        event(30_004, request={"body": json.dumps({"instances": [[1, 2]]})}),
+        event(30_005, request={"body": json.dumps({"instances": [[float("inf"), 2, 3, "red"]]}).replace("inf", "Infinity")}),
+    ]}
+    first = post_events(client, batch).json()
+    assert first == {"accepted": 2, "duplicates": 0, "rejected": 4,
+                     "reasons": {"unknown_model": 1, "invalid_json": 1, "truncated": 1, "schema_mismatch": 1}}
+    again = post_events(client, batch).json()
+    assert again == {"accepted": 0, "duplicates": 5, "rejected": 1, "reasons": {"unknown_model": 1}}
+    store = EventStore(path)
+    try:
+        ids = [e.id for e in store.accepted_since("toy", 0)]
+        assert ids.count("ev-30000") == 1 and "ev-30005" in ids
+    finally:
+        store.close()
+
+
+def test_empty_batch_is_fine(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    assert post_events(client, {"events": []}).json() == {"accepted": 0, "duplicates": 0, "rejected": 0, "reasons": {}}
+
+
+def kserve_headers(kind: str, ce_id: str, model: str = "toy", **over: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Ce-Specversion": "1.0",
+        "Ce-Id": ce_id,
+        "Ce-Type": f"org.kubeflow.serving.inference.{kind}",
+        "Ce-Source": "http://localhost:9081/",
+        "Ce-Time": "2025-11-22T11:57:01.123456789Z",
+        "Ce-Inferenceservicename": model,
+        "Ce-Namespace": "ml",
+        "Ce-Component": "predictor",
+        "Ce-Endpoint": "default",
+        "Ce-Metadata": json.dumps({"X-Request-Id": [ce_id]}),
+        **over,
+    }
+
+
+def test_cloudevents_as_kserve_sends_them_concurrently_in_both_orders(server: tuple[httpx.Client, Path]) -> None:
+    client, path = server
+    req = json.dumps({"instances": [[0.2, 5.1, 4.0, "blue"]]})
+    resp = json.dumps({"predictions": [{"score": 0.3}]})
+    sends = []
+    for i in range(40):
+        halves = [("request", req), ("response", resp)]
+        sends += [(f"ce-{i}", k, b) for k, b in (halves if i % 2 else halves[::-1])]
+
+    def send(item: tuple[str, str, str]) -> int:
+        ce_id, kind, body = item
+        return client.post("/v1/cloudevents", content=body, headers=kserve_headers(kind, ce_id)).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(send, sends)) == {200}
+    store = EventStore(path)
+    try:
+        joined = [e for e in store.accepted_since("toy", 0) if e.id.startswith("ce-")]
+        assert len(joined) == 40 and all(json.loads(e.raw)["response"] is not None for e in joined)
+    finally:
+        store.close()
+
+
+def test_cloudevents_structured_and_spec_02(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    envelope = {"specversion": "1.0", "id": "st-1", "type": "org.kubeflow.serving.inference.request", "source": "x",
+                "inferenceservicename": "toy", "datacontenttype": "application/json", "data": {"instances": [[1, 2, 3, "red"]]}}
+    r = client.post("/v1/cloudevents", content=json.dumps(envelope), headers={"content-type": "application/cloudevents+json"})
+    assert r.status_code == 200 and r.json()["status"] == "pending"
+    old = kserve_headers("response", "st-1", **{"Ce-Specversion": "0.2"})
+    old["Ce-Inferenceservice"] = old.pop("Ce-Inferenceservicename")
+    r = client.post("/v1/cloudevents", content=json.dumps({"predictions": [{"score": 1}]}), headers=old)
+    assert r.json() == {"status": "joined", "rejected": None}
+
+
+def test_cloudevents_errors(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    assert_error(client.post("/v1/cloudevents", content=b"{}", headers=kserve_headers("request", "u1", model="ghost")), 404, "unknown_model")
+    assert_error(client.post("/v1/cloudevents", content=b"{}", headers={"content-type": "application/json"}), 415, "unsupported_media_type")
+    assert_error(client.post("/v1/cloudevents", content=b"{}", headers=kserve_headers("other", "u2")), 400, "unsupported_type")
+    assert_error(client.post("/v1/cloudevents", content=b"{", headers={"content-type": "application/cloudevents+json"}), 400, "invalid_json")
+    assert_error(client.post("/v1/cloudevents", content=b"x" * (65 * 1024), headers=kserve_headers("request", "u3")), 413, "too_large")
+
+
+def test_views_health_and_metrics(server: tuple[httpx.Client, Path]) -> None:
+    client, _ = server
+    post_events(client, {"events": [event(i) for i in range(40_000, 40_120)]})
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    models = client.get("/v1/models").json()["models"]
+    assert [m["model"] for m in models] == ["toy", "plain"]
+    assert_error(client.get("/v1/models/ghost/drift"), 404, "unknown_model")
+    assert_error(client.get("/no/such/path"), 404, "not_found")
+    assert_error(client.put("/v1/events"), 405, "method_not_allowed")
+    deadline = time.monotonic() + 20
+    while (drift := client.get("/v1/models/toy/drift").json())["result"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert drift["result"]["dataset"]["n_current"] == drift["window"]["n_records"] == 100
+    metrics = client.get("/metrics").text
+    assert 'driftwatch_events_ingested_total{model="toy"}' in metrics
+    assert 'driftwatch_events_rejected_total{model="toy",reason="truncated"}' in metrics
+    assert 'driftwatch_window_records{model="toy"} 100.0' in metrics
+
+
+def test_readyz_reports_a_missing_reference(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
+    (tmp_path / "reference.csv").unlink()
+    with serve_in_thread(create_app(cfg)) as url:
+        r = httpx.get(f"{url}/readyz")
+        detail = assert_error(r, 503, "not_ready")
+        assert detail["store_open"] and set(detail["reference_errors"]) == {"toy", "plain"}
+        assert httpx.post(f"{url}/v1/events", json={"events": [event(1)]}).json()["accepted"] == 1
