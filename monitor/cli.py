@@ -231,6 +231,158 @@ def report(
     console.print(f"[green]ok[/] wrote {out} ({len(html) // 1024} KiB)")
 
 
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
+    host: Annotated[str | None, typer.Option(help="Listen address (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Listen port (default: server.port).")] = None,
+) -> None:
+    """Run the monitor: ingest API, event store, drift evaluation loop, /metrics. SIGTERM stops it gracefully."""
+    cfg = load_config_or_exit(config)
+    from monitor.serve import ServeError, run_server
+
+    try:
+        run_server(cfg, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
+    except ServeError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def sidecar(
+    upstream: Annotated[str, typer.Option(help="The model server, e.g. http://127.0.0.1:8080 (same pod).")],
+    monitor: Annotated[str, typer.Option(help="The monitor's base URL; events go to POST /v1/events.")],
+    model: Annotated[str, typer.Option(help="Model name in the driftwatch config.")],
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    token_env: Annotated[str | None, typer.Option(help="Environment variable holding the monitor's bearer token.")] = None,
+    spool_dir: Annotated[Path | None, typer.Option(help="Directory of the on-disk spool (default: $TMPDIR/driftwatch-spool-MODEL).")] = None,
+    spool_max_bytes: Annotated[str, typer.Option(help="Spool size limit, e.g. 256MiB; 0 disables the spool.")] = "256MiB",
+    queue_max: Annotated[int, typer.Option(help="Events held in memory before spilling to the spool.")] = 10_000,
+    batch_max: Annotated[int, typer.Option(help="Events per POST to the monitor.")] = 500,
+    linger: Annotated[str, typer.Option(help="Longest wait to fill a batch, e.g. 500ms.")] = "500ms",
+    sample_ratio: Annotated[float, typer.Option(help="Share of inference requests captured (0..1).")] = 1.0,
+    capture_path: Annotated[list[str] | None, typer.Option(help="Regex of paths to capture (repeatable); default KServe v1 :predict and v2 /infer.")] = None,
+    max_capture_bytes: Annotated[str, typer.Option(help="Bytes kept of each request/response body, e.g. 64KiB.")] = "64KiB",
+    header_allow: Annotated[list[str] | None, typer.Option(help="Request header copied into events (repeatable); default x-request-id, ce-id, traceparent.")] = None,
+    upstream_timeout: Annotated[str, typer.Option(help="No answer from the model server within this -> 504.")] = "120s",
+    grace_period: Annotated[str, typer.Option(help="On SIGTERM: time to finish requests and flush events.")] = "25s",
+) -> None:
+    """The capture proxy: forwards to the model server, ships request/response pairs to the monitor."""
+    from monitor.sidecar import SettingsError, build_settings
+
+    try:
+        settings = build_settings(
+            upstream=upstream, monitor=monitor, model=model, host=host, port=port, token_env=token_env,
+            spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
+            linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
+            header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
+        )
+    except SettingsError as exc:
+        fail(str(exc))
+    from monitor.sidecar.app import run
+
+    try:
+        run(settings)
+    except OSError as exc:
+        fail(f"cannot start the sidecar on {host}:{port}: {exc.strerror or exc}")
+
+
+@app.command("dashboards")
+def dashboards_cmd(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the dashboard JSON files (created if missing).")],
+    configmaps: Annotated[bool, typer.Option("--configmaps", help="Also write configmaps.yaml for the Grafana sidecar.")] = False,
+    label_key: Annotated[str, typer.Option(help="ConfigMap label the Grafana sidecar watches.")] = "grafana_dashboard",
+    label_value: Annotated[str, typer.Option(help="Value of that label.")] = "1",
+    folder_annotation_key: Annotated[str, typer.Option(help="ConfigMap annotation naming the Grafana folder.")] = "grafana_folder",
+    folder: Annotated[str, typer.Option(help="Grafana folder for the dashboards.")] = "Driftwatch",
+    namespace: Annotated[str | None, typer.Option(help="Namespace of the ConfigMaps (default: none, use kubectl -n).")] = None,
+) -> None:
+    """Grafana dashboards (overview and one per model) from the config, optionally as ConfigMaps."""
+    cfg = load_config_or_exit(config)
+    from dashboards import SidecarConvention, write
+
+    try:
+        convention = (
+            SidecarConvention(label_key, label_value, folder_annotation_key, folder, namespace) if configmaps else None
+        )
+        paths = write(cfg, out, convention)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("alerts")
+def alerts_cmd(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for rules.yaml and rules.test.yaml (created if missing).")],
+    crd: Annotated[bool, typer.Option("--crd", help="Also write prometheusrule.yaml (Prometheus Operator).")] = False,
+    name: Annotated[str, typer.Option(help="metadata.name of the PrometheusRule.")] = "driftwatch",
+    namespace: Annotated[str, typer.Option(help="metadata.namespace of the PrometheusRule.")] = "monitoring",
+    label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE label of the PrometheusRule, repeatable (e.g. release=kube-prometheus-stack).")] = None,
+) -> None:
+    """Prometheus alert rules, their promtool unit tests and optionally a PrometheusRule, from the config."""
+    cfg = load_config_or_exit(config)
+    from alerts import write
+
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--label expects KEY=VALUE, got {item!r}")
+        labels[key] = value
+    try:
+        paths = write(cfg, out, {"name": name, "namespace": namespace, "labels": labels} if crd else None)
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("report")
+def report(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config (methods and thresholds).")],
+    model: Annotated[str, typer.Option("--model", help="The model of the config the files belong to.")],
+    reference: Annotated[Path, typer.Option("--reference", help="Reference data, CSV or Parquet.")],
+    current: Annotated[Path, typer.Option("--current", help="Current data, CSV or Parquet.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    evidently: Annotated[bool, typer.Option("--evidently/--no-evidently", help="Include Evidently's cross-check.")] = True,
+) -> None:
+    """Write the HTML drift report of CURRENT vs REFERENCE (offline, one self-contained file)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from monitor.reports.offline import STEPS, ReportInputError, offline_report
+
+    cfg = load_config_or_exit(config)
+    if model not in [m.name for m in cfg.models]:
+        fail(f"no model named {model!r} in {config}; models: {', '.join(m.name for m in cfg.models)}")
+    if out.suffix.lower() not in (".html", ".htm"):
+        fail(f"--out must be an .html file, got {out}")
+    if not out.parent.is_dir():
+        fail(f"--out: directory {out.parent} does not exist")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=len(STEPS))
+
+        def step(name: str) -> None:
+            bar.update(task, description=name, completed=STEPS.index(name))
+
+        try:
+            html = offline_report(cfg, model, reference, current, step, evidently=evidently)
+        except ReportInputError as exc:
+            fail(str(exc))
+        bar.update(task, completed=len(STEPS))
+    try:
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    console.print(f"[green]ok[/] wrote {out} ({len(html) // 1024} KiB)")
+
+
 def main() -> None:
     try:
         app()
