@@ -305,3 +305,14 @@ def test_notes_print_the_same_sidecar_as_driftwatch_inject(helm) -> None:
     expected["args"][expected["args"].index("http://127.0.0.1:1")] = "http://127.0.0.1:MODEL-PORT"
     assert container == expected
     assert volumes == sidecar_volumes()
+
+
+def test_container_args_are_accepted_by_the_driftwatch_cli(render: Render) -> None:
+    from typer.main import get_command
+
+    from monitor.cli import app
+
+    command = get_command(app)
+    args = monitor_container(render())["args"]
+    ctx = command.commands[args[0]].make_context(args[0], args[1:])  # type: ignore[attr-defined]
+    assert ctx.params["config"] == Path("/etc/driftwatch/config.yaml") and ctx.params["port"] == 8080

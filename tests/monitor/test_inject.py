@@ -106,6 +106,21 @@ def test_deployment_gets_a_valid_sidecar_on_its_own_port() -> None:
     assert notes == []
 
 
+def test_sidecar_args_are_accepted_by_driftwatch_sidecar() -> None:
+    from typer.main import get_command
+
+    from monitor.cli import app
+    from monitor.sidecar.settings import build_settings
+
+    docs, _, _ = run(DEPLOYMENT, model="wine", token_secret="tok")
+    args = pod(docs[0])["containers"][1]["args"]
+    ctx = get_command(app).commands[args[0]].make_context(args[0], args[1:])  # type: ignore[attr-defined]
+    params = {k: ctx.params[k] for k in ("upstream", "monitor", "model", "port", "token_env", "spool_dir")}
+    settings = build_settings(**params, environ={"DRIFTWATCH_TOKEN": "s3cret"})
+    assert (settings.upstream.port, settings.port, settings.token) == (8000, 8081, "s3cret")
+    assert str(settings.spool_dir) == pod(docs[0])["containers"][1]["volumeMounts"][0]["mountPath"]
+
+
 def test_injecting_twice_changes_nothing_and_other_documents_pass_through_verbatim() -> None:
     stream = SERVICE + "---\n" + DEPLOYMENT + "---\n" + "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {k: v}  # keep\n"
     _, notes, once = run(stream, model="wine")
