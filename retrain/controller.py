@@ -97,7 +97,7 @@ class RetrainController:
     def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
                  report_url: str | None = None) -> Decision:
         """A firing `driftwatch_action="retrain"` alert for `model` (deduplicated on fingerprint + start)."""
-        fp = policy.alert_fingerprint(model, alert_fingerprint, rfc3339(starts_at))
+        fp = policy.alert_fingerprint(model, alert_fingerprint, f"{starts_at:.6f}")
 
         def decide(rc: RetrainConfig, state: ModelState, now: float, cap: Capacity) -> tuple[Decision, ModelState]:
             last = self._last_eval.get(model)

@@ -1,0 +1,151 @@
+"""`POST /v1/alertmanager`: Alertmanager (webhook version 4) alerts into the retraining policy.
+
+Only firing alerts labelled `driftwatch_action="retrain"` with a `model` label count; they go
+through the same gates as window triggers (cooldown, active caps, budget, dry run), deduplicated on
+(alert fingerprint, startsAt), so a silence in Alertmanager is how on-call stops retraining.
+Everything else is answered with a precise 4xx in the project's `{"error", "detail"}` shape; the
+body is read with a hard size limit before any parsing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from retrain.policy import Decision
+from retrain.run import job_name
+
+log = logging.getLogger("driftwatch.retrain.webhook")
+
+DEFAULT_MAX_BODY = 1024 * 1024
+ACTION_LABEL = "driftwatch_action"
+
+
+class Controller(Protocol):
+    def knows(self, model: str) -> bool: ...
+
+    def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
+                 report_url: str | None = None) -> Decision: ...
+
+
+class _Lenient(BaseModel):
+    """Alertmanager may add fields in later versions: unknown ones are ignored, known ones typed."""
+
+    model_config = ConfigDict(extra="ignore", strict=False)
+
+
+class Alert(_Lenient):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime  # noqa: N815 (the wire name)
+    endsAt: datetime | None = None  # noqa: N815
+    generatorURL: str = ""  # noqa: N815
+    fingerprint: str = Field(min_length=1, max_length=128)
+
+
+class Payload(_Lenient):
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupKey: str = ""  # noqa: N815
+    truncatedAlerts: int = Field(default=0, ge=0)  # noqa: N815
+    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+    externalURL: str = ""  # noqa: N815
+    alerts: list[Alert]
+
+
+def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _handle(controller: Controller, payload: Payload) -> dict[str, Any]:
+    decisions: list[dict[str, Any]] = []
+    ignored: list[dict[str, Any]] = []
+    for alert in payload.alerts:
+        model = alert.labels.get("model")
+        base = {"fingerprint": alert.fingerprint, "alertname": alert.labels.get("alertname", ""), "model": model}
+        if alert.labels.get(ACTION_LABEL) != "retrain":
+            ignored.append({**base, "reason": "not_a_retrain_alert"})
+        elif alert.status != "firing":
+            ignored.append({**base, "reason": "resolved"})
+        elif not model:
+            ignored.append({**base, "reason": "missing_model_label"})
+        elif not controller.knows(model):
+            ignored.append({**base, "reason": "unknown_model"})
+        else:
+            d = controller.on_alert(model, alert.fingerprint, alert.startsAt.timestamp(),
+                                    alertname=base["alertname"], report_url=alert.annotations.get("report_url") or None)
+            decisions.append({
+                **base, "startsAt": alert.startsAt.isoformat(), "action": d.action, "reason": d.reason,
+                "trigger": d.fingerprint,
+                "job": job_name(model, d.fingerprint) if d.action == "launch" and d.fingerprint else None,
+            })
+    log.info("event=alertmanager_webhook alerts=%d decisions=%d launched=%d ignored=%d truncated=%d",
+             len(payload.alerts), len(decisions), sum(d["action"] == "launch" for d in decisions), len(ignored),
+             payload.truncatedAlerts)
+    return {"status": "ok", "received": len(payload.alerts), "decisions": decisions, "ignored": ignored}
+
+
+def router(controller: Controller, token: str | None, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> APIRouter:
+    """The Alertmanager webhook route; `token` (when set) must come as `Authorization: Bearer <token>`."""
+    api = APIRouter()
+    expected = f"Bearer {token}".encode() if token else None
+
+    @api.post("/v1/alertmanager", response_model=None)
+    async def alertmanager(request: Request) -> JSONResponse:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "unauthorized", "a valid bearer token is required",
+                              {"WWW-Authenticate": 'Bearer realm="driftwatch"'})
+        ctype = request.headers.get("content-type", "")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            return _error(415, "unsupported_media_type", f"expected application/json, got {ctype or 'nothing'}")
+        body = await _read_limited(request, max_body_bytes)
+        if body is None:
+            return _error(413, "payload_too_large", f"the body exceeds {max_body_bytes} bytes")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return _error(400, "invalid_json", str(exc) or type(exc).__name__)
+        try:
+            payload = Payload.model_validate(data)
+        except ValidationError as exc:
+            detail = [{"path": _path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            return _error(422, "invalid_payload", detail)
+        # The policy writes to SQLite: keep that off the event loop.
+        return JSONResponse(await run_in_threadpool(_handle, controller, payload))
+
+    return api

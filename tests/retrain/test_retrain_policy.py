@@ -1,0 +1,256 @@
+"""The trigger policy: streaks with hysteresis, gates, dry run, and properties over random histories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.config import RetrainBudget, RetrainConfig
+from retrain.policy import (
+    Capacity,
+    Decision,
+    ModelState,
+    Trigger,
+    WindowEvaluation,
+    alert_fingerprint,
+    decide_alert,
+    decide_window,
+)
+
+LOCAL = {"command": ["true"]}
+FREE = Capacity(active_model=0, active_total=0, max_total=10)
+
+
+def cfg(**kw: object) -> RetrainConfig:
+    base: dict[str, object] = {"consecutive_windows": 3, "min_records": 100, "enter_share": 0.5, "exit_share": 0.3,
+                               "cooldown": 0, "max_active": 5, "budget": RetrainBudget(count=100, period=1000),
+                               "local": LOCAL}
+    base.update(kw)
+    return RetrainConfig.model_validate(base)
+
+
+def ev(i: int, share: float, n: int = 500, critical: tuple[str, ...] = ()) -> WindowEvaluation:
+    return WindowEvaluation(window_start=100.0 * i, window_end=100.0 * i + 100, n_records=n, drift_share=share,
+                            dataset_drifted=share >= 0.5, drifted_features=("a", "b") if share else (),
+                            critical_drifted=critical, report_url=f"http://m/reports/wine?w={i}")
+
+
+def feed(rc: RetrainConfig, shares: list[float | tuple[float, int]], *, state: ModelState | None = None,
+         cap: Capacity = FREE, launched: set[str] | None = None, t0: float = 0.0) -> tuple[list[Decision], ModelState]:
+    state = state or ModelState()
+    launched = launched if launched is not None else set()
+    out = []
+    for i, item in enumerate(shares):
+        share, n = item if isinstance(item, tuple) else (item, 500)
+        d, state = decide_window("wine", rc, state, ev(int(t0 // 100) + i, share, n), t0 + 100.0 * i, cap, launched)
+        if d.action == "launch":
+            assert d.fingerprint
+            launched.add(d.fingerprint)
+        out.append(d)
+    return out, state
+
+
+def reasons(ds: list[Decision]) -> list[str]:
+    return [d.reason for d in ds]
+
+
+def test_launches_after_k_consecutive_drifted_windows_with_the_streak_in_the_trigger() -> None:
+    ds, _ = feed(cfg(), [0.6, 0.7, 0.8])
+    assert reasons(ds) == ["streak_building", "streak_building", "drift_streak"]
+    t = ds[-1].trigger
+    assert t is not None and (t.window_start, t.window_end) == (0.0, 300.0)
+    assert t.drift_share == 0.8 and t.drifted_features == ("a", "b")
+    assert t.report_url == "http://m/reports/wine?w=2"
+
+
+def test_hysteresis_in_band_windows_keep_the_streak_but_do_not_start_one() -> None:
+    rc = cfg()
+    assert reasons(feed(rc, [0.6, 0.4, 0.45])[0]) == ["streak_building", "streak_building", "drift_streak"]
+    assert reasons(feed(rc, [0.4, 0.45, 0.49, 0.4])[0]) == ["no_drift"] * 4
+    # Falling below exit_share ends the streak; it has to be earned again.
+    assert reasons(feed(rc, [0.6, 0.6, 0.29, 0.6, 0.6, 0.6])[0]) == [
+        "streak_building", "streak_building", "no_drift", "streak_building", "streak_building", "drift_streak"]
+
+
+def test_a_critical_feature_alone_counts_and_holds_the_streak() -> None:
+    rc = cfg(consecutive_windows=2)
+    state = ModelState()
+    d1, state = decide_window("wine", rc, state, ev(0, 0.05, critical=("flavanoids",)), 0, FREE, set())
+    d2, state = decide_window("wine", rc, state, ev(1, 0.0, critical=("flavanoids",)), 1, FREE, set())
+    assert (d1.reason, d2.reason) == ("streak_building", "drift_streak")
+    assert d2.trigger is not None and d2.trigger.drifted_features[0] == "flavanoids"
+
+
+def test_thin_windows_neither_extend_nor_end_a_streak() -> None:
+    ds, _ = feed(cfg(), [0.6, (0.0, 10), (0.9, 99), 0.6, 0.6])
+    assert reasons(ds) == ["streak_building", "insufficient_records", "insufficient_records", "streak_building",
+                           "drift_streak"]
+
+
+def test_replayed_windows_are_ignored() -> None:
+    rc = cfg(consecutive_windows=2)
+    d1, state = decide_window("wine", rc, ModelState(), ev(5, 0.9), 0, FREE, set())
+    d2, state2 = decide_window("wine", rc, state, ev(5, 0.9), 1, FREE, set())
+    d3, _ = decide_window("wine", rc, state, ev(4, 0.9), 1, FREE, set())
+    assert (d2.reason, d3.reason) == ("stale_window", "stale_window") and state2 == state
+
+
+def test_cooldown_skips_then_the_same_trigger_launches_once_it_passes() -> None:
+    rc = cfg(consecutive_windows=2, cooldown=450)
+    ds, state = feed(rc, [0.9] * 7)
+    assert reasons(ds) == ["streak_building", "drift_streak", "streak_building", "cooldown", "cooldown", "cooldown",
+                           "drift_streak"]
+    launches = [d for d in ds if d.action == "launch"]
+    skipped = [d for d in ds if d.reason == "cooldown"]
+    assert [d.at for d in launches] == [100.0, 600.0]
+    # The skipped windows and the eventual launch are one trigger (same streak segment).
+    assert {d.fingerprint for d in skipped} == {launches[1].fingerprint}
+    assert state.last_trigger == 600.0
+
+
+def test_budget_counts_launches_in_a_sliding_period() -> None:
+    rc = cfg(consecutive_windows=1, budget=RetrainBudget(count=2, period=350))
+    ds, _ = feed(rc, [0.9] * 6)
+    assert reasons(ds) == ["drift_streak", "drift_streak", "budget_exhausted", "budget_exhausted", "drift_streak",
+                           "drift_streak"]
+
+
+def test_active_caps_per_model_and_overall() -> None:
+    rc = cfg(consecutive_windows=1, max_active=1)
+    busy_model = Capacity(active_model=1, active_total=1, max_total=4)
+    busy_cluster = Capacity(active_model=0, active_total=4, max_total=4)
+    assert reasons(feed(rc, [0.9], cap=busy_model)[0]) == ["max_active"]
+    assert reasons(feed(rc, [0.9], cap=busy_cluster)[0]) == ["max_active_total"]
+
+
+def test_dry_run_decides_and_spends_cooldown_but_never_launches() -> None:
+    rc = cfg(consecutive_windows=1, cooldown=250, dry_run=True)
+    ds, state = feed(rc, [0.9, 0.9, 0.9, 0.9])
+    assert [(d.action, d.reason) for d in ds] == [("skip", "dry_run"), ("skip", "cooldown"), ("skip", "cooldown"),
+                                                  ("skip", "dry_run")]
+    assert state.last_trigger == 300.0 and ds[0].trigger is not None
+
+
+def test_disabled_config_decides_nothing() -> None:
+    ds, state = feed(cfg(enabled=False), [0.9] * 5)
+    assert set(reasons(ds)) == {"disabled"} and state == ModelState()
+
+
+def test_a_lost_state_never_relaunches_a_launched_trigger() -> None:
+    rc = cfg(consecutive_windows=2)
+    launched: set[str] = set()
+    first, _ = feed(rc, [0.9, 0.9], launched=launched)
+    again, _ = feed(rc, [0.9, 0.9], launched=launched)  # same windows, fresh state
+    assert first[-1].action == "launch" and again[-1].reason == "duplicate"
+
+
+def test_alerts_pass_the_same_gates_and_dedupe_on_fingerprint_and_start() -> None:
+    rc = cfg(cooldown=100)
+    trig = Trigger("alert", 0, 10, None, (), None, "alert firing")
+    fp = alert_fingerprint("wine", "abc", "1000.000000")
+    assert fp != alert_fingerprint("wine", "abc", "1001.000000") != alert_fingerprint("churn", "abc", "1000.000000")
+    d1, s1 = decide_alert("wine", rc, ModelState(), fp, trig, 1000, FREE, set())
+    d2, _ = decide_alert("wine", rc, s1, fp, trig, 1010, FREE, {fp})
+    other = alert_fingerprint("wine", "def", "1000.000000")
+    d3, _ = decide_alert("wine", rc, s1, other, trig, 1050, FREE, {fp})
+    d4, _ = decide_alert("wine", rc, s1, other, trig, 1100, Capacity(1, 1, 4), {fp})
+    assert [(d.action, d.reason) for d in (d1, d2, d3, d4)] == [
+        ("launch", "alert"), ("none", "duplicate"), ("skip", "cooldown"), ("launch", "alert")]
+
+
+def test_state_round_trips_through_json() -> None:
+    _, state = feed(cfg(consecutive_windows=2, budget=RetrainBudget(count=5, period=10_000)), [0.9, 0.9, 0.9])
+    assert ModelState.from_json(state.to_json()) == state
+
+
+# -- properties over random histories ------------------------------------------------------------------
+
+MODELS = ("wine", "churn")
+
+
+@dataclass
+class Sim:
+    """Two models sharing a cluster cap; jobs finish when the history says so."""
+
+    rcs: dict[str, RetrainConfig]
+    max_total: int
+    states: dict[str, ModelState] = field(default_factory=dict)
+    active: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in MODELS})
+    launched: set[str] = field(default_factory=set)
+    launches: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODELS})
+    fingerprints: list[str] = field(default_factory=list)
+
+    def cap(self, model: str) -> Capacity:
+        return Capacity(len(self.active[model]), sum(map(len, self.active.values())), self.max_total)
+
+    def apply(self, model: str, d: Decision, state: ModelState) -> None:
+        self.states[model] = state
+        if d.action == "launch":
+            assert d.fingerprint
+            self.launched.add(d.fingerprint)
+            self.fingerprints.append(d.fingerprint)
+            self.launches[model].append(d.at)
+            self.active[model].append(d.fingerprint)
+
+
+retrain_configs = st.builds(
+    lambda k, exit_, enter, cooldown, max_active, count, period, dry: cfg(
+        consecutive_windows=k, exit_share=min(exit_, enter), enter_share=enter, cooldown=cooldown,
+        max_active=max_active, budget=RetrainBudget(count=count, period=period), dry_run=dry),
+    st.integers(1, 3), st.floats(0, 1), st.floats(0, 1), st.sampled_from([0, 0, 50, 300, 1000]), st.integers(1, 3),
+    st.integers(1, 6), st.sampled_from([1, 500, 5000]), st.booleans(),
+)
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["eval", "eval", "eval", "alert", "finish"]),
+        st.sampled_from(MODELS),
+        st.one_of(st.just(0.0), st.floats(0, 400)),  # seconds since the previous step
+        st.one_of(st.sampled_from([0.0, 0.3, 0.9, 1.0]), st.floats(0, 1)),  # drift share
+        st.sampled_from([0, 150, 400]),  # records
+        st.booleans(),  # a critical feature drifted
+        st.integers(0, 3),  # which alert / which job
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=250, deadline=None)
+@given(rc_a=retrain_configs, rc_b=retrain_configs, max_total=st.integers(1, 4), history=steps)
+def test_policy_invariants_hold_for_any_history(rc_a: RetrainConfig, rc_b: RetrainConfig, max_total: int,
+                                                history: list[tuple[str, str, float, float, int, bool, int]]) -> None:
+    sim = Sim(rcs={"wine": rc_a, "churn": rc_b}, max_total=max_total)
+    now, window = 0.0, 0
+    for kind, model, dt, share, n, critical, k in history:
+        now += dt
+        rc = sim.rcs[model]
+        state = sim.states.get(model, ModelState())
+        if kind == "finish":
+            if sim.active[model]:
+                sim.active[model].pop(k % len(sim.active[model]))
+            continue
+        if kind == "eval":
+            window += 1
+            e = WindowEvaluation(window * 10.0, window * 10.0 + 10, n, share, share > 0.5, (), ("x",) if critical else ())
+            d, state = decide_window(model, rc, state, e, now, sim.cap(model), sim.launched)
+        else:
+            fp = alert_fingerprint(model, f"alert{k}", "0")
+            d, state = decide_alert(model, rc, state, fp, Trigger("alert", 0, 1, None, (), None, "a"), now,
+                                    sim.cap(model), sim.launched)
+        sim.apply(model, d, state)
+
+        # Never more than N active per model nor M overall.
+        assert len(sim.active[model]) <= rc.max_active
+        assert sum(map(len, sim.active.values())) <= max_total
+    for model, times in sim.launches.items():
+        rc = sim.rcs[model]
+        if rc.dry_run:
+            assert times == []
+        # Never inside the cooldown.
+        assert all(b - a >= rc.cooldown for a, b in zip(times, times[1:], strict=False))
+        # Never more than the budget in any period.
+        for t in times:
+            assert sum(1 for u in times if t - rc.budget.period < u <= t) <= rc.budget.count
+    # Never twice for the same trigger.
+    assert len(sim.fingerprints) == len(set(sim.fingerprints))
