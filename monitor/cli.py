@@ -62,6 +62,107 @@ def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to
 # -- commands added by the other modules register below this line ---------------------------------
 
 
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave everything up for browsing.")] = False,
+    records: Annotated[int, typer.Option(min=400, max=100_000, help="Records per phase (unchanged, then drifted).")] = 1200,
+    workdir: Annotated[Path | None, typer.Option(help="Keep the store, logs and config here instead of a temp dir.")] = None,
+) -> None:
+    """End to end on embedded defaults: model server, sidecar, monitor, drifted traffic, alerts, retraining."""
+    from monitor.demo.run import run_demo
+
+    raise typer.Exit(run_demo(keep_running=keep_running, records=records, workdir=workdir))
+
+
+@app.command()
+def inject(
+    monitor: Annotated[str, typer.Option(help="The monitor's URL as seen from the model pod, e.g. http://driftwatch.driftwatch.svc:8080.")],
+    model: Annotated[str | None, typer.Option(help="Model name in the config (required for a Deployment; an InferenceService uses its own name).")] = None,
+    image: Annotated[str | None, typer.Option(help="Sidecar image (default: ghcr.io/driftwatch/driftwatch:<this version>).")] = None,
+    upstream_port: Annotated[int | None, typer.Option(help="The model server's port (default: the first container's first TCP port).")] = None,
+    port: Annotated[int, typer.Option(help="Port the sidecar listens on (named driftwatch-capture).")] = 8081,
+    token_secret: Annotated[str | None, typer.Option(help="Secret with the monitor's bearer token (key: --token-key).")] = None,
+    token_key: Annotated[str, typer.Option(help="Key of the token in --token-secret.")] = "token",
+    name: Annotated[str | None, typer.Option(help="Only the object with this metadata.name (when the input holds several).")] = None,
+) -> None:
+    """Add driftwatch to a Deployment (capture sidecar) or KServe InferenceService (logger): YAML stdin → stdout."""
+    from monitor.inject import DEFAULT_IMAGE, MAX_INPUT_BYTES, InjectError, InjectOptions
+    from monitor.inject import inject as run_inject
+
+    try:
+        opts = InjectOptions(
+            monitor=monitor, model=model, image=image or DEFAULT_IMAGE, upstream_port=upstream_port,
+            port=port, token_secret=token_secret, token_key=token_key, name=name,
+        )
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fail(f"input is not UTF-8 text (byte {exc.start})")
+        result = run_inject(text, opts)
+    except InjectError as exc:
+        fail(str(exc))
+    sys.stdout.write(result.text)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
+    host: Annotated[str | None, typer.Option(help="Listen address (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Listen port (default: server.port).")] = None,
+) -> None:
+    """Run the monitor: ingest API, event store, drift evaluation loop, /metrics. SIGTERM stops it gracefully."""
+    cfg = load_config_or_exit(config)
+    from monitor.serve import ServeError, run_server
+
+    try:
+        run_server(cfg, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
+    except ServeError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def sidecar(
+    upstream: Annotated[str, typer.Option(help="The model server, e.g. http://127.0.0.1:8080 (same pod).")],
+    monitor: Annotated[str, typer.Option(help="The monitor's base URL; events go to POST /v1/events.")],
+    model: Annotated[str, typer.Option(help="Model name in the driftwatch config.")],
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    token_env: Annotated[str | None, typer.Option(help="Environment variable holding the monitor's bearer token.")] = None,
+    spool_dir: Annotated[Path | None, typer.Option(help="Directory of the on-disk spool (default: $TMPDIR/driftwatch-spool-MODEL).")] = None,
+    spool_max_bytes: Annotated[str, typer.Option(help="Spool size limit, e.g. 256MiB; 0 disables the spool.")] = "256MiB",
+    queue_max: Annotated[int, typer.Option(help="Events held in memory before spilling to the spool.")] = 10_000,
+    batch_max: Annotated[int, typer.Option(help="Events per POST to the monitor.")] = 500,
+    linger: Annotated[str, typer.Option(help="Longest wait to fill a batch, e.g. 500ms.")] = "500ms",
+    sample_ratio: Annotated[float, typer.Option(help="Share of inference requests captured (0..1).")] = 1.0,
+    capture_path: Annotated[list[str] | None, typer.Option(help="Regex of paths to capture (repeatable); default KServe v1 :predict and v2 /infer.")] = None,
+    max_capture_bytes: Annotated[str, typer.Option(help="Bytes kept of each request/response body, e.g. 64KiB.")] = "64KiB",
+    header_allow: Annotated[list[str] | None, typer.Option(help="Request header copied into events (repeatable); default x-request-id, ce-id, traceparent.")] = None,
+    upstream_timeout: Annotated[str, typer.Option(help="No answer from the model server within this -> 504.")] = "120s",
+    grace_period: Annotated[str, typer.Option(help="On SIGTERM: time to finish requests and flush events.")] = "25s",
+) -> None:
+    """The capture proxy: forwards to the model server, ships request/response pairs to the monitor."""
+    from monitor.sidecar import SettingsError, build_settings
+
+    try:
+        settings = build_settings(
+            upstream=upstream, monitor=monitor, model=model, host=host, port=port, token_env=token_env,
+            spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
+            linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
+            header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
+        )
+    except SettingsError as exc:
+        fail(str(exc))
+    from monitor.sidecar.app import run
+
+    try:
+        run(settings)
+    except OSError as exc:
+        fail(f"cannot start the sidecar on {host}:{port}: {exc.strerror or exc}")
+
+
 @app.command("dashboards")
 def dashboards_cmd(
     config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
@@ -119,79 +220,6 @@ def alerts_cmd(
         console.print(f"wrote {path}", highlight=False)
 
 
-@app.command()
-def sidecar(
-    upstream: Annotated[str, typer.Option(help="The model server, e.g. http://127.0.0.1:8080 (same pod).")],
-    monitor: Annotated[str, typer.Option(help="The monitor's base URL; events go to POST /v1/events.")],
-    model: Annotated[str, typer.Option(help="Model name in the driftwatch config.")],
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
-    token_env: Annotated[str | None, typer.Option(help="Environment variable holding the monitor's bearer token.")] = None,
-    spool_dir: Annotated[Path | None, typer.Option(help="Directory of the on-disk spool (default: $TMPDIR/driftwatch-spool-MODEL).")] = None,
-    spool_max_bytes: Annotated[str, typer.Option(help="Spool size limit, e.g. 256MiB; 0 disables the spool.")] = "256MiB",
-    queue_max: Annotated[int, typer.Option(help="Events held in memory before spilling to the spool.")] = 10_000,
-    batch_max: Annotated[int, typer.Option(help="Events per POST to the monitor.")] = 500,
-    linger: Annotated[str, typer.Option(help="Longest wait to fill a batch, e.g. 500ms.")] = "500ms",
-    sample_ratio: Annotated[float, typer.Option(help="Share of inference requests captured (0..1).")] = 1.0,
-    capture_path: Annotated[list[str] | None, typer.Option(help="Regex of paths to capture (repeatable); default KServe v1 :predict and v2 /infer.")] = None,
-    max_capture_bytes: Annotated[str, typer.Option(help="Bytes kept of each request/response body, e.g. 64KiB.")] = "64KiB",
-    header_allow: Annotated[list[str] | None, typer.Option(help="Request header copied into events (repeatable); default x-request-id, ce-id, traceparent.")] = None,
-    upstream_timeout: Annotated[str, typer.Option(help="No answer from the model server within this -> 504.")] = "120s",
-    grace_period: Annotated[str, typer.Option(help="On SIGTERM: time to finish requests and flush events.")] = "25s",
-) -> None:
-    """The capture proxy: forwards to the model server, ships request/response pairs to the monitor."""
-    from monitor.sidecar import SettingsError, build_settings
-
-    try:
-        settings = build_settings(
-            upstream=upstream, monitor=monitor, model=model, host=host, port=port, token_env=token_env,
-            spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
-            linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
-            header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
-        )
-    except SettingsError as exc:
-        fail(str(exc))
-    from monitor.sidecar.app import run
-
-    try:
-        run(settings)
-    except OSError as exc:
-        fail(f"cannot start the sidecar on {host}:{port}: {exc.strerror or exc}")
-
-
-@app.command()
-def inject(
-    monitor: Annotated[str, typer.Option(help="The monitor's URL as seen from the model pod, e.g. http://driftwatch.driftwatch.svc:8080.")],
-    model: Annotated[str | None, typer.Option(help="Model name in the config (required for a Deployment; an InferenceService uses its own name).")] = None,
-    image: Annotated[str | None, typer.Option(help="Sidecar image (default: ghcr.io/driftwatch/driftwatch:<this version>).")] = None,
-    upstream_port: Annotated[int | None, typer.Option(help="The model server's port (default: the first container's first TCP port).")] = None,
-    port: Annotated[int, typer.Option(help="Port the sidecar listens on (named driftwatch-capture).")] = 8081,
-    token_secret: Annotated[str | None, typer.Option(help="Secret with the monitor's bearer token (key: --token-key).")] = None,
-    token_key: Annotated[str, typer.Option(help="Key of the token in --token-secret.")] = "token",
-    name: Annotated[str | None, typer.Option(help="Only the object with this metadata.name (when the input holds several).")] = None,
-) -> None:
-    """Add driftwatch to a Deployment (capture sidecar) or KServe InferenceService (logger): YAML stdin → stdout."""
-    from monitor.inject import DEFAULT_IMAGE, MAX_INPUT_BYTES, InjectError, InjectOptions
-    from monitor.inject import inject as run_inject
-
-    try:
-        opts = InjectOptions(
-            monitor=monitor, model=model, image=image or DEFAULT_IMAGE, upstream_port=upstream_port,
-            port=port, token_secret=token_secret, token_key=token_key, name=name,
-        )
-        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            fail(f"input is not UTF-8 text (byte {exc.start})")
-        result = run_inject(text, opts)
-    except InjectError as exc:
-        fail(str(exc))
-    sys.stdout.write(result.text)
-    for note in result.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-
-
 @app.command("report")
 def report(
     config: Annotated[Path, typer.Option("--config", help="The YAML config (methods and thresholds).")],
@@ -231,20 +259,74 @@ def report(
     console.print(f"[green]ok[/] wrote {out} ({len(html) // 1024} KiB)")
 
 
-@app.command()
-def serve(
-    config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
-    host: Annotated[str | None, typer.Option(help="Listen address (default: server.host).")] = None,
-    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Listen port (default: server.port).")] = None,
+@app.command("drift")
+def drift_cmd(
+    reference: Annotated[Path, typer.Argument(help="Reference data, CSV or Parquet (by extension).")],
+    current: Annotated[Path, typer.Argument(help="Current data, CSV or Parquet (by extension).")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config: columns, types, methods, thresholds.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model of the config (optional if it has one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON instead of a table.")] = False,
 ) -> None:
-    """Run the monitor: ingest API, event store, drift evaluation loop, /metrics. SIGTERM stops it gracefully."""
-    cfg = load_config_or_exit(config)
-    from monitor.serve import ServeError, run_server
+    """Drift of CURRENT against REFERENCE: per-column table (drifted first) and the dataset verdict.
 
+    Without --config every common column is a feature, typed by its reference dtype. Exits 0 whether
+    or not drift is found.
+    """
+    import json
+
+    from rich import box
+    from rich.table import Table
+
+    from monitor.drift import detect, specs_from_config
+    from monitor.reports.offline import ReportInputError, read_table
+
+    if model is not None and config is None:
+        fail("--model needs --config")
+    cfg = load_config_or_exit(config) if config is not None else None
     try:
-        run_server(cfg, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
-    except ServeError as exc:
+        ref_df, cur_df = read_table(reference), read_table(current)
+        if cfg is not None:
+            names = [s.name for s in specs_from_config(cfg, model)[0]]
+            absent = [n for n in names if n not in cur_df.columns]
+            if len(absent) == len(names):
+                raise ValueError(f"{current} has none of the model's columns ({', '.join(names)})")
+            if absent:
+                err_console.print(f"[yellow]note:[/] {current} lacks {', '.join(absent)}: evaluated as all missing", highlight=False)
+        result = detect(ref_df, cur_df, cfg, model)
+    except (ReportInputError, ValueError) as exc:
         fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        return
+
+    def num(x: float | None) -> str:
+        return "—" if x is None or x != x else f"{x:.4g}"
+
+    table = Table(title=f"Drift of {current.name} against {reference.name}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    widest = max((len(name) for name in result.features), default=7)  # outputs get " (output)", may fold
+    table.add_column("feature", overflow="fold", min_width=min(widest, 24))
+    for header in ("type", "method"):
+        table.add_column(header, overflow="fold")
+    for header in ("score", "p-value", "threshold"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("drifted", no_wrap=True)
+    drifted = result.drifted_features()
+    rest = sorted((f for f in result.features.values() if not f.drifted), key=lambda f: f.name)
+    for f in (*drifted, *rest):
+        p = num(f.p_value) + (f" (adj {num(f.adjusted_p_value)})" if f.adjusted_p_value not in (None, f.p_value) else "")
+        name = f.name + (" (output)" if f.role == "output" else "")
+        table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), "[bold red]yes[/]" if f.drifted else "no")
+    console.print(table)
+    ds = result.dataset
+    verdict = "[bold red]DRIFT[/]" if ds.drifted else "[green]no drift[/]"
+    console.print(
+        f"Dataset: {verdict} — {ds.n_drifted} of {ds.n_features} features drifted ({ds.drift_share:.0%}, "
+        f"threshold {ds.threshold:.0%}); {ds.n_reference} reference rows, {ds.n_current} current rows",
+        highlight=False,
+    )
+    if result.prediction is not None:
+        pred = result.prediction
+        console.print(f"Prediction ({pred.name}): {'[bold red]drifted[/]' if pred.drifted else 'no drift'}", highlight=False)
 
 
 def main() -> None:
