@@ -152,7 +152,8 @@ def _model_port(containers: list[dict[str, Any]], where: str) -> int:
     raise InjectError(f"{where}: the first container declares no TCP containerPort; pass --upstream-port (the model server's port)")
 
 
-def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> dict[str, Any]:
+def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> tuple[dict[str, Any], int]:
+    """The injected copy of `doc` and the model port the sidecar forwards to."""
     if opts.model is None:
         raise InjectError(f"{where}: --model is required for a Deployment (the model's name in the driftwatch config)")
     doc = copy.deepcopy(doc)
@@ -162,6 +163,11 @@ def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> 
     containers = pod.get("containers")
     if not isinstance(containers, list) or not containers or not all(isinstance(c, dict) for c in containers):
         raise InjectError(f"{where}: `spec.template.spec.containers` must be a non-empty list of containers")
+    for n, container in enumerate(containers):
+        if not isinstance(container.get("name"), str) or not container["name"]:
+            raise InjectError(f"{where}: `spec.template.spec.containers[{n}]` has no name")
+        if not isinstance(container.get("ports") or [], list):
+            raise InjectError(f"{where}: `spec.template.spec.containers[{n}].ports` must be a list")
     others = [c for c in containers if c.get("name") != CONTAINER_NAME]
     if not others:
         raise InjectError(f"{where}: no model container besides {CONTAINER_NAME}")
@@ -189,11 +195,11 @@ def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> 
     labels[CAPTURE_LABEL[0]] = CAPTURE_LABEL[1]
     metadata["labels"] = labels
     template["metadata"] = metadata
-    return doc
+    return doc, upstream
 
 
 def _inject_isvc(doc: dict[str, Any], opts: InjectOptions, where: str, notes: list[str]) -> dict[str, Any]:
-    name = (doc.get("metadata") or {}).get("name")
+    name = _name(doc)
     if opts.model is not None and name != opts.model:
         raise InjectError(
             f"{where}: the monitor names KServe events by the InferenceService's name ({name!r}), "
@@ -264,30 +270,33 @@ def _kind(doc: Any) -> tuple[str, str]:
     return (str(doc.get("apiVersion", "")), str(doc.get("kind", "")))
 
 
+def _name(doc: dict[str, Any]) -> Any:
+    metadata = doc.get("metadata")
+    return metadata.get("name") if isinstance(metadata, dict) else None
+
+
 def _describe(doc: dict[str, Any]) -> str:
-    return f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name', '?')}"
+    return f"{doc.get('kind')} {_name(doc) or '?'}"
 
 
-def _service_notes(docs: list[Any], target: dict[str, Any], model_port: int | None) -> list[str]:
-    """Services in the input that would still bypass the sidecar."""
-    if model_port is None:
-        return []
-    labels = ((target["spec"]["template"].get("metadata") or {}).get("labels")) or {}
-    model = next(c for c in target["spec"]["template"]["spec"]["containers"] if c.get("name") != CONTAINER_NAME)
-    port_names = {p.get("name") for p in model.get("ports") or [] if isinstance(p, dict) and p.get("containerPort") == model_port}
+def _service_notes(docs: list[Any], pod_labels: dict[str, Any], model_container: dict[str, Any], model_port: int) -> list[str]:
+    """Services in the input that select the model's pods but still target the model's own port."""
+    port_names = [p.get("name") for p in model_container.get("ports") or [] if isinstance(p, dict) and p.get("containerPort") == model_port]
     notes = []
     for doc in docs:
-        if _kind(doc) != ("v1", "Service"):
+        spec = doc.get("spec") if _kind(doc) == ("v1", "Service") else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("selector"), dict) or not spec["selector"]:
             continue
-        selector = (doc.get("spec") or {}).get("selector") or {}
-        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+        if any(pod_labels.get(k) != v for k, v in spec["selector"].items()):
             continue
-        for port in (doc.get("spec") or {}).get("ports") or []:
+        for port in spec.get("ports") or []:
+            if not isinstance(port, dict):
+                continue
             target_port = port.get("targetPort", port.get("port"))
-            if target_port == model_port or (target_port in port_names and target_port is not None):
+            if isinstance(target_port, (int, str)) and (target_port == model_port or target_port in port_names):
                 notes.append(
-                    f"Service {(doc.get('metadata') or {}).get('name')}: set targetPort of port "
-                    f"{port.get('name') or port.get('port')} to {PORT_NAME} so requests pass through the sidecar"
+                    f"Service {_name(doc)}: set targetPort of port {port.get('name') or port.get('port')} "
+                    f"to {PORT_NAME} so requests pass through the sidecar"
                 )
     return notes
 
@@ -305,7 +314,7 @@ def inject(text: str, opts: InjectOptions) -> InjectResult:
             api_kind = _kind(item)
             if api_kind[1] not in _WORKLOADS:
                 continue
-            if opts.name is not None and (item.get("metadata") or {}).get("name") != opts.name:
+            if opts.name is not None and _name(item) != opts.name:
                 continue
             if api_kind in (_DEPLOYMENT, _ISVC):
                 targets.append((i, j if items is not None else None))
@@ -329,9 +338,10 @@ def inject(text: str, opts: InjectOptions) -> InjectResult:
     where = f"document {i + 1}"
     item = docs[i] if j is None else docs[i]["items"][j]
     if _kind(item) == _DEPLOYMENT:
-        new = _inject_deployment(item, opts, where)
-        upstream = next(a for a in new["spec"]["template"]["spec"]["containers"] if a.get("name") == CONTAINER_NAME)["args"][2]
-        notes += _service_notes(docs, new, int(upstream.rsplit(":", 1)[1]))
+        new, upstream = _inject_deployment(item, opts, where)
+        template = new["spec"]["template"]
+        model = next(c for c in template["spec"]["containers"] if c.get("name") != CONTAINER_NAME)
+        notes += _service_notes(docs, template["metadata"]["labels"], model, upstream)
     else:
         new = _inject_isvc(item, opts, where, notes)
     if j is None:

@@ -10,6 +10,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.inject import CAPTURE_LABEL, CONTAINER_NAME, PORT_NAME, InjectError, InjectOptions, inject
 
@@ -240,3 +242,46 @@ def test_unusual_separators_fall_back_to_a_full_parse() -> None:
     docs, _, _ = run(stream, model="wine")
     assert [d["kind"] for d in docs] == ["ConfigMap", "Deployment"]
     assert pod(docs[1])["containers"][1]["name"] == CONTAINER_NAME
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def maybe(value: Any) -> st.SearchStrategy[Any]:
+    """The well-formed value, or anything at all in its place."""
+    return st.just(value) | json_values
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    metadata=maybe({"name": "wine"}),
+    spec=maybe(None),
+    template_meta=maybe({"labels": {"app": "wine"}}),
+    containers=maybe([{"name": "model", "ports": [{"containerPort": 8000, "name": "http"}]}]),
+    ports=maybe([{"name": "http", "containerPort": 8000}])
+    | st.lists(st.fixed_dictionaries({"name": maybe("http"), "containerPort": maybe(8000), "protocol": maybe("TCP")}), max_size=2),
+    volumes=maybe([]),
+    service_spec=maybe({"selector": {"app": "wine"}, "ports": [{"port": 80, "targetPort": "http"}]})
+    | st.fixed_dictionaries({"selector": maybe({"app": "wine"}), "ports": st.lists(st.fixed_dictionaries({"port": maybe(80), "targetPort": maybe("http")}), max_size=2)}),
+)
+def test_hostile_shapes_are_injected_or_refused_never_crash(
+    metadata: Any, spec: Any, template_meta: Any, containers: Any, ports: Any, volumes: Any, service_spec: Any
+) -> None:
+    if isinstance(containers, list) and containers and isinstance(containers[0], dict):
+        containers[0]["ports"] = ports
+    pod_spec = {"containers": containers, "volumes": volumes}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
+                  "spec": spec if spec is not None else {"template": {"metadata": template_meta, "spec": pod_spec}}}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "wine"}, "spec": service_spec}
+    text = yaml.safe_dump_all([service, deployment])
+    try:
+        result = inject(text, InjectOptions(monitor=MONITOR, model="wine"))
+    except InjectError as exc:
+        assert str(exc)
+        return
+    injected = list(yaml.safe_load_all(result.text))[1]
+    assert [c["name"] for c in pod(injected)["containers"]].count(CONTAINER_NAME) == 1
