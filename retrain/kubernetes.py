@@ -23,6 +23,7 @@ from typing import Any
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 
 from monitor.config import KubernetesLauncher as KubernetesConfig
 from retrain.manifest import LABEL_MODEL, LABEL_TRIGGER, SELECTOR, build_job
@@ -165,6 +166,9 @@ class KubernetesLauncher:
             self._call(f"create {ns}/{run.name}", lambda: self._batch.create_namespaced_job(
                 ns, body, _request_timeout=self.retry.timeout))
             return "created"
+        except ValueError as exc:  # the client's own typed validation of the body (pydantic)
+            raise LaunchError(f"create {ns}/{run.name}: the template is not a valid Job: {_invalid(exc)}",
+                              transient=False) from exc
         except ApiException as exc:
             if exc.status != 409:
                 raise LaunchError(f"create {ns}/{run.name}: {_describe(exc)}: {_api_message(exc)}",
@@ -272,3 +276,10 @@ def _api_message(exc: ApiException) -> str:
     except ValueError:
         return ""
     return str(data.get("message", "")) if isinstance(data, dict) else ""
+
+
+def _invalid(exc: ValueError) -> str:
+    """One line per problem, `spec.template...: message`, from the client's pydantic validation."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+    return str(exc)
