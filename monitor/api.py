@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitor.capture import EventBatch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.config import Config
+from monitor.reports import StoreReportSource, create_router as create_reports_router
 from monitor.service import Monitor, UnknownModel
 
 __all__ = ["ApiError", "create_app"]
@@ -117,6 +118,7 @@ def create_app(
 
     app = FastAPI(title="driftwatch monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.monitor = mon
+    app.include_router(create_reports_router(StoreReportSource(config)))  # GET /reports/... (monitor/reports)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

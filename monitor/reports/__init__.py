@@ -4,6 +4,6 @@ Evidently is imported only inside the report worker's process (or the offline co
 """
 
 from monitor.reports.routes import create_router
-from monitor.reports.source import Evaluation, ReportSource
+from monitor.reports.source import Evaluation, ReportSource, StoreReportSource
 
-__all__ = ["Evaluation", "ReportSource", "create_router"]
+__all__ = ["Evaluation", "ReportSource", "StoreReportSource", "create_router"]

@@ -302,12 +302,12 @@ def render_report(
 <p class="sub">Drifted: <strong id="drifted-names">{escape(drifted_names)}</strong>. Distances drift at or above their
 threshold; tests drift when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below it.</p>
 {_columns_table(view, evidently)}</section>
-<section class="card" id="before-after"><h2>Before and after</h2>
-<p class="sub">Reference vs this window for each drifted column: quantiles for numeric columns, category shares for categorical ones.</p>
-{_before_after(view)}</section>
 <section class="card" id="history"><h2>Score history</h2>
 <p class="sub">Each column's score over the last {len(view.history)} window(s); the dashed red line is the threshold, red dots are drifted windows.</p>
 <div class="plot">{history_svg(view.series)}</div></section>
+<section class="card" id="before-after"><h2>Before and after</h2>
+<p class="sub">Reference vs this window for each drifted column: quantiles for numeric columns, category shares for categorical ones.</p>
+{_before_after(view)}</section>
 <section class="card" id="quality"><h2>Data quality</h2>{_quality_table(view)}</section>
 <section class="card" id="windows"><h2>Windows</h2>{_windows(view, base)}</section>
 {_evidently(evidently)}

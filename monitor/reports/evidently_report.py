@@ -19,11 +19,12 @@ import pandas as pd
 
 __all__ = [
     "DIFFERENT_DEFINITIONS",
-    "definition_note",
     "EVIDENTLY_METHODS",
     "ColumnPlan",
     "EvidentlyOutcome",
     "EvidentlyScore",
+    "definition_note",
+    "plans_from_result",
     "run_evidently",
 ]
 

@@ -57,6 +57,9 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
             yield
         finally:
             worker.close()
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
 
     router = APIRouter(lifespan=lifespan)
     router.worker = worker  # type: ignore[attr-defined]  # for tests and the service's shutdown

@@ -1,0 +1,124 @@
+"""Reports in a real browser: Debian's Chromium driven by Playwright against the real monitor.
+
+Churn traffic (unchanged, then drifted) is ingested through `POST /v1/events` into a fresh SQLite
+store; the monitor evaluates its windows; Chromium opens /reports/, follows the model's link and
+must show the drifted features the JSON API names. The screenshot is kept as a test artifact
+(test-artifacts/report.png) and, with DRIFTWATCH_UPDATE_SCREENSHOT=1, copied to docs/img/ for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+from playwright.sync_api import sync_playwright
+
+from monitor.api import create_app
+from monitor.config import load_config
+from tests.reports.conftest import serve
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _config(tmp: Path) -> Path:
+    data = yaml.safe_load((ROOT / "examples" / "config.yaml").read_text())
+    data["server"]["store"]["path"] = str(tmp / "driftwatch.db")
+    data["server"]["evaluation_interval"] = "0.2s"
+    data["models"] = [m for m in data["models"] if m["name"] == "churn"]
+    data["models"][0]["reference"]["path"] = str(ROOT / "examples" / "data" / "churn_reference.csv")
+    data["models"][0]["window"] = {"records": 1000, "step": 500, "min_records": 100}
+    data["models"][0].pop("retrain", None)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _events(frame: pd.DataFrame, start: int, now: float) -> list[dict]:
+    features = [c for c in frame.columns if c != "churn_probability"]
+    out = []
+    for i in range(0, len(frame), 10):
+        rows = frame.iloc[i : i + 10]
+        out.append({
+            "id": f"evt-{start + i}", "model": "churn", "timestamp": now + (start + i) / 1000, "path": "/predict",
+            "request": {"body": json.dumps(rows[features].to_dict("records")), "content_type": "application/json"},
+            "response": {"body": json.dumps(rows[["churn_probability"]].to_dict("records")), "content_type": "application/json"},
+        })
+    return out
+
+
+@pytest.fixture(scope="module")
+def monitor_url() -> Iterator[str]:
+    tmp = Path(tempfile.mkdtemp(prefix="driftwatch-reports-"))
+    try:
+        yield from serve(create_app(load_config(_config(tmp))))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ingest_and_wait(url: str) -> dict:
+    data = ROOT / "examples" / "data"
+    unchanged = pd.read_csv(data / "churn_reference.csv").sample(n=1000, random_state=5)
+    drifted = pd.read_csv(data / "churn_current.csv").iloc[:1000]
+    events = _events(pd.concat([unchanged, drifted], ignore_index=True), 0, time.time())
+    step = 500 // 10  # events of 10 records per window step: wait for each window, as live traffic would
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for k in range(0, len(events), step):
+            r = c.post("/v1/events", json={"events": events[k : k + step]})
+            assert r.status_code in (200, 202), r.text
+            window = (k + step) * 10
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                latest = c.get("/reports/churn.json")
+                if latest.status_code == 200 and latest.json()["window"]["window_id"] == window:
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"window {window} was not evaluated: {latest.status_code} {latest.text[:300]}")
+        return latest.json()
+
+
+@pytest.mark.slow
+def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
+    report = _ingest_and_wait(monitor_url)
+    drifted = report["drifted_features"]
+    assert {"tenure_months", "monthly_charges", "contract"} <= set(drifted)
+    assert [h["window_id"] for h in report["history"]] == [500, 1000, 1500, 2000]
+    assert report["history"][0]["drifted"] is False and report["history"][-1]["drifted"] is True
+    shot = ROOT / "test-artifacts" / "report.png"
+    shot.parent.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{monitor_url}/reports/")
+            assert page.locator("tr[data-model=churn] .badge").inner_text().lower() == "drift"
+            with page.expect_navigation():
+                page.get_by_role("link", name="churn", exact=True).first.click()
+            page.wait_for_selector("#drifted-names", timeout=120_000)  # first view runs Evidently
+            assert page.url.rstrip("/").endswith("/reports/churn")
+            shown = page.locator("#drifted-names").inner_text().split(", ")
+            assert shown == drifted
+            for name in drifted:
+                assert page.locator(f'tr.drifted[data-feature="{name}"]').count() == 1
+                assert page.locator(f'.card[data-feature="{name}"]').is_visible()
+            assert page.locator("svg.history g.panel").count() == len(report["result"]["features"])
+            evidently = page.frame_locator("iframe.evidently")
+            evidently.locator("text=Dataset Drift").first.wait_for(timeout=60_000)  # renders offline
+            page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 1560}, full_page=True)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 50_000
+    if os.environ.get("DRIFTWATCH_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "img" / "report.png")
