@@ -54,9 +54,10 @@ def jensenshannon(ref: Counts, cur: Counts) -> float:
 
 
 def hellinger(ref: Counts, cur: Counts) -> float:
-    """Hellinger distance sqrt(1 - sum(sqrt(p*q))), within [0, 1]."""
-    bc = float(np.sum(np.sqrt(shares(ref) * shares(cur))))
-    return float(np.sqrt(max(0.0, 1.0 - min(bc, 1.0))))
+    """Hellinger distance sqrt(1 - sum(sqrt(p*q))), within [0, 1], computed as the equal but
+    cancellation-free ||sqrt(p) - sqrt(q)|| / sqrt(2) so identical distributions give exactly 0."""
+    diff = np.sqrt(shares(ref)) - np.sqrt(shares(cur))
+    return float(min(1.0, np.sqrt(0.5 * np.sum(diff * diff))))
 
 
 def linf(ref: Counts, cur: Counts) -> float:

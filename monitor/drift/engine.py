@@ -46,12 +46,14 @@ def evaluate(profile: ReferenceProfile, current: pd.DataFrame) -> DriftResult:
     """
     n_rows = len(current)
     results = {}
-    for name, col_profile in profile.columns.items():
-        column = current[name] if name in current.columns else pd.Series([None] * n_rows, dtype=object)
-        if isinstance(col_profile, NumericProfile):
-            results[name] = _evaluate_numeric(col_profile, column)
-        else:
-            results[name] = _evaluate_categorical(col_profile, column)
+    # Values near the float limits (1e308) overflow to inf/NaN scores, which mean "no verdict": no warnings.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for name, col_profile in profile.columns.items():
+            column = current[name] if name in current.columns else pd.Series([None] * n_rows, dtype=object)
+            if isinstance(col_profile, NumericProfile):
+                results[name] = _evaluate_numeric(col_profile, column)
+            else:
+                results[name] = _evaluate_categorical(col_profile, column)
     results = _decide(results, profile.settings)
     features = [r for r in results.values() if r.role == "feature"]
     n_drifted = sum(r.drifted for r in features)

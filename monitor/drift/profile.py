@@ -83,11 +83,12 @@ def build_profile(
     if missing:
         raise ValueError(f"reference data has no column(s) {', '.join(missing)}")
     profiles: dict[str, ColumnProfile] = {}
-    for spec in columns:
-        col = reference[spec.name]
-        profiles[spec.name] = (
-            _numeric_profile(spec, col, settings) if spec.kind == "numeric" else _categorical_profile(spec, col, settings)
-        )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme values give NaN, not warnings
+        for spec in columns:
+            col = reference[spec.name]
+            profiles[spec.name] = (
+                _numeric_profile(spec, col, settings) if spec.kind == "numeric" else _categorical_profile(spec, col, settings)
+            )
     return ReferenceProfile(columns=profiles, settings=settings, n_rows=len(reference))
 
 
