@@ -264,6 +264,9 @@ class FalseAlarmBudget(_Strict):
     """Smallest shift worth an alert, in total variation distance of category shares."""
     resamples: int = Field(default=500, ge=50, le=100_000)
     seed: int = 0
+    expected_records_per_second: float | None = Field(default=None, gt=0)
+    """Typical traffic; needed when how often (or how large) windows are depends on it: a `records`
+    window without `step_duration`, or a time-only window (docs/calibration.md)."""
 
 
 class DatasetDriftAlert(_Strict):
@@ -419,6 +422,9 @@ class StoreConfig(_Strict):
     path: Path = Path("driftwatch.db")
     max_age: Duration = 7 * 86400.0
     max_bytes: Size = 1024**3
+    synchronous: Literal["full", "normal"] = "full"
+    """`full` fsyncs every ingest commit before the ack; `normal` (WAL) survives process crashes but
+    may lose the last acknowledged batches on power loss (benchmarks/ingest.py measures both)."""
 
 
 class ServerConfig(_Strict):

@@ -100,12 +100,10 @@ class Monitor:
         *,
         controller: EvaluationListener | None = None,
         clock: Callable[[], float] = time.time,
-        synchronous: str = "FULL",
     ) -> None:
         self.config = config
         self.controller = controller
         self._clock = clock
-        self._synchronous = synchronous
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-store")
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
@@ -148,7 +146,8 @@ class Monitor:
         self.store = None
 
     def _open(self) -> None:
-        store = EventStore(self.config.server.store.path, synchronous=self._synchronous)  # type: ignore[arg-type]
+        cfg = self.config.server.store
+        store = EventStore(cfg.path, synchronous="FULL" if cfg.synchronous == "full" else "NORMAL")
         for state in self._models.values():
             self._rebuild(store, state)
         self.store = store

@@ -9,8 +9,8 @@
 - `evaluations`: every evaluated window and its `DriftResult.to_dict()`.
 
 Durability: `synchronous=FULL` by default: a commit is fsynced before the caller acknowledges.
-`NORMAL` in WAL mode can lose the last transactions on power loss (not on a process crash) and is
-offered for measurement only (benchmarks/ingest.py compares both).
+`NORMAL` (opt-in: `server.store.synchronous: normal`) survives a process crash but can lose the
+last acknowledged transactions on power loss; benchmarks/ingest.py measures both.
 
 Not thread-safe by itself: the service drives it from one writer thread. Other components (the
 retraining history) open their own connections to the same file; WAL plus `busy_timeout` lets

@@ -15,7 +15,7 @@ instance count is `schema_mismatch`. A missing key in an object row is a missing
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,20 +54,64 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class Columns:
+    """Columns plus the lookups of the common cases (all by index, all by key) for the fast path."""
+
+    columns: tuple[Column, ...]
+    names: tuple[str, ...]
+    indices: tuple[int, ...] | None
+    keys: tuple[str, ...] | None
+
+    @classmethod
+    def of(cls, columns: Sequence[Column]) -> Columns:
+        indices = tuple(c.index for c in columns if c.index is not None)
+        keys = tuple(c.key for c in columns if c.key is not None)
+        return cls(
+            tuple(columns),
+            tuple(c.name for c in columns),
+            indices if len(indices) == len(columns) else None,
+            keys if len(keys) == len(columns) else None,
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.columns)
+
+    def __iter__(self) -> Iterator[Column]:
+        return iter(self.columns)
+
+    def record(self, row: Any) -> Record:
+        """One row's values (see `_cell` for the rules; this is its fast path for whole rows)."""
+        t = type(row)
+        if t is list and self.indices is not None and len(row) > max(self.indices):
+            values = [row[i] for i in self.indices]
+        elif t is dict and self.keys is not None:
+            values = [row.get(k) for k in self.keys]
+        else:
+            return {c.name: _scalar(_cell(row, c), c.name) for c in self.columns}
+        if not _NESTED.isdisjoint(map(type, values)):
+            for c, v in zip(self.columns, values, strict=True):
+                _scalar(v, c.name)
+        return dict(zip(self.names, [None if v != v else v for v in values], strict=True))
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSchema:
     """A model's columns compiled once at start-up (parsing runs per event on the ingest path)."""
 
     protocol: Literal["auto", "kserve_v1", "v2", "json"]
-    features: tuple[Column, ...]
-    outputs: tuple[Column, ...]
+    features: Columns
+    outputs: Columns
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> ModelSchema:
         return cls(
             model.protocol,
-            tuple(Column.from_config(c) for c in model.features),
-            tuple(Column.from_config(c) for c in model.outputs),
+            Columns.of([Column.from_config(c) for c in model.features]),
+            Columns.of([Column.from_config(c) for c in model.outputs]),
         )
+
+
+_NESTED = frozenset({list, dict})
 
 
 def _scalar(value: Any, column: str) -> Any:
@@ -100,7 +144,7 @@ def parse_payload(schema: ModelSchema, request: Any, response: Any | None) -> li
     if protocol == "v2":
         return _parse_v2(schema, request, response)
     rows = _v1_rows(request) if protocol == "kserve_v1" else _json_rows(request, "request")
-    records = [{c.name: _scalar(_cell(row, c), c.name) for c in schema.features} for row in rows]
+    records = [schema.features.record(row) for row in rows]
     if schema.outputs:
         if response is not None:
             preds = _v1_predictions(response) if protocol == "kserve_v1" else _json_rows(response, "response")
@@ -168,17 +212,16 @@ def _cell(row: Any, col: Column, *, missing_ok: bool = False) -> Any:
     raise Rejected("schema_mismatch", f"a row must be an object or a list, got {type(row).__name__}")
 
 
-def _fill_outputs(outputs: Sequence[Column], records: list[Record], preds: list[Any]) -> None:
+def _fill_outputs(outputs: Columns, records: list[Record], preds: list[Any]) -> None:
     if len(preds) != len(records):
         raise Rejected("schema_mismatch", f"{len(preds)} predictions for {len(records)} instances")
-    first = outputs[0]
+    first, *rest = outputs.columns
     for record, pred in zip(records, preds, strict=True):
         if isinstance(pred, (dict, list)):
-            for c in outputs:
-                record[c.name] = _scalar(_cell(pred, c), c.name)
+            record.update(outputs.record(pred))
         else:  # a scalar prediction is the first output's value
             record[first.name] = _scalar(pred, first.name)
-            for c in outputs[1:]:
+            for c in rest:
                 record[c.name] = None
 
 

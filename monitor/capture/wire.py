@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.capture.payload import Rejected
 
@@ -36,21 +35,14 @@ class Body(_Wire):
 class CapturedEvent(_Wire):
     id: EventId
     model: str = Field(min_length=1, max_length=253)
-    timestamp: float = Field(ge=0)
-    latency_seconds: float | None = Field(default=None, ge=0)
+    timestamp: float = Field(ge=0, allow_inf_nan=False)
+    latency_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     status: int = Field(default=200, ge=100, le=599)
     method: str = Field(default="POST", max_length=16)
     path: str = Field(default="", max_length=2048)
     request: Body
     response: Body | None = None
     headers: dict[str, str] = Field(default_factory=dict, max_length=64)
-
-    @field_validator("timestamp", "latency_seconds")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
 
 class EventBatch(_Wire):

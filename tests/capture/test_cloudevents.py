@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from monitor.capture.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, CloudEventError, Half, join_halves, parse_cloudevent
+from monitor.capture.cloudevents import (
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    CloudEventError,
+    Half,
+    join_halves,
+    parse_cloudevent,
+)
 
 
 def kserve_headers(kind: str = "request", **over: str) -> dict[str, str]:
@@ -33,7 +40,7 @@ def kserve_headers(kind: str = "request", **over: str) -> dict[str, str]:
 def test_binary_mode_request() -> None:
     half = parse_cloudevent(kserve_headers(), b'{"instances": [[1, 2]]}')
     assert (half.model, half.kind, half.id) == ("wine", "request", "5f3c1a2e-7d4b-4a7e-9b1c-0a1b2c3d4e5f")
-    assert half.time == datetime(2025, 11, 22, 11, 57, 1, 123456, tzinfo=timezone.utc).timestamp()
+    assert half.time == datetime(2025, 11, 22, 11, 57, 1, 123456, tzinfo=UTC).timestamp()
     assert json.loads(half.body.body) == {"instances": [[1, 2]]}
     assert half.context == {"namespace": "ml", "component": "predictor", "endpoint": "default", "source": "http://localhost:9081/"}
 

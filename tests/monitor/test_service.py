@@ -215,3 +215,21 @@ def test_missing_reference_leaves_the_monitor_unready_but_ingesting(tmp_path: Pa
             await mon.stop()
 
     asyncio.run(scenario())
+
+
+def test_store_durability_follows_the_config(tmp_path: Path) -> None:
+    """`full` (default) fsyncs each ingest commit; `normal` is the measured, documented opt-in."""
+    for setting, pragma in (("full", 2), ("normal", 1)):
+        d = tmp_path / setting
+        d.mkdir()
+        cfg = load(d, server={"store": {"path": "s.db", "synchronous": setting}})
+
+        async def scenario(cfg: Config = cfg) -> int:
+            mon = Monitor(cfg)
+            await mon.start(background=False)
+            try:
+                return int(mon._require_store()._db.execute("PRAGMA synchronous").fetchone()[0])
+            finally:
+                await mon.stop()
+
+        assert asyncio.run(scenario()) == pragma

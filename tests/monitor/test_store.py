@@ -122,7 +122,7 @@ def test_another_connection_writes_its_own_tables_concurrently(tmp_path: Path) -
                 other.execute("BEGIN IMMEDIATE")
                 other.execute("INSERT INTO retrain_jobs VALUES (?)", (f"j{i}",))
                 other.execute("COMMIT")
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
+        except BaseException as exc:
             errors.append(exc)
 
     t = threading.Thread(target=writer)
