@@ -25,7 +25,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitor.capture import EventBatch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.config import Config
-from monitor.reports import StoreReportSource, create_router as create_reports_router
+from monitor.reports import StoreReportSource
+from monitor.reports import create_router as create_reports_router
 from monitor.service import Monitor, UnknownModel
 
 __all__ = ["ApiError", "create_app"]
@@ -89,16 +90,18 @@ def create_app(
     config: Config,
     *,
     monitor: Monitor | None = None,
+    controller: Any = None,
     resources: Callable[[], Any] | None = None,
-    retrain: Callable[[], Mapping[str, Any]] | None = None,
 ) -> FastAPI:
     """The monitor app. Without `monitor` it creates one and starts/stops it with the app's lifespan.
 
-    `resources` and `retrain` are the snapshot callables the Prometheus exporter renders beside the
-    drift state (monitor.metrics.build_registry).
+    `controller` (a `retrain.controller.RetrainController`) hears every evaluation, serves
+    `POST /v1/alertmanager` and has its snapshot exported; `resources` is the resource collector's
+    snapshot callable (monitor.metrics.build_registry renders both beside the drift state).
     """
     owned = monitor is None
-    mon = monitor if monitor is not None else Monitor(config)
+    mon = monitor if monitor is not None else Monitor(config, controller=controller)
+    controller = controller if controller is not None else mon.controller
     limit = config.server.max_body_bytes
     token_env = config.server.auth_token_env
     token = os.environ.get(token_env) if token_env else None
@@ -200,7 +203,11 @@ def create_app(
         detail = {"store_open": mon.store is not None, "reference_errors": dict(mon.profile_errors)}
         return _error(503, "not_ready", detail)
 
-    _mount_metrics(app, config, mon, resources, retrain)
+    if controller is not None:
+        from retrain.webhook import router
+
+        app.include_router(router(controller, token, max_body_bytes=limit))
+    _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None)
     return app
 
 

@@ -53,9 +53,10 @@ def run_server(config: Config, *, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     _check_listen(host, port)
     _check_store(config)
+    controller = _retrain_controller(config)
     resources = ResourceCollector(config).start()
     try:
-        app = create_app(config, resources=resources.snapshot)
+        app = create_app(config, controller=controller, resources=resources.snapshot)
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_config=None,
@@ -74,4 +75,17 @@ def run_server(config: Config, *, host: str, port: int) -> None:
             raise ServeError("the monitor failed to start (see the log above)")
     finally:
         resources.stop()
+        if controller is not None:
+            controller.stop()
     log.info("monitor_stopped")
+
+
+def _retrain_controller(config: Config):  # type: ignore[no-untyped-def]
+    """The retraining controller when any model has a retrain config; it shares the store's file."""
+    if all(config.retrain_for(m) is None for m in config.models):
+        return None
+    from retrain.controller import RetrainController
+
+    controller = RetrainController(config, config.server.store.path)
+    controller.start()
+    return controller

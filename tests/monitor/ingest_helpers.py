@@ -27,7 +27,15 @@ from monitor.config import Config, load_config
 COLUMNS = ["f0", "f1", "f2", "color"]
 
 
-def write_config(tmp_path: Path, *, server: dict[str, Any] | None = None, window: dict[str, Any] | None = None) -> Path:
+RETRAIN_DRY_RUN = {
+    "launcher": "local", "dry_run": True, "consecutive_windows": 1, "min_records": 10,
+    "local": {"command": ["python3", "-c", "pass"]},
+}
+
+
+def write_config(
+    tmp_path: Path, *, server: dict[str, Any] | None = None, window: dict[str, Any] | None = None, retrain: dict[str, Any] | None = None
+) -> Path:
     """A config with `toy` (KServe v1 list instances + object predictions) and `plain` (JSON records)."""
     rng = np.random.default_rng(7)
     n = 600
@@ -64,6 +72,7 @@ def write_config(tmp_path: Path, *, server: dict[str, Any] | None = None, window
                 "outputs": [{"name": "score", "type": "numeric", "source": {"key": "score"}}],
                 "reference": {"path": "reference.csv"},
                 "window": window or {"records": 100, "step": 50, "min_records": 20},
+                **({"retrain": retrain} if retrain else {}),
             },
             {
                 "name": "plain",

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ingest_helpers import event, load, serve_in_thread
+from ingest_helpers import RETRAIN_DRY_RUN, event, load, serve_in_thread
 
 from monitor.api import create_app
 from monitor.store import EventStore
@@ -219,3 +219,25 @@ def test_readyz_reports_a_missing_reference(tmp_path: Path) -> None:
         detail = assert_error(r, 503, "not_ready")
         assert detail["store_open"] and set(detail["reference_errors"]) == {"toy", "plain"}
         assert httpx.post(f"{url}/v1/events", json={"events": [event(1)]}).json()["accepted"] == 1
+
+
+def test_retraining_is_wired_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluations reach the controller (its decisions are exported) and the Alertmanager webhook is mounted."""
+    from retrain.controller import RetrainController
+
+    monkeypatch.setenv("DW_TEST_TOKEN", TOKEN)
+    cfg = load(tmp_path, server={"auth_token_env": "DW_TEST_TOKEN"}, retrain=RETRAIN_DRY_RUN)
+    cfg.server.store.path.parent.mkdir(parents=True)
+    controller = RetrainController(cfg, cfg.server.store.path)
+    try:
+        with serve_in_thread(create_app(cfg, controller=controller)) as url, httpx.Client(base_url=url, timeout=30) as client:
+            assert post_events(client, {"events": [event(i, shift=5.0) for i in range(100)]}).json()["accepted"] == 100
+            deadline = time.monotonic() + 20
+            while "driftwatch_retrain_decisions_total{" not in (metrics := client.get("/metrics").text):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert any(line.startswith("driftwatch_retrain_decisions_total{") and 'model="toy"' in line for line in metrics.splitlines())
+            r = client.post("/v1/alertmanager", json={"version": "4", "alerts": []})
+            assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    finally:
+        controller.stop()

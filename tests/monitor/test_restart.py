@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ingest_helpers import MonitorProcess, event, free_port, write_config
+from ingest_helpers import RETRAIN_DRY_RUN, MonitorProcess, event, free_port, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_sigkill_mid_stream_keeps_every_acknowledged_event_exactly_once(tmp_path
 
 
 def test_sigterm_is_graceful_and_the_restarted_monitor_shows_the_same_windows(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, retrain=RETRAIN_DRY_RUN)
     monitor = MonitorProcess(config, free_port()).start()
     try:
         with httpx.Client(base_url=monitor.url, timeout=30) as http:
@@ -100,7 +100,10 @@ def test_sigterm_is_graceful_and_the_restarted_monitor_shows_the_same_windows(tm
         monitor.start()
         with httpx.Client(base_url=monitor.url, timeout=30) as http:
             after = http.get("/v1/models/toy/drift").json()
-            after_metrics = [line for line in http.get("/metrics").text.splitlines() if line.startswith("driftwatch_feature_drift_score")]
+            metrics = http.get("/metrics").text.splitlines()
+            after_metrics = [line for line in metrics if line.startswith("driftwatch_feature_drift_score")]
+            # `serve` wires the retraining controller: its history (same SQLite file) survived too.
+            assert any(line.startswith("driftwatch_retrain_decisions_total{") and 'model="toy"' in line for line in metrics)
     finally:
         monitor.stop()
     for key in ("window", "window_records", "result", "last_evaluation"):
