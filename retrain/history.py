@@ -167,10 +167,10 @@ class History:
                      log_path: str | None = None, detail: str | None = None) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE retrain_jobs SET state = 'running', started_at = COALESCE(started_at, ?),"
-                " pid = COALESCE(?, pid), pid_created = COALESCE(?, pid_created),"
+                "UPDATE retrain_jobs SET state = CASE state WHEN 'pending' THEN 'running' ELSE state END,"
+                " started_at = COALESCE(started_at, ?), pid = COALESCE(?, pid), pid_created = COALESCE(?, pid_created),"
                 " log_path = COALESCE(?, log_path), detail = COALESCE(?, detail)"
-                " WHERE name = ? AND state = 'pending'",
+                " WHERE name = ?",
                 (at, pid, pid_created, log_path, detail, name),
             )
 

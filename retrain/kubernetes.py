@@ -203,12 +203,15 @@ class KubernetesLauncher:
         t.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop following; open watches are cut (again, if one was still connecting)."""
         self._stop.set()
-        with self._lock:
-            for w in list(self._watches):
-                w.stop()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            while t.is_alive() and time.monotonic() < deadline:
+                with self._lock:
+                    for w in list(self._watches):
+                        w.stop()
+                t.join(0.05)
 
     def _follow(self, ns: str, on_status: Callable[[JobStatus], None], rv: str | None) -> None:
         failures = 0

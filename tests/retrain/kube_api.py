@@ -13,6 +13,7 @@ Test controls: `inject()` faults (status codes, delays before or after the reque
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -350,7 +351,8 @@ class FakeKubeAPI:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                    self.wfile.write(data)
 
             def _route(self, method: str) -> None:
                 url = urlsplit(self.path)
