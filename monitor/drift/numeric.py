@@ -59,10 +59,18 @@ def prefix_sums(ref: Array, center: float) -> Array:
 def wasserstein(ref: Array, prefix: Array, center: float, cur: Array) -> float:
     """W1 = integral of |F_ref - F_cur|, equal to `scipy.stats.wasserstein_distance`.
 
-    With H(x) = integral of F_ref up to x = (k(x) * x - P[k(x)]) / n, each stretch between window
-    points (where F_cur is a constant g) splits where F_ref crosses g (at ref[ceil(g*n) - 1]) into two
-    pieces with closed-form integrals.
+    Samples of equal size: W1 is the mean distance between the sorted samples, one pass. Otherwise
+    the CDFs are integrated against the reference's prefix sums, O(m log n) for a window of m rows.
     """
+    if ref.size == cur.size:
+        return float(np.mean(np.abs(ref - cur)))
+    return _wasserstein_prefix(ref, prefix, center, cur)
+
+
+def _wasserstein_prefix(ref: Array, prefix: Array, center: float, cur: Array) -> float:
+    """With H(x) = integral of F_ref up to x = (k(x) * x - P[k(x)]) / n, each stretch between window
+    points (where F_cur is a constant g) splits where F_ref crosses g (at ref[ceil(g*n) - 1]) into two
+    pieces with closed-form integrals."""
     n, m = ref.size, cur.size
     r_top = ref[-1] - center
     c = cur - center
@@ -189,6 +197,11 @@ def binned_counts(sample: Array, inner_edges: Array) -> Array:
     cuts = np.searchsorted(sample, inner_edges, "right")
     bounds = np.concatenate([[0], cuts, [sample.size]])
     return np.diff(bounds).astype(np.float64)
+
+
+def count_distinct(sample: Array) -> int:
+    """Number of distinct values of a sorted sample (one comparison pass)."""
+    return int(np.count_nonzero(sample[1:] != sample[:-1])) + 1 if sample.size else 0
 
 
 def distinct_sorted(sample: Array) -> tuple[Array, Array]:

@@ -95,9 +95,10 @@ def build_profile(
 def _numeric_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettings) -> NumericProfile:
     values = numeric_values(column).finite
     n = values.size
-    distinct, distinct_counts = numeric.distinct_sorted(values)
-    few = distinct.size <= DISCRETE_MAX_VALUES
-    method = resolve_method("numeric", spec.method, n, distinct.size, settings)
+    n_distinct = numeric.count_distinct(values)
+    few = n_distinct <= DISCRETE_MAX_VALUES
+    distinct, distinct_counts = numeric.distinct_sorted(values) if few else (None, None)
+    method = resolve_method("numeric", spec.method, n, n_distinct, settings)
     mean = float(values.mean()) if n else float("nan")
     std = float(values.std()) if n else float("nan")
     if n:
@@ -117,8 +118,8 @@ def _numeric_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettin
         hi=spec.max_value if spec.max_value is not None else (float(values[-1]) if n else None),
         psi_edges=psi_edges,
         psi_counts=numeric.binned_counts(values, psi_edges),
-        distinct=distinct if few else None,
-        distinct_counts=distinct_counts if few else None,
+        distinct=distinct,
+        distinct_counts=distinct_counts,
         quantiles=numeric.quantiles_sorted(values, SUMMARY_QUANTILES),
     )
 

@@ -68,20 +68,21 @@ def categorical_values(column: pd.Series) -> CategoricalValues:
     """Distinct canonical category keys of a column with their counts, and the unusable rows.
 
     One hashing pass (`pd.factorize`) over the rows; keys are canonicalised on the distinct values
-    only. Object columns mixing types are canonicalised row by row first, so 1 and "1" meet (and
-    True does not merge with 1, as hashing alone would do).
+    only. Object columns holding anything but strings are canonicalised row by row first, so 1 and
+    "1" meet, and True does not merge with 1 as hashing alone would do.
     """
     n = int(column.size)
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
     wrong = 0
-    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+    codes, uniques = _factorize(column)
+    if codes is None or (uniques.dtype == object and not all(isinstance(v, str) for v in uniques)):
+        # mixed or unhashable values: canonicalise row by row, then hash the canonical strings
         raw = column.to_numpy(dtype=object)
         null = column.isna().to_numpy()
         keys = np.array([None if is_null else _canonical(v) for v, is_null in zip(raw, null, strict=True)], dtype=object)
         wrong = int(np.count_nonzero(~null)) - int(np.count_nonzero(keys != None))  # noqa: E711
-        column = pd.Series(keys, dtype=object)
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        codes, uniques = _factorize(pd.Series(keys, dtype=object))
     valid = codes >= 0
     counts = np.bincount(codes[valid], minlength=len(uniques)).astype(np.float64)
     return CategoricalValues(
@@ -91,6 +92,13 @@ def categorical_values(column: pd.Series) -> CategoricalValues:
         missing=int(codes.size - np.count_nonzero(valid)) - wrong,
         wrong_type=wrong,
     )
+
+
+def _factorize(column: pd.Series) -> tuple[np.ndarray | None, pd.Index]:
+    try:
+        return pd.factorize(column, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts)
+        return None, pd.Index([])
 
 
 def _canonical_keys(uniques: pd.Index | np.ndarray) -> NDArray[np.object_]:

@@ -59,6 +59,15 @@ def test_wasserstein_matches_scipy(name: str, ref: np.ndarray, cur: np.ndarray) 
     assert normed == pytest.approx(expected / max(float(np.std(ref)), 0.001), rel=1e-9, abs=1e-9)
 
 
+def test_wasserstein_paths_agree_on_equal_sizes() -> None:
+    """Equal sizes take the sorted-difference shortcut; the general prefix-sum path must agree."""
+    ref, cur = np.sort(RNG.normal(0, 1, 700)), np.sort(RNG.gamma(2.0, 1.0, 700))
+    center = float(ref.mean())
+    expected = stats.wasserstein_distance(ref, cur)
+    assert nm.wasserstein(ref, nm.prefix_sums(ref, center), center, cur) == pytest.approx(expected, rel=1e-12)
+    assert nm._wasserstein_prefix(ref, nm.prefix_sums(ref, center), center, cur) == pytest.approx(expected, rel=1e-9)
+
+
 def test_wasserstein_normed_constant_reference_uses_evidently_floor() -> None:
     ref = np.full(50, 3.0)
     cur = np.sort(RNG.normal(3.0, 1.0, 40))
@@ -118,6 +127,7 @@ def test_quantiles_and_distinct_match_numpy() -> None:
     sample = np.sort(RNG.integers(0, 9, 333).astype(float))
     qs = np.array([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
     np.testing.assert_allclose(nm.quantiles_sorted(sample, qs), np.quantile(sample, qs), rtol=0, atol=1e-12)
+    assert nm.count_distinct(sample) == np.unique(sample).size and nm.count_distinct(np.empty(0)) == 0
     values, counts = nm.distinct_sorted(sample)
     expected_values, expected_counts = np.unique(sample, return_counts=True)
     np.testing.assert_array_equal(values, expected_values)

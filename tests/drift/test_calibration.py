@@ -1,0 +1,285 @@
+"""Calibrated alarms: scores, bootstrap fit, CUSUM design, the detector's gate and state, the stored
+form, and `driftwatch calibrate`. The false-alarm budget itself is checked end to end in
+test_alarms_harness.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.config import FalseAlarmBudget, WindowConfig
+from monitor.drift import ColumnSpec, EngineSettings, build_profile
+from monitor.drift import categorical as ct
+from monitor.drift import sequential as sq
+from monitor.drift.calibration import (
+    BudgetSpec,
+    CalibratedDetector,
+    Calibration,
+    WindowPlan,
+    calibrate,
+    calibration_table,
+    chisquare_scores,
+    detectable_shift,
+    fingerprint,
+    ks_scores,
+    plan_from_config,
+)
+
+PLAN = WindowPlan(records=400, step=200, interval=60.0)
+BUDGET = BudgetSpec(alarms=1, period=7 * 86400.0, resamples=300)
+SPECS = [ColumnSpec("x", "numeric"), ColumnSpec("ticks", "numeric"), ColumnSpec("color", "categorical"), ColumnSpec("const", "numeric")]
+
+
+def _reference(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "x": rng.normal(10, 2, rows),
+        "ticks": rng.poisson(2, rows).astype(float),
+        "color": rng.choice(["red", "green", "blue"], rows, p=[0.5, 0.3, 0.2]),
+        "const": np.full(rows, 3.0),
+    })
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> tuple[pd.DataFrame, object, Calibration]:
+    ref = _reference()
+    profile = build_profile(ref, SPECS, EngineSettings())
+    return ref, profile, calibrate(ref, profile, PLAN, BUDGET)
+
+
+# -- scores ----------------------------------------------------------------------------------------
+
+
+def test_cell_ks_equals_scipy_on_discrete_data() -> None:
+    """On integer data with one cell per value the cell KS statistic is the exact KS statistic, and
+    its p-value is scipy's asymptotic one up to Stephens' small-sample correction."""
+    rng = np.random.default_rng(1)
+    ref, cur = rng.poisson(3, 4000), rng.poisson(3.3, 900)
+    values = np.arange(0, max(ref.max(), cur.max()) + 1)
+    r, c = (np.bincount(a, minlength=values.size).astype(float) for a in (ref, cur))
+    z = ks_scores(r, c)[0]
+    d = stats.ks_2samp(ref, cur).statistic
+    en = 4000 * 900 / 4900
+    expected = stats.norm.isf(stats.kstwobign.sf((math.sqrt(en) + 0.12 + 0.11 / math.sqrt(en)) * d))
+    assert z == pytest.approx(expected, rel=1e-9)
+    assert stats.norm.sf(z) == pytest.approx(stats.ks_2samp(ref, cur, method="asymp").pvalue, rel=0.05)
+
+
+def test_cell_chisquare_equals_the_engines_two_sample_test() -> None:
+    ref = np.array([500.0, 300.0, 200.0, 0.0])
+    cur = np.array([90.0, 80.0, 25.0, 5.0])
+    _, p = ct.chisquare_two_sample(ref, cur)
+    assert chisquare_scores(ref, cur)[0] == pytest.approx(stats.norm.isf(p), rel=1e-9)
+    rows = chisquare_scores(np.vstack([ref, ref]), np.vstack([cur, ref]))
+    assert rows[0] == pytest.approx(stats.norm.isf(p)) and rows[1] < -5  # identical shares: p = 1
+
+
+def test_empty_window_scores_nan() -> None:
+    assert math.isnan(ks_scores(np.array([5.0, 5.0]), np.zeros(2))[0])
+    assert math.isnan(chisquare_scores(np.array([5.0, 5.0]), np.zeros(2))[0])
+
+
+# -- the calibration -------------------------------------------------------------------------------
+
+
+def test_bootstrap_fit_is_close_to_the_asymptotic_null_for_continuous_data(calibrated) -> None:
+    _, _, cal = calibrated
+    x = cal.features["x"]
+    assert abs(x.location) < 0.4 and 0.8 < x.scale < 1.25
+    assert x.tail_exceedance_99 < 0.03  # the fitted normal tail is not too light
+    assert not cal.features["color"].degenerate
+
+
+def test_constant_column_is_degenerate_and_never_drifts(calibrated) -> None:
+    ref, profile, cal = calibrated
+    assert cal.features["const"].degenerate
+    detector = CalibratedDetector(profile, cal)
+    window = ref.sample(400, random_state=0).assign(const=99.0)
+    for _ in range(3):
+        assert not detector.evaluate(window).features["const"].drifted
+
+
+def test_json_round_trip_and_determinism(calibrated) -> None:
+    ref, profile, cal = calibrated
+    back = Calibration.from_dict(json.loads(cal.to_json()))
+    assert back == cal
+    assert calibrate(ref, profile, PLAN, BUDGET) == cal  # seeded: the same inputs give the same rules
+    with pytest.raises(ValueError, match="recompute"):
+        Calibration.from_dict({**cal.to_dict(), "version": "0"})
+
+
+def test_fingerprint_changes_with_reference_window_and_budget(calibrated) -> None:
+    ref, profile, cal = calibrated
+    assert fingerprint(ref, profile, PLAN, BUDGET) == cal.fingerprint
+    changed = ref.copy()
+    changed.loc[7, "x"] += 1e-9
+    assert fingerprint(changed, profile, PLAN, BUDGET) != cal.fingerprint
+    assert fingerprint(ref, profile, WindowPlan(400, 100, 60.0), BUDGET) != cal.fingerprint
+    assert fingerprint(ref, profile, PLAN, BudgetSpec(alarms=2, period=BUDGET.period, resamples=300)) != cal.fingerprint
+
+
+def test_budget_is_split_over_columns_and_periods(calibrated) -> None:
+    _, _, cal = calibrated
+    live = sum(not f.degenerate for f in cal.features.values())
+    windows = BUDGET.period / PLAN.interval
+    assert cal.cusum.target_rate == pytest.approx(1 / (windows * live))
+    assert cal.expected_false_alarms() * live == pytest.approx(BUDGET.alarms)
+
+
+def test_a_budget_that_allows_an_alarm_every_window_is_refused() -> None:
+    ref = _reference(500)
+    profile = build_profile(ref, SPECS[:1], EngineSettings())
+    with pytest.raises(ValueError, match="constrains nothing"):
+        calibrate(ref, profile, PLAN, BudgetSpec(alarms=10, period=60.0, resamples=100))
+
+
+# -- the CUSUM -------------------------------------------------------------------------------------
+
+
+def test_cusum_meets_its_target_rate_on_fresh_null_streams() -> None:
+    """Designed on one simulation, checked on another (different seed) with the same correlation."""
+    for overlap, rho in ((1, 0.0), (3, 0.2)):
+        d = sq.design(2e-3, overlap, rho)
+        scores = sq.null_scores(np.random.default_rng(99), 256, 8000, overlap, rho)
+        rate = sq.alarm_counts(scores, d.k, np.array([d.h]))[0] / scores.size
+        assert rate == pytest.approx(2e-3, rel=0.3), (overlap, rho, rate)
+
+
+def test_cusum_agrees_with_siegmund_and_accounts_for_overlap() -> None:
+    iid = sq.design(1e-3, 1, 0.0)
+    # Siegmund counts first passages only; re-crossings after a dip make our rate higher, never lower
+    assert 1e3 <= sq.siegmund_arl(iid.k, iid.h) <= 3e3
+    assert sq.design(1e-3, 4, 0.0).h > iid.h + 3  # correlated windows need a wider interval
+    assert sq.design(1e-3, 1, 0.3).k > iid.k  # a shared noisy reference raises the slack
+
+
+def test_nan_scores_leave_the_cusum_unchanged() -> None:
+    s, alarm = sq.cusum_step(np.array([1.5]), np.array([math.nan]), 0.5, 2.0)
+    assert s[0] == 1.5 and not alarm[0]
+
+
+# -- deciding windows ------------------------------------------------------------------------------
+
+
+def test_practical_size_gate_ignores_negligible_shifts_in_huge_windows() -> None:
+    """100k-row windows make a 0.04 std shift overwhelmingly significant; the gate keeps it quiet,
+    while a 0.3 std shift of the same windows is drifted."""
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 200_000)})
+    profile = build_profile(ref, [ColumnSpec("x", "numeric")], EngineSettings())
+    plan = WindowPlan(records=100_000, step=100_000, interval=3600.0)
+    cal = calibrate(ref, profile, plan, BudgetSpec(resamples=200))
+    small = CalibratedDetector(profile, cal).evaluate(pd.DataFrame({"x": rng.normal(0.04, 1, 100_000)})).features["x"]
+    evidence = small.details["calibration"]
+    assert evidence["alarm"] and evidence["effect"] < 0.1 and not small.drifted
+    big = CalibratedDetector(profile, cal).evaluate(pd.DataFrame({"x": rng.normal(0.3, 1, 100_000)})).features["x"]
+    assert big.drifted and big.details["calibration"]["effect"] > 0.25
+
+
+def test_detector_catches_shifts_and_new_categories_and_recomputes_the_dataset_verdict(calibrated) -> None:
+    ref, profile, cal = calibrated
+    rng = np.random.default_rng(5)
+    quiet = CalibratedDetector(profile, cal)
+    unchanged = quiet.evaluate(ref.sample(400, random_state=1))
+    assert not any(f.drifted for f in unchanged.features.values())
+    detector = CalibratedDetector(profile, cal)
+    window = ref.sample(400, random_state=2).reset_index(drop=True)
+    window["x"] += 1.5 * ref["x"].std()
+    window.loc[rng.random(400) < 0.3, "color"] = "purple"
+    result = detector.evaluate(window)
+    assert result.features["x"].drifted and result.features["color"].drifted
+    assert result.dataset.n_drifted == 2 and result.dataset.drift_share == pytest.approx(0.5) and result.dataset.drifted
+
+
+def test_detector_state_survives_a_restart(calibrated) -> None:
+    ref, profile, cal = calibrated
+    windows = [ref.sample(400, random_state=i).assign(x=lambda d: d.x + 0.25 * ref.x.std()) for i in range(4)]
+    one = CalibratedDetector(profile, cal)
+    for w in windows[:2]:
+        one.evaluate(w)
+    two = CalibratedDetector(profile, cal)
+    two.restore(json.loads(json.dumps(one.state())))
+    assert [one.evaluate(w).to_dict() for w in windows[2:]] == [two.evaluate(w).to_dict() for w in windows[2:]]
+
+
+def test_detectable_shift_grows_when_the_budget_tightens(calibrated) -> None:
+    ref, profile, cal = calibrated
+    loose = calibrate(ref, profile, PLAN, BudgetSpec(alarms=100, period=BUDGET.period, resamples=300))
+    tight = detectable_shift(cal.features["x"], cal, profile.columns["x"], within=3, sims=200)
+    easy = detectable_shift(loose.features["x"], loose, profile.columns["x"], within=3, sims=200)
+    assert 0.1 <= easy < tight < 2.0
+    assert detectable_shift(cal.features["color"], cal, profile.columns["color"], within=3, sims=200) < 0.5
+    rows = calibration_table(cal, profile, within=3, sims=100)
+    assert [r["name"] for r in rows] == ["x", "ticks", "color", "const"]
+    assert rows[3]["degenerate"] and rows[3]["detectable_shift"] is None  # inf is not JSON: None
+
+
+# -- config ----------------------------------------------------------------------------------------
+
+
+def test_window_plan_from_config() -> None:
+    rate = FalseAlarmBudget(expected_records_per_second=10)
+    assert plan_from_config(WindowConfig(records=1000, step=250), rate) == WindowPlan(1000, 250, 25.0)
+    assert plan_from_config(WindowConfig(records=1000, step_duration=60), rate) == WindowPlan(1000, 600, 60.0)
+    assert plan_from_config(WindowConfig(records=None, duration=600, step_duration=60), rate) == WindowPlan(6000, 600, 60.0)
+    assert plan_from_config(WindowConfig(records=1000, step=500, step_duration=30), FalseAlarmBudget()) == WindowPlan(1000, 500, 30.0)
+    with pytest.raises(ValueError, match="expected_records_per_second"):
+        plan_from_config(WindowConfig(records=1000), FalseAlarmBudget())
+    with pytest.raises(ValueError, match="expected_records_per_second"):
+        plan_from_config(WindowConfig(records=None, duration=600, step_duration=60), FalseAlarmBudget())
+
+
+# -- the CLI ---------------------------------------------------------------------------------------
+
+
+def _config(tmp_path: Path, budget: dict | None) -> Path:
+    ref = _reference(2000)
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    model = {
+        "name": "toy",
+        "features": [{"name": s.name, "type": s.kind} for s in SPECS],
+        "reference": {"path": "ref.csv"},
+        "window": {"records": 400, "step": 200},
+    }
+    if budget is not None:
+        model["false_alarm_budget"] = budget
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "models": [model]}))
+    return path
+
+
+def test_cli_calibrate_prints_thresholds_and_json(tmp_path: Path) -> None:
+    config = _config(tmp_path, {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5})
+    res = CliRunner().invoke(app, ["calibrate", "--config", str(config), "--within", "2"])
+    assert res.exit_code == 0, res.output
+    assert "Calibrated alarms for toy" in res.output and "k = " in res.output and "constant in reference" in res.output
+    res = CliRunner().invoke(app, ["calibrate", "--config", str(config), "--model", "toy", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["window"] == {"records": 400, "step": 200, "interval": 40.0} and doc["within_windows"] == 3
+    x = next(f for f in doc["features"] if f["name"] == "x")
+    assert 0 < x["single_window_p_value"] < 1e-4 and 0 < x["detectable_shift"] < 2
+    assert sum(f["expected_false_alarms_per_period"] for f in doc["features"]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("budget", "args", "message"),
+    [
+        (None, [], "has no false_alarm_budget"),
+        ({"alarms": 1, "period": "7d"}, [], "expected_records_per_second"),
+        ({"alarms": 1, "period": "7d", "expected_records_per_second": 5}, ["--model", "nope"], "no model named 'nope'"),
+        ({"alarms": 100000, "period": "1h", "expected_records_per_second": 5}, [], "constrains nothing"),
+    ],
+)
+def test_cli_calibrate_user_errors_exit_2(tmp_path: Path, budget: dict | None, args: list[str], message: str) -> None:
+    res = CliRunner().invoke(app, ["calibrate", "--config", str(_config(tmp_path, budget)), *args])
+    assert res.exit_code == 2 and message in res.output.replace("\n", " ") and "Traceback" not in res.output
