@@ -204,7 +204,10 @@ class RetrainController:
     def _kubernetes(self) -> KubernetesLauncher:
         with self._lock:
             if self._kube is None:
-                self._kube = KubernetesLauncher()
+                try:
+                    self._kube = KubernetesLauncher()
+                except Exception as exc:  # no in-cluster service account and no usable kubeconfig
+                    raise LaunchError(f"no Kubernetes API configuration: {exc}", transient=False) from exc
             return self._kube
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -218,7 +221,14 @@ class RetrainController:
         })
         active = self.history.jobs(active_only=True)
         for ns in namespaces:
-            self._start_namespace(ns, [r for r in active if r.launcher == "kubernetes" and r.namespace == ns])
+            known = [r for r in active if r.launcher == "kubernetes" and r.namespace == ns]
+            try:
+                self._start_namespace(ns, known)
+            except LaunchError as exc:  # no API configuration: pending runs get their failure recorded
+                log.error("event=retrain_kubernetes_unavailable namespace=%s error=%r", ns, str(exc))
+                for rec in known:
+                    if rec.state == "pending":
+                        self._pool.submit(self._launch, rec.run)
         for rec in active:
             if rec.launcher != "local":
                 continue
