@@ -202,9 +202,11 @@ def test_views_health_and_metrics(server: tuple[httpx.Client, Path]) -> None:
     assert_error(client.get("/no/such/path"), 404, "not_found")
     assert_error(client.put("/v1/events"), 405, "method_not_allowed")
     deadline = time.monotonic() + 20
-    while (drift := client.get("/v1/models/toy/drift").json())["result"] is None and time.monotonic() < deadline:
+    # 120 more records pass a step boundary: the loop evaluates a full window of the last 100.
+    while ((drift := client.get("/v1/models/toy/drift").json())["window"] or {}).get("n_records") != 100:
+        assert time.monotonic() < deadline, drift["window"]
         time.sleep(0.05)
-    assert drift["result"]["dataset"]["n_current"] == drift["window"]["n_records"] == 100
+    assert drift["result"]["dataset"]["n_current"] == 100 and drift["window_records"] == 100
     metrics = client.get("/metrics").text
     assert 'driftwatch_events_ingested_total{model="toy"}' in metrics
     assert 'driftwatch_events_rejected_total{model="toy",reason="truncated"}' in metrics
