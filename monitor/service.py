@@ -87,6 +87,8 @@ class _ModelState:
     info: WindowInfo | None = None
     last_evaluation: float | None = None
     profile: Any = None
+    detector: Any = None
+    """A CalibratedDetector when the model has a false_alarm_budget (it keeps CUSUM state across windows)."""
     restore: tuple[int, int] | None = None
     """Record range of the last stored evaluation, re-evaluated at start-up to restore `result`."""
 
@@ -191,20 +193,27 @@ class Monitor:
     def _build_profiles(self) -> None:
         """Profile every reference; re-evaluate the last stored window so results survive restarts."""
         from monitor.drift import build_profile, evaluate, specs_from_config
+        from monitor.drift.calibration import calibrated_detector
 
         for name, state in self._models.items():
             try:
                 specs, settings = specs_from_config(self.config, state.config)
-                profile = build_profile(load_reference(state.config), specs, settings)
+                reference = load_reference(state.config)
+                profile = build_profile(reference, specs, settings)
+                detector = calibrated_detector(state.config, reference, profile)
             except Exception as exc:  # a bad reference must not take the whole monitor down
                 self.profile_errors[name] = f"{type(exc).__name__}: {exc}"
                 log.error("reference_profile_failed model=%s error=%s", name, type(exc).__name__)
                 continue
             with self._lock:
                 records = state.window.records_between(*state.restore) if state.restore else None
-            result = evaluate(profile, _frame(state.config, records)) if records else None
+            if records:
+                frame = _frame(state.config, records)
+                result = detector.evaluate(frame) if detector is not None else evaluate(profile, frame)
+            else:
+                result = None
             with self._lock:
-                state.profile = profile
+                state.profile, state.detector = profile, detector
                 state.result = state.result or result
 
     # -- ingest -------------------------------------------------------------------------------------
@@ -362,7 +371,8 @@ class Monitor:
             if window is None:
                 continue
             started = time.perf_counter()
-            result = evaluate(state.profile, _frame(state.config, window.records))
+            frame = _frame(state.config, window.records)
+            result = state.detector.evaluate(frame) if state.detector is not None else evaluate(state.profile, frame)
             evaluated_at = self._clock()
             row = EvaluationRow(
                 name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,

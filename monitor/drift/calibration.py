@@ -55,6 +55,7 @@ __all__ = [
     "FeatureCalibration",
     "WindowPlan",
     "calibrate",
+    "calibrated_detector",
     "detectable_shift",
     "detection_probability",
     "fingerprint",
@@ -493,6 +494,16 @@ def _dataset(old: DatasetResult, features: Mapping[str, FeatureResult]) -> Datas
     n_drifted = sum(f.drifted for f in cols)
     share = n_drifted / len(cols) if cols else 0.0
     return replace(old, drift_share=share, drifted=bool(cols) and share >= old.threshold, n_drifted=n_drifted)
+
+
+def calibrated_detector(model: Any, reference: pd.DataFrame, profile: ReferenceProfile) -> CalibratedDetector | None:
+    """The detector for a `monitor.config.ModelConfig` with a `false_alarm_budget`, else None (the
+    engine's fixed thresholds decide). Raises ValueError when the budget cannot be calibrated."""
+    budget = getattr(model, "false_alarm_budget", None)
+    if budget is None:
+        return None
+    plan = plan_from_config(model.window, budget)
+    return CalibratedDetector(profile, calibrate(reference, profile, plan, BudgetSpec.from_config(budget)))
 
 
 # -- power: how large a shift is caught, and how fast ----------------------------------------------

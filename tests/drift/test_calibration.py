@@ -284,3 +284,61 @@ def test_cli_calibrate_prints_thresholds_and_json(tmp_path: Path) -> None:
 def test_cli_calibrate_user_errors_exit_2(tmp_path: Path, budget: dict | None, args: list[str], message: str) -> None:
     res = CliRunner().invoke(app, ["calibrate", "--config", str(_config(tmp_path, budget)), *args])
     assert res.exit_code == 2 and message in res.output.replace("\n", " ") and "Traceback" not in res.output
+
+
+# -- the running monitor ---------------------------------------------------------------------------
+
+
+def _events(start: int, rows: pd.DataFrame) -> list[dict]:
+    """One `POST /v1/events` event per 50 rows (plain JSON records)."""
+    out = []
+    for k, lo in enumerate(range(0, len(rows), 50)):
+        body = rows.iloc[lo : lo + 50].to_dict("records")
+        out.append({
+            "id": f"ev-{start + k}", "model": "toy", "timestamp": 1_700_000_000.0 + start + k, "latency_seconds": 0.001,
+            "status": 200, "method": "POST", "path": "/predict",
+            "request": {"body": json.dumps(body), "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
+            "response": {"body": json.dumps([{}] * len(body)), "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
+        })
+    return out
+
+
+def test_monitor_decides_windows_of_a_budgeted_model_with_the_calibrated_rule(tmp_path: Path) -> None:
+    """The real Monitor (SQLite store, sliding windows, evaluation) uses the calibration when the
+    model has a false_alarm_budget: unchanged windows stay quiet, a shift is drifted, and the
+    evidence is in the stored result."""
+    import asyncio
+
+    from monitor.capture import CapturedEvent
+    from monitor.config import load_config
+    from monitor.service import Monitor
+
+    path = _config(tmp_path, {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5})
+    data = yaml.safe_load(path.read_text())
+    data["models"][0]["protocol"] = "json"
+    data["server"] = {"store": {"path": str(tmp_path / "dw.db")}}
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(path)
+    ref = pd.read_csv(tmp_path / "ref.csv")
+    unchanged = ref.sample(800, random_state=1, replace=True).reset_index(drop=True)
+    shifted = ref.sample(800, random_state=2, replace=True).reset_index(drop=True).assign(x=lambda d: d.x + 3.0)
+
+    async def scenario() -> list[dict]:
+        mon = Monitor(cfg)
+        await mon.start(background=False)
+        try:
+            verdicts = []
+            for start, rows in ((0, unchanged), (100, shifted)):
+                for ev in _events(start, rows):
+                    await mon.ingest([CapturedEvent.model_validate(ev)])
+                    if mon.evaluate_due():
+                        verdicts.append(mon.snapshot()["toy"].result.to_dict())
+            return verdicts
+        finally:
+            await mon.stop()
+
+    verdicts = asyncio.run(scenario())
+    assert len(verdicts) == 8  # 1600 records, a window every 200
+    assert all("calibration" in f["details"] for v in verdicts for f in v["features"].values())
+    assert not any(f["drifted"] for v in verdicts[:4] for f in v["features"].values())
+    assert verdicts[-1]["features"]["x"]["drifted"] and not verdicts[-1]["features"]["color"]["drifted"]
