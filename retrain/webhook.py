@@ -37,7 +37,10 @@ class Controller(Protocol):
 
 
 class _Lenient(BaseModel):
-    """Alertmanager may add fields in later versions: unknown ones are ignored, known ones typed."""
+    """Alertmanager may add fields in later versions: unknown ones are ignored, known ones typed.
+
+    Field names are Alertmanager's wire names (camelCase), so payloads validate as sent.
+    """
 
     model_config = ConfigDict(extra="ignore", strict=False)
 
@@ -46,9 +49,9 @@ class Alert(_Lenient):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 (the wire name)
-    endsAt: datetime | None = None  # noqa: N815
-    generatorURL: str = ""  # noqa: N815
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=128)
 
 
@@ -56,12 +59,12 @@ class Payload(_Lenient):
     version: Literal["4"]
     status: Literal["firing", "resolved"]
     receiver: str = ""
-    groupKey: str = ""  # noqa: N815
-    truncatedAlerts: int = Field(default=0, ge=0)  # noqa: N815
-    groupLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
-    commonLabels: dict[str, str] = Field(default_factory=dict)  # noqa: N815
-    commonAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
-    externalURL: str = ""  # noqa: N815
+    groupKey: str = ""
+    truncatedAlerts: int = Field(default=0, ge=0)
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
     alerts: list[Alert]
 
 

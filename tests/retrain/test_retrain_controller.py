@@ -111,8 +111,8 @@ def test_a_drift_streak_launches_one_job_and_its_outcome_is_counted(api: FakeKub
     wait_for(lambda: len(api.jobs("ml")) == 1)
     (job,) = api.jobs("ml")
     assert job["metadata"]["labels"]["driftwatch.io/trigger"] == d2.fingerprint
-    wait_for(lambda: c.snapshot()["wine"].active == 1)
-    assert c.history.jobs(model="wine")[0].state == "running"
+    wait_for(lambda: c.history.jobs(model="wine")[0].state == "running")
+    assert c.snapshot()["wine"].active == 1
     api.complete("ml", job["metadata"]["name"])
     wait_for(lambda: c.snapshot()["wine"].outcomes["succeeded"] == 1)
     snap = c.snapshot()["wine"]
@@ -140,7 +140,7 @@ def test_failed_and_deadline_exceeded_jobs_free_their_slot(api: FakeKubeAPI, mak
     clock.t += 1
     assert c.on_evaluation("wine", window(2)).action == "launch"
     wait_for(lambda: len(api.jobs("ml")) == 2)
-    second = [j for j in api.jobs("ml") if not j["status"].get("conditions")][0]
+    second = next(j for j in api.jobs("ml") if not j["status"].get("conditions"))
     api.fail("ml", second["metadata"]["name"], "BackoffLimitExceeded")
     wait_for(lambda: c.snapshot()["wine"].outcomes["failed"] == 1)
     assert c.snapshot()["wine"].active == 0
@@ -208,7 +208,7 @@ def test_start_adopts_running_jobs_and_closes_vanished_ones(api: FakeKubeAPI, ma
     first = make_controller(db=db)
     first.on_evaluation("wine", window(0))
     first.on_evaluation("wine", window(1))
-    wait_for(lambda: len(api.jobs("ml")) == 1 and first.snapshot()["wine"].active == 1)
+    wait_for(lambda: len(api.jobs("ml")) == 1 and first.history.jobs()[0].state == "running")
     (launched,) = first.history.jobs()
     first.stop()
     api.delete("ml", api.jobs("ml")[0]["metadata"]["name"])  # deleted while the monitor is down
@@ -293,8 +293,12 @@ def test_two_replicas_deciding_the_same_trigger_create_one_job(api: FakeKubeAPI,
         c.on_evaluation("wine", window(0))
     assert [c.on_evaluation("wine", window(1)).action for c in (a, b)] == ["launch", "launch"]
     # One replica created the Job; the other's create answered 409 and it follows the same Job.
-    wait_for(lambda: sorted(str(c.history.jobs(model="wine")[0].detail) for c in (a, b)) == ["None", "already existed"])
-    assert all(c.history.jobs(model="wine")[0].state == "running" for c in (a, b))
+    def settled() -> bool:
+        recs = [c.history.jobs(model="wine")[0] for c in (a, b)]
+        return all(r.state == "running" for r in recs) and sorted(str(r.detail) for r in recs) == [
+            "None", "already existed"]
+
+    wait_for(settled)
     assert len(api.jobs("ml")) == 1 and sum(1 for m, _ in api.requests if m == "POST") == 2
 
 

@@ -115,7 +115,7 @@ def test_refused_connections_are_retried_then_reported() -> None:
     cfg.retries = 0
     sleeps = Sleeps()
     k = KubernetesLauncher(client.ApiClient(cfg), retry=FAST, sleep=sleeps, rng=random.Random(1))
-    with pytest.raises(LaunchError, match="gave up after 4 attempt.*(Connection refused|NewConnectionError)") as err:
+    with pytest.raises(LaunchError, match=r"gave up after 4 attempt.*(Connection refused|NewConnectionError)") as err:
         k.launch(make_run(), KCFG)
     assert err.value.transient and len(sleeps) == 3
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -91,7 +92,7 @@ def test_thin_windows_neither_extend_nor_end_a_streak() -> None:
 
 def test_replayed_windows_are_ignored() -> None:
     rc = cfg(consecutive_windows=2)
-    d1, state = decide_window("wine", rc, ModelState(), ev(5, 0.9), 0, FREE, set())
+    _, state = decide_window("wine", rc, ModelState(), ev(5, 0.9), 0, FREE, set())
     d2, state2 = decide_window("wine", rc, state, ev(5, 0.9), 1, FREE, set())
     d3, _ = decide_window("wine", rc, state, ev(4, 0.9), 1, FREE, set())
     assert (d2.reason, d3.reason) == ("stale_window", "stale_window") and state2 == state
@@ -248,7 +249,7 @@ def test_policy_invariants_hold_for_any_history(rc_a: RetrainConfig, rc_b: Retra
         if rc.dry_run:
             assert times == []
         # Never inside the cooldown.
-        assert all(b - a >= rc.cooldown for a, b in zip(times, times[1:], strict=False))
+        assert all(b - a >= rc.cooldown for a, b in itertools.pairwise(times))
         # Never more than the budget in any period.
         for t in times:
             assert sum(1 for u in times if t - rc.budget.period < u <= t) <= rc.budget.count
