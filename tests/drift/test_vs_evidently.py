@@ -161,4 +161,4 @@ def test_chisquare_is_two_sample_unlike_evidentlys_goodness_of_fit(evidently_sco
         theirs_flags += evidently_chi(r, c) < 0.05
     se = np.sqrt(0.05 * 0.95 / reps)
     assert abs(ours_flags / reps - 0.05) < 3 * se, ours_flags / reps
-    assert theirs_flags / reps > 0.2, theirs_flags / reps  # ~0.29 expected for 5 categories
+    assert theirs_flags / reps > 0.2, theirs_flags / reps  # ~0.3 expected for 5 categories (statistic ~ 2 x chi2(4))
