@@ -170,11 +170,15 @@ class KubernetesLauncher:
             raise LaunchError(f"create {ns}/{run.name}: the template is not a valid Job: {_invalid(exc)}",
                               transient=False) from exc
         except ApiException as exc:
-            if exc.status != 409:
+            if exc.status != 409 or _api_reason(exc) != "AlreadyExists":
                 raise LaunchError(f"create {ns}/{run.name}: {_describe(exc)}: {_api_message(exc)}",
                                   transient=False) from exc
-        existing = self._call(f"get {ns}/{run.name}", lambda: self._batch.read_namespaced_job(
-            run.name, ns, _request_timeout=self.retry.timeout))
+        try:
+            existing = self._call(f"get {ns}/{run.name}", lambda: self._batch.read_namespaced_job(
+                run.name, ns, _request_timeout=self.retry.timeout))
+        except ApiException as exc:  # e.g. deleted between the 409 and the read
+            raise LaunchError(f"create {ns}/{run.name} answered AlreadyExists, then get: {_describe(exc)}",
+                              transient=True) from exc
         labels = existing.metadata.labels or {}
         if labels.get(LABEL_TRIGGER) != run.fingerprint:
             raise LaunchError(f"Job {ns}/{run.name} exists but belongs to another trigger "
@@ -273,12 +277,21 @@ class KubernetesLauncher:
 
 
 
-def _api_message(exc: ApiException) -> str:
+def _status_field(exc: ApiException, key: str) -> str:
+    """A field of the `Status` object the API server sends with an error."""
     try:
         data = json.loads(exc.body or "{}")
     except ValueError:
         return ""
-    return str(data.get("message", "")) if isinstance(data, dict) else ""
+    return str(data.get(key, "")) if isinstance(data, dict) else ""
+
+
+def _api_message(exc: ApiException) -> str:
+    return _status_field(exc, "message")
+
+
+def _api_reason(exc: ApiException) -> str:
+    return _status_field(exc, "reason")
 
 
 def _invalid(exc: ValueError) -> str:

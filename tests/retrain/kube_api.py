@@ -366,7 +366,7 @@ class FakeKubeAPI:
                     time.sleep(fault.delay)
                 if fault and fault.status is not None:
                     reason = {500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests",
-                              403: "Forbidden", 405: "MethodNotAllowed"}.get(fault.status, "Unknown")
+                              403: "Forbidden", 405: "MethodNotAllowed", 409: "Conflict"}.get(fault.status, "Unknown")
                     self._send(fault.status, status_object(fault.status, reason, f"injected {fault.status}"))
                     return
                 try:

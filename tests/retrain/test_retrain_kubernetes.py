@@ -147,6 +147,15 @@ def test_a_name_taken_by_another_trigger_is_an_error(api: FakeKubeAPI,
         k.launch(clash, KCFG)
 
 
+def test_a_409_that_is_not_already_exists_is_reported(api: FakeKubeAPI,
+                                                     launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
+    k, _ = launcher
+    api.inject("POST", status=409)
+    with pytest.raises(LaunchError, match=r"HTTP 409.*injected 409") as err:
+        k.launch(make_run(), KCFG)
+    assert not err.value.transient and api.jobs() == []
+
+
 def test_list_finds_jobs_by_label_only(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
     k, _ = launcher
     k.launch(make_run("1111111111111111"), KCFG)
