@@ -536,16 +536,36 @@ def parse_config(data: Any, source: str = "config", base_dir: Path | None = None
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
+    """Relative paths in a config file mean "next to this file", wherever the process runs."""
+
     def fix(p: Path) -> Path:
         return p if p.is_absolute() else (base / p)
 
-    models = [
-        m.model_copy(update={"reference": m.reference.model_copy(update={"path": fix(m.reference.path)})})
-        for m in cfg.models
-    ]
+    def fix_retrain(r: RetrainConfig | None) -> RetrainConfig | None:
+        if r is None or r.local is None:
+            return r
+        local = r.local.model_copy(
+            update={"log_dir": fix(r.local.log_dir), "cwd": fix(r.local.cwd) if r.local.cwd else None}
+        )
+        return r.model_copy(update={"local": local})
+
+    def fix_model(m: ModelConfig) -> ModelConfig:
+        update: dict[str, Any] = {
+            "reference": m.reference.model_copy(update={"path": fix(m.reference.path)}),
+            "retrain": fix_retrain(m.retrain),
+        }
+        if m.resources.pid_file is not None:
+            update["resources"] = m.resources.model_copy(update={"pid_file": fix(m.resources.pid_file)})
+        return m.model_copy(update=update)
+
     store = cfg.server.store.model_copy(update={"path": fix(cfg.server.store.path)})
-    server = cfg.server.model_copy(update={"store": store})
-    return cfg.model_copy(update={"models": models, "server": server})
+    return cfg.model_copy(
+        update={
+            "models": [fix_model(m) for m in cfg.models],
+            "server": cfg.server.model_copy(update={"store": store}),
+            "defaults": cfg.defaults.model_copy(update={"retrain": fix_retrain(cfg.defaults.retrain)}),
+        }
+    )
 
 
 def load_config(path: str | Path) -> Config:

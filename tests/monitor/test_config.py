@@ -48,6 +48,7 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     assert cfg.drift_policy(cfg.model("churn")).numeric.method == "wasserstein"
     assert cfg.drift_policy(wine) is cfg.defaults.drift
     assert cfg.retrain_for(wine) is not None and cfg.retrain_for(wine).cooldown == 6 * 3600
+    assert cfg.retrain_for(wine).local.log_dir == EXAMPLE.parent / "retrain-logs"
 
 
 def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
