@@ -49,7 +49,7 @@ def evaluate(profile: ReferenceProfile, current: pd.DataFrame) -> DriftResult:
     # Values near the float limits (1e308) overflow to inf/NaN scores, which mean "no verdict": no warnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for name, col_profile in profile.columns.items():
-            column = current[name] if name in current.columns else pd.Series([None] * n_rows, dtype=object)
+            column = _column(current, name)
             if isinstance(col_profile, NumericProfile):
                 results[name] = _evaluate_numeric(col_profile, column)
             else:
@@ -81,6 +81,7 @@ def detect(
     thresholds are used.
     """
     if config is None:
+        reference, current = _str_columns(reference), _str_columns(current)
         specs, settings = infer_specs(reference, current), EngineSettings()
     else:
         specs, settings = specs_from_config(config, model)
@@ -92,6 +93,21 @@ def infer_specs(reference: pd.DataFrame, current: pd.DataFrame) -> list[ColumnSp
     if not common:
         raise ValueError("the reference and current data have no column in common")
     return [ColumnSpec(name=str(c), kind=_inferred_kind(reference[c])) for c in common]
+
+
+def _str_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column labels as strings (a frame built from a bare array is labelled 0, 1, ...)."""
+    if all(isinstance(c, str) for c in frame.columns):
+        return frame
+    return frame.rename(columns=str)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The window's column; absent means all missing, and of duplicated labels the first one counts."""
+    if name not in frame.columns:
+        return pd.Series([None] * len(frame), dtype=object)
+    column = frame[name]
+    return column.iloc[:, 0] if isinstance(column, pd.DataFrame) else column
 
 
 def _inferred_kind(column: pd.Series) -> str:

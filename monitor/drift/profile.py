@@ -86,6 +86,7 @@ def build_profile(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme values give NaN, not warnings
         for spec in columns:
             col = reference[spec.name]
+            col = col.iloc[:, 0] if isinstance(col, pd.DataFrame) else col  # duplicated label: the first counts
             profiles[spec.name] = (
                 _numeric_profile(spec, col, settings) if spec.kind == "numeric" else _categorical_profile(spec, col, settings)
             )

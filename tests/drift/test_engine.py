@@ -246,6 +246,15 @@ def test_discrete_numeric_column_is_compared_as_categories_under_auto() -> None:
     assert f.method == "chisquare" and f.drifted and f.statistic is not None and f.statistic > 50
 
 
+def test_unlabelled_frames_and_duplicated_labels() -> None:
+    ref, cur = pd.DataFrame(RNG.normal(size=(300, 2))), pd.DataFrame(RNG.normal(2.0, 1, size=(300, 2)))
+    result = detect(ref, cur)  # frames from bare arrays are labelled 0, 1
+    assert set(result.features) == {"0", "1"} and result.dataset.drifted
+    dup = pd.DataFrame(RNG.normal(size=(200, 2)), columns=["x", "x"])
+    f = evaluate(build_profile(dup, [ColumnSpec("x", "numeric")]), dup).features["x"]
+    assert f.n_reference == f.n_current == 200 and not f.drifted
+
+
 def test_evaluate_is_deterministic_and_reuses_the_profile() -> None:
     profile = build_profile(_frame(1000), [ColumnSpec("x", "numeric"), ColumnSpec("color", "categorical")])
     window = _frame(700, shift=0.2, seed=8)
