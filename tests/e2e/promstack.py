@@ -59,7 +59,10 @@ class Service:
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> Service:
-        wait_for(f"{self.name} to be ready at {self.ready_url}", self._ready, timeout)
+        try:
+            wait_for(f"{self.name} to be ready at {self.ready_url}", self._ready, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its log ends:\n{self.log_tail()}") from None
         return self
 
     def start(self, timeout: float = 30.0) -> Service:
