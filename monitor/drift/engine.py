@@ -22,7 +22,7 @@ from monitor.drift.profile import (
     build_profile,
 )
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
-from monitor.drift.spec import P_VALUE_METHODS, ColumnSpec, EngineSettings, specs_from_config
+from monitor.drift.spec import P_VALUE_METHODS, ColumnSpec, EngineSettings, Kind, specs_from_config
 from monitor.drift.values import categorical_values, numeric_values
 
 NAN = math.nan
@@ -110,7 +110,7 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return column.iloc[:, 0] if isinstance(column, pd.DataFrame) else column
 
 
-def _inferred_kind(column: pd.Series) -> str:
+def _inferred_kind(column: pd.Series) -> Kind:
     dtype = column.dtype
     if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
         return "categorical"
@@ -157,7 +157,7 @@ def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
         return _Outcome(method, numeric.energy_distance(ref, cur))
     if method == "psi":
         return _Outcome(method, DISTANCES["psi"](p.psi_counts, numeric.binned_counts(cur, p.psi_edges)))
-    if p.distinct is not None:  # few distinct values: compare them as categories
+    if p.distinct is not None and p.distinct_counts is not None:  # few distinct values: compare as categories
         ref_counts, cur_counts = _align_values(p.distinct, p.distinct_counts, cur)
         if method in cat_tests.TESTS:
             return _categorical_test(method, ref_counts, cur_counts)
@@ -281,9 +281,9 @@ def _result(
 
 def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict[str, FeatureResult]:
     """BH across the window's test columns (features and outputs alike), then each column's verdict."""
-    tested = [name for name, r in results.items() if r.is_test and r.p_value is not None]
+    tested = {name: r.p_value for name, r in results.items() if r.is_test and r.p_value is not None}
     if settings.multiple_testing == "bh" and tested:
-        adjusted = benjamini_hochberg([results[n].p_value for n in tested])
+        adjusted = benjamini_hochberg(list(tested.values()))
         for name, adj in zip(tested, adjusted, strict=True):
             results[name] = replace(results[name], adjusted_p_value=float(adj))
     decided = {}

@@ -115,11 +115,12 @@ def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | N
     Precedence per column: the feature's own `drift` fields that were set, then the model's (or the
     defaults') per-type policy, then `auto` with the method's default threshold.
     """
-    if hasattr(config, "models"):
-        model_cfg = _pick_model(config, model)
-        policy = config.drift_policy(model_cfg)
+    cfg: Any = config  # duck-typed: a Config has `models`, a ModelConfig has `features`
+    if hasattr(cfg, "models"):
+        model_cfg = _pick_model(cfg, model)
+        policy = cfg.drift_policy(model_cfg)
     else:
-        model_cfg = config
+        model_cfg = cfg
         policy = getattr(model_cfg, "drift", None)
     settings = EngineSettings() if policy is None else EngineSettings(
         dataset_drift_share=float(policy.dataset_drift_share),
@@ -127,11 +128,8 @@ def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | N
         large_reference_rows=int(policy.large_reference_rows),
         psi_bins=int(policy.psi_bins),
     )
-    specs = [
-        _column_spec(col, role, policy)
-        for role, cols in (("feature", model_cfg.features), ("output", model_cfg.outputs))
-        for col in cols
-    ]
+    groups: tuple[tuple[Role, Any], ...] = (("feature", model_cfg.features), ("output", model_cfg.outputs))
+    specs = [_column_spec(col, role, policy) for role, cols in groups for col in cols]
     return specs, settings
 
 

@@ -75,14 +75,15 @@ def categorical_values(column: pd.Series) -> CategoricalValues:
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
     wrong = 0
-    codes, uniques = _factorize(column)
-    if codes is None or (uniques.dtype == object and not all(isinstance(v, str) for v in uniques)):
+    factorized = _factorize(column)
+    if factorized is None or (factorized[1].dtype == object and not all(isinstance(v, str) for v in factorized[1])):
         # mixed or unhashable values: canonicalise row by row, then hash the canonical strings
         raw = column.to_numpy(dtype=object)
         null = column.isna().to_numpy()
         keys = np.array([None if is_null else _canonical(v) for v, is_null in zip(raw, null, strict=True)], dtype=object)
         wrong = int(np.count_nonzero(~null)) - int(np.count_nonzero(keys != None))  # noqa: E711
-        codes, uniques = _factorize(pd.Series(keys, dtype=object))
+        factorized = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+    codes, uniques = factorized
     valid = codes >= 0
     counts = np.bincount(codes[valid], minlength=len(uniques)).astype(np.float64)
     return CategoricalValues(
@@ -94,11 +95,12 @@ def categorical_values(column: pd.Series) -> CategoricalValues:
     )
 
 
-def _factorize(column: pd.Series) -> tuple[np.ndarray | None, pd.Index]:
+def _factorize(column: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
+    """Codes and distinct values, or None when some values are unhashable (lists, dicts)."""
     try:
         return pd.factorize(column, use_na_sentinel=True)
-    except TypeError:  # unhashable values (lists, dicts)
-        return None, pd.Index([])
+    except TypeError:
+        return None
 
 
 def _canonical_keys(uniques: pd.Index | np.ndarray) -> NDArray[np.object_]:
