@@ -38,8 +38,7 @@ from scipy import stats
 
 from monitor.config import WindowConfig
 from monitor.drift import ColumnSpec, EngineSettings, build_profile
-from monitor.drift.calibration import BudgetSpec, CalibratedDetector, Calibration, WindowPlan, calibrate
-from monitor.drift.result import DriftResult
+from monitor.drift.calibration import BudgetSpec, CalibratedDetector, WindowPlan, calibrate
 from monitor.windows import SlidingWindow
 
 
@@ -136,12 +135,10 @@ def windows(source: pd.DataFrame, setup: Setup, n_windows: int, rng: np.random.G
             yield pd.DataFrame.from_records(due.records, columns=columns)
 
 
-def _entries(previous: dict[str, bool], result: DriftResult, key: Callable[[str], bool]) -> int:
-    n = 0
-    for name in result.features:
-        now = key(name)
-        n += now and not previous.get(name, False)
-        previous[name] = now
+def _entries(previous: dict[str, bool], verdicts: dict[str, bool]) -> int:
+    """Alarm entries (not drifted -> drifted) in this window; updates `previous`."""
+    n = sum(now and not previous.get(name, False) for name, now in verdicts.items())
+    previous.update(verdicts)
     return n
 
 
@@ -183,11 +180,11 @@ def aa_run(pop: Population, source: str, setup: Setup, trials: int, n_windows: i
         cal_state: dict[str, bool] = {}
         fixed_state: dict[str, bool] = {}
         for frame in windows(reference if source == "reference" else pop.frame, setup, n_windows, rng):
-            result = detector.evaluate(frame)
-            cal_alarms += _entries(cal_state, result, lambda n: result.features[n].drifted)
-            fixed = lambda n: bool(result.features[n].details["calibration"]["fixed_threshold_drifted"])  # noqa: E731
-            fixed_alarms += _entries(fixed_state, result, fixed)
-            fixed_flagged += any(fixed(n) for n in result.features)
+            features = detector.evaluate(frame).features
+            fixed = {n: bool(f.details["calibration"]["fixed_threshold_drifted"]) for n, f in features.items()}
+            cal_alarms += _entries(cal_state, {n: f.drifted for n, f in features.items()})
+            fixed_alarms += _entries(fixed_state, fixed)
+            fixed_flagged += any(fixed.values())
     return AARow(pop.name, source, setup, trials, trials * n_windows, cal_alarms, fixed_alarms, fixed_flagged, extrapolated)
 
 
