@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.capture import EventBatch
@@ -121,7 +122,8 @@ def create_app(
 
     app = FastAPI(title="driftwatch monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.monitor = mon
-    app.include_router(create_reports_router(StoreReportSource(config)))  # GET /reports/... (monitor/reports)
+    reports = StoreReportSource(config)
+    app.include_router(create_reports_router(reports))  # GET /reports/... (monitor/reports)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -192,6 +194,31 @@ def create_app(
         view["result"] = snap.result.to_dict() if snap.result is not None else None
         return JSONResponse(view)
 
+    @app.get("/v1/models/{model}/evaluations")
+    async def model_evaluations(model: str, limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
+        """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
+        if model not in mon.snapshot():
+            raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
+        rows = await run_in_threadpool(reports.evaluations, model, limit)
+        return JSONResponse({"model": model, "evaluations": [_evaluation_view(e) for e in rows]})
+
+    @app.get("/v1/models/{model}/retraining")
+    async def model_retraining(model: str, limit: int = Query(default=50, ge=1, le=1000)) -> JSONResponse:
+        """Retraining runs and the policy's recent decisions (launched, or skipped and why)."""
+        if model not in mon.snapshot():
+            raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
+        if controller is None:
+            return JSONResponse({"model": model, "enabled": False, "jobs": [], "decisions": []})
+        history = controller.history
+        jobs = await run_in_threadpool(history.jobs, model=model)
+        decisions = await run_in_threadpool(history.recent_decisions, model, limit)
+        return JSONResponse({
+            "model": model,
+            "enabled": controller.retrain_config(model) is not None,
+            "jobs": [_job_view(j) for j in jobs],
+            "decisions": [_decision_view(d) for d in decisions],
+        })
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -226,6 +253,30 @@ def _model_view(config: Config, snap: Any) -> dict[str, Any]:
         },
         "ingested": snap.ingested,
         "rejected": dict(snap.rejected),
+    }
+
+
+def _evaluation_view(ev: Any) -> dict[str, Any]:
+    return {
+        "window_id": ev.window_id, "start": ev.start, "end": ev.end, "first_seq": ev.first_seq,
+        "last_seq": ev.last_seq, "n_records": ev.n_records, "evaluated_at": ev.evaluated_at,
+        "result": ev.result,
+    }
+
+
+def _job_view(job: Any) -> dict[str, Any]:
+    return {
+        "name": job.name, "launcher": job.launcher, "namespace": job.namespace, "state": job.state,
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        "duration_seconds": job.duration, "exit_code": job.exit_code, "log_path": job.log_path,
+        "detail": job.detail,
+    }
+
+
+def _decision_view(d: Any) -> dict[str, Any]:
+    return {
+        "at": d.at, "source": d.source, "action": d.action, "reason": d.reason,
+        "fingerprint": d.fingerprint, "job_name": d.job_name,
     }
 
 

@@ -1,0 +1,257 @@
+"""`driftwatch demo`: a model server, a sidecar, the monitor and a local retraining run, end to end.
+
+Traffic flows client → sidecar → model server; the sidecar ships captured pairs to the monitor,
+which evaluates sliding windows against the training data. The first half of the traffic is
+unchanged, the second half drifted, so the summary shows when drift was caught, which features
+moved, which alert rules would fire and the retraining run it launched.
+"""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from monitor.config import Config
+from monitor.demo import wine
+from monitor.demo.config import WINDOW_STEP, write_demo_config
+from monitor.demo.processes import Supervisor, free_port
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    model: str
+    sidecar: str
+    monitor: str
+
+
+@contextmanager
+def _stack(workdir: Path) -> Iterator[tuple[Supervisor, Endpoints, Config]]:
+    """Start model server, monitor and sidecar; stop them all on exit, Ctrl-C included."""
+    sup = Supervisor(workdir)
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        model_port, monitor_port, sidecar_port = free_port(), free_port(), free_port()
+        config_path, config = write_demo_config(workdir, monitor_port)
+        ep = Endpoints(
+            model=f"http://127.0.0.1:{model_port}",
+            sidecar=f"http://127.0.0.1:{sidecar_port}",
+            monitor=f"http://127.0.0.1:{monitor_port}",
+        )
+        with console.status("starting the model server, the monitor and the sidecar…"):
+            model = sup.python(
+                "model-server", "monitor.demo.model_server",
+                "--port", str(model_port), "--pid-file", str(workdir / "model.pid"),
+            )
+            monitor = sup.python(
+                "monitor", "monitor.cli", "serve", "--config", str(config_path), "--port", str(monitor_port)
+            )
+            sidecar = sup.python(
+                "sidecar", "monitor.cli", "sidecar",
+                "--upstream", ep.model, "--monitor", ep.monitor, "--model", "wine",
+                "--port", str(sidecar_port), "--spool-dir", str(workdir / "spool"),
+            )
+            sup.wait_http(model, f"{ep.model}/v1/models/wine")
+            sup.wait_http(monitor, f"{ep.monitor}/readyz")
+            sup.wait_http(sidecar, f"{ep.sidecar}/driftwatch/readyz")
+        yield sup, ep, config
+    finally:
+        with console.status("stopping every process the demo started…"):
+            sup.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _send_traffic(ep: Endpoints, unchanged: int, drifted: int, batch: int, rate: float) -> int:
+    """Send the two phases through the sidecar at `rate` records/s; return inference errors seen.
+
+    Pacing lets the monitor evaluate every window step as it passes, as it would in production,
+    instead of seeing the whole stream at once.
+    """
+    errors = 0
+    started, sent = time.monotonic(), 0
+    phases = [("unchanged traffic", wine.traffic(unchanged, drifted=False, seed=11)),
+              ("drifted traffic", wine.traffic(drifted, drifted=True, seed=12))]
+    with httpx.Client(base_url=ep.sidecar, timeout=10.0) as client, Progress(
+        TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        for label, rows in phases:
+            task = progress.add_task(label, total=len(rows))
+            for start in range(0, len(rows), batch):
+                chunk = rows[start : start + batch].tolist()
+                resp = client.post("/v1/models/wine:predict", json={"instances": chunk})
+                if resp.status_code != 200:
+                    errors += 1
+                progress.advance(task, len(chunk))
+                sent += len(chunk)
+                time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    return errors
+
+
+def _get(ep: Endpoints, path: str) -> Any:
+    resp = httpx.get(f"{ep.monitor}{path}", timeout=10.0)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _wait_for_windows(ep: Endpoints, events_sent: int, last_due_window: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the monitor has stored every event and evaluated the last due window."""
+    deadline = time.monotonic() + timeout
+    history: dict[str, Any] = {"evaluations": []}
+    while time.monotonic() < deadline:
+        state = _get(ep, "/v1/models/wine/drift")
+        history = _get(ep, "/v1/models/wine/evaluations")
+        evaluations = history["evaluations"]
+        if state["ingested"] >= events_sent and evaluations and evaluations[-1]["window_id"] >= last_due_window:
+            return history
+        time.sleep(0.5)
+    raise RuntimeError(f"the monitor did not evaluate window {last_due_window} within {timeout:.0f}s")
+
+
+def run_demo(
+    *, keep_running: bool = False, records: int = 1200, batch: int = 4, rate: float = 200.0, workdir: Path | None = None
+) -> int:
+    """Run the demo; returns the process exit code."""
+    tmp = None if workdir else tempfile.TemporaryDirectory(prefix="driftwatch-demo-")
+    root = workdir or Path(tmp.name)  # type: ignore[union-attr]
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with _stack(root) as (_, ep, config):
+            console.print(
+                f"[bold]driftwatch demo[/]: model {ep.model}  ←  sidecar {ep.sidecar}  →  monitor {ep.monitor}"
+            )
+            errors = _send_traffic(ep, records, records, batch, rate)
+            total = 2 * records
+            events = 2 * -(-records // batch)
+            history = _wait_for_windows(ep, events, total - total % WINDOW_STEP)
+            retraining = _wait_for_retraining(ep)
+            _print_summary(ep, config, history, retraining, errors)
+            if keep_running:
+                console.print("\n[bold]still running[/] — press Ctrl-C to stop everything.")
+                while True:
+                    time.sleep(3600)
+        return 0
+    except KeyboardInterrupt:
+        console.print("interrupted; everything the demo started has been stopped.")
+        return 130
+    except (RuntimeError, httpx.HTTPError) as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}")
+        if workdir is None:
+            console.print("re-run with --workdir DIR to keep the processes' logs")
+        return 1
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _wait_for_retraining(ep: Endpoints, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Retraining runs of the demo model, once none is pending or running any more."""
+    deadline = time.monotonic() + timeout
+    jobs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        jobs = _get(ep, "/v1/models/wine/retraining")["jobs"]
+        if jobs and all(j["state"] not in ("pending", "running") for j in jobs):
+            break
+        time.sleep(0.5)
+    return jobs
+
+
+def _print_summary(
+    ep: Endpoints,
+    config: Config,
+    history: dict[str, Any],
+    retraining: list[dict[str, Any]],
+    inference_errors: int,
+) -> None:
+    evaluations = history["evaluations"]
+    latest = evaluations[-1]
+    table = Table(title="windows evaluated", title_justify="left")
+    for col in ("#", "records", "drift share", "dataset drift", "drifted columns"):
+        table.add_column(col)
+    first_drift = None
+    for i, ev in enumerate(evaluations, 1):
+        result = ev["result"]
+        drifted = [n for n, f in result["features"].items() if f["drifted"]]
+        if result["dataset"]["drifted"] and first_drift is None:
+            first_drift = (i, ev)
+        table.add_row(
+            str(i),
+            f"{ev['window_id'] - ev['n_records'] + 1}–{ev['window_id']}",
+            f"{result['dataset']['drift_share']:.2f}",
+            "[red]yes[/]" if result["dataset"]["drifted"] else "[green]no[/]",
+            f"{len(drifted)}: " + ", ".join(drifted[:3]) + (", …" if len(drifted) > 3 else "") if drifted else "",
+        )
+    console.print(table)
+    console.print(f"inference errors seen by the client: {inference_errors}")
+
+    if first_drift is None:
+        console.print("[yellow]no dataset drift detected[/]")
+    else:
+        i, ev = first_drift
+        console.print(
+            f"dataset drift first detected in window {i} (records {ev['window_id'] - ev['n_records'] + 1}–{ev['window_id']}), "
+            f"drift share {ev['result']['dataset']['drift_share']:.2f}"
+        )
+        feats = Table(title="features flagged in the latest window", title_justify="left")
+        for col in ("feature", "method", "score", "threshold"):
+            feats.add_column(col)
+        for name, f in sorted(latest["result"]["features"].items(), key=lambda kv: not kv[1]["drifted"]):
+            if f["drifted"]:
+                feats.add_row(name, f["method"], f"{f['score']:.4g}", f"{f['threshold']:.4g}")
+        console.print(feats)
+
+    _print_alerts(config, latest)
+    for job in retraining:
+        console.print(
+            f"retraining run {job['name']}: [bold]{job['state']}[/], exit status {job['exit_code']}, "
+            f"{job['duration_seconds'] or 0:.1f}s, log {job['log_path']}"
+        )
+    if not retraining:
+        console.print("[yellow]no retraining run was launched[/]")
+    console.print(
+        f"report of the latest window: {ep.monitor}/reports/wine/{latest['window_id']}\n"
+        f"all reports: {ep.monitor}/reports/   metrics: {ep.monitor}/metrics"
+    )
+
+
+def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
+    """Which generated alert rules the latest values satisfy, with their thresholds and `for`."""
+    from monitor.config import format_duration
+
+    model = config.model("wine")
+    rules = config.alerts_for(model)
+    result = latest["result"]
+    share = result["dataset"]["drift_share"]
+    dd = rules.dataset_drift
+    for severity, threshold in (("critical", dd.critical), ("warning", dd.warning)):
+        if share >= threshold:
+            console.print(
+                f"alert [bold]DriftwatchDatasetDrift[/] ({severity}) would fire after {format_duration(dd.for_)}: "
+                f"drift share {share:.2f} >= {threshold}"
+                + (" and carries driftwatch_action=retrain" if severity == "critical" and rules.retrain_on_critical else "")
+            )
+            break
+    drifted = [n for n, f in result["features"].items() if f["drifted"] and f.get("role") != "output"]
+    if drifted:
+        console.print(
+            f"alert [bold]DriftwatchFeatureDrift[/] ({rules.feature_drift.severity}) would fire after "
+            f"{format_duration(rules.feature_drift.for_)} for {len(drifted)} feature(s)"
+        )
+    outputs = [n for n, f in result["features"].items() if f["drifted"] and f.get("role") == "output"]
+    if outputs:
+        console.print(
+            f"alert [bold]DriftwatchPredictionDrift[/] ({rules.prediction_drift.severity}) would fire after "
+            f"{format_duration(rules.prediction_drift.for_)}: {', '.join(outputs)} drifted"
+        )
