@@ -1,0 +1,74 @@
+"""`driftwatch demo`, the README's first command, run for real as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _children_of_workdir(workdir: Path) -> list[psutil.Process]:
+    """Processes whose command line mentions the demo's workdir (the model server, monitor, sidecar)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if proc.pid != os.getpid() and "demo" not in argv and any(str(workdir) in a for a in argv):
+            found.append(proc)
+    return found
+
+
+def _demo(workdir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "demo", "--workdir", str(workdir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+
+
+def test_demo_detects_drift_retrains_and_stops_everything(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--records", "600")
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert "inference errors seen by the client: 0" in out
+    assert "dataset drift first detected in window" in out
+    # The drifted phase starts at record 601: no window made only of unchanged records may flag drift.
+    first = out.split("dataset drift first detected in window", 1)[1]
+    first_record = int(first.split("(records ", 1)[1].split("–", 1)[0])
+    assert first_record + 400 > 600
+    for shifted in ("alcohol", "flavanoids", "color_intensity", "proline"):
+        assert shifted in out
+    assert "DriftwatchDatasetDrift (critical)" in out
+    assert "retraining run wine-retrain-" in out and ": succeeded, exit status 0" in out
+    log = next((tmp_path / "retrain-logs").glob("*.log")).read_text()
+    assert "retraining wine on drifted features:" in log
+    assert "/reports/wine/" in out and "/metrics" in out
+    assert _children_of_workdir(tmp_path) == []
+
+
+def test_keep_running_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    proc = _demo(tmp_path, "--records", "400", "--keep-running")
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 240
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "still running" in line or time.monotonic() > deadline:
+            break
+    assert any("still running" in line for line in seen), "".join(seen)
+    names = {" ".join(p.cmdline()) for p in _children_of_workdir(tmp_path)}
+    assert any("model_server" in n for n in names) and any(" serve " in n for n in names), names
+    assert any(" sidecar " in n for n in names), names
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, rest
+    assert _children_of_workdir(tmp_path) == []
