@@ -412,6 +412,19 @@ class ModelConfig(_Strict):
             seen.add(col.name)
         return self
 
+    @model_validator(mode="after")
+    def _budget_knows_its_pace(self) -> ModelConfig:
+        """A budget per period needs the number of windows per period (and their size), which the
+        traffic rate sets unless the window has `records`, `step` and `step_duration` all fixed."""
+        budget, w = self.false_alarm_budget, self.window
+        timed = w.records is not None and w.step is not None and w.step_duration is not None
+        if budget is not None and budget.expected_records_per_second is None and not timed:
+            raise ValueError(
+                "false_alarm_budget needs expected_records_per_second (the model's typical traffic), "
+                "or a window with records, step and step_duration: how many windows a period holds depends on it"
+            )
+        return self
+
     @property
     def columns(self) -> list[FeatureConfig]:
         """Features then outputs: everything the drift engine evaluates."""

@@ -150,3 +150,12 @@ def test_alert_for_is_spelled_like_prometheus() -> None:
     cfg = parse_config(minimal(alerts={"feature_drift": {"for": "45m"}}))
     assert cfg.alerts_for(cfg.models[0]).feature_drift.for_ == 2700
     assert yaml.safe_load(EXAMPLE.read_text())["defaults"]["alerts"]["dataset_drift"]["for"] == "15m"
+
+
+def test_a_false_alarm_budget_needs_the_pace_of_windows() -> None:
+    errs = errors_of(minimal(false_alarm_budget={"alarms": 1, "period": "30d"}))
+    assert "expected_records_per_second" in errs["models[0:m]"]
+    ok = parse_config(minimal(false_alarm_budget={"alarms": 1, "expected_records_per_second": 5}))
+    assert ok.models[0].false_alarm_budget.expected_records_per_second == 5
+    timed = minimal(false_alarm_budget={"alarms": 1}, window={"records": 500, "step": 100, "step_duration": "1m"})
+    assert parse_config(timed).models[0].window.step_duration == 60
