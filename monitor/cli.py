@@ -31,8 +31,14 @@ def _root() -> None:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print a user-facing error (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a user-facing error (no traceback) and exit.
+
+    The message is escaped: it quotes user input and field paths such as `models[churn]`, which
+    rich would otherwise take for markup and silently drop.
+    """
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -50,9 +56,9 @@ def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to
     """Validate a config file; every error is reported with the path of the bad field."""
     cfg = load_config_or_exit(config)
     problems = []
-    for model in cfg.models:
+    for i, model in enumerate(cfg.models):
         if not model.reference.path.exists():
-            problems.append(f"models[{model.name}].reference.path: file not found: {model.reference.path}")
+            problems.append(f"models[{i}:{model.name}].reference.path: file not found: {model.reference.path}")
     if problems:
         fail(f"{config}: {len(problems)} error(s)\n" + "\n".join(f"  {p}" for p in problems))
     n_cols = sum(len(m.columns) for m in cfg.models)

@@ -36,4 +36,13 @@ def test_missing_reference_file_is_reported(tmp_path: Path) -> None:
     cfg.write_text("version: 1\nmodels:\n  - name: m\n    features: [{name: x, type: numeric}]\n    reference: {path: ref.csv}\n")
     res = runner.invoke(app, ["check-config", str(cfg)])
     assert res.exit_code == 2
-    assert "reference.path: file not found" in res.output
+    assert "models[0:m].reference.path: file not found" in res.output
+
+
+def test_user_text_in_errors_is_not_taken_for_markup(tmp_path: Path) -> None:
+    """Field paths like `models[0:m]` and user input like `[bold]` must reach the user verbatim."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\nmodels:\n  - name: churn\n    features: [{name: x, type: numeric}]\n    reference: {path: '[red]ref.csv'}\n")
+    res = runner.invoke(app, ["check-config", str(cfg)])
+    assert res.exit_code == 2
+    assert "[red]ref.csv" in res.output
