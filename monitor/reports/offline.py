@@ -28,6 +28,8 @@ class ReportInputError(ValueError):
 
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file (by suffix) as a DataFrame, with a clear error for anything else."""
+    if path.is_dir():
+        raise ReportInputError(f"{path}: is a directory, expected a CSV or Parquet file")
     if not path.is_file():
         raise ReportInputError(f"{path}: no such file")
     parquet = path.suffix.lower() in (".parquet", ".pq")
@@ -60,6 +62,8 @@ def offline_report(
     missing = [c.name for c in cfg.columns if c.name not in ref.columns]
     if missing:
         raise ReportInputError(f"{reference}: missing column(s) of model {model!r}: {', '.join(missing)}")
+    if not any(c.name in cur.columns for c in cfg.columns):
+        raise ReportInputError(f"{current}: none of the columns of model {model!r} ({', '.join(c.name for c in cfg.columns)})")
     step(STEPS[2])
     specs, settings = specs_from_config(config, model)
     result = evaluate(build_profile(ref, specs, settings), cur)
@@ -69,7 +73,10 @@ def offline_report(
     step(STEPS[3])
     section = None
     if evidently:
-        outcome = run_evidently(ref, cur, plans_from_result(ev.result), settings.dataset_drift_share)
-        section = EvidentlySection(scores=outcome.scores, inline_html=outcome.html)
+        try:
+            outcome = run_evidently(ref, cur, plans_from_result(ev.result), settings.dataset_drift_share)
+            section = EvidentlySection(scores=outcome.scores, inline_html=outcome.html)
+        except Exception as exc:  # e.g. a column empty in the window: our report stands, as on the server
+            section = EvidentlySection(scores={}, error=f"{type(exc).__name__}: {exc}")
     step(STEPS[4])
     return render_report(view, evidently=section, subtitle=f"reference {reference.name} vs current {current.name}")

@@ -49,6 +49,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         (("--model", "churn", "--reference", str(ref), "--current", str(bad), "--out", str(tmp_path / "a.html")), "not a readable Parquet file"),
         (("--model", "churn", "--reference", str(empty), "--current", str(ref), "--out", str(tmp_path / "a.html")), "no rows"),
         (("--model", "churn", "--reference", str(DATA / "wine_reference.csv"), "--current", str(ref), "--out", str(tmp_path / "a.html")), "missing column(s) of model 'churn'"),
+        (("--model", "churn", "--reference", str(ref), "--current", str(DATA / "wine_reference.csv"), "--out", str(tmp_path / "a.html")), "none of the columns of model 'churn'"),
+        (("--model", "churn", "--reference", str(tmp_path), "--current", str(ref), "--out", str(tmp_path / "a.html")), "is a directory"),
         (("--model", "churn", "--reference", str(ref), "--current", str(ref), "--out", str(tmp_path / "a.txt")), "must be an .html file"),
         (("--model", "churn", "--reference", str(ref), "--current", str(ref), "--out", str(tmp_path / "no" / "a.html")), "does not exist"),
     ]
@@ -59,3 +61,17 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert message in " ".join(r.output.split()), (message, r.output)
         assert r.exception is None or isinstance(r.exception, SystemExit)
     assert not (tmp_path / "a.html").exists()
+
+
+def test_a_column_empty_in_current_still_writes_the_report_and_says_why_evidently_could_not(tmp_path: Path) -> None:
+    """Evidently refuses an all-empty column; the report must still be written (as the server does), not a traceback."""
+    ref = DATA / "churn_reference.csv"
+    cur = tmp_path / "current.csv"
+    pd.read_csv(DATA / "churn_current.csv").head(300).assign(tenure_months=None).to_csv(cur, index=False)
+    out = tmp_path / "churn.html"
+    r = CliRunner().invoke(app, ["report", "--config", str(CONFIG), "--model", "churn", "--reference", str(ref),
+                                 "--current", str(cur), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    html = out.read_text(encoding="utf-8")
+    assert "Evidently could not build its report for this window" in html
+    assert "tenure_months" in html
