@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from monitor.drift import numeric as nm
@@ -59,13 +61,47 @@ def test_wasserstein_matches_scipy(name: str, ref: np.ndarray, cur: np.ndarray) 
     assert normed == pytest.approx(expected / max(float(np.std(ref)), 0.001), rel=1e-9, abs=1e-9)
 
 
-def test_wasserstein_paths_agree_on_equal_sizes() -> None:
-    """Equal sizes take the sorted-difference shortcut; the general prefix-sum path must agree."""
-    ref, cur = np.sort(RNG.normal(0, 1, 700)), np.sort(RNG.gamma(2.0, 1.0, 700))
+@pytest.mark.parametrize(("name", "ref", "cur"), PAIRS, ids=IDS)
+def test_both_wasserstein_algorithms_match_scipy(name: str, ref: np.ndarray, cur: np.ndarray) -> None:
+    """`wasserstein` picks one algorithm by size; each must be exact on every pair, whichever it picks."""
     center = float(ref.mean())
     expected = stats.wasserstein_distance(ref, cur)
-    assert nm.wasserstein(ref, nm.prefix_sums(ref, center), center, cur) == pytest.approx(expected, rel=1e-12)
-    assert nm._wasserstein_prefix(ref, nm.prefix_sums(ref, center), center, cur) == pytest.approx(expected, rel=1e-9)
+    assert nm._wasserstein_prefix(ref, nm.prefix_sums(ref, center), center, cur) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert nm._wasserstein_merged(ref, cur) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert nm._wasserstein_merged(cur, ref) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("n", "m"),
+    [(1_000, 1_000), (20_000, 18_000), (20_000, 23_000), (20_000, 300), (7, 20_000), (9_973, 10_007)],
+    ids=["equal", "window-0.9", "window-larger", "small-window", "tiny-reference", "coprime"],
+)
+def test_wasserstein_matches_scipy_across_size_ratios(n: int, m: int) -> None:
+    """Windows smaller, larger and equal to the reference, each size ratio on its chosen algorithm."""
+    rng = np.random.default_rng(n * 31 + m)
+    ref, cur = np.sort(rng.lognormal(0, 1, n)), np.sort(rng.lognormal(0.05, 1.1, m))
+    center = float(ref.mean())
+    got = nm.wasserstein(ref, nm.prefix_sums(ref, center), center, cur)
+    assert got == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    m=st.integers(1, 400),
+    ties=st.booleans(),
+    offset=st.sampled_from([0.0, -3.5, 1e6]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_merged_wasserstein_equals_scipy_on_unequal_sizes(n: int, m: int, ties: bool, offset: float, seed: int) -> None:
+    """The merged-quantile W1 (any sizes, tied or not, far from zero) against scipy within 1e-9."""
+    rng = np.random.default_rng(seed)
+    draw = (lambda k: rng.integers(0, 5, k).astype(float)) if ties else (lambda k: rng.normal(0, 2, k))
+    ref, cur = np.sort(draw(n) + offset), np.sort(draw(m) * 1.3 + offset + 0.4)
+    expected = stats.wasserstein_distance(ref, cur)
+    assert nm._wasserstein_merged(ref, cur) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    center = float(ref.mean())
+    assert nm._wasserstein_prefix(ref, nm.prefix_sums(ref, center), center, cur) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
 def test_wasserstein_normed_constant_reference_uses_evidently_floor() -> None:
