@@ -7,6 +7,10 @@ and `<dir>/cursor` ("<seq> <offset>": where replay resumes). Writes go straight 
 that interval. A frame torn by a crash fails its length/CRC check: the rest of that segment is
 skipped (counted as one `corrupt` drop) and the file is truncated to its last whole frame.
 
+One process owns a spool directory at a time (an exclusive `flock` on `<dir>/lock`): a second
+sidecar pointed at it, e.g. two of the same model on one host with the default directory, would
+truncate and delete the first one's segments.
+
 The cursor is a hint written without fsync: replay may repeat up to one segment after a crash,
 which the monitor's idempotency by event id absorbs. Not thread-safe except `sync()`.
 """
@@ -14,6 +18,7 @@ which the monitor's idempotency by event id absorbs. Not thread-safe except `syn
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import struct
@@ -48,6 +53,7 @@ class Spool:
         self._active_fd: int | None = None
         self._retired: list[int] = []  # fds of full segments, fsynced and closed by sync()
         self._fd_lock = threading.Lock()
+        self._dir_lock_fd: int | None = None
         self._read_seq = 0
         self._read_off = 0
         self.pending = 0
@@ -59,7 +65,11 @@ class Spool:
     # -- startup ---------------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpoolError(exc.errno, f"cannot create spool directory {self.directory}: {exc.strerror}") from None
+        self._dir_lock_fd = _lock_directory(self.directory)
         cursor_seq, cursor_off = self._read_cursor()
         cursor_ok = False
         for path in sorted(self.directory.glob("*.seg")):
@@ -260,6 +270,20 @@ class Spool:
             if self._active_fd is not None:
                 os.close(self._active_fd)
             self._active, self._active_fd = None, None
+        if self._dir_lock_fd is not None:
+            os.close(self._dir_lock_fd)  # releases the flock
+            self._dir_lock_fd = None
+
+
+def _lock_directory(directory: Path) -> int:
+    """The fd holding an exclusive lock on the spool directory; SpoolError if another process holds it."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolError(errno.EBUSY, f"spool directory {directory} is in use by another sidecar; give each its own --spool-dir") from None
+    return fd
 
 
 def _scan(data: bytes) -> Iterator[tuple[int, int]]:

@@ -28,7 +28,9 @@ def start_sidecar(tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
     started: list[Sidecar] = []
 
     def start(upstream: str, monitor: str, *extra: str, spool_dir: Path | None = None, env: dict[str, str] | None = None) -> Sidecar:
-        sidecar = Sidecar(upstream, monitor, spool_dir or tmp_path / "spool", *extra)
+        # A spool directory has one owner: each sidecar of a test gets its own unless told to share.
+        default = tmp_path / ("spool" if not started else f"spool-{len(started)}")
+        sidecar = Sidecar(upstream, monitor, spool_dir or default, *extra)
         started.append(sidecar)
         return sidecar.start(env)
 

@@ -14,7 +14,7 @@ from monitor.sidecar.capture import BodyBuffer, Capture, choose_id, encode_body,
 from monitor.sidecar.framing import filter_headers, request_head, response_head
 from monitor.sidecar.settings import SettingsError, build_settings
 from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
-from monitor.sidecar.spool import Spool
+from monitor.sidecar.spool import Spool, SpoolError
 
 # -- capture ---------------------------------------------------------------------------------------
 
@@ -202,6 +202,22 @@ def test_spool_is_bounded_and_prepend_puts_older_records_first(tmp_path: Path) -
     assert big.prepend([b"older-1", b"older-2"]) == 2
     big.close()
     assert _drain(Spool(tmp_path / "b", max_bytes=1 << 20)) == [b"older-1", b"older-2", b"newer-1", b"newer-2"]
+
+
+def test_a_spool_directory_has_one_owner_at_a_time(tmp_path: Path) -> None:
+    """Two sidecars sharing a spool would delete each other's segments: the second is refused."""
+    owner = Spool(tmp_path, max_bytes=1 << 20)
+    owner.append(b"kept")
+    with pytest.raises(SpoolError, match="in use by another sidecar"):
+        Spool(tmp_path, max_bytes=1 << 20)
+    owner.close()
+    assert _drain(Spool(tmp_path, max_bytes=1 << 20)) == [b"kept"]
+
+
+def test_a_spool_directory_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a directory")
+    with pytest.raises(SpoolError, match="cannot create spool directory"):
+        Spool(tmp_path / "taken", max_bytes=1 << 20)
 
 
 def test_disabled_spool_takes_nothing(tmp_path: Path) -> None:
