@@ -55,10 +55,21 @@ def load_config_or_exit(path: Path):  # type: ignore[no-untyped-def]
 def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to validate.")]) -> None:
     """Validate a config file; every error is reported with the path of the bad field."""
     cfg = load_config_or_exit(config)
+    from monitor.service import load_reference
+
     problems = []
     for i, model in enumerate(cfg.models):
-        if not model.reference.path.exists():
-            problems.append(f"models[{i}:{model.name}].reference.path: file not found: {model.reference.path}")
+        where, path = f"models[{i}:{model.name}].reference.path", model.reference.path
+        if not path.exists():
+            problems.append(f"{where}: file not found: {path}")
+            continue
+        try:  # the monitor would start but never become ready: say so now
+            columns = set(load_reference(model).columns)
+        except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+            problems.append(f"{where}: cannot read {path} ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        if missing := [c.name for c in model.columns if c.name not in columns]:
+            problems.append(f"{where}: {path} has no column(s) {', '.join(missing)}")
     if problems:
         fail(f"{config}: {len(problems)} error(s)\n" + "\n".join(f"  {p}" for p in problems))
     n_cols = sum(len(m.columns) for m in cfg.models)

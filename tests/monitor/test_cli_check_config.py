@@ -46,3 +46,21 @@ def test_user_text_in_errors_is_not_taken_for_markup(tmp_path: Path) -> None:
     res = runner.invoke(app, ["check-config", str(cfg)])
     assert res.exit_code == 2
     assert "[red]ref.csv" in res.output
+
+
+def test_a_reference_the_monitor_could_not_use_is_reported(tmp_path: Path) -> None:
+    """An unreadable reference, or one without a configured column, would leave `serve` never ready."""
+    (tmp_path / "short.csv").write_text("x\n1\n2\n")
+    (tmp_path / "binary.parquet").write_bytes(b"\x00not parquet")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "version: 1\nmodels:\n"
+        "  - {name: a, features: [{name: x, type: numeric}, {name: y, type: numeric}], reference: {path: short.csv}}\n"
+        "  - {name: b, features: [{name: x, type: numeric}], reference: {path: binary.parquet}}\n"
+    )
+    res = runner.invoke(app, ["check-config", str(cfg)])
+    assert res.exit_code == 2
+    out = " ".join(res.output.split())
+    assert "models[0:a].reference.path: " in out and "has no column(s) y" in out
+    assert "models[1:b].reference.path: cannot read" in out
+    assert "Traceback" not in res.output
