@@ -10,16 +10,16 @@ Drift and data-quality alerts only consider windows holding at least the model's
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.scopes import Scope, scopes
-from monitor.config import Config, ModelConfig, format_duration
+from monitor.config import Config, ModelConfig, WindowConfig, format_duration
 
 __all__ = [
-    "GROUPS", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "groups", "retrain_failed_window",
-    "runbook_anchor",
+    "GROUPS", "NEVER_EVALUATED", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
+    "retrain_failed_window", "runbook_anchor",
 ]
 
 RATE_WINDOW = "5m"
@@ -27,6 +27,8 @@ RATE_WINDOW = "5m"
 RETRAIN_FAILED_WINDOW = 3600.0
 """A failed retraining job keeps DriftwatchRetrainJobFailed firing this long after its `for`."""
 FAILED_OUTCOMES = ("failed", "deadline_exceeded")
+NEVER_EVALUATED = {"reason": "never_evaluated"}
+"""Label of DriftwatchEvaluationStale's second rule: the model has no evaluation at all."""
 
 GROUPS = ("driftwatch-drift", "driftwatch-data-quality", "driftwatch-capture", "driftwatch-monitor",
           "driftwatch-retraining")
@@ -70,11 +72,34 @@ def _annotations(cfg: Config, scope: Scope, alert: str, summary: str, descriptio
     return out
 
 
-def _records_gate(scope: Scope) -> str:
-    """`driftwatch_window_records >= min_records`, per model where their windows differ."""
+def _min_records(model: ModelConfig) -> int:
+    return model.window.min_records
+
+
+def first_due_records(window: WindowConfig) -> int:
+    """Records in a window once its first evaluation is due, on monitor/windows.py's grids.
+
+    Count grid: windows are due every `step` records and skipped below `min_records`, so the first
+    evaluation comes at the first multiple of `step` reaching `min_records` (capped at `records`,
+    the most a window holds). Time grid: a window of `min_records` is evaluated at the next tick.
+    Below this, a model that was never evaluated may simply be waiting for traffic.
+    """
+    if window.step is None and window.step_duration is not None:
+        return window.min_records
+    step = window.effective_step
+    due = step * math.ceil(window.min_records / step)
+    return min(due, window.records) if window.records is not None else due
+
+
+def _first_due(model: ModelConfig) -> int:
+    return first_due_records(model.window)
+
+
+def _records_gate(scope: Scope, threshold: Callable[[ModelConfig], int] = _min_records) -> str:
+    """`driftwatch_window_records >= threshold` (default min_records), per model where they differ."""
     by_min: dict[int, list[str]] = {}
     for m in scope.models:
-        by_min.setdefault(m.window.min_records, []).append(m.name)
+        by_min.setdefault(threshold(m), []).append(m.name)
     if len(by_min) == 1:
         (n,) = by_min
         return f"{scope.selector('driftwatch_window_records')} >= {n}"
@@ -267,6 +292,26 @@ def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
                 "Model {{ $labels.model }}: drift not evaluated for {{ $value | humanizeDuration }}",
                 "Model {{ $labels.model }} receives traffic and has a full window, but its last drift evaluation "
                 f"was {{{{ $value | humanizeDuration }}}} ago (allowed: {format_duration(s.max_age)}).",
+            ),
+            scope.models,
+        )
+        # No timestamp exists before the first evaluation (a 0 would lie), so the rule above cannot see
+        # a model that never evaluated: its window is full enough for one, yet there is no timestamp.
+        # It gets the same allowance as an evaluated model: max_age, then `for`.
+        never_for = s.max_age + s.for_
+        yield Rule(
+            "driftwatch-monitor",
+            "DriftwatchEvaluationStale",
+            f"{_records_gate(scope, _first_due)} unless on (model) "
+            f"{scope.selector('driftwatch_last_evaluation_timestamp_seconds')}",
+            never_for,
+            {**scope.labels, "severity": s.severity, **NEVER_EVALUATED},
+            _annotations(
+                cfg, scope, "DriftwatchEvaluationStale",
+                "Model {{ $labels.model }}: drift never evaluated",
+                "Model {{ $labels.model }} has never been evaluated, although its window has held enough records "
+                f"for an evaluation for {_dur(never_for)} (it holds {{{{ $value | humanize }}}} now): its reference "
+                "may have failed to profile, or the evaluation loop is not running.",
             ),
             scope.models,
         )

@@ -2,7 +2,8 @@
 
 For every alert and every model: series that stay quiet (no alert), cross the threshold (pending,
 then firing after `for`), and, for dataset drift, cross warning then critical (warning alone, then
-both). Windows below `min_records` must not alert. Expected annotations are rendered by
+both). Windows below `min_records` must not alert, nor may a never-evaluated model whose window is
+still short of its first evaluation. Expected annotations are rendered by
 alerts.gotemplate, so promtool also checks the templates. Timelines use 1-minute samples and are
 sized from each alert's `for`, so they stay valid whatever the config says.
 """
@@ -14,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.gotemplate import render
-from alerts.rules import DATA_QUALITY_CHECKS, FAILED_OUTCOMES, Rule, build, retrain_failed_window
+from alerts.rules import (
+    DATA_QUALITY_CHECKS,
+    FAILED_OUTCOMES,
+    NEVER_EVALUATED,
+    Rule,
+    build,
+    first_due_records,
+    retrain_failed_window,
+)
 from monitor.config import Config, FeatureConfig, ModelConfig
 
 __all__ = ["RULES_FILE", "unit_tests"]
@@ -269,6 +278,37 @@ def _evaluation_stale(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     return g
 
 
+def _never_evaluated(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    """No evaluation timestamp at all: a window full enough for one alerts after max_age + for, and
+    resolves once the model is evaluated."""
+    es = cfg.alerts_for(model).evaluation_stale
+    due = first_due_records(model.window)
+    f = _minutes(es.max_age + es.for_)
+    fire = f + 1
+    g = _Group(f"DriftwatchEvaluationStale {model.name}: never evaluated with {due} records in its window, then evaluated")
+    labels = _monitor(cfg, model)
+    g.add("driftwatch_window_records", labels, _steps((due, fire + 4)))
+    g.add("driftwatch_last_evaluation_timestamp_seconds", labels, f"_x{fire + 1} {_counter((fire + 1) * 60, 60, 3)}")
+    if f >= 2:
+        g.expect(f - 1, "DriftwatchEvaluationStale", [])
+    g.expect(fire, "DriftwatchEvaluationStale",
+             rules.expected("DriftwatchEvaluationStale", model, labels, due, **NEVER_EVALUATED))
+    g.expect(fire + 2, "DriftwatchEvaluationStale", [])
+    return g
+
+
+def _not_yet_due(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    """Never evaluated, but one record short of the first due window: waiting for traffic, no alert."""
+    es = cfg.alerts_for(model).evaluation_stale
+    due = first_due_records(model.window)
+    total = _minutes(es.max_age + es.for_) + 3
+    g = _Group(f"DriftwatchEvaluationStale {model.name}: never evaluated, {due - 1} records are not enough yet")
+    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((due - 1, total)))
+    g.add("driftwatch_events_ingested_total", _monitor(cfg, model), _counter(0, 60, total))
+    g.expect(total - 1, "DriftwatchEvaluationStale", [])
+    return g
+
+
 def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     for_ = cfg.alerts_for(model).retrain_failed.for_
     f = _minutes(for_)
@@ -307,7 +347,7 @@ def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
 
 _PER_MODEL = (
     _dataset_drift, _feature_drift, _prediction_drift, _data_quality, _small_window, _no_traffic,
-    _sidecar_dropping, _evaluation_stale, _retrain_failed,
+    _sidecar_dropping, _evaluation_stale, _never_evaluated, _not_yet_due, _retrain_failed,
 )
 
 

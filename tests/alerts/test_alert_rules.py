@@ -13,11 +13,15 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import alerts
+from alerts.rules import build, first_due_records
 from dashboards.contract import all_metrics
 from dashboards.promql import metric_names
-from monitor.config import Config, load_config
+from monitor.config import Config, WindowConfig, load_config
+from monitor.windows import SlidingWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -95,6 +99,12 @@ def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
         # The job filter of MonitorDown broken: the absent() test must notice.
         (lambda e: e.replace('absent(up{job="driftwatch"})', 'absent(up{job="driftwatch", instance="x"}) unless up'),
          "DriftwatchMonitorDown: the scrape target is missing"),
+        # The never-evaluated rule gated on any window: a model still waiting for traffic would page.
+        (lambda e: e.replace('driftwatch_window_records{model="wine"} >= 250', 'driftwatch_window_records{model="wine"} >= 0'),
+         "DriftwatchEvaluationStale wine: never evaluated, 249 records are not enough yet"),
+        # The never-evaluated rule blind to evaluations: it would keep firing after the first one.
+        (lambda e: e.replace(" unless on (model) driftwatch_last_evaluation_timestamp_seconds", ""),
+         "DriftwatchEvaluationStale wine: never evaluated with 250 records in its window, then evaluated"),
     ],
 )
 def test_unit_tests_catch_broken_rules(change: Any, broken_test: str, tmp_path: Path) -> None:
@@ -216,3 +226,68 @@ def test_prometheus_rule_manifest() -> None:
 def test_prometheus_rule_refuses_invalid_metadata(name: str, namespace: str, labels: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         alerts.prometheus_rule(load_config(CONFIGS["example"]), name, namespace, labels)
+
+
+def test_evaluation_stale_also_covers_models_never_evaluated(case: tuple[str, Config, Path]) -> None:
+    """Without a last-evaluation series the age rule is blind; a second rule of the same name fires
+    on a window full enough for its first evaluation, after max_age + for, with its own label."""
+    _, cfg, _ = case
+    never = [r for r in build(cfg) if r.alert == "DriftwatchEvaluationStale" and r.labels.get("reason") == "never_evaluated"]
+    assert {m.name for r in never for m in r.models} == {m.name for m in cfg.models}
+    for rule in never:
+        assert "unless on (model) driftwatch_last_evaluation_timestamp_seconds" in rule.expr
+        assert "never evaluated" in rule.annotations["summary"]
+        assert "never been evaluated" in rule.annotations["description"]
+        for model in rule.models:
+            es = cfg.alerts_for(model).evaluation_stale
+            assert rule.for_ == es.max_age + es.for_
+            assert f">= {first_due_records(model.window)}" in rule.expr
+
+
+def _first_evaluation(window: SlidingWindow, records: int) -> int | None:
+    """Feed one record at a time as the service does; the ordinal of the first evaluated window."""
+    for i in range(1, records + 1):
+        window.add(i, float(i), i, [{"x": float(i)}])
+        due = window.due(now=float(i))
+        if due is None:
+            continue
+        if window.evaluable(due):
+            return i
+        window.done(due)
+    return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_first_due_records_matches_the_monitors_count_grid(data: st.DataObject) -> None:
+    """Once `driftwatch_window_records` reaches the gate, the monitor has evaluated the model, and
+    not before it (where the gate fits in a window), so the rule neither pages early nor late."""
+    records = data.draw(st.integers(1, 300), "records")
+    step = data.draw(st.none() | st.integers(1, records), "step")
+    min_records = data.draw(st.integers(1, records), "min_records")
+    cfg = WindowConfig(records=records, step=step, min_records=min_records)
+    gate = first_due_records(cfg)
+    window = SlidingWindow(cfg)
+    first = _first_evaluation(window, 3 * records + 3)
+    assert first is not None
+    assert min_records <= gate <= records
+    if gate < records or first == records:
+        sizes = SlidingWindow(cfg)
+        for i in range(1, first + 1):
+            sizes.add(i, float(i), i, [{"x": float(i)}])
+            assert (sizes.current_size() >= gate) == (i >= first), (i, first, gate)
+    else:  # the first due multiple of `step` lies beyond a full window: due within one more step
+        assert records < first < records + cfg.effective_step
+
+
+def test_first_due_records_on_a_time_grid() -> None:
+    """`step_duration` windows: whatever holds min_records at a tick is evaluated at that tick."""
+    cfg = WindowConfig(records=1000, step_duration=60.0, min_records=40)
+    assert first_due_records(cfg) == 40
+    for n, evaluable in ((39, False), (40, True)):
+        window = SlidingWindow(cfg)
+        for i in range(1, n + 1):
+            window.add(i, 100.0 + i * 0.1, i, [{"x": float(i)}])
+        due = window.due(now=120.0)
+        assert due is not None and window.evaluable(due) is evaluable
+        assert window.current_size() == n
