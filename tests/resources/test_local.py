@@ -84,9 +84,11 @@ def test_pid_file_is_followed_across_restarts(tmp_path: Path) -> None:
         sampler.sample()
     assert err.value.reason == "pid_file_missing"
     first = _spawn(IDLE)
-    pid_file.write_text(f"{first.pid}\n")
-    assert sampler.sample()[0].pod == f"local-{first.pid}"
-    _kill(first)
+    try:
+        pid_file.write_text(f"{first.pid}\n")
+        assert sampler.sample()[0].pod == f"local-{first.pid}"
+    finally:
+        _kill(first)  # also when the assertion fails: it would sleep on for 10 minutes
     with pytest.raises(CollectionError) as err:
         sampler.sample()
     assert err.value.reason == "no_such_process"
