@@ -22,7 +22,7 @@ MAX_ANNOTATION_FEATURES = 4096
 """Characters of the drifted-feature list kept in the annotation (the env var has them all)."""
 
 
-def labels(run: Run) -> dict[str, str]:
+def job_labels(run: Run) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": APP_NAME,
         "app.kubernetes.io/managed-by": MANAGED_BY,
@@ -32,7 +32,7 @@ def labels(run: Run) -> dict[str, str]:
     }
 
 
-def annotations(run: Run) -> dict[str, str]:
+def job_annotations(run: Run) -> dict[str, str]:
     t = run.trigger
     features = ",".join(t.drifted_features)
     if len(features) > MAX_ANNOTATION_FEATURES:
@@ -68,8 +68,8 @@ def build_job(run: Run, cfg: KubernetesLauncher) -> dict[str, Any]:
     meta.pop("uid", None)
     meta["name"] = run.name
     meta["namespace"] = cfg.namespace
-    meta["labels"] = {**(meta.get("labels") or {}), **labels(run)}
-    meta["annotations"] = {**(meta.get("annotations") or {}), **annotations(run)}
+    meta["labels"] = {**(meta.get("labels") or {}), **job_labels(run)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **job_annotations(run)}
     job["metadata"] = meta
 
     spec = job.setdefault("spec", {})
@@ -78,7 +78,7 @@ def build_job(run: Run, cfg: KubernetesLauncher) -> dict[str, Any]:
     spec.setdefault("ttlSecondsAfterFinished", int(cfg.ttl_after_finished))
     pod = spec["template"]
     pod_meta = pod.get("metadata") or {}
-    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels(run)}
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **job_labels(run)}
     pod["metadata"] = pod_meta
     pod_spec = pod["spec"]
     pod_spec.setdefault("restartPolicy", "Never")
