@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from monitor.drift import (
     CATEGORICAL_METHODS,
@@ -259,3 +260,21 @@ def test_evaluate_is_deterministic_and_reuses_the_profile() -> None:
     profile = build_profile(_frame(1000), [ColumnSpec("x", "numeric"), ColumnSpec("color", "categorical")])
     window = _frame(700, shift=0.2, seed=8)
     assert _json(evaluate(profile, window)) == _json(evaluate(profile, window))
+
+
+@pytest.mark.parametrize("m", [3_000, 2_700, 150, 4_100])
+def test_wasserstein_scores_of_any_window_size_equal_scipy(m: int) -> None:
+    """Windows equal to, 10% shorter than, far shorter and longer than the reference; columns of one
+    window with different missing counts (so different sizes share nothing by accident)."""
+    rng = np.random.default_rng(m)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 3_000), "b": rng.lognormal(0, 1, 3_000), "c": rng.uniform(0, 9, 3_000)})
+    cur = pd.DataFrame({"a": rng.normal(0.2, 1, m), "b": rng.lognormal(0.1, 1, m), "c": rng.uniform(1, 9, m)})
+    cur.loc[rng.random(m) < 0.1, "b"] = np.nan
+    cur.loc[rng.random(m) < 0.3, "c"] = np.nan
+    specs = [ColumnSpec(name, "numeric", "wasserstein") for name in ref.columns]
+    result = evaluate(build_profile(ref, specs), cur)
+    for name in ref.columns:
+        window = cur[name].dropna().to_numpy()
+        expected = stats.wasserstein_distance(ref[name], window) / ref[name].std(ddof=0)
+        assert result.features[name].n_current == window.size
+        assert result.features[name].score == pytest.approx(expected, rel=1e-9), name
