@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -299,14 +300,14 @@ class StaleAlert(SimpleAlert):
 
 class AlertsConfig(_Strict):
     dataset_drift: DatasetDriftAlert = DatasetDriftAlert()
-    feature_drift: SimpleAlert = SimpleAlert(for_=1800.0)
-    prediction_drift: SimpleAlert = SimpleAlert(for_=1800.0)
+    feature_drift: SimpleAlert = SimpleAlert.model_validate({"for": 1800.0})
+    prediction_drift: SimpleAlert = SimpleAlert.model_validate({"for": 1800.0})
     data_quality: DataQualityAlert = DataQualityAlert()
-    no_traffic: SimpleAlert = SimpleAlert(for_=900.0)
-    sidecar_dropping: SimpleAlert = SimpleAlert(for_=300.0)
-    evaluation_stale: StaleAlert = StaleAlert(for_=300.0)
-    retrain_failed: SimpleAlert = SimpleAlert(for_=0.0)
-    monitor_down: SimpleAlert = SimpleAlert(severity="critical", for_=300.0)
+    no_traffic: SimpleAlert = SimpleAlert.model_validate({"for": 900.0})
+    sidecar_dropping: SimpleAlert = SimpleAlert.model_validate({"for": 300.0})
+    evaluation_stale: StaleAlert = StaleAlert.model_validate({"for": 300.0})
+    retrain_failed: SimpleAlert = SimpleAlert.model_validate({"for": 0.0})
+    monitor_down: SimpleAlert = SimpleAlert.model_validate({"severity": "critical", "for": 300.0})
     retrain_on_critical: bool = True
     """Label the critical dataset-drift alert `driftwatch_action="retrain"` (Alertmanager path)."""
     runbook_url: str = "https://github.com/driftwatch/driftwatch/blob/main/docs/runbooks.md"
@@ -525,7 +526,7 @@ def _error_path(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts) or "(root)"
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key (not part of the config schema)"
     msg = str(err["msg"])
