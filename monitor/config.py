@@ -338,6 +338,9 @@ class KubernetesLauncher(_Strict):
         containers = (((v.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
         if not isinstance(containers, list) or not containers:
             raise ValueError("template needs spec.template.spec.containers with at least one container")
+        for i, c in enumerate(containers):
+            if not isinstance(c, dict) or not all(isinstance(c.get(k), str) and c.get(k) for k in ("name", "image")):
+                raise ValueError(f"template container {i} needs a `name` and an `image` (strings)")
         return v
 
 
@@ -536,7 +539,8 @@ def _message(err: Mapping[str, Any]) -> str:
 def parse_config(data: Any, source: str = "config", base_dir: Path | None = None) -> Config:
     """Validate a parsed YAML document; relative paths resolve against `base_dir`."""
     if not isinstance(data, dict):
-        raise ConfigError([("(root)", f"expected a mapping at the top level, got {type(data).__name__}")], source)
+        got = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise ConfigError([("(root)", f"expected a mapping at the top level, got {got}")], source)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:

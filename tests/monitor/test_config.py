@@ -96,6 +96,16 @@ def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
             "batch/v1 Job",
         ),
         (
+            {
+                "retrain": {
+                    "launcher": "kubernetes",
+                    "kubernetes": {"template": {"spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}},
+                }
+            },
+            "models[0:m].retrain.kubernetes.template",
+            "container 0 needs a `name` and an `image`",
+        ),
+        (
             {"alerts": {"dataset_drift": {"warning": 0.6, "critical": 0.5}}},
             "models[0:m].alerts.dataset_drift",
             "must not exceed critical",
@@ -113,6 +123,7 @@ def test_duplicate_model_names_and_non_mapping_documents() -> None:
     data["models"].append(dict(data["models"][0]))
     assert "duplicated: m" in errors_of(data)["(root)"]
     assert "expected a mapping" in errors_of(["not", "a", "mapping"])["(root)"]
+    assert "got an empty document" in errors_of(None)["(root)"]
 
 
 def test_load_config_reports_yaml_syntax_and_missing_files(tmp_path: Path) -> None:
