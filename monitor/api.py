@@ -19,11 +19,10 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor.capture import EventBatch
+from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.config import Config
 from monitor.reports import StoreReportSource
@@ -156,12 +155,9 @@ def create_app(
             raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
         body = await _read_body(request, limit)
         try:
-            batch = EventBatch.model_validate_json(body)
-        except ValidationError as exc:
-            errors = exc.errors()
-            if any(e["type"] == "json_invalid" for e in errors):
-                raise ApiError(400, "invalid_json", errors[0]["msg"]) from None
-            raise ApiError(422, "validation_failed", _validation_detail(list(errors))) from None
+            batch = decode_batch(body)
+        except EnvelopeError as exc:
+            raise ApiError(400 if exc.error == "invalid_json" else 422, exc.error, exc.detail) from None
         result = await mon.ingest(batch.events)
         return JSONResponse(result.to_dict())
 

@@ -7,6 +7,7 @@ then exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -57,7 +58,13 @@ def run_server(config: Config, *, host: str, port: int) -> None:
     resources = ResourceCollector(config).start()
     try:
         app = create_app(config, controller=controller, resources=resources.snapshot)
-        server = uvicorn.Server(
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)  # the app's lifespan: store open, windows rebuilt, references profiled
+                _freeze_heap()
+
+        server = Server(
             uvicorn.Config(
                 app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_config=None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False,
@@ -78,6 +85,17 @@ def run_server(config: Config, *, host: str, port: int) -> None:
         if controller is not None:
             controller.stop()
     log.info("monitor_stopped")
+
+
+def _freeze_heap() -> None:
+    """Exempt what start-up built (modules, config, reference profiles) from garbage collection.
+
+    It lives as long as the process, yet every full collection would traverse it again; ingest
+    allocates enough to trigger those often (measured: ~8 µs per event with the heap unfrozen).
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("heap_frozen objects=%d", gc.get_freeze_count())
 
 
 def _retrain_controller(config: Config):  # type: ignore[no-untyped-def]

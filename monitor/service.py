@@ -17,13 +17,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
 
-from monitor.capture import CapturedEvent, ModelSchema, Record, Rejected, event_records
+from monitor.capture import CapturedEvent, ModelSchema, Record, Rejected, encode_event, event_records
 from monitor.capture.cloudevents import Half, join_halves
 from monitor.config import Config, ModelConfig
 from monitor.snapshot import ModelSnapshot, WindowInfo
@@ -108,6 +108,8 @@ class Monitor:
         self._clock = clock
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-store")
+        self._queue: list[tuple[Sequence[CapturedEvent], Future[IngestResult]]] = []
+        self._queue_lock = threading.Lock()
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
         self._models = {
             m.name: _ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window)) for m in config.models
@@ -185,6 +187,9 @@ class Monitor:
         except Rejected as exc:
             log.warning("rebuild_reparse_rejected model=%s seq=%d reason=%s", state.config.name, stored.seq, exc.reason)
             return None
+        except ValueError:  # a row this version's envelope refuses must not stop the start-up
+            log.warning("rebuild_reparse_invalid model=%s seq=%d", state.config.name, stored.seq)
+            return None
         if len(records) != stored.n_records:
             log.warning("rebuild_record_count_changed model=%s seq=%d", state.config.name, stored.seq)
             return None
@@ -222,25 +227,54 @@ class Monitor:
         return name in self._models
 
     async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
-        """Store a batch in one durable transaction, then feed the windows; counts per outcome."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._ingest, events)
+        """Store a batch in one durable transaction, then feed the windows; counts per outcome.
 
-    def _ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
+        Batches that arrive while the writer is busy are committed together (group commit: one
+        transaction and one fsync for all of them); each is still answered only after that commit.
+        """
+        future: Future[IngestResult] = Future()
+        with self._queue_lock:
+            self._queue.append((events, future))
+        self._writer.submit(self._ingest_queued)
+        return await asyncio.wrap_future(future)
+
+    def _ingest_queued(self) -> None:
+        """Ingest every queued batch (on the writer thread); a no-op when an earlier call took them."""
+        with self._queue_lock:
+            queued, self._queue = self._queue, []
+        # A batch whose request was cancelled before its turn is not stored (it was never acknowledged).
+        batches = [(events, f) for events, f in queued if f.set_running_or_notify_cancel()]
+        if not batches:
+            return
+        try:
+            results = self._ingest_batches([events for events, _ in batches])
+        except BaseException as exc:  # every waiting request gets the error, none hangs
+            for _, f in batches:
+                f.set_exception(exc)
+            raise
+        for (_, f), result in zip(batches, results, strict=True):
+            f.set_result(result)
+
+    def _ingest_batches(self, batches: Sequence[Sequence[CapturedEvent]]) -> list[IngestResult]:
         store = self._require_store()
         now = self._clock()
-        unknown = [e for e in events if e.model not in self._models]
-        known = [e for e in events if e.model in self._models]
-        rows, parsed = self._prepare(known, now)
+        known = [[e for e in events if e.model in self._models] for events in batches]
+        prepared = [self._prepare(events, now) for events in known]
         with store.transaction():
-            stored = store.append(rows)
-        reasons = self._feed(stored, parsed)
-        if unknown:
-            with self._lock:
-                self.unknown_model_events += len(unknown)
-            reasons["unknown_model"] += len(unknown)
-        duplicates = sum(1 for s in stored if s is None)
-        rejected = sum(reasons.values())
-        return IngestResult(len(events) - duplicates - rejected, duplicates, rejected, dict(reasons))
+            stored = store.append([row for rows, _ in prepared for row in rows])
+        results, start = [], 0
+        with self._lock:
+            for events, kept, (rows, parsed) in zip(batches, known, prepared, strict=True):
+                mine = stored[start : start + len(rows)]
+                start += len(rows)
+                reasons = self._feed(mine, parsed)
+                if unknown := len(events) - len(kept):
+                    self.unknown_model_events += unknown
+                    reasons["unknown_model"] += unknown
+                duplicates = sum(1 for s in mine if s is None)
+                rejected = sum(reasons.values())
+                results.append(IngestResult(len(events) - duplicates - rejected, duplicates, rejected, dict(reasons)))
+        return results
 
     def _prepare(self, events: Iterable[CapturedEvent], now: float) -> tuple[list[EventRow], list[list[Record]]]:
         """Parse events of configured models into store rows (and their records) before the commit."""
@@ -250,26 +284,25 @@ class Monitor:
                 records, reason = event_records(self._models[e.model].schema, e), None
             except Rejected as exc:
                 records, reason = [], exc.reason
-            rows.append(EventRow(e.model, e.id, e.timestamp, now, reason, len(records), e.model_dump_json()))
+            rows.append(EventRow(e.model, e.id, e.timestamp, now, reason, len(records), encode_event(e)))
             parsed.append(records)
         return rows, parsed
 
     def _feed(self, stored: Sequence[StoredEvent | None], parsed: Sequence[list[Record]], unmatched: str | None = None) -> Counter[str]:
-        """After the commit: count outcomes and append accepted records to the windows."""
+        """After the commit: count outcomes and append accepted records to the windows (hold `_lock`)."""
         reasons: Counter[str] = Counter()
-        with self._lock:
-            for s, records in zip(stored, parsed, strict=True):
-                if s is None:
-                    continue
-                state = self._models[s.model]
-                reason = s.reason or unmatched
-                if reason is None:
-                    state.ingested += 1
-                else:
-                    state.rejected[reason] += 1
-                    reasons[reason] += 1
-                if s.rec_end is not None:
-                    state.window.add(s.seq, s.ts, s.rec_end, records)
+        for s, records in zip(stored, parsed, strict=True):
+            if s is None:
+                continue
+            state = self._models[s.model]
+            reason = s.reason or unmatched
+            if reason is None:
+                state.ingested += 1
+            else:
+                state.rejected[reason] += 1
+                reasons[reason] += 1
+            if s.rec_end is not None:
+                state.window.add(s.seq, s.ts, s.rec_end, records)
         return reasons
 
     def _require_store(self) -> EventStore:
@@ -299,7 +332,8 @@ class Monitor:
             halves = {half.kind: half, partner.kind: Half.from_json(partner.half)}
             rows, parsed = self._prepare([join_halves(halves["request"], halves["response"], now)], now)
             stored = store.append(rows)
-        self._feed(stored, parsed)
+        with self._lock:
+            self._feed(stored, parsed)
         return CloudEventOutcome("joined", rows[0].reason)
 
     def _expire_halves(self) -> int:
@@ -319,8 +353,9 @@ class Monitor:
             rows = [r if k == "request" else _with_reason(r, "unmatched_response") for r, k in zip(rows, kinds, strict=True)]
             parsed = [p if k == "request" else [] for p, k in zip(parsed, kinds, strict=True)]
             stored = store.append(rows)
-        for s, p, k in zip(stored, parsed, kinds, strict=True):
-            self._feed([s], [p], unmatched="unmatched_request" if k == "request" else None)
+        with self._lock:
+            for s, p, k in zip(stored, parsed, kinds, strict=True):
+                self._feed([s], [p], unmatched="unmatched_request" if k == "request" else None)
         if expired:
             log.info("cloudevent_halves_expired count=%d", len(expired))
         return len(expired)

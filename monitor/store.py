@@ -24,8 +24,9 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoredEvent"]
 
@@ -71,8 +72,7 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
+class EventRow(NamedTuple):
     """An event to append: `reason` None means accepted with `n_records` records."""
 
     model: str
@@ -84,8 +84,7 @@ class EventRow:
     raw: str
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     seq: int
     model: str
     id: str
@@ -118,6 +117,19 @@ class EvaluationRow:
     n_records: int
     result: dict[str, Any]
     evaluated_at: float
+
+
+_EVENT_COLUMNS = ("seq", "model", "id", "ts", "received_at", "reason", "n_records", "rec_end", "raw")
+_INSERT_ROWS = 100
+"""Rows per INSERT statement. One statement per row (executemany) releases and retakes the GIL
+for every row, and each retake waits behind the request-handling thread: several times slower
+under load (benchmarks/ingest.py). 100 rows × 9 columns stays far below SQLite's variable limit."""
+
+
+@cache
+def _insert_sql(n_rows: int) -> str:
+    row = "(" + ",".join("?" * len(_EVENT_COLUMNS)) + ")"
+    return f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {','.join([row] * n_rows)}"
 
 
 class EventStore:
@@ -199,23 +211,24 @@ class EventStore:
         seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         totals = self._rec_totals.copy()
         out: list[StoredEvent | None] = []
-        params = []
+        params: list[Any] = []
         for r in rows:
-            if (r.model, r.id) in existing:
+            key = (r.model, r.id)
+            if key in existing:
                 out.append(None)
                 continue
-            existing.add((r.model, r.id))
+            existing.add(key)
             seq += 1
             rec_end = None
             if r.reason is None:
                 rec_end = totals.get(r.model, 0) + r.n_records
                 totals[r.model] = rec_end
             out.append(StoredEvent(seq, r.model, r.id, r.ts, r.reason, r.n_records, rec_end, r.raw))
-            params.append((seq, r.model, r.id, r.ts, r.received_at, r.reason, r.n_records, rec_end, r.raw))
-        self._db.executemany(
-            "INSERT INTO events (seq, model, id, ts, received_at, reason, n_records, rec_end, raw) VALUES (?,?,?,?,?,?,?,?,?)",
-            params,
-        )
+            params += (seq, r.model, r.id, r.ts, r.received_at, r.reason, r.n_records, rec_end, r.raw)
+        width = len(_EVENT_COLUMNS)
+        for i in range(0, len(params), _INSERT_ROWS * width):
+            chunk = params[i : i + _INSERT_ROWS * width]
+            self._db.execute(_insert_sql(len(chunk) // width), chunk)
         self._rec_totals = totals
         return out
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import msgspec
+
 from monitor.capture.wire import Body, CapturedEvent
 
 __all__ = ["CloudEventError", "Half", "join_halves", "parse_cloudevent"]
@@ -23,7 +25,7 @@ REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 _KINDS: dict[str, Literal["request", "response"]] = {REQUEST_TYPE: "request", RESPONSE_TYPE: "response"}
 _SPEC_VERSIONS = frozenset({"1.0", "0.3", "0.2"})
-_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z")
 _CONTEXT = ("namespace", "component", "endpoint", "source")
 
 
@@ -50,7 +52,7 @@ class Half:
     def to_json(self) -> str:
         return json.dumps({
             "model": self.model, "id": self.id, "kind": self.kind, "time": self.time,
-            "body": self.body.model_dump(), "context": self.context,
+            "body": msgspec.structs.asdict(self.body), "context": self.context,
         })
 
     @classmethod
@@ -81,7 +83,11 @@ def _body(data: bytes, content_type: str | None) -> Body:
 
 
 def _half(attrs: dict[str, Any], data: bytes, content_type: str | None) -> Half:
-    """Validate the attributes shared by both modes; `attrs` keys are lower-case attribute names."""
+    """Validate the attributes shared by both modes; `attrs` keys are lower-case attribute names.
+
+    Every constraint of the event envelope is checked here (a 400 for the sender), because
+    `join_halves` builds the event directly, without validation.
+    """
     spec = attrs.get("specversion")
     if spec not in _SPEC_VERSIONS:
         raise CloudEventError("invalid_cloudevent", f"unsupported or missing specversion {spec!r}")
@@ -94,9 +100,13 @@ def _half(attrs: dict[str, Any], data: bytes, content_type: str | None) -> Half:
     if not _ID_RE.match(attrs["id"]):
         raise CloudEventError("invalid_cloudevent", "`id` must be 1-128 characters of [A-Za-z0-9._:-]")
     model = attrs.get("inferenceservicename") or attrs.get("inferenceservice")
-    if not isinstance(model, str) or not model:
-        raise CloudEventError("invalid_cloudevent", "missing `inferenceservicename` (or `inferenceservice`)")
+    if not isinstance(model, str) or not model or len(model) > 253:
+        raise CloudEventError("invalid_cloudevent", "missing or over-long `inferenceservicename` (or `inferenceservice`)")
     time = _parse_time(attrs.get("time") if isinstance(attrs.get("time"), str) else None)
+    if time is not None and time < 0:
+        raise CloudEventError("invalid_cloudevent", "`time` is before 1970")
+    if content_type is not None and len(content_type) > 256:
+        raise CloudEventError("invalid_cloudevent", "content type longer than 256 characters")
     context = {k: attrs[k][:256] for k in _CONTEXT if isinstance(attrs.get(k), str)}
     return Half(model, attrs["id"], kind, time, _body(data, content_type), context)
 

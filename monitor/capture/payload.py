@@ -88,6 +88,8 @@ class Columns:
             values = [row.get(k) for k in self.keys]
         else:
             return {c.name: _scalar(_cell(row, c), c.name) for c in self.columns}
+        if _NUMBERS.issuperset(map(type, values)) and (total := sum(values)) == total:
+            return dict(zip(self.names, values, strict=True))  # all numbers, none NaN (the common case)
         if not _NESTED.isdisjoint(map(type, values)):
             for c, v in zip(self.columns, values, strict=True):
                 _scalar(v, c.name)
@@ -112,6 +114,7 @@ class ModelSchema:
 
 
 _NESTED = frozenset({list, dict})
+_NUMBERS = frozenset({float, int})
 
 
 def _scalar(value: Any, column: str) -> Any:

@@ -80,6 +80,10 @@ def test_structured_mode_with_json_and_base64_data() -> None:
         (kserve_headers(**{"ce-type": "com.example.other"}), "unsupported_type"),
         (kserve_headers(**{"ce-time": "yesterday"}), "invalid_cloudevent"),
         (kserve_headers(**{"ce-id": "bad id with spaces"}), "invalid_cloudevent"),
+        (kserve_headers(**{"ce-id": "trailing-newline\n"}), "invalid_cloudevent"),
+        (kserve_headers(**{"ce-inferenceservicename": "m" * 254}), "invalid_cloudevent"),
+        (kserve_headers(**{"ce-time": "1969-12-31T23:59:59Z"}), "invalid_cloudevent"),
+        (kserve_headers(**{"content-type": "application/json; x=" + "y" * 256}), "invalid_cloudevent"),
     ],
 )
 def test_unusable_events_are_refused_precisely(headers: dict[str, str], error: str) -> None:

@@ -7,8 +7,20 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from monitor.capture import Body, CapturedEvent, ModelSchema, Rejected, decode_body, event_records
+from monitor.capture import (
+    Body,
+    CapturedEvent,
+    EnvelopeError,
+    ModelSchema,
+    Rejected,
+    decode_batch,
+    decode_body,
+    encode_event,
+    event_records,
+)
 from monitor.config import ModelConfig
 
 
@@ -83,3 +95,79 @@ def test_envelope_constraints(bad: dict[str, object]) -> None:
 def test_non_finite_timestamp_is_rejected_by_the_envelope() -> None:
     with pytest.raises(ValueError):
         CapturedEvent.model_validate({"id": "ok", "model": "m", "timestamp": float("inf"), "request": {"body": "{}"}})
+
+
+def _batch(*events: dict[str, object]) -> bytes:
+    return json.dumps({"events": list(events)}).encode()
+
+
+GOOD = {"id": "ok", "model": "m", "timestamp": 1.0, "request": {"body": "{}"}}
+
+
+def test_a_valid_batch_decodes_with_defaults() -> None:
+    batch = decode_batch(_batch(GOOD, {**GOOD, "id": "ok2", "status": 503, "response": {"body": "x", "encoding": "utf-8"}}))
+    first, second = batch.events
+    assert (first.id, first.status, first.method, first.response, first.headers) == ("ok", 200, "POST", None, {})
+    assert second.status == 503 and second.response == Body(body="x")
+
+
+def test_every_bad_field_is_reported_with_its_path_and_without_its_value() -> None:
+    bad = {**GOOD, "status": "two hundred", "timestamp": -5, "request": {"body": 42, "encoding": "rot13-secret"}, "headers": {"a": 1}}
+    with pytest.raises(EnvelopeError) as info:
+        decode_batch(_batch(GOOD, bad, {"id": "x"}))
+    assert info.value.error == "validation_failed"
+    locs = [d["loc"] for d in info.value.detail]
+    assert locs == [
+        "events[1].timestamp", "events[1].status", "events[1].request.body", "events[1].request.encoding",
+        "events[1].headers[...]", "events[2].model", "events[2].timestamp", "events[2].request",
+    ]
+    assert "two hundred" not in json.dumps(info.value.detail) and "rot13-secret" not in json.dumps(info.value.detail)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"events": [', "invalid_json"),
+        (b"[" * 10_000 + b"]" * 10_000, "invalid_json"),
+        (b'{"events": [{"id": "a", "model": "m", "timestamp": 1, "request": {"body": "\\ud800"}}]}', "invalid_json"),
+        (b"[]", "validation_failed"),
+        (b'{"events": {}}', "validation_failed"),
+        (b'{"events": [{"id": "a", "model": "m", "timestamp": NaN, "request": {"body": "{}"}}]}', "validation_failed"),
+        (b'{"events": [{"id": "a", "model": "m", "timestamp": 1e400, "request": {"body": "{}"}}]}', "validation_failed"),
+    ],
+)
+def test_undecodable_batches(body: bytes, error: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_batch(body)
+    assert info.value.error == error
+
+
+@pytest.mark.parametrize("bad", [{"status": "200"}, {"status": 200.0}, {"status": True}, {"timestamp": "1.5"}, {"id": "trailing-newline\n"}])
+def test_the_envelope_is_strictly_typed(bad: dict[str, object]) -> None:
+    with pytest.raises(EnvelopeError):
+        decode_batch(_batch({**GOOD, **bad}))
+
+
+def test_unknown_fields_are_ignored_and_the_stored_copy_round_trips() -> None:
+    sent = {**GOOD, "latency_seconds": 0.25, "headers": {"x-request-id": "r1"}, "response": {"body": "{}"}, "extra": {"nested": [1]}}
+    event = decode_batch(_batch(sent)).events[0]
+    stored = encode_event(event)
+    assert "extra" not in json.loads(stored)
+    assert CapturedEvent.model_validate_json(stored) == event
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_bodies_decode_exactly_as_python_json_reads_them(value: object) -> None:
+    """The fast decoder and Python's json agree on every value (infinities go the json way)."""
+    text = json.dumps(value)
+    decoded = decode_body(Body(body=text))
+    assert decoded == json.loads(text)
+    assert json.dumps(decoded) == text  # same types too: 1 stays an int, 1.0 a float

@@ -74,6 +74,33 @@ def test_counts_and_evaluation(tmp_path: Path) -> None:
     assert len(stored_evaluations(cfg)) == 1
 
 
+def test_concurrent_batches_are_each_answered_and_stored_once(tmp_path: Path) -> None:
+    """Batches in flight together share a commit, yet each gets its own counts; overlaps count once."""
+    cfg = load(tmp_path)
+
+    async def scenario() -> None:
+        mon = Monitor(cfg)
+        await mon.start(background=False)
+        try:
+            batches = [events(range(20 * k, 20 * k + 30)) for k in range(12)]  # each overlaps the next by 10 ids
+            batches.append(events(range(5000, 5005), model="ghost"))
+            results = await asyncio.gather(*(mon.ingest(b) for b in batches))
+        finally:
+            await mon.stop()
+        assert [r.accepted + r.duplicates for r in results[:-1]] == [30] * 12
+        assert sum(r.accepted for r in results) == 250 and sum(r.duplicates for r in results) == 110
+        assert results[-1].to_dict() == {"accepted": 0, "duplicates": 0, "rejected": 5, "reasons": {"unknown_model": 5}}
+        assert mon.snapshot()["toy"].ingested == 250
+
+    asyncio.run(scenario())
+    store = EventStore(cfg.server.store.path)
+    try:
+        assert store.count_events("toy") == {None: 250}
+        assert sorted(int(e.id.rsplit("-", 1)[-1]) for e in store.accepted_since("toy", 0)) == list(range(250))
+    finally:
+        store.close()
+
+
 def test_drift_is_detected_in_shifted_traffic(tmp_path: Path) -> None:
     cfg = load(tmp_path)
 

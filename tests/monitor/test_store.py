@@ -62,6 +62,18 @@ def test_a_failed_transaction_keeps_nothing(tmp_path: Path) -> None:
     assert append(store, rows(["a"], n=5))[0].rec_end == 5  # type: ignore[union-attr]
 
 
+def test_a_large_append_keeps_every_row_in_order(tmp_path: Path) -> None:
+    """Rows go in as multi-row INSERTs of at most 100: none lost or reordered across the chunks."""
+    store = EventStore(tmp_path / "s.db")
+    batch = [EventRow("m", f"e{i}", float(i), 0.0, "upstream_error" if i % 7 == 0 else None, 0 if i % 7 == 0 else 1, f'{{"i": {i}}}') for i in range(250)]
+    out = append(store, batch + rows(["e3"]))  # a duplicate after the chunks
+    assert out[-1] is None and [s.seq for s in out[:-1]] == list(range(1, 251))  # type: ignore[union-attr]
+    accepted = list(store.accepted_since("m", 0))
+    assert [e.id for e in accepted] == [f"e{i}" for i in range(250) if i % 7] and [e.rec_end for e in accepted] == list(range(1, 215))
+    assert store.count_events() == {None: 214, "upstream_error": 36}
+    assert accepted[-1].raw == '{"i": 249}'
+
+
 def test_accepted_since_and_first_rec_since(tmp_path: Path) -> None:
     store = EventStore(tmp_path / "s.db")
     with store.transaction():
