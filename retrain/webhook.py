@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from monitor.errors import ApiError, read_body, validation_detail
 from retrain.policy import Decision
 from retrain.run import job_name
 
@@ -68,37 +69,13 @@ class Payload(_Lenient):
     alerts: list[Alert]
 
 
-def _error(status: int, error: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(root)"
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it exceeds `limit` bytes (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _handle(controller: Controller, payload: Payload) -> dict[str, Any]:
     decisions: list[dict[str, Any]] = []
     ignored: list[dict[str, Any]] = []
     for alert in payload.alerts:
         model = alert.labels.get("model")
-        base = {"fingerprint": alert.fingerprint, "alertname": alert.labels.get("alertname", ""), "model": model}
+        alertname = alert.labels.get("alertname", "")
+        base = {"fingerprint": alert.fingerprint, "alertname": alertname, "model": model}
         if alert.labels.get(ACTION_LABEL) != "retrain":
             ignored.append({**base, "reason": "not_a_retrain_alert"})
         elif alert.status != "firing":
@@ -109,7 +86,7 @@ def _handle(controller: Controller, payload: Payload) -> dict[str, Any]:
             ignored.append({**base, "reason": "unknown_model"})
         else:
             d = controller.on_alert(model, alert.fingerprint, alert.startsAt.timestamp(),
-                                    alertname=base["alertname"], report_url=alert.annotations.get("report_url") or None)
+                                    alertname=alertname, report_url=alert.annotations.get("report_url") or None)
             decisions.append({
                 **base, "startsAt": alert.startsAt.isoformat(), "action": d.action, "reason": d.reason,
                 "trigger": d.fingerprint,
@@ -121,6 +98,27 @@ def _handle(controller: Controller, payload: Payload) -> dict[str, Any]:
     return {"status": "ok", "received": len(payload.alerts), "decisions": decisions, "ignored": ignored}
 
 
+async def _read_payload(request: Request, expected: bytes | None, limit: int) -> Payload:
+    """The validated payload, or the `ApiError` to answer (401, 415, 413, 400, 422 in that order)."""
+    if expected is not None:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise ApiError(401, "unauthorized", "missing or invalid bearer token",
+                           {"WWW-Authenticate": 'Bearer realm="driftwatch"'})
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", f"expected application/json, got {ctype or 'nothing'}")
+    body = await read_body(request, limit)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", str(exc)[:200] or type(exc).__name__) from None
+    try:
+        return Payload.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "validation_failed", validation_detail(exc.errors())) from None
+
+
 def router(controller: Controller, token: str | None, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> APIRouter:
     """The Alertmanager webhook route; `token` (when set) must come as `Authorization: Bearer <token>`."""
     api = APIRouter()
@@ -128,26 +126,10 @@ def router(controller: Controller, token: str | None, *, max_body_bytes: int = D
 
     @api.post("/v1/alertmanager", response_model=None)
     async def alertmanager(request: Request) -> JSONResponse:
-        if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return _error(401, "unauthorized", "a valid bearer token is required",
-                              {"WWW-Authenticate": 'Bearer realm="driftwatch"'})
-        ctype = request.headers.get("content-type", "")
-        if ctype.split(";")[0].strip().lower() != "application/json":
-            return _error(415, "unsupported_media_type", f"expected application/json, got {ctype or 'nothing'}")
-        body = await _read_limited(request, max_body_bytes)
-        if body is None:
-            return _error(413, "payload_too_large", f"the body exceeds {max_body_bytes} bytes")
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return _error(400, "invalid_json", str(exc) or type(exc).__name__)
-        try:
-            payload = Payload.model_validate(data)
-        except ValidationError as exc:
-            detail = [{"path": _path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
-            return _error(422, "invalid_payload", detail)
+            payload = await _read_payload(request, expected, max_body_bytes)
+        except ApiError as exc:
+            return exc.response()
         # The policy writes to SQLite: keep that off the event loop.
         return JSONResponse(await run_in_threadpool(_handle, controller, payload))
 

@@ -211,7 +211,7 @@ def test_oversized_bodies_are_413_declared_or_streamed(server: Server) -> None:
 
     r = httpx.post(f"{server.url}/v1/alertmanager", content=chunks(),
                    headers={"Content-Type": "application/json", **AUTH}, timeout=10)
-    assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
 
 
 def test_non_json_content_type_is_415(server: Server) -> None:
@@ -233,15 +233,27 @@ def test_malformed_json_is_400(server: Server, raw: bytes) -> None:
     (payload(alert(), alert(labels={"model": 7})), ["alerts[1].labels.model"]),
     (payload(alert(status="pending")), ["alerts[0].status"]),
     (payload(alert(fingerprint="")), ["alerts[0].fingerprint"]),
-    ([PAYLOAD], ["(root)"]),
+    ([PAYLOAD], ["(body)"]),
 ])
 def test_schema_errors_are_422_with_field_paths(server: Server, controller: RetrainController, body: Any,
                                                 paths: list[str]) -> None:
     r = post(server, body)
     assert r.status_code == 422
     out = r.json()
-    assert out["error"] == "invalid_payload" and [d["path"] for d in out["detail"]] == paths
+    # The monitor's vocabulary (POST /v1/events answers the same shape).
+    assert out["error"] == "validation_failed" and [d["loc"] for d in out["detail"]] == paths
+    assert all(set(d) == {"loc", "msg", "type"} for d in out["detail"])
     assert controller.history.recent_decisions("wine", 10) == []
+
+
+def test_validation_details_are_bounded_and_never_echo_values(server: Server) -> None:
+    secret = "patient-4711-diagnosis"
+    bad = [{"status": "firing", "labels": {"model": secret}, "annotations": {"summary": secret}} for _ in range(40)]
+    r = post(server, payload(*bad))
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert len(detail) == 50 and detail[0]["loc"] == "alerts[0].startsAt"
+    assert secret not in r.text
 
 
 # -- a real Alertmanager delivering to the webhook ------------------------------------------------------
