@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 from sidecar_servers import Collector, ModelServer, Sidecar, free_port, metric, wait_for
 
+from monitor.sidecar.metrics import DROP_REASONS
+
 Start = Callable[..., Sidecar]
 
 
@@ -30,6 +32,14 @@ def scrape(sidecar: Sidecar) -> str:
 
 def dropped(text: str, reason: str) -> float:
     return metric(text, "driftwatch_sidecar_events_dropped_total", model="wine", reason=reason)
+
+
+def settled(sidecar: Sidecar) -> bool:
+    """Nothing left to send: every captured event was acknowledged or dropped, and queue and spool are empty."""
+    text = scrape(sidecar)
+    done = metric(text, "driftwatch_sidecar_events_shipped_total", model="wine") + sum(dropped(text, r) for r in DROP_REASONS)
+    return (metric(text, "driftwatch_sidecar_queue_events") == 0 and metric(text, "driftwatch_sidecar_spool_events") == 0
+            and done == metric(text, "driftwatch_sidecar_events_captured_total", model="wine"))
 
 
 def test_captures_inference_paths_only_with_ids_allowlisted_headers_and_truncation(
@@ -49,9 +59,11 @@ def test_captures_inference_paths_only_with_ids_allowlisted_headers_and_truncati
         c.post("/custom/score?debug=1", content=b"\xff\xfe\x00binary")
         for path in ("/v1/models/wine", "/v2/health/ready", "/", "/echo", "/v1/models/wine:explain"):
             c.get(path)
-    wait_for(lambda: len(collector.events()) >= 4)
-    time.sleep(0.3)
-    events = collector.events()
+        # Events ship in capture order: once this one arrives, any capture of the paths above would have.
+        c.post("/custom/score", content=b"{}", headers={"x-request-id": "sentinel"})
+    wait_for(lambda: any(e["id"] == "sentinel" for e in collector.events()))
+    *events, sentinel = collector.events()
+    assert sentinel["id"] == "sentinel"
     assert [e["path"] for e in events] == ["/v1/models/wine:predict", "/v2/models/wine/versions/2/infer", "/v1/models/wine:predict", "/custom/score"]
     first, second, third, fourth = events
     assert first["id"] == "ce-7" and first["headers"] == {"x-request-id": "req-7", "x-tenant": "t1"}
@@ -71,7 +83,9 @@ def test_sampling_ratio(model_server: ModelServer, collector: Collector, start_s
     with httpx.Client(base_url=sidecar.url) as c:
         for _ in range(400):
             predict(c)
-    time.sleep(0.5)
+    # A capture is counted in the callback that observes the exchange's duration: once all 400 are observed,
+    # the captured count is final.
+    wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_request_duration_seconds_count", phase="upstream") == 400)
     captured = metric(scrape(sidecar), "driftwatch_sidecar_events_captured_total", model="wine")
     assert 60 <= captured <= 140  # Binomial(400, 0.25): mean 100, sd 8.7
     wait_for(lambda: len(collector.events()) == captured)
@@ -131,7 +145,7 @@ def test_monitor_down_spools_and_replays_in_order_without_loss(model_server: Mod
             for rid in ids[150:]:
                 predict(c, rid)
             wait_for(lambda: len(collector.events()) >= 300, timeout=60)
-            time.sleep(0.3)
+            wait_for(lambda: settled(sidecar))  # so a duplicate would have arrived by now
             received = [e["id"] for e in collector.events()]
         finally:
             collector.stop()
@@ -155,8 +169,9 @@ def test_spool_full_drops_are_counted_by_reason(model_server: ModelServer, start
     collector = Collector(port).start()
     try:
         wait_for(lambda: len(collector.events()) + full >= 100, timeout=30)
-        time.sleep(0.3)
+        wait_for(lambda: settled(sidecar))  # so a duplicate would have arrived by now
         assert len(collector.events()) + full == 100  # sent = received + dropped
+        assert dropped(scrape(sidecar), "spool_full") == full
     finally:
         collector.stop()
 
@@ -167,9 +182,10 @@ def test_sigterm_finishes_in_flight_and_flushes_queue_then_exits_0(model_server:
         for i in range(20):
             predict(c, f"t-{i}")
     slow: dict[str, int] = {}
-    thread = threading.Thread(target=lambda: slow.update(status=httpx.get(f"{sidecar.url}/slow", params={"s": 1}, timeout=10).status_code))
+    tag = uuid.uuid4().hex
+    thread = threading.Thread(target=lambda: slow.update(status=httpx.get(f"{sidecar.url}/slow", params={"s": 1, "tag": tag}, timeout=10).status_code))
     thread.start()
-    time.sleep(0.3)
+    wait_for(lambda: any(tag.encode() in r.target for r in model_server.requests))  # in flight at the model server
     started = time.monotonic()
     sidecar.signal(signal.SIGTERM)
     assert sidecar.wait(20) == 0
