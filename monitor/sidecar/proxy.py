@@ -46,6 +46,7 @@ REPLAY_LIMIT = 256 * 1024
 BODY_BUFFER_LIMIT = 256 * 1024  # request bytes held while an upstream connection is being made
 WRITE_HIGH_WATER = 256 * 1024
 LOCAL_PREFIX = b"/driftwatch/"
+LOCAL_METHODS = b"GET, HEAD"  # what the sidecar's own endpoints answer
 
 
 class _HeadTooLarge(Exception):
@@ -298,7 +299,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.url.startswith(LOCAL_PREFIX):
             ex.local = True
             status, body, ctype = server.local_endpoint(ex.method, ex.url)
-            self.respond_local(ex, status, body, ctype)
+            self.respond_local(ex, status, body, ctype, allow=LOCAL_METHODS if status == 405 else None)
             return
         if server.draining:
             ex.keep_alive = False
@@ -341,11 +342,11 @@ class ClientConnection(asyncio.Protocol):
         elif ex.upstream is not None:
             ex.upstream.write(data)
 
-    def respond_local(self, ex: Exchange, status: int, body: bytes, ctype: bytes = b"application/json") -> None:
+    def respond_local(self, ex: Exchange, status: int, body: bytes, ctype: bytes = b"application/json", allow: bytes | None = None) -> None:
         close = not ex.keep_alive or self.server.draining
         ex.close_after = close
         assert self.transport is not None
-        self.transport.write(local_response(status, body, content_type=ctype, close=close, head_only=ex.is_head))
+        self.transport.write(local_response(status, body, content_type=ctype, close=close, head_only=ex.is_head, allow=allow))
         ex.head_sent = True
         ex.response_done = True
         if ex.request_done:
@@ -809,7 +810,7 @@ class ProxyServer:
         if path not in (b"/driftwatch/healthz", b"/driftwatch/readyz", b"/driftwatch/metrics"):
             return 404, error_body("not_found", f"no sidecar endpoint {path.decode('latin-1')!r}; see /driftwatch/healthz, /driftwatch/readyz, /driftwatch/metrics"), b"application/json"
         if method not in (b"GET", b"HEAD"):
-            return 405, error_body("method_not_allowed", "use GET"), b"application/json"
+            return 405, error_body("method_not_allowed", "use GET or HEAD"), b"application/json"
         if path == b"/driftwatch/metrics":
             return 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8"
         if path == b"/driftwatch/healthz":

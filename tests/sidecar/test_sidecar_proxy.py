@@ -178,6 +178,27 @@ def test_client_disconnect_mid_request_is_cleaned_up(sidecar: Sidecar) -> None:
     assert metric(metrics, "driftwatch_sidecar_upstream_errors_total", kind="protocol") == 0
 
 
+@pytest.mark.parametrize("path", ["/driftwatch/healthz", "/driftwatch/readyz"])
+def test_probes_answer_head_like_get_without_a_body(sidecar: Sidecar, path: str) -> None:
+    """Load balancers and `curl -I` probe with HEAD; the connection stays usable after it."""
+    get = httpx.get(f"{sidecar.url}{path}")
+    head = httpx.head(f"{sidecar.url}{path}")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == get.headers["content-type"]
+    # Pipelined HEAD then GET on one connection: a body after the HEAD would corrupt the second answer.
+    raw = raw_exchange(sidecar.port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\nGET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    first, second = raw.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 ") and first.endswith(b"\r\n\r\n")
+    assert second.startswith(b"200 ") and json.loads(second.split(b"\r\n\r\n", 1)[1])["status"] in ("ok", "ready")
+
+
+def test_other_methods_on_own_endpoints_are_405_with_allow(sidecar: Sidecar) -> None:
+    r = httpx.delete(f"{sidecar.url}/driftwatch/healthz")
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert r.headers["allow"] == "GET, HEAD"
+
+
 def test_own_endpoints_and_promtool_clean_metrics(sidecar: Sidecar) -> None:
     assert httpx.get(f"{sidecar.url}/driftwatch/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{sidecar.url}/driftwatch/readyz").json()
