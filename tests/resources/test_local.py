@@ -35,18 +35,39 @@ def busy() -> Iterator[subprocess.Popen[str]]:
     _kill(proc)
 
 
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
 def test_busy_process_cpu_and_memory(busy: subprocess.Popen[str]) -> None:
-    sampler = ProcessSampler(pid=busy.pid)
+    """The rate matches psutil's own cpu_times delta of the child, however much CPU a loaded machine gives it."""
+    clock: list[float] = []
+
+    def tick() -> float:
+        clock.append(time.monotonic())
+        return clock[-1]
+
+    sampler = ProcessSampler(pid=busy.pid, clock=tick)
+    child = psutil.Process(busy.pid)
+    before_first = _cpu_seconds(child)
     first, pids = sampler.sample()
+    after_first = _cpu_seconds(child)
     assert first.pod == f"local-{busy.pid}"
     assert first.cpu_cores is None  # a rate needs two samples
     assert first.memory_working_set_bytes >= 64 * 2**20
     assert pids == (busy.pid,)
     time.sleep(1.0)
+    before_second = _cpu_seconds(child)
     second, _ = sampler.sample()
+    after_second = _cpu_seconds(child)
     assert second.cpu_cores is not None
-    # A spinning process uses up to one core; on a shared 2-core machine it gets a good share of one.
-    assert 0.2 < second.cpu_cores <= 1.1
+    # The sampler's CPU seconds lie between the deltas of reads just inside and just outside its two
+    # reads (cpu_times ticks every 10 ms: one tick of slack each side).
+    used = float(second.cpu_cores) * (clock[1] - clock[0])
+    assert before_second - after_first - 0.02 <= used <= after_second - before_first + 0.02
+    assert before_second - after_first > 0  # the child did spin while we slept
+    assert second.cpu_cores <= 1.1  # one thread: at most one core
 
 
 def test_idle_process_uses_almost_no_cpu() -> None:
