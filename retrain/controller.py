@@ -132,7 +132,7 @@ class RetrainController:
             self.history.record(decision, state, run, rc.launcher if run else None, ns)
             self._states[model] = state
         level = logging.INFO if decision.triggered else logging.DEBUG
-        log.log(level, "event=retrain_decision model=%s source=%s action=%s reason=%s fingerprint=%s job=%s",
+        log.log(level, "retrain_decision model=%s source=%s action=%s reason=%s fingerprint=%s job=%s",
                 model, source, decision.action, decision.reason, decision.fingerprint, run.name if run else None)
         if run is not None:
             self._pool.submit(self._launch, run)
@@ -156,7 +156,7 @@ class RetrainController:
                 result = self._kubernetes().launch(run, rc.kubernetes)
                 self.history.mark_running(run.name, self._clock(),
                                           detail="already existed" if result == "exists" else None)
-                log.info("event=retrain_launched model=%s job=%s namespace=%s result=%s", run.model, run.name,
+                log.info("retrain_launched model=%s job=%s namespace=%s result=%s", run.model, run.name,
                          rc.kubernetes.namespace, result)
             else:
                 assert rc.local is not None
@@ -164,7 +164,7 @@ class RetrainController:
         except (LaunchError, OSError, ValueError) as exc:
             self._on_outcome(run.name, "failed", None, f"launch failed: {exc}")
         except Exception as exc:  # an unexpected API answer must not leave the run pending forever
-            log.exception("event=retrain_launch_error job=%s", run.name)
+            log.exception("retrain_launch_error job=%s", run.name)
             self._on_outcome(run.name, "failed", None, f"launch failed: {type(exc).__name__}: {exc}")
 
     def _on_local_started(self, name: str) -> Callable[[Started], None]:
@@ -176,7 +176,7 @@ class RetrainController:
     def _on_outcome(self, name: str, outcome: str, exit_code: int | None, detail: str | None) -> None:
         if self.history.finish(name, outcome, self._clock(), exit_code=exit_code, detail=detail):
             level = logging.INFO if outcome == "succeeded" else logging.WARNING
-            log.log(level, "event=retrain_finished job=%s outcome=%s exit_code=%s detail=%r", name, outcome,
+            log.log(level, "retrain_finished job=%s outcome=%s exit_code=%s detail=%r", name, outcome,
                     exit_code, detail)
 
     def _on_kube_status(self, status: JobStatus) -> None:
@@ -199,7 +199,7 @@ class RetrainController:
                           drifted_features=(), report_url=None, reason="adopted: found running in the cluster")
         run = Run(name=status.name, model=status.model, fingerprint=status.fingerprint, trigger=trigger, reference="")
         if self.history.adopt(run, "kubernetes", status.namespace, now):
-            log.info("event=retrain_adopted model=%s job=%s namespace=%s", status.model, status.name, status.namespace)
+            log.info("retrain_adopted model=%s job=%s namespace=%s", status.model, status.name, status.namespace)
 
     def _kubernetes(self) -> KubernetesLauncher:
         with self._lock:
@@ -225,7 +225,7 @@ class RetrainController:
             try:
                 self._start_namespace(ns, known)
             except LaunchError as exc:  # no API configuration: pending runs get their failure recorded
-                log.error("event=retrain_kubernetes_unavailable namespace=%s error=%r", ns, str(exc))
+                log.error("retrain_kubernetes_unavailable namespace=%s error=%r", ns, str(exc))
                 for rec in known:
                     if rec.state == "pending":
                         self._pool.submit(self._launch, rec.run)
@@ -244,7 +244,7 @@ class RetrainController:
         try:
             items, rv = kube.list_jobs(ns)
         except Exception as exc:  # API down at start-up: relaunch pending runs, the follower relists
-            log.warning("event=retrain_list_failed namespace=%s error=%r", ns, str(exc))
+            log.warning("retrain_list_failed namespace=%s error=%r", ns, str(exc))
             for rec in known:
                 if rec.state == "pending":
                     self._pool.submit(self._launch, rec.run)

@@ -153,7 +153,7 @@ class KubernetesLauncher:
                     raise LaunchError(f"{what}: gave up after {attempt + 1} attempt(s): {_describe(exc)}",
                                       transient=True) from exc
                 pause = self.retry.delay(attempt, self._rng)
-                log.warning("event=k8s_retry call=%s attempt=%d error=%r pause_s=%.2f", what, attempt + 1,
+                log.warning("k8s_retry call=%s attempt=%d error=%r pause_s=%.2f", what, attempt + 1,
                             _describe(exc), pause)
                 self._sleep(pause)
         raise AssertionError("unreachable")
@@ -237,19 +237,19 @@ class KubernetesLauncher:
                 if self._stop.is_set():
                     return
                 if exc.status == 410:
-                    log.info("event=k8s_watch_expired namespace=%s", ns)
+                    log.info("k8s_watch_expired namespace=%s", ns)
                     rv = None
                     continue
                 failures += 1
                 rv = None
-                log.warning("event=k8s_watch_error namespace=%s error=%r failures=%d", ns, _describe(exc), failures)
+                log.warning("k8s_watch_error namespace=%s error=%r failures=%d", ns, _describe(exc), failures)
                 self._stop.wait(min(self.poll_interval, self.retry.delay(failures, self._rng)))
             except Exception as exc:
                 if self._stop.is_set():
                     return
                 failures += 1
                 rv = None
-                log.warning("event=k8s_watch_error namespace=%s error=%r failures=%d", ns, _describe(exc), failures)
+                log.warning("k8s_watch_error namespace=%s error=%r failures=%d", ns, _describe(exc), failures)
                 self._stop.wait(min(self.poll_interval, self.retry.delay(failures, self._rng)))
 
     def _watch_once(self, ns: str, rv: str, on_status: Callable[[JobStatus], None]) -> str:

@@ -80,7 +80,7 @@ class LocalLauncher:
             )
         created = _create_time(proc.pid) or self._clock()
         started = Started(pid=proc.pid, pid_created=created, log_path=str(log_path))
-        log.info("event=local_started run=%s model=%s pid=%d log=%s", run.name, run.model, proc.pid, log_path)
+        log.info("local_started run=%s model=%s pid=%d log=%s", run.name, run.model, proc.pid, log_path)
         if on_started is not None:
             on_started(started)
         self._spawn(run.name, lambda: self._follow_child(run.name, proc, status, self._clock() + cfg.timeout, on_outcome))
@@ -153,7 +153,7 @@ class LocalLauncher:
     def _kill_group(self, pgid: int, wait_leader: Callable[[float], bool]) -> None:
         """SIGTERM the whole process group, SIGKILL whatever outlives the grace period."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            log.warning("event=local_timeout pgid=%d signal=%s", pgid, sig.name)
+            log.warning("local_timeout pgid=%d signal=%s", pgid, sig.name)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, sig)
             if _group_gone(pgid, wait_leader, self.grace):

@@ -92,7 +92,7 @@ def _handle(controller: Controller, payload: Payload) -> dict[str, Any]:
                 "trigger": d.fingerprint,
                 "job": job_name(model, d.fingerprint) if d.action == "launch" and d.fingerprint else None,
             })
-    log.info("event=alertmanager_webhook alerts=%d decisions=%d launched=%d ignored=%d truncated=%d",
+    log.info("alertmanager_webhook alerts=%d decisions=%d launched=%d ignored=%d truncated=%d",
              len(payload.alerts), len(decisions), sum(d["action"] == "launch" for d in decisions), len(ignored),
              payload.truncatedAlerts)
     return {"status": "ok", "received": len(payload.alerts), "decisions": decisions, "ignored": ignored}

@@ -25,7 +25,7 @@ from monitor.resources.usage import CollectionError, GpuUsage, PodUsage, Resourc
 
 __all__ = ["ResourceCollector"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("driftwatch.resources")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -113,18 +113,18 @@ class ResourceCollector:
             self._failed(key, exc.source, exc.reason, str(exc), exc.permanent)
             return None
         except Exception as exc:  # a source bug must not stop collection for everyone else
-            log.exception("event=resource_collection_bug model=%s source=%s", model, source)
+            log.exception("resource_collection_bug model=%s source=%s", model, source)
             self._failed(key, source, "unexpected", repr(exc), permanent=False)
             return None
         if self._failing.pop(key, None) is not None:
-            log.info("event=resource_collection_recovered model=%s source=%s", model, source)
+            log.info("resource_collection_recovered model=%s source=%s", model, source)
         return result
 
     def _failed(self, key: tuple[str, str], source: str, reason: str, message: str, permanent: bool) -> None:
         self._errors[(source, reason)] += 1
         if self._failing.get(key) != reason:
             log.warning(
-                "event=resource_collection_failed model=%s source=%s reason=%s permanent=%s message=%r",
+                "resource_collection_failed model=%s source=%s reason=%s permanent=%s message=%r",
                 key[0], source, reason, permanent, message,
             )
         self._failing[key] = reason

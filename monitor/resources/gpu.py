@@ -19,7 +19,7 @@ from monitor.resources.usage import CollectionError, GpuUsage
 __all__ = ["DeviceReading", "NvmlSampler", "usage_for_pids"]
 
 SOURCE = "gpu"
-log = logging.getLogger(__name__)
+log = logging.getLogger("driftwatch.resources.gpu")
 
 
 @dataclass(frozen=True)
@@ -95,5 +95,5 @@ class NvmlSampler:
             try:
                 self._nvml.nvmlShutdown()
             except self._nvml.NVMLError as exc:
-                log.debug("event=nvml_shutdown_failed error=%s", exc)
+                log.debug("nvml_shutdown_failed error=%s", exc)
             self._nvml = None

@@ -60,13 +60,14 @@ def test_pods_per_model_and_failures_counted_without_crashing(
     assert snap.errors == {}
 
     state.failure = 403
-    with caplog.at_level(logging.WARNING, logger="monitor.resources.collector"):
+    with caplog.at_level(logging.WARNING, logger="driftwatch.resources"):
         for _ in range(3):
             snap = collector.collect_once()
     assert "wine" not in snap.pods  # no stale values after a failed round
     assert snap.errors == {("kubernetes", "forbidden"): 3}
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "reason=forbidden" in warnings[0] and "model=wine" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith("resource_collection_failed model=wine ")
+    assert "reason=forbidden" in warnings[0]
 
     state.failure = 404
     snap = collector.collect_once()
