@@ -36,11 +36,15 @@ class SidecarConvention:
             prefix = key.rpartition("/")[0]
             if not _KEY_RE.match(key) or len(prefix) > 253:
                 raise ValueError(f"invalid {what} {key!r}: expected a Kubernetes label key such as grafana_dashboard")
+        if not self.label_value:
+            raise ValueError("empty label value: the Grafana sidecar finds dashboards by this label's value, e.g. 1")
         if not _VALUE_RE.match(self.label_value):
             raise ValueError(
                 f"invalid label value {self.label_value!r}: at most 63 letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit"
             )
+        if not self.folder.strip():
+            raise ValueError("empty folder: name the Grafana folder for the dashboards, e.g. Driftwatch")
         if self.namespace is not None and not _NAMESPACE_RE.match(self.namespace):
             raise ValueError(f"invalid namespace {self.namespace!r}: expected a DNS label such as monitoring")
 

@@ -8,6 +8,7 @@ message and exit 2, never a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -180,6 +181,19 @@ def sidecar(
         fail(f"cannot start the sidecar on {host}:{port}: {exc.strerror or exc}")
 
 
+def write_files_or_exit(generate: Callable[[], list[Path]], out: Path) -> None:
+    """Run a generator that writes files under `out` and list them; a rejected option (ValueError)
+    or an unwritable `out` is a user error (exit 2), not a traceback."""
+    try:
+        paths = generate()
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write to {out}: {exc.strerror or exc}")
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
 @app.command("dashboards")
 def dashboards_cmd(
     config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
@@ -195,17 +209,12 @@ def dashboards_cmd(
     cfg = load_config_or_exit(config)
     from dashboards import SidecarConvention, write
 
-    try:
-        convention = (
-            SidecarConvention(label_key, label_value, folder_annotation_key, folder, namespace) if configmaps else None
-        )
-        paths = write(cfg, out, convention)
-    except ValueError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot write to {out}: {exc.strerror or exc}")
-    for path in paths:
-        console.print(f"wrote {path}", highlight=False)
+    def generate() -> list[Path]:
+        # Validated even without --configmaps: a bad flag is an error whichever flags come with it.
+        convention = SidecarConvention(label_key, label_value, folder_annotation_key, folder, namespace)
+        return write(cfg, out, convention if configmaps else None)
+
+    write_files_or_exit(generate, out)
 
 
 @app.command("alerts")
@@ -227,14 +236,7 @@ def alerts_cmd(
         if not sep or not key:
             fail(f"--label expects KEY=VALUE, got {item!r}")
         labels[key] = value
-    try:
-        paths = write(cfg, out, {"name": name, "namespace": namespace, "labels": labels} if crd else None)
-    except ValueError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot write to {out}: {exc.strerror or exc}")
-    for path in paths:
-        console.print(f"wrote {path}", highlight=False)
+    write_files_or_exit(lambda: write(cfg, out, {"name": name, "namespace": namespace, "labels": labels} if crd else None), out)
 
 
 @app.command("report")

@@ -55,6 +55,10 @@ def test_user_errors_exit_2_without_traceback(tmp_path: Path) -> None:
         (["--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)], "no such file"),
         (["--config", str(EXAMPLE), "--out", str(blocker)], "cannot write"),
         (["--config", str(EXAMPLE), "--out", str(tmp_path), "--configmaps", "--label-key", "no spaces"], "invalid label key"),
+        (["--config", str(EXAMPLE), "--out", str(tmp_path), "--configmaps", "--label-key", ""], "invalid label key"),
+        (["--config", str(EXAMPLE), "--out", str(tmp_path), "--configmaps", "--label-value", ""], "empty label value"),
+        (["--config", str(EXAMPLE), "--out", str(tmp_path), "--configmaps", "--folder", ""], "empty folder"),
+        (["--config", str(EXAMPLE), "--out", str(tmp_path), "--folder", " "], "empty folder"),  # even without --configmaps
     ]
     for args, message in cases:
         res = driftwatch("dashboards", *args)

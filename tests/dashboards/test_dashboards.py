@@ -211,6 +211,12 @@ def test_invalid_sidecar_convention_is_refused(kwargs: dict[str, str]) -> None:
         dashboards.SidecarConvention(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [{"label_value": ""}, {"folder": ""}, {"folder": "  "}])
+def test_empty_label_value_or_folder_is_refused(kwargs: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        dashboards.SidecarConvention(**kwargs)
+
+
 def test_panel_count_does_not_grow_with_columns() -> None:
     """Per-feature panels repeat over the exported features, so a 200-column model stays one dashboard."""
     raw = yaml.safe_load(EXAMPLE.read_text())
