@@ -3,10 +3,13 @@
 Threads and why:
 - one *writer* thread owns the SQLite connection: every transaction (ingest, CloudEvent halves,
   evaluations, retention) is serialized there, so record ordinals follow commit order and the
-  event loop never blocks on an fsync;
+  event loop never blocks on an fsync. Ingest batches that queue up while it commits are
+  committed together in the next transaction (group commit);
 - one *evaluator* thread runs the drift engine, so an evaluation (up to ~1 s) never delays an
   acknowledgement;
-- the asyncio loop only awaits them. `_lock` guards the windows and counters they share.
+- the asyncio loop decodes and parses each batch on arrival (the writer's SQLite calls release
+  the GIL, so this overlaps the commit of earlier batches), then awaits the writer. `_lock`
+  guards the windows and counters they share.
 """
 
 from __future__ import annotations
@@ -93,6 +96,17 @@ class _ModelState:
     """Record range of the last stored evaluation, re-evaluated at start-up to restore `result`."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A parsed batch waiting for the writer's next commit."""
+
+    rows: list[EventRow]
+    parsed: list[list[Record]]
+    unknown: int
+    """Events of models that are not configured: counted, not stored."""
+    future: Future[IngestResult]
+
+
 class Monitor:
     """State, ingest and evaluation of all configured models; `start()` before use, `stop()` after."""
 
@@ -108,7 +122,7 @@ class Monitor:
         self._clock = clock
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-store")
-        self._queue: list[tuple[Sequence[CapturedEvent], Future[IngestResult]]] = []
+        self._queue: list[_Queued] = []
         self._queue_lock = threading.Lock()
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
         self._models = {
@@ -229,52 +243,49 @@ class Monitor:
     async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
         """Store a batch in one durable transaction, then feed the windows; counts per outcome.
 
-        Batches that arrive while the writer is busy are committed together (group commit: one
-        transaction and one fsync for all of them); each is still answered only after that commit.
+        The batch is parsed here, on arrival, so that parsing overlaps the writer's commit of
+        earlier batches (SQLite releases the GIL while it writes and fsyncs). Batches that arrive
+        while the writer is busy are committed together (group commit: one transaction and one
+        fsync for all of them); each is still answered only after that commit.
         """
-        future: Future[IngestResult] = Future()
+        known = [e for e in events if e.model in self._models]
+        rows, parsed = self._prepare(known, self._clock())
+        batch = _Queued(rows, parsed, len(events) - len(known), Future())
         with self._queue_lock:
-            self._queue.append((events, future))
+            self._queue.append(batch)
         self._writer.submit(self._ingest_queued)
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(batch.future)
 
     def _ingest_queued(self) -> None:
-        """Ingest every queued batch (on the writer thread); a no-op when an earlier call took them."""
+        """Commit every queued batch (on the writer thread); a no-op when an earlier call took them."""
         with self._queue_lock:
             queued, self._queue = self._queue, []
         # A batch whose request was cancelled before its turn is not stored (it was never acknowledged).
-        batches = [(events, f) for events, f in queued if f.set_running_or_notify_cancel()]
+        batches = [b for b in queued if b.future.set_running_or_notify_cancel()]
         if not batches:
             return
         try:
-            results = self._ingest_batches([events for events, _ in batches])
+            store = self._require_store()
+            with store.transaction():
+                stored = store.append([row for b in batches for row in b.rows])
         except BaseException as exc:  # every waiting request gets the error, none hangs
-            for _, f in batches:
-                f.set_exception(exc)
+            for b in batches:
+                b.future.set_exception(exc)
             raise
-        for (_, f), result in zip(batches, results, strict=True):
-            f.set_result(result)
-
-    def _ingest_batches(self, batches: Sequence[Sequence[CapturedEvent]]) -> list[IngestResult]:
-        store = self._require_store()
-        now = self._clock()
-        known = [[e for e in events if e.model in self._models] for events in batches]
-        prepared = [self._prepare(events, now) for events in known]
-        with store.transaction():
-            stored = store.append([row for rows, _ in prepared for row in rows])
         results, start = [], 0
         with self._lock:
-            for events, kept, (rows, parsed) in zip(batches, known, prepared, strict=True):
-                mine = stored[start : start + len(rows)]
-                start += len(rows)
-                reasons = self._feed(mine, parsed)
-                if unknown := len(events) - len(kept):
-                    self.unknown_model_events += unknown
-                    reasons["unknown_model"] += unknown
+            for b in batches:
+                mine = stored[start : start + len(b.rows)]
+                start += len(b.rows)
+                reasons = self._feed(mine, b.parsed)
+                if b.unknown:
+                    self.unknown_model_events += b.unknown
+                    reasons["unknown_model"] += b.unknown
                 duplicates = sum(1 for s in mine if s is None)
                 rejected = sum(reasons.values())
-                results.append(IngestResult(len(events) - duplicates - rejected, duplicates, rejected, dict(reasons)))
-        return results
+                results.append(IngestResult(len(b.rows) + b.unknown - duplicates - rejected, duplicates, rejected, dict(reasons)))
+        for b, result in zip(batches, results, strict=True):
+            b.future.set_result(result)
 
     def _prepare(self, events: Iterable[CapturedEvent], now: float) -> tuple[list[EventRow], list[list[Record]]]:
         """Parse events of configured models into store rows (and their records) before the commit."""
@@ -351,11 +362,11 @@ class Monitor:
                 kinds.append(p.kind)
             rows, parsed = self._prepare(events, now)
             rows = [r if k == "request" else _with_reason(r, "unmatched_response") for r, k in zip(rows, kinds, strict=True)]
-            parsed = [p if k == "request" else [] for p, k in zip(parsed, kinds, strict=True)]
+            parsed = [records if k == "request" else [] for records, k in zip(parsed, kinds, strict=True)]
             stored = store.append(rows)
         with self._lock:
-            for s, p, k in zip(stored, parsed, kinds, strict=True):
-                self._feed([s], [p], unmatched="unmatched_request" if k == "request" else None)
+            for s, records, k in zip(stored, parsed, kinds, strict=True):
+                self._feed([s], [records], unmatched="unmatched_request" if k == "request" else None)
         if expired:
             log.info("cloudevent_halves_expired count=%d", len(expired))
         return len(expired)

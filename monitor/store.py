@@ -318,7 +318,7 @@ class EventStore:
             " evaluated_at FROM evaluations WHERE model = ? ORDER BY id DESC LIMIT ?",
             (model, limit),
         ).fetchall()
-        return [EvaluationRow(*r[:8], json.loads(r[8]), r[9]) for r in rows]
+        return [EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at) for m, start, end, fs, ls, fr, lr, n, result, at in rows]
 
     # -- retention ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ instance count is `schema_mismatch`. A missing key in an object row is a missing
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -282,7 +282,7 @@ def _tensors(body: Any, field: str) -> dict[str, _Tensor]:
     return out
 
 
-def _v2_columns(columns: Sequence[Column], tensors: dict[str, _Tensor], field: str) -> tuple[int, dict[str, list[Any]]]:
+def _v2_columns(columns: Iterable[Column], tensors: dict[str, _Tensor], field: str) -> tuple[int, dict[str, list[Any]]]:
     rows: int | None = None
     values: dict[str, list[Any]] = {}
     for c in columns:
