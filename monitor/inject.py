@@ -334,9 +334,9 @@ def inject(text: str, opts: InjectOptions) -> InjectResult:
         )
     if len(targets) > 1:
         raise InjectError(f"{len(targets)} Deployments/InferenceServices in the input; pick one with --name")
-    i, j = targets[0]
-    where = f"document {i + 1}"
-    item = docs[i] if j is None else docs[i]["items"][j]
+    doc_i, item_j = targets[0]
+    where = f"document {doc_i + 1}"
+    item = docs[doc_i] if item_j is None else docs[doc_i]["items"][item_j]
     if _kind(item) == _DEPLOYMENT:
         new, upstream = _inject_deployment(item, opts, where)
         template = new["spec"]["template"]
@@ -344,11 +344,11 @@ def inject(text: str, opts: InjectOptions) -> InjectResult:
         notes += _service_notes(docs, template["metadata"]["labels"], model, upstream)
     else:
         new = _inject_isvc(item, opts, where, notes)
-    if j is None:
-        docs[i] = new
+    if item_j is None:
+        docs[doc_i] = new
     else:
-        docs[i]["items"][j] = new
-    chunks[i] = None
+        docs[doc_i]["items"][item_j] = new
+    chunks[doc_i] = None
     texts = [c if c is not None else _dump(d) for c, d in zip(chunks, docs, strict=True)]
     return InjectResult("---\n".join(t if t.endswith("\n") else t + "\n" for t in texts), notes)
 

@@ -163,10 +163,11 @@ class KubernetesLauncher:
         body = build_job(run, cfg)
         ns = cfg.namespace
         try:
+            job = client.V1Job.model_validate(body)  # the client's own typed validation (pydantic), before any call
             self._call(f"create {ns}/{run.name}", lambda: self._batch.create_namespaced_job(
-                ns, body, _request_timeout=self.retry.timeout))
+                ns, job, _request_timeout=self.retry.timeout))
             return "created"
-        except ValueError as exc:  # the client's own typed validation of the body (pydantic)
+        except ValueError as exc:
             raise LaunchError(f"create {ns}/{run.name}: the template is not a valid Job: {_invalid(exc)}",
                               transient=False) from exc
         except ApiException as exc:
@@ -297,5 +298,5 @@ def _api_reason(exc: ApiException) -> str:
 def _invalid(exc: ValueError) -> str:
     """One line per problem, `spec.template...: message`, from the client's pydantic validation."""
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return str(exc)

@@ -365,6 +365,7 @@ def calibrate(
 
 
 def _calibrate_column(p: NumericProfile | CategoricalProfile, plan: WindowPlan, budget: BudgetSpec, rng: np.random.Generator) -> FeatureCalibration:
+    categories: tuple[str, ...]
     if isinstance(p, NumericProfile):
         edges = _numeric_edges(p) if p.n else np.empty(0)
         counts = numeric.binned_counts(p.sorted, edges)

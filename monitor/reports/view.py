@@ -138,9 +138,11 @@ def _series(history: Sequence[tuple[WindowRef, DriftResult]], current: DriftResu
         for ref, res in history:
             past = res.features.get(name)
             # A window evaluated with another method (config changed) is not comparable on this axis.
-            same = past is not None and past.method == f.method
-            value = decision_value(past) if same else math.nan
-            points.append(HistoryPoint(str(ref.window_id), None if math.isnan(value) else value, bool(same and past.drifted)))
+            if past is None or past.method != f.method:
+                points.append(HistoryPoint(str(ref.window_id), None, False))
+                continue
+            value = decision_value(past)
+            points.append(HistoryPoint(str(ref.window_id), None if math.isnan(value) else value, past.drifted))
         out.append(ScoreSeries(name, f.method, f.threshold, f.is_test, tuple(points)))
     return tuple(out)
 

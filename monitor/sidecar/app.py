@@ -58,11 +58,6 @@ def run(settings: SidecarSettings) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per shipped batch is noise
     prometheus_client.disable_created_metrics()  # `_created` series only double the scrape
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
-        uvloop = None
-
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -70,7 +65,9 @@ def run(settings: SidecarSettings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    if uvloop is not None:
-        uvloop.run(main())
-    else:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
         asyncio.run(main())
+    else:
+        uvloop.run(main())

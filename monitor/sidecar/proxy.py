@@ -30,7 +30,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httptools
 
@@ -159,8 +159,9 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        # A stream transport, though uvloop's are not asyncio.Transport subclasses (so no isinstance check).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.idle_since = self.server.loop.time()
         self.server.clients.add(self)
 
@@ -497,8 +498,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        # A stream transport, though uvloop's are not asyncio.Transport subclasses (so no isinstance check).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def attach(self, ex: Exchange) -> None:
         assert self.transport is not None

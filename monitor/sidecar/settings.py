@@ -125,19 +125,19 @@ def build_settings(
             raise SettingsError(f"--token-env {token_env}: the environment variable is not set or empty")
     if not 0.0 <= sample_ratio <= 1.0:
         raise SettingsError(f"--sample-ratio {sample_ratio}: must be between 0 and 1")
-    for flag, value in (("--queue-max", queue_max), ("--batch-max", batch_max)):
-        if value < 1:
-            raise SettingsError(f"{flag} {value}: must be >= 1")
-    sizes = {}
-    for flag, value in (("--spool-max-bytes", spool_max_bytes), ("--max-capture-bytes", max_capture_bytes)):
+    for flag, count in (("--queue-max", queue_max), ("--batch-max", batch_max)):
+        if count < 1:
+            raise SettingsError(f"{flag} {count}: must be >= 1")
+    sizes: dict[str, int] = {}
+    for flag, text in (("--spool-max-bytes", spool_max_bytes), ("--max-capture-bytes", max_capture_bytes)):
         try:
-            sizes[flag] = parse_size(value)
+            sizes[flag] = parse_size(text)
         except ValueError as exc:
             raise SettingsError(f"{flag}: {exc}") from None
-    durations = {}
-    for flag, value in (("--linger", linger), ("--upstream-timeout", upstream_timeout), ("--grace-period", grace_period)):
+    durations: dict[str, float] = {}
+    for flag, text in (("--linger", linger), ("--upstream-timeout", upstream_timeout), ("--grace-period", grace_period)):
         try:
-            durations[flag] = parse_duration(value)
+            durations[flag] = parse_duration(text)
         except ValueError as exc:
             raise SettingsError(f"{flag}: {exc}") from None
     if durations["--upstream-timeout"] <= 0:

@@ -125,7 +125,7 @@ def test_an_invalid_template_is_refused_without_a_request(api: FakeKubeAPI,
     k, sleeps = launcher
     bad = KubeConfig(namespace="ml", template={"spec": {"template": {"spec": {
         "containers": [{"name": "train", "image": "x", "imagePullPolicyy": "Always"}]}}}})
-    with pytest.raises(LaunchError, match=r"not a valid Job.*imagePullPolicyy") as err:
+    with pytest.raises(LaunchError, match=r"not a valid Job: spec\.template\.spec\.containers\.0\.imagePullPolicyy: Extra inputs") as err:
         k.launch(make_run(), bad)
     assert not err.value.transient and posts(api) == 0 and sleeps == []
 
