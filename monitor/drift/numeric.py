@@ -85,11 +85,9 @@ def _wasserstein_merged(x: Array, y: Array) -> float:
     if p == q:
         return float(np.mean(np.abs(x - y)))
     step, first, second = _merge_grid(p, q)
-    padded = np.empty(q + 1)  # y[b + 1] for b = q - 1 has weight 0; the pad keeps the gather in bounds
-    padded[:q] = y
-    padded[q] = y[-1]
-    buf = np.take(padded[:q], step)
+    buf = np.take(y, step)
     total = _weighted_abs_sum(x, buf, first)
+    padded = np.append(y, y[-1])  # y[b + 1] for b = q - 1 has weight 0; the pad keeps the gather in bounds
     np.take(padded[1:], step, out=buf)
     total += _weighted_abs_sum(x, buf, second)
     return float(total / p / q)
