@@ -1,4 +1,5 @@
-"""The tree stays lint-clean: `ruff check .` from the repo root (its config is in pyproject.toml)."""
+"""The tree stays lint- and type-clean: `ruff check .` and `mypy monitor dashboards alerts retrain`
+from the repo root (their config is in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -12,4 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ruff_finds_nothing() -> None:
     res = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    res = subprocess.run([sys.executable, "-m", "mypy", "monitor", "dashboards", "alerts", "retrain"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
