@@ -37,6 +37,8 @@ import psutil
 import yaml
 
 N_FEATURES = 20
+RANDOM_IDS = False
+"""Random ids scatter the store's (model, id) index: more pages written per commit than sequential ones."""
 
 
 def write_config(workdir: Path, synchronous: str) -> Path:
@@ -63,8 +65,9 @@ def write_config(workdir: Path, synchronous: str) -> Path:
 
 def make_event(i: int, rng: np.random.Generator) -> dict[str, Any]:
     row = [round(float(v), 6) for v in rng.normal(0, 1, N_FEATURES)]
+    event_id = rng.bytes(16).hex() if RANDOM_IDS else f"e-{i}"
     return {
-        "id": f"e-{i}", "model": "bench", "timestamp": 1.7e9 + i * 0.001, "latency_seconds": 0.002, "status": 200,
+        "id": event_id, "model": "bench", "timestamp": 1.7e9 + i * 0.001, "latency_seconds": 0.002, "status": 200,
         "method": "POST", "path": "/v1/models/bench:predict",
         "request": {"body": json.dumps({"instances": [row]}), "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
         "response": {"body": json.dumps({"predictions": [{"score": 0.5}]}), "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
@@ -184,9 +187,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="runs per case; figures are medians")
+    parser.add_argument(
+        "--random-ids", action="store_true",
+        help="random 32-hex ids, as the sidecar generates them (default: sequential e-0, e-1, ...)",
+    )
     args = parser.parse_args()
+    global RANDOM_IDS
+    RANDOM_IDS = args.random_ids
     print(f"driftwatch ingest benchmark: {args.events} events of {N_FEATURES} features, {args.clients} client processes, {os.cpu_count()} CPUs")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; figures are medians of {args.repeats} run(s)")
+    print(f"ids: {'random (as the sidecar makes them)' if RANDOM_IDS else 'sequential'}; load average at start: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; figures are medians of {args.repeats} run(s)")
     print(f"{'path':<24}{'sync':<8}{'batch':>6}{'events/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs raw':>8}{'cpu µs/ev':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

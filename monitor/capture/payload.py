@@ -15,7 +15,8 @@ instance count is `schema_mismatch`. A missing key in an object row is a missing
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,16 +62,26 @@ class Columns:
     names: tuple[str, ...]
     indices: tuple[int, ...] | None
     keys: tuple[str, ...] | None
+    width: int
+    """Length a list row needs for `indices` (0 when they are not all set)."""
+    pick: Callable[[list[Any]], Sequence[Any]] | None
+    """`indices`' values of a list row, as a tuple, in one C call."""
 
     @classmethod
     def of(cls, columns: Sequence[Column]) -> Columns:
         indices = tuple(c.index for c in columns if c.index is not None)
         keys = tuple(c.key for c in columns if c.key is not None)
+        by_index = bool(columns) and len(indices) == len(columns)
+        pick = None
+        if by_index:
+            pick = operator.itemgetter(*indices) if len(indices) > 1 else lambda row, i=indices[0]: (row[i],)
         return cls(
             tuple(columns),
             tuple(c.name for c in columns),
-            indices if len(indices) == len(columns) else None,
+            indices if by_index else None,
             keys if len(keys) == len(columns) else None,
+            max(indices) + 1 if by_index else 0,
+            pick,
         )
 
     def __bool__(self) -> bool:
@@ -82,8 +93,8 @@ class Columns:
     def record(self, row: Any) -> Record:
         """One row's values (see `_cell` for the rules; this is its fast path for whole rows)."""
         t = type(row)
-        if t is list and self.indices is not None and len(row) > max(self.indices):
-            values = [row[i] for i in self.indices]
+        if t is list and self.pick is not None and len(row) >= self.width:
+            values = self.pick(row)
         elif t is dict and self.keys is not None:
             values = [row.get(k) for k in self.keys]
         else:
