@@ -25,61 +25,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.config import Config
+from monitor.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import StoreReportSource
 from monitor.reports import create_router as create_reports_router
 from monitor.service import Monitor, UnknownModel
 
-__all__ = ["ApiError", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("driftwatch.api")
 
 _STATUS_ERRORS = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-
-
-class ApiError(Exception):
-    """An HTTP error with the project's JSON body."""
-
-    def __init__(self, status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.headers = dict(headers or {})
-
-
-def _error(status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=dict(headers or {}))
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    """`events[3].request.body` from pydantic's ('events', 3, 'request', 'body')."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(body)"
-
-
-def _validation_detail(errors: list[Any]) -> list[dict[str, str]]:
-    # Never echo `input`: it may hold captured payloads.
-    return [{"loc": _loc(tuple(e["loc"])), "msg": e["msg"], "type": e["type"]} for e in errors[:50]]
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it exceeds `limit` (declared or actual length)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ApiError(400, "bad_request", "invalid Content-Length")
-        if int(declared) > limit:
-            raise ApiError(413, "too_large", f"body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _media_type(request: Request) -> str:
@@ -126,20 +81,20 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.error, exc.detail, exc.headers)
+        return error_response(exc.status, exc.error, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, "validation_failed", _validation_detail(list(exc.errors())))
+        return error_response(422, "validation_failed", validation_detail(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, _STATUS_ERRORS.get(exc.status_code, "http_error"), exc.detail, exc.headers)
+        return error_response(exc.status_code, _STATUS_ERRORS.get(exc.status_code, "http_error"), exc.detail, exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled_error path=%s error=%s", request.url.path, type(exc).__name__, exc_info=exc)
-        return _error(500, "internal_error", "see the monitor's log")
+        return error_response(500, "internal_error", "see the monitor's log")
 
     def authorize(request: Request) -> None:
         if expected is None:
@@ -153,7 +108,7 @@ def create_app(
         authorize(request)
         if _media_type(request) != "application/json":
             raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
-        body = await _read_body(request, limit)
+        body = await read_body(request, limit)
         try:
             batch = decode_batch(body)
         except EnvelopeError as exc:
@@ -166,7 +121,7 @@ def create_app(
         media = _media_type(request)
         if "ce-specversion" not in request.headers and media != "application/cloudevents+json":
             raise ApiError(415, "unsupported_media_type", "send a binary-mode CloudEvent (ce-* headers) or application/cloudevents+json")
-        body = await _read_body(request, limit)
+        body = await read_body(request, limit)
         try:
             half = parse_cloudevent(dict(request.headers), body)
             outcome = await mon.ingest_half(half)
@@ -215,16 +170,16 @@ def create_app(
             "decisions": [_decision_view(d) for d in decisions],
         })
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.api_route("/readyz", methods=["GET", "HEAD"])
     async def readyz() -> JSONResponse:
         if mon.ready:
             return JSONResponse({"status": "ready"})
         detail = {"store_open": mon.store is not None, "reference_errors": dict(mon.profile_errors)}
-        return _error(503, "not_ready", detail)
+        return error_response(503, "not_ready", detail)
 
     if controller is not None:
         from retrain.webhook import router

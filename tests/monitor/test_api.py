@@ -196,6 +196,9 @@ def test_views_health_and_metrics(server: tuple[httpx.Client, Path]) -> None:
     post_events(client, {"events": [event(i) for i in range(40_000, 40_120)]})
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+    for probe in ("/healthz", "/readyz"):  # load balancers and some probes use HEAD
+        head = client.head(probe)
+        assert head.status_code == 200 and head.content == b""
     models = client.get("/v1/models").json()["models"]
     assert [m["model"] for m in models] == ["toy", "plain"]
     assert_error(client.get("/v1/models/ghost/drift"), 404, "unknown_model")
@@ -207,6 +210,12 @@ def test_views_health_and_metrics(server: tuple[httpx.Client, Path]) -> None:
         assert time.monotonic() < deadline, drift["window"]
         time.sleep(0.05)
     assert drift["result"]["dataset"]["n_current"] == 100 and drift["window_records"] == 100
+    history = client.get("/v1/models/toy/evaluations").json()["evaluations"]
+    assert history[-1]["n_records"] == 100 and history[-1]["result"]["dataset"]["n_current"] == 100
+    assert [e["window_id"] for e in history] == sorted(e["window_id"] for e in history)
+    assert_error(client.get("/v1/models/ghost/evaluations"), 404, "unknown_model")
+    assert_error(client.get("/v1/models/toy/evaluations?limit=0"), 422, "validation_failed")
+    assert_error(client.get("/v1/models/ghost/retraining"), 404, "unknown_model")
     metrics = client.get("/metrics").text
     assert 'driftwatch_events_ingested_total{model="toy"}' in metrics
     assert 'driftwatch_events_rejected_total{model="toy",reason="truncated"}' in metrics
