@@ -88,13 +88,19 @@ class SlidingWindow:
         self._trim()
 
     def _trim(self) -> None:
-        """Keep what the next due window can need: `records + step` records, or `duration + step`."""
+        """Keep what the next due window can need: `records + step` records, or `duration + step`.
+
+        A count window trims only once a whole step can go: deleting from the front of a list moves
+        the rest, so trimming on every event would cost O(buffer) per event.
+        """
         drop = 0
         if self.config.records is not None:
             drop = max(0, len(self._records) - self.config.records - self._step)
+            if drop < self._step:
+                return
         elif self.config.duration is not None and self._ts:
             horizon = self._ts[-1] - self.config.duration - (self.config.step_duration or 0.0)
-            while drop < len(self._ts) and self._ts[drop] <= horizon:
+            while drop < len(self._ts) and self._ts[drop] <= horizon:  # arrival order, not sorted by ts
                 drop += 1
         if drop:
             del self._seqs[:drop], self._ts[:drop], self._records[:drop]
