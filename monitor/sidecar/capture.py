@@ -1,30 +1,24 @@
 """Capture records: what the sidecar keeps of one request/response pair, and its wire form.
 
-The hot path only collects bytes and numbers into a `Capture`; turning it into the JSON event of
-`POST /v1/events` (utf-8 or base64 bodies) happens later, in the shipper, off the latency path.
+The hot path only puts references it already holds (timestamps, the request head's header list,
+the body buffers) into a `RawCapture` tuple: no dict, no decoding, no id formatting per request.
+Turning it into the JSON event of `POST /v1/events` (ids, allowlisted headers, utf-8 or base64
+bodies) happens later in the shipper, in slices between proxied requests, with msgspec.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import itertools
 import re
-import uuid
-from typing import Any
+import secrets
 
-__all__ = ["BodyBuffer", "Capture", "choose_id", "encode_body", "event_json"]
+import msgspec
+
+__all__ = ["BodyBuffer", "EventEncoder", "RawCapture", "choose_id", "encode_body"]
 
 _ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def choose_id(ce_id: bytes | None, request_id: bytes | None) -> str:
-    """Reuse the caller's id (ce-id first, then x-request-id) when valid on the wire, else a uuid4."""
-    for candidate in (ce_id, request_id):
-        if candidate is not None:
-            candidate = candidate.strip()
-            if _ID_RE.match(candidate):
-                return candidate.decode("ascii")
-    return uuid.uuid4().hex
+Headers = list[tuple[bytes, bytes]]
 
 
 class BodyBuffer:
@@ -54,60 +48,19 @@ class BodyBuffer:
         return b"".join(self.chunks)
 
 
-class Capture:
-    """One captured pair, as plain fields (cheap to build on the hot path)."""
+RawCapture = tuple[float, float, int, bytes, bytes, Headers, "bytes | None", BodyBuffer, BodyBuffer, int]
+"""(wall-clock start, upstream seconds, status, method, request target, request headers as parsed,
+response content-type, request body, response body, approximate bytes held)."""
 
-    __slots__ = (
-        "content_types",
-        "headers",
-        "id",
-        "latency",
-        "method",
-        "model",
-        "path",
-        "request",
-        "request_truncated",
-        "response",
-        "response_truncated",
-        "status",
-        "timestamp",
-    )
 
-    def __init__(
-        self,
-        *,
-        id: str,
-        model: str,
-        timestamp: float,
-        latency: float,
-        status: int,
-        method: str,
-        path: str,
-        request: bytes,
-        request_truncated: bool,
-        response: bytes,
-        response_truncated: bool,
-        content_types: tuple[str | None, str | None],
-        headers: dict[str, str],
-    ) -> None:
-        self.id = id
-        self.model = model
-        self.timestamp = timestamp
-        self.latency = latency
-        self.status = status
-        self.method = method
-        self.path = path
-        self.request = request
-        self.request_truncated = request_truncated
-        self.response = response
-        self.response_truncated = response_truncated
-        self.content_types = content_types
-        self.headers = headers
-
-    @property
-    def approx_bytes(self) -> int:
-        """Memory held by this capture, for the queue's byte bound."""
-        return len(self.request) + len(self.response) + 512
+def choose_id(ce_id: bytes | None, request_id: bytes | None) -> str | None:
+    """The caller's id (ce-id first, then x-request-id) when valid on the wire, else None."""
+    for candidate in (ce_id, request_id):
+        if candidate is not None:
+            candidate = candidate.strip()
+            if _ID_RE.match(candidate):
+                return candidate.decode("ascii")
+    return None
 
 
 def encode_body(body: bytes, truncated: bool) -> tuple[str, str]:
@@ -124,23 +77,74 @@ def encode_body(body: bytes, truncated: bool) -> tuple[str, str]:
     return base64.b64encode(body).decode("ascii"), "base64"
 
 
-def _body(body: bytes, truncated: bool, content_type: str | None) -> dict[str, Any]:
-    text, encoding = encode_body(body, truncated)
-    return {"body": text, "encoding": encoding, "truncated": truncated, "content_type": content_type}
+class _Body(msgspec.Struct, gc=False):
+    body: str
+    encoding: str
+    truncated: bool
+    content_type: str | None
 
 
-def event_json(c: Capture) -> bytes:
-    """The capture as one event of `POST /v1/events`, serialized (compact, UTF-8)."""
-    event = {
-        "id": c.id,
-        "model": c.model,
-        "timestamp": round(c.timestamp, 6),
-        "latency_seconds": round(c.latency, 6),
-        "status": c.status,
-        "method": c.method,
-        "path": c.path,
-        "request": _body(c.request, c.request_truncated, c.content_types[0]),
-        "response": _body(c.response, c.response_truncated, c.content_types[1]),
-        "headers": c.headers,
-    }
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+class _Event(msgspec.Struct, gc=False):
+    id: str
+    model: str
+    timestamp: float
+    latency_seconds: float
+    status: int
+    method: str
+    path: str
+    request: _Body
+    response: _Body
+    headers: dict[str, str]
+
+
+def _body(buf: BodyBuffer, content_type: str | None) -> _Body:
+    text, encoding = encode_body(buf.value(), buf.truncated)
+    return _Body(text, encoding, buf.truncated, content_type)
+
+
+class EventEncoder:
+    """Raw captures -> compact UTF-8 JSON events of `POST /v1/events`.
+
+    Generated ids are a random per-process prefix and a counter: unique (the monitor is idempotent
+    by id, so a collision would lose an event), cheap, and ascending, which keeps the store's id
+    index appends at its end.
+    """
+
+    def __init__(self, model: str, header_allow: frozenset[str], id_prefix: str | None = None) -> None:
+        self.model = model
+        self.allow = header_allow
+        self.prefix = id_prefix or secrets.token_hex(8)
+        self._counter = itertools.count()
+        self._encode = msgspec.json.Encoder().encode
+
+    def new_id(self) -> str:
+        return f"{self.prefix}-{next(self._counter):x}"
+
+    def encode(self, c: RawCapture) -> bytes:
+        ts, latency, status, method, target, head, resp_ct, req, resp, _ = c
+        allow = self.allow
+        headers: dict[str, str] = {}
+        ce_id = request_id = req_ct = None
+        for name, value in head:
+            key = name.lower().decode("latin-1")
+            if key == "ce-id":
+                ce_id = value
+            elif key == "x-request-id":
+                request_id = value
+            elif key == "content-type":
+                req_ct = value.decode("latin-1")
+            if key in allow:
+                headers[key] = value.decode("latin-1")
+        event = _Event(
+            choose_id(ce_id, request_id) or self.new_id(),
+            self.model,
+            round(ts, 6),
+            round(latency, 6),
+            status,
+            method.decode("latin-1"),
+            target.split(b"?", 1)[0].decode("latin-1"),
+            _body(req, req_ct),
+            _body(resp, None if resp_ct is None else resp_ct.decode("latin-1")),
+            headers,
+        )
+        return self._encode(event)

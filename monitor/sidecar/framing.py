@@ -18,19 +18,23 @@ HOP_BY_HOP = frozenset(
 Headers = list[tuple[bytes, bytes]]
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes]:
-    """Header names listed in `Connection` (they are hop-by-hop for this message too)."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
-
-
 def filter_headers(headers: Headers) -> list[bytes]:
-    """`Name: value\\r\\n` lines of the end-to-end headers."""
-    drop = HOP_BY_HOP | _connection_tokens(headers) if any(n.lower() == b"connection" for n, _ in headers) else HOP_BY_HOP
-    return [b"%s: %s\r\n" % (n, v) for n, v in headers if n.lower() not in drop]
+    """`Name: value\\r\\n` lines of the end-to-end headers (one pass; a second only when a
+    `Connection` header names more fields to drop, since it may come after them)."""
+    lines: list[bytes] = []
+    tokens: set[bytes] | None = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname in HOP_BY_HOP:
+            if lname == b"connection":
+                tokens = (tokens or set()) | {t.strip().lower() for t in value.split(b",")}
+            continue
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if tokens:
+        drop = tokens - HOP_BY_HOP
+        if drop:
+            return [b"%s: %s\r\n" % (n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in drop]
+    return lines
 
 
 def request_head(method: bytes, target: bytes, headers: Headers, *, chunked: bool, default_host: bytes) -> bytes:

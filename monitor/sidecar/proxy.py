@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import httptools
 
-from monitor.sidecar.capture import BodyBuffer, Capture, choose_id
+from monitor.sidecar.capture import BodyBuffer, RawCapture
 from monitor.sidecar.framing import error_body, local_response, request_head, response_head
 from monitor.sidecar.metrics import SidecarMetrics
 from monitor.sidecar.settings import SidecarSettings
@@ -84,7 +84,9 @@ class Exchange:
         "resp_body",
         "resp_chunked",
         "resp_close_delimited",
+        "resp_ctype",
         "resp_headers",
+        "resp_out",
         "response_done",
         "retried",
         "reused",
@@ -131,6 +133,8 @@ class Exchange:
         self.head_sent = False
         self.resp_chunked = False
         self.resp_close_delimited = False
+        self.resp_ctype: bytes | None = None
+        self.resp_out: list[bytes] = []  # response bytes parsed from one upstream read, written once at its end
         self.response_done = False
         self.close_after = False
         self.t_sent = 0.0
@@ -155,6 +159,7 @@ class ClientConnection(asyncio.Protocol):
         self.paused: set[str] = set()
         self.closing = False
         self.deferred_error: bytes | None = None
+        self.ready: Exchange | None = None  # head complete in this read: started once the read is parsed
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -196,6 +201,11 @@ class ClientConnection(asyncio.Protocol):
         else:
             if self.in_head and self.head_bytes > self.s.max_header_bytes:
                 self.reject(431, "request_header_too_large", f"request head exceeds {self.s.max_header_bytes} bytes")
+        ex, self.ready = self.ready, None
+        if ex is not None and ex is self.current and not ex.started and not self.closing:
+            # Started after the whole read is parsed, so a head and the body bytes that came
+            # with it go upstream in one write (one syscall, one segment) instead of two.
+            self.start(ex)
 
     def pause_writing(self) -> None:
         ex = self.current
@@ -251,7 +261,7 @@ class ClientConnection(asyncio.Protocol):
                 if n.lower() == b"transfer-encoding" and b"chunked" in v.lower():
                     ex.req_chunked = True
         if ex is self.current:
-            self.start(ex)
+            self.ready = ex
 
     def on_body(self, body: bytes) -> None:
         ex = self.parsing
@@ -310,7 +320,7 @@ class ClientConnection(asyncio.Protocol):
             ex.resp_body = BodyBuffer(self.s.max_capture_bytes)
             for chunk in ex.body_chunks:
                 ex.req_body.add(chunk)
-        head = request_head(ex.method, ex.url, ex.headers, chunked=ex.req_chunked, default_host=self.s.upstream.authority)
+        head = request_head(ex.method, ex.url, ex.headers, chunked=ex.req_chunked, default_host=server.authority)
         out = [head]
         for chunk in ex.body_chunks:
             out.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if ex.req_chunked else chunk)
@@ -444,8 +454,15 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.write(response_head(ex.status, ex.reason, ex.resp_headers, chunked=False, close=False))
             return
         no_body = ex.is_head or ex.status in (204, 304)
-        framed = any(n.lower() == b"content-length" for n, _ in ex.resp_headers)
-        chunked_in = any(n.lower() == b"transfer-encoding" for n, _ in ex.resp_headers)
+        framed = chunked_in = False
+        for name, value in ex.resp_headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                framed = True
+            elif lname == b"transfer-encoding":
+                chunked_in = True
+            elif lname == b"content-type":
+                ex.resp_ctype = value
         ex.resp_close_delimited = not no_body and not framed and not chunked_in
         ex.resp_chunked = not no_body and not framed and not ex.http10
         if ex.http10 and not no_body and not framed:
@@ -453,28 +470,35 @@ class ClientConnection(asyncio.Protocol):
         if self.server.draining or not ex.request_done:
             ex.keep_alive = False
         ex.close_after = not ex.keep_alive
-        self.transport.write(
+        ex.resp_out.append(
             response_head(ex.status, ex.reason, ex.resp_headers, chunked=ex.resp_chunked, close=ex.close_after)
         )
-        ex.head_sent = True
+        ex.head_sent = True  # committed: a failure from here on aborts the connection
 
     def response_body(self, ex: Exchange, body: bytes) -> None:
-        assert self.transport is not None
         if ex.resp_body is not None:
             ex.resp_body.add(body)
-        self.transport.write(b"%x\r\n%s\r\n" % (len(body), body) if ex.resp_chunked else body)
+        ex.resp_out.append(b"%x\r\n%s\r\n" % (len(body), body) if ex.resp_chunked else body)
+
+    def flush_response(self, ex: Exchange) -> None:
+        """Write what one upstream read produced (head, body pieces) in one call."""
+        out = ex.resp_out
+        if out and self.transport is not None:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     def response_complete(self, ex: Exchange) -> None:
         assert self.transport is not None
         if ex.resp_chunked:
-            self.transport.write(b"0\r\n\r\n")
+            ex.resp_out.append(b"0\r\n\r\n")
+        self.flush_response(ex)
         ex.response_done = True
         end = time.perf_counter()
         upstream = end - ex.t_sent
         m = self.server.metrics
         m.upstream_seconds.observe(upstream)
         m.overhead_seconds.observe(max(0.0, end - ex.t0 - upstream))
-        if ex.req_body is not None and ex.resp_body is not None:
+        if ex.resp_body is not None:
             self.server.capture(ex, upstream)
         if ex.request_done:
             self.finish(ex)
@@ -545,6 +569,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.fail("protocol", 502, "bad_gateway", f"invalid response from the model server: {exc}")
         except httptools.HttpParserError as exc:
             self.fail("protocol", 502, "bad_gateway", f"invalid response from the model server: {exc}")
+        else:
+            ex.client.flush_response(ex)  # no-op when the response completed in this read
 
     def eof_received(self) -> bool:
         return False
@@ -707,7 +733,7 @@ class ProxyServer:
         self,
         settings: SidecarSettings,
         metrics: SidecarMetrics,
-        submit: Callable[[Capture], None],
+        submit: Callable[[RawCapture], None],
         ready: Callable[[], dict[str, Any]],
     ) -> None:
         self.settings = settings
@@ -716,6 +742,7 @@ class ProxyServer:
         self.ready = ready
         self.loop = asyncio.get_running_loop()
         self.pool = UpstreamPool(self)
+        self.authority = settings.upstream.authority  # Host for HTTP/1.0 requests without one
         self.clients: set[ClientConnection] = set()
         self.draining = False
         self.server: asyncio.Server | None = None
@@ -743,41 +770,14 @@ class ProxyServer:
         return hit and (ratio >= 1.0 or self._random() < ratio)
 
     def capture(self, ex: Exchange, upstream_seconds: float) -> None:
-        assert ex.req_body is not None and ex.resp_body is not None
-        allow = self.settings.header_allow
-        headers: dict[str, str] = {}
-        ce_id = request_id = req_ct = resp_ct = None
-        for name, value in ex.headers:
-            lname = name.lower()
-            if lname == b"ce-id":
-                ce_id = value
-            elif lname == b"x-request-id":
-                request_id = value
-            elif lname == b"content-type":
-                req_ct = value.decode("latin-1")
-            key = lname.decode("latin-1")
-            if key in allow:
-                headers[key] = value.decode("latin-1")
-        for name, value in ex.resp_headers:
-            if name.lower() == b"content-type":
-                resp_ct = value.decode("latin-1")
-        self.submit(
-            Capture(
-                id=choose_id(ce_id, request_id),
-                model=self.settings.model,
-                timestamp=ex.ts,
-                latency=upstream_seconds,
-                status=ex.status,
-                method=ex.method.decode("latin-1"),
-                path=ex.url.split(b"?", 1)[0].decode("latin-1"),
-                request=ex.req_body.value(),
-                request_truncated=ex.req_body.truncated,
-                response=ex.resp_body.value(),
-                response_truncated=ex.resp_body.truncated,
-                content_types=(req_ct, resp_ct),
-                headers=headers,
-            )
+        """Hand the pair on as a tuple of references already held; the shipper encodes it later."""
+        req, resp = ex.req_body, ex.resp_body
+        assert req is not None and resp is not None
+        raw: RawCapture = (
+            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, ex.headers, ex.resp_ctype, req, resp,
+            ex.head_size + req.size + resp.size + 512,
         )
+        self.submit(raw)
 
     def connect_for(self, ex: Exchange) -> None:
         self.loop.create_task(self._connect(ex))

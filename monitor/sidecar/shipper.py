@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import httpx
 
-from monitor.sidecar.capture import Capture, event_json
+from monitor.sidecar.capture import EventEncoder, RawCapture
 from monitor.sidecar.metrics import SidecarMetrics
 from monitor.sidecar.settings import SidecarSettings
 from monitor.sidecar.spool import Spool, SpoolError
@@ -68,7 +68,8 @@ class Shipper:
         self.settings = settings
         self.metrics = metrics
         self.spool = spool
-        self.queue: deque[Capture] = deque()
+        self.queue: deque[RawCapture] = deque()
+        self.encode = EventEncoder(settings.model, settings.header_allow).encode
         self.queue_bytes = 0
         self.healthy = True
         self._first_at = 0.0
@@ -90,25 +91,26 @@ class Shipper:
 
     # -- hot path --------------------------------------------------------------------------------
 
-    def submit(self, capture: Capture) -> None:
+    def submit(self, capture: RawCapture) -> None:
         """Take a capture; never blocks. Memory when shipping is healthy, else the spool."""
-        self.metrics.captured.inc()
+        self.metrics.captured += 1
         s = self.settings
-        room = len(self.queue) < s.queue_max and self.queue_bytes + capture.approx_bytes <= s.queue_max_bytes
+        size = capture[-1]
+        room = len(self.queue) < s.queue_max and self.queue_bytes + size <= s.queue_max_bytes
         if self.spool.pending:
-            self._to_spool([event_json(capture)])
+            self._to_spool([self.encode(capture)])
         elif room and (self.healthy or self.spool.max_bytes <= 0):
             if not self.queue:
                 self._first_at = time.monotonic()
                 self._wake.set()
             self.queue.append(capture)
-            self.queue_bytes += capture.approx_bytes
+            self.queue_bytes += size
             if len(self.queue) >= s.batch_max:
                 self._wake.set()
         else:
             if not self.healthy:
                 self._spill_queue()
-            self._to_spool([event_json(capture)])
+            self._to_spool([self.encode(capture)])
 
     def _to_spool(self, records: list[bytes]) -> None:
         for i, record in enumerate(records):
@@ -127,7 +129,7 @@ class Shipper:
     def _spill_queue(self, older: list[bytes] | None = None) -> None:
         """(`older` records, then) memory -> spool; only legal while the spool is empty (order)."""
         if (self.queue or older) and not self.spool.pending and self.spool.max_bytes > 0:
-            records = [*(older or ()), *(event_json(c) for c in self.queue)]
+            records = [*(older or ()), *map(self.encode, self.queue)]
             self.queue.clear()
             self.queue_bytes = 0
             self._to_spool(records)
@@ -191,11 +193,10 @@ class Shipper:
                 await asyncio.sleep(0)
                 if not self.queue:
                     break
-            record = event_json(self.queue[0])
+            record = self.encode(self.queue[0])
             if records and total + len(record) > self.settings.batch_max_bytes:
                 break
-            c = self.queue.popleft()
-            self.queue_bytes -= c.approx_bytes
+            self.queue_bytes -= self.queue.popleft()[-1]
             records.append(record)
             total += len(record)
         if self.queue:
@@ -275,7 +276,7 @@ class Shipper:
         left: list[bytes] = []
         if self._inflight is not None and self._inflight.source == "memory":
             left.extend(self._inflight.records)
-        left.extend(event_json(c) for c in self.queue)
+        left.extend(map(self.encode, self.queue))
         self.queue.clear()
         self.queue_bytes = 0
         self._inflight = None

@@ -4,6 +4,7 @@ and a collector standing in for the monitor's POST /v1/events (up, failing, or d
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -72,7 +73,9 @@ def test_captures_inference_paths_only_with_ids_allowlisted_headers_and_truncati
     assert first["response"]["content_type"] == "application/json" and first["status"] == 200 and first["method"] == "POST"
     assert first["model"] == "wine" and 0 < first["latency_seconds"] < 5 and abs(first["timestamp"] - time.time()) < 60
     assert second["id"] == "req-8"
-    uuid.UUID(third["id"])  # an invalid incoming id is replaced by a generated one
+    # An invalid incoming id is replaced by a generated one (unique, valid on the wire).
+    assert re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]+", third["id"]) and third["id"] != fourth["id"]
+    assert fourth["id"].split("-")[0] == third["id"].split("-")[0]
     assert third["request"]["truncated"] is True and third["request"]["body"] == big[:100].decode()
     assert fourth["request"]["encoding"] == "base64"
     assert collector.auth == ["Bearer s3cret"] * len(collector.auth)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sidecar.capture import BodyBuffer, Capture, choose_id, encode_body, event_json
+from monitor.capture.wire import CapturedEvent
+from monitor.sidecar.capture import BodyBuffer, EventEncoder, RawCapture, choose_id, encode_body
 from monitor.sidecar.framing import filter_headers, request_head, response_head
 from monitor.sidecar.settings import SettingsError, build_settings
 from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
@@ -23,8 +24,17 @@ def test_choose_id_prefers_ce_id_then_request_id_and_rejects_unsafe_ids() -> Non
     assert choose_id(b"ce-1", b"req-1") == "ce-1"
     assert choose_id(None, b" req-1 ") == "req-1"
     assert choose_id(b"has space", b"req.2:x") == "req.2:x"
-    generated = choose_id(b"a/b", b"x" * 129)
-    assert len(generated) == 32 and generated != choose_id(None, None)
+    assert choose_id(b"a/b", b"x" * 129) is None
+    assert choose_id(None, None) is None
+
+
+def test_generated_ids_are_unique_across_encoders_and_valid_on_the_wire() -> None:
+    """The monitor is idempotent by id: two sidecars (or restarts) must never generate the same one."""
+    first, second = EventEncoder("wine", frozenset()), EventEncoder("wine", frozenset())
+    ids = [first.new_id() for _ in range(1000)] + [second.new_id() for _ in range(1000)]
+    assert len(set(ids)) == 2000
+    for event_id in ids[::97]:
+        CapturedEvent.model_validate({"id": event_id, "model": "wine", "timestamp": 1.0, "request": {"body": "{}"}})
 
 
 def test_body_buffer_keeps_the_first_bytes_and_flags_truncation() -> None:
@@ -49,21 +59,35 @@ def test_encode_body_utf8_base64_and_cut_multibyte_character() -> None:
     assert encode_body(cut, False)[1] == "base64"  # not truncated: really not UTF-8
 
 
-def test_event_json_matches_the_wire_format() -> None:
-    c = Capture(
-        id="r1", model="wine", timestamp=1763812345.1234567, latency=0.0021, status=200, method="POST",
-        path="/v1/models/wine:predict", request=b'{"instances":[[1]]}', request_truncated=False,
-        response=b"\xff\x00", response_truncated=True, content_types=("application/json", None),
-        headers={"x-request-id": "r1"},
-    )
-    event = json.loads(event_json(c))
+def _raw(headers: list[tuple[bytes, bytes]], request: bytes, response: bytes, limit: int = 1 << 16) -> RawCapture:
+    req, resp = BodyBuffer(limit), BodyBuffer(limit)
+    req.add(request)
+    resp.add(response)
+    return (1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", headers, None, req, resp, 0)
+
+
+def test_encoded_event_matches_the_wire_format() -> None:
+    encoder = EventEncoder("wine", frozenset({"x-request-id", "traceparent"}))
+    headers = [(b"Content-Type", b"application/json"), (b"X-Request-ID", b"r1"), (b"Authorization", b"secret")]
+    raw = _raw(headers, b'{"instances":[[1]]}', b"\xff\x00\x01", limit=2)
+    event = json.loads(encoder.encode(raw))
     assert event == {
         "id": "r1", "model": "wine", "timestamp": 1763812345.123457, "latency_seconds": 0.0021,
         "status": 200, "method": "POST", "path": "/v1/models/wine:predict",
-        "request": {"body": '{"instances":[[1]]}', "encoding": "utf-8", "truncated": False, "content_type": "application/json"},
+        "request": {"body": '{"', "encoding": "utf-8", "truncated": True, "content_type": "application/json"},
         "response": {"body": "/wA=", "encoding": "base64", "truncated": True, "content_type": None},
         "headers": {"x-request-id": "r1"},
     }
+    CapturedEvent.model_validate(event)  # what the monitor accepts
+
+
+def test_encoded_event_without_a_usable_caller_id_gets_a_generated_one_once() -> None:
+    """An event's id is fixed when it is encoded: retries and spool replays resend the same bytes."""
+    encoder = EventEncoder("wine", frozenset({"ce-id"}), id_prefix="p")
+    a = json.loads(encoder.encode(_raw([(b"ce-id", b"not valid/")], b"{}", b"{}")))
+    b = json.loads(encoder.encode(_raw([], "é".encode(), b"{}")))
+    assert (a["id"], b["id"]) == ("p-0", "p-1")
+    assert a["headers"] == {"ce-id": "not valid/"} and b["request"]["body"] == "é"
 
 
 # -- framing ---------------------------------------------------------------------------------------
