@@ -61,7 +61,6 @@ async def serve(settings: SidecarSettings, stop: asyncio.Event) -> None:
 def run(settings: SidecarSettings) -> None:
     """Blocking entry point of `driftwatch sidecar`."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per shipped batch is noise
     prometheus_client.disable_created_metrics()  # `_created` series only double the scrape
     async def main() -> None:
         stop = asyncio.Event()

@@ -774,8 +774,8 @@ class ProxyServer:
         req, resp = ex.req_body, ex.resp_body
         assert req is not None and resp is not None
         raw: RawCapture = (
-            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, ex.headers, ex.resp_ctype, req, resp,
-            ex.head_size + req.size + resp.size + 512,
+            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, tuple(ex.headers), ex.resp_ctype,
+            req.value(), req.truncated, resp.value(), resp.truncated, ex.head_size + req.size + resp.size + 512,
         )
         self.submit(raw)
 

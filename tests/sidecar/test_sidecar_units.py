@@ -13,6 +13,7 @@ import pytest
 from monitor.capture.wire import CapturedEvent
 from monitor.sidecar.capture import BodyBuffer, EventEncoder, RawCapture, choose_id, encode_body
 from monitor.sidecar.framing import filter_headers, request_head, response_head
+from monitor.sidecar.metrics import SidecarMetrics
 from monitor.sidecar.settings import SettingsError, build_settings
 from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
 from monitor.sidecar.spool import Spool, SpoolError
@@ -63,7 +64,8 @@ def _raw(headers: list[tuple[bytes, bytes]], request: bytes, response: bytes, li
     req, resp = BodyBuffer(limit), BodyBuffer(limit)
     req.add(request)
     resp.add(response)
-    return (1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", headers, None, req, resp, 0)
+    return (1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", tuple(headers), None,
+            req.value(), req.truncated, resp.value(), resp.truncated, 0)
 
 
 def test_encoded_event_matches_the_wire_format() -> None:
@@ -88,6 +90,24 @@ def test_encoded_event_without_a_usable_caller_id_gets_a_generated_one_once() ->
     b = json.loads(encoder.encode(_raw([], "é".encode(), b"{}")))
     assert (a["id"], b["id"]) == ("p-0", "p-1")
     assert a["headers"] == {"ce-id": "not valid/"} and b["request"]["body"] == "é"
+
+
+def test_hot_path_histogram_renders_prometheus_le_buckets_count_and_sum() -> None:
+    """Plain-int buckets collected at scrape time must read exactly like a prometheus_client Histogram."""
+    m = SidecarMetrics("wine")
+    for seconds in (0.00005, 0.00005001, 0.0003, 75.0):  # on a bound, just above it, mid, beyond the last
+        m.upstream_seconds.observe(seconds)
+    m.captured += 2
+    text = m.render().decode()
+    def sample(le: str) -> str:
+        return f'driftwatch_sidecar_request_duration_seconds_bucket{{le="{le}",phase="upstream"}}'
+    assert f"{sample('5e-05')} 1.0" in text and f"{sample('0.0001')} 2.0" in text
+    assert f"{sample('0.0005')} 3.0" in text and f"{sample('60.0')} 3.0" in text and f"{sample('+Inf')} 4.0" in text
+    assert 'driftwatch_sidecar_request_duration_seconds_count{phase="upstream"} 4.0' in text
+    assert 'driftwatch_sidecar_request_duration_seconds_count{phase="overhead"} 0.0' in text
+    assert 'driftwatch_sidecar_events_captured_total{model="wine"} 2.0' in text
+    total = float(next(line.split()[-1] for line in text.splitlines() if line.startswith('driftwatch_sidecar_request_duration_seconds_sum{phase="upstream"}')))
+    assert total == pytest.approx(75.00035001)
 
 
 # -- framing ---------------------------------------------------------------------------------------
