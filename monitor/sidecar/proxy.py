@@ -770,12 +770,12 @@ class ProxyServer:
         return hit and (ratio >= 1.0 or self._random() < ratio)
 
     def capture(self, ex: Exchange, upstream_seconds: float) -> None:
-        """Hand the pair on as a tuple of references already held; the shipper encodes it later."""
+        """Hand the pair on as a tuple of references already held (the response is written by now)."""
         req, resp = ex.req_body, ex.resp_body
         assert req is not None and resp is not None
         raw: RawCapture = (
-            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, tuple(ex.headers), ex.resp_ctype,
-            req.value(), req.truncated, resp.value(), resp.truncated, ex.head_size + req.size + resp.size + 512,
+            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, ex.headers, ex.resp_ctype,
+            req.value(), req.truncated, resp.value(), resp.truncated,
         )
         self.submit(raw)
 

@@ -5,8 +5,11 @@ which is older than the spool. So a new capture goes to the spool whenever the s
 and the memory queue is spilled to the spool only when the spool is empty. Batches are taken from
 memory first, then from the spool; spooled records are consumed only once the monitor acked them.
 
-Nothing here can slow or fail inference: `submit` is O(1) and never awaits; the HTTP exchange
-runs in a background task on the same loop, one batch in flight at a time.
+Nothing here can slow or fail inference: `submit` runs after the response was written, never
+awaits, and encodes its one event there (~4 µs). Encoding a whole batch at send time instead made
+~3 ms bursts of CPU that, on this 2-core machine, delayed the model server and the client sharing
+the cores: c=1 p99 ~1.2 ms against ~0.6 ms when each event is encoded as it arrives (same
+throughput). The HTTP exchange runs in a background task on the same loop, one batch in flight.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = ["Outcome", "Shipper", "backoff_delay", "classify_status"]
 
 log = logging.getLogger("driftwatch.sidecar.shipper")
 BACKOFF_BASE = 0.1
+RECORD_OVERHEAD = 64  # a queued bytes object's header, counted against --queue-max-bytes
 
 
 class Outcome(enum.Enum):
@@ -68,7 +72,7 @@ class Shipper:
         self.settings = settings
         self.metrics = metrics
         self.spool = spool
-        self.queue: deque[RawCapture] = deque()
+        self.queue: deque[bytes] = deque()  # encoded events
         self.encode = EventEncoder(settings.model, settings.header_allow).encode
         self.queue_bytes = 0
         self.healthy = True
@@ -92,22 +96,23 @@ class Shipper:
         """Take a capture; never blocks. Memory when shipping is healthy, else the spool."""
         self.metrics.captured += 1
         s = self.settings
-        size = capture[-1]
+        record = self.encode(capture)
+        size = len(record) + RECORD_OVERHEAD
         room = len(self.queue) < s.queue_max and self.queue_bytes + size <= s.queue_max_bytes
         if self.spool.pending:
-            self._to_spool([self.encode(capture)])
+            self._to_spool([record])
         elif room and (self.healthy or self.spool.max_bytes <= 0):
             if not self.queue:
                 self._first_at = time.monotonic()
                 self._wake.set()
-            self.queue.append(capture)
+            self.queue.append(record)
             self.queue_bytes += size
             if len(self.queue) >= s.batch_max:
                 self._wake.set()
         else:
             if not self.healthy:
                 self._spill_queue()
-            self._to_spool([self.encode(capture)])
+            self._to_spool([record])
 
     def _to_spool(self, records: list[bytes]) -> None:
         for i, record in enumerate(records):
@@ -126,7 +131,7 @@ class Shipper:
     def _spill_queue(self, older: list[bytes] | None = None) -> None:
         """(`older` records, then) memory -> spool; only legal while the spool is empty (order)."""
         if (self.queue or older) and not self.spool.pending and self.spool.max_bytes > 0:
-            records = [*(older or ()), *map(self.encode, self.queue)]
+            records = [*(older or ()), *self.queue]
             self.queue.clear()
             self.queue_bytes = 0
             self._to_spool(records)
@@ -161,7 +166,7 @@ class Shipper:
             if self.queue:
                 age = time.monotonic() - self._first_at
                 if len(self.queue) >= s.batch_max or age >= s.linger or self._closing:
-                    return await self._take_memory()
+                    return self._take_memory()
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), s.linger - age)
@@ -180,23 +185,20 @@ class Shipper:
                 self._wake.clear()
                 await self._wake.wait()
 
-    async def _take_memory(self) -> _Batch:
-        """Serialize up to a batch from memory, yielding to the proxy every few events so a large
-        batch never stalls the loop (it shows up as p99 latency otherwise)."""
+    def _take_memory(self) -> _Batch:
+        """Up to a batch of the oldest events in memory (by count and bytes)."""
         records: list[bytes] = []
         total = 0
-        while self.queue and len(records) < self.settings.batch_max:
-            if records and len(records) % 16 == 0:  # ~60 µs of encoding per slice
-                await asyncio.sleep(0)
-                if not self.queue:
-                    break
-            record = self.encode(self.queue[0])
+        queue = self.queue
+        while queue and len(records) < self.settings.batch_max:
+            record = queue[0]
             if records and total + len(record) > self.settings.batch_max_bytes:
                 break
-            self.queue_bytes -= self.queue.popleft()[-1]
+            queue.popleft()
+            self.queue_bytes -= len(record) + RECORD_OVERHEAD
             records.append(record)
             total += len(record)
-        if self.queue:
+        if queue:
             self._first_at = time.monotonic()
         return _Batch(records, "memory")
 
@@ -274,7 +276,7 @@ class Shipper:
         left: list[bytes] = []
         if self._inflight is not None and self._inflight.source == "memory":
             left.extend(self._inflight.records)
-        left.extend(map(self.encode, self.queue))
+        left.extend(self.queue)
         self.queue.clear()
         self.queue_bytes = 0
         self._inflight = None

@@ -64,8 +64,8 @@ def _raw(headers: list[tuple[bytes, bytes]], request: bytes, response: bytes, li
     req, resp = BodyBuffer(limit), BodyBuffer(limit)
     req.add(request)
     resp.add(response)
-    return (1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", tuple(headers), None,
-            req.value(), req.truncated, resp.value(), resp.truncated, 0)
+    return (1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", headers, None,
+            req.value(), req.truncated, resp.value(), resp.truncated)
 
 
 def test_encoded_event_matches_the_wire_format() -> None:
