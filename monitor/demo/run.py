@@ -216,8 +216,11 @@ def _print_summary(
     for job in retraining:
         console.print(
             f"retraining run {job['name']}: [bold]{job['state']}[/], exit status {job['exit_code']}, "
-            f"{job['duration_seconds'] or 0:.1f}s, log {job['log_path']}"
+            f"{job['duration_seconds'] or 0:.1f}s; its log:"
         )
+        log = Path(job["log_path"]) if job["log_path"] else None
+        for line in (log.read_text(errors="replace").splitlines() if log and log.exists() else [])[-5:]:
+            console.print(f"  │ {line}", highlight=False, markup=False)
     if not retraining:
         console.print("[yellow]no retraining run was launched[/]")
     console.print(
