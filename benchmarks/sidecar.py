@@ -3,8 +3,11 @@ plain reverse proxy, and through `driftwatch sidecar` with capture on (shipping 
 collector), at concurrency 1 and 16, with wrk. And a soak mode: overload with the monitor down,
 printing the sidecar's RSS over time.
 
-    python benchmarks/sidecar.py [--duration 10]
+    python benchmarks/sidecar.py [--duration 10] [--repeats 3]
     python benchmarks/sidecar.py --soak 300
+
+The machine is shared: each round runs every cell once (direct, nginx, sidecar, interleaved) and
+the table shows per-cell medians over the rounds, with the load average before and after.
 
 Targets (issue 3): added p50 <= 0.5 ms and p99 <= 2 ms at c=1; >= 50% of nginx's throughput at c=16;
 RSS flat under overload with the monitor down. nginx runs one worker (the sidecar is one process).
@@ -19,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,7 +171,7 @@ def scrape_counter(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def bench(duration: float) -> None:
+def bench(duration: float, repeats: int) -> None:
     procs = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -181,10 +185,14 @@ def bench(duration: float) -> None:
             targets = {"direct": model_port, "nginx": nginx_port, "sidecar": sidecar_port}
             for port in targets.values():  # warm up pools and caches
                 wrk(port, 4, 1, lua)
-            results: dict[tuple[str, int], dict[str, float]] = {}
-            for conns in (1, 16):
-                for name, port in targets.items():
-                    results[(name, conns)] = wrk(port, conns, duration, lua)
+            load_before = os.getloadavg()
+            runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+            for _ in range(repeats):
+                for conns in (1, 16):
+                    for name, port in targets.items():
+                        runs.setdefault((name, conns), []).append(wrk(port, conns, duration, lua))
+            load_after = os.getloadavg()
+            results = {cell: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for cell, rs in runs.items()}
             captured = scrape_counter(sidecar_port, "driftwatch_sidecar_events_captured_total")
             shipped = scrape_counter(sidecar_port, "driftwatch_sidecar_events_shipped_total")
             dropped = scrape_counter(sidecar_port, "driftwatch_sidecar_events_dropped_total")
@@ -196,7 +204,8 @@ def bench(duration: float) -> None:
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    print(f"\nsidecar benchmark: POST {PATH} ({len(BODY)} B), wrk {duration:g}s per cell, {os.cpu_count()} cores, nginx 1 worker\n")
+    print(f"\nsidecar benchmark: POST {PATH} ({len(BODY)} B), wrk {duration:g}s per cell, medians of {repeats} interleaved rounds, "
+          f"{os.cpu_count()} cores, nginx 1 worker; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
     print(f"{'target':<8} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'vs nginx':>9} {'non-2xx':>8}")
     for conns in (1, 16):
         base = results[("direct", conns)]
@@ -256,13 +265,14 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of wrk per cell")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the table shows medians")
     parser.add_argument("--soak", type=float, default=0.0, help="run the overload soak for this many seconds instead")
     parser.add_argument("--every", type=float, default=10.0, help="soak: seconds between RSS samples")
     args = parser.parse_args()
     if args.soak:
         soak(args.soak, args.every)
     else:
-        bench(args.duration)
+        bench(args.duration, max(1, args.repeats))
 
 
 if __name__ == "__main__":
