@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -25,18 +26,38 @@ def _children_of_workdir(workdir: Path) -> list[psutil.Process]:
     return found
 
 
-def _demo(workdir: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--workdir", str(workdir), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Starts `driftwatch demo` in tmp_path; whatever the test does, nothing it started outlives it."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "demo", "--workdir", str(tmp_path), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "160"},
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # the demo stops its children on Ctrl-C
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    for leftover in _children_of_workdir(tmp_path):
+        leftover.kill()
 
 
-def test_demo_detects_drift_retrains_and_stops_everything(tmp_path: Path) -> None:
-    proc = _demo(tmp_path, "--records", "600")
+def test_demo_detects_drift_retrains_and_stops_everything(
+    tmp_path: Path, demo: Callable[..., subprocess.Popen[str]]
+) -> None:
+    proc = demo("--records", "600")
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
     assert "inference errors seen by the client: 0" in out
@@ -55,8 +76,8 @@ def test_demo_detects_drift_retrains_and_stops_everything(tmp_path: Path) -> Non
     assert _children_of_workdir(tmp_path) == []
 
 
-def test_keep_running_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    proc = _demo(tmp_path, "--records", "400", "--keep-running")
+def test_keep_running_stops_everything_on_ctrl_c(tmp_path: Path, demo: Callable[..., subprocess.Popen[str]]) -> None:
+    proc = demo("--records", "400", "--keep-running")
     assert proc.stdout is not None
     deadline = time.monotonic() + 240
     seen = []
