@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from dashboards.contract import all_metrics
 from dashboards.promql import metric_names
 from monitor.config import Config, WindowConfig, load_config
 from monitor.windows import SlidingWindow
+from tests.golden import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -41,13 +41,7 @@ def promtool() -> str:
 
 
 def check_golden(name: str, text: str) -> None:
-    """Compare with tests/alerts/golden/<name>; DRIFTWATCH_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN / name
-    if os.environ.get("DRIFTWATCH_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path}; run with DRIFTWATCH_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file (DRIFTWATCH_UPDATE_GOLDEN=1 to accept)"
+    assert_golden(GOLDEN / name, text)
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))

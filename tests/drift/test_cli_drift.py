@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from tests.golden import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "examples" / "data" / "churn_reference.csv"
@@ -47,9 +47,7 @@ def test_json_output_is_the_golden_result() -> None:
     assert code == 0
     data = json.loads(out)
     assert set(data) == {"dataset", "prediction", "features"} and data["dataset"]["drifted"] is True
-    if os.environ.get("DRIFTWATCH_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(out, encoding="utf-8")
-    assert out == GOLDEN.read_text(encoding="utf-8")
+    assert_golden(GOLDEN, out)
 
 
 def test_parquet_input_and_inferred_types(tmp_path: Path) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -12,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from monitor.reports import create_router
+from tests.golden import assert_golden
 from tests.reports.memory_source import MemorySource
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -23,12 +23,7 @@ def source() -> MemorySource:
 
 
 def check_golden(name: str, text: str) -> None:
-    """Compare with tests/reports/golden/NAME; DRIFTWATCH_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN / name
-    if os.environ.get("DRIFTWATCH_UPDATE_GOLDEN") == "1":
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path}; run with DRIFTWATCH_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file (DRIFTWATCH_UPDATE_GOLDEN=1 to accept)"
+    assert_golden(GOLDEN / name, text)
 
 
 def _free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from monitor.config import KubernetesLauncher, load_config
 from retrain.manifest import build_job
 from retrain.policy import Trigger
 from retrain.run import Run, job_name
+from tests.golden import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -73,12 +73,7 @@ def test_example_config_job_matches_golden() -> None:
     assert rc is not None and rc.kubernetes is not None
     job = build_job(run_for("wine"), rc.kubernetes)
     check(job)
-    golden = GOLDEN / "wine_job.json"
-    text = json.dumps(job, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("DRIFTWATCH_UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert text == golden.read_text(), "regenerate with DRIFTWATCH_UPDATE_GOLDEN=1 if the change is intended"
+    assert_golden(GOLDEN / "wine_job.json", json.dumps(job, indent=2, sort_keys=True) + "\n")
 
 
 def test_the_job_carries_identity_context_and_safe_defaults() -> None:
