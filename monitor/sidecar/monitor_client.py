@@ -5,17 +5,23 @@ Python between awaits for each 300 KB batch, on the proxy's event loop, which sh
 latency of proxied requests (c=1 p99 ~2-3 ms with capture on, ~0.5-0.9 ms without). Here a request
 is an asyncio.Protocol + httptools (as on the hot path), and the body is written in 64 KiB slices
 with a yield between them, so no single step holds the loop for long.
+
+The body arrives as pieces (the shipper's encoded events and the JSON framing between them) and is
+never joined whole: a 350 KB batch as one bytes object is a fresh mmap'd allocation whose page
+faults cost 0.2-0.6 ms on the loop per batch (measured), visible at c=1 p99; slices of 64 KiB come
+from the heap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["MonitorClient", "MonitorUnreachable"]
+__all__ = ["MonitorClient", "MonitorUnreachable", "slices"]
 
 SLICE = 64 * 1024
 MAX_RESPONSE_BODY = 64 * 1024  # what is kept of an answer (only its `error` field is read)
@@ -27,6 +33,30 @@ class MonitorUnreachable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def slices(pieces: Sequence[bytes], size: int = SLICE) -> Iterator[bytes | memoryview]:
+    """The concatenation of `pieces` in writes of about `size` bytes: small pieces grouped, large ones cut."""
+    group: list[bytes] = []
+    total = 0
+    for piece in pieces:
+        if not piece:
+            continue
+        if len(piece) > size:
+            if group:
+                yield b"".join(group)
+                group, total = [], 0
+            view = memoryview(piece)
+            for start in range(0, len(piece), size):
+                yield view[start : start + size]
+            continue
+        group.append(piece)
+        total += len(piece)
+        if total >= size:
+            yield b"".join(group)
+            group, total = [], 0
+    if group:
+        yield b"".join(group)
 
 
 class _Exchange(asyncio.Protocol):
@@ -101,8 +131,9 @@ class MonitorClient:
         self._headers = b"Host: %s\r\nUser-Agent: driftwatch-sidecar\r\nContent-Type: application/json\r\n%s" % (authority, auth)
         self._conn: _Exchange | None = None
 
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """(status, first bytes of the answer); MonitorUnreachable when there is no complete answer.
+    async def post(self, path: str, body: Sequence[bytes]) -> tuple[int, bytes]:
+        """POST the concatenation of the `body` pieces: (status, first bytes of the answer);
+        MonitorUnreachable when there is no complete answer.
 
         A pooled connection the monitor closed just as it was reused (its idle timeout) is retried
         once on a fresh one, so that race never counts as the monitor being away."""
@@ -114,7 +145,7 @@ class MonitorClient:
                 raise
         return await self._post(path, body)
 
-    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    async def _post(self, path: str, body: Sequence[bytes]) -> tuple[int, bytes]:
         try:
             return await asyncio.wait_for(self._exchange(path.encode(), body), self.timeout)
         except TimeoutError:
@@ -127,7 +158,7 @@ class MonitorClient:
             self._drop()
             raise
 
-    async def _exchange(self, path: bytes, body: bytes) -> tuple[int, bytes]:
+    async def _exchange(self, path: bytes, body: Sequence[bytes]) -> tuple[int, bytes]:
         conn = self._conn
         if conn is None or conn.closed:
             loop = asyncio.get_running_loop()
@@ -138,17 +169,17 @@ class MonitorClient:
         assert conn.transport is not None
         conn.response = asyncio.get_running_loop().create_future()
         conn.body = bytearray()
-        head = b"POST %s%s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (self.prefix, path, self._headers, len(body))
-        view = memoryview(body)
-        conn.transport.write(head + bytes(view[:SLICE]))
+        length = sum(map(len, body))
+        head = b"POST %s%s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (self.prefix, path, self._headers, length)
         sent_all = True
-        for start in range(SLICE, len(body), SLICE):
-            await asyncio.sleep(0)  # let proxied requests run between slices
-            await conn.writable()
-            if conn.closed or conn.response.done():
-                sent_all = False  # answered early (e.g. 413) or failed: the answer is in `response`
-                break
-            conn.transport.write(view[start : start + SLICE])
+        for i, part in enumerate(slices([head, *body])):
+            if i:
+                await asyncio.sleep(0)  # let proxied requests run between slices
+                await conn.writable()
+                if conn.closed or conn.response.done():
+                    sent_all = False  # answered early (e.g. 413) or failed: the answer is in `response`
+                    break
+            conn.transport.write(part)
         status, answer = await conn.response
         if not conn.keep_alive or not sent_all:
             self._drop()  # the stream is out of step (or closing): never reuse it

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.sidecar.monitor_client import MonitorClient, MonitorUnreachable
+from monitor.sidecar.monitor_client import MonitorClient, MonitorUnreachable, slices
 
 
 class ScriptedMonitor:
@@ -78,11 +78,12 @@ def monitor(request: pytest.FixtureRequest) -> Iterator[ScriptedMonitor]:
 
 def test_posts_exact_bytes_with_auth_over_one_keep_alive_connection(monitor: ScriptedMonitor) -> None:
     big = json.dumps({"events": ["x" * 1000] * 1000}).encode()  # ~1 MB: written in slices
+    pieces = [big[:5], big[5:300_000], big[300_000:300_001], big[300_001:]]  # grouped and cut, sent as one body
 
     async def run() -> list[tuple[int, bytes]]:
         client = MonitorClient(f"http://127.0.0.1:{monitor.port}/base/", "s3cret")
         try:
-            return [await client.post("/v1/events", body) for body in (b'{"events":[]}', big, b"{}")]
+            return [await client.post("/v1/events", body) for body in ([b'{"events":[]}'], pieces, [b"{", b"}"])]
         finally:
             await client.aclose()
 
@@ -101,7 +102,7 @@ def test_a_reused_connection_closed_by_the_monitor_is_retried_once_on_a_fresh_on
     async def run() -> list[int]:
         client = MonitorClient(f"http://127.0.0.1:{monitor.port}", None)
         try:
-            return [(await client.post("/v1/events", b"[%d]" % i))[0] for i in range(3)]
+            return [(await client.post("/v1/events", [b"[%d]" % i]))[0] for i in range(3)]
         finally:
             await client.aclose()
 
@@ -115,7 +116,7 @@ def test_error_status_and_body_are_returned_as_they_are(monitor: ScriptedMonitor
     async def run() -> tuple[int, bytes]:
         client = MonitorClient(f"http://127.0.0.1:{monitor.port}", None)
         try:
-            return await client.post("/v1/events", b"{}")
+            return await client.post("/v1/events", [b"{}"])
         finally:
             await client.aclose()
 
@@ -133,12 +134,23 @@ def test_unreachable_and_unanswering_monitors_are_retryable_errors(monitor: Scri
         down = MonitorClient(f"http://127.0.0.1:{closed_port}", None)
         silent = MonitorClient(f"http://127.0.0.1:{monitor.port}", None, timeout=0.3)
         with pytest.raises(MonitorUnreachable) as refused:
-            await down.post("/v1/events", b"{}")
+            await down.post("/v1/events", [b"{}"])
         start = time.monotonic()
         with pytest.raises(MonitorUnreachable) as timed_out:
-            await silent.post("/v1/events", b"{}")
+            await silent.post("/v1/events", [b"{}"])
         return refused.value.reason, timed_out.value.reason, time.monotonic() - start
 
     refused, timed_out, waited = asyncio.run(run())
     assert refused == "ConnectionRefusedError"
     assert timed_out == "no answer within 0.3s" and waited < 2
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [3], [10, 10, 10], [1, 40, 2], [100], [7, 7, 7, 7, 7, 7, 7, 7]])
+def test_slices_rebuild_the_body_exactly_in_writes_of_bounded_size(sizes: list[int]) -> None:
+    pieces = [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+    out = [bytes(part) for part in slices(pieces, size=16)]
+    assert b"".join(out) == b"".join(pieces)
+    # Small pieces are grouped until the slice size is reached; a large one is cut into slices.
+    assert all(len(part) < 16 + max(sizes, default=0) for part in out)
+    assert all(len(part) <= 16 for piece in pieces if len(piece) > 16 for part in slices([piece], size=16))
+    assert all(part for part in out)
