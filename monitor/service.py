@@ -94,6 +94,8 @@ class _ModelState:
     """A CalibratedDetector when the model has a false_alarm_budget (it keeps CUSUM state across windows)."""
     restore: tuple[int, int] | None = None
     """Record range of the last stored evaluation, re-evaluated at start-up to restore `result`."""
+    cusum: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
+    """The calibrated detector's CUSUM state before and after the last stored evaluation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +176,13 @@ class Monitor:
     def _rebuild(self, store: EventStore, state: _ModelState) -> None:
         """Refill the window from the store, so windows after a restart equal those before."""
         name = state.config.name
-        last = store.evaluations(name, limit=1)
+        last = store.evaluations(name, limit=2)
         if last:
             ev = last[0]
             state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
             state.last_evaluation = ev.evaluated_at
             state.restore = (ev.first_rec, ev.last_rec)
+            state.cusum = (_cusum_state(last[1].result) if len(last) > 1 else {}, _cusum_state(ev.result))
         window = SlidingWindow(state.config.window, last_rec=last[0].last_rec if last else 0, last_end=last[0].window_end if last else 0.0)
         total = store.record_total(name)
         after, horizon = window.needed_from(total, self._clock())
@@ -226,6 +229,10 @@ class Monitor:
                 continue
             with self._lock:
                 records = state.window.records_between(*state.restore) if state.restore else None
+            if detector is not None:
+                # Re-evaluating the last window from the state before it ends in the state after
+                # it, so a restart neither resets nor double-counts accumulated evidence.
+                detector.restore(state.cusum[0] if records else state.cusum[1])
             if records:
                 frame = _frame(state.config, records)
                 result = detector.evaluate(frame) if detector is not None else evaluate(profile, frame)
@@ -478,6 +485,16 @@ class Monitor:
                 )
                 for name, s in self._models.items()
             }
+
+
+def _cusum_state(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per column, the CUSUM a stored calibrated result ended with (see CalibratedDetector.state)."""
+    state = {}
+    for name, feature in result.get("features", {}).items():
+        evidence = (feature.get("details") or {}).get("calibration")
+        if evidence and evidence.get("cusum") is not None:
+            state[name] = {"s": evidence["cusum"], "alarm": bool(evidence["alarm"])}
+    return state
 
 
 def _with_reason(row: EventRow, reason: str) -> EventRow:

@@ -34,9 +34,11 @@ RETRAIN_DRY_RUN = {
 
 
 def write_config(
-    tmp_path: Path, *, server: dict[str, Any] | None = None, window: dict[str, Any] | None = None, retrain: dict[str, Any] | None = None
+    tmp_path: Path, *, server: dict[str, Any] | None = None, window: dict[str, Any] | None = None, retrain: dict[str, Any] | None = None,
+    toy: dict[str, Any] | None = None,
 ) -> Path:
-    """A config with `toy` (KServe v1 list instances + object predictions) and `plain` (JSON records)."""
+    """A config with `toy` (KServe v1 list instances + object predictions; `toy` adds settings) and
+    `plain` (JSON records)."""
     rng = np.random.default_rng(7)
     n = 600
     ref = pd.DataFrame(
@@ -73,6 +75,7 @@ def write_config(
                 "reference": {"path": "reference.csv"},
                 "window": window or {"records": 100, "step": 50, "min_records": 20},
                 **({"retrain": retrain} if retrain else {}),
+                **(toy or {}),
             },
             {
                 "name": "plain",

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ingest_helpers import event, load
 
 from monitor.capture import CapturedEvent
@@ -116,17 +117,32 @@ def test_drift_is_detected_in_shifted_traffic(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_windows_and_results_after_a_restart_equal_those_without_one(tmp_path: Path) -> None:
+BUDGET = {"false_alarm_budget": {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5}}
+
+
+@pytest.mark.parametrize(
+    ("toy", "shift", "restart_after"),
+    # The calibrated case restarts when the CUSUM before the last window is already above zero (a
+    # mild shift accumulates over windows): re-evaluating that window from a reset CUSUM would
+    # give another verdict.
+    [(None, 3.0, 5), (BUDGET, 0.5, 9)],
+    ids=["fixed-thresholds", "calibrated-cusum"],
+)
+def test_windows_and_results_after_a_restart_equal_those_without_one(
+    tmp_path: Path, toy: dict[str, Any] | None, shift: float, restart_after: int
+) -> None:
+    """Also for a budgeted model, whose CUSUM evidence carries over the restart (neither reset nor
+    counted twice), so its later verdicts are those it would have reached without one."""
     straight_dir, restart_dir = tmp_path / "a", tmp_path / "b"
     straight_dir.mkdir()
     restart_dir.mkdir()
-    cfg_a, cfg_b = load(straight_dir), load(restart_dir)
-    batches = [events(range(i, i + 37), shift=0.0 if i < 150 else 3.0) for i in range(0, 333, 37)]
+    cfg_a, cfg_b = load(straight_dir, toy=toy), load(restart_dir, toy=toy)
+    batches = [events(range(i, i + 37), shift=0.0 if i < 150 else shift) for i in range(0, 444, 37)]
 
     async def scenario() -> None:
         straight, _ = await run_monitor(cfg_a, batches)
         await straight.stop()
-        first, _ = await run_monitor(cfg_b, batches[:5])
+        first, _ = await run_monitor(cfg_b, batches[:restart_after])
         before = first.snapshot()["toy"]
         await first.stop()
         second, _ = await run_monitor(cfg_b, [])
@@ -134,7 +150,7 @@ def test_windows_and_results_after_a_restart_equal_those_without_one(tmp_path: P
         # The restarted monitor exports what it had before, with no new traffic yet.
         assert after.window == before.window and after.window_records == before.window_records
         assert after.result is not None and after.result.to_dict() == before.result.to_dict()  # type: ignore[union-attr]
-        for batch in batches[5:]:
+        for batch in batches[restart_after:]:
             await second.ingest(batch)
             second.evaluate_due()
         await second.stop()
