@@ -15,16 +15,43 @@ from the heap.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import math
 import ssl
+import time
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["MonitorClient", "MonitorUnreachable", "slices"]
+__all__ = ["Answer", "MonitorClient", "MonitorUnreachable", "parse_retry_after", "slices"]
 
 SLICE = 64 * 1024
 MAX_RESPONSE_BODY = 64 * 1024  # what is kept of an answer (only its `error` field is read)
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    """The first bytes of the answer (only its `error` field is read)."""
+    retry_after: float | None
+    """Seconds the monitor (or a proxy before it) asked to wait, from `Retry-After`."""
+
+
+def parse_retry_after(value: bytes, now: float | None = None) -> float | None:
+    """`Retry-After` (RFC 9110 §10.2.3) in seconds from `now`: delay-seconds or an HTTP-date; None if invalid."""
+    text = value.decode("latin-1").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None  # an HTTP-date is always GMT; a date without a zone is not one
+    delay = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, delay) if math.isfinite(delay) else None
 
 
 class MonitorUnreachable(Exception):
@@ -65,8 +92,9 @@ class _Exchange(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.response: asyncio.Future[tuple[int, bytes]] | None = None
+        self.response: asyncio.Future[Answer] | None = None
         self.body = bytearray()
+        self.retry_after: bytes | None = None
         self.keep_alive = False
         self.closed = False
         self._writable: asyncio.Future[None] | None = None
@@ -94,6 +122,10 @@ class _Exchange(asyncio.Protocol):
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"retry-after":
+            self.retry_after = value
+
     def on_body(self, body: bytes) -> None:
         if len(self.body) < MAX_RESPONSE_BODY:
             self.body += body[: MAX_RESPONSE_BODY - len(self.body)]
@@ -101,7 +133,8 @@ class _Exchange(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
         if self.response is not None and not self.response.done():
-            self.response.set_result((self.parser.get_status_code(), bytes(self.body)))
+            retry_after = None if self.retry_after is None else parse_retry_after(self.retry_after)
+            self.response.set_result(Answer(self.parser.get_status_code(), bytes(self.body), retry_after))
 
     def _fail(self, reason: str) -> None:
         if self.response is not None and not self.response.done():
@@ -131,9 +164,8 @@ class MonitorClient:
         self._headers = b"Host: %s\r\nUser-Agent: driftwatch-sidecar\r\nContent-Type: application/json\r\n%s" % (authority, auth)
         self._conn: _Exchange | None = None
 
-    async def post(self, path: str, body: Sequence[bytes]) -> tuple[int, bytes]:
-        """POST the concatenation of the `body` pieces: (status, first bytes of the answer);
-        MonitorUnreachable when there is no complete answer.
+    async def post(self, path: str, body: Sequence[bytes]) -> Answer:
+        """POST the concatenation of the `body` pieces; MonitorUnreachable when there is no complete answer.
 
         A pooled connection the monitor closed just as it was reused (its idle timeout) is retried
         once on a fresh one, so that race never counts as the monitor being away."""
@@ -145,7 +177,7 @@ class MonitorClient:
                 raise
         return await self._post(path, body)
 
-    async def _post(self, path: str, body: Sequence[bytes]) -> tuple[int, bytes]:
+    async def _post(self, path: str, body: Sequence[bytes]) -> Answer:
         try:
             return await asyncio.wait_for(self._exchange(path.encode(), body), self.timeout)
         except TimeoutError:
@@ -158,7 +190,7 @@ class MonitorClient:
             self._drop()
             raise
 
-    async def _exchange(self, path: bytes, body: Sequence[bytes]) -> tuple[int, bytes]:
+    async def _exchange(self, path: bytes, body: Sequence[bytes]) -> Answer:
         conn = self._conn
         if conn is None or conn.closed:
             loop = asyncio.get_running_loop()
@@ -169,6 +201,7 @@ class MonitorClient:
         assert conn.transport is not None
         conn.response = asyncio.get_running_loop().create_future()
         conn.body = bytearray()
+        conn.retry_after = None
         length = sum(map(len, body))
         head = b"POST %s%s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (self.prefix, path, self._headers, length)
         sent_all = True
@@ -180,10 +213,10 @@ class MonitorClient:
                     sent_all = False  # answered early (e.g. 413) or failed: the answer is in `response`
                     break
             conn.transport.write(part)
-        status, answer = await conn.response
+        answer = await conn.response
         if not conn.keep_alive or not sent_all:
             self._drop()  # the stream is out of step (or closing): never reuse it
-        return status, answer
+        return answer
 
     def _drop(self) -> None:
         if self._conn is not None:

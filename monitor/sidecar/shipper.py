@@ -81,6 +81,7 @@ class Shipper:
         self._drained = asyncio.Event()
         self._inflight: _Batch | None = None
         self._failures = 0
+        self._retry_after: float | None = None
         self._closing = False
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
@@ -157,8 +158,16 @@ class Shipper:
                 return
             self._inflight = batch
             if self._failures:
-                await asyncio.sleep(backoff_delay(self._failures, self.settings.retry_max_backoff))
+                await asyncio.sleep(self._retry_delay())
             await self._deliver(batch)
+
+    def _retry_delay(self) -> float:
+        """Jittered backoff, but never sooner than a `Retry-After` asked for (both capped at `retry_max_backoff`)."""
+        cap = self.settings.retry_max_backoff
+        delay = backoff_delay(self._failures, cap)
+        if self._retry_after is not None:
+            delay = max(delay, min(self._retry_after, cap))
+        return delay
 
     async def _next_batch(self) -> _Batch | None:
         s = self.settings
@@ -243,8 +252,9 @@ class Shipper:
         body = [b","] * (2 * len(records) + 1)  # pieces, never joined whole (see monitor_client.py)
         body[1::2] = records
         body[0], body[-1] = b'{"events":[', b"]}"
+        self._retry_after = None
         try:
-            status, answer = await self._client.post("/v1/events", body)
+            status, answer, retry_after = await self._client.post("/v1/events", body)
         except MonitorUnreachable as exc:
             return Outcome.RETRY, f"error={exc.reason!r}"
         detail = f"status={status}"
@@ -255,7 +265,11 @@ class Shipper:
                     detail += f" error={error[:200]!r}"
             except (ValueError, AttributeError):
                 pass
-        return classify_status(status), detail
+        outcome = classify_status(status)
+        if outcome is Outcome.RETRY and retry_after is not None:
+            self._retry_after = retry_after
+            detail += f" retry_after={retry_after:g}"
+        return outcome, detail
 
     # -- shutdown --------------------------------------------------------------------------------
 

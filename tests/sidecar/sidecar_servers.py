@@ -193,7 +193,8 @@ class ModelServer:
 
 
 class Collector:
-    """Records every batch; `script` is a list of statuses answered first (then 200)."""
+    """Records every batch; `script` is a list of statuses answered first (then 200), with a
+    `Retry-After: retry_after` header when that is set."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -202,6 +203,7 @@ class Collector:
         self.attempts = 0
         self.attempt_times: list[float] = []
         self.script: list[int] = []
+        self.retry_after: str | None = None
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -233,6 +235,8 @@ class Collector:
                         reply = {"error": f"scripted {status}", "detail": None}
                 data = json.dumps(reply).encode()
                 self.send_response(status)
+                if status != 200 and owner.retry_after is not None:
+                    self.send_header("retry-after", owner.retry_after)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor.sidecar.monitor_client import MonitorClient, MonitorUnreachable, slices
+from monitor.sidecar.monitor_client import Answer, MonitorClient, MonitorUnreachable, parse_retry_after, slices
 
 
 class ScriptedMonitor:
@@ -80,7 +80,7 @@ def test_posts_exact_bytes_with_auth_over_one_keep_alive_connection(monitor: Scr
     big = json.dumps({"events": ["x" * 1000] * 1000}).encode()  # ~1 MB: written in slices
     pieces = [big[:5], big[5:300_000], big[300_000:300_001], big[300_001:]]  # grouped and cut, sent as one body
 
-    async def run() -> list[tuple[int, bytes]]:
+    async def run() -> list[Answer]:
         client = MonitorClient(f"http://127.0.0.1:{monitor.port}/base/", "s3cret")
         try:
             return [await client.post("/v1/events", body) for body in ([b'{"events":[]}'], pieces, [b"{", b"}"])]
@@ -88,8 +88,8 @@ def test_posts_exact_bytes_with_auth_over_one_keep_alive_connection(monitor: Scr
             await client.aclose()
 
     answers = asyncio.run(run())
-    assert [status for status, _ in answers] == [200, 200, 200]
-    assert json.loads(answers[0][1]) == {"accepted": 1}
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert json.loads(answers[0].body) == {"accepted": 1}
     assert monitor.connections == 1
     assert [body for _, _, body in monitor.requests] == [b'{"events":[]}', big, b"{}"]
     head = monitor.requests[1][1].decode().split("\r\n")
@@ -113,15 +113,15 @@ def test_a_reused_connection_closed_by_the_monitor_is_retried_once_on_a_fresh_on
 
 @pytest.mark.parametrize("monitor", ["status:413"], indirect=True)
 def test_error_status_and_body_are_returned_as_they_are(monitor: ScriptedMonitor) -> None:
-    async def run() -> tuple[int, bytes]:
+    async def run() -> Answer:
         client = MonitorClient(f"http://127.0.0.1:{monitor.port}", None)
         try:
             return await client.post("/v1/events", [b"{}"])
         finally:
             await client.aclose()
 
-    status, body = asyncio.run(run())
-    assert status == 413 and json.loads(body) == {"error": "too_large"}
+    status, body, retry_after = asyncio.run(run())
+    assert status == 413 and json.loads(body) == {"error": "too_large"} and retry_after is None
 
 
 @pytest.mark.parametrize("monitor", ["silent"], indirect=True)
@@ -154,3 +154,21 @@ def test_slices_rebuild_the_body_exactly_in_writes_of_bounded_size(sizes: list[i
     assert all(len(part) < 16 + max(sizes, default=0) for part in out)
     assert all(len(part) <= 16 for piece in pieces if len(piece) > 16 for part in slices([piece], size=16))
     assert all(part for part in out)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"120", 120.0),
+        (b" 0 ", 0.0),
+        (b"Sun, 22 Nov 2026 14:00:30 GMT", 30.0),  # an HTTP-date 30 s after `now`
+        (b"Sun, 22 Nov 2026 13:59:00 GMT", 0.0),  # already past: retry now
+        (b"-5", None),
+        (b"1.5", None),
+        (b"soon", None),
+        (b"Sun, 22 Nov 2026 14:00:30", None),  # no zone: not an HTTP-date
+    ],
+)
+def test_retry_after_is_delay_seconds_or_an_http_date(value: bytes, seconds: float | None) -> None:
+    now = 1_795_356_000.0  # 2026-11-22 14:00:00 UTC
+    assert parse_retry_after(value, now) == seconds

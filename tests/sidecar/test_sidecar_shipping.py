@@ -121,6 +121,18 @@ def test_retries_with_backoff_on_503_then_delivers_once(model_server: ModelServe
     assert "ship_retry" in sidecar.log() and "instances" not in sidecar.log()  # payloads are never logged
 
 
+def test_retry_after_from_the_monitor_is_honoured(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
+    collector.script, collector.retry_after = [429], "2"
+    sidecar = start_sidecar(model_server.url, collector.url, "--linger", "50ms")
+    with httpx.Client(base_url=sidecar.url) as c:
+        predict(c, "r-0")
+    wait_for(lambda: len(collector.events()) == 1)
+    # Without the header the first retry comes within 0.2 s (full-jitter backoff from 0.1 s).
+    first, second = collector.attempt_times
+    assert second - first >= 1.9
+    assert "retry_after=2" in sidecar.log()
+
+
 def test_permanent_4xx_is_dropped_as_rejected_not_retried(model_server: ModelServer, collector: Collector, start_sidecar: Start) -> None:
     collector.script = [422]
     sidecar = start_sidecar(model_server.url, collector.url, "--linger", "100ms")
