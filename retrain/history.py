@@ -18,7 +18,10 @@ from typing import Any
 from retrain.policy import Decision, ModelState
 from retrain.run import Run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DECISIONS_KEPT = 10_000
+"""Decisions listed per model (the newest). One is recorded for every evaluated window, so without a
+cap the table would grow for ever; their counts (the metrics) live apart and are never trimmed."""
 ACTIVE_STATES = ("pending", "running")
 OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
 
@@ -36,6 +39,13 @@ CREATE TABLE IF NOT EXISTS retrain_decisions (
     trigger TEXT
 );
 CREATE INDEX IF NOT EXISTS retrain_decisions_model ON retrain_decisions (model, id);
+CREATE TABLE IF NOT EXISTS retrain_decision_counts (
+    model TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (model, action, reason)
+);
 CREATE TABLE IF NOT EXISTS retrain_jobs (
     name TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -103,7 +113,8 @@ class DecisionRecord:
 class History:
     """One connection, serialized by a lock: retraining writes are rare and tiny."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, keep_decisions: int = DECISIONS_KEPT) -> None:
+        self._keep = keep_decisions
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -117,6 +128,12 @@ class History:
                 db.execute("INSERT INTO retrain_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row["value"]) > SCHEMA_VERSION:
                 raise SchemaError(f"retrain tables have schema version {row['value']}, this driftwatch knows {SCHEMA_VERSION}")
+            elif int(row["value"]) == 1:  # counts were COUNT(*) over every decision: carry them over
+                db.execute(
+                    "INSERT INTO retrain_decision_counts (model, action, reason, n)"
+                    " SELECT model, action, reason, COUNT(*) FROM retrain_decisions GROUP BY model, action, reason"
+                )
+                db.execute("UPDATE retrain_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:
@@ -139,6 +156,16 @@ class History:
                     decision.fingerprint, run.name if run else None,
                     json.dumps(decision.trigger.to_json()) if decision.trigger else None,
                 ),
+            )
+            db.execute(
+                "INSERT INTO retrain_decision_counts (model, action, reason, n) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (model, action, reason) DO UPDATE SET n = n + 1",
+                (decision.model, decision.action, decision.reason),
+            )
+            db.execute(  # the newest `keep_decisions` stay listed (an index range: ~1 ms at 10k)
+                "DELETE FROM retrain_decisions WHERE model = ? AND id <= (SELECT id FROM retrain_decisions"
+                " WHERE model = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (decision.model, decision.model, self._keep),
             )
             db.execute(
                 "INSERT INTO retrain_state (model, state) VALUES (?, ?)"
@@ -239,10 +266,10 @@ class History:
         ]
 
     def decision_counts(self) -> dict[str, dict[str, int]]:
-        """{model: {reason: count}} over all recorded decisions."""
+        """{model: {reason: count}} over all decisions ever recorded (also those no longer listed)."""
         out: dict[str, dict[str, int]] = {}
         with self._tx() as db:
-            rows = db.execute("SELECT model, reason, COUNT(*) AS n FROM retrain_decisions GROUP BY model, reason").fetchall()
+            rows = db.execute("SELECT model, reason, SUM(n) AS n FROM retrain_decision_counts GROUP BY model, reason").fetchall()
         for r in rows:
             out.setdefault(r["model"], {})[r["reason"]] = r["n"]
         return out
@@ -250,7 +277,7 @@ class History:
     def skip_counts(self) -> dict[str, int]:
         with self._tx() as db:
             rows = db.execute(
-                "SELECT model, COUNT(*) AS n FROM retrain_decisions WHERE action = 'skip' GROUP BY model"
+                "SELECT model, SUM(n) AS n FROM retrain_decision_counts WHERE action = 'skip' GROUP BY model"
             ).fetchall()
         return {r["model"]: r["n"] for r in rows}
 
