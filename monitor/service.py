@@ -18,6 +18,7 @@ import asyncio
 import logging
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -233,11 +234,13 @@ class Monitor:
                 # Re-evaluating the last window from the state before it ends in the state after
                 # it, so a restart neither resets nor double-counts accumulated evidence.
                 detector.restore(state.cusum[0] if records else state.cusum[1])
+            result = None
             if records:
-                frame = _frame(state.config, records)
-                result = detector.evaluate(frame) if detector is not None else evaluate(profile, frame)
-            else:
-                result = None
+                try:
+                    frame = _frame(state.config, records)
+                    result = detector.evaluate(frame) if detector is not None else evaluate(profile, frame)
+                except Exception as exc:  # start without the last result rather than not at all
+                    log.error("restore_evaluation_failed model=%s error=%s", name, type(exc).__name__)
             with self._lock:
                 state.profile, state.detector = profile, detector
                 state.result = state.result or result
@@ -295,13 +298,20 @@ class Monitor:
             b.future.set_result(result)
 
     def _prepare(self, events: Iterable[CapturedEvent], now: float) -> tuple[list[EventRow], list[list[Record]]]:
-        """Parse events of configured models into store rows (and their records) before the commit."""
+        """Parse events of configured models into store rows (and their records) before the commit.
+
+        A payload the parser fails on unexpectedly (a bug, or input nobody foresaw) is one rejected
+        event (`parse_error`), never a failed batch: a sender would retry that batch for ever."""
         rows, parsed = [], []
         for e in events:
             try:
                 records, reason = event_records(self._models[e.model].schema, e), None
             except Rejected as exc:
                 records, reason = [], exc.reason
+            except Exception as exc:
+                records, reason = [], "parse_error"
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                log.error("payload_parse_failed model=%s error=%s at=%s:%s", e.model, type(exc).__name__, where.filename, where.lineno)
             rows.append(EventRow(e.model, e.id, e.timestamp, now, reason, len(records), encode_event(e)))
             parsed.append(records)
         return rows, parsed
@@ -364,8 +374,16 @@ class Monitor:
             for p in expired:
                 if p.model not in self._models or store.contains(p.model, p.id):
                     continue
-                half = Half.from_json(p.half)
-                events.append(join_halves(half if p.kind == "request" else None, half if p.kind == "response" else None, now))
+                try:
+                    half = Half.from_json(p.half)
+                    event = join_halves(half if p.kind == "request" else None, half if p.kind == "response" else None, now)
+                    encode_event(event)
+                except Exception as exc:  # one unusable half must not keep every other one (and evaluation) waiting
+                    log.error("cloudevent_half_unusable model=%s kind=%s error=%s", p.model, p.kind, type(exc).__name__)
+                    with self._lock:
+                        self._models[p.model].rejected["parse_error"] += 1
+                    continue
+                events.append(event)
                 kinds.append(p.kind)
             rows, parsed = self._prepare(events, now)
             rows = [r if k == "request" else _with_reason(r, "unmatched_response") for r, k in zip(rows, kinds, strict=True)]
@@ -424,8 +442,16 @@ class Monitor:
             if window is None:
                 continue
             started = time.perf_counter()
-            frame = _frame(state.config, window.records)
-            result = state.detector.evaluate(frame) if state.detector is not None else evaluate(state.profile, frame)
+            try:
+                frame = _frame(state.config, window.records)
+                result = state.detector.evaluate(frame) if state.detector is not None else evaluate(state.profile, frame)
+            except Exception as exc:  # a window that cannot be evaluated must not block this model's next ones, or other models
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                log.error("window_evaluation_failed model=%s first_rec=%d last_rec=%d error=%s at=%s:%s", name,
+                          window.first_rec, window.last_rec, type(exc).__name__, where.filename, where.lineno)
+                with self._lock:
+                    state.window.done(window)
+                continue
             evaluated_at = self._clock()
             row = EvaluationRow(
                 name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,

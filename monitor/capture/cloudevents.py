@@ -89,7 +89,7 @@ def _half(attrs: dict[str, Any], data: bytes, content_type: str | None) -> Half:
     `join_halves` builds the event directly, without validation.
     """
     spec = attrs.get("specversion")
-    if spec not in _SPEC_VERSIONS:
+    if not isinstance(spec, str) or spec not in _SPEC_VERSIONS:
         raise CloudEventError("invalid_cloudevent", f"unsupported or missing specversion {spec!r}")
     for name in ("id", "type", "source"):
         if not isinstance(attrs.get(name), str) or not attrs[name]:
@@ -108,7 +108,18 @@ def _half(attrs: dict[str, Any], data: bytes, content_type: str | None) -> Half:
     if content_type is not None and len(content_type) > 256:
         raise CloudEventError("invalid_cloudevent", "content type longer than 256 characters")
     context = {k: attrs[k][:256] for k in _CONTEXT if isinstance(attrs.get(k), str)}
+    if not all(map(_unicode, (model, content_type or "", *context.values()))):
+        raise CloudEventError("invalid_cloudevent", "attributes must be valid Unicode (a lone surrogate escape is not)")
     return Half(model, attrs["id"], kind, time, _body(data, content_type), context)
+
+
+def _unicode(text: str) -> bool:
+    """Whether `text` can be stored as UTF-8 (JSON's `\\ud800` escapes decode to lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_cloudevent(headers: dict[str, str], body: bytes) -> Half:
@@ -128,6 +139,8 @@ def parse_cloudevent(headers: dict[str, str], body: bytes) -> Half:
             except ValueError:
                 raise CloudEventError("invalid_cloudevent", "`data_base64` is not valid base64") from None
         elif isinstance(attrs.get("data"), str):
+            if not _unicode(attrs["data"]):
+                raise CloudEventError("invalid_cloudevent", "`data` must be valid Unicode (a lone surrogate escape is not)")
             data = attrs["data"].encode("utf-8")
         else:
             data = json.dumps(attrs.get("data"), allow_nan=True).encode("utf-8")

@@ -99,12 +99,12 @@ class Columns:
             values = [row.get(k) for k in self.keys]
         else:
             return {c.name: _scalar(_cell(row, c), c.name) for c in self.columns}
-        if _NUMBERS.issuperset(map(type, values)) and (total := sum(values)) == total:
-            return dict(zip(self.names, values, strict=True))  # all numbers, none NaN (the common case)
+        if _NUMBERS.issuperset(map(type, values)) and _plain_numbers(values):
+            return dict(zip(self.names, values, strict=True))  # all numbers, none NaN or beyond a double (the common case)
         if not _NESTED.isdisjoint(map(type, values)):
             for c, v in zip(self.columns, values, strict=True):
                 _scalar(v, c.name)
-        return dict(zip(self.names, [None if v != v else v for v in values], strict=True))
+        return dict(zip(self.names, [_number(v) for v in values], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +126,38 @@ class ModelSchema:
 
 _NESTED = frozenset({list, dict})
 _NUMBERS = frozenset({float, int})
+def _plain_numbers(values: Sequence[Any]) -> bool:
+    """True when these ints and floats need no rewriting: no NaN, no int beyond a double's range.
+
+    Summing from 0.0 turns every int into a double as it goes, so one beyond a double's range
+    raises OverflowError (summing ints alone would not, and huge ints could cancel out).
+    """
+    try:
+        total = sum(values, 0.0)
+    except OverflowError:
+        return False
+    return total == total
+
+
+def _number(value: Any) -> Any:
+    """NaN → missing; an int beyond a double's range → ±inf.
+
+    That is what a JSON parser producing doubles reads for the same literal, so a 400-digit integer
+    is an out-of-range value for data quality, never an error (pandas cannot hold such an int)."""
+    if type(value) is int:
+        try:
+            float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    elif type(value) is float and math.isnan(value):
+        return None
+    return value
 
 
 def _scalar(value: Any, column: str) -> Any:
     if isinstance(value, (list, dict)):
         raise Rejected("type_mismatch", f"column {column!r} expects a scalar, got {'a list' if isinstance(value, list) else 'an object'}")
-    if type(value) is float and math.isnan(value):
-        return None
-    return value
+    return _number(value)
 
 
 def sniff_protocol(request: Any) -> Protocol:

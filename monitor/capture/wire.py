@@ -91,7 +91,7 @@ def decode_batch(data: bytes) -> EventBatch:
     """
     try:
         return _batch_decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a string: the latter
         first = exc
     try:
         value = json.loads(data)
@@ -145,8 +145,8 @@ def decode_body(body: Body) -> Any:
     Python's json accepts NaN and Infinity literals, which some model servers emit; they become
     values the parser's rules handle (NaN missing, ±inf out of range). msgspec parses the common
     case; whatever it refuses (those literals, numbers beyond a double, lone surrogates, deep
-    nesting) is left to Python's json to accept or reject as before. One difference: an integer
-    beyond 64 bits arrives as the nearest float, as the drift engine would treat it anyway.
+    nesting) is left to Python's json to accept or reject as before. Integers of any size arrive as
+    Python ints; payload parsing turns those beyond 64 bits into doubles (monitor/capture/payload.py).
     """
     if body.truncated:
         raise Rejected("truncated", "the captured body was truncated by the sender")

@@ -188,7 +188,7 @@ def test_v1_and_v2_flat_and_nested_agree(rows: list[list[float]]) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers() | st.sampled_from([2**70, -(10**400)]) | st.floats() | st.text(max_size=5),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["instances", "inputs", "predictions", "outputs", "records", "a", "b", "name", "shape", "data", "p"]), children, max_size=4),
     max_leaves=20,
 )
@@ -204,3 +204,25 @@ def test_arbitrary_json_is_parsed_or_rejected_never_crashes(request_body: Any, r
         return
     assert records and all(set(r) == {"a", "b", "p"} for r in records)
     assert all(not isinstance(v, (list, dict)) for r in records for v in r.values())
+    assert all(abs(v) < 2**1024 for r in records for v in r.values() if type(v) is int)  # pandas can read them
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ([1.5, 10**400, 3.0], [1.5, math.inf, 3.0]),  # beside a float: sum() would overflow
+        ([1, 2**70, -(10**400)], [1, 2**70, -math.inf]),  # all ints; 2**70 fits a double (pandas reads it)
+        ([10**400, -(10**400), 0.5], [math.inf, -math.inf, 0.5]),  # cancelling in an int sum, still huge
+        ([1.0, float("nan"), 2], [1.0, None, 2]),
+    ],
+)
+def test_integers_beyond_a_double_become_infinite_never_errors(row: list[Any], expected: list[Any]) -> None:
+    """What a JSON parser producing doubles reads for the same literals: a 400-digit integer is an
+    infinite (out-of-range) value for data quality, not an error that stops ingest or evaluation."""
+    cols = [{"name": n, "type": "numeric", "source": {"index": i}} for i, n in enumerate("xyz")]
+    (record,) = parse_payload(schema("kserve_v1", cols, outputs=[]), {"instances": [row]}, None)
+    assert list(record.values()) == expected
+    assert [type(v) for v in record.values()] == [type(v) for v in expected]
+    v2 = {"inputs": [{"name": "t", "shape": [1, 3], "datatype": "FP64", "data": row}]}
+    cols_v2 = [{"name": n, "type": "numeric", "source": {"input": "t", "index": i}} for i, n in enumerate("xyz")]
+    assert list(parse_payload(schema("v2", cols_v2, outputs=[]), v2, None)[0].values()) == expected

@@ -68,6 +68,7 @@ def still_serving(client: httpx.Client) -> None:
         (b"{}", {"authorization": "Bearer wrong"}, 401, "unauthorized"),
         (b"{}", {"authorization": ""}, 401, "unauthorized"),
         (b"x" * (65 * 1024), {}, 413, "too_large"),
+        (b'{"events": [{"id": "\xff", "model": "toy"}]}', {}, 400, "invalid_json"),  # invalid UTF-8 in a string
     ],
 )
 def test_hostile_input_gets_a_precise_4xx_and_the_server_keeps_serving(
@@ -123,6 +124,17 @@ def test_mixed_batch_counts_each_event_and_is_idempotent(server: tuple[httpx.Cli
         assert ids.count("ev-30000") == 1 and "ev-30005" in ids
     finally:
         store.close()
+
+
+def test_numbers_beyond_a_double_are_data_quality_not_errors(server: tuple[httpx.Client, Path]) -> None:
+    """A 400-digit integer once made ingest answer 500, which a sidecar retries for ever."""
+    client, _ = server
+    huge = "1" + "0" * 400
+    body = (b'{"events": [%s]}' % json.dumps(event(50_000)).encode()).replace(b"[[", b"[[%s, " % huge.encode(), 1)
+    r = post_events(client, body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": 0, "reasons": {}}
+    still_serving(client)
 
 
 def test_empty_batch_is_fine(server: tuple[httpx.Client, Path]) -> None:
@@ -189,6 +201,17 @@ def test_cloudevents_errors(server: tuple[httpx.Client, Path]) -> None:
     assert_error(client.post("/v1/cloudevents", content=b"{}", headers=kserve_headers("other", "u2")), 400, "unsupported_type")
     assert_error(client.post("/v1/cloudevents", content=b"{", headers={"content-type": "application/cloudevents+json"}), 400, "invalid_json")
     assert_error(client.post("/v1/cloudevents", content=b"x" * (65 * 1024), headers=kserve_headers("request", "u3")), 413, "too_large")
+    structured = {"specversion": "1.0", "id": "st-9", "type": "org.kubeflow.serving.inference.request", "source": "x",
+                  "inferenceservicename": "toy", "data": {"instances": [[1, 2, 3, "red"]]}}
+    hostile = [
+        json.dumps({**structured, "specversion": [1]}),  # unhashable where a string belongs
+        json.dumps({**structured, "specversion": {}}),
+        json.dumps({**structured, "data": "\ud800"}),  # json escapes the lone surrogate: `"\\ud800"`
+        json.dumps({**structured, "namespace": "a\ud800"}),  # an attribute kept with the half until it expires
+    ]
+    for text in hostile:
+        r = client.post("/v1/cloudevents", content=text, headers={"content-type": "application/cloudevents+json"})
+        assert_error(r, 400, "invalid_cloudevent")
 
 
 def test_views_health_and_metrics(server: tuple[httpx.Client, Path]) -> None:
