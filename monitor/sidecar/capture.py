@@ -5,6 +5,12 @@ bodies kept) as a `RawCapture` tuple, once the response is written. `EventEncode
 the JSON event of `POST /v1/events` (ids, allowlisted headers, utf-8 or base64 bodies) with
 msgspec in ~4 µs; the shipper queues that bytes object (no per-event objects for the garbage
 collector to walk, an exact size for the memory bound).
+
+The monitor validates the envelope strictly and refuses a whole batch (422) for one bad field, so
+the encoder never produces a value outside monitor/capture/wire.py's limits, whatever one client
+or the model server sends: the path and content types are clipped, at most 64 headers are kept, an
+invalid id is replaced, and a status outside 100-599 (not HTTP, RFC 9110 §15) is recorded as 502,
+the failed call a gateway would have reported.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ __all__ = ["BodyBuffer", "EventEncoder", "RawCapture", "choose_id", "encode_body
 
 _ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 Headers = list[tuple[bytes, bytes]]
+# The monitor's envelope limits (monitor/capture/wire.py: CapturedEvent, Body).
+MAX_PATH = 2048
+MAX_CONTENT_TYPE = 256
+MAX_METHOD = 16
+MAX_HEADERS = 64
+INVALID_STATUS = 502
 
 
 class BodyBuffer:
@@ -133,19 +145,19 @@ class EventEncoder:
             elif key == "x-request-id":
                 request_id = value
             elif key == "content-type":
-                req_ct = value.decode("latin-1")
-            if key in allow:
+                req_ct = value[:MAX_CONTENT_TYPE].decode("latin-1")
+            if key in allow and (len(headers) < MAX_HEADERS or key in headers):
                 headers[key] = value.decode("latin-1")
         event = _Event(
             choose_id(ce_id, request_id) or self.new_id(),
             self.model,
             round(ts, 6),
             round(latency, 6),
-            status,
-            method.decode("latin-1"),
-            target.split(b"?", 1)[0].decode("latin-1"),
+            status if 100 <= status <= 599 else INVALID_STATUS,
+            method[:MAX_METHOD].decode("latin-1"),
+            target.split(b"?", 1)[0][:MAX_PATH].decode("latin-1"),
             _body(req, req_cut, req_ct),
-            _body(resp, resp_cut, None if resp_ct is None else resp_ct.decode("latin-1")),
+            _body(resp, resp_cut, None if resp_ct is None else resp_ct[:MAX_CONTENT_TYPE].decode("latin-1")),
             headers,
         )
         return self._encode(event)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -16,6 +17,8 @@ from pathlib import Path
 import httpx
 from sidecar_servers import Collector, ModelServer, Sidecar, free_port, metric, wait_for
 
+from monitor.demo.config import write_demo_config
+from monitor.demo.processes import Supervisor
 from monitor.sidecar.metrics import DROP_REASONS
 
 Start = Callable[..., Sidecar]
@@ -254,3 +257,159 @@ def test_memory_stays_bounded_under_overload_with_monitor_down(model_server: Mod
     assert dropped(text, "spool_full") > 1000  # the overload really overflowed the spool
     assert metric(text, "driftwatch_sidecar_spool_bytes") <= 2 * 1024 * 1024
     assert after - warm < 20 * 1024 * 1024, f"RSS grew from {warm / 2**20:.1f} to {after / 2**20:.1f} MiB"
+
+
+# -- robustness of the shipping path (issue 3 review) -----------------------------------------------
+
+
+def _frames(segment: Path) -> list[tuple[int, bytes]]:
+    """(offset, payload) of each frame of a spool segment: [u32 length][u32 crc32][payload]."""
+    data = segment.read_bytes()
+    out, off = [], 0
+    while off + 8 <= len(data):
+        length = int.from_bytes(data[off : off + 4], "big")
+        out.append((off, data[off + 8 : off + 8 + length]))
+        off += 8 + length
+    return out
+
+
+def test_a_spool_write_failing_with_enospc_never_stops_shipping_and_shutdown_is_clean(
+    model_server: ModelServer, start_sidecar: Start, tmp_path: Path
+) -> None:
+    """The cursor file cannot be written (a real ENOSPC from /dev/full): replay goes on, SIGTERM exits 0."""
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / "cursor.tmp").symlink_to("/dev/full")  # every write to it fails with ENOSPC
+    port = free_port()
+    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50", spool_dir=spool_dir)
+    ids = [f"d-{i}" for i in range(155)]
+    with httpx.Client(base_url=sidecar.url) as c:
+        for rid in ids[:150]:
+            predict(c, rid)
+        wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == 150)
+        collector = Collector(port).start()
+        try:
+            wait_for(lambda: len(collector.events()) >= 150, timeout=30)  # commits past the first batch
+            for rid in ids[150:]:
+                predict(c, rid)
+            wait_for(lambda: settled(sidecar))
+            received = [e["id"] for e in collector.events()]
+            ready = httpx.get(f"{sidecar.url}/driftwatch/readyz").json()
+        finally:
+            collector.stop()
+    assert received == ids
+    assert ready["shipping"] == {"queue_events": 0, "spool_events": 0, "monitor_reachable": True}
+    started = time.monotonic()
+    sidecar.signal(signal.SIGTERM)
+    assert sidecar.wait(20) == 0
+    assert time.monotonic() - started < 5  # not the whole grace period
+    log = sidecar.log()
+    assert "spool_cursor_write_failed" in log and "ENOSPC" in log
+    assert "Traceback" not in log and "cannot start" not in log
+
+
+def test_a_frame_corrupted_at_runtime_is_skipped_and_counted_and_inference_never_stalls(
+    model_server: ModelServer, start_sidecar: Start, tmp_path: Path
+) -> None:
+    """Replay meets a bad CRC: the rest of that segment is lost (counted as corrupt), the loop never spins."""
+    port = free_port()
+    spool_dir = tmp_path / "spool"
+    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50", spool_dir=spool_dir)
+    ids = [f"c-{i}" for i in range(150)]
+    with httpx.Client(base_url=sidecar.url, timeout=5) as c:
+        for rid in ids:
+            predict(c, rid)
+        wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == 150)
+        (segment,) = spool_dir.glob("*.seg")
+        offset, payload = next((o, p) for o, p in _frames(segment) if json.loads(p)["id"] == "c-100")
+        with open(segment, "r+b") as f:  # flip one byte of c-100's payload, as a bad disk would
+            f.seek(offset + 8 + len(payload) // 2)
+            f.write(bytes([payload[len(payload) // 2] ^ 0xFF]))
+        collector = Collector(port).start()
+        try:
+            wait_for(lambda: dropped(scrape(sidecar), "corrupt") == 50, timeout=30)
+            for i in range(5):  # the proxy still answers, and shipping goes on
+                predict(c, f"after-{i}")
+            wait_for(lambda: settled(sidecar))
+            received = [e["id"] for e in collector.events()]
+        finally:
+            collector.stop()
+    # c-100 and the frames after it in its segment cannot be trusted: 50 events, counted once.
+    assert received == ids[:100] + [f"after-{i}" for i in range(5)]
+    text = scrape(sidecar)
+    assert dropped(text, "corrupt") == 50 and metric(text, "driftwatch_sidecar_events_shipped_total", model="wine") == 105
+    assert "spool_corrupt_frame" in sidecar.log()
+
+
+def test_a_split_spool_batch_counts_every_event_once_and_never_resends_delivered_parts(
+    model_server: ModelServer, start_sidecar: Start, tmp_path: Path
+) -> None:
+    """413 splits a replayed batch; one part is delivered, one rejected (422), the last retried (503)."""
+    port = free_port()
+    spool_dir = tmp_path / "spool"
+    first = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "30s", spool_dir=spool_dir)
+    ids = [f"p-{i}" for i in range(8)]
+    with httpx.Client(base_url=first.url) as c:
+        for rid in ids:
+            predict(c, rid)
+    first.signal(signal.SIGTERM)
+    assert first.wait(20) == 0  # the 8 events are in the spool
+    collector = Collector(port)
+    # 8 -> 413 -> [0-3] -> 413 -> [0,1] 200, [2,3] 422 ; [4-7] 503, then 200 on the retry.
+    collector.script = [413, 413, 200, 422, 503]
+    collector.start()
+    try:
+        second = start_sidecar(model_server.url, collector.url, "--linger", "50ms", "--batch-max", "8", spool_dir=spool_dir)
+        wait_for(lambda: collector.attempts >= 6 and metric(scrape(second), "driftwatch_sidecar_spool_events") == 0)
+        time.sleep(0.5)  # a resend, if any, would arrive by now
+        received = [e["id"] for e in collector.events()]
+    finally:
+        collector.stop()
+    text = scrape(second)
+    assert received == ["p-0", "p-1", "p-4", "p-5", "p-6", "p-7"]  # each once, in order
+    assert metric(text, "driftwatch_sidecar_events_shipped_total", model="wine") == 6
+    assert dropped(text, "rejected") == 2 and sum(dropped(text, r) for r in DROP_REASONS) == 2
+    assert collector.attempts == 6
+
+
+def test_hostile_request_fields_never_get_a_batch_refused_by_the_real_monitor(
+    model_server: ModelServer, start_sidecar: Start, tmp_path: Path
+) -> None:
+    """One client's oversized Content-Type, path or header set, or an upstream's invalid status, must
+    not make `driftwatch serve` refuse (422) the batch that carries other clients' events."""
+    workdir = tmp_path / "monitor"
+    workdir.mkdir()
+    port = free_port()
+    config_path, _ = write_demo_config(workdir, port)
+    sup = Supervisor(workdir)
+    try:
+        monitor = sup.python("monitor", "monitor.cli", "serve", "--config", str(config_path), "--port", str(port))
+        sup.wait_http(monitor, f"http://127.0.0.1:{port}/readyz")
+        many = [f"x-h{i}" for i in range(70)]  # more allowlisted headers than an event may carry (64)
+        sidecar = start_sidecar(
+            model_server.url, f"http://127.0.0.1:{port}", "--linger", "200ms",
+            "--capture-path", r"^/v1/models/[^/]+:predict$", "--capture-path", r"^/status/",
+            *(arg for name in many for arg in ("--header-allow", name)),
+        )
+        long_path = "/v1/models/" + "w" * 3000 + ":predict"
+        with httpx.Client(base_url=sidecar.url) as c:
+            for i in range(10):
+                predict(c, f"n-{i}")
+            r = c.post("/v1/models/wine:predict", content=b"{}", headers={"content-type": "application/json; x=" + "a" * 300})
+            assert r.status_code == 200
+            predict(c, None, path=long_path)
+            assert c.post("/v1/models/wine:predict", content=b"{}", headers={name: "v" * 100 for name in many}).status_code == 200
+            assert c.get("/status/999").status_code == 999  # forwarded as the upstream sent it
+            predict(c, "a" * 200)  # not a valid id on the wire: a generated one replaces it
+            for i in range(10, 20):
+                predict(c, f"n-{i}")
+        wait_for(lambda: settled(sidecar), timeout=30)
+        text = scrape(sidecar)
+        assert metric(text, "driftwatch_sidecar_events_shipped_total", model="wine") == 25
+        assert sum(dropped(text, r) for r in DROP_REASONS) == 0
+        with sqlite3.connect(f"file:{workdir / 'driftwatch.db'}?mode=ro", uri=True) as db:
+            rows = dict(db.execute("SELECT id, reason FROM events WHERE model = 'wine'").fetchall())
+        assert len(rows) == 25 and {f"n-{i}" for i in range(20)} <= rows.keys()
+        assert sum(reason == "upstream_error" for reason in rows.values()) == 1  # the 999, recorded as a failed call
+    finally:
+        sup.stop_all()
