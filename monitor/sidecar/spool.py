@@ -340,6 +340,7 @@ class Spool:
             self._delete(seq)
         self.disk_bytes = 0
         self._read_seq, self._read_off, self._read_idx = 0, 0, 0
+        self._cursor_failed = False  # no cursor needed any more; a later failure is news again
         _remove(self.directory / "cursor")
 
     def close(self) -> None:

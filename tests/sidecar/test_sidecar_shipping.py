@@ -413,3 +413,37 @@ def test_hostile_request_fields_never_get_a_batch_refused_by_the_real_monitor(
         assert sum(reason == "upstream_error" for reason in rows.values()) == 1  # the 999, recorded as a failed call
     finally:
         sup.stop_all()
+
+
+def test_a_spool_segment_that_cannot_be_read_is_retried_until_it_can(
+    model_server: ModelServer, start_sidecar: Start, tmp_path: Path
+) -> None:
+    """A read error (EISDIR here, like EMFILE or EIO) loses nothing: the shipper logs, backs off and
+    reads the segment again once it can; the proxy keeps serving meanwhile."""
+    port = free_port()
+    spool_dir = tmp_path / "spool"
+    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50", spool_dir=spool_dir)
+    ids = [f"e-{i}" for i in range(150)]
+    with httpx.Client(base_url=sidecar.url, timeout=5) as c:
+        for rid in ids:
+            predict(c, rid)
+        wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == 150)
+        (segment,) = spool_dir.glob("*.seg")
+        aside = segment.rename(tmp_path / "aside")  # the sidecar's open fd follows the file
+        segment.mkdir()
+        collector = Collector(port).start()
+        try:
+            wait_for(lambda: "spool_io_failed error=EISDIR" in sidecar.log(), timeout=30)
+            predict(c, "e-150")  # still serving, and spooled behind the others
+            before = [e["id"] for e in collector.events()]  # the batch in flight before the error, if any
+            assert before == ids[: len(before)] and len(before) < 150
+            segment.rmdir()
+            aside.rename(segment)
+            wait_for(lambda: settled(sidecar), timeout=30)
+            received = [e["id"] for e in collector.events()]
+        finally:
+            collector.stop()
+    assert received == [*ids, "e-150"]
+    assert sum(dropped(scrape(sidecar), r) for r in DROP_REASONS) == 0
+    sidecar.signal(signal.SIGTERM)
+    assert sidecar.wait(20) == 0
