@@ -10,17 +10,22 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["HOP_BY_HOP", "error_body", "filter_headers", "local_response", "request_head", "response_head"]
+__all__ = ["HOP_BY_HOP", "NEVER_DROPPED", "error_body", "filter_headers", "local_response", "request_head", "response_head"]
 
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
+# Fields a `Connection` option may never remove (RFC 9110 §7.6.1: senders must not list fields meant
+# for all recipients): the body is framed by what the proxy parsed, so dropping Content-Length
+# would let the model server read that body as a second request (smuggling), and Host routes it.
+NEVER_DROPPED = HOP_BY_HOP | {b"content-length", b"host"}
 Headers = list[tuple[bytes, bytes]]
 
 
 def filter_headers(headers: Headers) -> list[bytes]:
     """`Name: value\\r\\n` lines of the end-to-end headers (one pass; a second only when a
-    `Connection` header names more fields to drop, since it may come after them)."""
+    `Connection` header names more fields to drop, since it may come after them). Options naming
+    framing or routing fields are ignored (see NEVER_DROPPED)."""
     lines: list[bytes] = []
     tokens: set[bytes] | None = None
     for name, value in headers:
@@ -31,16 +36,17 @@ def filter_headers(headers: Headers) -> list[bytes]:
             continue
         lines.append(b"%s: %s\r\n" % (name, value))
     if tokens:
-        drop = tokens - HOP_BY_HOP
+        drop = tokens - NEVER_DROPPED
         if drop:
             return [b"%s: %s\r\n" % (n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in drop]
     return lines
 
 
-def request_head(method: bytes, target: bytes, headers: Headers, *, chunked: bool, default_host: bytes) -> bytes:
-    """The request as sent upstream: always HTTP/1.1 keep-alive; Host added for HTTP/1.0 clients."""
+def request_head(method: bytes, target: bytes, headers: Headers, *, chunked: bool, default_host: bytes | None) -> bytes:
+    """The request as sent upstream: always HTTP/1.1 keep-alive. `default_host` is added when given
+    (an HTTP/1.0 request without Host; the proxy answers 400 to an HTTP/1.1 one)."""
     lines = filter_headers(headers)
-    if not any(n.lower() == b"host" for n, _ in headers):
+    if default_host is not None:
         lines.append(b"Host: %s\r\n" % default_host)
     if chunked:
         lines.append(b"Transfer-Encoding: chunked\r\n")

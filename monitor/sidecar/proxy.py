@@ -12,6 +12,10 @@ Decisions:
 - Pipelined requests are answered in order (later ones wait, reading pauses meanwhile).
 - Upgrade (WebSocket, h2c) and CONNECT are refused with 501.
 - HTTP/1.0 clients get close-delimited responses (never chunked) and `Connection: close`.
+- What the model server could route or frame differently from llhttp is refused, never forwarded:
+  two Hosts, HTTP/1.1 without Host, Transfer-Encoding in HTTP/1.0 (400), a transfer coding other
+  than chunked (501). Trailers are dropped. An upstream connection that sends bytes beyond the
+  response it owed is out of step and closed, never pooled.
 - A request that fails on a *reused* upstream connection before any response byte arrived is
   retried once on a fresh connection (the keep-alive race), if its bytes still fit the replay
   buffer; anything else is a 502/504 with a JSON body.
@@ -49,10 +53,13 @@ LOCAL_PREFIX = b"/driftwatch/"
 LOCAL_METHODS = b"GET, HEAD"  # what the sidecar's own endpoints answer
 
 
-class _HeadTooLarge(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+class _Rejected(Exception):
+    """Raised from a request-parser callback to stop parsing and answer this 4xx/5xx, then close."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
         self.status = status
+        self.error = error
         self.detail = detail
 
 
@@ -64,6 +71,7 @@ class Exchange:
         "body_size",
         "client",
         "close_after",
+        "has_host",
         "head_sent",
         "head_size",
         "headers",
@@ -109,6 +117,7 @@ class Exchange:
         self.head_size = 0
         self.method = b""
         self.http10 = False
+        self.has_host = True
         self.keep_alive = True
         self.upgrade = False
         self.is_head = False
@@ -191,8 +200,8 @@ class ClientConnection(asyncio.Protocol):
             pass  # the exchange was flagged in on_headers_complete and is answered 501
         except httptools.HttpParserCallbackError as exc:
             ctx = exc.__context__
-            if isinstance(ctx, _HeadTooLarge):
-                self.reject(ctx.status, "request_header_too_large" if ctx.status == 431 else "uri_too_long", ctx.detail)
+            if isinstance(ctx, _Rejected):
+                self.reject(ctx.status, ctx.error, ctx.detail)
             else:
                 log.error("proxy_internal_error error=%r", ctx)
                 self.reject(500, "internal_error", "the sidecar failed on this request")
@@ -234,17 +243,19 @@ class ClientConnection(asyncio.Protocol):
         ex.url += url
         ex.head_size += len(url)
         if len(ex.url) > self.s.max_header_bytes:
-            raise _HeadTooLarge(414, f"request target exceeds {self.s.max_header_bytes} bytes")
+            raise _Rejected(414, "uri_too_long", f"request target exceeds {self.s.max_header_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            return  # a trailer field: dropped, never promoted into the head (which may not be sent yet)
         ex = self.parsing
         assert ex is not None
         ex.headers.append((name, value))
         ex.head_size += len(name) + len(value) + 4
         if ex.head_size > self.s.max_header_bytes:
-            raise _HeadTooLarge(431, f"request head exceeds {self.s.max_header_bytes} bytes")
+            raise _Rejected(431, "request_header_too_large", f"request head exceeds {self.s.max_header_bytes} bytes")
         if len(ex.headers) > self.s.max_headers:
-            raise _HeadTooLarge(431, f"more than {self.s.max_headers} header fields")
+            raise _Rejected(431, "request_header_too_large", f"more than {self.s.max_headers} header fields")
 
     def on_headers_complete(self) -> None:
         ex = self.parsing
@@ -256,10 +267,27 @@ class ClientConnection(asyncio.Protocol):
         ex.keep_alive = p.should_keep_alive() and not ex.http10
         ex.upgrade = p.should_upgrade()
         ex.is_head = ex.method == b"HEAD"
-        if not ex.upgrade:
-            for n, v in ex.headers:
-                if n.lower() == b"transfer-encoding" and b"chunked" in v.lower():
-                    ex.req_chunked = True
+        hosts = 0
+        codings: list[bytes] | None = None
+        for n, v in ex.headers:
+            lname = n.lower()
+            if lname == b"host":
+                hosts += 1
+            elif lname == b"transfer-encoding":
+                codings = (codings or []) + [c.strip().lower() for c in v.split(b",")]
+        # RFC 9112 §3.2 and §6.1: what the model server might route or frame differently from us is
+        # refused here rather than forwarded (llhttp already refuses CL+TE, duplicate CL, bad TE).
+        if hosts > 1:
+            raise _Rejected(400, "bad_request", "more than one Host header field")
+        if hosts == 0 and not ex.http10:
+            raise _Rejected(400, "bad_request", "an HTTP/1.1 request without a Host header field")
+        ex.has_host = hosts == 1
+        if codings is not None and not ex.upgrade:
+            if ex.http10:
+                raise _Rejected(400, "bad_request", "Transfer-Encoding in an HTTP/1.0 request: its framing cannot be trusted")
+            if any(c != b"chunked" for c in codings):
+                raise _Rejected(501, "not_implemented", "the sidecar forwards only the chunked transfer coding")
+            ex.req_chunked = True
         if ex is self.current:
             self.ready = ex
 
@@ -320,7 +348,7 @@ class ClientConnection(asyncio.Protocol):
             ex.resp_body = BodyBuffer(self.s.max_capture_bytes)
             for chunk in ex.body_chunks:
                 ex.req_body.add(chunk)
-        head = request_head(ex.method, ex.url, ex.headers, chunked=ex.req_chunked, default_host=server.authority)
+        head = request_head(ex.method, ex.url, ex.headers, chunked=ex.req_chunked, default_host=None if ex.has_host else server.authority)
         out = [head]
         for chunk in ex.body_chunks:
             out.append(b"%x\r\n%s\r\n" % (len(chunk), chunk) if ex.req_chunked else chunk)
@@ -557,14 +585,15 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         ex = self.ex
         if ex is None:
-            self.close()  # bytes while idle: the connection is out of step
+            log.warning("upstream_out_of_step action=close")  # bytes while idle
+            self.close()
             return
         self.got_bytes = True
         ex.last_activity = self.server.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeadResponseDone):
+            if isinstance(exc.__context__, _StopParsing):
                 return
             self.fail("protocol", 502, "bad_gateway", f"invalid response from the model server: {exc}")
         except httptools.HttpParserError as exc:
@@ -616,16 +645,22 @@ class UpstreamConnection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         ex = self.ex
-        if ex is not None:
-            ex.resp_headers = []
+        if ex is None:
+            # More than the response asked for (in the read that completed it): the connection is
+            # out of step and its next "response" could be this; never reuse it.
+            log.warning("upstream_out_of_step action=close")
+            self.close()
+            raise _StopParsing
+        ex.resp_headers = []
 
     def on_status(self, reason: bytes) -> None:
         if self.ex is not None:
             self.ex.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.ex is not None:
-            self.ex.resp_headers.append((name, value))
+        ex = self.ex
+        if ex is not None and not ex.head_sent:  # trailers are dropped (the head is already sent)
+            ex.resp_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         ex = self.ex
@@ -637,7 +672,7 @@ class UpstreamConnection(asyncio.Protocol):
             # httptools cannot be told a response has no body; finish here, never reuse.
             self.usable = False
             self.on_message_complete()
-            raise _HeadResponseDone
+            raise _StopParsing
 
     def on_body(self, body: bytes) -> None:
         ex = self.ex
@@ -682,8 +717,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
 
 
-class _HeadResponseDone(Exception):
-    """Raised from on_headers_complete to stop parsing a HEAD response's (absent) body."""
+class _StopParsing(Exception):
+    """Raised from a response-parser callback when the rest of the read is nobody's: a HEAD
+    response's (absent) body, or bytes after a complete response."""
 
 
 class UpstreamPool:

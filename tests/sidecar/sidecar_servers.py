@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -349,3 +349,83 @@ def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
 def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One Content-Length-framed response from a keep-alive connection: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a response head: {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:] if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed mid-body: {head + body!r}")
+        body += chunk
+    return head, body
+
+
+class ScriptedUpstream:
+    """A model server that answers raw bytes, to play a misbehaving one h11 would never be.
+
+    `script(target)` returns the sends for one request as (delay_seconds, bytes) pairs; requests
+    must have no body. `seen` records (connection number, target) so tests can tell whether the
+    sidecar reused a connection.
+    """
+
+    def __init__(self, script: Callable[[str], list[tuple[float, bytes]]]) -> None:
+        self.port = free_port()
+        self.script = script
+        self.seen: list[tuple[int, str]] = []
+        self._connections = 0
+        self._lock = threading.Lock()
+        self._server: _ThreadingServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ScriptedUpstream:
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                sock: socket.socket = self.request
+                sock.settimeout(30)
+                with owner._lock:
+                    owner._connections += 1
+                    number = owner._connections
+                buffer = b""
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        try:
+                            chunk = sock.recv(65536)
+                        except OSError:
+                            return
+                        if not chunk:
+                            return
+                        buffer += chunk
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    target = head.split(b" ", 2)[1].decode("latin-1")
+                    with owner._lock:
+                        owner.seen.append((number, target))
+                    try:
+                        for delay, data in owner.script(target):
+                            time.sleep(delay)
+                            sock.sendall(data)
+                    except OSError:
+                        return
+
+        self._server = _ThreadingServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

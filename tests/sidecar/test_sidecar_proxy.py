@@ -6,11 +6,22 @@ import hashlib
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from sidecar_servers import Collector, ModelServer, Sidecar, free_port, iter_chunks, metric, raw_exchange
+from sidecar_servers import (
+    Collector,
+    ModelServer,
+    ScriptedUpstream,
+    Sidecar,
+    free_port,
+    iter_chunks,
+    metric,
+    raw_exchange,
+    read_response,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +64,114 @@ def test_hop_by_hop_request_headers_are_not_forwarded(sidecar: Sidecar) -> None:
     assert head.startswith(b"HTTP/1.1 200 ")  # the upstream's (empty) reason phrase, as sent
     names = [h[0].lower() for h in json.loads(body)["headers"]]
     assert names == ["host", "x-end"]
+
+
+def test_connection_option_naming_content_length_cannot_smuggle_a_request(sidecar: Sidecar, model_server: ModelServer) -> None:
+    """`Connection: Content-Length` once dropped the length while the body was still forwarded: the
+    model server read the body as a second request and its answer went to the next client."""
+    inner = b"GET /slow?s=1&smuggled=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as attacker:
+        attacker.sendall(
+            b"POST /echo/attacker HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Content-Length\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(inner), inner)
+        )
+        _, body = read_response(attacker)
+        assert json.loads(body)["body_len"] == len(inner)  # the body reached the model as a body
+        with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as victim:
+            victim.sendall(b"GET /echo/victim HTTP/1.1\r\nHost: x\r\n\r\n")
+            _, body = read_response(victim)
+    assert json.loads(body)["target"] == "/echo/victim"
+    assert not [r for r in model_server.requests if b"smuggled" in r.target]
+
+
+def test_connection_options_never_remove_framing_or_host(sidecar: Sidecar) -> None:
+    raw = (
+        b"POST /echo HTTP/1.1\r\nHost: h\r\nConnection: Host, Content-Length, Transfer-Encoding, X-Hop\r\n"
+        b"X-Hop: 1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    )
+    head, _, body = raw_exchange(sidecar.port, raw).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    echo = json.loads(body)
+    assert echo["headers"] == [["Host", "h"], ["Content-Length", "3"]]
+    assert echo["body_len"] == 3
+
+
+def test_request_trailers_never_become_header_fields(sidecar: Sidecar) -> None:
+    """Trailers are dropped (documented); a whole chunked request in one read used to have them
+    promoted into the forwarded head, a second Host included."""
+    raw = (
+        b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"3;ext=1\r\nabc\r\n0\r\nX-Trailer: y\r\nHost: evil\r\n\r\n"
+    )
+    head, _, body = raw_exchange(sidecar.port, raw).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    echo = json.loads(body)
+    assert echo["headers"] == [["Host", "h"], ["Transfer-Encoding", "chunked"]]
+    assert echo["body_sha256"] == hashlib.sha256(b"abc").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b"GET /echo/two-hosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "more than one Host"),
+        (b"GET /echo/no-host HTTP/1.1\r\n\r\n", "without a Host"),
+        (b"POST /echo/http10-te HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "HTTP/1.0"),
+        # A good request first: the 400 follows its answer, in order.
+        (b"GET /echo/first HTTP/1.1\r\nHost: h\r\n\r\nGET /echo/pipelined-two-hosts HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "more than one Host"),
+    ],
+)
+def test_ambiguous_host_or_framing_is_400_and_never_reaches_the_model(
+    sidecar: Sidecar, model_server: ModelServer, raw: bytes, detail: str
+) -> None:
+    reply = raw_exchange(sidecar.port, raw)
+    start = reply.find(b"HTTP/1.1 400 ")
+    assert start >= 0, reply[:300]
+    head, _, body = reply[start:].partition(b"\r\n\r\n")
+    assert b"Connection: close" in head
+    answer = json.loads(body)
+    assert answer["error"] == "bad_request" and detail in answer["detail"]
+    if b"/echo/first" in raw:
+        assert reply.startswith(b"HTTP/1.1 200 ") and b'"/echo/first"' in reply
+    targets = [r.target for r in model_server.requests]
+    assert not [t for t in targets if t.endswith((b"two-hosts", b"no-host", b"http10-te"))]
+    assert httpx.get(f"{sidecar.url}/echo").status_code == 200
+
+
+def _script(target: str) -> list[tuple[float, bytes]]:
+    """Each answer's body is its target; two targets add bytes nobody asked for."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target.encode())
+    if target == "/stray-in-same-read":
+        return [(0, answer + b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")]
+    if target == "/stray-while-idle":
+        return [(0, answer), (0.2, b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstray!")]
+    return [(0, answer)]
+
+
+@pytest.mark.parametrize("stray", ["/stray-in-same-read", "/stray-while-idle"])
+def test_upstream_bytes_after_a_complete_response_retire_the_connection(
+    collector: Collector, start_sidecar: Callable[..., Sidecar], stray: str
+) -> None:
+    """An upstream that sends more than the response asked for is out of step: its connection
+    must never carry the next request (whose answer would be the stray bytes)."""
+    upstream = ScriptedUpstream(_script).start()
+    try:
+        proxy = start_sidecar(upstream.url, collector.url, "--upstream-timeout", "2s")
+        with httpx.Client(base_url=proxy.url) as client:
+            assert client.get("/warm").text == "/warm"
+            assert client.get("/again").text == "/again"
+            r = client.get(stray)
+            assert (r.status_code, r.text) == (200, stray)
+        time.sleep(0.5)  # the idle stray has arrived by now
+        with httpx.Client(base_url=proxy.url) as client:  # a new client, served from the pool
+            r = client.get("/next")
+            assert (r.status_code, r.text) == (200, "/next")
+            assert client.get("/after").text == "/after"
+        conn = dict((target, number) for number, target in upstream.seen)
+        assert conn["/warm"] == conn["/again"] == conn[stray]  # the pool does reuse healthy connections
+        assert conn["/next"] != conn[stray]
+        assert conn["/after"] == conn["/next"]
+    finally:
+        upstream.stop()
 
 
 def test_chunked_request_and_20mb_streamed_both_ways(sidecar: Sidecar) -> None:
@@ -138,6 +257,8 @@ def test_upstream_down_is_502_json_and_timeout_is_504(collector: Collector, star
         (b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         (b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501),
         (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", 501),
+        # A coding the proxy would strip while forwarding the still-coded bytes as plain.
+        (b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501),
     ],
 )
 def test_hostile_input_gets_precise_4xx_and_the_process_keeps_serving(sidecar: Sidecar, raw: bytes, status: int) -> None:

@@ -140,9 +140,22 @@ def test_hop_by_hop_and_connection_listed_headers_are_removed_others_kept_verbat
     assert filter_headers(headers) == [b"Host: m\r\n", b"X-Custom: A\r\n", b"x-custom: B\r\n"]
 
 
+def test_connection_options_never_remove_framing_or_routing_fields() -> None:
+    """`Connection: Content-Length` dropping the length of a body still forwarded is request smuggling."""
+    headers = [
+        (b"Host", b"m"), (b"Connection", b"Content-Length, HOST , transfer-encoding, X-Hop"), (b"Content-Length", b"3"),
+        (b"X-Hop", b"1"), (b"Transfer-Encoding", b"chunked"),
+    ]
+    assert filter_headers(headers) == [b"Host: m\r\n", b"Content-Length: 3\r\n"]
+    response = response_head(200, b"OK", [(b"Connection", b"content-length"), (b"Content-Length", b"2")], chunked=False, close=False)
+    assert response == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+
+
 def test_request_head_adds_host_for_http10_and_reframes_chunked() -> None:
     head = request_head(b"POST", b"/p?q=1", [(b"Transfer-Encoding", b"chunked")], chunked=True, default_host=b"127.0.0.1:9")
     assert head == b"POST /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = request_head(b"GET", b"/", [(b"host", b"m"), (b"Content-Length", b"0")], chunked=False, default_host=None)
+    assert head == b"GET / HTTP/1.1\r\nhost: m\r\nContent-Length: 0\r\n\r\n"
     head = response_head(201, b"Created", [(b"Content-Length", b"0")], chunked=False, close=True)
     assert head == b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
