@@ -12,12 +12,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from monitor.errors import ApiError, read_body, validation_detail
@@ -54,6 +54,17 @@ class Alert(_Lenient):
     endsAt: datetime | None = None
     generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=128)
+
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def _in_utc_range(cls, value: datetime | None) -> datetime | None:
+        """A time whose UTC date leaves years 1-9999 (e.g. 0001-01-01T00:00+14:00) cannot be dated or named."""
+        if value is not None:
+            try:
+                datetime.fromtimestamp(value.timestamp(), UTC)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError("time out of range: its UTC date must fall in years 1-9999") from None
+        return value
 
 
 class Payload(_Lenient):

@@ -230,6 +230,8 @@ def test_malformed_json_is_400(server: Server, raw: bytes) -> None:
     (payload(version="3"), ["version"]),
     ({k: v for k, v in PAYLOAD.items() if k != "alerts"}, ["alerts"]),
     (payload(alert(startsAt="yesterday")), ["alerts[0].startsAt"]),
+    (payload(alert(startsAt="0001-01-01T00:00:00+14:00")), ["alerts[0].startsAt"]),  # year 0 in UTC: was a 500
+    (payload(alert(), alert(endsAt="9999-12-31T23:59:59-14:00")), ["alerts[1].endsAt"]),  # year 10000 in UTC
     (payload(alert(), alert(labels={"model": 7})), ["alerts[1].labels.model"]),
     (payload(alert(status="pending")), ["alerts[0].status"]),
     (payload(alert(fingerprint="")), ["alerts[0].fingerprint"]),
