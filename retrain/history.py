@@ -142,6 +142,9 @@ class History:
     def _tx(self) -> _Tx:
         return _Tx(self._db, self._lock)
 
+    def _read(self) -> _Tx:
+        return _Tx(self._db, self._lock, write=False)
+
     # -- writes ---------------------------------------------------------------------------------
 
     def record(self, decision: Decision, state: ModelState, run: Run | None, launcher: str | None,
@@ -218,23 +221,23 @@ class History:
     # -- reads ----------------------------------------------------------------------------------
 
     def states(self) -> dict[str, ModelState]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT model, state FROM retrain_state").fetchall()
         return {r["model"]: ModelState.from_json(json.loads(r["state"])) for r in rows}
 
     def has_fingerprint(self, fingerprint: str) -> bool:
-        with self._tx() as db:
+        with self._read() as db:
             return db.execute("SELECT 1 FROM retrain_jobs WHERE fingerprint = ?", (fingerprint,)).fetchone() is not None
 
     def active_counts(self) -> dict[str, int]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT model, COUNT(*) AS n FROM retrain_jobs WHERE state IN ('pending', 'running') GROUP BY model"
             ).fetchall()
         return {r["model"]: r["n"] for r in rows}
 
     def job(self, name: str) -> JobRecord | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute("SELECT * FROM retrain_jobs WHERE name = ?", (name,)).fetchone()
         return _job(row) if row else None
 
@@ -245,7 +248,7 @@ class History:
             args.append(model)
         if active_only:
             sql += " AND state IN ('pending', 'running')"
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(sql + " ORDER BY created_at, name", args).fetchall()
         return [_job(r) for r in rows]
 
@@ -254,7 +257,7 @@ class History:
         sql = "SELECT * FROM retrain_decisions WHERE model = ?"
         if triggered_only:
             sql += " AND action != 'none'"
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (model, limit)).fetchall()
         return [
             DecisionRecord(
@@ -268,14 +271,14 @@ class History:
     def decision_counts(self) -> dict[str, dict[str, int]]:
         """{model: {reason: count}} over all decisions ever recorded (also those no longer listed)."""
         out: dict[str, dict[str, int]] = {}
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT model, reason, SUM(n) AS n FROM retrain_decision_counts GROUP BY model, reason").fetchall()
         for r in rows:
             out.setdefault(r["model"], {})[r["reason"]] = r["n"]
         return out
 
     def skip_counts(self) -> dict[str, int]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT model, SUM(n) AS n FROM retrain_decision_counts WHERE action = 'skip' GROUP BY model"
             ).fetchall()
@@ -284,14 +287,14 @@ class History:
     def job_counts(self) -> dict[str, dict[str, int]]:
         """{model: {state: count}} over all runs ever recorded."""
         out: dict[str, dict[str, int]] = {}
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT model, state, COUNT(*) AS n FROM retrain_jobs GROUP BY model, state").fetchall()
         for r in rows:
             out.setdefault(r["model"], {})[r["state"]] = r["n"]
         return out
 
     def last_triggers(self) -> dict[str, float]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT model, state FROM retrain_state").fetchall()
         out = {}
         for r in rows:
@@ -302,15 +305,19 @@ class History:
 
 
 class _Tx:
-    """`with` block holding the lock inside one IMMEDIATE transaction (committed unless it raises)."""
+    """`with` block holding the lock inside one transaction (committed unless it raises).
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self._db, self._lock = db, lock
+    Writes begin IMMEDIATE (the write lock up front, so two writers never deadlock on an upgrade);
+    reads begin DEFERRED: a snapshot that in WAL mode never waits for the monitor's ingest
+    writer, so a scrape cannot time out behind a long commit."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, *, write: bool = True) -> None:
+        self._db, self._lock, self._write = db, lock, write
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN IMMEDIATE" if self._write else "BEGIN DEFERRED")
         except BaseException:
             self._lock.release()
             raise
