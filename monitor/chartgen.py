@@ -63,9 +63,10 @@ def incluster_config(config_path: Path, reference_mount: str = REFERENCE_MOUNT) 
     sources: list[Path] = []
     for raw_model, model in zip(raw["models"], typed.models, strict=True):
         src = model.reference.path
-        if src.name in {p.name for p in sources}:
+        if src.name in {p.name for p in sources if p.resolve() != src.resolve()}:  # one file shared by models is fine
             raise ConfigError([(f"models[{model.name}].reference.path", f"two reference files are named {src.name}")])
-        sources.append(src)
+        if all(p.resolve() != src.resolve() for p in sources):
+            sources.append(src)
         raw_model["reference"]["path"] = f"{reference_mount.rstrip('/')}/{src.name}"
     (raw.get("server") or {}).pop("public_url", None)
     return raw, sources

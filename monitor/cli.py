@@ -7,6 +7,7 @@ message and exit 2, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="driftwatch",
@@ -37,8 +39,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     The message is escaped: it quotes user input and field paths such as `models[churn]`, which
     rich would otherwise take for markup and silently drop.
     """
-    from rich.markup import escape
-
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -74,7 +74,7 @@ def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to
     if problems:
         fail(f"{config}: {len(problems)} error(s)\n" + "\n".join(f"  {p}" for p in problems))
     n_cols = sum(len(m.columns) for m in cfg.models)
-    console.print(f"[green]ok[/] {config}: {len(cfg.models)} model(s), {n_cols} monitored column(s)")
+    console.print(f"[green]ok[/] {escape(str(config))}: {len(cfg.models)} model(s), {n_cols} monitored column(s)")
 
 
 # -- commands added by the other modules register below this line ---------------------------------
@@ -89,6 +89,16 @@ def demo(
     """End to end on embedded defaults: model server, sidecar, monitor, drifted traffic, alerts, retraining."""
     from monitor.demo.run import run_demo
 
+    if workdir is not None:
+        # Absolute: the generated config names its files by this path, and relative paths in a
+        # config resolve next to the config file (so `demo1/...` would become `demo1/demo1/...`).
+        workdir = workdir.resolve()
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"--workdir {workdir}: {exc.strerror or exc}")
+        if not os.access(workdir, os.W_OK):
+            fail(f"--workdir {workdir}: not writable")
     raise typer.Exit(run_demo(keep_running=keep_running, records=records, workdir=workdir))
 
 
@@ -122,7 +132,7 @@ def inject(
         fail(str(exc))
     sys.stdout.write(result.text)
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -191,7 +201,7 @@ def write_files_or_exit(generate: Callable[[], list[Path]], out: Path) -> None:
     except OSError as exc:
         fail(f"cannot write to {out}: {exc.strerror or exc}")
     for path in paths:
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {escape(str(path))}", highlight=False)
 
 
 @app.command("dashboards")
@@ -275,7 +285,7 @@ def report(
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    console.print(f"[green]ok[/] wrote {out} ({len(html) // 1024} KiB)")
+    console.print(f"[green]ok[/] wrote {escape(str(out))} ({len(html) // 1024} KiB)")
 
 
 @app.command("drift")
@@ -310,7 +320,7 @@ def drift_cmd(
             if len(absent) == len(names):
                 raise ValueError(f"{current} has none of the model's columns ({', '.join(names)})")
             if absent:
-                err_console.print(f"[yellow]note:[/] {current} lacks {', '.join(absent)}: evaluated as all missing", highlight=False)
+                err_console.print(f"[yellow]note:[/] {escape(str(current))} lacks {escape(', '.join(absent))}: evaluated as all missing", highlight=False)
         result = detect(ref_df, cur_df, cfg, model)
     except (ReportInputError, ValueError) as exc:
         fail(str(exc))
@@ -321,7 +331,7 @@ def drift_cmd(
     def num(x: float | None) -> str:
         return "—" if x is None or x != x else f"{x:.4g}"
 
-    table = Table(title=f"Drift of {current.name} against {reference.name}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(title=f"Drift of {escape(current.name)} against {escape(reference.name)}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     widest = max((len(name) for name in result.features), default=7)  # outputs get " (output)", may fold
     table.add_column("feature", overflow="fold", min_width=min(widest, 24))
     for header in ("type", "method"):
@@ -333,7 +343,7 @@ def drift_cmd(
     rest = sorted((f for f in result.features.values() if not f.drifted), key=lambda f: f.name)
     for f in (*drifted, *rest):
         p = num(f.p_value) + (f" (adj {num(f.adjusted_p_value)})" if f.adjusted_p_value not in (None, f.p_value) else "")
-        name = f.name + (" (output)" if f.role == "output" else "")
+        name = escape(f.name) + (" (output)" if f.role == "output" else "")
         table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), "[bold red]yes[/]" if f.drifted else "no")
     console.print(table)
     ds = result.dataset
@@ -345,7 +355,7 @@ def drift_cmd(
     )
     if result.prediction is not None:
         pred = result.prediction
-        console.print(f"Prediction ({pred.name}): {'[bold red]drifted[/]' if pred.drifted else 'no drift'}", highlight=False)
+        console.print(f"Prediction ({escape(pred.name)}): {'[bold red]drifted[/]' if pred.drifted else 'no drift'}", highlight=False)
 
 
 @app.command("calibrate")
@@ -402,7 +412,7 @@ def calibrate_cmd(
         return "—" if x is None or x != x else ("∞" if x == float("inf") else format(x, fmt))
 
     c = calibration.cusum
-    table = Table(title=f"Calibrated alarms for {model_cfg.name}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(title=f"Calibrated alarms for {escape(model_cfg.name)}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for header in ("column", "test"):
         table.add_column(header, overflow="fold")
     for header in ("p <", "stat >", "min effect", "false alarms/period", f"shift caught ≤{within} windows"):
@@ -412,9 +422,9 @@ def calibrate_cmd(
         shift = num(r["detectable_shift"], ".2f")
         shift += " std" if r["kind"] == "numeric" else " share"
         if r["degenerate"]:
-            table.add_row(r["name"], stat, "—", "—", num(r["min_effect"]), "0", "constant in reference: not calibrated")
+            table.add_row(escape(r["name"]), stat, "—", "—", num(r["min_effect"]), "0", "constant in reference: not calibrated")
             continue
-        table.add_row(r["name"], stat, num(r["single_window_p_value"]), num(r["single_window_statistic"]), num(r["min_effect"]),
+        table.add_row(escape(r["name"]), stat, num(r["single_window_p_value"]), num(r["single_window_statistic"]), num(r["min_effect"]),
                       num(r["expected_false_alarms_per_period"]), shift)
     console.print(table)
     b = calibration.budget

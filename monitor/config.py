@@ -601,4 +601,6 @@ def load_config(path: str | Path) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         raise ConfigError([(where, f"invalid YAML: {getattr(exc, 'problem', exc)}")], str(p)) from None
+    except RecursionError:  # PyYAML's composer recurses per nesting level
+        raise ConfigError([("(file)", "invalid YAML: nested too deeply")], str(p)) from None
     return parse_config(data, str(p), base_dir=p.resolve().parent)

@@ -146,8 +146,11 @@ def _replace_named(items: list[Any], new: dict[str, Any]) -> list[Any]:
 def _model_port(containers: list[dict[str, Any]], where: str) -> int:
     for container in containers:
         for port in container.get("ports") or []:
-            if isinstance(port, dict) and port.get("protocol", "TCP") == "TCP" and isinstance(port.get("containerPort"), int):
-                return port["containerPort"]
+            if not isinstance(port, dict) or port.get("protocol", "TCP") != "TCP":
+                continue
+            number = port.get("containerPort")
+            if type(number) is int and 1 <= number <= 65535:  # `true` is an int to isinstance
+                return number
         break  # only the first (model) container is a safe guess
     raise InjectError(f"{where}: the first container declares no TCP containerPort; pass --upstream-port (the model server's port)")
 
@@ -239,6 +242,8 @@ def _load(text: str, first_line: int = 1) -> Any:
         raise InjectError(_yaml_message(exc, first_line)) from None
     except yaml.YAMLError as exc:
         raise InjectError(_yaml_message(exc, first_line)) from None
+    except RecursionError:  # PyYAML's composer recurses per nesting level: stdin may be hostile
+        raise InjectError(f"invalid YAML in the document at line {first_line}: nested too deeply") from None
 
 
 class _NotSplittable(Exception):
@@ -261,6 +266,8 @@ def _documents(text: str) -> tuple[list[str | None], list[Any]]:
             docs = [d for d in yaml.safe_load_all(text) if d is not None]
         except yaml.YAMLError as exc:
             raise InjectError(_yaml_message(exc, 1)) from None
+        except RecursionError:
+            raise InjectError("invalid YAML: nested too deeply") from None
         return [None] * len(docs), docs
 
 

@@ -121,3 +121,20 @@ def test_cli_reports_a_bad_config_without_a_traceback(tmp_path: Path, capsys: py
     assert "models[0:Bad_Name].name" in err and "Traceback" not in err
     assert chartgen.main(["--config", str(tmp_path / "missing.yaml"), "--values-out", str(tmp_path / "o.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_models_sharing_one_reference_file_mount_it_once(tmp_path: Path) -> None:
+    """A canary and its stable model often share a reference; two different files of one name clash."""
+    (tmp_path / "ref.csv").write_text("x\n1\n2\n3\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "ref.csv").write_text("x\n4\n5\n6\n")
+    model = {"features": [{"name": "x", "type": "numeric"}], "reference": {"path": "ref.csv"}}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"version": 1, "models": [{"name": "churn", **model}, {"name": "churn-canary", **model}]}))
+    raw, sources = chartgen.incluster_config(cfg)
+    assert sources == [tmp_path / "ref.csv"]
+    assert raw["models"][0]["reference"]["path"] == raw["models"][1]["reference"]["path"]
+    clash = {**model, "reference": {"path": "other/ref.csv"}}
+    cfg.write_text(yaml.safe_dump({"version": 1, "models": [{"name": "churn", **model}, {"name": "canary", **clash}]}))
+    with pytest.raises(chartgen.ConfigError, match=r"two reference files are named ref\.csv"):
+        chartgen.incluster_config(cfg)

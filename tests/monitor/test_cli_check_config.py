@@ -64,3 +64,11 @@ def test_a_reference_the_monitor_could_not_use_is_reported(tmp_path: Path) -> No
     assert "models[0:a].reference.path: " in out and "has no column(s) y" in out
     assert "models[1:b].reference.path: cannot read" in out
     assert "Traceback" not in res.output
+
+
+def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\nmodels: " + "[" * 600 + "]" * 600 + "\n")
+    res = runner.invoke(app, ["check-config", str(cfg)])
+    assert res.exit_code == 2 and "nested too deeply" in res.output
+    assert not isinstance(res.exception, RecursionError)

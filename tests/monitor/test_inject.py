@@ -285,3 +285,16 @@ def test_hostile_shapes_are_injected_or_refused_never_crash(
         return
     injected = list(yaml.safe_load_all(result.text))[1]
     assert [c["name"] for c in pod(injected)["containers"]].count(CONTAINER_NAME) == 1
+
+
+def test_a_boolean_container_port_is_not_a_port() -> None:
+    # YAML `true` is an int to isinstance(); it once became `--upstream http://127.0.0.1:True`.
+    odd = DEPLOYMENT.replace("containerPort: 8000}", "containerPort: true}")
+    with pytest.raises(InjectError, match="--upstream-port"):
+        run(odd, model="wine")
+
+
+@pytest.mark.parametrize("depth", [2000])
+def test_hostile_nesting_on_stdin_is_a_clear_error(depth: int) -> None:
+    res = cli(b"[" * depth + b"]" * depth, "--monitor", "http://m:8080")
+    assert res.returncode == 2 and b"nested too deeply" in res.stderr and b"Traceback" not in res.stderr
