@@ -489,6 +489,7 @@ class Monitor:
             drifted_features=drifted,
             critical_drifted=tuple(n for n in drifted if n in critical),
             report_url=f"{base.rstrip('/')}/reports/{state.config.name}" if base else None,
+            point=window.point,
         )
         try:
             self.controller.on_evaluation(state.config.name, evaluation)

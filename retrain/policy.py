@@ -9,7 +9,12 @@ Streaks use hysteresis: a window *enters* the drifted state when its drift share
 falls below `exit_share` with no critical feature drifted. Windows in between keep the streak going.
 A window with fewer than `min_records` records is no evidence either way: it neither extends nor
 ends a streak. Windows that are not newer than the last one seen (a replay after a restart) are
-ignored, so re-delivery never double-counts.
+ignored, so re-delivery never double-counts. "Newer" is judged by the window's grid point (record
+ordinal or the monitor's grid time), never by event timestamps: senders' clocks are not ours, and one
+far-future timestamp must not make every later window look old.
+
+A dry run decides exactly as a real run would, with `skip/dry_run` in place of `launch`: it keeps the
+fingerprints it would have launched, since no run exists to deduplicate against.
 
 After a launch the streak's counter restarts at the next drifted window: a drift that persists past
 the cooldown may trigger again, under a new fingerprint, while the same streak segment never can.
@@ -32,6 +37,10 @@ LAUNCH_REASONS = ("drift_streak", "alert")
 SKIP_REASONS = ("dry_run", "cooldown", "budget_exhausted", "max_active", "max_active_total")
 NONE_REASONS = ("unknown_model", "disabled", "stale_window", "insufficient_records", "no_drift", "streak_building", "duplicate")
 
+DRY_RUN_MEMORY = 256
+"""Fingerprints a dry run remembers as launched; older ones are forgotten (an alert is re-sent only
+while it fires, so only recent ones can come back)."""
+
 
 @dataclass(frozen=True)
 class WindowEvaluation:
@@ -45,6 +54,9 @@ class WindowEvaluation:
     drifted_features: tuple[str, ...]
     critical_drifted: tuple[str, ...]
     report_url: str | None = None
+    point: tuple[str, float] | None = None
+    """The grid point the window ends at (`DueWindow.point`): ("count", last record ordinal) or
+    ("time", grid seconds of the monitor's clock). Decides staleness; without it `window_end` does."""
 
 
 @dataclass(frozen=True)
@@ -108,21 +120,32 @@ class ModelState:
     segment_start: float | None = None
     segment_end: float | None = None
     """Range of the first window of the streak segment counting towards the next trigger."""
+    segment_point: tuple[str, float] | None = None
+    """Grid point of that first window (None for evaluations without one, and in states saved before it)."""
     segment_windows: int = 0
     last_window_end: float | None = None
+    last_count_point: int | None = None
+    last_time_point: float | None = None
+    """The newest grid point seen per grid kind: what a replayed window is recognised by."""
     last_trigger: float | None = None
     trigger_times: tuple[float, ...] = field(default_factory=tuple)
     """Trigger times still inside the budget period."""
+    dry_launched: tuple[str, ...] = field(default_factory=tuple)
+    """Fingerprints a dry run would have launched, oldest first (at most `DRY_RUN_MEMORY`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "in_drift": self.in_drift,
             "segment_start": self.segment_start,
             "segment_end": self.segment_end,
+            "segment_point": None if self.segment_point is None else list(self.segment_point),
             "segment_windows": self.segment_windows,
             "last_window_end": self.last_window_end,
+            "last_count_point": self.last_count_point,
+            "last_time_point": self.last_time_point,
             "last_trigger": self.last_trigger,
             "trigger_times": list(self.trigger_times),
+            "dry_launched": list(self.dry_launched),
         }
 
     @classmethod
@@ -131,11 +154,19 @@ class ModelState:
             in_drift=bool(d.get("in_drift", False)),
             segment_start=d.get("segment_start"),
             segment_end=d.get("segment_end"),
+            segment_point=_point(d.get("segment_point")),
             segment_windows=int(d.get("segment_windows", 0)),
             last_window_end=d.get("last_window_end"),
+            last_count_point=d.get("last_count_point"),
+            last_time_point=d.get("last_time_point"),
             last_trigger=d.get("last_trigger"),
             trigger_times=tuple(float(t) for t in d.get("trigger_times", ())),
+            dry_launched=tuple(d.get("dry_launched", ())),
         )
+
+
+def _point(raw: Any) -> tuple[str, float] | None:
+    return None if raw is None else (str(raw[0]), float(raw[1]))
 
 
 @dataclass(frozen=True)
@@ -153,14 +184,43 @@ def fingerprint(model: str, *parts: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def window_fingerprint(model: str, segment_start: float, segment_end: float) -> str:
-    """A window trigger is identified by the first window of its streak segment."""
-    return fingerprint(model, "window", float(segment_start), float(segment_end))
+def window_fingerprint(model: str, segment_start: float, segment_end: float, point: tuple[str, float] | None = None) -> str:
+    """A window trigger is identified by the first window of its streak segment. Its grid point is
+    part of it when known: sender timestamps alone can repeat (a frozen clock), and a repeat would
+    make a new streak look like a launched one."""
+    if point is None:
+        return fingerprint(model, "window", float(segment_start), float(segment_end))
+    return fingerprint(model, "window", float(segment_start), float(segment_end), point[0], float(point[1]))
 
 
 def alert_fingerprint(model: str, alert_fingerprint: str, starts_at: str) -> str:
     """An Alertmanager trigger is identified by the alert's fingerprint and start time."""
     return fingerprint(model, "alert", alert_fingerprint, starts_at)
+
+
+def _stale(ev: WindowEvaluation, state: ModelState) -> bool:
+    """Whether the window is not newer than the last one seen of its grid (a replay)."""
+    if ev.point is None:
+        return state.last_window_end is not None and ev.window_end <= state.last_window_end
+    kind, value = ev.point
+    last = state.last_count_point if kind == "count" else state.last_time_point
+    return last is not None and value <= last
+
+
+def _seen(ev: WindowEvaluation, state: ModelState) -> ModelState:
+    """The state remembering the window as the newest seen of its grid."""
+    state = replace(state, last_window_end=ev.window_end)
+    if ev.point is None:
+        return state
+    kind, value = ev.point
+    if kind == "count":
+        return replace(state, last_count_point=int(value))
+    return replace(state, last_time_point=float(value))
+
+
+def _already_launched(cfg: RetrainConfig, state: ModelState, fp: str, launched: Container[str]) -> bool:
+    """A run exists for the trigger, or (in a dry run) the dry run would have launched it."""
+    return fp in launched or (cfg.dry_run and fp in state.dry_launched)
 
 
 def _gate(cfg: RetrainConfig, state: ModelState, now: float, cap: Capacity) -> str | None:
@@ -190,12 +250,15 @@ def _fire(
         state,
         segment_start=None,
         segment_end=None,
+        segment_point=None,
         segment_windows=0,
         last_trigger=now,
         trigger_times=(*(t for t in state.trigger_times if t > now - cfg.budget.period), now),
     )
     if blocked == "dry_run":
-        return replace(decision, action="skip", reason="dry_run"), fired
+        assert decision.fingerprint is not None
+        remembered = (*state.dry_launched, decision.fingerprint)[-DRY_RUN_MEMORY:]
+        return replace(decision, action="skip", reason="dry_run"), replace(fired, dry_launched=remembered)
     return decision, fired
 
 
@@ -212,9 +275,9 @@ def decide_window(
     none = Decision(model=model, at=now, source="window", action="none", reason="")
     if not cfg.enabled:
         return replace(none, reason="disabled"), state
-    if state.last_window_end is not None and ev.window_end <= state.last_window_end:
+    if _stale(ev, state):
         return replace(none, reason="stale_window"), state
-    state = replace(state, last_window_end=ev.window_end)
+    state = _seen(ev, state)
     if ev.n_records < cfg.min_records:
         return replace(none, reason="insufficient_records"), state
 
@@ -223,20 +286,21 @@ def decide_window(
     if not state.in_drift and not entering:
         return replace(none, reason="no_drift"), state
     if state.in_drift and leaving:
-        ended = replace(state, in_drift=False, segment_start=None, segment_end=None, segment_windows=0)
+        ended = replace(state, in_drift=False, segment_start=None, segment_end=None, segment_point=None, segment_windows=0)
         return replace(none, reason="no_drift"), ended
     if state.segment_start is None:
-        state = replace(state, in_drift=True, segment_start=ev.window_start, segment_end=ev.window_end, segment_windows=1)
+        state = replace(state, in_drift=True, segment_start=ev.window_start, segment_end=ev.window_end,
+                        segment_point=ev.point, segment_windows=1)
     else:
         state = replace(state, segment_windows=state.segment_windows + 1)
     if state.segment_windows < cfg.consecutive_windows:
         return replace(none, reason="streak_building"), state
 
     assert state.segment_start is not None and state.segment_end is not None
-    fp = window_fingerprint(model, state.segment_start, state.segment_end)
-    if fp in launched:
+    fp = window_fingerprint(model, state.segment_start, state.segment_end, state.segment_point)
+    if _already_launched(cfg, state, fp, launched):
         # Only reachable if the persisted state was lost after a launch: never launch it again.
-        reset = replace(state, segment_start=None, segment_end=None, segment_windows=0)
+        reset = replace(state, segment_start=None, segment_end=None, segment_point=None, segment_windows=0)
         return replace(none, reason="duplicate", fingerprint=fp), reset
     features = tuple(dict.fromkeys((*ev.critical_drifted, *ev.drifted_features)))
     trigger = Trigger(
@@ -267,6 +331,6 @@ def decide_alert(
     decision = Decision(model=model, at=now, source="alert", action="none", reason="", fingerprint=fp)
     if not cfg.enabled:
         return replace(decision, reason="disabled"), state
-    if fp in launched:
+    if _already_launched(cfg, state, fp, launched):
         return replace(decision, reason="duplicate"), state
     return _fire(cfg, state, now, cap, replace(decision, action="launch", reason="alert", trigger=trigger))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.config import RetrainBudget, RetrainConfig
 from retrain.policy import (
+    DRY_RUN_MEMORY,
     Capacity,
     Decision,
     ModelState,
@@ -96,6 +97,67 @@ def test_replayed_windows_are_ignored() -> None:
     d2, state2 = decide_window("wine", rc, state, ev(5, 0.9), 1, FREE, set())
     d3, _ = decide_window("wine", rc, state, ev(4, 0.9), 1, FREE, set())
     assert (d2.reason, d3.reason) == ("stale_window", "stale_window") and state2 == state
+
+
+def counted(i: int, share: float, end: float, n: int = 100) -> WindowEvaluation:
+    """The i-th count-grid window of `n` records, whose newest sender timestamp is `end`."""
+    return WindowEvaluation(window_start=end - 60, window_end=end, n_records=n, drift_share=share,
+                            dataset_drifted=share >= 0.5, drifted_features=("a",), critical_drifted=(),
+                            point=("count", float(n * i)))
+
+
+def decide_all(rc: RetrainConfig, windows: list[WindowEvaluation], state: ModelState | None = None,
+               launched: set[str] | None = None) -> tuple[list[str], ModelState]:
+    state, launched = state or ModelState(), launched if launched is not None else set()
+    out = []
+    for k, w in enumerate(windows):
+        d, state = decide_window("wine", rc, state, w, 1_800_000_000.0 + 60 * k, FREE, launched)
+        if d.action == "launch":
+            assert d.fingerprint
+            launched.add(d.fingerprint)
+        out.append(d.reason)
+    return out, state
+
+
+def test_a_far_future_event_does_not_make_later_windows_stale() -> None:
+    now = 1_800_000_000.0
+    windows = [counted(1, 0.9, now + 1e12), *(counted(i, 0.9, now + 60 * i) for i in range(2, 6))]
+    got, state = decide_all(cfg(consecutive_windows=3, min_records=50), windows)
+    assert got == ["streak_building", "streak_building", "drift_streak", "streak_building", "streak_building"]
+    assert state.last_count_point == 500
+
+
+def test_an_out_of_order_replay_still_triggers_after_the_streak() -> None:
+    # 100 current drifted events, then a spool replays 3x100 drifted events stamped an hour earlier.
+    now = 1_800_000_000.0
+    windows = [counted(1, 0.9, now), *(counted(i, 0.9, now - 3600 + i) for i in range(2, 5))]
+    got, _ = decide_all(cfg(consecutive_windows=3, min_records=50), windows)
+    assert got == ["streak_building", "streak_building", "drift_streak", "streak_building"]
+
+
+def test_windows_with_the_same_timestamps_are_distinct_triggers() -> None:
+    # A sender with a frozen clock: every window has the same range, each streak is a new trigger.
+    windows = [counted(i, 0.9, 1_800_000_000.0) for i in range(1, 5)]
+    got, _ = decide_all(cfg(consecutive_windows=2, min_records=50), windows)
+    assert got == ["streak_building", "drift_streak", "streak_building", "drift_streak"]
+
+
+def test_replayed_grid_points_are_ignored_per_grid() -> None:
+    rc = cfg(consecutive_windows=2, min_records=50)
+    _, state = decide_all(rc, [counted(3, 0.9, 5000.0)])
+    timed = replace(counted(3, 0.9, 100.0), point=("time", 1_800_000_000.0))
+    got, state = decide_all(rc, [counted(3, 0.9, 9e12), counted(2, 0.9, 9e12), timed, timed], state=state)
+    assert got == ["stale_window", "stale_window", "drift_streak", "stale_window"]
+    assert (state.last_count_point, state.last_time_point) == (300, 1_800_000_000.0)
+
+
+def test_states_saved_before_grid_points_still_load_and_decide() -> None:
+    old: dict[str, object] = {"in_drift": True, "segment_start": 1.0, "segment_end": 2.0, "segment_windows": 1,
+           "last_window_end": 9e12, "last_trigger": None, "trigger_times": []}
+    state = ModelState.from_json(old)
+    assert state.segment_point is None and state.last_count_point is None and state.dry_launched == ()
+    got, _ = decide_all(cfg(consecutive_windows=2, min_records=50), [counted(1, 0.9, 3.0)], state=state)
+    assert got == ["drift_streak"]
 
 
 def test_cooldown_skips_then_the_same_trigger_launches_once_it_passes() -> None:
@@ -255,3 +317,70 @@ def test_policy_invariants_hold_for_any_history(rc_a: RetrainConfig, rc_b: Retra
             assert sum(1 for u in times if t - rc.budget.period < u <= t) <= rc.budget.count
     # Never twice for the same trigger.
     assert len(sim.fingerprints) == len(set(sim.fingerprints))
+
+
+def alert_decisions(rc: RetrainConfig, sends: int, every: float) -> tuple[list[tuple[str, str]], ModelState]:
+    """The same firing alert re-sent every `every` seconds (Alertmanager's repeat_interval), with
+    the state round-tripped through JSON each time as the controller persists it."""
+    fp = alert_fingerprint("wine", "5b8f6a7c2d1e0f93", "1799999000.000000")
+    trig = Trigger("alert", 0, 1, None, (), None, "alert firing")
+    state, launched, out = ModelState(), set[str](), list[tuple[str, str]]()
+    for i in range(sends):
+        d, state = decide_alert("wine", rc, state, fp, trig, 1_800_000_000.0 + every * i, FREE, launched)
+        if d.action == "launch":
+            launched.add(fp)
+        state = ModelState.from_json(state.to_json())
+        out.append((d.action, d.reason))
+    return out, state
+
+
+def test_a_dry_run_decides_exactly_as_a_real_run_would_for_a_re_sent_alert() -> None:
+    real_rc = cfg(cooldown=3600, budget=RetrainBudget(count=3, period=7 * 86400))
+    real, real_state = alert_decisions(real_rc, 5, 4 * 3600)
+    dry, dry_state = alert_decisions(real_rc.model_copy(update={"dry_run": True}), 5, 4 * 3600)
+    assert real == [("launch", "alert")] + [("none", "duplicate")] * 4
+    assert dry == [("skip", "dry_run")] + [("none", "duplicate")] * 4
+    assert len(dry_state.trigger_times) == len(real_state.trigger_times) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(history=steps, rc=retrain_configs)
+def test_dry_run_decisions_equal_real_ones_with_dry_run_for_launch(
+        history: list[tuple[str, str, float, float, int, bool, int]], rc: RetrainConfig) -> None:
+    real, dry = rc.model_copy(update={"dry_run": False}), rc.model_copy(update={"dry_run": True})
+    states, launched = {"real": ModelState(), "dry": ModelState()}, set[str]()
+    now, window = 0.0, 0
+    for kind, _, dt, share, n, critical, k in history:
+        now += dt
+        if kind == "finish":
+            continue
+        window += 1
+        e = WindowEvaluation(window * 10.0, window * 10.0 + 10, n, share, share > 0.5, (), ("x",) if critical else (),
+                             point=("count", float(window)))
+        fp = alert_fingerprint("wine", f"alert{k}", "0")
+        trig = Trigger("alert", 0, 1, None, (), None, "a")
+        got = {}
+        for name, c in (("real", real), ("dry", dry)):
+            if kind == "eval":
+                d, states[name] = decide_window("wine", c, states[name], e, now, FREE, launched if name == "real" else set())
+            else:
+                d, states[name] = decide_alert("wine", c, states[name], fp, trig, now, FREE, launched if name == "real" else set())
+            got[name] = (d.action, d.reason, d.fingerprint)
+        if got["real"][0] == "launch":
+            assert got["real"][2]
+            launched.add(got["real"][2])
+            assert got["dry"] == ("skip", "dry_run", got["real"][2])
+        else:
+            assert got["dry"] == got["real"]
+
+
+def test_a_dry_run_remembers_a_bounded_number_of_triggers() -> None:
+    rc = cfg(dry_run=True, budget=RetrainBudget(count=10_000, period=1))
+    trig = Trigger("alert", 0, 1, None, (), None, "a")
+    state = ModelState()
+    for i in range(DRY_RUN_MEMORY + 5):
+        _, state = decide_alert("wine", rc, state, alert_fingerprint("wine", str(i), "0"), trig, 10.0 * i, FREE, set())
+    assert len(state.dry_launched) == DRY_RUN_MEMORY
+    assert state.dry_launched[-1] == alert_fingerprint("wine", str(DRY_RUN_MEMORY + 4), "0")
+    d, _ = decide_alert("wine", rc, state, alert_fingerprint("wine", "0", "0"), trig, 1e6, FREE, set())
+    assert d.reason == "dry_run"  # the oldest was forgotten
