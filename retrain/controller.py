@@ -5,10 +5,18 @@ for a launch) before returning; the launch itself happens on a small thread pool
 never waits for the Kubernetes API or a subprocess. Outcomes come back from the launchers'
 followers and are written once. Every counter in `snapshot()` is read from the store, so the
 numbers survive restarts and never disagree with the history reports show.
+
+`start()` never waits for the Kubernetes API (the monitor must serve whatever the API does):
+reconciliation runs on a thread per namespace, and Kubernetes launches decided before their
+namespace's first list are held until it, so a run pending from before a restart is relaunched
+once, not raced by a new one. The caps count the store's runs meanwhile (pending ones included,
+vanished ones until they are closed), so they can only err on the blocking side, except for Jobs
+the store never knew (another replica's), which count from that first list on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -19,7 +27,7 @@ from pathlib import Path
 
 from monitor.config import Config, ModelConfig, RetrainConfig
 from retrain import policy
-from retrain.history import History, JobRecord
+from retrain.history import History
 from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError
 from retrain.local import LocalLauncher, Started
 from retrain.policy import Capacity, Decision, ModelState, Trigger, WindowEvaluation
@@ -69,6 +77,11 @@ class RetrainController:
         self._local = local or LocalLauncher(clock=clock)
         self._pool = ThreadPoolExecutor(max_workers=launch_workers, thread_name_prefix="retrain-launch")
         self._lock = threading.Lock()
+        self._kube_lock = threading.Lock()
+        self._held: dict[str, list[Run]] = {}
+        """Namespaces not reconciled yet, with the launches waiting for it."""
+        self._stopping = threading.Event()
+        self._starters: list[threading.Thread] = []
         self._states: dict[str, ModelState] = self.history.states()
         self._last_eval: dict[str, WindowEvaluation] = {}
         self._launched = _Launched(self.history)
@@ -135,8 +148,17 @@ class RetrainController:
         log.log(level, "retrain_decision model=%s source=%s action=%s reason=%s fingerprint=%s job=%s",
                 model, source, decision.action, decision.reason, decision.fingerprint, run.name if run else None)
         if run is not None:
-            self._pool.submit(self._launch, run)
+            self._submit(run, ns)
         return decision
+
+    def _submit(self, run: Run, namespace: str | None) -> None:
+        """Launch on the pool, or after `namespace`'s first reconciliation if it has not happened yet."""
+        with self._lock:
+            held = self._held.get(namespace) if namespace is not None else None
+            if held is not None:
+                held.append(run)
+                return
+        self._pool.submit(self._launch, run)
 
     @staticmethod
     def _run(mc: ModelConfig, decision: Decision) -> Run:
@@ -202,7 +224,7 @@ class RetrainController:
             log.info("retrain_adopted model=%s job=%s namespace=%s", status.model, status.name, status.namespace)
 
     def _kubernetes(self) -> KubernetesLauncher:
-        with self._lock:
+        with self._kube_lock:  # not the decision lock: loading a kubeconfig may run an exec plugin
             if self._kube is None:
                 try:
                     self._kube = KubernetesLauncher()
@@ -213,22 +235,26 @@ class RetrainController:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Reconcile with what is running (cluster Jobs by label, local processes) and follow it."""
+        """Resume local runs; reconcile and follow Kubernetes namespaces in the background.
+
+        Followed: every namespace of an enabled Kubernetes-launcher model, and every namespace that
+        holds an active Kubernetes run in the store whatever the config says now (a model disabled,
+        removed or switched to local while its Job ran must still see that Job finish).
+        """
+        active = self.history.jobs(active_only=True)
         namespaces = sorted({
             rc.kubernetes.namespace
             for m in self._config.models
             if (rc := self._config.retrain_for(m)) and rc.enabled and rc.launcher == "kubernetes" and rc.kubernetes
-        })
-        active = self.history.jobs(active_only=True)
+        } | {r.namespace for r in active if r.launcher == "kubernetes" and r.namespace})
+        with self._lock:
+            self._held.update({ns: [] for ns in namespaces})
         for ns in namespaces:
-            known = [r for r in active if r.launcher == "kubernetes" and r.namespace == ns]
-            try:
-                self._start_namespace(ns, known)
-            except LaunchError as exc:  # no API configuration: pending runs get their failure recorded
-                log.error("retrain_kubernetes_unavailable namespace=%s error=%r", ns, str(exc))
-                for rec in known:
-                    if rec.state == "pending":
-                        self._pool.submit(self._launch, rec.run)
+            pending = [r.run for r in active if r.launcher == "kubernetes" and r.namespace == ns and r.state == "pending"]
+            t = threading.Thread(target=self._start_namespace, args=(ns, pending),
+                                 name=f"retrain-k8s-start-{ns}", daemon=True)
+            self._starters.append(t)
+            t.start()
         for rec in active:
             if rec.launcher != "local":
                 continue
@@ -239,32 +265,66 @@ class RetrainController:
             self._local.resume(rec.name, rec.pid, rec.pid_created, rec.log_path, rec.started_at or rec.created_at,
                                rc.local, self._on_outcome)
 
-    def _start_namespace(self, ns: str, known: list[JobRecord]) -> None:
-        kube = self._kubernetes()
+    def _start_namespace(self, ns: str, pending: list[Run]) -> None:
+        """First list of `ns`: adopt, relaunch runs decided but never created, close vanished ones; then follow."""
+        relaunch = pending  # without a list (API down, no configuration), each relaunch records its own failure
         try:
-            items, rv = kube.list_jobs(ns)
-        except Exception as exc:  # API down at start-up: relaunch pending runs, the follower relists
-            log.warning("retrain_list_failed namespace=%s error=%r", ns, str(exc))
-            for rec in known:
-                if rec.state == "pending":
-                    self._pool.submit(self._launch, rec.run)
-            kube.follow(ns, self._on_kube_status, None)
-            return
-        for item in items:
-            self._on_kube_status(item)
-        found = {i.name for i in items}
-        for rec in known:
-            if rec.name in found:
-                continue
-            if rec.state == "pending":
-                self._pool.submit(self._launch, rec.run)  # the monitor stopped between deciding and creating
+            kube = self._kubernetes()
+            try:
+                items, rv = kube.list_jobs(ns)
+            except Exception as exc:  # the follower keeps relisting until the API answers
+                if not self._stopping.is_set():
+                    log.warning("retrain_list_failed namespace=%s error=%r", ns, str(exc))
+                rv = None
             else:
-                self._on_outcome(rec.name, "failed", None, "Job not found at start-up (deleted while the monitor was down)")
-        kube.follow(ns, self._on_kube_status, rv)
+                for item in items:
+                    self._on_kube_status(item)
+                found = {i.name for i in items}
+                relaunch = [r for r in pending if r.name not in found]
+                self._close_vanished(ns, found, "Job not found at start-up (deleted while the monitor was down)")
+            if not self._stopping.is_set():
+                kube.follow(ns, self._on_kube_status, rv, on_relist=lambda jobs: self._close_vanished(
+                    ns, {j.name for j in jobs}, "Job not found on relist (deleted before finishing, e.g. "
+                    "kubectl delete or TTL clean-up)"))
+        except LaunchError as exc:  # no API configuration
+            log.error("retrain_kubernetes_unavailable namespace=%s error=%r", ns, str(exc))
+        except Exception:  # the store closed under us at shutdown, or a bug: never kill start-up silently
+            if not self._stopping.is_set():
+                log.exception("retrain_reconcile_error namespace=%s", ns)
+        finally:
+            with self._lock:
+                held = self._held.pop(ns, [])
+            if not self._stopping.is_set():
+                with contextlib.suppress(RuntimeError):  # the pool shut down as we got here: they stay pending
+                    for run in [*relaunch, *held]:
+                        self._pool.submit(self._launch, run)
+
+    def _close_vanished(self, ns: str, found: set[str], detail: str) -> None:
+        """Runs recorded running in `ns` but absent from a list, confirmed gone by a GET, are failed.
+
+        The GET matters: a Job created while the list was in flight is missing from it, yet exists.
+        Pending runs are left to their launch, which records its own outcome. A GET that fails
+        leaves the run for the next list.
+        """
+        kube = self._kubernetes()
+        for rec in self.history.jobs(active_only=True):
+            if rec.launcher != "kubernetes" or rec.namespace != ns or rec.state != "running" or rec.name in found:
+                continue
+            try:
+                gone = not kube.exists(rec.name, ns)
+            except Exception as exc:
+                if not self._stopping.is_set():
+                    log.warning("retrain_reconcile_failed namespace=%s job=%s error=%r", ns, rec.name, str(exc))
+                continue
+            if gone:
+                self._on_outcome(rec.name, "failed", None, detail)
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._kube is not None:
             self._kube.stop()
+        for t in self._starters:
+            t.join(1.0)  # one stuck in an API call is a daemon; it touches nothing once stopping is set
         self._local.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._owns_history:

@@ -6,7 +6,8 @@ retry after a timeout whose request did land, a restarted monitor, a second repl
 refused connections) are retried with capped exponential backoff and jitter, then reported.
 
 Status is followed per namespace with a watch that resumes from the last resourceVersion; a 410
-Gone relists; a watch that keeps failing falls back to polling with a periodic list.
+Gone relists; a watch that keeps failing falls back to polling with a periodic list. Every list is
+also handed over whole (`on_relist`), so Jobs that vanished while no watch was open are noticed.
 """
 
 from __future__ import annotations
@@ -92,12 +93,18 @@ def job_status(job: dict[str, Any], deleted: bool = False) -> JobStatus:
 
 
 def default_api_client() -> client.ApiClient:
-    """In-cluster service account first, then the local kubeconfig."""
+    """In-cluster service account first, then the local kubeconfig.
+
+    urllib3's own retries are off: `Retry` is the only retry loop, so `Retry.timeout` bounds each
+    attempt (urllib3's default would repeat every request 3 more times inside each attempt).
+    """
+    cfg = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=cfg)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=cfg)
+    cfg.retries = False
+    return client.ApiClient(cfg)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -194,15 +201,32 @@ class KubernetesLauncher:
         items = [job_status(item) for item in data.get("items") or []]
         return items, (data.get("metadata") or {}).get("resourceVersion", "")
 
+    def exists(self, name: str, namespace: str) -> bool:
+        """Whether the Job is in the cluster now (a GET: authoritative, unlike a list taken earlier)."""
+        try:
+            self._call(f"get {namespace}/{name}", lambda: self._batch.read_namespaced_job(
+                name, namespace, _request_timeout=self.retry.timeout))
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def delete(self, name: str, namespace: str) -> None:
         self._call(f"delete {namespace}/{name}", lambda: self._batch.delete_namespaced_job(
             name, namespace, propagation_policy="Background", _request_timeout=self.retry.timeout))
 
     # -- following --------------------------------------------------------------------------------
 
-    def follow(self, namespace: str, on_status: Callable[[JobStatus], None], resource_version: str | None) -> None:
-        """Report every status change of driftwatch's Jobs in `namespace` from a background thread."""
-        t = threading.Thread(target=self._follow, args=(namespace, on_status, resource_version),
+    def follow(self, namespace: str, on_status: Callable[[JobStatus], None], resource_version: str | None,
+               on_relist: Callable[[list[JobStatus]], None] | None = None) -> None:
+        """Report every status change of driftwatch's Jobs in `namespace` from a background thread.
+
+        Each (re)list reports its Jobs to `on_status`, then the whole list to `on_relist`: a Job
+        deleted while no watch was open (reconnecting, polling, after a 410) is only noticed by
+        its absence there.
+        """
+        t = threading.Thread(target=self._follow, args=(namespace, on_status, resource_version, on_relist),
                              name=f"retrain-k8s-follow-{namespace}", daemon=True)
         self._threads.append(t)
         t.start()
@@ -218,7 +242,8 @@ class KubernetesLauncher:
                         w.stop()
                 t.join(0.05)
 
-    def _follow(self, ns: str, on_status: Callable[[JobStatus], None], rv: str | None) -> None:
+    def _follow(self, ns: str, on_status: Callable[[JobStatus], None], rv: str | None,
+                on_relist: Callable[[list[JobStatus]], None] | None) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
@@ -226,6 +251,8 @@ class KubernetesLauncher:
                     items, rv = self.list_jobs(ns)
                     for item in items:
                         on_status(item)
+                    if on_relist is not None:
+                        on_relist(items)
                 if failures >= self.watch_failures_before_polling:
                     # Polling mode: the list above was this round's poll; try the watch again later.
                     failures -= 1

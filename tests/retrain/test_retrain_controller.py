@@ -219,9 +219,13 @@ def test_start_adopts_running_jobs_and_closes_vanished_ones(api: FakeKubeAPI, ma
     assert rc is not None and rc.kubernetes is not None
     assert api.create("ml", build_job(other, rc.kubernetes))[0] == 201
     second = make_controller(db=db)
-    states = {r.name: r.state for r in second.history.jobs(model="wine")}
-    assert states == {launched.name: "failed", other.name: "running"}
+
+    def states() -> dict[str, str]:
+        return {r.name: r.state for r in second.history.jobs(model="wine")}
+
+    wait_for(lambda: states() == {launched.name: "failed", other.name: "running"})
     assert second.snapshot()["wine"].active == 1
+    assert second.history.job(launched.name).detail.startswith("Job not found at start-up")  # type: ignore[union-attr]
 
 
 # -- a monitor restart in the middle of a trigger -----------------------------------------------------
