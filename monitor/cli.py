@@ -11,11 +11,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(
     name="driftwatch",
@@ -65,16 +68,28 @@ def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to
             problems.append(f"{where}: file not found: {path}")
             continue
         try:  # the monitor would start but never become ready: say so now
-            columns = set(load_reference(model).columns)
+            reference = load_reference(model)
         except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
             problems.append(f"{where}: cannot read {path} ({type(exc).__name__}: {str(exc)[:200]})")
             continue
-        if missing := [c.name for c in model.columns if c.name not in columns]:
+        if missing := [c.name for c in model.columns if c.name not in reference.columns]:
             problems.append(f"{where}: {path} has no column(s) {', '.join(missing)}")
+        # A column without one usable reference value can never drift: every window would say "no drift".
+        for c in model.columns:
+            if c.name in reference.columns and not _usable_values(reference[c.name], c.type):
+                kind = "finite number" if c.type == "numeric" else "non-missing value"
+                problems.append(f"{where}: column {c.name} of {path} has no {kind}: it could never drift")
     if problems:
         fail(f"{config}: {len(problems)} error(s)\n" + "\n".join(f"  {p}" for p in problems))
     n_cols = sum(len(m.columns) for m in cfg.models)
     console.print(f"[green]ok[/] {escape(str(config))}: {len(cfg.models)} model(s), {n_cols} monitored column(s)")
+
+
+def _usable_values(column: pd.Series, kind: str) -> int:
+    """Rows of a reference column the drift engine can compare (see monitor/drift/values.py)."""
+    from monitor.drift.values import categorical_values, numeric_values
+
+    return int(numeric_values(column).finite.size) if kind == "numeric" else categorical_values(column).n_valid
 
 
 # -- commands added by the other modules register below this line ---------------------------------

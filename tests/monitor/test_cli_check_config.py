@@ -72,3 +72,18 @@ def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path) -> None:
     res = runner.invoke(app, ["check-config", str(cfg)])
     assert res.exit_code == 2 and "nested too deeply" in res.output
     assert not isinstance(res.exception, RecursionError)
+
+
+def test_a_reference_column_without_usable_values_is_reported(tmp_path: Path) -> None:
+    """Such a column can never drift: every window would quietly say "no drift"."""
+    (tmp_path / "ref.csv").write_text("x,y,z\nabc,,1\ndef,,2\nghi,,3\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "version: 1\nmodels:\n  - name: m\n    features: [{name: x, type: numeric}, {name: y, type: categorical},"
+        " {name: z, type: numeric}]\n    reference: {path: ref.csv}\n"
+    )
+    res = runner.invoke(app, ["check-config", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert "column x of" in res.output and "no finite number" in res.output
+    assert "column y of" in res.output and "no non-missing value" in res.output
+    assert "column z" not in res.output
