@@ -15,6 +15,7 @@ import sqlite3
 
 from monitor.config import Config
 from monitor.store import EventStore
+from monitor.storelock import StoreInUse, StoreLock
 
 __all__ = ["ServeError", "run_server"]
 
@@ -39,7 +40,10 @@ def _check_listen(host: str, port: int) -> None:
 
 def _check_store(config: Config) -> None:
     try:
+        StoreLock(config.server.store.path).acquire().release()  # the monitor takes it for good at start-up
         EventStore(config.server.store.path).close()
+    except StoreInUse as exc:
+        raise ServeError(str(exc)) from None
     except (OSError, sqlite3.Error, RuntimeError) as exc:
         raise ServeError(f"cannot open the event store {config.server.store.path}: {exc}") from None
 

@@ -32,6 +32,7 @@ from monitor.capture.cloudevents import Half, join_halves
 from monitor.config import Config, ModelConfig
 from monitor.snapshot import ModelSnapshot, WindowInfo
 from monitor.store import EvaluationRow, EventRow, EventStore, PendingHalf, StoredEvent
+from monitor.storelock import StoreLock
 from monitor.windows import DueWindow, SlidingWindow
 
 __all__ = ["CloudEventOutcome", "IngestResult", "Monitor", "UnknownModel", "load_reference"]
@@ -132,6 +133,7 @@ class Monitor:
             m.name: _ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window)) for m in config.models
         }
         self.store: EventStore | None = None
+        self._store_lock: StoreLock | None = None
         self.unknown_model_events = 0
         self.profile_errors: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -165,9 +167,13 @@ class Monitor:
             self._writer.submit(store.close).result()
         self._writer.shutdown(wait=True)
         self.store = None
+        if self._store_lock is not None:
+            self._store_lock.release()
+            self._store_lock = None
 
     def _open(self) -> None:
         cfg = self.config.server.store
+        self._store_lock = StoreLock(cfg.path).acquire()  # StoreInUse when another monitor writes this file
         store = EventStore(cfg.path, synchronous="FULL" if cfg.synchronous == "full" else "NORMAL")
         for state in self._models.values():
             self._rebuild(store, state)
