@@ -228,14 +228,17 @@ class KubernetesLauncher:
         """
         t = threading.Thread(target=self._follow, args=(namespace, on_status, resource_version, on_relist),
                              name=f"retrain-k8s-follow-{namespace}", daemon=True)
-        self._threads.append(t)
-        t.start()
+        t.start()  # before it is listed: stop() may run now, from another thread, and joins what is listed
+        with self._lock:
+            self._threads.append(t)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop following; open watches are cut (again, if one was still connecting)."""
         self._stop.set()
         deadline = time.monotonic() + timeout
-        for t in self._threads:
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
             while t.is_alive() and time.monotonic() < deadline:
                 with self._lock:
                     for w in list(self._watches):

@@ -8,7 +8,8 @@ manifest a test sends is checked like an API server would.
 
 Test controls: `inject()` faults (status codes, delays before or after the request takes effect),
 `complete()` / `fail()` a Job, `compact()` the event history (so old watches get 410), and
-`requests` (method, path) for assertions. Reusable by any test that needs a cluster.
+`requests` (method, path) for assertions. Reusable by any test that needs a cluster. `BlackHole`
+is the API server that accepts and never answers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -441,3 +443,38 @@ def running_api(**kwargs: Any) -> Iterator[FakeKubeAPI]:
         yield api
     finally:
         api.stop()
+
+
+class BlackHole:
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (an API server hung or
+    behind a dead load balancer); `accepted` counts the connections, so retries can be counted."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._held: list[socket.socket] = []
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:  # closed
+                return
+            self._held.append(conn)
+            self.accepted += 1
+
+    def __enter__(self) -> BlackHole:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._sock.close()
+        for conn in self._held:
+            conn.close()

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_api import FakeKubeAPI, running_api
+from kube_api import BlackHole, FakeKubeAPI, running_api
+from kubernetes import client
 
 from monitor.config import Config, parse_config
 from retrain.controller import RetrainController
@@ -318,3 +319,98 @@ def test_history_schema_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(SchemaError, match="99"):
         History(db)
+
+
+# -- start-up never waits for the Kubernetes API; reconciliation follows it -----------------------------
+
+
+def test_start_returns_while_the_api_never_answers(tmp_path: Path) -> None:
+    with BlackHole() as hole:
+        cfg = client.Configuration(host=hole.url)
+        cfg.retries = False
+        kube = KubernetesLauncher(client.ApiClient(cfg), retry=Retry(attempts=3, base=0.02, cap=0.1, timeout=(1.0, 5.0)))
+        c = RetrainController(make_config(tmp_path, consecutive_windows=1), tmp_path / "driftwatch.db",
+                              clock=Clock(), kubernetes=kube, local=LocalLauncher(poll_interval=0.05))
+        try:
+            started = time.monotonic()
+            c.start()
+            assert time.monotonic() - started < 1.0  # one API call alone would take 5 s here
+            wait_for(lambda: hole.accepted >= 1)  # reconciliation is under way, in the background
+            # Decisions are made meanwhile: a local run proceeds, a Kubernetes launch waits for its namespace.
+            assert c.on_evaluation("churn", window(0)).action == "launch"
+            wait_for(lambda: c.snapshot()["churn"].outcomes["succeeded"] == 1)
+            assert c.on_evaluation("wine", window(0)).action == "launch"
+            assert [r.state for r in c.history.jobs(model="wine")] == ["pending"]
+        finally:
+            stopping = time.monotonic()
+            c.stop()
+            assert time.monotonic() - stopping < 4.0
+
+
+def test_reconciliation_happens_once_the_api_answers(api: FakeKubeAPI, make_controller, tmp_path: Path) -> None:
+    db = tmp_path / "driftwatch.db"
+    first = make_controller(make_config(tmp_path, consecutive_windows=1, max_active=2, cooldown=0), db=db)
+    first.on_evaluation("wine", window(0))
+    wait_for(lambda: len(api.jobs("ml")) == 1 and first.history.jobs()[0].state == "running")
+    (vanished,) = first.history.jobs()
+    first.stop()
+    api.delete("ml", vanished.name)  # deleted while the monitor was down
+    # The API is slow: the first two lists time out (read timeout 2 s), the third answers.
+    api.inject("GET", r"/namespaces/ml/jobs$", status=None, delay=2.5, times=2)
+    second = make_controller(make_config(tmp_path, consecutive_windows=1, max_active=2, cooldown=0), db=db)
+    assert second.history.job(vanished.name).state == "running"  # type: ignore[union-attr]  # not reconciled yet
+    held = second.on_evaluation("wine", window(1))
+    assert held.action == "launch" and api.jobs("ml") == []  # decided, held until the namespace is reconciled
+    wait_for(lambda: second.history.job(vanished.name).state == "failed")  # type: ignore[union-attr]
+    wait_for(lambda: [j["metadata"]["labels"]["driftwatch.io/trigger"] for j in api.jobs("ml")] == [held.fingerprint])
+    wait_for(lambda: second.snapshot()["wine"].active == 1)
+    assert sum(1 for m, _ in api.requests if m == "POST") == 2  # the first run's and the held one's, once each
+
+
+def test_a_job_deleted_while_the_watch_reconnects_is_closed(api: FakeKubeAPI, tmp_path: Path) -> None:
+    kube = KubernetesLauncher(api.api_client(), retry=Retry(attempts=3, base=0.02, cap=0.1, timeout=(1.0, 2.0)),
+                              watch_timeout=1, poll_interval=0.2)
+    c = RetrainController(make_config(tmp_path, consecutive_windows=1, cooldown=0), tmp_path / "driftwatch.db",
+                          clock=Clock(), kubernetes=kube)
+    try:
+        c.start()
+        c.on_evaluation("wine", window(0))
+        wait_for(lambda: len(api.jobs("ml")) == 1 and c.history.jobs()[0].state == "running")
+        (rec,) = c.history.jobs()
+        watches = sum(1 for _, p in api.requests if p.endswith("?watch"))
+        # The next watch request hangs, then fails; `kubectl delete job` lands in that gap.
+        api.inject("GET", "/jobs$", status=500, delay=1.0, watch_only=True)
+        wait_for(lambda: sum(1 for _, p in api.requests if p.endswith("?watch")) > watches)
+        api.delete("ml", rec.name)
+        wait_for(lambda: c.history.job(rec.name).state == "failed")  # type: ignore[union-attr]
+        assert c.history.job(rec.name).detail.startswith("Job not found on relist")  # type: ignore[union-attr]
+        assert c.snapshot()["wine"].active == 0
+        assert c.on_evaluation("wine", window(1)).action == "launch"  # max_active no longer blocks the model
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize("change", ["disabled", "removed", "switched_to_local"])
+def test_jobs_of_a_model_no_longer_launching_on_kubernetes_are_still_followed(
+        api: FakeKubeAPI, make_controller, tmp_path: Path, change: str) -> None:
+    db = tmp_path / "driftwatch.db"
+    data = config_data(tmp_path, consecutive_windows=1)
+    data["defaults"]["max_active_jobs_total"] = 1
+    first = make_controller(parse_config(data), db=db)
+    first.on_evaluation("wine", window(0))
+    wait_for(lambda: len(api.jobs("ml")) == 1 and first.history.jobs()[0].state == "running")
+    first.stop()
+    wine = data["models"][0]
+    if change == "disabled":
+        wine["retrain"]["enabled"] = False
+    elif change == "removed":
+        del wine["retrain"]
+    else:
+        wine["retrain"] = {**data["models"][1]["retrain"], "consecutive_windows": 1}
+    second = make_controller(parse_config(data), db=db)
+    (name,) = [j["metadata"]["name"] for j in api.jobs("ml")]
+    wait_for(lambda: any(p.endswith("?watch") for _, p in api.requests[-3:]))
+    assert second.on_evaluation("churn", window(0)).reason == "max_active_total"  # the Job still runs
+    api.complete("ml", name)
+    wait_for(lambda: second.history.job(name).state == "succeeded")  # type: ignore[union-attr]
+    assert second.on_evaluation("churn", window(1)).action == "launch"  # its slot is free again

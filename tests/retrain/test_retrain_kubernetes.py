@@ -7,11 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_api import FakeKubeAPI, running_api
+import yaml
+from kube_api import BlackHole, FakeKubeAPI, running_api
 from kubernetes import client
+from kubernetes.config import kube_config
 
 from monitor.config import KubernetesLauncher as KubeConfig
 from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError, Retry, job_outcome
@@ -266,3 +269,23 @@ def test_stop_interrupts_an_open_watch_promptly(api: FakeKubeAPI) -> None:
     started = time.monotonic()
     k.stop()
     assert time.monotonic() - started < 3
+
+
+def test_the_default_client_does_not_retry_inside_each_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # urllib3's default would send each request 4 times inside each of our attempts, so a hung API
+    # server would cost 4 × the timeout per attempt: one connection per attempt is what bounds it.
+    with BlackHole() as hole:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "hole",
+            "clusters": [{"name": "hole", "cluster": {"server": hole.url}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "hole", "context": {"cluster": "hole", "user": "u"}}],
+        }))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        # $KUBECONFIG is read when the client is imported; this is where it lands.
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+        k = KubernetesLauncher(retry=Retry(attempts=2, base=0.01, cap=0.01, timeout=(1.0, 0.3)))
+        with pytest.raises(LaunchError, match=r"gave up after 2 attempt.*(timed out|Timeout)"):
+            k.list_jobs("ml")
+        assert hole.accepted == 2
