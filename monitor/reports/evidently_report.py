@@ -150,11 +150,19 @@ def _prepared(frame: pd.DataFrame, plans: Sequence[ColumnPlan]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+SCRIPT_SAFE_LT = "<\u200b"
+"""`<` followed by a zero-width space: looks the same, but can never start `</script` or `<!--`."""
+
+
 def _category(value: Any) -> str:
-    """`3.0` and `3` are one category (as in our engine), anything else its string."""
+    """`3.0` and `3` are one category (as in our engine), anything else its string.
+
+    Evidently writes category values raw into a `<script>` block of its page, so a value from model
+    traffic such as `</script><script>...` would run; every `<` is defused (the page is also sandboxed).
+    """
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return str(value).replace("<", SCRIPT_SAFE_LT)
 
 
 def _scores(snapshot: Mapping[str, Any]) -> dict[str, EvidentlyScore]:

@@ -1,6 +1,7 @@
 """`driftwatch report`: the same report from two files, without a running monitor.
 
-The page is one self-contained file: Evidently's page is inlined (iframe `srcdoc`) instead of linked.
+The page is one self-contained file: Evidently's page is inlined (a sandboxed iframe's `srcdoc`) instead
+of linked; see monitor/reports/build.py for why it is sandboxed.
 """
 
 from __future__ import annotations

