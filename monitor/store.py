@@ -132,6 +132,17 @@ def _insert_sql(n_rows: int) -> str:
     return f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {','.join([row] * n_rows)}"
 
 
+_EVALUATION_COLUMNS = (
+    "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at"
+)
+_MAX_REC = 2**63 - 1
+
+
+def _evaluation_row(row: tuple[Any, ...]) -> EvaluationRow:
+    m, start, end, fs, ls, fr, lr, n, result, at = row
+    return EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at)
+
+
 class EventStore:
     """The SQLite event log. Use from one thread at a time (see module docstring)."""
 
@@ -319,6 +330,39 @@ class EventStore:
             (model, limit),
         ).fetchall()
         return [EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at) for m, start, end, fs, ls, fr, lr, n, result, at in rows]
+
+    def evaluation_at(self, model: str, last_rec: int) -> EvaluationRow | None:
+        """The newest evaluation of the model's window ending at record `last_rec` (one row parsed)."""
+        row = self._db.execute(
+            f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? AND last_rec = ? ORDER BY id DESC LIMIT 1",
+            (model, last_rec),
+        ).fetchone()
+        return None if row is None else _evaluation_row(row)
+
+    def window_evaluations(self, model: str, limit: int, up_to: int | None = None) -> list[EvaluationRow]:
+        """The latest `limit` windows ending at or before record `up_to`, newest first, each window's
+        newest evaluation only: picked on the (model, last_rec) index, so only returned rows are parsed."""
+        rows = self._db.execute(
+            f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE id IN ("
+            " SELECT MAX(id) FROM evaluations WHERE model = ? AND last_rec <= ?"
+            " GROUP BY last_rec ORDER BY last_rec DESC LIMIT ?) ORDER BY last_rec DESC",
+            (model, _MAX_REC if up_to is None else up_to, limit),
+        ).fetchall()
+        return [_evaluation_row(row) for row in rows]
+
+    def accepted_between(self, model: str, first_rec: int, last_rec: int) -> Iterator[StoredEvent]:
+        """Accepted events holding records with ordinals in [`first_rec`, `last_rec`], oldest first.
+
+        Bounded on the (model, rec_end) index by the first event reaching `last_rec`, so reading an
+        old window never walks the rest of the store."""
+        cur = self._db.execute(
+            "SELECT seq, model, id, ts, reason, n_records, rec_end, raw FROM events"
+            " WHERE model = ? AND rec_end >= ? AND rec_end <= ("
+            "  SELECT MIN(rec_end) FROM events WHERE model = ? AND rec_end >= ?) ORDER BY rec_end",
+            (model, first_rec, model, last_rec),
+        )
+        for row in cur:
+            yield StoredEvent(*row)
 
     # -- retention ----------------------------------------------------------------------------------
 

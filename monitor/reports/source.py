@@ -64,14 +64,14 @@ class StoreReportSource:
     A window's id is the ordinal of its last record (`last_rec`): unique per model, known as soon as
     the window is evaluated (so alerts and retraining Jobs can link to it) and stable across
     restarts. It opens its own connection to the store file (WAL lets it read beside the monitor's
-    writer) and serializes its own use of it. Windows are looked up among the latest
-    `scan_limit` evaluations; records come from re-parsing the window's stored events, as the
-    monitor does when it rebuilds windows after a restart.
+    writer) and serializes its own use of it. Windows are looked up by id on the store's
+    (model, last_rec) index, so a lookup (a miss too) parses only the results it returns; records
+    come from re-parsing the window's stored events, as the monitor does when it rebuilds windows
+    after a restart.
     """
 
-    def __init__(self, config: Config, *, scan_limit: int = 1000) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.scan_limit = scan_limit
         self._lock = threading.Lock()
         self._store: EventStore | None = None
         self._references: dict[str, pd.DataFrame] = {}
@@ -98,46 +98,29 @@ class StoreReportSource:
             evaluated_at=row.evaluated_at, result=row.result,
         )
 
-    def _rows(self, model: str, limit: int) -> list[EvaluationRow]:
-        with self._lock:
-            return self._db().evaluations(model, limit=limit)
-
     def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
-        rows = self._rows(model, limit if before is None else self.scan_limit)
-        picked: list[Evaluation] = []
-        seen: set[int] = set()
-        for row in rows:  # newest first; a window evaluated twice keeps its newest evaluation
-            if (before is not None and row.last_rec > before) or row.last_rec in seen:
-                continue
-            seen.add(row.last_rec)
-            picked.append(self._evaluation(row))
-            if len(picked) == limit:
-                break
-        return picked[::-1]
+        with self._lock:
+            rows = self._db().window_evaluations(model, limit, up_to=before)
+        return [self._evaluation(row) for row in reversed(rows)]
 
     def evaluation(self, model: str, window_id: int) -> Evaluation | None:
-        for row in self._rows(model, self.scan_limit):
-            if row.last_rec == window_id:
-                return self._evaluation(row)
-        return None
+        with self._lock:
+            row = self._db().evaluation_at(model, window_id)
+        return None if row is None else self._evaluation(row)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        ev = next((r for r in self._rows(model, self.scan_limit) if r.last_rec == window_id), None)
-        if ev is None:
-            raise LookupError(f"no evaluated window {window_id} for model {model!r}")
         cfg = self.config.model(model)
         schema = ModelSchema.from_config(cfg)
         records: list[dict[str, Any]] = []
         with self._lock:
-            events = list(self._db().accepted_since(model, ev.first_rec - 1))
-        for stored in events:
-            first = (stored.rec_end or 0) - stored.n_records + 1
-            if first > ev.last_rec:
-                break
-            parsed = event_records(schema, CapturedEvent.model_validate_json(stored.raw))
-            for ordinal, record in enumerate(parsed, start=first):
-                if ev.first_rec <= ordinal <= ev.last_rec:
-                    records.append(record)
+            ev = self._db().evaluation_at(model, window_id)
+            if ev is None:
+                raise LookupError(f"no evaluated window {window_id} for model {model!r}")
+            # Only the window's events, parsed one at a time: an old window costs its own size.
+            for stored in self._db().accepted_between(model, ev.first_rec, ev.last_rec):
+                first = (stored.rec_end or 0) - stored.n_records + 1
+                parsed = event_records(schema, CapturedEvent.model_validate_json(stored.raw))
+                records.extend(r for ordinal, r in enumerate(parsed, start=first) if ev.first_rec <= ordinal <= ev.last_rec)
         if len(records) != ev.n_records:
             raise LookupError(f"the store holds {len(records)} of the window's {ev.n_records} records (retention)")
         return pd.DataFrame.from_records(records, columns=[c.name for c in cfg.columns])
