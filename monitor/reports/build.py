@@ -173,11 +173,11 @@ def _agreement(f: FeatureResult, ev: EvidentlySection | None) -> str:
 
 
 def _value(f: FeatureResult) -> str:
-    """The number the verdict rests on: the distance, or the p-value (and its BH adjustment)."""
+    """The distance, or the raw p-value (what the score metric exports) and the adjusted one the verdict uses."""
     if not f.is_test:
         return _n(f.score)
-    if f.adjusted_p_value is not None and f.p_value is not None and f.adjusted_p_value != f.p_value:
-        return f'p {_n(f.p_value)} <span class="muted">(adj. {_n(f.adjusted_p_value)})</span>'
+    if f.adjusted_p_value is not None and f.p_value is not None:
+        return f'p {_n(f.p_value)} <span class="muted">· adjusted {_n(f.adjusted_p_value)}</span>'
     return f"p {_n(decision_value(f))}"
 
 
@@ -246,7 +246,7 @@ def _before_after(view: ReportView) -> str:
         body = _category_card(f) if "categories" in f.details else _quantile_card(f)
         cards.append(
             f'<div class="card" data-feature="{escape(f.name)}"><h3>{escape(f.name)} '
-            f'<span class="muted">· {escape(f.method)} {_n(f.score)}</span></h3>{body}</div>'
+            f'<span class="muted">· {escape(f.method)} {_value(f)}</span></h3>{body}</div>'
         )
     if not cards:
         return '<p class="muted">No column drifted in this window.</p>'
@@ -325,10 +325,14 @@ def render_report(
 </section>
 <section class="card" id="drifted"><h2>Columns, most drifted first</h2>
 <p class="sub">Drifted: <strong id="drifted-names">{escape(drifted_names)}</strong>. Distances drift at or above their
-threshold; tests drift when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below it.</p>
+threshold; tests drift when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below it.
+For tests the score column gives the raw p-value, as the metric <code>driftwatch_feature_drift_score</code> exports
+it, and the adjusted p-value the verdict uses.</p>
 {_columns_table(view, evidently)}</section>
 <section class="card" id="history"><h2>Score history</h2>
-<p class="sub">Each column's score over the last {len(view.history)} window(s); the dashed red line is the threshold, red dots are drifted windows.</p>
+<p class="sub">Each column's score over the last {len(view.history)} window(s); the dashed red line is the threshold, red dots are drifted windows.
+For tests the plot shows the p-value the verdict compares with the threshold (its panel says which: Benjamini–Hochberg
+adjusted when that correction is on), so it can be higher than the raw p-value the score metric exports.</p>
 <div class="plot">{history_svg(view.series)}</div></section>
 <section class="card" id="before-after"><h2>Before and after</h2>
 <p class="sub">Reference vs this window for each drifted column: quantiles for numeric columns, category shares for categorical ones.</p>

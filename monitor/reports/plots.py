@@ -44,6 +44,8 @@ class ScoreSeries:
     threshold: float
     lower_is_drift: bool
     points: tuple[HistoryPoint, ...]
+    quantity: str = ""
+    """What is plotted when the method alone does not say (e.g. `BH-adjusted p`), shown in the title."""
 
 
 def _fmt(x: float) -> str:
@@ -102,7 +104,7 @@ def _panel(series: ScoreSeries, x0: float, y0: float) -> list[str]:
     out = [
         f'<g class="panel" data-feature="{escape(series.feature)}">',
         f'<text x="{_fmt(x0 + PAD_L)}" y="{_fmt(y0 + 17)}" class="ptitle">{escape(series.feature)}'
-        f'<tspan class="pmethod"> · {escape(series.method)}</tspan></text>',
+        f'<tspan class="pmethod"> · {escape(series.method)}{f" · {escape(series.quantity)}" if series.quantity else ""}</tspan></text>',
     ]
     for t in ticks:
         v = 10**t if log else t

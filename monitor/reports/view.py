@@ -1,8 +1,12 @@
 """From stored evaluations to what a report shows (pure: no I/O, no HTML).
 
 Stored results are `DriftResult.to_dict()`; they are turned back into the engine's own result types
-so ranking ("furthest past its threshold first") and p-value handling are defined once, in
-monitor.drift, and the report can never disagree with the metrics or the alerts.
+so verdicts, ranking ("furthest past its threshold first") and p-value handling are defined once, in
+monitor.drift: the report's verdicts are the metrics' and the alerts'. Its numbers differ in one place,
+on purpose: for p-value tests `driftwatch_feature_drift_score` exports the raw p-value, while the
+history plot shows the value the verdict compares with the threshold (`decision_value`: the
+Benjamini-Hochberg adjusted p-value when that correction is on), so drifted windows sit on the drift
+side of the threshold line. The plot names what it shows and the columns table gives both p-values.
 """
 
 from __future__ import annotations
@@ -127,6 +131,13 @@ def decision_value(f: FeatureResult) -> float:
     return f.score
 
 
+def _quantity(f: FeatureResult) -> str:
+    """Names the plotted p-value of a test; a distance is what its method says."""
+    if not f.is_test:
+        return ""
+    return "BH-adjusted p" if f.adjusted_p_value is not None else "p-value"
+
+
 def _series(history: Sequence[tuple[WindowRef, DriftResult]], current: DriftResult) -> tuple[ScoreSeries, ...]:
     """One series per column of the current window, drifted columns first (as ranked), then the rest."""
     ranked = [f.name for f in current.drifted_features()]
@@ -143,7 +154,7 @@ def _series(history: Sequence[tuple[WindowRef, DriftResult]], current: DriftResu
                 continue
             value = decision_value(past)
             points.append(HistoryPoint(str(ref.window_id), None if math.isnan(value) else value, past.drifted))
-        out.append(ScoreSeries(name, f.method, f.threshold, f.is_test, tuple(points)))
+        out.append(ScoreSeries(name, f.method, f.threshold, f.is_test, tuple(points), _quantity(f)))
     return tuple(out)
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
+
+from monitor.drift import ColumnSpec, EngineSettings, build_profile, evaluate
 from monitor.reports.build import EvidentlySection, render_error, render_index, render_report
 from monitor.reports.plots import history_svg
+from monitor.reports.source import Evaluation
 from monitor.reports.view import index_row, report_view
 from tests.reports.conftest import check_golden
 from tests.reports.memory_source import MemorySource
@@ -21,7 +26,9 @@ def test_drifted_features_named_by_the_result_are_on_the_page_ranked(source: Mem
     html = render_report(view)
     ranked = [f.name for f in view.result.drifted_features()]
     assert ranked and {"tenure_months", "monthly_charges", "contract"} <= set(ranked)
-    names = re.search(r'id="drifted-names">([^<]*)<', html).group(1)
+    found = re.search(r'id="drifted-names">([^<]*)<', html)
+    assert found is not None
+    names = found.group(1)
     assert names.split(", ") == ranked
     rows = re.findall(r'<tr class="drifted" data-feature="([^"]+)"', html)
     assert rows == ranked  # the table lists drifted columns first, in the engine's ranking
@@ -79,8 +86,27 @@ def test_our_pages_forbid_script_and_evidentlys_frame_is_sandboxed(source: Memor
 
 
 def test_index_lists_models_with_verdict_and_links(source: MemorySource) -> None:
-    rows = [index_row(m, (source.evaluations(m, 1) or [None])[-1]) for m in source.models()]
+    rows = [index_row(m, next(reversed(source.evaluations(m, 1)), None)) for m in source.models()]
     html = render_index(rows)
     assert 'href="/reports/churn"' in html and 'href="/reports/wine"' in html
     assert "not evaluated yet" in html  # wine has no window in this source
     assert 'data-model="churn"' in html and "badge drift" in html
+
+
+def test_a_tests_raw_and_adjusted_p_values_are_both_shown_and_the_plot_names_the_adjusted_one() -> None:
+    """The score metric exports the raw p-value; the verdict and the plot use the BH-adjusted one."""
+    rng = np.random.default_rng(11)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 600), "b": rng.normal(0, 1, 600)})
+    cur = pd.DataFrame({"a": rng.normal(0.12, 1, 500), "b": rng.normal(0, 1, 500)})
+    specs = [ColumnSpec("a", "numeric", "ks"), ColumnSpec("b", "numeric", "ks")]
+    result = evaluate(build_profile(ref, specs, EngineSettings(multiple_testing="bh")), cur)
+    a = result.features["a"]
+    assert a.p_value is not None and a.adjusted_p_value is not None and a.adjusted_p_value > a.p_value
+    ev = Evaluation("m", 500, 0.0, 1.0, 1, 2, 500, 2.0, result.to_dict())
+    view = report_view(ev, [ev])
+    series = next(s for s in view.series if s.feature == "a")
+    assert series.points[-1].value == a.adjusted_p_value and series.quantity == "BH-adjusted p"
+    html = render_report(view)
+    row = re.search(r'<tr class="\w+" data-feature="a">.*?</tr>', html)
+    assert row is not None and f"p {a.p_value:.4g}" in row.group(0) and f"adjusted {a.adjusted_p_value:.4g}" in row.group(0)
+    assert "ks · BH-adjusted p" in html and "driftwatch_feature_drift_score" in html

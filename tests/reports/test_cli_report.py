@@ -31,7 +31,8 @@ def test_writes_one_self_contained_report_with_the_drifted_features(tmp_path: Pa
     assert f"wrote {out}" in r.stdout.replace("\n", "")
     html = out.read_text(encoding="utf-8")
     expected = [f.name for f in detect(pd.read_csv(ref), pd.read_csv(cur), load_config(CONFIG), "churn").drifted_features()]
-    assert re.search(r'id="drifted-names">([^<]*)<', html).group(1).split(", ") == expected
+    found = re.search(r'id="drifted-names">([^<]*)<', html)
+    assert found is not None and found.group(1).split(", ") == expected
     assert "reference churn_reference.csv vs current current.parquet" in html
     assert '<iframe class="evidently"' in html and "srcdoc=" in html  # Evidently inlined, no second file
     assert html.count("✓") == 8  # all 8 columns' scores agree with Evidently's

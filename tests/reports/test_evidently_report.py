@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,14 +12,14 @@ import pytest
 
 from monitor.drift import ColumnSpec, EngineSettings, build_profile, evaluate
 from monitor.reports.build import EvidentlySection, render_report
-from monitor.reports.evidently_report import definition_note, plans_from_result, run_evidently
+from monitor.reports.evidently_report import EvidentlyScore, definition_note, plans_from_result, run_evidently
 from monitor.reports.view import report_view
 from tests.reports.memory_source import MemorySource
 
 TOL = 1e-6
 
 
-def _agree(result: dict, scores: dict) -> dict[str, tuple[float, float]]:
+def _agree(result: Mapping[str, Any], scores: Mapping[str, EvidentlyScore]) -> dict[str, tuple[float, float]]:
     return {n: (f["score"], scores[n].score) for n, f in result["features"].items() if definition_note(f["kind"], f["method"]) is None}
 
 
