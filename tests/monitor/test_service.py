@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_helpers import event, load
+from ingest_helpers import RETRAIN_DRY_RUN, event, load
 
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import parse_cloudevent
@@ -327,3 +327,31 @@ def test_store_durability_follows_the_config(tmp_path: Path) -> None:
                 await mon.stop()
 
         assert asyncio.run(scenario()) == pragma
+
+
+def test_one_far_future_event_does_not_switch_off_window_retraining(tmp_path: Path) -> None:
+    """Window order is the record order, not the senders' clocks: a single event stamped far in the
+    future once made every later window "stale" for the retraining policy, for good."""
+    from retrain.controller import RetrainController
+
+    cfg = load(tmp_path, retrain={**RETRAIN_DRY_RUN, "consecutive_windows": 3}, window={"records": 100, "min_records": 10})
+    controller = RetrainController(cfg, tmp_path / "retrain.db")
+
+    async def scenario() -> None:
+        mon = Monitor(cfg, controller=controller)
+        await mon.start(background=False)
+        try:
+            for b in range(4):
+                far = {99: 1_700_000_000.0 + 1e12}  # the first window's newest event
+                await mon.ingest([CapturedEvent.model_validate(event(i, shift=5.0, ts=far.get(i))) for i in range(b * 100, b * 100 + 100)])
+                mon.evaluate_due()
+        finally:
+            await mon.stop()
+
+    try:
+        asyncio.run(scenario())
+        decisions = [(d.action, d.reason) for d in reversed(controller.history.recent_decisions("toy"))]
+    finally:
+        controller.stop()
+    assert decisions[:3] == [("none", "streak_building"), ("none", "streak_building"), ("skip", "dry_run")], decisions
+    assert ("none", "stale_window") not in decisions
