@@ -135,6 +135,8 @@ def _insert_sql(n_rows: int) -> str:
 _EVALUATION_COLUMNS = (
     "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at"
 )
+_STORED_COLUMNS = "seq, model, id, ts, reason, n_records, rec_end, raw"
+"""StoredEvent's fields, in order."""
 _MAX_REC = 2**63 - 1
 
 
@@ -249,8 +251,7 @@ class EventStore:
     def accepted_since(self, model: str, after_rec: int) -> Iterator[StoredEvent]:
         """Accepted events holding records with ordinal > `after_rec`, oldest first (window rebuild)."""
         cur = self._db.execute(
-            "SELECT seq, model, id, ts, reason, n_records, rec_end, raw FROM events"
-            " WHERE model = ? AND rec_end > ? ORDER BY rec_end",
+            f"SELECT {_STORED_COLUMNS} FROM events WHERE model = ? AND rec_end > ? ORDER BY rec_end",
             (model, after_rec),
         )
         for row in cur:
@@ -325,11 +326,9 @@ class EventStore:
     def evaluations(self, model: str, limit: int = 100) -> list[EvaluationRow]:
         """The model's latest evaluations, newest first."""
         rows = self._db.execute(
-            "SELECT model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result,"
-            " evaluated_at FROM evaluations WHERE model = ? ORDER BY id DESC LIMIT ?",
-            (model, limit),
+            f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? ORDER BY id DESC LIMIT ?", (model, limit)
         ).fetchall()
-        return [EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at) for m, start, end, fs, ls, fr, lr, n, result, at in rows]
+        return [_evaluation_row(row) for row in rows]
 
     def evaluation_at(self, model: str, last_rec: int) -> EvaluationRow | None:
         """The newest evaluation of the model's window ending at record `last_rec` (one row parsed)."""
@@ -356,8 +355,7 @@ class EventStore:
         Bounded on the (model, rec_end) index by the first event reaching `last_rec`, so reading an
         old window never walks the rest of the store."""
         cur = self._db.execute(
-            "SELECT seq, model, id, ts, reason, n_records, rec_end, raw FROM events"
-            " WHERE model = ? AND rec_end >= ? AND rec_end <= ("
+            f"SELECT {_STORED_COLUMNS} FROM events WHERE model = ? AND rec_end >= ? AND rec_end <= ("
             "  SELECT MIN(rec_end) FROM events WHERE model = ? AND rec_end >= ?) ORDER BY rec_end",
             (model, first_rec, model, last_rec),
         )
