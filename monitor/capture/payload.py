@@ -126,6 +126,8 @@ class ModelSchema:
 
 _NESTED = frozenset({list, dict})
 _NUMBERS = frozenset({float, int})
+
+
 def _plain_numbers(values: Sequence[Any]) -> bool:
     """True when these ints and floats need no rewriting: no NaN, no int beyond a double's range.
 

@@ -146,7 +146,7 @@ def decode_body(body: Body) -> Any:
     values the parser's rules handle (NaN missing, ±inf out of range). msgspec parses the common
     case; whatever it refuses (those literals, numbers beyond a double, lone surrogates, deep
     nesting) is left to Python's json to accept or reject as before. Integers of any size arrive as
-    Python ints; payload parsing turns those beyond 64 bits into doubles (monitor/capture/payload.py).
+    Python ints; payload parsing turns those beyond a double's range into ±inf (monitor/capture/payload.py).
     """
     if body.truncated:
         raise Rejected("truncated", "the captured body was truncated by the sender")
