@@ -308,19 +308,28 @@ def test_a_spool_write_failing_with_enospc_never_stops_shipping_and_shutdown_is_
     assert "Traceback" not in log and "cannot start" not in log
 
 
+def spool_while_monitor_down(
+    model_server: ModelServer, start_sidecar: Start, tmp_path: Path, prefix: str, n: int = 150
+) -> tuple[Sidecar, int, Path, list[str]]:
+    """A sidecar whose monitor (at the returned port) is down, with `n` events spooled in one segment."""
+    port = free_port()
+    spool_dir = tmp_path / "spool"
+    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50", spool_dir=spool_dir)
+    ids = [f"{prefix}-{i}" for i in range(n)]
+    with httpx.Client(base_url=sidecar.url, timeout=5) as c:
+        for rid in ids:
+            predict(c, rid)
+    wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == n)
+    (segment,) = spool_dir.glob("*.seg")
+    return sidecar, port, segment, ids
+
+
 def test_a_frame_corrupted_at_runtime_is_skipped_and_counted_and_inference_never_stalls(
     model_server: ModelServer, start_sidecar: Start, tmp_path: Path
 ) -> None:
     """Replay meets a bad CRC: the rest of that segment is lost (counted as corrupt), the loop never spins."""
-    port = free_port()
-    spool_dir = tmp_path / "spool"
-    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50", spool_dir=spool_dir)
-    ids = [f"c-{i}" for i in range(150)]
+    sidecar, port, segment, ids = spool_while_monitor_down(model_server, start_sidecar, tmp_path, "c")
     with httpx.Client(base_url=sidecar.url, timeout=5) as c:
-        for rid in ids:
-            predict(c, rid)
-        wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == 150)
-        (segment,) = spool_dir.glob("*.seg")
         offset, payload = next((o, p) for o, p in _frames(segment) if json.loads(p)["id"] == "c-100")
         with open(segment, "r+b") as f:  # flip one byte of c-100's payload, as a bad disk would
             f.seek(offset + 8 + len(payload) // 2)
@@ -420,15 +429,8 @@ def test_a_spool_segment_that_cannot_be_read_is_retried_until_it_can(
 ) -> None:
     """A read error (EISDIR here, like EMFILE or EIO) loses nothing: the shipper logs, backs off and
     reads the segment again once it can; the proxy keeps serving meanwhile."""
-    port = free_port()
-    spool_dir = tmp_path / "spool"
-    sidecar = start_sidecar(model_server.url, f"http://127.0.0.1:{port}", "--linger", "50ms", "--batch-max", "50", spool_dir=spool_dir)
-    ids = [f"e-{i}" for i in range(150)]
+    sidecar, port, segment, ids = spool_while_monitor_down(model_server, start_sidecar, tmp_path, "e")
     with httpx.Client(base_url=sidecar.url, timeout=5) as c:
-        for rid in ids:
-            predict(c, rid)
-        wait_for(lambda: metric(scrape(sidecar), "driftwatch_sidecar_spool_events") == 150)
-        (segment,) = spool_dir.glob("*.seg")
         aside = segment.rename(tmp_path / "aside")  # the sidecar's open fd follows the file
         segment.mkdir()
         collector = Collector(port).start()
