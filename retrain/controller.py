@@ -325,8 +325,8 @@ class RetrainController:
             self._kube.stop()
         for t in self._starters:
             t.join(1.0)  # one stuck in an API call is a daemon; it touches nothing once stopping is set
+        self._pool.shutdown(wait=True, cancel_futures=True)  # before the launchers: a launch may be mid-way
         self._local.stop()
-        self._pool.shutdown(wait=True, cancel_futures=True)
         if self._owns_history:
             self.history.close()
 

@@ -62,6 +62,7 @@ class LocalLauncher:
         self._clock = clock
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()  # launches come from a pool thread while stop() runs elsewhere
 
     def launch(self, run: Run, cfg: LocalConfig, on_outcome: OnOutcome,
                on_started: Callable[[Started], None] | None = None) -> Started:
@@ -100,15 +101,19 @@ class LocalLauncher:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop following; running commands are left alone and resumed by the next start."""
         self._stop.set()
-        for t in self._threads:
+        with self._threads_lock:
+            threads = list(self._threads)
+        for t in threads:
             t.join(timeout)
 
     # -- internals --------------------------------------------------------------------------------
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        """Follow in a thread; one spawned after stop() sees the stop flag and leaves at once."""
         t = threading.Thread(target=target, name=f"retrain-local-{name}", daemon=True)
-        self._threads.append(t)
-        t.start()
+        with self._threads_lock:
+            t.start()  # started before it is listed: stop() may join anything it finds listed
+            self._threads.append(t)
 
     def _follow_child(self, name: str, proc: subprocess.Popen[bytes], status: Path, deadline: float,
                       on_outcome: OnOutcome) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -143,3 +145,38 @@ def test_resume_enforces_the_original_deadline(tmp_path: Path) -> None:
         RUN.name, s.pid, s.pid_created, s.log_path, time.time() - 100, cfg(tmp_path, "unused", timeout=50), out)
     assert out.wait()[1] == "deadline_exceeded"
     wait_for(lambda: gone(s.pid), timeout=5)
+
+
+def test_stop_while_a_launch_is_starting_its_follower_neither_raises_nor_leaves_it_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch on the controller's pool can be mid-way when the monitor stops.
+
+    The window between listing the follower and starting it is widened with a slow start(); stop()
+    used to join the listed, unstarted thread and raise. The command itself runs on, for the next
+    start to resume.
+    """
+    starting = threading.Event()
+
+    class SlowStart(threading.Thread):
+        def start(self) -> None:
+            if self.name.startswith("retrain-local-"):
+                starting.set()
+                time.sleep(0.3)
+            super().start()
+
+    launcher = LocalLauncher(poll_interval=0.05)
+    out = Outcomes()
+    started: list[Started] = []
+    launching = threading.Thread(target=lambda: started.append(
+        launcher.launch(RUN, cfg(tmp_path, PY, "-c", "import time; time.sleep(2)"), out)))
+    monkeypatch.setattr(threading, "Thread", SlowStart)
+    launching.start()
+    assert starting.wait(10)
+    launcher.stop()
+    launching.join(10)
+    for follower in [t for t in threading.enumerate() if t.name == f"retrain-local-{RUN.name}"]:
+        follower.join(2)
+        assert not follower.is_alive(), "a follower spawned after stop() must leave at once"
+    assert out.items == []  # not reported as ended: it is still running, and the next start resumes it
+    assert not gone(started[0].pid)
+    os.killpg(started[0].pid, signal.SIGKILL)
