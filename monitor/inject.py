@@ -137,6 +137,20 @@ def _mapping(node: Any, path: str, where: str) -> dict[str, Any]:
     return node
 
 
+def _own(parent: dict[str, Any], key: str, path: str, where: str, optional: bool = False) -> dict[str, Any]:
+    """A fresh copy of the mapping `parent[key]` (with `optional`, an absent or null one is empty), stored back.
+
+    Injecting writes only through copies made along its path: a YAML alias (`labels: &l {...}` reused
+    as `matchLabels: *l`) makes one dict appear at several places, and writing into it would also
+    change the others, e.g. the Deployment's immutable selector. Copying only this path (rather than
+    unaliasing the whole document) keeps an alias-heavy input from being expanded.
+    """
+    node = parent.get(key)
+    owned = dict(_mapping({} if node is None and optional else node, path, where))
+    parent[key] = owned
+    return owned
+
+
 def _replace_named(items: list[Any], new: dict[str, Any]) -> list[Any]:
     """Items with `new` in place of the one with the same name (appended when absent)."""
     out = [new if isinstance(i, dict) and i.get("name") == new["name"] else i for i in items]
@@ -159,10 +173,10 @@ def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> 
     """The injected copy of `doc` and the model port the sidecar forwards to."""
     if opts.model is None:
         raise InjectError(f"{where}: --model is required for a Deployment (the model's name in the driftwatch config)")
-    doc = copy.deepcopy(doc)
-    spec = _mapping(doc.get("spec"), "spec", where)
-    template = _mapping(spec.get("template"), "spec.template", where)
-    pod = _mapping(template.get("spec"), "spec.template.spec", where)
+    doc = dict(doc)
+    spec = _own(doc, "spec", "spec", where)
+    template = _own(spec, "template", "spec.template", where)
+    pod = _own(template, "spec", "spec.template.spec", where)
     containers = pod.get("containers")
     if not isinstance(containers, list) or not containers or not all(isinstance(c, dict) for c in containers):
         raise InjectError(f"{where}: `spec.template.spec.containers` must be a non-empty list of containers")
@@ -191,13 +205,9 @@ def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> 
     for volume in sidecar_volumes():
         volumes = _replace_named(volumes, volume)
     pod["volumes"] = volumes
-    metadata = template.get("metadata")
-    metadata = _mapping(metadata if metadata is not None else {}, "spec.template.metadata", where)
-    labels = metadata.get("labels")
-    labels = _mapping(labels if labels is not None else {}, "spec.template.metadata.labels", where)
+    metadata = _own(template, "metadata", "spec.template.metadata", where, optional=True)
+    labels = _own(metadata, "labels", "spec.template.metadata.labels", where, optional=True)
     labels[CAPTURE_LABEL[0]] = CAPTURE_LABEL[1]
-    metadata["labels"] = labels
-    template["metadata"] = metadata
     return doc, upstream
 
 

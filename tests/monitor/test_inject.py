@@ -298,3 +298,31 @@ def test_a_boolean_container_port_is_not_a_port() -> None:
 def test_hostile_nesting_on_stdin_is_a_clear_error(depth: int) -> None:
     res = cli(b"[" * depth + b"]" * depth, "--monitor", "http://m:8080")
     assert res.returncode == 2 and b"nested too deeply" in res.stderr and b"Traceback" not in res.stderr
+
+
+ALIASED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: &meta
+  name: wine
+  labels: &labels {app: wine}
+spec:
+  selector:
+    matchLabels: *labels
+  template:
+    metadata: %s
+    spec:
+      containers:
+        - {name: model, image: ghcr.io/example/wine:1.4.2, ports: [{containerPort: 8000}]}
+"""
+
+
+@pytest.mark.parametrize("template_metadata", ["{labels: *labels}", "*meta"])
+def test_labels_shared_with_the_selector_through_a_yaml_alias_leave_the_selector_alone(template_metadata: str) -> None:
+    # apps/v1 selectors are immutable: a selector that gained the capture label is refused on apply.
+    (deployment,), _, text = run(ALIASED % template_metadata, model="wine")
+    kubernetes_validate.validate(deployment, "1.33", strict=True)
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "wine"}}
+    assert deployment["metadata"] == {"name": "wine", "labels": {"app": "wine"}}
+    assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": "wine", CAPTURE_LABEL[0]: CAPTURE_LABEL[1]}
+    assert run(text, model="wine")[2] == text
