@@ -4,7 +4,10 @@ Conventions (node-mixin style): CamelCase names prefixed `Driftwatch`; one name 
 for dataset drift (critical has the higher threshold, both fire above it); `summary`,
 `description`, `runbook_url` (an anchor per alert in docs/runbooks.md) and `report_url` annotations.
 Drift and data-quality alerts only consider windows holding at least the model's
-`window.min_records` records, so a nearly empty window never pages.
+`window.min_records` records, so a nearly empty window never pages. Every rule aggregates to the
+labels the monitor exports (`max by (model, …)`): scrape target labels such as `instance` and `pod`
+change when the monitor restarts, and an alert keyed on them would resolve and start its `for`
+again on every upgrade.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Rule:
     labels: dict[str, str]
     annotations: dict[str, str]
     models: tuple[ModelConfig, ...] = field(default=())
+    keeps: tuple[str, ...] | None = ("model",)
+    """The series labels an alert carries (what its expression aggregates by), None for all of them."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +116,11 @@ def _records_gate(scope: Scope, threshold: Callable[[ModelConfig], int] = _min_r
     return "(" + " or ".join(parts) + ")"
 
 
+def _max_by(labels: tuple[str, ...], selector: str) -> str:
+    """One series per exported identity, whatever the scrape target (see the module docstring)."""
+    return f"max by ({', '.join(labels)}) ({selector})"
+
+
 def _gated(expr: str, scope: Scope) -> str:
     return f"({expr}) and on (model) ({_records_gate(scope)})"
 
@@ -134,7 +144,8 @@ def _dataset_drift(cfg: Config) -> Iterator[Rule]:
             yield Rule(
                 "driftwatch-drift",
                 "DriftwatchDatasetDrift",
-                _gated(f"{scope.selector('driftwatch_dataset_drift_share')} >= {_num(threshold)}", scope),
+                _gated(f"{_max_by(('model',), scope.selector('driftwatch_dataset_drift_share'))} >= {_num(threshold)}",
+                       scope),
                 dd.for_,
                 labels,
                 _annotations(
@@ -158,7 +169,8 @@ def _enabled(cfg: Config, kind: str) -> Iterator[tuple[Scope, Any]]:
 def _feature_drift(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "feature_drift"):
         detected = scope.selector("driftwatch_feature_drift_detected")
-        expr = f"{scope.selector('driftwatch_feature_drift_score')} and on (model, feature) ({detected} == 1)"
+        keeps = ("model", "feature", "method")
+        expr = f"{_max_by(keeps, scope.selector('driftwatch_feature_drift_score'))} and on (model, feature) ({detected} == 1)"
         yield Rule(
             "driftwatch-drift",
             "DriftwatchFeatureDrift",
@@ -172,6 +184,7 @@ def _feature_drift(cfg: Config) -> Iterator[Rule]:
                 '{{ printf "%.3g" $value }}.',
             ),
             scope.models,
+            keeps,
         )
 
 
@@ -190,7 +203,8 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
         detected = " or ".join(
             f'driftwatch_feature_drift_detected{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
         )
-        expr = f"{scope.selector('driftwatch_prediction_drift_score')} and on (model) ({detected})"
+        keeps = ("model", "method")
+        expr = f"{_max_by(keeps, scope.selector('driftwatch_prediction_drift_score'))} and on (model) ({detected})"
         yield Rule(
             "driftwatch-drift",
             "DriftwatchPredictionDrift",
@@ -204,6 +218,7 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
                 '{{ printf "%.3g" $value }}.',
             ),
             tuple(m for m, _ in outputs),
+            keeps,
         )
 
 
@@ -218,13 +233,14 @@ DATA_QUALITY_CHECKS = (
 
 
 def _data_quality(cfg: Config) -> Iterator[Rule]:
+    keeps = ("model", "feature")
     for scope, s in _enabled(cfg, "data_quality"):
         for check, metric, attr, noun, verb in DATA_QUALITY_CHECKS:
             threshold = getattr(s, attr)
             yield Rule(
                 "driftwatch-data-quality",
                 "DriftwatchDataQuality",
-                _gated(f"{scope.selector(metric)} > {_num(threshold)}", scope),
+                _gated(f"{_max_by(keeps, scope.selector(metric))} > {_num(threshold)}", scope),
                 s.for_,
                 {**scope.labels, "severity": s.severity, "check": check},
                 _annotations(
@@ -234,6 +250,7 @@ def _data_quality(cfg: Config) -> Iterator[Rule]:
                     f"of model {{{{ $labels.model }}}} {verb} (allowed: {threshold * 100:g}%).",
                 ),
                 scope.models,
+                keeps,
             )
 
 
@@ -273,13 +290,14 @@ def _sidecar_dropping(cfg: Config) -> Iterator[Rule]:
                 "(reason {{ $labels.reason }}): drift is evaluated on part of the traffic only.",
             ),
             scope.models,
+            ("model", "reason"),
         )
 
 
 def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "evaluation_stale"):
         rate = f"rate({scope.selector('driftwatch_events_ingested_total')}[{RATE_WINDOW}])"
-        age = f"time() - {scope.selector('driftwatch_last_evaluation_timestamp_seconds')}"
+        age = f"time() - {_max_by(('model',), scope.selector('driftwatch_last_evaluation_timestamp_seconds'))}"
         expr = f"({age} > {_num(s.max_age)}) and on (model) (sum by (model) ({rate}) > 0)"
         yield Rule(
             "driftwatch-monitor",
@@ -302,7 +320,7 @@ def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
         yield Rule(
             "driftwatch-monitor",
             "DriftwatchEvaluationStale",
-            f"{_records_gate(scope, _first_due)} unless on (model) "
+            f"{_max_by(('model',), _records_gate(scope, _first_due))} unless on (model) "
             f"{scope.selector('driftwatch_last_evaluation_timestamp_seconds')}",
             never_for,
             {**scope.labels, "severity": s.severity, **NEVER_EVALUATED},
@@ -340,6 +358,7 @@ def _retrain_failed(cfg: Config) -> Iterator[Rule]:
                 f"{{{{ $labels.outcome }}}} in the last {window}.",
             ),
             scope.models,
+            ("model", "outcome"),
         )
 
 
@@ -361,6 +380,7 @@ def _monitor_down(cfg: Config) -> Iterator[Rule]:
             "runbook_url": f"{a.runbook_url}#{runbook_anchor('DriftwatchMonitorDown')}",
         },
         tuple(cfg.models),
+        None,  # the scrape target is what is down: its labels are the alert's
     )
 
 

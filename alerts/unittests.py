@@ -91,9 +91,13 @@ class _Rules:
         return [_alert(rule, series, value)]
 
 
+def _kept(rule: Rule, series: dict[str, str]) -> dict[str, str]:
+    return series if rule.keeps is None else {k: v for k, v in series.items() if k in rule.keeps}
+
+
 def _alert(rule: Rule, series: dict[str, str], value: float) -> dict[str, Any]:
     return {
-        "exp_labels": dict(sorted({**series, **rule.labels}.items())),
+        "exp_labels": dict(sorted({**_kept(rule, series), **rule.labels}.items())),
         "exp_annotations": {k: render(v, series, value) for k, v in sorted(rule.annotations.items())},
     }
 
@@ -143,6 +147,37 @@ def _dataset_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     total = sum(n for _, n in values)
     g.add("driftwatch_dataset_drift_share", labels, _steps(*values))
     g.add("driftwatch_window_records", labels, _steps((model.window.min_records, total)))
+    return g
+
+
+def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    """Drift goes on while the monitor restarts as a new pod: the alerts keep firing, no `for` again."""
+    a = cfg.alerts_for(model)
+    seg = _minutes(max(a.dataset_drift.for_, a.feature_drift.for_)) + 5
+    g = _Group(f"{model.name}: drift alerts keep firing across a monitor restart (new pod and instance)")
+    old = {**_monitor(cfg, model), "pod": "driftwatch-0"}
+    new = {**old, "instance": "10.0.0.9:8080", "pod": "driftwatch-1"}
+    share = a.dataset_drift.critical
+    exported = cfg.exported_features(model)
+    col = next((c for c in model.columns if c.name in exported), None)
+    for labels, before in ((old, False), (new, True)):
+        def values(v: float) -> str:
+            """The old pod's series end with a stale marker; the new pod's start right after."""
+            return f"_x{seg - 1} {_steps((v, seg))}" if before else f"{_steps((v, seg))} stale"
+
+        g.add("driftwatch_dataset_drift_share", labels, values(share))
+        g.add("driftwatch_window_records", labels, values(model.window.min_records))
+        if col is not None:
+            g.add("driftwatch_feature_drift_score", {**labels, "feature": col.name, "method": _method(cfg, model, col)},
+                  values(SCORE))
+            g.add("driftwatch_feature_drift_detected", {**labels, "feature": col.name}, values(1))
+    after = seg + 2  # the new pod's series are 2 minutes old, far less than any `for`
+    fired = [*rules.expected("DriftwatchDatasetDrift", model, new, share, severity="critical"),
+             *rules.expected("DriftwatchDatasetDrift", model, new, share, severity="warning")]
+    g.expect(after, "DriftwatchDatasetDrift", sorted(fired, key=lambda x: x["exp_labels"]["severity"]))
+    if col is not None:
+        g.expect(after, "DriftwatchFeatureDrift", rules.expected(
+            "DriftwatchFeatureDrift", model, {**new, "feature": col.name, "method": _method(cfg, model, col)}, SCORE))
     return g
 
 
@@ -346,7 +381,7 @@ def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
 
 
 _PER_MODEL = (
-    _dataset_drift, _feature_drift, _prediction_drift, _data_quality, _small_window, _no_traffic,
+    _dataset_drift, _monitor_restarted, _feature_drift, _prediction_drift, _data_quality, _small_window, _no_traffic,
     _sidecar_dropping, _evaluation_stale, _never_evaluated, _not_yet_due, _retrain_failed,
 )
 

@@ -85,8 +85,11 @@ def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
     ("change", "broken_test"),
     [
         # Warning threshold raised above the midpoint: the warning/critical split test must notice.
-        (lambda e: e.replace("driftwatch_dataset_drift_share >= 0.3", "driftwatch_dataset_drift_share >= 0.45"),
+        (lambda e: e.replace("(driftwatch_dataset_drift_share) >= 0.3", "(driftwatch_dataset_drift_share) >= 0.45"),
          "DriftwatchDatasetDrift wine: quiet, warning, then critical"),
+        # Keyed on the scrape target again: a monitor restart would resolve the alert and restart its `for`.
+        (lambda e: e.replace("max by (model) (driftwatch_dataset_drift_share)", "driftwatch_dataset_drift_share"),
+         "wine: drift alerts keep firing across a monitor restart (new pod and instance)"),
         # The min_records gate removed: the small-window test must notice.
         (lambda e: e.replace("driftwatch_window_records >= 100", "driftwatch_window_records >= 0"),
          "wine: a window below min_records (100) never alerts"),

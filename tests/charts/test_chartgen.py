@@ -103,7 +103,7 @@ def test_values_overlay_installs_a_custom_config_with_matching_rules_and_dashboa
         validate(obj)
     rule = one(objs, "PrometheusRule")
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
-    assert any("driftwatch_dataset_drift_share >= 0.25" in e for e in exprs)
+    assert any("(driftwatch_dataset_drift_share) >= 0.25" in e for e in exprs)
     links = [r["annotations"]["report_url"] for g in rule["spec"]["groups"] for r in g["rules"] if "report_url" in r["annotations"]]
     assert links and all(u.startswith("http://dw-driftwatch.driftwatch.svc:8080/reports/") for u in links)
     boards = sorted(k for cm in by_kind(objs, "ConfigMap") if "grafana_dashboard" in cm["metadata"]["labels"] for k in cm["data"])
