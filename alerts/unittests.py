@@ -11,6 +11,7 @@ sized from each alert's `for`, so they stay valid whatever the config says.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,11 +161,12 @@ def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group
     share = a.dataset_drift.critical
     exported = cfg.exported_features(model)
     col = next((c for c in model.columns if c.name in exported), None)
-    for labels, before in ((old, False), (new, True)):
-        def values(v: float) -> str:
-            """The old pod's series end with a stale marker; the new pod's start right after."""
-            return f"_x{seg - 1} {_steps((v, seg))}" if before else f"{_steps((v, seg))} stale"
-
+    # The old pod's series end with a stale marker; the new pod's start right after.
+    timelines: tuple[tuple[dict[str, str], Callable[[float], str]], ...] = (
+        (old, lambda v: f"{_steps((v, seg))} stale"),
+        (new, lambda v: f"_x{seg - 1} {_steps((v, seg))}"),
+    )
+    for labels, values in timelines:
         g.add("driftwatch_dataset_drift_share", labels, values(share))
         g.add("driftwatch_window_records", labels, values(model.window.min_records))
         if col is not None:
