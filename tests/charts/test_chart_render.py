@@ -154,12 +154,16 @@ def test_operator_objects_scrape_what_the_monitor_and_sidecars_serve(render: Ren
     # The generated alerts match up{job=<job_label>}: the scrape must carry that job name.
     job_label = parse_config(embedded_config(objs)).defaults.alerts.job_label
     assert {"action": "replace", "targetLabel": "job", "replacement": job_label} in endpoint["relabelings"]
+    # driftwatch_model_cpu_usage_cores{model,pod} names the model's pod: the monitor pod's target label
+    # must not rename it to exported_pod (dashboards sum by (pod)).
+    assert endpoint["honorLabels"] is True
 
     pod_monitor = one(objs, "PodMonitor")
     sidecar = sidecar_container(InjectOptions(monitor="http://m:8080", model="wine"), "wine", 8000)
     endpoint = pod_monitor["spec"]["podMetricsEndpoints"][0]
     assert endpoint["port"] == PORT_NAME == sidecar["ports"][0]["name"]
     assert endpoint["path"] == "/driftwatch/metrics"
+    assert endpoint["honorLabels"] is False  # a sidecar's series keep the identity (pod, namespace) of its pod
     assert pod_monitor["spec"]["selector"]["matchLabels"] == {CAPTURE_LABEL[0]: CAPTURE_LABEL[1]}
     assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
 
@@ -178,6 +182,37 @@ def test_prometheus_rule_carries_the_generated_rules_with_the_release_url(render
 
 def default_config() -> dict[str, Any]:
     return yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+
+
+WITHOUT_GENERATED: dict[str, Any] = {"dashboards": {"enabled": False}, "prometheusRule": {"enabled": False}}
+"""Values for a `config` other than the default: the shipped rules and dashboards refuse to render with it."""
+
+
+@pytest.mark.parametrize(
+    ("values", "flags", "what"),
+    [
+        ({"config": {"defaults": {"alerts": {"job_label": "dw-monitor"}}}, "dashboards": {"enabled": False}}, OPERATOR_API, "alert rules"),
+        ({"config": {"defaults": {"alerts": {"job_label": "dw-monitor"}}}}, (), "dashboards"),
+        ({"config": {"models": [{**default_config()["models"][0], "name": "vino"}]}, "prometheusRule": {"enabled": True}}, (), "config.models"),
+    ],
+    ids=["rules-job-label", "dashboards-job-label", "rules-models"],
+)
+def test_shipped_rules_and_dashboards_refuse_a_config_they_were_not_generated_from(
+    helm, tmp_path: Path, values: dict[str, Any], flags: tuple[str, ...], what: str
+) -> None:
+    """Rules for job="driftwatch" beside a ServiceMonitor relabelling to dw-monitor: DriftwatchMonitorDown forever."""
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    proc = helm("template", "dw", str(CHART), "--values", str(values_file), *flags, check=False)
+    assert proc.returncode != 0, "rendered rules/dashboards that do not match the config"
+    assert what in proc.stderr and "python -m monitor.chartgen --config my-config.yaml --values-out my-values.yaml" in proc.stderr
+
+
+def test_server_settings_and_the_public_url_keep_the_shipped_files(render: Render) -> None:
+    # Generators read nothing from `server` but public_url, which the templates fill in.
+    server = {"public_url": "https://dw.example.com", "evaluation_interval": "10s", "store": {"max_age": "3d"}}
+    objs = render({**FORCED_ON, "config": {"server": server}})
+    assert one(objs, "PrometheusRule") and [o for o in by_kind(objs, "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]]
 
 
 def test_existing_secret_replaces_ours(render: Render) -> None:
@@ -211,7 +246,7 @@ def test_config_changes_roll_the_pod_and_unrelated_changes_do_not(render: Render
     base = checksum({})
     changed = default_config()
     changed["models"][0]["window"]["records"] = 800
-    assert checksum({"config": changed}) != base
+    assert checksum({"config": changed, **WITHOUT_GENERATED}) != base
     assert checksum({"service": {"annotations": {"team": "ml"}}}) == base
 
 
@@ -223,7 +258,7 @@ def test_roles_cover_release_extra_and_config_namespaces_with_least_privilege(re
     config = default_config()
     config["models"][0]["retrain"]["launcher"] = "kubernetes"  # its Jobs go to namespace `ml`
     config["models"][0]["resources"]["namespace"] = "serving"
-    objs = render({"rbac": {"namespaces": ["extra"]}, "config": config})
+    objs = render({"rbac": {"namespaces": ["extra"]}, "config": config, **WITHOUT_GENERATED})
     assert rbac_namespaces(objs) == {"Role": {"driftwatch", "extra", "ml", "serving"}, "RoleBinding": {"driftwatch", "extra", "ml", "serving"}}
     assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
     sa = one(objs, "ServiceAccount")["metadata"]
@@ -238,7 +273,7 @@ def test_roles_cover_release_extra_and_config_namespaces_with_least_privilege(re
         ("metrics.k8s.io", "pods"): {"get", "list"},
     }
 
-    only_release = render({"rbac": {"namespacesFromConfig": False}, "config": config})
+    only_release = render({"rbac": {"namespacesFromConfig": False}, "config": config, **WITHOUT_GENERATED})
     assert rbac_namespaces(only_release)["Role"] == {"driftwatch"}
 
 

@@ -91,6 +91,7 @@ def test_values_overlay_installs_a_custom_config_with_matching_rules_and_dashboa
     config["models"][0]["name"] = "vino"
     config["models"][0]["reference"]["path"] = "/refs/wine_reference.csv"
     config["defaults"]["alerts"]["dataset_drift"]["warning"] = 0.25
+    config["defaults"]["alerts"]["job_label"] = "dw-monitor"
     del config["server"]["public_url"]  # in the cluster: the Service URL, filled in by the chart
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -98,12 +99,16 @@ def test_values_overlay_installs_a_custom_config_with_matching_rules_and_dashboa
     assert chartgen.main(["--config", str(path), "--values-out", str(overlay_path)]) == 0
     overlay = yaml.safe_load(overlay_path.read_text())
 
-    objs = render(overlay | {"prometheusRule": {**overlay["prometheusRule"], "enabled": True}})
+    objs = render(overlay | {k: {**overlay.get(k, {}), "enabled": True} for k in ("prometheusRule", "serviceMonitor")})
     for obj in objs:
         validate(obj)
     rule = one(objs, "PrometheusRule")
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     assert any("(driftwatch_dataset_drift_share) >= 0.25" in e for e in exprs)
+    # The monitor is scraped under the job name the rules look for.
+    (relabel,) = [r for r in one(objs, "ServiceMonitor")["spec"]["endpoints"][0]["relabelings"] if r["targetLabel"] == "job"]
+    assert relabel["replacement"] == "dw-monitor"
+    assert any('absent(up{job="dw-monitor"})' in e for e in exprs) and not any('job="driftwatch"' in e for e in exprs)
     links = [r["annotations"]["report_url"] for g in rule["spec"]["groups"] for r in g["rules"] if "report_url" in r["annotations"]]
     assert links and all(u.startswith("http://dw-driftwatch.driftwatch.svc:8080/reports/") for u in links)
     boards = sorted(k for cm in by_kind(objs, "ConfigMap") if "grafana_dashboard" in cm["metadata"]["labels"] for k in cm["data"])
@@ -138,3 +143,14 @@ def test_models_sharing_one_reference_file_mount_it_once(tmp_path: Path) -> None
     cfg.write_text(yaml.safe_dump({"version": 1, "models": [{"name": "churn", **model}, {"name": "canary", **clash}]}))
     with pytest.raises(chartgen.ConfigError, match=r"two reference files are named ref\.csv"):
         chartgen.incluster_config(cfg)
+
+
+def test_generated_files_depend_on_no_server_setting_but_the_public_url() -> None:
+    """The chart compares only `config` without `server` with files/generated-from.yaml: this keeps that sound."""
+    config = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+    other = {**config, "server": {"host": "10.0.0.1", "port": 9999, "auth_token_env": "T", "max_body_bytes": "1MiB",
+                                  "cloudevents_join_timeout": "5s", "evaluation_interval": "1m",
+                                  "store": {"path": "/x.db", "max_age": "1d", "max_bytes": "10MiB"}}}
+    assert chartgen.generated_files(other) == chartgen.generated_files(config)
+    shipped = yaml.safe_load((CHART / chartgen.GENERATED_FROM).read_text())
+    assert shipped == {k: v for k, v in config.items() if k != "server"}
