@@ -22,7 +22,7 @@ from monitor.config import Config, ModelConfig, WindowConfig, format_duration
 
 __all__ = [
     "GROUPS", "NEVER_EVALUATED", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
-    "retrain_failed_window", "runbook_anchor",
+    "prediction_output", "retrain_failed_window", "runbook_anchor",
 ]
 
 RATE_WINDOW = "5m"
@@ -188,7 +188,7 @@ def _feature_drift(cfg: Config) -> Iterator[Rule]:
         )
 
 
-def _prediction_output(cfg: Config, model: ModelConfig) -> str | None:
+def prediction_output(cfg: Config, model: ModelConfig) -> str | None:
     """The model's first output, if it is exported (prediction drift is decided on its column)."""
     if not model.outputs or model.outputs[0].name not in cfg.exported_features(model):
         return None
@@ -197,7 +197,7 @@ def _prediction_output(cfg: Config, model: ModelConfig) -> str | None:
 
 def _prediction_drift(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "prediction_drift"):
-        outputs = [(m, out) for m in scope.models if (out := _prediction_output(cfg, m)) is not None]
+        outputs = [(m, out) for m in scope.models if (out := prediction_output(cfg, m)) is not None]
         if not outputs:
             continue
         detected = " or ".join(

@@ -137,7 +137,7 @@ def run_demo(
             events = 2 * -(-records // batch)
             history = _wait_for_windows(ep, events, total - total % WINDOW_STEP)
             retraining = _wait_for_retraining(ep)
-            _print_summary(ep, config, history, retraining, errors)
+            _print_summary(ep, config, history, retraining, errors, keep_running=keep_running)
             if keep_running:
                 console.print("\n[bold]still running[/] — press Ctrl-C to stop everything.")
                 while True:
@@ -174,6 +174,8 @@ def _print_summary(
     history: dict[str, Any],
     retraining: list[dict[str, Any]],
     inference_errors: int,
+    *,
+    keep_running: bool,
 ) -> None:
     evaluations = history["evaluations"]
     latest = evaluations[-1]
@@ -223,14 +225,22 @@ def _print_summary(
             console.print(f"  │ {line}", highlight=False, markup=False)
     if not retraining:
         console.print("[yellow]no retraining run was launched[/]")
-    console.print(
-        f"report of the latest window: {ep.monitor}/reports/wine/{latest['window_id']}\n"
-        f"all reports: {ep.monitor}/reports/   metrics: {ep.monitor}/metrics"
-    )
+    if keep_running:
+        console.print(
+            f"report of the latest window: {ep.monitor}/reports/wine/{latest['window_id']}\n"
+            f"all reports: {ep.monitor}/reports/   metrics: {ep.monitor}/metrics"
+        )
+    else:  # the monitor stops when the demo returns: its links would be dead by the time they are read
+        console.print("to browse the drift reports and metrics, run [bold]driftwatch demo --keep-running[/]")
 
 
 def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
-    """Which generated alert rules the latest values satisfy, with their thresholds and `for`."""
+    """Which generated alert rules the latest values satisfy, with their thresholds and `for`.
+
+    Mirrors alerts/rules.py: feature drift covers every exported column (outputs too), prediction
+    drift only the model's first output.
+    """
+    from alerts.rules import prediction_output
     from monitor.config import format_duration
 
     model = config.model("wine")
@@ -242,19 +252,20 @@ def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
         if share >= threshold:
             console.print(
                 f"alert [bold]DriftwatchDatasetDrift[/] ({severity}) would fire after {format_duration(dd.for_)}: "
-                f"drift share {share:.2f} >= {threshold}"
+                f"drift share {share:.2f} of the input features >= {threshold}"
                 + (" and carries driftwatch_action=retrain" if severity == "critical" and rules.retrain_on_critical else "")
             )
             break
-    drifted = [n for n, f in result["features"].items() if f["drifted"] and f.get("role") != "output"]
-    if drifted:
+    exported = set(config.exported_features(model))
+    drifted = [n for n, f in result["features"].items() if f["drifted"] and n in exported]
+    if drifted and rules.feature_drift.enabled:
         console.print(
             f"alert [bold]DriftwatchFeatureDrift[/] ({rules.feature_drift.severity}) would fire after "
-            f"{format_duration(rules.feature_drift.for_)} for {len(drifted)} feature(s)"
+            f"{format_duration(rules.feature_drift.for_)} for {len(drifted)} column(s)"
         )
-    outputs = [n for n, f in result["features"].items() if f["drifted"] and f.get("role") == "output"]
-    if outputs:
+    output = prediction_output(config, model)
+    if output is not None and output in drifted and rules.prediction_drift.enabled:
         console.print(
             f"alert [bold]DriftwatchPredictionDrift[/] ({rules.prediction_drift.severity}) would fire after "
-            f"{format_duration(rules.prediction_drift.for_)}: {', '.join(outputs)} drifted"
+            f"{format_duration(rules.prediction_drift.for_)}: {output} drifted"
         )

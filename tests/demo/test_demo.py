@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -72,7 +74,12 @@ def test_demo_detects_drift_retrains_and_stops_everything(
     assert "retraining run wine-retrain-" in out and ": succeeded, exit status 0" in out
     log = next((tmp_path / "retrain-logs").glob("*.log")).read_text()
     assert "retraining wine on drifted features:" in log
-    assert "/reports/wine/" in out and "/metrics" in out
+    # The alert lines say what the generated rules would do: outputs count as drifted columns too.
+    table = out.split("inference errors seen by the client", 1)[0]
+    latest_drifted = re.findall(r"│ (\d+): ", table)[-1]
+    assert f"DriftwatchFeatureDrift (warning) would fire after 30m for {latest_drifted} column(s)" in out
+    # The monitor is gone once the demo returns, so it prints no links that would be dead by then.
+    assert "/reports/wine/" not in out and "driftwatch demo --keep-running" in out
     assert _children_of_workdir(tmp_path) == []
 
 
@@ -89,6 +96,10 @@ def test_keep_running_stops_everything_on_ctrl_c(tmp_path: Path, demo: Callable[
     names = {" ".join(p.cmdline()) for p in _children_of_workdir(tmp_path)}
     assert any("model_server" in n for n in names) and any(" serve " in n for n in names), names
     assert any(" sidecar " in n for n in names), names
+    # While it runs, the links it printed work.
+    (link,) = re.findall(r"report of the latest window: (\S+)", "".join(seen))
+    page = httpx.get(link, timeout=30)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, rest
