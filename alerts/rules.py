@@ -150,8 +150,8 @@ def _dataset_drift(cfg: Config) -> Iterator[Rule]:
                 labels,
                 _annotations(
                     cfg, scope, "DriftwatchDatasetDrift",
-                    "Model {{ $labels.model }}: {{ $value | humanizePercentage }} of its columns drifted",
-                    f"{{{{ $value | humanizePercentage }}}} of the columns of model {{{{ $labels.model }}}} drifted "
+                    "Model {{ $labels.model }}: {{ $value | humanizePercentage }} of its input features drifted",
+                    f"{{{{ $value | humanizePercentage }}}} of the input features of model {{{{ $labels.model }}}} drifted "
                     f"(the {severity} threshold is {pct}) for at least {_dur(dd.for_)}."
                     + (" Retraining is requested." if "driftwatch_action" in labels else ""),
                 ),

@@ -29,7 +29,7 @@ def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
         gf.row("Drift", grid),
         gf.stat("Dataset drift share", [gf.target(q.drift_share(M))], grid.place(4, 4),
                 unit="percentunit", thresholds=share,
-                description="Share of monitored columns that drifted in the last evaluated window."),
+                description="Share of the input features (not the outputs) that drifted in the last evaluated window."),
         gf.stat("Drifted columns", [gf.target(q.drifted_columns(M))], grid.place(4, 4),
                 unit="none", thresholds=[(None, "green"), (1, "orange")], decimals=0),
         gf.stat("Records in window", [gf.target(q.window_records(M))], grid.place(4, 4),
@@ -53,8 +53,10 @@ def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
                 gf.target(f"driftwatch_feature_drift_threshold{{{M}}}", ref="C", instant=True, table=True),
             ],
             grid.place(12, 9),
-            description="Drift severity is score/threshold for distances and threshold/p-value for tests: "
-            "above 1 means drifted, whatever the method.",
+            description="Severity ranks columns across methods: score/threshold for distances, threshold/p-value "
+            "for tests (the raw p-value). The verdict of a test uses the p-value adjusted for testing many "
+            "columns (or, under a false-alarm budget, accumulated evidence), so a column slightly above 1 "
+            "may not be drifted: the Drifted columns panel and the alerts show the verdict.",
             rename={"feature": "Column", "method": "Method", "Value #A": "Severity (x threshold)",
                     "Value #B": "Score", "Value #C": "Threshold"},
             sort_by="Severity (x threshold)",
@@ -91,7 +93,8 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
                 unit="none",
                 thresholds=[(None, "green"), (1, "red")],
                 description=f"Columns marked critical in the config ({', '.join(critical)}): "
-                "their drift alone may trigger retraining. Above 1 means drifted.",
+                "their drift alone may trigger retraining. Above 1: beyond the raw threshold (the verdict of a test "
+                "also adjusts for testing many columns).",
             )
         )
     if model.outputs:

@@ -49,10 +49,12 @@ def retrain_active(m: str) -> str:
 
 
 def drift_severity(m: str) -> str:
-    """Score relative to threshold, > 1 means drifted for every method.
+    """Score relative to threshold, > 1 beyond the threshold for every method.
 
     Distance methods drift when score >= threshold, p-value methods when p < threshold, so the
-    ratio is inverted for the latter; one number then ranks columns across methods.
+    ratio is inverted for the latter; one number then ranks columns across methods. It ranks, it
+    does not decide: the exported p-value is raw, while the verdict (`*_drift_detected`) uses the
+    Benjamini-Hochberg adjusted one, or the CUSUM under a false-alarm budget.
     """
     dist = f'{m},method!~"{_P_VALUE_RE}"'
     pval = f'{m},method=~"{_P_VALUE_RE}"'

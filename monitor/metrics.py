@@ -100,7 +100,7 @@ class DriftwatchCollector(Collector):
             ["model", "feature", "method"],
         )
         detected = _gauge("driftwatch_feature_drift_detected", "1 if the feature drifted in the last evaluated window, else 0.", ["model", "feature"])
-        share = _gauge("driftwatch_dataset_drift_share", "Share of the model's columns that drifted in the last evaluated window.", ["model"])
+        share = _gauge("driftwatch_dataset_drift_share", "Share of the model's input features (not its outputs) that drifted in the last evaluated window.", ["model"])
         dataset = _gauge("driftwatch_dataset_drift_detected", "1 if the drifted share reached the model's dataset drift share, else 0.", ["model"])
         prediction = _gauge("driftwatch_prediction_drift_score", "Drift statistic of the model's first output in the last evaluated window.", ["model", "method"])
         records = _gauge("driftwatch_window_records", "Records currently in the model's sliding window.", ["model"])
