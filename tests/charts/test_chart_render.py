@@ -254,27 +254,46 @@ def rbac_namespaces(objs: list[dict[str, Any]]) -> dict[str, set[str]]:
     return {kind: {o["metadata"].get("namespace", "") for o in by_kind(objs, kind)} for kind in ("Role", "RoleBinding")}
 
 
-def test_roles_cover_release_extra_and_config_namespaces_with_least_privilege(render: Render) -> None:
+def role_rules(objs: list[dict[str, Any]]) -> dict[str, dict[tuple[str, str], set[str]]]:
+    """Namespace → (apiGroup, resource) → verbs of every Role."""
+    return {
+        role["metadata"]["namespace"]: {(g, res): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
+        for role in by_kind(objs, "Role")
+    }
+
+
+JOBS = {("batch", "jobs"): {"create", "get", "list", "watch", "delete"}}  # retrain/kubernetes.py: create, read, list, watch, delete
+POD_METRICS = {("metrics.k8s.io", "pods"): {"list"}}  # monitor/resources/kubernetes.py: list_namespaced_custom_object
+
+
+def test_roles_grant_each_namespace_only_what_the_monitor_does_there(render: Render) -> None:
     config = default_config()
-    config["models"][0]["retrain"]["launcher"] = "kubernetes"  # its Jobs go to namespace `ml`
-    config["models"][0]["resources"]["namespace"] = "serving"
+    wine, churn = config["models"]
+    wine["retrain"]["launcher"] = "kubernetes"  # its Jobs go to namespace `ml`
+    wine["resources"]["namespace"] = "serving"
+    churn["retrain"] = {**wine["retrain"], "enabled": False, "kubernetes": {**wine["retrain"]["kubernetes"], "namespace": "off"}}
+    churn["resources"] = {"namespace": "local-only", "selector": {"app": "churn"}, "pid_file": "/run/churn.pid"}
     objs = render({"rbac": {"namespaces": ["extra"]}, "config": config, **WITHOUT_GENERATED})
-    assert rbac_namespaces(objs) == {"Role": {"driftwatch", "extra", "ml", "serving"}, "RoleBinding": {"driftwatch", "extra", "ml", "serving"}}
+    # No Role where nothing is done: not the release namespace, not a disabled retrain's, not a pid_file model's.
+    assert role_rules(objs) == {"extra": JOBS | POD_METRICS, "ml": JOBS, "serving": POD_METRICS}
+    assert rbac_namespaces(objs) == {"Role": {"extra", "ml", "serving"}, "RoleBinding": {"extra", "ml", "serving"}}
     assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
     sa = one(objs, "ServiceAccount")["metadata"]
     for binding in by_kind(objs, "RoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
         assert binding["roleRef"]["kind"] == "Role"
-    role = next(r for r in by_kind(objs, "Role") if r["metadata"]["namespace"] == "ml")
-    rules = {(g, res): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
-    assert rules == {
-        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
-        ("", "pods"): {"get", "list", "watch"},
-        ("metrics.k8s.io", "pods"): {"get", "list"},
-    }
 
-    only_release = render({"rbac": {"namespacesFromConfig": False}, "config": config, **WITHOUT_GENERATED})
-    assert rbac_namespaces(only_release)["Role"] == {"driftwatch"}
+    # `defaults.retrain` counts for the models without a retrain of their own.
+    config["defaults"]["retrain"] = {**wine.pop("retrain"), "kubernetes": {**churn["retrain"]["kubernetes"], "namespace": "batch"}}
+    assert role_rules(render({"config": config, **WITHOUT_GENERATED})) == {"batch": JOBS, "serving": POD_METRICS}
+
+    only_listed = render({"rbac": {"namespacesFromConfig": False, "namespaces": ["ml"]}, "config": config, **WITHOUT_GENERATED})
+    assert role_rules(only_listed) == {"ml": JOBS | POD_METRICS}
+
+
+def test_default_install_only_reads_pod_metrics_where_the_example_model_runs(render: Render) -> None:
+    # The example retrains locally: no Job rights anywhere, and core pods are never read.
+    assert role_rules(render()) == {"default": POD_METRICS}
 
 
 def test_cluster_wide_rbac_replaces_roles(render: Render) -> None:
@@ -282,7 +301,7 @@ def test_cluster_wide_rbac_replaces_roles(render: Render) -> None:
     assert not by_kind(objs, "Role") and not by_kind(objs, "RoleBinding")
     role, binding = one(objs, "ClusterRole"), one(objs, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
-    assert {"jobs", "pods"} == {r for rule in role["rules"] for r in rule["resources"]}
+    assert {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]} == JOBS | POD_METRICS
     assert render({"rbac": {"create": False}}) and not by_kind(render({"rbac": {"create": False}}), "Role")
 
 

@@ -124,45 +124,53 @@ true
 {{- end }}
 
 {{/*
-Namespaces the monitor needs access to, as a JSON list: the release namespace, `rbac.namespaces`,
-and (with `rbac.namespacesFromConfig`) those the config names for retraining Jobs and model pods.
+What the monitor does in which namespace, as JSON {namespace: {"jobs": bool, "podMetrics": bool}}
+(the only API calls it makes: retrain/kubernetes.py, monitor/resources/kubernetes.py):
+- "jobs": batch Jobs create/get/list/watch/delete, where a model retrains with the kubernetes
+  launcher (`retrain.kubernetes.namespace` of each enabled model's retrain, or of `defaults.retrain`);
+- "podMetrics": metrics.k8s.io pods list, where a model's pods are measured (`resources.namespace`
+  of models with a `resources.selector` and no `resources.pid_file`).
+Derived from `config` with `rbac.namespacesFromConfig`; each of `rbac.namespaces` gets both.
 */}}
-{{- define "driftwatch.rbacNamespaces" -}}
-{{- $ns := list .Release.Namespace }}
+{{- define "driftwatch.rbacGrants" -}}
+{{- $grants := dict }}
 {{- range .Values.rbac.namespaces }}
-{{- $ns = append $ns . }}
+{{- $_ := set $grants . (dict "jobs" true "podMetrics" true) }}
 {{- end }}
 {{- if .Values.rbac.namespacesFromConfig }}
 {{- $defaults := default dict (get .Values.config "defaults") }}
-{{- $retrains := list (get $defaults "retrain") }}
 {{- range (default list (get .Values.config "models")) }}
-{{- $retrains = append $retrains (get . "retrain") }}
+{{- $retrain := default (get $defaults "retrain") (get . "retrain") }}
+{{- if and $retrain (ne (toString (get $retrain "enabled")) "false") (eq (toString (get $retrain "launcher")) "kubernetes") (get $retrain "kubernetes") }}
+{{- $ns := default "default" (get (get $retrain "kubernetes") "namespace") }}
+{{- $_ := set $grants $ns (merge (dict "jobs" true) (default dict (get $grants $ns))) }}
+{{- end }}
 {{- with (get . "resources") }}
-{{- if get . "selector" }}
-{{- $ns = append $ns (default "default" (get . "namespace")) }}
+{{- if and (get . "selector") (not (get . "pid_file")) }}
+{{- $ns := default "default" (get . "namespace") }}
+{{- $_ := set $grants $ns (merge (dict "podMetrics" true) (default dict (get $grants $ns))) }}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- range $retrains }}
-{{- if and . (eq (toString (default "local" (get . "launcher"))) "kubernetes") (get . "kubernetes") }}
-{{- $ns = append $ns (default "default" (get (get . "kubernetes") "namespace")) }}
 {{- end }}
-{{- end }}
-{{- end }}
-{{- $ns | uniq | toJson }}
+{{- toJson $grants }}
 {{- end }}
 
-{{/* Least privilege: retraining Jobs, model pods (resource collector) and their metrics. */}}
+{{/*
+The rules of one grant (see driftwatch.rbacGrants), each verb one the monitor calls.
+Call with (dict "jobs" BOOL "podMetrics" BOOL).
+*/}}
 {{- define "driftwatch.rbacRules" -}}
+{{- if .jobs }}
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if .podMetrics }}
 - apiGroups: ["metrics.k8s.io"]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["list"]
+{{- end }}
 {{- end }}
 
 {{/*
