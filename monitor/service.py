@@ -94,8 +94,8 @@ class _ModelState:
     profile: Any = None
     detector: Any = None
     """A CalibratedDetector when the model has a false_alarm_budget (it keeps CUSUM state across windows)."""
-    restore: tuple[int, int] | None = None
-    """Record range of the last stored evaluation, re-evaluated at start-up to restore `result`."""
+    restore: list[Record] | None = None
+    """The last stored evaluation's records, re-evaluated at start-up to restore `result`."""
     cusum: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
     """The calibrated detector's CUSUM state before and after the last stored evaluation."""
 
@@ -184,25 +184,31 @@ class Monitor:
         """Refill the window from the store, so windows after a restart equal those before."""
         name = state.config.name
         last = store.evaluations(name, limit=2)
-        if last:
-            ev = last[0]
+        ev = last[0] if last else None
+        if ev is not None:
             state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
             state.last_evaluation = ev.evaluated_at
-            state.restore = (ev.first_rec, ev.last_rec)
             state.cusum = (_cusum_state(last[1].result) if len(last) > 1 else {}, _cusum_state(ev.result))
-        window = SlidingWindow(state.config.window, last_rec=last[0].last_rec if last else 0, last_end=last[0].window_end if last else 0.0)
+        now = self._clock()
+        window = SlidingWindow(state.config.window, last_rec=ev.last_rec if ev else 0, last_end=ev.window_end if ev else 0.0, now=now)
         total = store.record_total(name)
-        after, horizon = window.needed_from(total, self._clock())
-        if horizon is not None:
-            after = max(after, store.first_rec_since(name, horizon))
-        replayed = 0
+        after = window.needed_from(total, now, lambda ts: store.first_rec_since(name, ts))
+        if ev is not None and ev.last_rec > after:  # the last window overlaps the replay: replay all of it
+            after = min(after, ev.first_rec - 1)
+        replayed, restore = 0, []
         for stored in store.accepted_since(name, after):
             records = self._reparse(state, stored)
-            if records is not None:
-                window.add(stored.seq, stored.ts, stored.rec_end or 0, records)
-                replayed += len(records)
+            if records is None:
+                continue
+            end = stored.rec_end or 0
+            window.add(stored.seq, stored.ts, end, records)
+            replayed += len(records)
+            if ev is not None and ev.window_start <= stored.ts <= ev.window_end:  # the live window's selection
+                first = end - len(records) + 1
+                restore.extend(records[max(0, ev.first_rec - first) : max(0, ev.last_rec - first + 1)])
         state.window = window
-        log.info("window_rebuilt model=%s records_total=%d replayed=%d", name, total, replayed)
+        state.restore = restore if ev is not None and len(restore) == ev.n_records else None
+        log.info("window_rebuilt model=%s records_total=%d replayed=%d restored=%s", name, total, replayed, state.restore is not None)
 
     @staticmethod
     def _reparse(state: _ModelState, stored: StoredEvent) -> list[Record] | None:
@@ -234,8 +240,7 @@ class Monitor:
                 self.profile_errors[name] = f"{type(exc).__name__}: {exc}"
                 log.error("reference_profile_failed model=%s error=%s", name, type(exc).__name__)
                 continue
-            with self._lock:
-                records = state.window.records_between(*state.restore) if state.restore else None
+            records, state.restore = state.restore, None  # needed once: do not hold a window's records
             if detector is not None:
                 # Re-evaluating the last window from the state before it ends in the state after
                 # it, so a restart neither resets nor double-counts accumulated evidence.

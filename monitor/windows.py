@@ -1,31 +1,51 @@
 """Per-model sliding windows over parsed records (pure: no I/O, no clock of its own).
 
 Records of a model are numbered 1, 2, 3, … in commit order (the store's `rec_end` ordinals), so
-window boundaries are a function of the data, not of when the evaluation loop happens to run:
+window boundaries are a function of the data and the grid, not of when the evaluation loop runs:
 
 - count grid (`step`, or neither step setting): a window is due at every multiple of
   `effective_step` records; the window ending at ordinal p holds the last `records` records up
   to p, and with `duration` only those stamped after ts(p) - duration.
 - time grid (`step_duration`): a window is due at every multiple of `step_duration` seconds
-  (epoch-aligned, on the caller's clock); the window ending at T holds records stamped in
-  (T - duration, T], at most the last `records` of them.
+  (epoch-aligned, on the caller's clock); the window ending at T holds the records stamped in
+  (T - duration, T], at most the `records` newest (by ordinal) of them. Records stamped after T
+  never take a slot, however many arrive before the evaluator looks at T.
 
 When several grid points passed since the last evaluation, only the newest is due (an evaluation
 is a snapshot of now; catching up on stale ones would only delay it). Windows with fewer than
-`min_records` records are skipped. After a restart the same grid points give the same windows, as
-long as the buffer is refilled with the same records (`SlidingWindow.needed_from`).
+`min_records` records are skipped, and so is a time point whose window holds no record newer than
+the last evaluated window's: without new traffic the same data is not evaluated (and counted as a
+new window by the retrain policy or CUSUM) again. A restart agrees, since the newest evaluated
+record is what `last_rec` restores.
+
+The buffer keeps only what a window not yet due can select, judged against the grid, never against
+the newest sender timestamp: on a count grid, the `records` ordinals before the next point (and,
+with `duration`, those stamped within `duration` of that point's record, once it arrived); on a time
+grid, the records stamped within `duration` of the next point and, with `records`, the `records`
+newest stamped at or before it, plus those stamped after it. Records stamped more than
+max(step_duration, duration) beyond the clock's next grid point when they arrive (a sender's clock
+or unit error, e.g. milliseconds) are not windowed on a time-only grid, so they neither wait in the
+buffer for ever nor keep the rest there. Compaction is amortized: the buffer is at most what is
+needed plus `step` (count grid) or half of it plus 64 (otherwise). After a restart the same grid
+points give the same windows as long as the buffer is refilled with the same records
+(`SlidingWindow.needed_from`); a record stamped moderately in the future may be windowed after a
+restart that it was not before it, as its age is judged against the clock at the restart.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.config import WindowConfig
 
 __all__ = ["DueWindow", "SlidingWindow"]
+
+_SLACK = 64
+"""Least growth between two compactions of a time-based buffer (keeps compaction amortized O(1))."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,102 +70,191 @@ class DueWindow:
 class SlidingWindow:
     """The recent records of one model and the bookkeeping of which grid points were evaluated."""
 
-    def __init__(self, config: WindowConfig, *, last_rec: int = 0, last_end: float = 0.0) -> None:
-        """`last_rec`/`last_end`: the newest evaluated window's last ordinal and end time (restart)."""
+    def __init__(self, config: WindowConfig, *, last_rec: int = 0, last_end: float = 0.0, now: float | None = None) -> None:
+        """`last_rec`/`last_end`: the newest evaluated window's last ordinal and end time (restart);
+        `now`: the clock at a restart, so replayed records are judged as live ones would be."""
         self.config = config
         self._count_grid = config.step is not None or config.step_duration is None
         self._step = config.effective_step
+        self._grid = float(config.step_duration) if config.step_duration else None
         self._last_point = (last_rec // self._step) * self._step
-        self._last_time = math.floor(last_end / config.step_duration) * config.step_duration if config.step_duration else 0.0
-        self._first = 1  # ordinal of _seqs[0]
+        self._last_time = math.floor(last_end / self._grid) * self._grid if self._grid else 0.0
+        self._evaluated = last_rec
+        """Newest ordinal of the last evaluated window: a time window holding nothing newer is not new."""
+        self._now_point: float | None = None
+        self._total = 0
+        self._recs: list[int] = []  # ordinals, ascending (not contiguous: compaction keeps a subset)
         self._seqs: list[int] = []
         self._ts: list[float] = []
         self._records: list[dict[str, Any]] = []
+        self._trim_at = 0
+        if now is not None:
+            self._tick(now)
 
     @property
     def total(self) -> int:
         """Ordinal of the newest record seen."""
-        return self._first + len(self._records) - 1
+        return self._total
 
-    def needed_from(self, total: int, now: float) -> tuple[int, float | None]:
-        """What a rebuild must replay: records after this ordinal, and/or stamped after this time."""
-        after = max(0, total - (self.config.records or 0) - self._step) if self.config.records else 0
-        horizon = None
-        if self.config.duration is not None and not self.config.records:
-            horizon = now - self.config.duration - (self.config.step_duration or 0.0)
-        return after, horizon
+    def needed_from(self, total: int, now: float, first_rec_since: Callable[[float], int]) -> int:
+        """The ordinal a rebuild must replay records after; `first_rec_since(ts)` is the store's
+        ordinal before the records stamped at or after ts (in arrival order)."""
+        cfg, grid = self.config, self._grid
+        counts = total - cfg.records - self._step if cfg.records else total
+        after = counts if self._count_grid else total
+        if grid and cfg.records:  # the `records` newest stamped at or before the next point
+            previous = math.floor(now / grid) * grid - grid
+            after = min(after, first_rec_since(previous) - cfg.records, counts)
+        if cfg.duration is not None and not cfg.records:
+            after = first_rec_since(now - cfg.duration - (grid or 0.0))
+        elif cfg.duration is not None and grid and not self._count_grid:
+            after = max(after, first_rec_since(now - cfg.duration - grid))
+        return max(0, after)
 
     def add(self, seq: int, ts: float, rec_end: int, records: Sequence[dict[str, Any]]) -> None:
-        """Append one event's records, whose ordinals end at `rec_end` (gaps restart the buffer)."""
+        """Append one event's records, whose ordinals end at `rec_end`."""
         start = rec_end - len(records) + 1
-        if start != self.total + 1:
-            if start <= self.total:
-                return  # already seen (a rebuild overlapping live ingest)
-            self._first, self._seqs, self._ts, self._records = start, [], [], []
+        if start <= self._total:
+            return  # already seen (a rebuild overlapping live ingest)
+        self._total = rec_end
+        if not self._count_grid and self._now_point is not None and ts > self._far(self._now_point):
+            return  # stamped far beyond the grid: never windowed (see the module docstring)
+        self._recs.extend(range(start, rec_end + 1))
         self._seqs.extend([seq] * len(records))
         self._ts.extend([ts] * len(records))
         self._records.extend(records)
-        self._trim()
+        if len(self._ts) >= self._trim_at:
+            self._trim()
+
+    def _far(self, now_point: float) -> float:
+        assert self._grid is not None
+        return now_point + self._grid + max(self._grid, self.config.duration or 0.0)
+
+    def _tick(self, now: float) -> None:
+        if self._grid:
+            point = math.floor(now / self._grid) * self._grid
+            self._now_point = point if self._now_point is None else max(self._now_point, point)
 
     def _trim(self) -> None:
-        """Keep what the next due window can need: `records + step` records, or `duration + step`.
+        """Drop what no window that is not yet due can select (see the module docstring)."""
+        n = len(self._ts)
+        need = [False] * n
+        if self._count_grid:
+            self._mark_count(need)
+        if self._grid:
+            self._mark_time(need)
+        keep = [i for i in range(n) if need[i]]
+        if len(keep) < n:
+            if not keep or keep[0] == n - len(keep):  # a suffix: delete in place
+                drop = n - len(keep)
+                del self._recs[:drop], self._seqs[:drop], self._ts[:drop], self._records[:drop]
+            else:
+                self._recs = [self._recs[i] for i in keep]
+                self._seqs = [self._seqs[i] for i in keep]
+                self._ts = [self._ts[i] for i in keep]
+                self._records = [self._records[i] for i in keep]
+        pure_count = self._count_grid and not self._grid and self.config.duration is None
+        self._trim_at = len(keep) + (self._step if pure_count else max(_SLACK, len(keep) // 2))
 
-        A count window trims only once a whole step can go: deleting from the front of a list moves
-        the rest, so trimming on every event would cost O(buffer) per event.
+    def _next_point(self) -> int:
+        """The smallest count point a window not yet handled can end at."""
+        point = (self._total // self._step) * self._step
+        return point if point > self._last_point else self._last_point + self._step
+
+    def _mark_count(self, need: list[bool]) -> None:
+        p = self._next_point()
+        floor_rec = min(p, self._total) - self.config.records if self.config.records else -math.inf  # and the gauge's
+        at = self._index(p)
+        cutoff = self._ts[at] - self.config.duration if self.config.duration is not None and at is not None else -math.inf
+        for i, (rec, ts) in enumerate(zip(self._recs, self._ts, strict=True)):
+            if rec > p or (rec > floor_rec and ts > cutoff):
+                need[i] = True
+
+    def _mark_time(self, need: list[bool]) -> None:
+        """Records the window at any T' >= the next time point can select.
+
+        With `records`, the newest `records` stamped in (next - duration, next] are kept; an older
+        record is needed only if stamped later than the earliest of those (without `duration`, never):
+        at any later T' where it qualifies, those do too, and they are newer.
         """
-        drop = 0
-        if self.config.records is not None:
-            drop = max(0, len(self._records) - self.config.records - self._step)
-            if drop < self._step:
-                return
-        elif self.config.duration is not None and self._ts:
-            horizon = self._ts[-1] - self.config.duration - (self.config.step_duration or 0.0)
-            while drop < len(self._ts) and self._ts[drop] <= horizon:  # arrival order, not sorted by ts
-                drop += 1
-        if drop:
-            del self._seqs[:drop], self._ts[:drop], self._records[:drop]
-            self._first += drop
+        assert self._grid is not None
+        nxt = self._last_time + self._grid
+        if self._now_point is not None and self._now_point > self._last_time:
+            nxt = self._now_point
+        duration, limit = self.config.duration, self.config.records
+        lo = nxt - duration if duration is not None else -math.inf
+        far = self._far(self._now_point) if self._now_point is not None and not self._count_grid else math.inf
+        counted, earliest = 0, math.inf
+        for i in range(len(self._ts) - 1, -1, -1):
+            ts = self._ts[i]
+            if ts > nxt:
+                need[i] = need[i] or ts <= far
+            elif ts > lo:
+                if limit is None or counted < limit:
+                    need[i] = True
+                    counted += 1
+                    earliest = min(earliest, ts)
+                elif duration is not None and ts > earliest:
+                    need[i] = True
 
-    def _slice(self, last: int, start_after: float | None, end_at: float | None) -> tuple[int, list[int]]:
-        """Buffer indices of the window ending at ordinal `last` (inclusive), filtered by time."""
-        hi = last - self._first + 1
-        lo = max(0, hi - self.config.records) if self.config.records is not None else 0
-        idx = range(lo, hi)
-        if start_after is not None or end_at is not None:
-            lo_t = -math.inf if start_after is None else start_after
-            hi_t = math.inf if end_at is None else end_at
-            picked = [i for i in idx if lo_t < self._ts[i] <= hi_t]
-            if self.config.records is not None and end_at is not None:
-                picked = picked[-self.config.records :]
-            return hi, picked
-        return hi, list(idx)
+    def _index(self, rec: int) -> int | None:
+        i = bisect_left(self._recs, rec)
+        return i if i < len(self._recs) and self._recs[i] == rec else None
+
+    def _count_slice(self, last: int, cutoff: float) -> list[int]:
+        """Buffer indices of the count window ending at ordinal `last`, stamped after `cutoff`."""
+        hi = bisect_right(self._recs, last)
+        lo = bisect_right(self._recs, last - self.config.records) if self.config.records is not None else 0
+        return [i for i in range(lo, hi) if self._ts[i] > cutoff]
+
+    def _time_slice(self, end: float) -> list[int]:
+        """Buffer indices of the time window ending at `end`: the newest `records` in (end - duration, end]."""
+        lo = end - self.config.duration if self.config.duration is not None else -math.inf
+        picked: list[int] = []
+        for i in range(len(self._ts) - 1, -1, -1):
+            if lo < self._ts[i] <= end:
+                picked.append(i)
+                if len(picked) == self.config.records:
+                    break
+        picked.reverse()
+        return picked
 
     def records_between(self, first_rec: int, last_rec: int) -> list[dict[str, Any]] | None:
         """Buffered records with ordinals in [first_rec, last_rec], or None if not all are buffered."""
-        if first_rec < self._first or last_rec > self.total or first_rec > last_rec:
+        lo, hi = bisect_left(self._recs, first_rec), bisect_right(self._recs, last_rec)
+        if first_rec > last_rec or hi - lo != last_rec - first_rec + 1:
             return None
-        return self._records[first_rec - self._first : last_rec - self._first + 1]
+        return self._records[lo:hi]
 
     def current_size(self) -> int:
-        """Records in the window ending at the newest record (the `window_records` gauge)."""
+        """Records the next window would hold with what is buffered now (the `window_records` gauge)."""
         if not self._records:
             return 0
-        cutoff = self._ts[-1] - self.config.duration if self.config.duration is not None else None
-        return len(self._slice(self.total, cutoff, None)[1])
+        if self._grid and self._now_point is not None:
+            return len(self._time_slice(max(self._now_point, self._last_time) + self._grid))
+        cutoff = self._ts[-1] - self.config.duration if self.config.duration is not None else -math.inf
+        return len(self._count_slice(self._total, cutoff))
 
     def due(self, now: float) -> DueWindow | None:
-        """The newest grid point not yet handled, as a window, or None. Call `done()` after it."""
+        """The newest grid point not yet handled, as a window, or None. Call `done()` after it.
+
+        A time point whose window holds no record newer than the last evaluated window's is passed
+        over here (marked handled, nothing returned)."""
+        self._tick(now)
         if self._count_grid:
-            point = (self.total // self._step) * self._step
-            if point > self._last_point and point >= self._first:
-                ts_end = self._ts[point - self._first]
-                cutoff = ts_end - self.config.duration if self.config.duration is not None else None
-                return self._window(self._slice(point, cutoff, None)[1], ("count", point))
-        if self.config.step_duration:
-            t = math.floor(now / self.config.step_duration) * self.config.step_duration
-            if t > self._last_time and self._records:
-                cutoff = t - self.config.duration if self.config.duration is not None else None
-                return self._window(self._slice(self.total, cutoff, t)[1], ("time", t))
+            point = (self._total // self._step) * self._step
+            at = self._index(point) if point > self._last_point else None
+            if at is not None:
+                cutoff = self._ts[at] - self.config.duration if self.config.duration is not None else -math.inf
+                return self._window(self._count_slice(point, cutoff), ("count", point))
+        if self._grid:
+            t = math.floor(now / self._grid) * self._grid
+            if t > self._last_time:
+                idx = self._time_slice(t)
+                if not idx or self._recs[idx[-1]] <= self._evaluated:
+                    self._last_time = t
+                    return None
+                return self._window(idx, ("time", t))
         return None
 
     def _window(self, idx: list[int], point: tuple[str, float]) -> DueWindow:
@@ -153,8 +262,8 @@ class SlidingWindow:
             return DueWindow(0, 0, 0, 0, 0.0, 0.0, [], point)
         ts = [self._ts[i] for i in idx]
         return DueWindow(
-            first_rec=self._first + idx[0],
-            last_rec=self._first + idx[-1],
+            first_rec=self._recs[idx[0]],
+            last_rec=self._recs[idx[-1]],
             first_seq=self._seqs[idx[0]],
             last_seq=self._seqs[idx[-1]],
             start=min(ts),
@@ -173,5 +282,7 @@ class SlidingWindow:
             self._last_point = int(value)
         else:
             self._last_time = value
-        if self._count_grid and self.config.step_duration:  # both grids: one evaluation serves both
-            self._last_point = max(self._last_point, (self.total // self._step) * self._step)
+        if self.evaluable(window):
+            self._evaluated = max(self._evaluated, window.last_rec)
+        if self._count_grid and self._grid:  # both grids: one evaluation serves both
+            self._last_point = max(self._last_point, (self._total // self._step) * self._step)

@@ -355,3 +355,26 @@ def test_one_far_future_event_does_not_switch_off_window_retraining(tmp_path: Pa
         controller.stop()
     assert decisions[:3] == [("none", "streak_building"), ("none", "streak_building"), ("skip", "dry_run")], decisions
     assert ("none", "stale_window") not in decisions
+
+
+def test_a_restart_restores_the_time_windows_selection_not_its_record_range(tmp_path: Path) -> None:
+    """Records stamped after the grid point but arriving among the window's own are not in it live;
+    the result restored after a restart is computed from the same records, not the ordinal range."""
+    cfg = load(tmp_path, window={"records": None, "duration": "10m", "step_duration": "1m", "min_records": 10})
+    base = 1_800_000_000.0  # a multiple of 60
+    clock = Clock(base + 62.5)
+    stamps = [base + 30 + i for i in range(20)] + [base + 61.5] * 10 + [base + 55 + i / 10 for i in range(20)]
+    batch = [CapturedEvent.model_validate(event(i, ts=ts, shift=4.0 if ts > base + 60 else 0.0)) for i, ts in enumerate(stamps)]
+
+    async def scenario() -> None:
+        first, _ = await run_monitor(cfg, [batch], clock=clock)
+        before = first.snapshot()["toy"]
+        await first.stop()
+        assert before.window is not None and before.window.n_records == 40 and before.result is not None
+        second, _ = await run_monitor(cfg, [], clock=clock)
+        after = second.snapshot()["toy"]
+        await second.stop()
+        assert after.window == before.window
+        assert after.result is not None and after.result.to_dict() == before.result.to_dict()
+
+    asyncio.run(scenario())
