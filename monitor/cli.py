@@ -359,15 +359,24 @@ def drift_cmd(
     for f in (*drifted, *rest):
         p = num(f.p_value) + (f" (adj {num(f.adjusted_p_value)})" if f.adjusted_p_value not in (None, f.p_value) else "")
         name = escape(f.name) + (" (output)" if f.role == "output" else "")
-        table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), "[bold red]yes[/]" if f.drifted else "no")
+        verdict = "[bold red]yes[/]" if f.drifted else ("[yellow]untested[/]" if f.untested else "no")
+        table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), verdict)
     console.print(table)
     ds = result.dataset
-    verdict = "[bold red]DRIFT[/]" if ds.drifted else "[green]no drift[/]"
-    console.print(
-        f"Dataset: {verdict} — {ds.n_drifted} of {ds.n_features} features drifted ({ds.drift_share:.0%}, "
-        f"threshold {ds.threshold:.0%}); {ds.n_reference} reference rows, {ds.n_current} current rows",
-        highlight=False,
-    )
+    untested = [f for f in result.features.values() if f.untested]
+    reasons = "; ".join(f"{escape(f.name)}: {escape(f.untested or '')}" for f in untested)
+    if ds.n_features and ds.n_tested == 0:
+        console.print(f"Dataset: [yellow]not tested[/] — no column could be tested ({reasons}); "
+                      f"{ds.n_reference} reference rows, {ds.n_current} current rows", highlight=False)
+    else:
+        verdict = "[bold red]DRIFT[/]" if ds.drifted else "[green]no drift[/]"
+        console.print(
+            f"Dataset: {verdict} — {ds.n_drifted} of {ds.n_features} features drifted ({ds.drift_share:.0%}, "
+            f"threshold {ds.threshold:.0%}); {ds.n_reference} reference rows, {ds.n_current} current rows",
+            highlight=False,
+        )
+        if untested:
+            console.print(f"[yellow]Not tested[/] — {reasons}", highlight=False)
     if result.prediction is not None:
         pred = result.prediction
         console.print(f"Prediction ({escape(pred.name)}): {'[bold red]drifted[/]' if pred.drifted else 'no drift'}", highlight=False)
@@ -433,13 +442,14 @@ def calibrate_cmd(
     for header in ("p <", "stat >", "min effect", "false alarms/period", f"shift caught ≤{within} windows"):
         table.add_column(header, justify="right")
     for r in rows:
-        stat = "KS D" if r["statistic"] == "ks" else "chi²"
+        stat = "Fisher" if r["single_value"] else ("KS D" if r["statistic"] == "ks" else "chi²")
         shift = num(r["detectable_shift"], ".2f")
-        shift += " std" if r["kind"] == "numeric" else " share"
+        shift += " std" if r["shift_unit"].startswith("reference std") else " share"
         if r["degenerate"]:
-            table.add_row(escape(r["name"]), stat, "—", "—", num(r["min_effect"]), "0", "constant in reference: not calibrated")
+            table.add_row(escape(r["name"]), stat, "—", "—", num(r["min_effect"]), "0", "no usable reference value: not calibrated")
             continue
-        table.add_row(escape(r["name"]), stat, num(r["single_window_p_value"]), num(r["single_window_statistic"]), num(r["min_effect"]),
+        limit = f"{r['single_window_statistic']:.0f} differ" if r["single_value"] else num(r["single_window_statistic"])
+        table.add_row(escape(r["name"]), stat, num(r["single_window_p_value"]), limit, num(r["min_effect"]),
                       num(r["expected_false_alarms_per_period"]), shift)
     console.print(table)
     b = calibration.budget

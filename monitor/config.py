@@ -163,6 +163,14 @@ class DriftMethodConfig(_Strict):
     method: str = "auto"
     threshold: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _p_value_below_one(self) -> DriftMethodConfig:
+        """A test's threshold is a p-value: 5 (meaning 5%) would flag every window. `auto` may pick a test."""
+        if self.threshold is not None and self.threshold >= 1 and (self.method in P_VALUE_METHODS or self.method == "auto"):
+            which = "may resolve to a p-value test" if self.method == "auto" else "is a p-value test"
+            raise ValueError(f"threshold {self.threshold:g} must be below 1: method {self.method!r} {which} (write 0.05 for 5%)")
+        return self
+
 
 class FeatureConfig(_Strict):
     name: str
@@ -181,6 +189,12 @@ class FeatureConfig(_Strict):
         if not _NAME_RE.match(v):
             raise ValueError(f"invalid feature name {v!r}: letters, digits, _ . - (max 128), not starting with a digit")
         return v
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> FeatureConfig:
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            raise ValueError(f"min_value ({self.min_value:g}) must not exceed max_value ({self.max_value:g})")
+        return self
 
     @model_validator(mode="after")
     def _method_fits_type(self) -> FeatureConfig:

@@ -22,6 +22,10 @@ the guarantee):
    budget is split evenly over the model's columns (a union bound across features).
 5. Practical-size gate. A column is drifted only while its CUSUM is in alarm AND its effect size
    reaches `min_effect_*` (normed Wasserstein for numeric, total variation for categorical).
+6. Single-valued reference columns (one category, or a constant number) have no null variation to
+   bootstrap. A window is then judged by Fisher's exact test on the k window values that differ from
+   the reference's value: with none among the n reference rows, p = C(m, k) / C(n + m, k); the column
+   alarms when p <= the per-window false-alarm rate of the budget (and the gate passes).
 
 Pure numpy/scipy/pandas, no I/O: the caller loads the reference and stores the JSON form.
 """
@@ -63,7 +67,7 @@ __all__ = [
     "shifted_shares",
 ]
 
-METHOD_VERSION = "1"
+METHOD_VERSION = "2"  # 2: single-valued reference columns are calibrated (step 6)
 MAX_CELLS = 200
 MIN_ROWS_PER_CELL = 5
 Z_FLOOR, Z_CEIL = -8.0, 37.0
@@ -248,19 +252,25 @@ class FeatureCalibration:
     """Share of bootstrap scores above the fitted 99% quantile (0.01 when the normal tail fits)."""
     min_effect: float
     degenerate: bool = False
-    """No usable reference values or no null variation: never drifted by the calibrated rule."""
+    """No usable reference value: never drifted by the calibrated rule (check-config rejects it)."""
+    single_value: bool = False
+    """The reference holds one value only: decided by Fisher's exact test (step 6), not the CUSUM."""
 
     def standardize(self, z: Array | float) -> Array:
         return (np.asarray(z, dtype=np.float64) - self.location) / self.scale
 
     def single_window_p_value(self, cusum: CusumDesign) -> float:
         """The p-value (of the cell test) that alone, from a CUSUM at rest, raises an alarm."""
+        if self.single_value:
+            return cusum.target_rate
         return float(stats.norm.sf(self.location + self.scale * (cusum.k + cusum.h)))
 
     def single_window_statistic(self, cusum: CusumDesign, window_records: int) -> float:
         """The same threshold as the raw statistic: KS D on the cells, or the chi-square value."""
         p = self.single_window_p_value(cusum)
         n = float(sum(self.ref_counts))
+        if self.single_value:
+            return float(min_outside(n, window_records, p))
         if self.statistic == "ks":
             en = n * window_records / (n + window_records)
             return float(special.kolmogi(p) / (math.sqrt(en) + 0.12 + 0.11 / math.sqrt(en)))
@@ -381,8 +391,13 @@ def _calibrate_column(p: NumericProfile | CategoricalProfile, plan: WindowPlan, 
         min_effect=float(min_effect), degenerate=True,
     )
     n = int(counts.sum())
-    if n == 0 or np.count_nonzero(counts) < 2:
-        return base  # nothing varies under the null: the z-score is at its floor, never an alarm
+    if n == 0:
+        return base
+    one_value = p.distinct is not None and p.distinct.size == 1 if isinstance(p, NumericProfile) else p.categories.size == 1
+    if one_value:
+        return replace(base, degenerate=False, single_value=True)
+    if np.count_nonzero(counts) < 2:
+        return base  # several values in one cell: no null variation to bootstrap, never an alarm
     shares = counts / n
     ref_star = rng.multinomial(n, shares, size=budget.resamples).astype(np.float64)
     win_star = rng.multinomial(plan.records, shares, size=budget.resamples).astype(np.float64)
@@ -392,6 +407,21 @@ def _calibrate_column(p: NumericProfile | CategoricalProfile, plan: WindowPlan, 
         return base
     exceed = float(np.mean((z - location) / scale > stats.norm.isf(0.01)))
     return replace(base, location=location, scale=scale, tail_exceedance_99=exceed, degenerate=False)
+
+
+def single_value_p(n_ref: float, m: float, k: float) -> float:
+    """One-sided Fisher exact p-value of k of m window values differing from a reference whose n_ref
+    values are all one value: the chance that all k differing values of the pooled n_ref + m rows land
+    in the window, C(m, k) / C(n_ref + m, k). Exact under the two-sample null, whatever the true share."""
+    if k <= 0:
+        return 1.0
+    log_p = special.gammaln(m + 1) - special.gammaln(m - k + 1) - special.gammaln(n_ref + m + 1) + special.gammaln(n_ref + m - k + 1)
+    return float(math.exp(log_p))
+
+
+def min_outside(n_ref: float, m: int, alpha: float) -> int:
+    """The fewest differing values of an m-row window that alarm at level alpha (m + 1: none can)."""
+    return next((k for k in range(1, m + 1) if single_value_p(n_ref, m, k) <= alpha), m + 1)
 
 
 def _fit_upper_half(z_sorted: Array) -> tuple[float, float]:
@@ -445,18 +475,26 @@ class CalibratedDetector:
             fr = features[name]
             column = current[name] if name in current.columns else pd.Series([None] * len(current), dtype=object)
             counts, effect = self._counts_and_effect(name, col, column)
-            if col.cal.degenerate or counts.sum() == 0:
+            single: dict[str, Any] = {}
+            if col.cal.single_value:
                 z = u = math.nan
+                outside = self._outside_single_value(name, col, column)
+                p_single = single_value_p(float(col.ref.sum()), float(counts.sum()), float(outside))
+                col.alarm = bool(counts.sum()) and p_single <= cusum.target_rate
+                single = {"rule": "single_value", "outside": outside, "p_value": p_single, "alpha": cusum.target_rate}
             else:
-                z = float(SCORES[col.cal.statistic](col.ref, counts)[0])
-                u = float(col.cal.standardize(z))
-            s, alarm = cusum_step(np.array(col.s), np.array(u), cusum.k, cusum.h)
-            col.s, col.alarm = float(s), bool(alarm)
+                if col.cal.degenerate or counts.sum() == 0:
+                    z = u = math.nan
+                else:
+                    z = float(SCORES[col.cal.statistic](col.ref, counts)[0])
+                    u = float(col.cal.standardize(z))
+                s, alarm = cusum_step(np.array(col.s), np.array(u), cusum.k, cusum.h)
+                col.s, col.alarm = float(s), bool(alarm)
             gate = bool(effect >= col.cal.min_effect) if math.isfinite(effect) else False
             evidence = {
                 "z": z, "u": u, "cusum": col.s, "k": cusum.k, "h": cusum.h, "alarm": col.alarm,
                 "effect": effect, "min_effect": col.cal.min_effect, "effect_metric": _EFFECT[col.cal.kind],
-                "fixed_threshold_drifted": fr.drifted,
+                "fixed_threshold_drifted": fr.drifted, **single,
             }
             features[name] = replace(fr, drifted=col.alarm and gate, details={**fr.details, "calibration": json_safe(evidence)})
         return DriftResult(dataset=_dataset(result.dataset, features), features=features)
@@ -475,6 +513,15 @@ class CalibratedDetector:
         np.add.at(counts, np.where(idx >= 0, idx, col.ref.size - 1), vals.counts)
         effect = total_variation(col.ref, counts) if counts.sum() and col.ref.sum() else math.nan
         return counts, effect
+
+    def _outside_single_value(self, name: str, col: _Column, column: pd.Series) -> int:
+        """Window values differing from the reference's single value."""
+        p = self.profile.columns[name]
+        if isinstance(p, NumericProfile):
+            cur = numeric_values(column).finite
+            return int(cur.size - np.count_nonzero(cur == p.sorted[0]))
+        vals = categorical_values(column)
+        return int(vals.counts[vals.keys != col.cal.categories[0]].sum())
 
     def state(self) -> dict[str, dict[str, Any]]:
         """The CUSUM state per column, JSON-safe."""
@@ -513,6 +560,7 @@ def calibrated_detector(model: Any, reference: pd.DataFrame, profile: ReferenceP
 def shifted_shares(cal: FeatureCalibration, profile: NumericProfile | CategoricalProfile, shift: float, kind: str = "auto") -> Array:
     """Cell shares after a shift of size `shift`.
 
+    - single-valued reference (`outside`, the only kind there): `shift` of the rows leave its value;
     - numeric `mean`: every reference value moves by shift * std;
     - numeric `scale`: values spread around the mean by a factor (1 + shift);
     - categorical `share`: `shift` of the mass moves from the most frequent category to the others,
@@ -520,6 +568,8 @@ def shifted_shares(cal: FeatureCalibration, profile: NumericProfile | Categorica
     - categorical `new`: a category the reference never had takes a share `shift`.
     """
     ref = np.asarray(cal.ref_counts, dtype=np.float64)
+    if cal.single_value:
+        return np.array([1.0 - shift, shift])
     if cal.kind == "numeric":
         assert isinstance(profile, NumericProfile)
         kind = "mean" if kind == "auto" else kind
@@ -546,6 +596,8 @@ def detection_probability(
     changed rows step by step (overlap), the CUSUM starts at rest, and the gate uses cell effects."""
     if cal.degenerate:
         return 0.0, math.nan
+    if cal.single_value:
+        return _single_value_detection(cal, calibration, after, within, sims, seed)
     plan, cusum = calibration.plan, calibration.cusum
     rng = np.random.default_rng(seed)
     ref = np.asarray(cal.ref_counts, dtype=np.float64)
@@ -570,6 +622,29 @@ def detection_probability(
     return float(detected.mean()), float(hit[detected].mean()) if detected.any() else math.nan
 
 
+def _single_value_detection(cal: FeatureCalibration, calibration: Calibration, after: Array, within: int, sims: int, seed: int) -> tuple[float, float]:
+    """detection_probability for a single-valued column: `after[0]` is the share of the reference's
+    value after the change; windows fill with changed rows block by block, as for the CUSUM columns.
+    The effect gate is the share of differing values (exact for categories; for numbers the normed
+    Wasserstein also depends on how far they lie, so this is the chance the test alarms)."""
+    plan = calibration.plan
+    rng = np.random.default_rng(seed)
+    q = plan.overlap
+    block = max(1, round(plan.records / q))
+    outside = float(np.clip(1.0 - after[0] / max(after.sum(), 1e-300), 0.0, 1.0))
+    changed = rng.binomial(block, outside, size=(sims, within))
+    blocks = np.concatenate([np.zeros((sims, q - 1)), changed], axis=1)
+    m = block * q
+    k_min = max(min_outside(sum(cal.ref_counts), m, calibration.cusum.target_rate),
+                math.ceil(cal.min_effect * m) if cal.kind == "categorical" else 0)
+    hit = np.full(sims, -1)
+    for t in range(within):
+        alarm = (blocks[:, t : t + q].sum(axis=1) >= k_min) & (hit < 0)
+        hit[alarm] = t + 1
+    detected = hit > 0
+    return float(detected.mean()), float(hit[detected].mean()) if detected.any() else math.nan
+
+
 def detectable_shift(
     cal: FeatureCalibration,
     calibration: Calibration,
@@ -584,7 +659,9 @@ def detectable_shift(
     inf when even the largest shift tried is not."""
     if cal.degenerate:
         return math.inf
-    if cal.kind == "numeric":
+    if cal.single_value:
+        hi, kind = 1.0, "outside"
+    elif cal.kind == "numeric":
         hi = 8.0
     else:
         shares = np.asarray(cal.ref_counts) / sum(cal.ref_counts)
@@ -616,6 +693,7 @@ def calibration_table(calibration: Calibration, profile: ReferenceProfile, withi
             "kind": cal.kind,
             "statistic": cal.statistic,
             "degenerate": cal.degenerate,
+            "single_value": cal.single_value,
             "location": cal.location,
             "scale": cal.scale,
             "tail_exceedance_99": cal.tail_exceedance_99,
@@ -624,11 +702,17 @@ def calibration_table(calibration: Calibration, profile: ReferenceProfile, withi
             "min_effect": cal.min_effect,
             "expected_false_alarms_per_period": 0.0 if cal.degenerate else calibration.expected_false_alarms(),
             "detectable_shift": shift,
-            "shift_unit": "reference std (mean shift)" if cal.kind == "numeric" else "category share moved",
+            "shift_unit": _shift_unit(cal),
         }))
         if progress is not None:
             progress(i + 1, len(names))
     return rows
+
+
+def _shift_unit(cal: FeatureCalibration) -> str:
+    if cal.single_value:
+        return "share of values differing from the reference's single value"
+    return "reference std (mean shift)" if cal.kind == "numeric" else "category share moved"
 
 
 def summarize(calibration: Calibration, rows: Sequence[Mapping[str, Any]], within: int) -> dict[str, Any]:

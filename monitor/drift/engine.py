@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +23,7 @@ from monitor.drift.profile import (
 )
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
 from monitor.drift.spec import P_VALUE_METHODS, ColumnSpec, EngineSettings, Kind, specs_from_config
-from monitor.drift.values import categorical_values, numeric_values
+from monitor.drift.values import categorical_values, is_time_dtype, numeric_values
 
 NAN = math.nan
 TOP_CATEGORIES = 10
@@ -63,6 +63,7 @@ def evaluate(profile: ReferenceProfile, current: pd.DataFrame) -> DriftResult:
         drifted=bool(features) and share >= profile.settings.dataset_drift_share,
         n_drifted=n_drifted,
         n_features=len(features),
+        n_tested=sum(f.untested is None for f in features),
         n_reference=profile.n_rows,
         n_current=n_rows,
         threshold=profile.settings.dataset_drift_share,
@@ -111,7 +112,10 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _inferred_kind(column: pd.Series) -> Kind:
+    """Numbers, datetimes and durations are numeric; booleans, periods, intervals and the rest are categories."""
     dtype = column.dtype
+    if is_time_dtype(dtype):
+        return "numeric"
     if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
         return "categorical"
     return "numeric"
@@ -123,27 +127,47 @@ def _inferred_kind(column: pd.Series) -> Kind:
 def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
     vals = numeric_values(column)
     cur = vals.finite
-    out_of_range = vals.infinite
-    if cur.size and p.lo is not None:
-        out_of_range += int(np.searchsorted(cur, p.lo, "left"))
-    if cur.size and p.hi is not None:
-        out_of_range += int(cur.size - np.searchsorted(cur, p.hi, "right"))
-    quality = _quality(vals.n, vals.missing, out_of_range, 0, vals.wrong_type)
-    if cur.size == 0 or p.n == 0:
-        outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
-    else:
+    quality = _quality(vals.n, vals.missing, vals.infinite + _outside(cur, p.lo, p.hi), 0, vals.wrong_type)
+    untested = _untested(p.n, cur.size)
+    if untested is None:
         outcome = _numeric_outcome(p, cur)
+        if math.isnan(outcome.score):
+            untested = OVERFLOW
+    else:
+        outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
     details = {
         "reference": _summary(p.sorted, p.quantiles, p.mean, p.std),
         "current": _summary(cur, numeric.quantiles_sorted(cur, SUMMARY_QUANTILES), *_mean_std(cur)),
     }
-    return _result(p.spec, p.threshold, outcome, p.n, int(cur.size), quality, details)
+    return _result(p.spec, p.threshold, outcome, p.n, int(cur.size), quality, details, untested)
+
+
+def _outside(cur: np.ndarray, lo: float | None, hi: float | None) -> int:
+    """Values of a sorted sample outside [lo, hi], each counted once (all of them when lo > hi)."""
+    start = int(np.searchsorted(cur, lo, "left")) if lo is not None else 0
+    stop = int(np.searchsorted(cur, hi, "right")) if hi is not None else cur.size
+    return cur.size - max(0, stop - start)
+
+
+NO_REFERENCE = "the reference has no usable value (all missing or of the wrong type)"
+NO_WINDOW = "the window has no usable value (empty, all missing or of the wrong type)"
+OVERFLOW = "values near the float limits overflow the method's arithmetic"
+
+
+def _untested(n_ref: int, n_cur: int) -> str | None:
+    """Why a column gets no verdict, or None when both sides have values to compare."""
+    if n_ref == 0:
+        return NO_REFERENCE
+    return NO_WINDOW if n_cur == 0 else None
 
 
 def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
     method, ref = p.method, p.sorted
+    needs = NEEDS_FINITE.get(method if method in ("wasserstein", "energy") or p.distinct is None else "")
+    if needs is not None and not math.isfinite(needs(p, cur)):
+        return _Outcome(method, NAN)  # an intermediate the method needs overflows: no verdict (OVERFLOW)
     if method == "wasserstein":
-        return _Outcome(method, numeric.wasserstein_normed(ref, p.prefix, p.mean, p.std, cur))
+        return _Outcome(method, _finite_or_nan(numeric.wasserstein_normed(ref, p.prefix, p.mean, p.std, cur)))
     if method == "ks":
         d, pv = numeric.ks_test(ref, cur)
         return _Outcome(method, pv, d, pv)
@@ -154,7 +178,7 @@ def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
         a, pv = numeric.anderson_darling(ref, cur)
         return _Outcome(method, pv, a, pv)
     if method == "energy":
-        return _Outcome(method, numeric.energy_distance(ref, cur))
+        return _Outcome(method, _finite_or_nan(numeric.energy_distance(ref, cur)))
     if method == "psi":
         return _Outcome(method, DISTANCES["psi"](p.psi_counts, numeric.binned_counts(cur, p.psi_edges)))
     if p.distinct is not None and p.distinct_counts is not None:  # few distinct values: compare as categories
@@ -165,6 +189,28 @@ def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
         edges = numeric.sturges_edges(min(ref[0], cur[0]), max(ref[-1], cur[-1]), ref.size + cur.size)
         ref_counts, cur_counts = numeric.histogram_sorted(ref, edges), numeric.histogram_sorted(cur, edges)
     return _Outcome(method, DISTANCES[method](ref_counts, cur_counts))
+
+
+def _pooled_range(p: NumericProfile, cur: np.ndarray) -> float:
+    return float(max(p.sorted[-1], cur[-1]) - min(p.sorted[0], cur[0]))
+
+
+# What a method computes from the values' magnitudes and needs finite: the reference std (normed W1),
+# the pooled range (energy's CDF integral, Sturges bins of the histogram distances unless few distinct
+# values make them per-value). Rank and quantile methods (KS, Anderson-Darling, Cramer-von Mises, PSI)
+# stay defined up to the float limits.
+NEEDS_FINITE: dict[str, Callable[[NumericProfile, np.ndarray], float]] = {
+    "wasserstein": lambda p, cur: p.std,
+    "energy": _pooled_range,
+    "jensenshannon": _pooled_range,
+    "kl_div": _pooled_range,
+    "hellinger": _pooled_range,
+}
+
+
+def _finite_or_nan(score: float) -> float:
+    """An overflowed score is no verdict, not drift."""
+    return score if math.isfinite(score) else NAN
 
 
 def _align_values(ref_values: np.ndarray, ref_counts: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +254,8 @@ def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureRe
     ref_counts = np.concatenate([p.counts, np.zeros(new.size)])
     cur_counts = np.concatenate([counts, new.to_numpy(dtype=np.float64)])
     n_cur = vals.n_valid
-    if n_cur == 0 or p.n == 0:
+    untested = _untested(p.n, n_cur)
+    if untested is not None:
         outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
     elif p.method in cat_tests.TESTS:
         outcome = _categorical_test(p.method, ref_counts, cur_counts)
@@ -216,7 +263,7 @@ def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureRe
         outcome = _Outcome(p.method, DISTANCES[p.method](ref_counts, cur_counts))
     labels = [*p.categories.tolist(), *new.index.tolist()]
     details = {"categories": _top_categories(labels, ref_counts, cur_counts), "new_categories": int(new.size)}
-    return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details)
+    return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details, untested)
 
 
 def _categorical_test(method: str, ref_counts: np.ndarray, cur_counts: np.ndarray) -> _Outcome:
@@ -259,6 +306,7 @@ def _result(
     n_cur: int,
     quality: QualityResult,
     details: dict[str, Any],
+    untested: str | None,
 ) -> FeatureResult:
     p_value = None if outcome.p_value is None or math.isnan(outcome.p_value) else outcome.p_value
     return FeatureResult(
@@ -276,6 +324,7 @@ def _result(
         details=details,
         adjusted_p_value=p_value,
         statistic=outcome.statistic,
+        untested=untested,
     )
 
 

@@ -63,6 +63,8 @@ class FeatureResult:
     details: Mapping[str, Any] = field(default_factory=dict)
     adjusted_p_value: float | None = None
     statistic: float | None = None
+    untested: str | None = None
+    """Why this column got no verdict; None when it was tested."""
 
     @property
     def is_test(self) -> bool:
@@ -95,6 +97,7 @@ class FeatureResult:
                 "n_current": self.n_current,
                 "quality": self.quality.to_dict(),
                 "details": self.details,
+                "untested": self.untested,
             }
         )
 
@@ -110,6 +113,8 @@ class DatasetResult:
     n_reference: int
     n_current: int
     threshold: float = 0.5
+    n_tested: int | None = None
+    """Features that got a verdict (None: not recorded, results stored by an older driftwatch)."""
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(self.__dict__)

@@ -7,17 +7,28 @@ but outside every finite range: they are counted as out of range and left out of
 Evidently drops them.
 Categorical columns: values are compared by a canonical string, so 1, 1.0, "1" and numpy integers are
 one category and a CSV reference matches JSON traffic; nested values (lists, objects) are the wrong type.
+
+Time values (docs/drift-methods.md, "Time columns"): datetimes are numbers as epoch seconds, with
+timezone-aware ones normalised to UTC and naive ones taken as UTC; durations are seconds. As categories
+they are ISO 8601 strings on the same convention. Periods and intervals are labels ("2024-01",
+"(0, 1]"): categories by that label, the wrong type for a numeric column. Complex numbers are the
+wrong type (no order, no distance of a drift method applies). A Python int beyond a double is +-inf,
+as a JSON parser reads it (and as monitor/capture does).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 _EXACT_INT = 2.0**53
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
 @dataclass(frozen=True)
@@ -45,11 +56,17 @@ class CategoricalValues:
 def numeric_values(column: pd.Series) -> NumericValues:
     """Sorted finite values of a column and the counts of rows that are not usable numbers."""
     n = int(column.size)
-    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
+    dtype = column.dtype
+    wrong = 0
+    if is_time_dtype(dtype):
+        values = _seconds(column)
+    elif isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)) or pd.api.types.is_complex_dtype(dtype):
+        values = np.full(n, np.nan)
+        wrong = int(column.notna().sum())
+    elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        wrong = 0
     else:
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = _object_floats(column)
         wrong = int(np.count_nonzero(np.isnan(values) & column.notna().to_numpy()))
     nan = np.isnan(values)
     inf = np.isinf(values)
@@ -62,6 +79,36 @@ def numeric_values(column: pd.Series) -> NumericValues:
         wrong_type=wrong,
         infinite=int(np.count_nonzero(inf)),
     )
+
+
+def is_time_dtype(dtype: Any) -> bool:
+    """Datetimes (naive or timezone-aware) and durations: quantities, measured in seconds."""
+    return bool(pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype))
+
+
+def _seconds(column: pd.Series) -> NDArray[np.float64]:
+    """Epoch seconds (UTC: a timezone-aware array stores UTC instants) or duration seconds; NaT is NaN."""
+    array = column.array
+    values = np.asarray(array.asi8, dtype=np.float64) / _PER_SECOND[array.unit]
+    values[column.isna().to_numpy()] = np.nan
+    return values
+
+
+def _object_floats(column: pd.Series) -> NDArray[np.float64]:
+    try:
+        parsed = pd.to_numeric(column, errors="coerce")
+    except OverflowError:  # an int beyond a double: parse value by value with it as +-inf
+        parsed = pd.to_numeric(column.map(_huge_int_as_inf, na_action="ignore"), errors="coerce")
+    return np.asarray(parsed.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _huge_int_as_inf(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return np.inf if value > 0 else -np.inf
+    return value
 
 
 def categorical_values(column: pd.Series) -> CategoricalValues:
@@ -104,6 +151,8 @@ def _factorize(column: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
 
 
 def _canonical_keys(uniques: pd.Index | np.ndarray) -> NDArray[np.object_]:
+    if is_time_dtype(uniques.dtype) or isinstance(uniques.dtype, (pd.PeriodDtype, pd.IntervalDtype)):
+        return np.array([_canonical(v) for v in uniques], dtype=object)
     values = np.asarray(uniques)
     if values.dtype == object:
         if all(isinstance(v, str) for v in values):
@@ -132,6 +181,13 @@ def _canonical(value: object) -> str | None:
         return "True" if value else "False"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, (float, np.floating, decimal.Decimal)):
         return _float_keys(np.array([float(value)]))[0]
+    if isinstance(value, (dt.datetime, np.datetime64)):
+        ts = pd.Timestamp(value)
+        return (ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts).isoformat()
+    if isinstance(value, (dt.timedelta, np.timedelta64)):
+        return pd.Timedelta(value).isoformat()
+    if isinstance(value, (dt.date, pd.Period, pd.Interval)):
+        return str(value)
     return None

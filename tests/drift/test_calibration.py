@@ -31,7 +31,9 @@ from monitor.drift.calibration import (
     detectable_shift,
     fingerprint,
     ks_scores,
+    min_outside,
     plan_from_config,
+    single_value_p,
 )
 
 PLAN = WindowPlan(records=400, step=200, interval=60.0)
@@ -99,13 +101,69 @@ def test_bootstrap_fit_is_close_to_the_asymptotic_null_for_continuous_data(calib
     assert not cal.features["color"].degenerate
 
 
-def test_constant_column_is_degenerate_and_never_drifts(calibrated) -> None:
+def test_single_valued_column_drifts_when_enough_window_values_leave_its_value(calibrated) -> None:
+    """A constant reference has no null variation to bootstrap; Fisher's exact test on the values that
+    differ from it decides (it used to be 'degenerate' and never drift, even at 100% new values)."""
     ref, profile, cal = calibrated
-    assert cal.features["const"].degenerate
+    const = cal.features["const"]
+    assert const.single_value and not const.degenerate
+    k_min = int(const.single_window_statistic(cal.cusum, PLAN.records))
+    assert 1 < k_min < 40
+    base = ref.sample(400, random_state=0).reset_index(drop=True)
     detector = CalibratedDetector(profile, cal)
-    window = ref.sample(400, random_state=0).assign(const=99.0)
-    for _ in range(3):
-        assert not detector.evaluate(window).features["const"].drifted
+    assert not detector.evaluate(base).features["const"].drifted  # its own value only
+    few = base.assign(const=np.where(np.arange(400) < k_min - 1, 99.0, 3.0))
+    assert not detector.evaluate(few).features["const"].drifted  # below what the reference size allows
+    result = detector.evaluate(base.assign(const=99.0))
+    const_result = result.features["const"]
+    assert const_result.drifted
+    evidence = const_result.details["calibration"]
+    assert evidence["rule"] == "single_value" and evidence["outside"] == 400 and evidence["p_value"] <= evidence["alpha"]
+
+
+def test_single_valued_categories_and_numbers_flag_a_complete_change() -> None:
+    """The reviewer's case: always "US" / flag 0 in the reference, a window of "FR" / flag 1."""
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"country": ["US"] * 2000, "flag": [0.0] * 2000, "x": rng.normal(size=2000)})
+    specs = [ColumnSpec("country", "categorical"), ColumnSpec("flag", "numeric"), ColumnSpec("x", "numeric")]
+    profile = build_profile(ref, specs)
+    cal = calibrate(ref, profile, WindowPlan(records=500, step=250, interval=60), BudgetSpec(resamples=200))
+    detector = CalibratedDetector(profile, cal)
+    window = pd.DataFrame({"country": ["FR"] * 500, "flag": [1.0] * 500, "x": rng.normal(size=500)})
+    result = detector.evaluate(window)
+    assert result.features["country"].drifted and result.features["flag"].drifted
+    assert not result.features["x"].drifted
+    unchanged = pd.DataFrame({"country": ["US"] * 500, "flag": [0.0] * 500, "x": rng.normal(size=500)})
+    assert not any(f.drifted for f in CalibratedDetector(profile, cal).evaluate(unchanged).features.values())
+
+
+@pytest.mark.parametrize(("n", "m", "k"), [(2000, 500, 1), (2000, 500, 8), (50, 20, 20), (300, 1000, 37)])
+def test_single_value_p_is_fishers_one_sided_exact_test(n: int, m: int, k: int) -> None:
+    expected = stats.fisher_exact([[k, m - k], [0, n]], alternative="greater").pvalue
+    assert single_value_p(n, m, k) == pytest.approx(expected, rel=1e-9)
+    assert single_value_p(n, m, 0) == 1.0
+
+
+def test_single_value_rule_holds_its_false_alarm_rate_under_the_two_sample_null() -> None:
+    """Whatever the population's share q of other values, P(reference has none AND the window alarms)
+    stays <= alpha (simulated over references and windows drawn from the same population)."""
+    rng = np.random.default_rng(1)
+    n, m, alpha, sims = 200, 100, 0.01, 200_000
+    k_min = min_outside(n, m, alpha)
+    assert single_value_p(n, m, k_min) <= alpha < single_value_p(n, m, k_min - 1)
+    for q in (0.002, 0.01, 0.03, 0.1):
+        ref_others = rng.binomial(n, q, sims)
+        win_others = rng.binomial(m, q, sims)
+        rate = np.mean((ref_others == 0) & (win_others >= k_min))
+        assert rate <= alpha + 3 * math.sqrt(alpha / sims), (q, rate)
+
+
+def test_power_of_a_single_valued_column_is_reported(calibrated) -> None:
+    _, profile, cal = calibrated
+    shift = detectable_shift(cal.features["const"], cal, profile.columns["const"], within=3, sims=200)
+    assert 0.0 < shift < 0.2  # the share of rows leaving the value that is caught within 3 windows
+    row = next(r for r in calibration_table(cal, profile, sims=100) if r["name"] == "const")
+    assert row["single_value"] and row["shift_unit"].startswith("share of values differing")
 
 
 def test_json_round_trip_and_determinism(calibrated) -> None:
@@ -220,7 +278,7 @@ def test_detectable_shift_grows_when_the_budget_tightens(calibrated) -> None:
     assert detectable_shift(cal.features["color"], cal, profile.columns["color"], within=3, sims=200) < 0.5
     rows = calibration_table(cal, profile, within=3, sims=100)
     assert [r["name"] for r in rows] == ["x", "ticks", "color", "const"]
-    assert rows[3]["degenerate"] and rows[3]["detectable_shift"] is None  # inf is not JSON: None
+    assert rows[3]["single_value"] and not rows[3]["degenerate"] and 0 < rows[3]["detectable_shift"] < 1
 
 
 # -- config ----------------------------------------------------------------------------------------
@@ -262,7 +320,7 @@ def test_cli_calibrate_prints_thresholds_and_json(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["calibrate", "--config", str(config), "--within", "2"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    assert "Calibrated alarms for toy" in text and "k = " in text and "h = " in text and "constant" in text
+    assert "Calibrated alarms for toy" in text and "k = " in text and "h = " in text and "Fisher" in text and "7 differ" in text
     res = CliRunner().invoke(app, ["calibrate", "--config", str(config), "--model", "toy", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)

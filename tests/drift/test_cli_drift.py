@@ -89,3 +89,26 @@ def test_missing_columns_in_current_are_noted(tmp_path: Path) -> None:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_timezone_aware_columns_are_compared_not_a_traceback(tmp_path: Path) -> None:
+    ts = pd.Series(pd.date_range("2024-01-01", periods=100, freq="h", tz="Europe/Paris"))
+    pd.DataFrame({"t": ts, "p": pd.period_range("2024-01", periods=4, freq="M").repeat(25).astype(str)}).to_parquet(tmp_path / "ref.parquet")
+    pd.DataFrame({"t": ts + pd.Timedelta(days=60), "p": ["2024-01"] * 100}).to_parquet(tmp_path / "cur.parquet")
+    code, out, _ = _run(str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--json")
+    assert code == 0, out
+    features = json.loads(out)["features"]
+    assert features["t"]["kind"] == "numeric" and features["t"]["drifted"] and features["t"]["quality"]["out_of_range_ratio"] == 1.0
+
+
+def test_says_plainly_when_no_column_could_be_tested(tmp_path: Path) -> None:
+    pd.DataFrame({"x": [float("nan")] * 20, "c": [None] * 20}).to_csv(tmp_path / "ref.csv", index=False)
+    pd.DataFrame({"x": range(10), "c": ["a"] * 10}).to_csv(tmp_path / "cur.csv", index=False)
+    code, out, _ = _run(str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"))
+    text = " ".join(out.split())
+    assert code == 0 and "no drift" not in text
+    assert "Dataset: not tested — no column could be tested (x: the reference has no usable value" in text
+    code, out, _ = _run(str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), "--json")
+    doc = json.loads(out)
+    assert doc["dataset"]["n_tested"] == 0 and doc["dataset"]["n_features"] == 2  # existing keys kept
+    assert doc["features"]["x"]["untested"].startswith("the reference has no usable value")

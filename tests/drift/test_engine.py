@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from monitor.drift import engine
 from monitor.drift import (
     CATEGORICAL_METHODS,
     NUMERIC_METHODS,
@@ -278,3 +279,55 @@ def test_wasserstein_scores_of_any_window_size_equal_scipy(m: int) -> None:
         expected = stats.wasserstein_distance(ref[name], window) / ref[name].std(ddof=0)
         assert result.features[name].n_current == window.size
         assert result.features[name].score == pytest.approx(expected, rel=1e-9), name
+
+
+def test_datetime_columns_are_compared_as_time_whatever_their_timezone() -> None:
+    ts = pd.Series(pd.date_range("2024-01-01", periods=200, freq="h"))
+    for ref_col in (ts, ts.dt.tz_localize("UTC"), ts.dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo")):
+        ref = pd.DataFrame({"t": ref_col})
+        later = detect(ref, pd.DataFrame({"t": ref_col + pd.Timedelta(days=30)})).features["t"]
+        assert (later.kind, later.drifted, later.quality.out_of_range_ratio) == ("numeric", True, 1.0)
+        same = detect(ref, pd.DataFrame({"t": ref_col.sample(100, random_state=0)})).features["t"]
+        assert not same.drifted and same.untested is None
+    periods = pd.DataFrame({"p": pd.period_range("2024-01", periods=5, freq="M").repeat(20)})
+    moved = detect(periods, pd.DataFrame({"p": pd.period_range("2024-06", periods=2, freq="M").repeat(25)})).features["p"]
+    assert (moved.kind, moved.drifted, moved.quality.new_category_ratio) == ("categorical", True, 1.0)
+    as_numbers = evaluate(build_profile(periods, [ColumnSpec("p", "numeric")]), periods).features["p"]
+    assert as_numbers.quality.wrong_type_ratio == 1.0 and as_numbers.untested == engine.NO_REFERENCE
+
+
+def test_inverted_configured_range_counts_each_value_once() -> None:
+    ref = pd.DataFrame({"x": np.arange(100.0)})
+    r = evaluate(build_profile(ref, [ColumnSpec("x", "numeric", min_value=100.0, max_value=0.0)]), ref)
+    assert r.features["x"].quality.out_of_range_ratio == 1.0  # was 2.0: below min and above max both counted
+    r = evaluate(build_profile(ref, [ColumnSpec("x", "numeric", min_value=10.0, max_value=89.0)]), ref)
+    assert r.features["x"].quality.out_of_range_ratio == 0.2
+
+
+@pytest.mark.parametrize("method", ["wasserstein", "energy", "jensenshannon", "kl_div", "hellinger"])
+def test_values_near_the_float_limits_give_no_verdict_with_a_reason(method: str) -> None:
+    """The reference std of ~1e300 values overflows (normed W1 was 0.0), a pooled range of 2e308 too
+    (Sturges bins raised), and energy reached inf (drifted): all are NaN and untested now."""
+    ref = pd.DataFrame({"x": np.linspace(-1.0, 1.0, 60) * 1e308})
+    cur = pd.DataFrame({"x": np.linspace(-1.0, 0.5, 40) * 1e308})
+    f = evaluate(build_profile(ref, [ColumnSpec("x", "numeric", method)]), cur).features["x"]
+    assert math.isnan(f.score) and not f.drifted and f.untested == engine.OVERFLOW
+    assert f.to_dict()["untested"] == engine.OVERFLOW
+
+
+def test_a_window_without_any_testable_column_says_so() -> None:
+    r = detect(pd.DataFrame({"x": [np.nan] * 100, "c": [None] * 100}), pd.DataFrame({"x": np.arange(50.0), "c": ["a"] * 50}))
+    assert r.dataset.n_tested == 0 and not r.dataset.drifted
+    assert {f.untested for f in r.features.values()} == {engine.NO_REFERENCE}
+    r = detect(pd.DataFrame({"x": np.arange(100.0), "y": np.arange(100.0)}), pd.DataFrame({"x": np.arange(50.0), "y": [np.nan] * 50}))
+    assert r.dataset.n_tested == 1 and r.features["y"].untested == engine.NO_WINDOW and r.dataset.to_dict()["n_tested"] == 1
+
+
+def test_a_reference_std_that_overflows_gives_no_wasserstein_verdict() -> None:
+    """Values ~1e300: the std overflows to inf and W1/std was 0.0 ("no drift"); energy stays scipy's finite value."""
+    ref = pd.DataFrame({"x": RNG.normal(size=100) * 1e300})
+    cur = pd.DataFrame({"x": RNG.normal(size=80) * 1e300 + 5e299})
+    w = evaluate(build_profile(ref, [ColumnSpec("x", "numeric", "wasserstein")]), cur).features["x"]
+    assert math.isnan(w.score) and w.untested == engine.OVERFLOW
+    e = evaluate(build_profile(ref, [ColumnSpec("x", "numeric", "energy")]), cur).features["x"]
+    assert e.score == pytest.approx(stats.energy_distance(ref["x"], cur["x"]), rel=1e-9) and e.untested is None

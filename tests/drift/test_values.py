@@ -46,3 +46,35 @@ def test_categories_are_canonical_across_types() -> None:
 def test_all_missing_categorical_column() -> None:
     v = categorical_values(pd.Series([None, None], dtype=object))
     assert (v.n, v.missing, v.wrong_type, v.n_valid, v.keys.size) == (2, 2, 0, 0, 0)
+
+
+def test_time_columns_are_seconds_with_timezones_normalised_to_utc() -> None:
+    naive = pd.Series(pd.to_datetime(["2024-01-01 00:00:00", None, "2024-01-01 00:00:10"]))
+    paris = naive.dt.tz_localize("UTC").dt.tz_convert("Europe/Paris")  # the same instants, shown in Paris
+    for col in (naive, paris, naive.astype("datetime64[s]")):
+        v = numeric_values(col)
+        assert (v.n, v.missing, v.wrong_type) == (3, 1, 0)
+        assert v.finite.tolist() == [1704067200.0, 1704067210.0]
+    durations = numeric_values(pd.Series(pd.to_timedelta([1.5, None], unit="s")))
+    assert (durations.finite.tolist(), durations.missing) == ([1.5], 1)
+
+
+def test_time_periods_and_intervals_are_distinct_readable_categories() -> None:
+    paris = pd.Series(pd.date_range("2024-01-01", periods=3, freq="h", tz="Europe/Paris"))
+    assert list(_as_dict(paris)) == ["2023-12-31T23:00:00", "2024-01-01T00:00:00", "2024-01-01T01:00:00"]  # UTC
+    assert _as_dict(paris) == _as_dict(paris.dt.tz_convert("UTC").dt.tz_localize(None))  # naive is taken as UTC
+    assert _as_dict(pd.Series(pd.period_range("2024-01", periods=2, freq="M"))) == {"2024-01": 1.0, "2024-02": 1.0}
+    assert _as_dict(pd.Series(pd.interval_range(0, 2))) == {"(0, 1]": 1.0, "(1, 2]": 1.0}
+    assert _as_dict(pd.Series([pd.Timestamp("2024-01-01", tz="UTC"), "x"], dtype=object)) == {"2024-01-01T00:00:00": 1.0, "x": 1.0}
+
+
+def test_periods_intervals_and_complex_numbers_are_the_wrong_type_for_numeric_columns() -> None:
+    for col in (pd.Series(pd.period_range("2024-01", periods=3, freq="D")), pd.Series(pd.interval_range(0, 3)),
+                pd.Series([1 + 1j, 2 + 0j, None])):
+        v = numeric_values(col)
+        assert v.finite.size == 0 and v.wrong_type == col.notna().sum()
+
+
+def test_python_ints_beyond_a_double_are_infinite_not_an_error() -> None:
+    v = numeric_values(pd.Series([10**400, -(10**400), 5, "abc", None], dtype=object))
+    assert (v.finite.tolist(), v.infinite, v.wrong_type, v.missing) == ([5.0], 2, 1, 1)

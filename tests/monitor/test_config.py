@@ -106,6 +106,21 @@ def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
             "container 0 needs a `name` and an `image`",
         ),
         (
+            {"features": [{"name": "x", "type": "numeric", "min_value": 100, "max_value": 0}]},
+            "models[0:m].features[0:x]",
+            "min_value (100) must not exceed max_value (0)",
+        ),
+        (
+            {"features": [{"name": "x", "type": "numeric", "drift": {"method": "ks", "threshold": 5}}]},
+            "models[0:m].features[0:x].drift",
+            "threshold 5 must be below 1: method 'ks' is a p-value test",
+        ),
+        (
+            {"drift": {"categorical": {"threshold": 1}}},
+            "models[0:m].drift.categorical",
+            "method 'auto' may resolve to a p-value test",
+        ),
+        (
             {"alerts": {"dataset_drift": {"warning": 0.6, "critical": 0.5}}},
             "models[0:m].alerts.dataset_drift",
             "must not exceed critical",
