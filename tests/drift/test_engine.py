@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from monitor.drift import engine
 from monitor.drift import (
     CATEGORICAL_METHODS,
     NUMERIC_METHODS,
@@ -19,6 +18,7 @@ from monitor.drift import (
     EngineSettings,
     build_profile,
     detect,
+    engine,
     evaluate,
 )
 

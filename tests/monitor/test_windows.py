@@ -131,7 +131,7 @@ def test_records_stamped_after_the_time_point_take_no_slot_in_its_window() -> No
     """150 records/s past T before the evaluator looks at T: the window at T still holds `records`."""
     w = SlidingWindow(WindowConfig(records=1000, step_duration=60.0, min_records=800))
     rec = 0
-    for k in range(int(65 * 250)):  # 250 records/s from t=0 to t=65, evaluated at t=65
+    for k in range(65 * 250):  # 250 records/s from t=0 to t=65, evaluated at t=65
         rec += 1
         w.add(rec, k / 250, rec, [{"k": rec}])
     due = w.due(65.0)
