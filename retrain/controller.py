@@ -183,7 +183,14 @@ class RetrainController:
             else:
                 assert rc.local is not None
                 self._local.launch(run, rc.local, self._on_outcome, on_started=self._on_local_started(run.name))
-        except (LaunchError, OSError, ValueError) as exc:
+        except LaunchError as exc:
+            if exc.transient and self._stopping.is_set():
+                # Cut short by shutdown, not refused: the run stays pending and the next start creates
+                # it (the Job name is deterministic, so a create that did land comes back as "exists").
+                log.warning("retrain_launch_interrupted job=%s error=%r", run.name, str(exc))
+                return
+            self._on_outcome(run.name, "failed", None, f"launch failed: {exc}")
+        except (OSError, ValueError) as exc:
             self._on_outcome(run.name, "failed", None, f"launch failed: {exc}")
         except Exception as exc:  # an unexpected API answer must not leave the run pending forever
             log.exception("retrain_launch_error job=%s", run.name)

@@ -414,3 +414,21 @@ def test_jobs_of_a_model_no_longer_launching_on_kubernetes_are_still_followed(
     api.complete("ml", name)
     wait_for(lambda: second.history.job(name).state == "succeeded")  # type: ignore[union-attr]
     assert second.on_evaluation("churn", window(1)).action == "launch"  # its slot is free again
+
+
+def test_a_create_cut_short_by_shutdown_is_made_by_the_next_start(
+        api: FakeKubeAPI, make_controller, tmp_path: Path) -> None:
+    """A rolling update while the API answers slowly with a 500 must not spend the trigger: the run
+    stays pending (not `failed`), and the restarted monitor creates its Job."""
+    db = tmp_path / "driftwatch.db"
+    data = config_data(tmp_path, consecutive_windows=1)
+    first = make_controller(parse_config(data), db=db)
+    api.inject("POST", status=500, delay=1.0)
+    assert first.on_evaluation("wine", window(0)).action == "launch"
+    wait_for(lambda: any(method == "POST" for method, _ in api.requests))
+    first.stop()  # SIGTERM while the create waits for its answer
+    (rec,) = make_controller(parse_config(data), db=db, start=False).history.jobs()
+    assert rec.state == "pending", rec
+    second = make_controller(parse_config(data), db=db)
+    wait_for(lambda: second.history.job(rec.name).state == "running")  # type: ignore[union-attr]
+    assert [j["metadata"]["name"] for j in api.jobs("ml")] == [rec.name]
