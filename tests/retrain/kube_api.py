@@ -7,8 +7,8 @@ watch streams of WatchEvents as chunked JSON lines (ADDED / MODIFIED / DELETED /
 manifest a test sends is checked like an API server would.
 
 Test controls: `inject()` faults (status codes, delays before or after the request takes effect),
-`complete()` / `fail()` a Job, `compact()` the event history (so old watches get 410), and
-`requests` (method, path) for assertions. Reusable by any test that needs a cluster. `BlackHole`
+`complete()` / `fail()` a Job, `compact()` the event history (so old watches get 410),
+`faults_left()` (has the injected fault been hit yet?) and `requests` (method, path) for assertions. Reusable by any test that needs a cluster. `BlackHole`
 is the API server that accepts and never answers.
 """
 
@@ -173,6 +173,11 @@ class FakeKubeAPI:
         """Make the next `times` matching requests fail with `status` and/or wait `delay` seconds."""
         with self._cond:
             self._faults.append(Fault(method.upper(), re.compile(path), status, times, delay, after, watch_only))
+
+    def faults_left(self) -> int:
+        """Injected faults not yet taken by a request: 0 once every injected one has been hit."""
+        with self._cond:
+            return sum(f.times for f in self._faults)
 
     def jobs(self, namespace: str | None = None) -> list[dict[str, Any]]:
         with self._cond:

@@ -368,7 +368,9 @@ def test_reconciliation_happens_once_the_api_answers(api: FakeKubeAPI, make_cont
 
 
 def test_a_job_deleted_while_the_watch_reconnects_is_closed(api: FakeKubeAPI, tmp_path: Path) -> None:
-    kube = KubernetesLauncher(api.api_client(), retry=Retry(attempts=3, base=0.02, cap=0.1, timeout=(1.0, 2.0)),
+    # A watch's read timeout is watch_timeout + 5 s, well past the injected 3 s hang: the fault is always
+    # the 500 (a read timeout instead would be retried by urllib3, resending the watch from its rv).
+    kube = KubernetesLauncher(api.api_client(), retry=Retry(attempts=3, base=0.02, cap=0.1, timeout=(1.0, 5.0)),
                               watch_timeout=1, poll_interval=0.2)
     c = RetrainController(make_config(tmp_path, consecutive_windows=1, cooldown=0), tmp_path / "driftwatch.db",
                           clock=Clock(), kubernetes=kube)
@@ -377,10 +379,10 @@ def test_a_job_deleted_while_the_watch_reconnects_is_closed(api: FakeKubeAPI, tm
         c.on_evaluation("wine", window(0))
         wait_for(lambda: len(api.jobs("ml")) == 1 and c.history.jobs()[0].state == "running")
         (rec,) = c.history.jobs()
-        watches = sum(1 for _, p in api.requests if p.endswith("?watch"))
-        # The next watch request hangs, then fails; `kubectl delete job` lands in that gap.
-        api.inject("GET", "/jobs$", status=500, delay=1.0, watch_only=True)
-        wait_for(lambda: sum(1 for _, p in api.requests if p.endswith("?watch")) > watches)
+        # The next watch request hangs, then fails; `kubectl delete job` lands in that gap: the delete
+        # waits until a watch has taken the fault, so no healthy watch can see it as a DELETED event.
+        api.inject("GET", "/jobs$", status=500, delay=3.0, watch_only=True)
+        wait_for(lambda: api.faults_left() == 0)
         api.delete("ml", rec.name)
         wait_for(lambda: c.history.job(rec.name).state == "failed")  # type: ignore[union-attr]
         assert c.history.job(rec.name).detail.startswith("Job not found on relist")  # type: ignore[union-attr]
