@@ -74,6 +74,11 @@ _SIZE_UNITS = {
 }
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$")
+# Kubernetes' grammars (apimachinery validation): a DNS-1123 label (namespaces), a DNS-1123 subdomain
+# (label key prefixes) and a qualified name (label key names, non-empty label values).
+_DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
 
 
 class ConfigError(ValueError):
@@ -398,6 +403,27 @@ class ResourcesConfig(_Strict):
     """Pod label selector, e.g. {app: iris}."""
     pid_file: Path | None = None
     """Locally: a file holding the model server's PID (psutil)."""
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not _DNS1123_LABEL_RE.match(v):
+            raise ValueError(f"namespace {v!r} is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63, starting and ending alphanumeric)")
+        return v
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: dict[str, str]) -> dict[str, str]:
+        """Checked here because the selector is sent as `key=value,...`: a comma in a value would add requirements."""
+        for key, value in v.items():
+            prefix, slash, name = key.rpartition("/")
+            if slash and not (len(prefix) <= 253 and _DNS1123_SUBDOMAIN_RE.match(prefix)):
+                raise ValueError(f"label key {key!r}: prefix {prefix!r} is not a DNS subdomain (lowercase alphanumerics, '-' and '.', at most 253)")
+            if not _LABEL_NAME_RE.match(name):
+                raise ValueError(f"label key {key!r}: name {name!r} must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
+            if value and not _LABEL_NAME_RE.match(value):
+                raise ValueError(f"label {key!r}: value {value!r} must be at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
+        return v
 
 
 class ModelConfig(_Strict):

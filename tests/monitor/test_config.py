@@ -185,3 +185,29 @@ def test_a_false_alarm_budget_needs_the_pace_of_windows() -> None:
     assert ok.models[0].false_alarm_budget.expected_records_per_second == 5
     timed = minimal(false_alarm_budget={"alarms": 1}, window={"records": 500, "step": 100, "step_duration": "1m"})
     assert parse_config(timed).models[0].window.step_duration == 60
+
+
+@pytest.mark.parametrize(
+    ("resources", "path", "fragment"),
+    [
+        ({"namespace": "ML Team/../kube-system"}, "models[0:m].resources.namespace", "not a Kubernetes namespace name"),
+        ({"namespace": "a" * 64}, "models[0:m].resources.namespace", "at most 63"),
+        ({"selector": {"app name": "wine"}}, "models[0:m].resources.selector", "label key 'app name'"),
+        ({"selector": {"app": "wine,env!=prod"}}, "models[0:m].resources.selector", "value 'wine,env!=prod'"),
+        ({"selector": {"app": "x" * 64}}, "models[0:m].resources.selector", "at most 63"),
+        ({"selector": {"Example.com/app": "wine"}}, "models[0:m].resources.selector", "prefix 'Example.com' is not a DNS subdomain"),
+        ({"selector": {"/app": "wine"}}, "models[0:m].resources.selector", "prefix '' is not a DNS subdomain"),
+        ({"selector": {"example.com/": "wine"}}, "models[0:m].resources.selector", "name '' must be 1-63"),
+    ],
+)
+def test_resources_follow_kubernetes_name_grammar(resources: dict, path: str, fragment: str) -> None:
+    """The selector is sent as `key=value,...`: a comma or `!=` in a value would add requirements."""
+    errs = errors_of(minimal(resources=resources))
+    assert path in errs, errs
+    assert fragment in errs[path]
+
+
+def test_valid_kubernetes_selectors_and_namespaces_load() -> None:
+    selector = {"app.kubernetes.io/name": "wine-1.2_x", "tier": "", "example.com/Team_A": "ML"}
+    cfg = parse_config(minimal(resources={"namespace": "ml-prod", "selector": selector}))
+    assert cfg.models[0].resources.selector == selector and cfg.models[0].resources.namespace == "ml-prod"
