@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from monitor.config import KubernetesLauncher as KubeConfig
 from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError, Retry, job_outcome
 from retrain.policy import Trigger
 from retrain.run import Run, job_name
+from tests.ports import free_port
 
 TEMPLATE = {"apiVersion": "batch/v1", "kind": "Job",
             "spec": {"template": {"spec": {"containers": [{"name": "train", "image": "ghcr.io/x/train:1"}]}}}}
@@ -111,9 +112,7 @@ def test_retries_are_exhausted_then_reported(api: FakeKubeAPI, launcher: tuple[K
 
 
 def test_refused_connections_are_retried_then_reported() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    port = free_port()  # nothing listens there
     cfg = client.Configuration(host=f"http://127.0.0.1:{port}")
     cfg.retries = 0
     sleeps = Sleeps()
@@ -219,7 +218,9 @@ def test_the_watch_reports_every_outcome(api: FakeKubeAPI, launcher: tuple[Kuber
 
 
 def test_the_watch_reconnects_from_its_resource_version(api: FakeKubeAPI) -> None:
-    k = KubernetesLauncher(api.api_client(), retry=FAST, watch_timeout=1, poll_interval=5)
+    # The watch's read timeout is watch_timeout + the retry's read timeout: FAST's 0.5 s would leave a
+    # loaded server 0.5 s to end the watch before the client gives up and relists.
+    k = KubernetesLauncher(api.api_client(), retry=replace(FAST, timeout=(1.0, 3.0)), watch_timeout=1, poll_interval=5)
     try:
         r = make_run()
         k.launch(r, KCFG)
