@@ -24,7 +24,8 @@ from promstack import wait_for
 
 from monitor.demo import wine
 from monitor.demo.config import write_demo_config
-from monitor.demo.processes import Child, Supervisor, free_port
+from monitor.demo.processes import Child, Supervisor
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

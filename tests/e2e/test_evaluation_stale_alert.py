@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from promstack import Service, free_port, prometheus, prometheus_alerts, wait_for
+from promstack import Service, prometheus, prometheus_alerts, wait_for
 
 import alerts
 from monitor.config import load_config
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -25,7 +25,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from promstack import (
     Service,
     alertmanager,
-    free_port,
     monitor,
     prometheus,
     prometheus_alerts,
@@ -37,6 +36,7 @@ import alerts
 import dashboards
 from dashboards.promql import metric_names
 from monitor.config import Config, load_config
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

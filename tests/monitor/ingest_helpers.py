@@ -4,13 +4,14 @@ a real uvicorn server on 127.0.0.1 (in a thread or as a `driftwatch serve` subpr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,29 +128,53 @@ def event(i: int, *, model: str = "toy", shift: float = 0.0, ts: float | None = 
     return ev
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class _LogTail(logging.Handler):
+    """The last lines uvicorn logged: what says why a server did not start."""
+
+    def __init__(self, lines: int = 20) -> None:
+        super().__init__()
+        self.lines: deque[str] = deque(maxlen=lines)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """A real uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
+def serve_in_thread(app: Any, start_timeout: float = 60.0) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 (port 0: the kernel picks) in a thread; yields its base URL.
+
+    Waits for start-up until `start_timeout` (returning as soon as it is up); a server that does not
+    start raises with the thread's exception and uvicorn's last log lines."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="asyncio"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    tail = _LogTail()
+    uvicorn_log = logging.getLogger("uvicorn.error")  # after Config(): its dictConfig would drop the handler
+    uvicorn_log.addHandler(tail)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # SystemExit too: uvicorn exits when it cannot bind
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
+        deadline = time.monotonic() + start_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                why = f"exited with {failures[0]!r}" if failures else (
+                    "exited" if not thread.is_alive() else f"not started after {start_timeout:g}s")
+                log = "\n".join(tail.lines) or "(nothing logged)"
+                raise RuntimeError(f"uvicorn did not start: {why}; its last log lines:\n{log}") from (
+                    failures[0] if failures else None)
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        uvicorn_log.removeHandler(tail)
 
 
 class MonitorProcess:

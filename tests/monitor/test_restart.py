@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ingest_helpers import RETRAIN_DRY_RUN, MonitorProcess, event, free_port, write_config
+from ingest_helpers import RETRAIN_DRY_RUN, MonitorProcess, event, write_config
+
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

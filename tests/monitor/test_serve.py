@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingest_helpers import RETRAIN_DRY_RUN, free_port, load, write_config
+from ingest_helpers import RETRAIN_DRY_RUN, load, write_config
 
 from retrain.history import History
+from tests.ports import free_port
 
 
 def test_a_store_from_a_newer_driftwatch_is_refused_without_a_traceback(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from ingest_helpers import MonitorProcess, free_port, write_config
+from ingest_helpers import MonitorProcess, write_config
 
 from monitor.storelock import StoreInUse, StoreLock
+from tests.ports import free_port
 
 
 def test_the_lock_is_exclusive_names_its_holder_and_is_released(tmp_path: Path) -> None:

@@ -6,10 +6,8 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,13 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 
 from monitor.config import parse_config
 from retrain.controller import RetrainController
 from retrain.webhook import router
+from tests.monitor.ingest_helpers import serve_in_thread
+from tests.ports import free_port
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -75,12 +74,6 @@ def alert(**changes: Any) -> dict[str, Any]:
     return a
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for(pred: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -104,25 +97,20 @@ def make_controller(tmp_path: Path, **wine: Any) -> RetrainController:
 
 
 class Server:
-    """The router in a FastAPI app on a real uvicorn server on 127.0.0.1."""
+    """The router in a FastAPI app on a real uvicorn server on 127.0.0.1 (port 0: the kernel picks)."""
 
     def __init__(self, controller: RetrainController, token: str | None, max_body: int) -> None:
         app = FastAPI()
         app.include_router(router(controller, token, max_body_bytes=max_body))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._serving = serve_in_thread(app)
+        self.url = ""
 
     def __enter__(self) -> Server:
-        self._thread.start()
-        wait_for(lambda: self._server.started)
+        self.url = self._serving.__enter__()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+    def __exit__(self, *exc: object) -> None:
+        self._serving.__exit__(*exc)
 
 
 @pytest.fixture

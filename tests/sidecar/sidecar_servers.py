@@ -8,6 +8,7 @@ the monitor's `POST /v1/events`, scripted to answer errors or to be down.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -26,12 +27,6 @@ import h11
 import psutil
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- toy model server -----------------------------------------------------------------------------
@@ -167,13 +162,14 @@ class _ThreadingServer(socketserver.ThreadingTCPServer):
 
 
 class ModelServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, port: int = 0) -> None:
+        self.port = port  # 0: the kernel picks one when the server binds
         self.requests: list[h11.Request] = []
         self._server: _ThreadingServer | None = None
 
     def start(self) -> ModelServer:
         self._server = _ThreadingServer(("127.0.0.1", self.port), _ModelHandler)
+        self.port = self._server.server_address[1]
         self._server.owner = self  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -196,8 +192,8 @@ class Collector:
     """Records every batch; `script` is a list of statuses answered first (then 200), with a
     `Retry-After: retry_after` header when that is set."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, port: int = 0) -> None:
+        self.port = port  # 0: the kernel picks one when the server binds; a fixed one to play a monitor coming back
         self.batches: list[list[dict]] = []
         self.auth: list[str | None] = []
         self.attempts = 0
@@ -243,6 +239,7 @@ class Collector:
                 self.wfile.write(data)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -261,15 +258,21 @@ class Collector:
 # -- the sidecar as a real process ----------------------------------------------------------------
 
 
+_sidecar_numbers = itertools.count(1)  # one log file per sidecar, even when two share a spool directory
+
+
 class Sidecar:
+    """Binds port 0 and reports the port it got ("listening on host:port"): no port is named
+    before it is bound, so none can be taken in between."""
+
     def __init__(self, upstream: str, monitor: str, spool_dir: Path, *extra: str, model: str = "wine") -> None:
-        self.port = free_port()
+        self.port = 0
         self.args = [
             sys.executable, "-m", "monitor.cli", "sidecar",
             "--upstream", upstream, "--monitor", monitor, "--model", model,
-            "--host", "127.0.0.1", "--port", str(self.port), "--spool-dir", str(spool_dir), *extra,
+            "--host", "127.0.0.1", "--port", "0", "--spool-dir", str(spool_dir), *extra,
         ]
-        self.log_path = spool_dir.parent / f"sidecar-{self.port}.log"
+        self.log_path = spool_dir.parent / f"sidecar-{next(_sidecar_numbers)}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -282,6 +285,7 @@ class Sidecar:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
         assert "listening on" in line, f"sidecar did not start: {line!r}\n{self.log()}"
+        self.port = int(line.rsplit(":", 1)[1])
         return self
 
     def log(self) -> str:
@@ -374,13 +378,14 @@ class ScriptedUpstream:
 
     `script(target)` returns the sends for one request as (delay_seconds, bytes) pairs; requests
     must have no body. `seen` records (connection number, target) so tests can tell whether the
-    sidecar reused a connection.
+    sidecar reused a connection; `closed` holds the numbers of connections the sidecar closed.
     """
 
     def __init__(self, script: Callable[[str], list[tuple[float, bytes]]]) -> None:
-        self.port = free_port()
+        self.port = 0  # the kernel picks one when the server binds
         self.script = script
         self.seen: list[tuple[int, str]] = []
+        self.closed: set[int] = set()
         self._connections = 0
         self._lock = threading.Lock()
         self._server: _ThreadingServer | None = None
@@ -407,6 +412,8 @@ class ScriptedUpstream:
                         except OSError:
                             return
                         if not chunk:
+                            with owner._lock:
+                                owner.closed.add(number)
                             return
                         buffer += chunk
                     head, _, buffer = buffer.partition(b"\r\n\r\n")
@@ -421,6 +428,7 @@ class ScriptedUpstream:
                         return
 
         self._server = _ThreadingServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.sidecar.monitor_client import Answer, MonitorClient, MonitorUnreachable, parse_retry_after, slices
+from tests.ports import free_port
 
 
 class ScriptedMonitor:
@@ -126,9 +127,7 @@ def test_error_status_and_body_are_returned_as_they_are(monitor: ScriptedMonitor
 
 @pytest.mark.parametrize("monitor", ["silent"], indirect=True)
 def test_unreachable_and_unanswering_monitors_are_retryable_errors(monitor: ScriptedMonitor) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
+    closed_port = free_port()  # nothing listens there
 
     async def run() -> tuple[str, str, float]:
         down = MonitorClient(f"http://127.0.0.1:{closed_port}", None)

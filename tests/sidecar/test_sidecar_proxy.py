@@ -6,7 +6,6 @@ import hashlib
 import json
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -16,12 +15,14 @@ from sidecar_servers import (
     ModelServer,
     ScriptedUpstream,
     Sidecar,
-    free_port,
     iter_chunks,
     metric,
     raw_exchange,
     read_response,
+    wait_for,
 )
+
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +162,8 @@ def test_upstream_bytes_after_a_complete_response_retire_the_connection(
             assert client.get("/again").text == "/again"
             r = client.get(stray)
             assert (r.status_code, r.text) == (200, stray)
-        time.sleep(0.5)  # the idle stray has arrived by now
+        # The sidecar retires the connection the stray bytes came on: wait until it has closed it.
+        wait_for(lambda: dict((t, n) for n, t in upstream.seen)[stray] in upstream.closed)
         with httpx.Client(base_url=proxy.url) as client:  # a new client, served from the pool
             r = client.get("/next")
             assert (r.status_code, r.text) == (200, "/next")

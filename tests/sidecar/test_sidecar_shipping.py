@@ -15,11 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from sidecar_servers import Collector, ModelServer, Sidecar, free_port, metric, wait_for
+from sidecar_servers import Collector, ModelServer, Sidecar, metric, wait_for
 
 from monitor.demo.config import write_demo_config
 from monitor.demo.processes import Supervisor
 from monitor.sidecar.metrics import DROP_REASONS
+from tests.ports import free_port
 
 Start = Callable[..., Sidecar]
 
