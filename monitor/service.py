@@ -109,6 +109,8 @@ class _Queued:
     unknown: int
     """Events of models that are not configured: counted, not stored."""
     future: Future[IngestResult]
+    received_at: float
+    """The clock the rows were received at (the windows judge timestamps against it)."""
 
 
 class Monitor:
@@ -192,8 +194,8 @@ class Monitor:
         now = self._clock()
         window = SlidingWindow(state.config.window, last_rec=ev.last_rec if ev else 0, last_end=ev.window_end if ev else 0.0, now=now)
         total = store.record_total(name)
-        after = window.needed_from(total, now, lambda ts: store.first_rec_since(name, ts))
-        if ev is not None and ev.last_rec > after:  # the last window overlaps the replay: replay all of it
+        after = window.needed_from(total, now, lambda ts: store.first_rec_since(name, ts, received_since=ts - window.horizon))
+        if ev is not None:  # the last window's records restore its result, however long ago it was
             after = min(after, ev.first_rec - 1)
         replayed, restore = 0, []
         for stored in store.accepted_since(name, after):
@@ -201,7 +203,7 @@ class Monitor:
             if records is None:
                 continue
             end = stored.rec_end or 0
-            window.add(stored.seq, stored.ts, end, records)
+            window.add(stored.seq, stored.ts, end, records, now=now)
             replayed += len(records)
             if ev is not None and ev.window_start <= stored.ts <= ev.window_end:  # the live window's selection
                 first = end - len(records) + 1
@@ -270,8 +272,9 @@ class Monitor:
         fsync for all of them); each is still answered only after that commit.
         """
         known = [e for e in events if e.model in self._models]
-        rows, parsed = self._prepare(known, self._clock())
-        batch = _Queued(rows, parsed, len(events) - len(known), Future())
+        now = self._clock()
+        rows, parsed = self._prepare(known, now)
+        batch = _Queued(rows, parsed, len(events) - len(known), Future(), now)
         with self._queue_lock:
             self._queue.append(batch)
         self._writer.submit(self._ingest_queued)
@@ -298,7 +301,7 @@ class Monitor:
             for b in batches:
                 mine = stored[start : start + len(b.rows)]
                 start += len(b.rows)
-                reasons = self._feed(mine, b.parsed)
+                reasons = self._feed(mine, b.parsed, b.received_at)
                 if b.unknown:
                     self.unknown_model_events += b.unknown
                     reasons["unknown_model"] += b.unknown
@@ -327,8 +330,8 @@ class Monitor:
             parsed.append(records)
         return rows, parsed
 
-    def _feed(self, stored: Sequence[StoredEvent | None], parsed: Sequence[list[Record]], unmatched: str | None = None) -> Counter[str]:
-        """After the commit: count outcomes and append accepted records to the windows (hold `_lock`)."""
+    def _feed(self, stored: Sequence[StoredEvent | None], parsed: Sequence[list[Record]], now: float, unmatched: str | None = None) -> Counter[str]:
+        """After the commit: count outcomes and append accepted records, received at `now`, to the windows (hold `_lock`)."""
         reasons: Counter[str] = Counter()
         for s, records in zip(stored, parsed, strict=True):
             if s is None:
@@ -341,7 +344,7 @@ class Monitor:
                 state.rejected[reason] += 1
                 reasons[reason] += 1
             if s.rec_end is not None:
-                state.window.add(s.seq, s.ts, s.rec_end, records)
+                state.window.add(s.seq, s.ts, s.rec_end, records, now=now)
         return reasons
 
     def _require_store(self) -> EventStore:
@@ -372,7 +375,7 @@ class Monitor:
             rows, parsed = self._prepare([join_halves(halves["request"], halves["response"], now)], now)
             stored = store.append(rows)
         with self._lock:
-            self._feed(stored, parsed)
+            self._feed(stored, parsed, now)
         return CloudEventOutcome("joined", rows[0].reason)
 
     def _expire_halves(self) -> int:
@@ -402,7 +405,7 @@ class Monitor:
             stored = store.append(rows)
         with self._lock:
             for s, records, k in zip(stored, parsed, kinds, strict=True):
-                self._feed([s], [records], unmatched="unmatched_request" if k == "request" else None)
+                self._feed([s], [records], now, unmatched="unmatched_request" if k == "request" else None)
         if expired:
             log.info("cloudevent_halves_expired count=%d", len(expired))
         return len(expired)

@@ -20,6 +20,7 @@ them coexist.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -257,21 +258,24 @@ class EventStore:
         for row in cur:
             yield StoredEvent(*row)
 
-    def first_rec_since(self, model: str, ts: float) -> int:
-        """The ordinal before the model's records stamped at or after `ts` (duration windows' rebuild).
+    def first_rec_since(self, model: str, ts: float, received_since: float = -math.inf) -> int:
+        """The ordinal before the first of the model's records stamped at or after `ts`, among the
+        events received at or after `received_since` (duration windows' rebuild).
 
-        Walks back from the newest event and stops at the first older one, so a long history is
-        not scanned; timestamps that jump backwards can end the walk early (windows use event time).
+        Walks back from the newest event until one received before `received_since`, so a bounded
+        recent stretch is scanned, however the stamps are ordered; exact as long as the server's
+        clock did not step back (events are committed in the order they are received).
         """
         cur = self._db.execute(
-            "SELECT rec_end - n_records, ts FROM events WHERE model = ? AND rec_end IS NOT NULL ORDER BY rec_end DESC",
+            "SELECT rec_end - n_records, ts, received_at FROM events WHERE model = ? AND rec_end IS NOT NULL ORDER BY rec_end DESC",
             (model,),
         )
         first = self.record_total(model)
-        for start, event_ts in cur:
-            if event_ts < ts:
+        for start, event_ts, received_at in cur:
+            if received_at < received_since:
                 break
-            first = start
+            if event_ts >= ts:
+                first = start
         cur.close()
         return int(first)
 

@@ -18,18 +18,26 @@ the last evaluated window's: without new traffic the same data is not evaluated 
 new window by the retrain policy or CUSUM) again. A restart agrees, since the newest evaluated
 record is what `last_rec` restores.
 
-The buffer keeps only what a window not yet due can select, judged against the grid, never against
-the newest sender timestamp: on a count grid, the `records` ordinals before the next point (and,
-with `duration`, those stamped within `duration` of that point's record, once it arrived); on a time
-grid, the records stamped within `duration` of the next point and, with `records`, the `records`
-newest stamped at or before it, plus those stamped after it. Records stamped more than
-max(step_duration, duration) beyond the clock's next grid point when they arrive (a sender's clock
-or unit error, e.g. milliseconds) are not windowed on a time-only grid, so they neither wait in the
-buffer for ever nor keep the rest there. Compaction is amortized: the buffer is at most what is
-needed plus `step` (count grid) or half of it plus 64 (otherwise). After a restart the same grid
-points give the same windows as long as the buffer is refilled with the same records
-(`SlidingWindow.needed_from`); a record stamped moderately in the future may be windowed after a
-restart that it was not before it, as its age is judged against the clock at the restart.
+Timestamps are judged against the caller's clock when a record arrives (`add(now=...)`: the
+ingest time live, the restart's clock on a replay), on every grid where they select records (a time
+grid or `duration`): a record stamped after far(now) = G(now) + g + max(g, duration) is never
+windowed, where g is `step_duration` (0 without) and G(now) is `now` floored to the time grid (`now`
+itself without one). Such a record (a sender's clock or unit error, e.g. milliseconds) still takes
+its ordinal, so a count window may hold fewer than `records` records. On a count grid with `duration`,
+ts(p) above is the clock when record p arrived (the largest seen so far): judged against a sender's
+stamp, one late record at a point would pull every older record back into the window.
+
+The buffer keeps only what a window not yet due can select, judged against the grid and the clock,
+never against the newest sender timestamp: on a count grid, the `records` ordinals before the next
+point (and, with `duration`, those stamped after the clock of that point's arrival, or of now if it
+has not arrived, minus `duration`); on a time grid, the records stamped within `duration` of the
+next point and, with `records`, the `records` newest stamped at or before it, plus those stamped
+after it (bounded by far(now)). Compaction is amortized: the buffer is at most what is needed plus
+`step` (count grid) or half of it plus 64 (otherwise). After a restart the same grid points give the
+same windows as long as the buffer is refilled with the same records (`SlidingWindow.needed_from`);
+a record stamped moderately in the future may be windowed after a restart that it was not before
+it, as its stamp is judged against the clock at the restart, and a count point that arrived but was
+not evaluated before the restart takes the restart's clock as ts(p).
 """
 
 from __future__ import annotations
@@ -81,7 +89,12 @@ class SlidingWindow:
         self._last_time = math.floor(last_end / self._grid) * self._grid if self._grid else 0.0
         self._evaluated = last_rec
         """Newest ordinal of the last evaluated window: a time window holding nothing newer is not new."""
-        self._now_point: float | None = None
+        self._timed = self._grid is not None or config.duration is not None
+        """Whether timestamps select records (and so far-future ones are not windowed)."""
+        self._clock = -math.inf
+        """The largest clock seen (`add`, `due`, a restart): the arrival clock stamps are judged by."""
+        self._point_clock = -math.inf
+        """The clock when the newest count point's record arrived (ts(p) of a count window with `duration`)."""
         self._total = 0
         self._recs: list[int] = []  # ordinals, ascending (not contiguous: compaction keeps a subset)
         self._seqs: list[int] = []
@@ -90,35 +103,49 @@ class SlidingWindow:
         self._trim_at = 0
         if now is not None:
             self._tick(now)
+            self._point_clock = self._clock
 
     @property
     def total(self) -> int:
         """Ordinal of the newest record seen."""
         return self._total
 
+    @property
+    def horizon(self) -> float:
+        """How far beyond its arrival clock a windowed record can be stamped (the far-future rule):
+        a record stamped at or after ts that arrived before ts - horizon was never windowed."""
+        grid = self._grid or 0.0
+        return 2 * grid + max(grid, self.config.duration or 0.0)
+
     def needed_from(self, total: int, now: float, first_rec_since: Callable[[float], int]) -> int:
-        """The ordinal a rebuild must replay records after; `first_rec_since(ts)` is the store's
-        ordinal before the records stamped at or after ts (in arrival order)."""
+        """The ordinal a rebuild at `now` must replay records after.
+
+        `first_rec_since(ts)` is the store's ordinal before the first record stamped at or after ts
+        among those that arrived since ts - `horizon` (the older ones were never windowed)."""
         cfg, grid = self.config, self._grid
-        counts = total - cfg.records - self._step if cfg.records else total
+        counts = total - cfg.records - self._step if cfg.records else 0
         after = counts if self._count_grid else total
-        if grid and cfg.records:  # the `records` newest stamped at or before the next point
-            previous = math.floor(now / grid) * grid - grid
-            after = min(after, first_rec_since(previous) - cfg.records, counts)
-        if cfg.duration is not None and not cfg.records:
-            after = first_rec_since(now - cfg.duration - (grid or 0.0))
-        elif cfg.duration is not None and grid and not self._count_grid:
-            after = max(after, first_rec_since(now - cfg.duration - grid))
+        if self._count_grid and cfg.duration is not None and not cfg.records:
+            after = first_rec_since(now - cfg.duration)
+        if grid:
+            point = math.floor(now / grid) * grid  # the first time point a due() after now can end at
+            if cfg.duration is not None:
+                after = min(after, first_rec_since(point - cfg.duration))
+            else:  # the `records` newest stamped at or before the point, and every one after it
+                after = min(after, first_rec_since(point) - cfg.records)  # type: ignore[operator]
         return max(0, after)
 
-    def add(self, seq: int, ts: float, rec_end: int, records: Sequence[dict[str, Any]]) -> None:
-        """Append one event's records, whose ordinals end at `rec_end`."""
+    def add(self, seq: int, ts: float, rec_end: int, records: Sequence[dict[str, Any]], *, now: float) -> None:
+        """Append one event's records, whose ordinals end at `rec_end`, arrived at clock `now`."""
+        self._tick(now)
         start = rec_end - len(records) + 1
         if start <= self._total:
             return  # already seen (a rebuild overlapping live ingest)
         self._total = rec_end
-        if not self._count_grid and self._now_point is not None and ts > self._far(self._now_point):
-            return  # stamped far beyond the grid: never windowed (see the module docstring)
+        if (rec_end // self._step) * self._step >= start:
+            self._point_clock = self._clock
+        if self._timed and ts > self._far():
+            return  # stamped far beyond the clock: never windowed (see the module docstring)
         self._recs.extend(range(start, rec_end + 1))
         self._seqs.extend([seq] * len(records))
         self._ts.extend([ts] * len(records))
@@ -126,14 +153,16 @@ class SlidingWindow:
         if len(self._ts) >= self._trim_at:
             self._trim()
 
-    def _far(self, now_point: float) -> float:
-        assert self._grid is not None
-        return now_point + self._grid + max(self._grid, self.config.duration or 0.0)
+    def _far(self) -> float:
+        grid = self._grid or 0.0
+        return self._now_point() + grid + max(grid, self.config.duration or 0.0)
+
+    def _now_point(self) -> float:
+        """The clock floored to the time grid (the clock itself without one)."""
+        return math.floor(self._clock / self._grid) * self._grid if self._grid else self._clock
 
     def _tick(self, now: float) -> None:
-        if self._grid:
-            point = math.floor(now / self._grid) * self._grid
-            self._now_point = point if self._now_point is None else max(self._now_point, point)
+        self._clock = max(self._clock, now)
 
     def _trim(self) -> None:
         """Drop what no window that is not yet due can select (see the module docstring)."""
@@ -164,8 +193,7 @@ class SlidingWindow:
     def _mark_count(self, need: list[bool]) -> None:
         p = self._next_point()
         floor_rec = min(p, self._total) - self.config.records if self.config.records else -math.inf  # and the gauge's
-        at = self._index(p)
-        cutoff = self._ts[at] - self.config.duration if self.config.duration is not None and at is not None else -math.inf
+        cutoff = self._cutoff(self._point_clock if p <= self._total else self._clock)
         for i, (rec, ts) in enumerate(zip(self._recs, self._ts, strict=True)):
             if rec > p or (rec > floor_rec and ts > cutoff):
                 need[i] = True
@@ -178,17 +206,14 @@ class SlidingWindow:
         at any later T' where it qualifies, those do too, and they are newer.
         """
         assert self._grid is not None
-        nxt = self._last_time + self._grid
-        if self._now_point is not None and self._now_point > self._last_time:
-            nxt = self._now_point
+        nxt = max(self._last_time + self._grid, self._now_point())
         duration, limit = self.config.duration, self.config.records
         lo = nxt - duration if duration is not None else -math.inf
-        far = self._far(self._now_point) if self._now_point is not None and not self._count_grid else math.inf
         counted, earliest = 0, math.inf
         for i in range(len(self._ts) - 1, -1, -1):
             ts = self._ts[i]
-            if ts > nxt:
-                need[i] = need[i] or ts <= far
+            if ts > nxt:  # bounded by the far-future rule
+                need[i] = True
             elif ts > lo:
                 if limit is None or counted < limit:
                     need[i] = True
@@ -197,9 +222,9 @@ class SlidingWindow:
                 elif duration is not None and ts > earliest:
                     need[i] = True
 
-    def _index(self, rec: int) -> int | None:
-        i = bisect_left(self._recs, rec)
-        return i if i < len(self._recs) and self._recs[i] == rec else None
+    def _cutoff(self, clock: float) -> float:
+        """Count windows with `duration`: records stamped at or before this are out."""
+        return clock - self.config.duration if self.config.duration is not None else -math.inf
 
     def _count_slice(self, last: int, cutoff: float) -> list[int]:
         """Buffer indices of the count window ending at ordinal `last`, stamped after `cutoff`."""
@@ -230,10 +255,9 @@ class SlidingWindow:
         """Records the next window would hold with what is buffered now (the `window_records` gauge)."""
         if not self._records:
             return 0
-        if self._grid and self._now_point is not None:
-            return len(self._time_slice(max(self._now_point, self._last_time) + self._grid))
-        cutoff = self._ts[-1] - self.config.duration if self.config.duration is not None else -math.inf
-        return len(self._count_slice(self._total, cutoff))
+        if self._grid and self._clock > -math.inf:
+            return len(self._time_slice(max(self._now_point(), self._last_time) + self._grid))
+        return len(self._count_slice(self._total, self._cutoff(self._clock)))
 
     def due(self, now: float) -> DueWindow | None:
         """The newest grid point not yet handled, as a window, or None. Call `done()` after it.
@@ -243,10 +267,8 @@ class SlidingWindow:
         self._tick(now)
         if self._count_grid:
             point = (self._total // self._step) * self._step
-            at = self._index(point) if point > self._last_point else None
-            if at is not None:
-                cutoff = self._ts[at] - self.config.duration if self.config.duration is not None else -math.inf
-                return self._window(self._count_slice(point, cutoff), ("count", point))
+            if point > self._last_point:
+                return self._window(self._count_slice(point, self._cutoff(self._point_clock)), ("count", point))
         if self._grid:
             t = math.floor(now / self._grid) * self._grid
             if t > self._last_time:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import given, settings
@@ -18,7 +19,7 @@ def feed(window: SlidingWindow, sizes: list[int], *, start_seq: int = 1, start_r
         seq = start_seq + i
         records = [{"k": rec + j + 1} for j in range(n)]
         rec += n
-        window.add(seq, seq * ts_step, rec, records)
+        window.add(seq, seq * ts_step, rec, records, now=seq * ts_step)
 
 
 def drain(window: SlidingWindow, now: float = 0.0) -> list[DueWindow]:
@@ -113,7 +114,7 @@ def test_windows_after_a_rebuild_equal_those_before(sizes: list[int], cut: int, 
         rec += n
         if i < cut and rec <= needed:
             continue
-        after.add(i + 1, float(i + 1), rec, [{"k": rec - n + j + 1} for j in range(n)])
+        after.add(i + 1, float(i + 1), rec, [{"k": rec - n + j + 1} for j in range(n)], now=float(i + 1))
         if i == cut - 1 or i >= cut:
             got.extend(drain(after))
     # Draining after every event versus once at the end differ only in skipped stale points; the
@@ -133,7 +134,7 @@ def test_records_stamped_after_the_time_point_take_no_slot_in_its_window() -> No
     rec = 0
     for k in range(65 * 250):  # 250 records/s from t=0 to t=65, evaluated at t=65
         rec += 1
-        w.add(rec, k / 250, rec, [{"k": rec}])
+        w.add(rec, k / 250, rec, [{"k": rec}], now=k / 250)
     due = w.due(65.0)
     assert due is not None and due.point == ("time", 60.0) and w.evaluable(due)
     assert keys(due) == list(range(15002 - 1000, 15002))  # record k+1 is stamped k/250: the 1000 newest <= 60
@@ -151,7 +152,7 @@ def test_a_time_point_without_new_records_is_not_a_new_window_even_after_a_resta
     restarted = SlidingWindow(cfg, last_rec=first.last_rec, last_end=first.end)
     feed(restarted, [1] * 500, ts_step=0.01)
     assert restarted.due(241.0) is None
-    w.add(501, 200.0, 501, [{"k": 501}])  # one new record: the next point is a new window
+    w.add(501, 200.0, 501, [{"k": 501}], now=200.0)  # one new record: the next point is a new window
     (due,) = drain(w, now=241.0)
     assert due.last_rec == 501 and due.n_records == 500
 
@@ -160,13 +161,13 @@ def test_a_timestamp_in_milliseconds_neither_empties_nor_grows_a_duration_window
     w = SlidingWindow(WindowConfig(records=None, duration=600.0, step_duration=60.0, min_records=100))
     t0 = 1_700_000_000.0
     for k in range(1200):
-        w.add(k + 1, t0 + k / 2, k + 1, [{"k": k + 1}])
+        w.add(k + 1, t0 + k / 2, k + 1, [{"k": k + 1}], now=t0 + k / 2)
     first = w.due(t0 + 500.0)  # the evaluator has looked once: the clock is known from here on
     assert first is not None
     w.done(first)
-    w.add(1201, (t0 + 600) * 1000, 1201, [{"k": 1201}])  # one sender stamps milliseconds
+    w.add(1201, (t0 + 600) * 1000, 1201, [{"k": 1201}], now=t0 + 600)  # one sender stamps milliseconds
     for k in range(1200, 1210):
-        w.add(k + 2, t0 + k / 2, k + 2, [{"k": k + 2}])
+        w.add(k + 2, t0 + k / 2, k + 2, [{"k": k + 2}], now=t0 + k / 2)
     due = w.due(t0 + 606)
     assert due is not None and due.point == ("time", t0 + 600 - 20) and w.evaluable(due)
     assert due.n_records == 1161 and due.n_records == sum(1 for k in range(1210) if due.end - 600 < t0 + k / 2 <= due.end)
@@ -178,7 +179,7 @@ def test_records_after_a_count_point_do_not_cut_its_duration_window() -> None:
     for extra in (0, 300):
         w = SlidingWindow(cfg)
         for k in range(1, 1001 + extra):
-            w.add(k, k / 10, k, [{"k": k}])
+            w.add(k, k / 10, k, [{"k": k}], now=k / 10)
         due = w.due(0.0)
         assert due is not None and due.point == ("count", 1000) and keys(due) == list(range(401, 1001))
 
@@ -186,7 +187,157 @@ def test_records_after_a_count_point_do_not_cut_its_duration_window() -> None:
 def test_a_duration_buffer_stays_bounded_by_the_grid() -> None:
     w = SlidingWindow(WindowConfig(records=None, duration=10.0, step_duration=5.0, min_records=1))
     for k in range(1, 20_001):
-        w.add(k, k / 100, k, [{"k": k}])
+        w.add(k, k / 100, k, [{"k": k}], now=k / 100)
         if k % 100 == 0:
             drain(w, now=k / 100)
     assert len(w._records) < 2 * (10 + 5) * 100 + 64
+
+
+class BruteForce:
+    """The windows exactly as the module docstring defines them, every record kept (the reference)."""
+
+    def __init__(self, cfg: WindowConfig, now: float) -> None:
+        self.cfg, self.step = cfg, cfg.effective_step
+        self.count_grid = cfg.step is not None or cfg.step_duration is None
+        self.grid = float(cfg.step_duration) if cfg.step_duration else 0.0
+        self.timed = bool(self.grid) or cfg.duration is not None
+        self.last_point, self.last_time, self.evaluated, self.total = 0, 0.0, 0, 0
+        self.clock = self.point_clock = now
+        self.recs: list[tuple[int, int, float, dict[str, Any]]] = []  # windowed records only
+
+    def add(self, seq: int, ts: float, rec_end: int, records: list[dict[str, Any]], now: float) -> None:
+        self.clock = max(self.clock, now)
+        start = rec_end - len(records) + 1
+        if start <= self.total:
+            return
+        self.total = rec_end
+        if any(r % self.step == 0 for r in range(start, rec_end + 1)):
+            self.point_clock = self.clock
+        g, d = self.grid, self.cfg.duration or 0.0
+        floored = math.floor(self.clock / g) * g if g else self.clock
+        if self.timed and ts > floored + g + max(g, d):
+            return
+        self.recs += [(start + j, seq, ts, r) for j, r in enumerate(records)]
+
+    def due(self, now: float) -> DueWindow | None:
+        self.clock = max(self.clock, now)
+        cfg = self.cfg
+        if self.count_grid:
+            p = (self.total // self.step) * self.step
+            if p > self.last_point:
+                cutoff = self.point_clock - cfg.duration if cfg.duration is not None else -math.inf
+                lo = p - cfg.records if cfg.records is not None else -math.inf
+                return self.make([s for s in self.recs if lo < s[0] <= p and s[2] > cutoff], ("count", p))
+        if self.grid:
+            t = math.floor(now / self.grid) * self.grid
+            if t > self.last_time:
+                lo = t - cfg.duration if cfg.duration is not None else -math.inf
+                sel = [s for s in self.recs if lo < s[2] <= t]
+                sel = sel[-cfg.records :] if cfg.records is not None else sel
+                if not sel or sel[-1][0] <= self.evaluated:
+                    self.last_time = t
+                    return None
+                return self.make(sel, ("time", t))
+        return None
+
+    @staticmethod
+    def make(sel: list[tuple[int, int, float, dict[str, Any]]], point: tuple[str, float]) -> DueWindow:
+        if not sel:
+            return DueWindow(0, 0, 0, 0, 0.0, 0.0, [], point)
+        ts = [s[2] for s in sel]
+        end = max(ts) if point[0] == "count" else point[1]
+        return DueWindow(sel[0][0], sel[-1][0], sel[0][1], sel[-1][1], min(ts), end, [s[3] for s in sel], point)
+
+    def done(self, w: DueWindow) -> None:
+        if w.point[0] == "count":
+            self.last_point = int(w.point[1])
+        else:
+            self.last_time = w.point[1]
+        if w.n_records >= self.cfg.min_records:
+            self.evaluated = max(self.evaluated, w.last_rec)
+        if self.count_grid and self.grid:
+            self.last_point = max(self.last_point, (self.total // self.step) * self.step)
+
+
+@st.composite
+def window_configs(draw: st.DrawFn) -> WindowConfig:
+    records = draw(st.none() | st.integers(3, 40))
+    duration = draw(st.none() | st.floats(0.5, 30.0)) if records is not None else draw(st.floats(0.5, 30.0))
+    step = draw(st.none() | st.integers(1, records or 40))
+    step_duration = draw(st.none() | st.floats(0.5, 10.0))
+    return WindowConfig(records=records, duration=duration, step=step, step_duration=step_duration, min_records=draw(st.integers(1, min(records or 10, 10))))
+
+
+# ops: (gap, kind, stamp offset, n): the clock moves by gap; "add" an event stamped clock + offset, or "due"
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.05, 0.5, 2.0, 7.0]),
+        st.sampled_from(["add", "add", "add", "due"]),
+        st.sampled_from([0.0, 0.0, 0.0, -3.0, -40.0, 5.0, 35.0, 80.0, math.inf]),  # inf: stamped in milliseconds
+        st.integers(1, 5),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cfg=window_configs(), ops=_OPS, start=st.floats(0.0, 50.0))
+def test_every_due_window_equals_the_definition(cfg: WindowConfig, ops: list[tuple[float, str, float, int]], start: float) -> None:
+    """Late, early and millisecond stamps, any grid: the trimmed buffer gives the brute-force windows."""
+    w, ref = SlidingWindow(cfg, now=start), BruteForce(cfg, start)
+    clock, rec, seq = start, 0, 0
+    for gap, kind, offset, n in ops:
+        clock += gap
+        if kind == "add":
+            seq, ts = seq + 1, clock * 1000 if offset == math.inf else clock + offset
+            records = [{"k": rec + j + 1} for j in range(n)]
+            rec += n
+            w.add(seq, ts, rec, records, now=clock)
+            ref.add(seq, ts, rec, records, clock)
+            continue
+        while (got := w.due(clock)) is not None:
+            assert got == ref.due(clock)
+            w.done(got)
+            ref.done(got)
+        assert ref.due(clock) is None
+
+
+def test_far_future_stamps_are_judged_by_the_clock_at_arrival_not_the_last_evaluation() -> None:
+    """The evaluator last looked at t0; records stamped at their arrival a minute later are current."""
+    w = SlidingWindow(WindowConfig(records=None, duration=2.0, step_duration=1.0, min_records=1), now=0.0)
+    assert w.due(0.0) is None
+    for k in range(1, 601):
+        w.add(k, k / 10, k, [{"k": k}], now=k / 10)
+    due = w.due(60.0)
+    assert due is not None and keys(due) == list(range(581, 601))
+
+
+def test_a_count_and_time_grid_does_not_keep_millisecond_stamps() -> None:
+    w = SlidingWindow(WindowConfig(records=100, step=50, step_duration=6.0, min_records=10), now=1e9)
+    for k in range(1, 20_001):
+        t = 1e9 + k / 100
+        w.add(k, t * 1000 if k % 10 == 0 else t, k, [{"k": k}], now=t)
+        if k % 100 == 0:
+            drain(w, now=t)
+    assert len(w._records) < 2 * (100 + 50 + 6 * 100) + 64
+
+
+def test_a_count_point_stamped_ahead_does_not_cut_later_windows() -> None:
+    """Point 100 is stamped an hour ahead: the window at 200 still holds every record of the last minute
+    (and not that one: it is judged against the clock, like every stamp)."""
+    w = SlidingWindow(WindowConfig(records=None, duration=60.0, step=100, min_records=1), now=0.0)
+    got = []
+    for k in range(1, 201):
+        w.add(k, k / 10 + (3600 if k == 100 else 0), k, [{"k": k}], now=k / 10)
+        got += drain(w, now=k / 10)
+    assert [d.point for d in got] == [("count", 100), ("count", 200)] and keys(got[1]) == [k for k in range(1, 201) if k != 100]
+
+
+def test_a_count_grid_with_duration_does_not_window_millisecond_stamps() -> None:
+    w = SlidingWindow(WindowConfig(records=None, duration=60.0, step=500, min_records=100), now=1e9)
+    for k in range(1, 30_001):
+        t = 1e9 + k / 100
+        w.add(k, t * 1000 if k % 10 == 3 else t, k, [{"k": k}], now=t)
+        if k % 1000 == 0:
+            last = drain(w, now=t)[-1]
+    assert last.n_records == sum(1 for k in range(24_001, 30_001) if k % 10 != 3) and len(w._records) < 2 * 6000 + 64
