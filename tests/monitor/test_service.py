@@ -378,3 +378,58 @@ def test_a_restart_restores_the_time_windows_selection_not_its_record_range(tmp_
         assert after.result is not None and after.result.to_dict() == before.result.to_dict()
 
     asyncio.run(scenario())
+
+
+def test_a_restart_after_a_quiet_spell_restores_the_last_result(tmp_path: Path) -> None:
+    """Half an hour without traffic, then a restart: the last window's records are replayed anyway,
+    so the drift it found is still reported (a firing alert does not resolve by itself)."""
+    cfg = load(tmp_path, window={"records": None, "duration": "10m", "step_duration": "1m", "min_records": 10})
+    base = 1_800_000_000.0
+    clock = Clock(base + 62.5)
+    batch = [CapturedEvent.model_validate(event(i, ts=base + i, shift=4.0)) for i in range(60)]
+
+    async def scenario() -> None:
+        first, _ = await run_monitor(cfg, [batch], clock=clock)
+        before = first.snapshot()["toy"]
+        await first.stop()
+        assert before.result is not None and before.result.dataset.drifted
+        clock.now += 1800
+        second, _ = await run_monitor(cfg, [], clock=clock)
+        after = second.snapshot()["toy"]
+        await second.stop()
+        assert after.window == before.window
+        assert after.result is not None and after.result.to_dict() == before.result.to_dict()
+
+    asyncio.run(scenario())
+
+
+def test_a_late_event_does_not_cut_the_replay_of_a_restart_short(tmp_path: Path) -> None:
+    """The newest stored event is stamped an hour late: the rebuild still replays the minute before it."""
+    base = 1_800_000_000.0
+    batch = [CapturedEvent.model_validate(event(i, ts=base + 10 + i)) for i in range(40)]
+    late = [CapturedEvent.model_validate(event(99, ts=base - 3600))]
+
+    async def window_at_the_next_point(restart: bool) -> Any:
+        (root := tmp_path / str(restart)).mkdir()
+        cfg = load(root, window={"records": None, "duration": "10m", "step_duration": "1m", "min_records": 10})
+        clock = Clock(base + 50)
+        mon = Monitor(cfg, clock=clock)
+        await mon.start(background=False)
+        await mon.ingest(batch)
+        await mon.ingest(late)
+        if restart:
+            await mon.stop()
+            mon = Monitor(cfg, clock=clock)
+            await mon.start(background=False)
+        clock.now = base + 62.5
+        mon.evaluate_due()
+        window = mon.snapshot()["toy"].window
+        await mon.stop()
+        return window
+
+    async def scenario() -> None:
+        live = await window_at_the_next_point(restart=False)
+        assert live is not None and live.n_records == 40
+        assert await window_at_the_next_point(restart=True) == live
+
+    asyncio.run(scenario())
