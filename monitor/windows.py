@@ -37,7 +37,9 @@ after it (bounded by far(now)). Compaction is amortized: the buffer is at most w
 same windows as long as the buffer is refilled with the same records (`SlidingWindow.needed_from`);
 a record stamped moderately in the future may be windowed after a restart that it was not before
 it, as its stamp is judged against the clock at the restart, and a count point that arrived but was
-not evaluated before the restart takes the restart's clock as ts(p).
+not evaluated before the restart takes the restart's clock as ts(p). The replay is found by arrival
+(the store's `received_at`), so it is exact unless the server's clock stepped back, or, on a time
+grid with `records` and no `duration`, never-windowed stamps sit among the `records` newest.
 """
 
 from __future__ import annotations
