@@ -159,8 +159,10 @@ class DriftwatchCollector(Collector):
                 memory.add_metric([model, pod.pod], float(pod.memory_working_set_bytes))
         for model in sorted(snap.gpus):
             for g in snap.gpus[model]:
-                gpu_util.add_metric([model, g.pod, g.gpu], g.utilization_ratio)
-                gpu_mem.add_metric([model, g.pod, g.gpu], g.memory_used_bytes)
+                if g.utilization_ratio is not None:  # unreadable fields (MIG utilisation) are left out
+                    gpu_util.add_metric([model, g.pod, g.gpu], g.utilization_ratio)
+                if g.memory_used_bytes is not None:
+                    gpu_mem.add_metric([model, g.pod, g.gpu], g.memory_used_bytes)
         for (source, reason), count in sorted(snap.errors.items()):
             errors.add_metric([source, reason], count)
         yield from (cpu, memory, gpu_util, gpu_mem, errors)

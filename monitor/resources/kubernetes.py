@@ -8,6 +8,7 @@ and kubeconfig contexts behave as everywhere else in Kubernetes.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,9 @@ from monitor.resources.quantity import parse_quantity
 from monitor.resources.usage import CollectionError, PodUsage
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from kubernetes.client import ApiClient, Configuration
 
-__all__ = ["PodMetricsSource", "label_selector", "pod_usage_from_list"]
+__all__ = ["PodMetricsSource", "failure_reason", "label_selector", "pod_usage_from_list"]
 
 SOURCE = "kubernetes"
 _REASONS_BY_STATUS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 503: "unavailable"}
@@ -47,7 +48,7 @@ def pod_usage_from_list(body: Any) -> list[PodUsage]:
     return sorted(pods, key=lambda p: p.pod)
 
 
-def _default_client() -> ApiClient:
+def _default_configuration() -> Configuration:
     """In-cluster service account first, then kubeconfig; no config at all is a permanent failure.
 
     `KUBECONFIG` is read at call time (the client reads it once at import).
@@ -63,23 +64,52 @@ def _default_client() -> ApiClient:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         except Exception as exc:  # the loader raises several types for absent or broken files
             raise CollectionError(SOURCE, "no_config", f"no in-cluster config or kubeconfig: {exc}", permanent=True) from None
+    return configuration
+
+
+def _without_retries(configuration: Configuration) -> ApiClient:
+    """A client whose urllib3 pool never retries: the next round is the retry.
+
+    urllib3's default (3 retries) turned one hung API server into 4 attempts x the timeout per
+    model per round and 3 warnings each. The pool takes `retries` when it is built, so a given
+    client's configuration is copied rather than changed under its owner.
+    """
+    from kubernetes import client
+
+    configuration = copy.deepcopy(configuration)
+    configuration.retries = False
     return client.ApiClient(configuration)
 
 
+def failure_reason(exc: BaseException) -> str:
+    """`timeout` (connect or read), else `unreachable`, for a transport error from urllib3."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError
+
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    # NewConnectionError (refused, no route, DNS) subclasses ConnectTimeoutError in urllib3 2.
+    if isinstance(exc, TimeoutError) and not isinstance(exc, NewConnectionError):
+        return "timeout"
+    return "unreachable"
+
+
 class PodMetricsSource:
-    """Lists PodMetrics by namespace and label selector; every failure is a `CollectionError`."""
+    """Lists PodMetrics by namespace and label selector; every failure is a `CollectionError`.
+
+    One attempt per call, bounded by `timeout` seconds to connect and again to read.
+    """
 
     def __init__(self, api_client: ApiClient | None = None, timeout: float = 5.0) -> None:
-        self._api_client = api_client
+        self._api_client = _without_retries(api_client.configuration) if api_client is not None else None
         self._timeout = timeout
 
     def pod_usage(self, namespace: str, selector: Mapping[str, str]) -> list[PodUsage]:
         from kubernetes.client import CustomObjectsApi
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError, TimeoutError
+        from urllib3.exceptions import HTTPError
 
         if self._api_client is None:
-            self._api_client = _default_client()
+            self._api_client = _without_retries(_default_configuration())
         api = CustomObjectsApi(self._api_client)
         try:
             body = api.list_namespaced_custom_object(
@@ -88,15 +118,14 @@ class PodMetricsSource:
                 namespace=namespace,
                 plural="pods",
                 label_selector=label_selector(selector),
-                _request_timeout=self._timeout,
+                _request_timeout=(self._timeout, self._timeout),
             )
         except ApiException as exc:
             reason = _REASONS_BY_STATUS.get(exc.status or 0, "http_error")
             raise CollectionError(SOURCE, reason, f"metrics API answered {exc.status} {exc.reason}") from None
-        except TimeoutError as exc:
-            raise CollectionError(SOURCE, "timeout", f"metrics API timed out: {exc}") from None
         except (HTTPError, OSError) as exc:
-            raise CollectionError(SOURCE, "unreachable", f"metrics API unreachable: {exc}") from None
+            reason = failure_reason(exc)
+            raise CollectionError(SOURCE, reason, f"metrics API {'timed out' if reason == 'timeout' else 'unreachable'}: {exc}") from None
         except ValueError as exc:  # a body that is not JSON
             raise CollectionError(SOURCE, "invalid_response", f"metrics API body is not JSON: {exc}") from None
         return pod_usage_from_list(body)

@@ -26,8 +26,9 @@ class GpuUsage:
     pod: str
     gpu: str
     """The GPU's index on its node, as DCGM exporter's `gpu` label."""
-    utilization_ratio: float
-    memory_used_bytes: int
+    utilization_ratio: float | None
+    """None (not exported) when NVML cannot read it, as on a MIG-enabled GPU."""
+    memory_used_bytes: int | None
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ real API returns (PodMetricsList: kind, apiVersion, metadata, items with metadat
 containers[].usage), filtering by equality label selectors, and answers with `Status` objects for
 the failures a real cluster produces: 403 Forbidden (RBAC), 404 NotFound (metrics API not
 installed), 503 ServiceUnavailable (metrics-server down). Runs on 127.0.0.1 in a thread.
+`SilentServer` is the other failure: an API server that accepts connections and never answers.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,3 +134,28 @@ class MetricsApiServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class SilentServer:
+    """Accepts connections and never answers: a hung API server or a blackholed aggregated API."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()

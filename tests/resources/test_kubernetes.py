@@ -1,13 +1,15 @@
 """PodMetrics through the official client against a faithful metrics API on 127.0.0.1."""
 
+import logging
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
 from kubernetes import client
-from metrics_api_server import FakePod, MetricsApiServer, MetricsApiState
+from metrics_api_server import FakePod, MetricsApiServer, MetricsApiState, SilentServer
 
-from monitor.resources.kubernetes import PodMetricsSource, label_selector, pod_usage_from_list
+from monitor.resources.kubernetes import PodMetricsSource, failure_reason, label_selector, pod_usage_from_list
 from monitor.resources.usage import CollectionError, PodUsage
 
 WINE_PODS = [
@@ -54,14 +56,46 @@ def test_api_failures_become_counted_reasons(api: tuple[MetricsApiState, PodMetr
     assert str(status) in str(err.value)
 
 
-def test_unreachable_api() -> None:
+def test_unreachable_api_is_one_attempt_without_urllib3_warnings(caplog: pytest.LogCaptureFixture) -> None:
     with MetricsApiServer(MetricsApiState()) as url:
         pass  # the port is closed now
-    configuration = client.Configuration()
+    configuration = client.Configuration()  # urllib3's default: 3 retries, each logging a warning
     configuration.host = url
-    with pytest.raises(CollectionError) as err:
+    with caplog.at_level(logging.WARNING), pytest.raises(CollectionError) as err:
         PodMetricsSource(client.ApiClient(configuration)).pod_usage("default", {"app": "wine"})
     assert err.value.reason == "unreachable"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")] == []
+
+
+def test_hung_api_is_a_timeout_after_one_attempt(silent_server: SilentServer) -> None:
+    configuration = client.Configuration()
+    configuration.host = silent_server.url
+    started = time.monotonic()
+    with pytest.raises(CollectionError) as err:
+        PodMetricsSource(client.ApiClient(configuration), timeout=0.5).pod_usage("default", {"app": "wine"})
+    assert err.value.reason == "timeout" and "timed out" in str(err.value)
+    assert len(silent_server.connections) == 1  # urllib3's default retries made it 4 (x the timeout)
+    assert time.monotonic() - started < 0.5 * 4
+
+
+def test_transport_errors_map_to_documented_reasons() -> None:
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        MaxRetryError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+    )
+
+    read_timeout = ReadTimeoutError(None, "/", "Read timed out.")  # type: ignore[arg-type]
+    refused = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    assert failure_reason(read_timeout) == "timeout"
+    assert failure_reason(ConnectTimeoutError("connect timed out")) == "timeout"
+    assert failure_reason(refused) == "unreachable"  # a ConnectTimeoutError subclass in urllib3 2
+    assert failure_reason(MaxRetryError(None, "/", read_timeout)) == "timeout"  # type: ignore[arg-type]
+    assert failure_reason(MaxRetryError(None, "/", refused)) == "unreachable"  # type: ignore[arg-type]
+    assert failure_reason(ProtocolError("Connection aborted.")) == "unreachable"
+    assert failure_reason(ConnectionResetError()) == "unreachable"
 
 
 def test_no_cluster_config_is_permanent(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,10 @@
 """A real child process sampled with psutil: CPU from cpu_times deltas, memory from RSS."""
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,12 +12,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from monitor.resources.local import ProcessSampler, read_pid_file
+from monitor.resources.local import PID_FILE_SLACK_SECONDS, ProcessSampler, read_pid_file, since_boot
 from monitor.resources.usage import CollectionError
 
 # Holds ~64 MiB resident and burns CPU until killed: the shape of a busy model server.
 BUSY = "import sys; block = bytearray(64 * 2**20); block[::4096] = b'x' * len(block[::4096]); sys.stdout.write('ready\\n'); sys.stdout.flush()\nwhile True: pass"
 IDLE = "import sys, time; sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(600)"
+# Works only in short-lived workers, one after another, each burning 0.3 s of CPU then exiting.
+WORKERS = (
+    "import subprocess, sys; print('ready', flush=True)\n"
+    "while True: subprocess.run([sys.executable, '-c', 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass'])"
+)
 
 
 def _spawn(code: str) -> subprocess.Popen[str]:
@@ -45,7 +53,7 @@ def test_busy_process_cpu_and_memory(busy: subprocess.Popen[str]) -> None:
     clock: list[float] = []
 
     def tick() -> float:
-        clock.append(time.monotonic())
+        clock.append(since_boot())
         return clock[-1]
 
     sampler = ProcessSampler(pid=busy.pid, clock=tick)
@@ -136,3 +144,140 @@ def test_pid_and_pid_file_are_exclusive(tmp_path: Path) -> None:
         ProcessSampler(pid=1, pid_file=tmp_path / "x")
     with pytest.raises(ValueError):
         ProcessSampler()
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """The tree's CPU as the kernel keeps it: live members' own time plus what the root has reaped,
+    read again until no member came or went meanwhile."""
+    root = psutil.Process(pid)
+    while True:
+        members = root.children(recursive=True)
+        try:
+            total = sum(_cpu_seconds(child) for child in members)
+        except psutil.NoSuchProcess:
+            continue
+        times = root.cpu_times()
+        if root.children(recursive=True) == members:
+            return total + times.user + times.system + times.children_user + times.children_system
+
+
+def test_short_lived_children_are_counted() -> None:
+    """Workers born and reaped between two samples are never seen alive; their CPU is in the parent's
+    children_* times (the old sampler reported ~0 cores for a server busy in its workers)."""
+    parent = _spawn(WORKERS)
+    try:
+        sampler = ProcessSampler(pid=parent.pid)
+        before_first = _tree_cpu_seconds(parent.pid)
+        sampler.sample()
+        after_first = _tree_cpu_seconds(parent.pid)
+        start = since_boot()
+        time.sleep(2.0)
+        before_second = _tree_cpu_seconds(parent.pid)
+        usage, _ = sampler.sample()
+        after_second = _tree_cpu_seconds(parent.pid)
+        elapsed = since_boot() - start
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        _kill(parent)
+    assert usage.cpu_cores is not None
+    used = float(usage.cpu_cores) * elapsed
+    assert before_second - after_first > 0.3  # at least one worker ran in between
+    assert before_second - after_first - 0.1 <= used <= after_second - before_first + 0.1
+
+
+def test_pid_reused_by_another_process_is_not_the_model() -> None:
+    """A fixed pid names the process first found under it: after it exits, a new process that the
+    kernel gives the same pid is `no_such_process`, not measured as the model."""
+    model = _spawn(IDLE)
+    sampler = ProcessSampler(pid=model.pid)
+    assert sampler.sample()[0].pod == f"local-{model.pid}"
+    _kill(model)
+    other = None
+    for _ in range(50):  # make the kernel hand out the same pid, as it eventually does on a busy host
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(model.pid - 1))
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        if other.pid == model.pid:
+            break
+        other.kill()
+        other.wait()
+    assert other is not None and other.pid == model.pid, "could not get the pid reused"
+    try:
+        with pytest.raises(CollectionError) as err:
+            sampler.sample()
+        assert err.value.reason == "no_such_process"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stale_pid_file_naming_a_newer_process_is_no_such_process(tmp_path: Path) -> None:
+    """A pid file older than the process now holding its pid was written by an earlier process."""
+    pid_file = tmp_path / "model.pid"
+    pid_file.write_text("1\n")
+    written = pid_file.stat().st_mtime
+    time.sleep(PID_FILE_SLACK_SECONDS + 0.2)
+    newer = _spawn(IDLE)
+    try:
+        pid_file.write_text(f"{newer.pid}\n")
+        os.utime(pid_file, (written, written))  # the crashed server's file, its pid now reused
+        with pytest.raises(CollectionError) as err:
+            ProcessSampler(pid_file=pid_file).sample()
+        assert err.value.reason == "no_such_process" and "stale" in str(err.value)
+        pid_file.write_text(f"{newer.pid}\n")  # the server wrote it itself: measured
+        assert ProcessSampler(pid_file=pid_file).sample()[0].pod == f"local-{newer.pid}"
+    finally:
+        _kill(newer)
+
+
+def test_zombie_model_server_is_gone() -> None:
+    """Dead but not yet reaped by its parent (here: us): not a live pod with 0 bytes."""
+    model = _spawn(IDLE)
+    sampler = ProcessSampler(pid=model.pid)
+    sampler.sample()
+    os.kill(model.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while psutil.Process(model.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        with pytest.raises(CollectionError) as err:
+            sampler.sample()
+        assert err.value.reason == "no_such_process" and "zombie" in str(err.value)
+    finally:
+        model.wait(timeout=10)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory"])
+def test_pid_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    """`/dev/zero` would be read forever and a FIFO with no writer would block the collector."""
+    path = {"device": Path("/dev/zero"), "fifo": tmp_path / "model.pid", "directory": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    result: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_pid_file(path)
+        except CollectionError as exc:
+            result.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    assert result, "read_pid_file blocked or did not refuse"
+    err = result[0]
+    assert isinstance(err, CollectionError) and err.reason == "pid_file_unreadable"
+    assert "not a regular file" in str(err) or "Is a directory" in str(err)
+
+
+def test_pid_file_reads_only_its_first_bytes(tmp_path: Path) -> None:
+    pid_file = tmp_path / "model.pid"
+    pid_file.write_text("4242\n" + "x" * 10_000_000)
+    assert read_pid_file(pid_file).pid == 4242
+    pid_file.write_text("9" * 10_000)
+    with pytest.raises(CollectionError) as err:
+        read_pid_file(pid_file)
+    assert err.value.reason == "pid_file_invalid"
