@@ -36,7 +36,7 @@ from monitor.reports import create_router
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.offline import offline_report
 from monitor.reports.view import report_view
-from tests.reports.conftest import serve
+from tests.monitor.ingest_helpers import serve_in_thread
 from tests.reports.memory_source import MemorySource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,8 @@ def _events(frame: pd.DataFrame, start: int, now: float) -> list[dict]:
 def monitor_url() -> Iterator[str]:
     tmp = Path(tempfile.mkdtemp(prefix="driftwatch-reports-"))
     try:
-        yield from serve(create_app(load_config(_config(tmp))))
+        with serve_in_thread(create_app(load_config(_config(tmp)))) as url:
+            yield url
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -180,7 +181,8 @@ def hostile() -> Iterator[tuple[str, list[str]]]:
         hits.append("/canary")
         return {"secret": "models"}
 
-    yield from ((url, hits) for url in serve(app))
+    with serve_in_thread(app) as url:
+        yield url, hits
 
 
 def _evidently_frame(page: Page) -> Frame:
