@@ -125,7 +125,7 @@ def windows(source: pd.DataFrame, setup: Setup, n_windows: int, rng: np.random.G
             batch = change(batch)
         seq += 1
         rec_end += len(batch)
-        sliding.add(seq, float(seq), rec_end, batch.to_dict("records"))
+        sliding.add(seq, float(seq), rec_end, batch.to_dict("records"), now=float(seq))
         due = sliding.due(float(seq))
         if due is None:
             continue

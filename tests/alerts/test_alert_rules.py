@@ -244,7 +244,7 @@ def test_evaluation_stale_also_covers_models_never_evaluated(case: tuple[str, Co
 def _first_evaluation(window: SlidingWindow, records: int) -> int | None:
     """Feed one record at a time as the service does; the ordinal of the first evaluated window."""
     for i in range(1, records + 1):
-        window.add(i, float(i), i, [{"x": float(i)}])
+        window.add(i, float(i), i, [{"x": float(i)}], now=float(i))
         due = window.due(now=float(i))
         if due is None:
             continue
@@ -271,7 +271,7 @@ def test_first_due_records_matches_the_monitors_count_grid(data: st.DataObject) 
     if gate < records or first == records:
         sizes = SlidingWindow(cfg)
         for i in range(1, first + 1):
-            sizes.add(i, float(i), i, [{"x": float(i)}])
+            sizes.add(i, float(i), i, [{"x": float(i)}], now=float(i))
             assert (sizes.current_size() >= gate) == (i >= first), (i, first, gate)
     else:  # the first due multiple of `step` lies beyond a full window: due within one more step
         assert records < first < records + cfg.effective_step
@@ -284,7 +284,7 @@ def test_first_due_records_on_a_time_grid() -> None:
     for n, evaluable in ((39, False), (40, True)):
         window = SlidingWindow(cfg)
         for i in range(1, n + 1):
-            window.add(i, 100.0 + i * 0.1, i, [{"x": float(i)}])
+            window.add(i, 100.0 + i * 0.1, i, [{"x": float(i)}], now=100.0 + i * 0.1)
         due = window.due(now=120.0)
         assert due is not None and window.evaluable(due) is evaluable
         assert window.current_size() == n
