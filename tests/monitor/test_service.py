@@ -357,6 +357,19 @@ def test_one_far_future_event_does_not_switch_off_window_retraining(tmp_path: Pa
     assert ("none", "stale_window") not in decisions
 
 
+async def snapshots_across_a_restart(cfg: Config, batch: list[CapturedEvent], clock: Clock,
+                                     idle: float = 0.0) -> tuple[Any, Any]:
+    """The model's snapshot after ingesting `batch`, and after a restart `idle` seconds later."""
+    first, _ = await run_monitor(cfg, [batch], clock=clock)
+    before = first.snapshot()["toy"]
+    await first.stop()
+    clock.now += idle
+    second, _ = await run_monitor(cfg, [], clock=clock)
+    after = second.snapshot()["toy"]
+    await second.stop()
+    return before, after
+
+
 def test_a_restart_restores_the_time_windows_selection_not_its_record_range(tmp_path: Path) -> None:
     """Records stamped after the grid point but arriving among the window's own are not in it live;
     the result restored after a restart is computed from the same records, not the ordinal range."""
@@ -366,18 +379,10 @@ def test_a_restart_restores_the_time_windows_selection_not_its_record_range(tmp_
     stamps = [base + 30 + i for i in range(20)] + [base + 61.5] * 10 + [base + 55 + i / 10 for i in range(20)]
     batch = [CapturedEvent.model_validate(event(i, ts=ts, shift=4.0 if ts > base + 60 else 0.0)) for i, ts in enumerate(stamps)]
 
-    async def scenario() -> None:
-        first, _ = await run_monitor(cfg, [batch], clock=clock)
-        before = first.snapshot()["toy"]
-        await first.stop()
-        assert before.window is not None and before.window.n_records == 40 and before.result is not None
-        second, _ = await run_monitor(cfg, [], clock=clock)
-        after = second.snapshot()["toy"]
-        await second.stop()
-        assert after.window == before.window
-        assert after.result is not None and after.result.to_dict() == before.result.to_dict()
-
-    asyncio.run(scenario())
+    before, after = asyncio.run(snapshots_across_a_restart(cfg, batch, clock))
+    assert before.window is not None and before.window.n_records == 40 and before.result is not None
+    assert after.window == before.window
+    assert after.result is not None and after.result.to_dict() == before.result.to_dict()
 
 
 def test_a_restart_after_a_quiet_spell_restores_the_last_result(tmp_path: Path) -> None:
@@ -388,19 +393,10 @@ def test_a_restart_after_a_quiet_spell_restores_the_last_result(tmp_path: Path) 
     clock = Clock(base + 62.5)
     batch = [CapturedEvent.model_validate(event(i, ts=base + i, shift=4.0)) for i in range(60)]
 
-    async def scenario() -> None:
-        first, _ = await run_monitor(cfg, [batch], clock=clock)
-        before = first.snapshot()["toy"]
-        await first.stop()
-        assert before.result is not None and before.result.dataset.drifted
-        clock.now += 1800
-        second, _ = await run_monitor(cfg, [], clock=clock)
-        after = second.snapshot()["toy"]
-        await second.stop()
-        assert after.window == before.window
-        assert after.result is not None and after.result.to_dict() == before.result.to_dict()
-
-    asyncio.run(scenario())
+    before, after = asyncio.run(snapshots_across_a_restart(cfg, batch, clock, idle=1800))
+    assert before.result is not None and before.result.dataset.drifted
+    assert after.window == before.window
+    assert after.result is not None and after.result.to_dict() == before.result.to_dict()
 
 
 def test_a_late_event_does_not_cut_the_replay_of_a_restart_short(tmp_path: Path) -> None:
