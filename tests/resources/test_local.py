@@ -281,3 +281,127 @@ def test_pid_file_reads_only_its_first_bytes(tmp_path: Path) -> None:
     with pytest.raises(CollectionError) as err:
         read_pid_file(pid_file)
     assert err.value.reason == "pid_file_invalid"
+
+
+# Forks P, whose child C burns 0.5 s of CPU then sleeps; "orphan" kills and reaps P (C, still
+# running, is adopted by init); "work" runs a worker that burns 0.5 s and is reaped by the root.
+ORPHANING = """
+import os, signal, subprocess, sys, time
+def burn(seconds):
+    start = time.process_time()
+    while time.process_time() - start < seconds: pass
+print('ready', flush=True)
+for line in sys.stdin:
+    if line == 'spawn\\n':
+        p = os.fork()
+        if p == 0:
+            if os.fork() == 0:
+                burn(0.5); time.sleep(600); os._exit(0)
+            signal.pause(); os._exit(0)
+    elif line == 'orphan\\n':
+        os.kill(p, signal.SIGKILL); os.waitpid(p, 0)
+    elif line == 'work\\n':
+        subprocess.run([sys.executable, '-c', 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.5: pass'])
+    print('ok', flush=True)
+"""
+
+
+def _own_and_reaped(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def test_orphaned_grandchild_does_not_cancel_reaped_workers() -> None:
+    """A grandchild that leaves the tree alive (its parent died, init adopted it) took its CPU with
+    it: nothing of it comes back to the root, so it must not be subtracted from the root's reaped
+    workers (the old sampler reported ~0 s for the 0.5 s worker below)."""
+    root = subprocess.Popen([sys.executable, "-c", ORPHANING], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert root.stdin is not None and root.stdout is not None and root.stdout.readline() == "ready\n"
+
+    def command(line: str) -> None:
+        assert root.stdin is not None and root.stdout is not None
+        root.stdin.write(line + "\n")
+        root.stdin.flush()
+        assert root.stdout.readline() == "ok\n"
+
+    orphan: psutil.Process | None = None
+    try:
+        command("spawn")
+        deadline = time.monotonic() + 30
+        while orphan is None or _cpu_seconds(orphan) < 0.45:  # C has burnt its 0.5 s (10 ms ticks)
+            assert time.monotonic() < deadline
+            grandchildren = [p for p in psutil.Process(root.pid).children(recursive=True) if p.ppid() != root.pid]
+            orphan = grandchildren[0] if grandchildren else None
+            time.sleep(0.05)
+        clock: list[float] = []
+
+        def tick() -> float:
+            clock.append(since_boot())
+            return clock[-1]
+
+        sampler = ProcessSampler(pid=root.pid, clock=tick)
+        _, pids = sampler.sample()
+        assert orphan.pid in pids
+        before = _own_and_reaped(root.pid)  # C is idle: the root's own counters hold all that moves
+        command("orphan")
+        command("work")
+        after = _own_and_reaped(root.pid)
+        usage, pids = sampler.sample()
+        assert pids == (root.pid,) and orphan.is_running()  # C left the tree alive
+    finally:
+        for leftover in psutil.Process(root.pid).children(recursive=True):  # P if a step failed early
+            leftover.kill()
+        if orphan is not None and orphan.is_running():  # psutil checks it is still our C
+            orphan.kill()
+        _kill(root)
+    assert usage.cpu_cores is not None
+    used = float(usage.cpu_cores) * (clock[1] - clock[0])
+    assert after - before >= 0.45  # the worker's 0.5 s came back to the root
+    assert after - before - 0.1 <= used <= after - before + 0.1
+
+
+def _step_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """What a step of the wall clock (NTP step, VM restore) changes for this process: time.time()
+    and the boot time /proc/stat reports (btime = wall clock - time since boot) move by `seconds`;
+    process start times in clock ticks since boot and file mtimes already written do not."""
+    wall, btime = time.time, psutil._pslinux.boot_time  # type: ignore[attr-defined]
+    monkeypatch.setattr(time, "time", lambda: wall() + seconds)
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: btime() + seconds)  # type: ignore[attr-defined]
+
+
+def test_fixed_pid_survives_a_wall_clock_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old sampler keyed a process by psutil's create_time(), which moves with the boot time:
+    after a step its own model server was `no_such_process` forever."""
+    model = _spawn(IDLE)
+    try:
+        sampler = ProcessSampler(pid=model.pid)
+        sampler.sample()
+        _step_wall_clock(monkeypatch, 2.0)
+        usage, _ = sampler.sample()
+        assert usage.pod == f"local-{model.pid}" and usage.cpu_cores is not None  # still the same process
+    finally:
+        _kill(model)
+
+
+def test_pid_file_stays_fresh_across_a_wall_clock_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pid file's mtime is in the wall clock of before the step: converted with the clock after a
+    forward step it looks written before its own server started (the old sampler: stale). A file a
+    server rewrites after the step is judged with the new clock again."""
+    pid_file = tmp_path / "model.pid"
+    first = _spawn(IDLE)
+    try:
+        pid_file.write_text(f"{first.pid}\n")
+        sampler = ProcessSampler(pid_file=pid_file)
+        assert sampler.sample()[0].pod == f"local-{first.pid}"
+        _step_wall_clock(monkeypatch, 5.0)
+        usage, _ = sampler.sample()
+        assert usage.pod == f"local-{first.pid}" and usage.cpu_cores is not None
+    finally:
+        _kill(first)
+    second = _spawn(IDLE)
+    try:
+        pid_file.write_text(f"{second.pid}\n")
+        os.utime(pid_file, (time.time(), time.time()))  # written after the step: in the new wall clock
+        assert sampler.sample()[0].pod == f"local-{second.pid}"
+    finally:
+        _kill(second)
