@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -183,7 +183,8 @@ class Monitor:
         log.info("store_open path=%s pending_halves=%d", store.path, store.pending_count())
 
     def _rebuild(self, store: EventStore, state: _ModelState) -> None:
-        """Refill the window from the store, so windows after a restart equal those before."""
+        """Refill the window from the store, so windows after a restart equal those before, and
+        collect the last evaluation's records (its result is restored by re-evaluating them)."""
         name = state.config.name
         last = store.evaluations(name, limit=2)
         ev = last[0] if last else None
@@ -192,25 +193,37 @@ class Monitor:
             state.last_evaluation = ev.evaluated_at
             state.cusum = (_cusum_state(last[1].result) if len(last) > 1 else {}, _cusum_state(ev.result))
         now = self._clock()
-        window = SlidingWindow(state.config.window, last_rec=ev.last_rec if ev else 0, last_end=ev.window_end if ev else 0.0, now=now)
+        window = SlidingWindow(
+            state.config.window, last_rec=ev.last_rec if ev else 0, last_end=ev.window_end if ev else 0.0,
+            last_point=ev.point if ev else None, now=now,
+        )
         total = store.record_total(name)
         after = window.needed_from(total, now, lambda ts: store.first_rec_since(name, ts, received_since=ts - window.horizon))
-        if ev is not None:  # the last window's records restore its result, however long ago it was
-            after = min(after, ev.first_rec - 1)
-        replayed, restore = 0, []
-        for stored in store.accepted_since(name, after):
-            records = self._reparse(state, stored)
-            if records is None:
-                continue
-            end = stored.rec_end or 0
-            window.add(stored.seq, stored.ts, end, records, now=now)
+        # The last window's records restore its result, however long ago it was; when they are older
+        # than the replay they are read on their own: replaying everything since them would re-parse
+        # all retained events at every start-up of a model whose later windows were all skipped.
+        apart = ev is not None and ev.first_rec <= after
+        replayed, reread, restore = 0, 0, []
+        for stored, records in self._reparsed(state, store.accepted_since(name, after)):
+            window.add(stored.seq, stored.ts, stored.rec_end or 0, records, now=now)
             replayed += len(records)
-            if ev is not None and ev.window_start <= stored.ts <= ev.window_end:  # the live window's selection
-                first = end - len(records) + 1
-                restore.extend(records[max(0, ev.first_rec - first) : max(0, ev.last_rec - first + 1)])
+            if ev is not None and not apart:
+                restore += _selection(ev, stored, records)
+        if ev is not None and apart:
+            for stored, records in self._reparsed(state, store.accepted_between(name, ev.first_rec, ev.last_rec)):
+                reread += len(records)
+                restore += _selection(ev, stored, records)
         state.window = window
         state.restore = restore if ev is not None and len(restore) == ev.n_records else None
-        log.info("window_rebuilt model=%s records_total=%d replayed=%d restored=%s", name, total, replayed, state.restore is not None)
+        log.info("window_rebuilt model=%s records_total=%d replayed=%d reread=%d restored=%s",
+                 name, total, replayed, reread, state.restore is not None)
+
+    def _reparsed(self, state: _ModelState, events: Iterable[StoredEvent]) -> Iterator[tuple[StoredEvent, list[Record]]]:
+        """Stored events with their records parsed again (those this version cannot parse are left out)."""
+        for stored in events:
+            records = self._reparse(state, stored)
+            if records is not None:
+                yield stored, records
 
     @staticmethod
     def _reparse(state: _ModelState, stored: StoredEvent) -> list[Record] | None:
@@ -469,7 +482,7 @@ class Monitor:
             evaluated_at = self._clock()
             row = EvaluationRow(
                 name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,
-                window.last_rec, window.n_records, result.to_dict(), evaluated_at,
+                window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point,
             )
             self._writer.submit(self._require_store().add_evaluation, row).result()
             with self._lock:
@@ -536,6 +549,14 @@ def _cusum_state(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if evidence and evidence.get("cusum") is not None:
             state[name] = {"s": evidence["cusum"], "alarm": bool(evidence["alarm"])}
     return state
+
+
+def _selection(ev: EvaluationRow, stored: StoredEvent, records: list[Record]) -> list[Record]:
+    """The records of a stored event that the evaluated window `ev` held (its ordinals and stamps)."""
+    if not ev.window_start <= stored.ts <= ev.window_end:
+        return []
+    first = (stored.rec_end or 0) - len(records) + 1
+    return records[max(0, ev.first_rec - first) : max(0, ev.last_rec - first + 1)]
 
 
 def _with_reason(row: EventRow, reason: str) -> EventRow:

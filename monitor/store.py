@@ -70,6 +70,13 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX evaluations_model ON evaluations (model, last_rec);
     """,
+    # v2: the grid point an evaluation ends at. A count window can end before its point (the record at
+    # it stamped too late or too far ahead), so a restart that derived the point from last_rec would
+    # evaluate the same point again. Rows from v1 keep NULL and fall back to that derivation.
+    """
+    ALTER TABLE evaluations ADD COLUMN point_kind TEXT CHECK (point_kind IN ('count', 'time'));
+    ALTER TABLE evaluations ADD COLUMN point REAL;
+    """,
 )
 
 
@@ -118,6 +125,8 @@ class EvaluationRow:
     n_records: int
     result: dict[str, Any]
     evaluated_at: float
+    point: tuple[str, float] | None = None
+    """The grid point the window ends at (`DueWindow.point`); None in rows stored before v2."""
 
 
 _EVENT_COLUMNS = ("seq", "model", "id", "ts", "received_at", "reason", "n_records", "rec_end", "raw")
@@ -134,7 +143,7 @@ def _insert_sql(n_rows: int) -> str:
 
 
 _EVALUATION_COLUMNS = (
-    "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at"
+    "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at, point_kind, point"
 )
 _STORED_COLUMNS = "seq, model, id, ts, reason, n_records, rec_end, raw"
 """StoredEvent's fields, in order."""
@@ -142,8 +151,8 @@ _MAX_REC = 2**63 - 1
 
 
 def _evaluation_row(row: tuple[Any, ...]) -> EvaluationRow:
-    m, start, end, fs, ls, fr, lr, n, result, at = row
-    return EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at)
+    m, start, end, fs, ls, fr, lr, n, result, at, kind, point = row
+    return EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at, None if kind is None else (kind, point))
 
 
 class EventStore:
@@ -318,12 +327,12 @@ class EventStore:
 
     def add_evaluation(self, row: EvaluationRow) -> None:
         with self.transaction():
+            kind, point = row.point if row.point is not None else (None, None)
             self._db.execute(
-                "INSERT INTO evaluations (model, window_start, window_end, first_seq, last_seq, first_rec, last_rec,"
-                " n_records, result, evaluated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO evaluations ({_EVALUATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.model, row.window_start, row.window_end, row.first_seq, row.last_seq, row.first_rec,
-                    row.last_rec, row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at,
+                    row.last_rec, row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at, kind, point,
                 ),
             )
 

@@ -40,6 +40,10 @@ it, as its stamp is judged against the clock at the restart, and a count point t
 not evaluated before the restart takes the restart's clock as ts(p). The replay is found by arrival
 (the store's `received_at`), so it is exact unless the server's clock stepped back, or, on a time
 grid with `records` and no `duration`, never-windowed stamps sit among the `records` newest.
+A restart restores the last evaluated window's grid point (`last_point`, stored with it), so that
+point is never evaluated twice; points handled after it without an evaluation (too few records, or
+nothing new) are not stored, so a restart within the same time-grid period may evaluate a time point
+the live window passed over.
 """
 
 from __future__ import annotations
@@ -80,15 +84,30 @@ class DueWindow:
 class SlidingWindow:
     """The recent records of one model and the bookkeeping of which grid points were evaluated."""
 
-    def __init__(self, config: WindowConfig, *, last_rec: int = 0, last_end: float = 0.0, now: float | None = None) -> None:
-        """`last_rec`/`last_end`: the newest evaluated window's last ordinal and end time (restart);
-        `now`: the clock at a restart, so replayed records are judged as live ones would be."""
+    def __init__(
+        self,
+        config: WindowConfig,
+        *,
+        last_rec: int = 0,
+        last_end: float = 0.0,
+        last_point: tuple[str, float] | None = None,
+        now: float | None = None,
+    ) -> None:
+        """`last_rec`/`last_end`/`last_point`: the newest evaluated window's last ordinal, end time and
+        grid point (restart); `now`: the clock at a restart, so replayed records are judged as live ones
+        would be. The point is restored as given, never derived from `last_rec` (a count window can end
+        before its point, which would then be due again); without one (evaluations stored before
+        points were) it is derived from `last_rec` and `last_end`."""
         self.config = config
         self._count_grid = config.step is not None or config.step_duration is None
         self._step = config.effective_step
         self._grid = float(config.step_duration) if config.step_duration else None
         self._last_point = (last_rec // self._step) * self._step
         self._last_time = math.floor(last_end / self._grid) * self._grid if self._grid else 0.0
+        if last_point is not None and last_point[0] == "count":
+            self._last_point = int(last_point[1])
+        elif last_point is not None:
+            self._last_time = float(last_point[1])
         self._evaluated = last_rec
         """Newest ordinal of the last evaluated window: a time window holding nothing newer is not new."""
         self._timed = self._grid is not None or config.duration is not None

@@ -429,3 +429,71 @@ def test_a_late_event_does_not_cut_the_replay_of_a_restart_short(tmp_path: Path)
         assert await window_at_the_next_point(restart=True) == live
 
     asyncio.run(scenario())
+
+
+def test_a_count_point_outside_its_own_window_is_evaluated_once_across_a_restart(tmp_path: Path) -> None:
+    """Record 100 (the count point) is stamped an hour late, so its window ends at record 99: the
+    restart restores point 100 itself and neither stores nor reports that window again."""
+    cfg = load(tmp_path, window={"records": 100, "step": 50, "duration": "10m", "min_records": 20})
+    base = 1_800_000_000.0
+    clock, recorder = Clock(base + 200), Recorder()
+    batch = [CapturedEvent.model_validate(event(i, ts=base - 3600 if i == 99 else base + i)) for i in range(100)]
+
+    async def scenario() -> None:
+        first, _ = await run_monitor(cfg, [batch], clock=clock, controller=recorder)
+        assert first.evaluate_due() == 0
+        await first.stop()
+        clock.now += 5
+        second, _ = await run_monitor(cfg, [], clock=clock, controller=recorder)
+        assert second.evaluate_due() == 0
+        await second.ingest(events(range(100, 150), ts=base + 210))  # the next point is evaluated as usual
+        assert second.evaluate_due() == 1
+        await second.stop()
+
+    asyncio.run(scenario())
+    assert [e.point for _, e in recorder.calls] == [("count", 100), ("count", 150)]
+    store = EventStore(cfg.server.store.path)
+    try:
+        assert [(e.first_rec, e.last_rec, e.point) for e in reversed(store.evaluations("toy"))] == [(1, 99, ("count", 100.0)), (51, 150, ("count", 150.0))]
+    finally:
+        store.close()
+
+
+def test_a_restart_rereads_the_last_window_not_everything_since_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After one evaluated window, a trickle whose windows all stay below min_records: the start-up
+    parses the last window's records and the 10 minutes its next windows need, not every retained
+    event since that window, and still restores its result."""
+    cfg = load(tmp_path, window={"records": None, "duration": "10m", "step_duration": "1m", "min_records": 10})
+    base = 1_800_000_000.0
+    clock = Clock(base + 62.5)
+    first_window = [CapturedEvent.model_validate(event(i, ts=base + i, shift=4.0)) for i in range(60)]
+    trickle = []
+    for b in range(6):  # 300 records, one every 2 minutes: 5 per window
+        batch = []
+        for i in range(1000 + 50 * b, 1050 + 50 * b):
+            clock.now += 120
+            batch.append(CapturedEvent.model_validate(event(i, ts=clock.now)))
+        trickle.append(batch)
+    clock.now = base + 62.5
+
+    async def scenario() -> tuple[Any, Any]:
+        first, _ = await run_monitor(cfg, [first_window], clock=clock)
+        for batch in trickle:
+            clock.now = batch[-1].timestamp
+            await first.ingest(batch)
+            assert first.evaluate_due() == 0
+        before = first.snapshot()["toy"]
+        await first.stop()
+        with caplog.at_level("INFO", logger="driftwatch.monitor"):
+            second, _ = await run_monitor(cfg, [], clock=clock)
+        after = second.snapshot()["toy"]
+        await second.stop()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("window_rebuilt model=toy ")]
+    fields = dict(kv.split("=") for kv in line.split()[1:])
+    assert fields["records_total"] == "360" and fields["restored"] == "True"
+    assert int(fields["replayed"]) <= 6 and fields["reread"] == "60"  # 10 minutes of the trickle; the last window
+    assert after.window == before.window and after.window_records == before.window_records
+    assert after.result is not None and after.result.to_dict() == before.result.to_dict()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store import EvaluationRow, EventRow, EventStore, PendingHalf
+from monitor.store import _MIGRATIONS, EvaluationRow, EventRow, EventStore, PendingHalf
 
 
 def rows(ids: list[str], model: str = "m", reason: str | None = None, n: int = 1, received: float = 100.0) -> list[EventRow]:
@@ -23,7 +23,7 @@ def append(store: EventStore, batch: list[EventRow]) -> list[object]:
 def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = EventStore(path)
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
     with sqlite3.connect(path) as db:
@@ -102,6 +102,32 @@ def test_evaluations_round_trip(tmp_path: Path) -> None:
         store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 1, 50 * (i + 1), 50, {"dataset": {"drift_share": i / 10}}, 3.0 + i))
     latest = store.evaluations("m", limit=2)
     assert [e.last_rec for e in latest] == [150, 100] and latest[0].result == {"dataset": {"drift_share": 0.2}}
+
+
+def test_an_evaluation_keeps_its_grid_point(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "s.db")
+    store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 1, 99, 99, {}, 3.0, ("count", 100)))
+    store.add_evaluation(EvaluationRow("m", 1.0, 60.0, 6, 9, 100, 120, 21, {}, 61.0, ("time", 60.0)))
+    assert [e.point for e in store.evaluations("m")] == [("time", 60.0), ("count", 100.0)]
+    assert store.evaluation_at("m", 99).point == ("count", 100.0)  # type: ignore[union-attr]
+
+
+def test_a_version_1_file_is_upgraded_in_place_and_its_evaluations_have_no_point(tmp_path: Path) -> None:
+    """Evaluations stored before points were keep their rows; a restart derives their point (windows.py)."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_MIGRATIONS[0] + "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
+        db.execute("INSERT INTO evaluations (model, window_start, window_end, first_seq, last_seq, first_rec, last_rec,"
+                   " n_records, result, evaluated_at) VALUES ('m', 1.0, 2.0, 1, 5, 1, 99, 99, '{}', 3.0)")
+    store = EventStore(path)
+    assert store.schema_version == 2
+    (old,) = store.evaluations("m")
+    assert (old.last_rec, old.point) == (99, None)
+    store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 51, 150, 99, {}, 4.0, ("count", 150)))
+    store.close()
+    reopened = EventStore(path)
+    assert [e.point for e in reopened.evaluations("m")] == [("count", 150.0), None] and reopened.schema_version == 2
+    reopened.close()
 
 
 def test_retention_by_age_then_by_size(tmp_path: Path) -> None:
