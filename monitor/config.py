@@ -338,7 +338,9 @@ class LocalLauncher(_Strict):
     command: list[str] = Field(min_length=1)
     cwd: Path | None = None
     timeout: Duration = 3600.0
-    log_dir: Path = Path("retrain-logs")
+    log_dir: Path | None = None
+    """Unset: `retrain-logs` beside the store (`Config.local_log_dir`), which is writable wherever
+    the store is, e.g. the chart's data volume; the config file's folder may be read-only."""
 
 
 class KubernetesLauncher(_Strict):
@@ -541,6 +543,10 @@ class Config(_Strict):
     def retrain_for(self, model: ModelConfig) -> RetrainConfig | None:
         return model.retrain or self.defaults.retrain
 
+    def local_log_dir(self, local: LocalLauncher) -> Path:
+        """Where a local run's log goes: `local.log_dir`, else `retrain-logs` beside the store."""
+        return local.log_dir if local.log_dir is not None else self.server.store.path.parent / "retrain-logs"
+
     def exported_features(self, model: ModelConfig) -> list[str]:
         """Columns that get per-feature metric series: allowlist first, then the cap."""
         names = [c.name for c in model.columns]
@@ -603,7 +609,8 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         if r is None or r.local is None:
             return r
         local = r.local.model_copy(
-            update={"log_dir": fix(r.local.log_dir), "cwd": fix(r.local.cwd) if r.local.cwd else None}
+            update={"log_dir": fix(r.local.log_dir) if r.local.log_dir else None,
+                    "cwd": fix(r.local.cwd) if r.local.cwd else None}
         )
         return r.model_copy(update={"local": local})
 

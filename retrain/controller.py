@@ -182,7 +182,8 @@ class RetrainController:
                          rc.kubernetes.namespace, result)
             else:
                 assert rc.local is not None
-                self._local.launch(run, rc.local, self._on_outcome, on_started=self._on_local_started(run.name))
+                local = rc.local.model_copy(update={"log_dir": self._config.local_log_dir(rc.local)})
+                self._local.launch(run, local, self._on_outcome, on_started=self._on_local_started(run.name))
         except LaunchError as exc:
             if exc.transient and self._stopping.is_set():
                 # Cut short by shutdown, not refused: the run stays pending and the next start creates

@@ -67,6 +67,8 @@ class LocalLauncher:
     def launch(self, run: Run, cfg: LocalConfig, on_outcome: OnOutcome,
                on_started: Callable[[Started], None] | None = None) -> Started:
         """Start the command; `on_started` runs before its end (or timeout) can reach `on_outcome`."""
+        if cfg.log_dir is None:
+            raise ValueError("local.log_dir is unresolved (Config.local_log_dir resolves it)")
         log_dir = Path(cfg.log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{run.name}.log"

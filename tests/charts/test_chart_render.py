@@ -50,8 +50,15 @@ def test_every_combination_lints_strict_and_renders_valid_objects(name: str, ren
     objs = render(values, *flags)
     for obj in objs:
         validate(obj)
-    cfg = parse_config(embedded_config(objs), "rendered ConfigMap")
+    cfg = parse_config(embedded_config(objs), "rendered ConfigMap", base_dir=Path("/etc/driftwatch"))
     assert cfg.server.host == "0.0.0.0" and cfg.server.port == 8080
+    # Local retraining logs land on the data volume, not beside the config on its read-only mount.
+    data_mount = next(m["mountPath"] for c in one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+                      for m in c["volumeMounts"] if m["name"] == "data")
+    for model in cfg.models:
+        rc = cfg.retrain_for(model)
+        if rc is not None and rc.local is not None:
+            assert cfg.local_log_dir(rc.local).is_relative_to(data_mount), model.name
 
 
 def test_defaults_render_the_monitor_without_operator_objects(render: Render) -> None:

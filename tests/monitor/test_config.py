@@ -48,7 +48,21 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     assert cfg.drift_policy(cfg.model("churn")).numeric.method == "wasserstein"
     assert cfg.drift_policy(wine) is cfg.defaults.drift
     assert cfg.retrain_for(wine) is not None and cfg.retrain_for(wine).cooldown == 6 * 3600
-    assert cfg.retrain_for(wine).local.log_dir == EXAMPLE.parent / "retrain-logs"
+    assert cfg.local_log_dir(cfg.retrain_for(wine).local) == EXAMPLE.parent / "retrain-logs"
+
+
+def test_local_retraining_logs_default_to_beside_the_store_not_the_config_folder() -> None:
+    """The config may sit on a read-only mount (the chart's /etc/driftwatch): unset, logs go where the
+    store is, which must be writable anyway; a set log_dir is relative to the config file as usual."""
+    data = minimal(retrain={"local": {"command": ["true"]}})
+    data["server"] = {"store": {"path": "/var/lib/driftwatch/driftwatch.db"}}
+    cfg = parse_config(data, base_dir=Path("/etc/driftwatch"))
+    local = cfg.retrain_for(cfg.models[0]).local
+    assert local is not None and cfg.local_log_dir(local) == Path("/var/lib/driftwatch/retrain-logs")
+    data["models"][0]["retrain"]["local"]["log_dir"] = "logs"
+    cfg = parse_config(data, base_dir=Path("/etc/driftwatch"))
+    local = cfg.retrain_for(cfg.models[0]).local
+    assert local is not None and cfg.local_log_dir(local) == Path("/etc/driftwatch/logs")
 
 
 def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
