@@ -13,12 +13,14 @@ its dashboards, so the chart needs no vendoring.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -55,8 +57,8 @@ def incluster_config(config_path: Path, reference_mount: str = REFERENCE_MOUNT) 
     """The config as the chart embeds it, and the reference files it needs mounted.
 
     Works on the raw YAML (durations stay `15m`, not 900.0) after validating it, moves the reference
-    datasets under the mount and drops `server.public_url`: a local URL means nothing in the
-    cluster, and the chart fills in the server fields it owns.
+    datasets under the mount (by file name) and drops a loopback `server.public_url`: such a URL
+    means nothing in the cluster, and the chart then fills in the Service's.
     """
     typed = load_config(config_path)
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -68,8 +70,22 @@ def incluster_config(config_path: Path, reference_mount: str = REFERENCE_MOUNT) 
         if all(p.resolve() != src.resolve() for p in sources):
             sources.append(src)
         raw_model["reference"]["path"] = f"{reference_mount.rstrip('/')}/{src.name}"
-    (raw.get("server") or {}).pop("public_url", None)
+    server = raw.get("server") or {}
+    if _is_loopback(server.get("public_url")):
+        server.pop("public_url")
     return raw, sources
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlsplit(url).hostname if url else None
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def generated_files(config: dict[str, Any]) -> dict[str, str]:
@@ -200,10 +216,11 @@ def write_chart_files(config_path: str | Path, chart_dir: str | Path = DEFAULT_C
 def values_overlay(config_path: str | Path) -> dict[str, Any]:
     """A values file installing the chart with your own config, with rules and dashboards to match.
 
-    Reference paths are left as written: mount your data with `reference.volume` and use absolute paths.
+    Written as for the chart's default config (`incluster_config`): reference paths move under
+    `reference.mountPath` by file name, so the same config passes `check-config` locally and finds
+    its files in the volume you mount with `reference.volume`.
     """
-    load_config(config_path)  # validate first, with path-precise errors
-    config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    config, _ = incluster_config(Path(config_path))
     files = generated_files(config)
     rules = yaml.safe_load(files.pop("files/rules.yaml"))
     return {

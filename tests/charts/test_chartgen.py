@@ -89,10 +89,11 @@ def test_values_overlay_installs_a_custom_config_with_matching_rules_and_dashboa
     config = yaml.safe_load(chartgen.DEFAULT_CONFIG.read_text())
     config["models"] = [m for m in config["models"] if m["name"] == "wine"]
     config["models"][0]["name"] = "vino"
-    config["models"][0]["reference"]["path"] = "/refs/wine_reference.csv"
+    # Written as for a local check-config run: the overlay moves the reference under the chart's mount.
+    config["models"][0]["reference"]["path"] = str(chartgen.DEFAULT_CONFIG.parent / "data" / "wine_reference.csv")
     config["defaults"]["alerts"]["dataset_drift"]["warning"] = 0.25
     config["defaults"]["alerts"]["job_label"] = "dw-monitor"
-    del config["server"]["public_url"]  # in the cluster: the Service URL, filled in by the chart
+    assert config["server"]["public_url"].startswith("http://127.0.0.1")  # dropped: the Service URL is used
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(config))
     overlay_path = tmp_path / "overlay.yaml"
@@ -115,6 +116,7 @@ def test_values_overlay_installs_a_custom_config_with_matching_rules_and_dashboa
     assert boards == ["driftwatch-model-vino.json", "driftwatch-overview.json"]
     rendered = parse_config(yaml.safe_load(one(objs, "ConfigMap", "dw-driftwatch")["data"]["config.yaml"]))
     assert [m.name for m in rendered.models] == ["vino"]
+    assert rendered.models[0].reference.path == Path("/etc/driftwatch/reference/wine_reference.csv")
     assert not [cm for cm in by_kind(objs, "ConfigMap") if cm["metadata"]["name"].endswith("-reference")]
 
 
@@ -154,3 +156,16 @@ def test_generated_files_depend_on_no_server_setting_but_the_public_url() -> Non
     assert chartgen.generated_files(other) == chartgen.generated_files(config)
     shipped = yaml.safe_load((CHART / chartgen.GENERATED_FROM).read_text())
     assert shipped == {k: v for k, v in config.items() if k != "server"}
+
+
+@pytest.mark.parametrize(("url", "kept"), [("http://127.0.0.1:8080", False), ("http://localhost:8080/", False),
+                                           ("http://[::1]:8080", False), ("https://drift.example.com", True)])
+def test_only_a_loopback_public_url_is_replaced_by_the_services(tmp_path: Path, url: str, kept: bool) -> None:
+    config = yaml.safe_load(chartgen.DEFAULT_CONFIG.read_text())
+    config["server"]["public_url"] = url
+    for model in config["models"]:
+        model["reference"]["path"] = str(chartgen.DEFAULT_CONFIG.parent / model["reference"]["path"])
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(config))
+    raw, _ = chartgen.incluster_config(path)
+    assert raw["server"].get("public_url") == (url if kept else None)
