@@ -15,7 +15,7 @@ import pytest
 from monitor.capture.wire import CapturedEvent, decode_batch
 from monitor.sidecar.capture import BodyBuffer, EventEncoder, RawCapture, choose_id, encode_body
 from monitor.sidecar.framing import filter_headers, request_head, response_head
-from monitor.sidecar.metrics import SidecarMetrics
+from monitor.sidecar.metrics import DROP_REASONS, UPSTREAM_ERROR_KINDS, SidecarMetrics
 from monitor.sidecar.settings import SettingsError, build_settings
 from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
 from monitor.sidecar.spool import Spool, SpoolError
@@ -127,6 +127,18 @@ def test_hot_path_histogram_renders_prometheus_le_buckets_count_and_sum() -> Non
     assert 'driftwatch_sidecar_events_captured_total{model="wine"} 2.0' in text
     total = float(next(line.split()[-1] for line in text.splitlines() if line.startswith('driftwatch_sidecar_request_duration_seconds_sum{phase="upstream"}')))
     assert total == pytest.approx(75.00035001)
+
+
+def test_every_exported_family_and_label_value_is_documented() -> None:
+    """docs/metrics.md is where on-call engineers look up a sidecar series: it must not fall behind."""
+    doc = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    section = doc.split("## Capture sidecar", 1)[1]
+    names = {line.split("{")[0].split()[0] for line in SidecarMetrics("wine").render().decode().splitlines()
+             if line and not line.startswith("#")}
+    families = {n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum")
+                for n in names if not n.endswith("_created")}
+    assert families and all(f"`{f}`" in section for f in families), families
+    assert all(f"`{reason}`" in section for reason in DROP_REASONS + UPSTREAM_ERROR_KINDS)
 
 
 # -- framing ---------------------------------------------------------------------------------------
