@@ -151,6 +151,13 @@ def _badge(drifted: bool | None, extra: str = "") -> str:
     return f'<span class="badge drift {extra}">drift</span>' if drifted else f'<span class="badge ok {extra}">no drift</span>'
 
 
+def _verdict(f: FeatureResult) -> str:
+    """A column that could not be tested says so and why, rather than passing for "no drift"."""
+    if f.untested is not None:
+        return f'<span class="badge none" title="{escape(f.untested)}">not tested</span> <span class="muted">{escape(f.untested)}</span>'
+    return _badge(f.drifted)
+
+
 def _rule(f: FeatureResult) -> str:
     return f"p &lt; {_n(f.threshold)}" if f.is_test else f"≥ {_n(f.threshold)}"
 
@@ -198,7 +205,7 @@ def _columns_table(view: ReportView, ev: EvidentlySection | None) -> str:
             f"<td>{i if f.drifted else ''}</td><td><strong>{escape(f.name)}</strong></td><td>{escape(f.role)}</td>"
             f"<td>{escape(f.method)}</td><td class=num>{_value(f)}</td><td class=num>{_rule(f)}</td>"
             f'<td class="num{" hi" if f.drifted else ""}">{"∞" if math.isinf(excess) else _n(excess, 3)}</td>'
-            f"<td>{_badge(f.drifted)}</td>{_agreement(f, ev)}</tr>"
+            f"<td>{_verdict(f)}</td>{_agreement(f, ev)}</tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
 

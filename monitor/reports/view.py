@@ -94,6 +94,7 @@ def result_from_dict(data: Mapping[str, Any]) -> DriftResult:
         n_reference=int(ds.get("n_reference") or 0),
         n_current=int(ds.get("n_current") or 0),
         threshold=_num(ds.get("threshold", 0.5)),
+        n_tested=None if ds.get("n_tested") is None else int(ds["n_tested"]),
     )
     features = {}
     for name, f in data.get("features", {}).items():
@@ -119,6 +120,7 @@ def result_from_dict(data: Mapping[str, Any]) -> DriftResult:
             details=f.get("details") or {},
             adjusted_p_value=_opt(f.get("adjusted_p_value")),
             statistic=_opt(f.get("statistic")),
+            untested=f.get("untested") if isinstance(f.get("untested"), str) else None,
         )
     return DriftResult(dataset=dataset, features=features)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 
 import numpy as np
 import pandas as pd
@@ -110,3 +111,21 @@ def test_a_tests_raw_and_adjusted_p_values_are_both_shown_and_the_plot_names_the
     row = re.search(r'<tr class="\w+" data-feature="a">.*?</tr>', html)
     assert row is not None and f"p {a.p_value:.4g}" in row.group(0) and f"adjusted {a.adjusted_p_value:.4g}" in row.group(0)
     assert "ks · BH-adjusted p" in html and "driftwatch_feature_drift_score" in html
+
+
+def test_a_column_that_could_not_be_tested_says_why_instead_of_no_drift() -> None:
+    """A data scientist must not read "no drift" for a column nobody could test."""
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 300), "empty": [np.nan] * 300})
+    cur = pd.DataFrame({"a": rng.normal(0, 1, 200), "empty": rng.normal(0, 1, 200)})
+    specs = [ColumnSpec("a", "numeric", "ks"), ColumnSpec("empty", "numeric", "ks")]
+    result = evaluate(build_profile(ref, specs, EngineSettings()), cur)
+    reason = result.features["empty"].untested
+    assert reason is not None and result.features["a"].untested is None
+    ev = Evaluation("m", 200, 0.0, 1.0, 1, 2, 200, 2.0, result.to_dict())
+    view = report_view(ev, [ev])
+    assert view.result.features["empty"].untested == reason and view.result.dataset.n_tested == 1
+    html = render_report(view)
+    row = re.search(r'<tr class="\w+" data-feature="empty">.*?</tr>', html)
+    assert row is not None and "not tested" in row.group(0) and "no drift" not in row.group(0)
+    assert html_escape(reason) in row.group(0)
