@@ -35,7 +35,7 @@ from monitor.store import EvaluationRow, EventRow, EventStore, PendingHalf, Stor
 from monitor.storelock import StoreLock
 from monitor.windows import DueWindow, SlidingWindow
 
-__all__ = ["CloudEventOutcome", "IngestResult", "Monitor", "UnknownModel", "load_reference"]
+__all__ = ["CloudEventOutcome", "IngestResult", "Monitor", "UnknownModel", "load_reference", "window_selection"]
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -208,11 +208,11 @@ class Monitor:
             window.add(stored.seq, stored.ts, stored.rec_end or 0, records, now=now)
             replayed += len(records)
             if ev is not None and not apart:
-                restore += _selection(ev, stored, records)
+                restore += window_selection(ev, stored, records)
         if ev is not None and apart:
             for stored, records in self._reparsed(state, store.accepted_between(name, ev.first_rec, ev.last_rec)):
                 reread += len(records)
-                restore += _selection(ev, stored, records)
+                restore += window_selection(ev, stored, records)
         state.window = window
         state.restore = restore if ev is not None and len(restore) == ev.n_records else None
         log.info("window_rebuilt model=%s records_total=%d replayed=%d reread=%d restored=%s",
@@ -551,8 +551,11 @@ def _cusum_state(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return state
 
 
-def _selection(ev: EvaluationRow, stored: StoredEvent, records: list[Record]) -> list[Record]:
-    """The records of a stored event that the evaluated window `ev` held (its ordinals and stamps)."""
+def window_selection(ev: EvaluationRow, stored: StoredEvent, records: list[Record]) -> list[Record]:
+    """The records of a stored event that the evaluated window `ev` held (its ordinals and stamps).
+
+    The one rule for rebuilding a stored window (restart, reports): its ordinal range alone would
+    also take records stamped outside the window (late, or far in the future)."""
     if not ev.window_start <= stored.ts <= ev.window_end:
         return []
     first = (stored.rec_end or 0) - len(records) + 1

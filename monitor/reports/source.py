@@ -16,7 +16,7 @@ import pandas as pd
 
 from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.config import Config
-from monitor.service import load_reference
+from monitor.service import load_reference, window_selection
 from monitor.store import EvaluationRow, EventStore
 
 __all__ = ["Evaluation", "ReportSource", "StoreReportSource"]
@@ -118,9 +118,8 @@ class StoreReportSource:
                 raise LookupError(f"no evaluated window {window_id} for model {model!r}")
             # Only the window's events, parsed one at a time: an old window costs its own size.
             for stored in self._db().accepted_between(model, ev.first_rec, ev.last_rec):
-                first = (stored.rec_end or 0) - stored.n_records + 1
                 parsed = event_records(schema, CapturedEvent.model_validate_json(stored.raw))
-                records.extend(r for ordinal, r in enumerate(parsed, start=first) if ev.first_rec <= ordinal <= ev.last_rec)
+                records.extend(window_selection(ev, stored, parsed))
         if len(records) != ev.n_records:
             raise LookupError(f"the store holds {len(records)} of the window's {ev.n_records} records (retention)")
         return pd.DataFrame.from_records(records, columns=[c.name for c in cfg.columns])

@@ -38,7 +38,9 @@ def _event(i: int) -> EventRow:
 
 
 def _evaluation(last_rec: int, share: float) -> EvaluationRow:
-    return EvaluationRow("churn", 0.0, 1.0, 1, 2, last_rec - WINDOW + 1, last_rec, WINDOW, {"dataset": {"drift_share": share}}, float(last_rec))
+    """The window of the last WINDOW records up to `last_rec`, spanning its events' stamps (as the monitor stores it)."""
+    start, end = 1.0 + (last_rec - WINDOW) // PER_EVENT, 1.0 + (last_rec - 1) // PER_EVENT
+    return EvaluationRow("churn", start, end, 1, 2, last_rec - WINDOW + 1, last_rec, WINDOW, {"dataset": {"drift_share": share}}, float(last_rec))
 
 
 def _spoil(path: str | Path, sql: str, *params: object) -> None:
@@ -94,10 +96,25 @@ def test_a_window_straddling_events_takes_only_its_records(tmp_path: Path) -> No
     store = EventStore(config.server.store.path)
     with store.transaction():
         store.append([_event(i) for i in range(10)])  # records 1..100
-    store.add_evaluation(EvaluationRow("churn", 0.0, 1.0, 1, 2, 16, 45, 30, {"dataset": {}}, 1.0))  # records 16..45
+    store.add_evaluation(EvaluationRow("churn", 2.0, 5.0, 1, 2, 16, 45, 30, {"dataset": {}}, 1.0))  # records 16..45
     store.close()
     frame = StoreReportSource(config).window_frame("churn", 45)
     assert frame["tenure_months"].tolist() == list(range(15, 45))
+
+
+def test_a_late_event_among_the_windows_ordinals_is_not_taken_for_one_of_its_records(tmp_path: Path) -> None:
+    """A duration window leaves out an event stamped before its start (a late retry), as the monitor
+    did live: the report's rebuild must too, instead of refusing the window as trimmed."""
+    config = _config(tmp_path)
+    store = EventStore(config.server.store.path)
+    late = _event(3)._replace(ts=0.5)
+    late = late._replace(raw=late.raw.replace('"timestamp": 4.0', '"timestamp": 0.5'))
+    with store.transaction():
+        store.append([_event(i) for i in range(3)] + [late] + [_event(i) for i in range(4, 6)])  # records 1..60
+    store.add_evaluation(EvaluationRow("churn", 1.0, 6.0, 1, 2, 1, 60, 50, {"dataset": {}}, 1.0))  # all but the late one
+    store.close()
+    frame = StoreReportSource(config).window_frame("churn", 60)
+    assert frame["tenure_months"].tolist() == [*range(0, 30), *range(40, 60)]
 
 
 def test_a_window_whose_events_were_trimmed_is_a_clear_lookup_error(source: StoreReportSource) -> None:
