@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.capture.wire import MAX_TIMESTAMP
 from retrain.policy import Trigger
 
 MAX_NAME = 63
@@ -24,7 +25,9 @@ def job_name(model: str, fingerprint: str) -> str:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The stamp for a Job's environment; clamped to what RFC 3339 can write, so an odd sender clock
+    (a store from before ingest bounded stamps) can never fail a launch."""
+    return datetime.fromtimestamp(min(max(ts, 0.0), MAX_TIMESTAMP), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from monitor.capture.wire import Body, CapturedEvent
+from monitor.capture.wire import MAX_TIMESTAMP, Body, CapturedEvent
 
 __all__ = ["CloudEventError", "Half", "join_halves", "parse_cloudevent"]
 
@@ -103,8 +103,8 @@ def _half(attrs: dict[str, Any], data: bytes, content_type: str | None) -> Half:
     if not isinstance(model, str) or not model or len(model) > 253:
         raise CloudEventError("invalid_cloudevent", "missing or over-long `inferenceservicename` (or `inferenceservice`)")
     time = _parse_time(attrs.get("time") if isinstance(attrs.get("time"), str) else None)
-    if time is not None and time < 0:
-        raise CloudEventError("invalid_cloudevent", "`time` is before 1970")
+    if time is not None and not 0 <= time <= MAX_TIMESTAMP:
+        raise CloudEventError("invalid_cloudevent", "`time` is before 1970 or after 9999-12-31T23:59:59Z")
     if content_type is not None and len(content_type) > 256:
         raise CloudEventError("invalid_cloudevent", "content type longer than 256 characters")
     context = {k: attrs[k][:256] for k in _CONTEXT if isinstance(attrs.get(k), str)}

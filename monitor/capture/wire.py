@@ -30,6 +30,9 @@ __all__ = ["Body", "CapturedEvent", "EnvelopeError", "EventBatch", "decode_batch
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+\Z")]
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """Finite and non-negative (NaN fails `ge`, infinity fails `le`)."""
+MAX_TIMESTAMP = 253402300799.0
+"""9999-12-31T23:59:59Z, the last instant a date can show: beyond it a stamp is a unit error (ms, µs)."""
+Timestamp = Annotated[float, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
 
 
 class _Wire(msgspec.Struct, frozen=True, gc=False, kw_only=True):
@@ -54,7 +57,7 @@ class Body(_Wire, frozen=True, gc=False, kw_only=True):
 class CapturedEvent(_Wire, frozen=True, gc=False, kw_only=True):
     id: EventId
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
-    timestamp: Seconds
+    timestamp: Timestamp
     latency_seconds: Seconds | None = None
     status: Annotated[int, msgspec.Meta(ge=100, le=599)] = 200
     method: Annotated[str, msgspec.Meta(max_length=16)] = "POST"

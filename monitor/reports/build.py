@@ -115,7 +115,11 @@ class EvidentlySection:
 
 
 def _ts(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A stored stamp for people; one no date can show (a store from before ingest bounded them) as its number."""
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        return f"{t:.6g} s since 1970"
 
 
 def _n(x: float | None, digits: int = 4) -> str:

@@ -83,6 +83,7 @@ def test_structured_mode_with_json_and_base64_data() -> None:
         (kserve_headers(**{"ce-id": "trailing-newline\n"}), "invalid_cloudevent"),
         (kserve_headers(**{"ce-inferenceservicename": "m" * 254}), "invalid_cloudevent"),
         (kserve_headers(**{"ce-time": "1969-12-31T23:59:59Z"}), "invalid_cloudevent"),
+        (kserve_headers(**{"ce-time": "9999-12-31T23:59:59-14:00"}), "invalid_cloudevent"),  # past what a date shows
         (kserve_headers(**{"content-type": "application/json; x=" + "y" * 256}), "invalid_cloudevent"),
     ],
 )

@@ -85,7 +85,8 @@ def test_response_is_not_decoded_when_the_model_has_no_outputs() -> None:
         event_records(_schema(True), _event(response="not json at all"))
 
 
-@pytest.mark.parametrize("bad", [{"id": "has space"}, {"id": "x" * 129}, {"timestamp": -1}, {"status": 700}, {"latency_seconds": -0.1}])
+@pytest.mark.parametrize("bad", [{"id": "has space"}, {"id": "x" * 129}, {"timestamp": -1}, {"status": 700}, {"latency_seconds": -0.1},
+                                 {"timestamp": 1.7e12}, {"timestamp": 253402300800.0}])  # milliseconds; past 9999
 def test_envelope_constraints(bad: dict[str, object]) -> None:
     data = {"id": "ok", "model": "m", "timestamp": 1.0, "request": {"body": "{}"}, **bad}
     with pytest.raises(ValueError):

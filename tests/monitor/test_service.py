@@ -342,7 +342,7 @@ def test_one_far_future_event_does_not_switch_off_window_retraining(tmp_path: Pa
         await mon.start(background=False)
         try:
             for b in range(4):
-                far = {99: 1_700_000_000.0 + 1e12}  # the first window's newest event
+                far = {99: 1_700_000_000.0 + 1e11}  # the first window's newest event, stamped in the year 5200
                 await mon.ingest([CapturedEvent.model_validate(event(i, shift=5.0, ts=far.get(i))) for i in range(b * 100, b * 100 + 100)])
                 mon.evaluate_due()
         finally:

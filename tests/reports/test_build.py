@@ -129,3 +129,14 @@ def test_a_column_that_could_not_be_tested_says_why_instead_of_no_drift() -> Non
     row = re.search(r'<tr class="\w+" data-feature="empty">.*?</tr>', html)
     assert row is not None and "not tested" in row.group(0) and "no drift" not in row.group(0)
     assert html_escape(reason) in row.group(0)
+
+
+def test_a_window_stamped_past_what_a_date_can_show_still_renders() -> None:
+    """A store from before ingest bounded stamps may hold a millisecond stamp as a window's end."""
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 300)})
+    result = evaluate(build_profile(ref, [ColumnSpec("a", "numeric", "ks")], EngineSettings()), ref.iloc[:100])
+    ev = Evaluation("m", 100, 1795348800.0, 1.7e12, 1, 2, 100, 2.0, result.to_dict())
+    html = render_report(report_view(ev, [ev]))
+    assert "1.7e+12 s since 1970" in html
+    assert "1.7e+12 s since 1970" in render_index([index_row("m", ev)])
