@@ -7,16 +7,21 @@ client (or Alertmanager's log) sees the same answer for the same mistake on ever
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 __all__ = ["MAX_ERRORS", "ApiError", "error_response", "loc_path", "read_body", "validation_detail"]
 
 MAX_ERRORS = 50
 """Validation details listed at most: enough to fix a payload, bounded for a hostile one."""
+BODY_IDLE_TIMEOUT = 30.0
+"""Seconds a request body may send nothing before it is answered 408: a stalled or hostile client
+must not hold a connection, and the monitor's graceful shutdown, for ever."""
 
 
 class ApiError(Exception):
@@ -51,7 +56,9 @@ def validation_detail(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 `too_large` as soon as it exceeds `limit` (declared or streamed)."""
+    """The body, refused with 413 `too_large` as soon as it exceeds `limit` (declared or streamed),
+    408 `request_timeout` when it stalls for BODY_IDLE_TIMEOUT; a client that left gets a 400 nobody
+    reads (not a 500 and a traceback: a sidecar giving up on a slow upload is not a server fault)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -60,9 +67,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ApiError(413, "too_large", f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), BODY_IDLE_TIMEOUT)
+        except StopAsyncIteration:
+            return b"".join(chunks)
+        except TimeoutError:
+            raise ApiError(408, "request_timeout", f"the body sent nothing for {BODY_IDLE_TIMEOUT:g} s") from None
+        except ClientDisconnect:
+            raise ApiError(400, "client_disconnected", "the client closed the connection before its body ended") from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, "too_large", f"body exceeds {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -101,6 +104,56 @@ def test_chunked_body_over_the_limit_is_refused_while_streaming(server: tuple[ht
     r = client.post("/v1/events", content=chunks(), headers={"content-type": "application/json", **AUTH})
     assert_error(r, 413, "too_large")
     still_serving(client)
+
+
+def _partial_post(url: str, path: str, declared: int, sent: bytes, ctype: str = "application/json") -> socket.socket:
+    """A raw POST declaring `declared` body bytes and sending only `sent` (a stalled or vanished client)."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    head = (f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: {ctype}\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {declared}\r\n\r\n")
+    sock.sendall(head.encode() + sent)
+    return sock
+
+
+def _read_response(sock: socket.socket) -> tuple[str, bytes]:
+    """One whole HTTP/1.1 response (head and Content-Length body), however the bytes arrive."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response head: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return head.decode(), body
+
+
+@pytest.mark.parametrize(("path", "ctype"), [("/v1/events", "application/json"),
+                                             ("/v1/cloudevents", "application/cloudevents+json")])
+def test_a_stalled_body_is_answered_408_instead_of_holding_the_connection(
+        server: tuple[httpx.Client, Path], monkeypatch: pytest.MonkeyPatch, path: str, ctype: str) -> None:
+    client, _ = server
+    monkeypatch.setattr("monitor.errors.BODY_IDLE_TIMEOUT", 0.5)
+    with _partial_post(str(client.base_url), path, 100, b'{"events": []}', ctype) as sock:
+        head, body = _read_response(sock)
+    assert head.startswith("HTTP/1.1 408"), head
+    assert json.loads(body)["error"] == "request_timeout"
+    still_serving(client)
+
+
+def test_a_client_leaving_mid_body_is_not_logged_as_a_server_error(
+        server: tuple[httpx.Client, Path], caplog: pytest.LogCaptureFixture) -> None:
+    client, _ = server
+    with caplog.at_level(logging.WARNING):
+        _partial_post(str(client.base_url), "/v1/events", 100, b'{"events": [').close()
+        still_serving(client)
+        time.sleep(0.3)  # the server notices the disconnect on its next read
+        still_serving(client)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_mixed_batch_counts_each_event_and_is_idempotent(server: tuple[httpx.Client, Path]) -> None:
