@@ -161,18 +161,16 @@ class _ThreadingServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
-class ModelServer:
-    def __init__(self, port: int = 0) -> None:
-        self.port = port  # 0: the kernel picks one when the server binds
-        self.requests: list[h11.Request] = []
-        self._server: _ThreadingServer | None = None
+class _Served:
+    """A socketserver on 127.0.0.1 in a daemon thread: its port (0 until bound: the kernel picks), URL and stop."""
 
-    def start(self) -> ModelServer:
-        self._server = _ThreadingServer(("127.0.0.1", self.port), _ModelHandler)
-        self.port = self._server.server_address[1]
-        self._server.owner = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
+    port: int
+    _server: socketserver.TCPServer | None = None
+
+    def _serve(self, server: socketserver.TCPServer) -> None:
+        self._server = server
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -185,10 +183,22 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}"
 
 
+class ModelServer(_Served):
+    def __init__(self, port: int = 0) -> None:
+        self.port = port  # 0: the kernel picks one when the server binds
+        self.requests: list[h11.Request] = []
+
+    def start(self) -> ModelServer:
+        server = _ThreadingServer(("127.0.0.1", self.port), _ModelHandler)
+        server.owner = self  # type: ignore[attr-defined]
+        self._serve(server)
+        return self
+
+
 # -- collector (plays the monitor's POST /v1/events) ----------------------------------------------
 
 
-class Collector:
+class Collector(_Served):
     """Records every batch; `script` is a list of statuses answered first (then 200), with a
     `Retry-After: retry_after` header when that is set."""
 
@@ -201,11 +211,6 @@ class Collector:
         self.script: list[int] = []
         self.retry_after: str | None = None
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Collector:
         owner = self
@@ -226,7 +231,7 @@ class Collector:
                         events = json.loads(body)["events"]
                         owner.batches.append(events)
                         owner.auth.append(self.headers.get("authorization"))
-                        reply = {"accepted": len(events), "duplicates": 0}
+                        reply: dict[str, object] = {"accepted": len(events), "duplicates": 0}
                     else:
                         reply = {"error": f"scripted {status}", "detail": None}
                 data = json.dumps(reply).encode()
@@ -238,17 +243,10 @@ class Collector:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self._serve(server)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def events(self) -> list[dict]:
         with self.lock:
@@ -373,7 +371,7 @@ def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, body
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(_Served):
     """A model server that answers raw bytes, to play a misbehaving one h11 would never be.
 
     `script(target)` returns the sends for one request as (delay_seconds, bytes) pairs; requests
@@ -388,11 +386,6 @@ class ScriptedUpstream:
         self.closed: set[int] = set()
         self._connections = 0
         self._lock = threading.Lock()
-        self._server: _ThreadingServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ScriptedUpstream:
         owner = self
@@ -427,13 +420,5 @@ class ScriptedUpstream:
                     except OSError:
                         return
 
-        self._server = _ThreadingServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(_ThreadingServer(("127.0.0.1", self.port), Handler))
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
