@@ -85,14 +85,19 @@ def test_connection_option_naming_content_length_cannot_smuggle_a_request(sideca
     assert not [r for r in model_server.requests if b"smuggled" in r.target]
 
 
+def echoed(port: int, raw: bytes) -> dict:
+    """What the echo upstream saw of `raw` sent through the sidecar, which must have answered 200."""
+    head, _, body = raw_exchange(port, raw).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    return json.loads(body)
+
+
 def test_connection_options_never_remove_framing_or_host(sidecar: Sidecar) -> None:
     raw = (
         b"POST /echo HTTP/1.1\r\nHost: h\r\nConnection: Host, Content-Length, Transfer-Encoding, X-Hop\r\n"
         b"X-Hop: 1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
     )
-    head, _, body = raw_exchange(sidecar.port, raw).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), head
-    echo = json.loads(body)
+    echo = echoed(sidecar.port, raw)
     assert echo["headers"] == [["Host", "h"], ["Content-Length", "3"]]
     assert echo["body_len"] == 3
 
@@ -104,9 +109,7 @@ def test_request_trailers_never_become_header_fields(sidecar: Sidecar) -> None:
         b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         b"3;ext=1\r\nabc\r\n0\r\nX-Trailer: y\r\nHost: evil\r\n\r\n"
     )
-    head, _, body = raw_exchange(sidecar.port, raw).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 "), head
-    echo = json.loads(body)
+    echo = echoed(sidecar.port, raw)
     assert echo["headers"] == [["Host", "h"], ["Transfer-Encoding", "chunked"]]
     assert echo["body_sha256"] == hashlib.sha256(b"abc").hexdigest()
 
