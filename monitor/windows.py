@@ -187,6 +187,12 @@ class SlidingWindow:
 
     def _trim(self) -> None:
         """Drop what no window that is not yet due can select (see the module docstring)."""
+        pure_count = self._count_grid and not self._grid and self.config.duration is None
+        if pure_count:  # what is needed is a suffix of ordinals: one bisect and a C-level delete
+            drop = bisect_right(self._recs, self._floor_rec(self._next_point()))
+            del self._recs[:drop], self._seqs[:drop], self._ts[:drop], self._records[:drop]
+            self._trim_at = len(self._ts) + self._step
+            return
         n = len(self._ts)
         need = [False] * n
         if self._count_grid:
@@ -203,17 +209,20 @@ class SlidingWindow:
                 self._seqs = [self._seqs[i] for i in keep]
                 self._ts = [self._ts[i] for i in keep]
                 self._records = [self._records[i] for i in keep]
-        pure_count = self._count_grid and not self._grid and self.config.duration is None
-        self._trim_at = len(keep) + (self._step if pure_count else max(_SLACK, len(keep) // 2))
+        self._trim_at = len(keep) + max(_SLACK, len(keep) // 2)
 
     def _next_point(self) -> int:
         """The smallest count point a window not yet handled can end at."""
         point = (self._total // self._step) * self._step
         return point if point > self._last_point else self._last_point + self._step
 
+    def _floor_rec(self, p: int) -> float:
+        """Ordinals at or below this are older than `records` before count point `p` (and the gauge's)."""
+        return min(p, self._total) - self.config.records if self.config.records else -math.inf
+
     def _mark_count(self, need: list[bool]) -> None:
         p = self._next_point()
-        floor_rec = min(p, self._total) - self.config.records if self.config.records else -math.inf  # and the gauge's
+        floor_rec = self._floor_rec(p)
         cutoff = self._cutoff(self._point_clock if p <= self._total else self._clock)
         for i, (rec, ts) in enumerate(zip(self._recs, self._ts, strict=True)):
             if rec > p or (rec > floor_rec and ts > cutoff):
