@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
+
 __all__ = [
     "AlertsConfig",
     "Config",
@@ -73,12 +75,7 @@ _SIZE_UNITS = {
     "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4,
 }
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
-_MODEL_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$")
-# Kubernetes' grammars (apimachinery validation): a DNS-1123 label (namespaces), a DNS-1123 subdomain
-# (label key prefixes) and a qualified name (label key names, non-empty label values).
-_DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
+_MODEL_NAME_RE = MODEL_NAME_RE  # old private name, until its importers use monitor.names
 
 
 class ConfigError(ValueError):
@@ -409,7 +406,7 @@ class ResourcesConfig(_Strict):
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, v: str) -> str:
-        if not _DNS1123_LABEL_RE.match(v):
+        if not DNS1123_LABEL_RE.match(v):
             raise ValueError(f"namespace {v!r} is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63, starting and ending alphanumeric)")
         return v
 
@@ -419,11 +416,11 @@ class ResourcesConfig(_Strict):
         """Checked here because the selector is sent as `key=value,...`: a comma in a value would add requirements."""
         for key, value in v.items():
             prefix, slash, name = key.rpartition("/")
-            if slash and not (len(prefix) <= 253 and _DNS1123_SUBDOMAIN_RE.match(prefix)):
+            if slash and not (len(prefix) <= 253 and DNS1123_SUBDOMAIN_RE.match(prefix)):
                 raise ValueError(f"label key {key!r}: prefix {prefix!r} is not a DNS subdomain (lowercase alphanumerics, '-' and '.', at most 253)")
-            if not _LABEL_NAME_RE.match(name):
+            if not LABEL_NAME_RE.match(name):
                 raise ValueError(f"label key {key!r}: name {name!r} must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
-            if value and not _LABEL_NAME_RE.match(value):
+            if value and not LABEL_NAME_RE.match(value):
                 raise ValueError(f"label {key!r}: value {value!r} must be at most 63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric")
         return v
 
@@ -445,7 +442,7 @@ class ModelConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _MODEL_NAME_RE.match(v):
+        if not MODEL_NAME_RE.match(v):
             raise ValueError(f"invalid model name {v!r}: lowercase letters, digits and '-' (a DNS label, max 63)")
         return v
 
