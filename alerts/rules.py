@@ -19,12 +19,28 @@ from typing import Any
 
 from alerts.scopes import Scope, scopes
 from monitor.config import Config, ModelConfig, WindowConfig, format_duration
+from monitor.metric_names import (
+    DATASET_DRIFT_SHARE,
+    EVENTS_INGESTED_TOTAL,
+    FEATURE_DRIFT_DETECTED,
+    FEATURE_DRIFT_SCORE,
+    FEATURE_MISSING_RATIO,
+    FEATURE_NEW_CATEGORY_RATIO,
+    FEATURE_OUT_OF_RANGE_RATIO,
+    LAST_EVALUATION_TIMESTAMP_SECONDS,
+    PREDICTION_DRIFT_SCORE,
+    RETRAIN_JOBS_TOTAL,
+    WINDOW_RECORDS,
+)
+from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
 
 __all__ = [
-    "GROUPS", "NEVER_EVALUATED", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
+    "GROUPS", "NEVER_EVALUATED", "PROMETHEUS_UP", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
     "prediction_output", "retrain_failed_window", "runbook_anchor",
 ]
 
+PROMETHEUS_UP = "up"
+"""The one family the rules select that driftwatch does not export: Prometheus synthesises it per scrape target."""
 RATE_WINDOW = "5m"
 """Range of the rate() behind NoTraffic, SidecarDroppingEvents and EvaluationStale's traffic gate."""
 RETRAIN_FAILED_WINDOW = 3600.0
@@ -107,10 +123,10 @@ def _records_gate(scope: Scope, threshold: Callable[[ModelConfig], int] = _min_r
         by_min.setdefault(threshold(m), []).append(m.name)
     if len(by_min) == 1:
         (n,) = by_min
-        return f"{scope.selector('driftwatch_window_records')} >= {n}"
+        return f"{scope.selector(WINDOW_RECORDS)} >= {n}"
     parts = [
-        f'driftwatch_window_records{{model="{names[0]}"}} >= {n}' if len(names) == 1
-        else f'driftwatch_window_records{{model=~"{"|".join(names)}"}} >= {n}'
+        f'{WINDOW_RECORDS}{{model="{names[0]}"}} >= {n}' if len(names) == 1
+        else f'{WINDOW_RECORDS}{{model=~"{"|".join(names)}"}} >= {n}'
         for n, names in sorted(by_min.items())
     ]
     return "(" + " or ".join(parts) + ")"
@@ -144,7 +160,7 @@ def _dataset_drift(cfg: Config) -> Iterator[Rule]:
             yield Rule(
                 "driftwatch-drift",
                 "DriftwatchDatasetDrift",
-                _gated(f"{_max_by(('model',), scope.selector('driftwatch_dataset_drift_share'))} >= {_num(threshold)}",
+                _gated(f"{_max_by(('model',), scope.selector(DATASET_DRIFT_SHARE))} >= {_num(threshold)}",
                        scope),
                 dd.for_,
                 labels,
@@ -168,9 +184,9 @@ def _enabled(cfg: Config, kind: str) -> Iterator[tuple[Scope, Any]]:
 
 def _feature_drift(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "feature_drift"):
-        detected = scope.selector("driftwatch_feature_drift_detected")
+        detected = scope.selector(FEATURE_DRIFT_DETECTED)
         keeps = ("model", "feature", "method")
-        expr = f"{_max_by(keeps, scope.selector('driftwatch_feature_drift_score'))} and on (model, feature) ({detected} == 1)"
+        expr = f"{_max_by(keeps, scope.selector(FEATURE_DRIFT_SCORE))} and on (model, feature) ({detected} == 1)"
         yield Rule(
             "driftwatch-drift",
             "DriftwatchFeatureDrift",
@@ -201,10 +217,10 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
         if not outputs:
             continue
         detected = " or ".join(
-            f'driftwatch_feature_drift_detected{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
+            f'{FEATURE_DRIFT_DETECTED}{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
         )
         keeps = ("model", "method")
-        expr = f"{_max_by(keeps, scope.selector('driftwatch_prediction_drift_score'))} and on (model) ({detected})"
+        expr = f"{_max_by(keeps, scope.selector(PREDICTION_DRIFT_SCORE))} and on (model) ({detected})"
         yield Rule(
             "driftwatch-drift",
             "DriftwatchPredictionDrift",
@@ -223,10 +239,10 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
 
 
 DATA_QUALITY_CHECKS = (
-    ("missing", "driftwatch_feature_missing_ratio", "missing_ratio", "missing values", "are missing"),
-    ("out_of_range", "driftwatch_feature_out_of_range_ratio", "out_of_range_ratio", "out-of-range values",
+    ("missing", FEATURE_MISSING_RATIO, "missing_ratio", "missing values", "are missing"),
+    ("out_of_range", FEATURE_OUT_OF_RANGE_RATIO, "out_of_range_ratio", "out-of-range values",
      "are out of the valid range"),
-    ("new_category", "driftwatch_feature_new_category_ratio", "new_category_ratio", "new categories",
+    ("new_category", FEATURE_NEW_CATEGORY_RATIO, "new_category_ratio", "new categories",
      "are categories unseen in the reference"),
 )
 """(check label, metric, threshold field, summary noun, description verb) of DriftwatchDataQuality's rules."""
@@ -256,7 +272,7 @@ def _data_quality(cfg: Config) -> Iterator[Rule]:
 
 def _no_traffic(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "no_traffic"):
-        rate = f"rate({scope.selector('driftwatch_events_ingested_total')}[{RATE_WINDOW}])"
+        rate = f"rate({scope.selector(EVENTS_INGESTED_TOTAL)}[{RATE_WINDOW}])"
         yield Rule(
             "driftwatch-capture",
             "DriftwatchNoTraffic",
@@ -276,7 +292,7 @@ def _no_traffic(cfg: Config) -> Iterator[Rule]:
 
 def _sidecar_dropping(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "sidecar_dropping"):
-        rate = f"rate({scope.selector('driftwatch_sidecar_events_dropped_total')}[{RATE_WINDOW}])"
+        rate = f"rate({scope.selector(SIDECAR_EVENTS_DROPPED_TOTAL)}[{RATE_WINDOW}])"
         yield Rule(
             "driftwatch-capture",
             "DriftwatchSidecarDroppingEvents",
@@ -296,8 +312,8 @@ def _sidecar_dropping(cfg: Config) -> Iterator[Rule]:
 
 def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "evaluation_stale"):
-        rate = f"rate({scope.selector('driftwatch_events_ingested_total')}[{RATE_WINDOW}])"
-        age = f"time() - {_max_by(('model',), scope.selector('driftwatch_last_evaluation_timestamp_seconds'))}"
+        rate = f"rate({scope.selector(EVENTS_INGESTED_TOTAL)}[{RATE_WINDOW}])"
+        age = f"time() - {_max_by(('model',), scope.selector(LAST_EVALUATION_TIMESTAMP_SECONDS))}"
         expr = f"({age} > {_num(s.max_age)}) and on (model) (sum by (model) ({rate}) > 0)"
         yield Rule(
             "driftwatch-monitor",
@@ -321,7 +337,7 @@ def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
             "driftwatch-monitor",
             "DriftwatchEvaluationStale",
             f"{_max_by(('model',), _records_gate(scope, _first_due))} unless on (model) "
-            f"{scope.selector('driftwatch_last_evaluation_timestamp_seconds')}",
+            f"{scope.selector(LAST_EVALUATION_TIMESTAMP_SECONDS)}",
             never_for,
             {**scope.labels, "severity": s.severity, **NEVER_EVALUATED},
             _annotations(
@@ -344,7 +360,7 @@ def _retrain_failed(cfg: Config) -> Iterator[Rule]:
     outcome = f'outcome=~"{"|".join(FAILED_OUTCOMES)}"'
     for scope, s in _enabled(cfg, "retrain_failed"):
         window = _dur(retrain_failed_window(s.for_))
-        increase = f"increase({scope.selector('driftwatch_retrain_jobs_total', outcome)}[{window}])"
+        increase = f"increase({scope.selector(RETRAIN_JOBS_TOTAL, outcome)}[{window}])"
         yield Rule(
             "driftwatch-retraining",
             "DriftwatchRetrainJobFailed",
@@ -366,7 +382,7 @@ def _monitor_down(cfg: Config) -> Iterator[Rule]:
     a = cfg.defaults.alerts
     if not a.monitor_down.enabled:
         return
-    up = f'up{{job="{a.job_label}"}}'
+    up = f'{PROMETHEUS_UP}{{job="{a.job_label}"}}'
     yield Rule(
         "driftwatch-monitor",
         "DriftwatchMonitorDown",

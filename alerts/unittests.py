@@ -20,12 +20,24 @@ from alerts.rules import (
     DATA_QUALITY_CHECKS,
     FAILED_OUTCOMES,
     NEVER_EVALUATED,
+    PROMETHEUS_UP,
     Rule,
     build,
     first_due_records,
     retrain_failed_window,
 )
 from monitor.config import Config, FeatureConfig, ModelConfig
+from monitor.metric_names import (
+    DATASET_DRIFT_SHARE,
+    EVENTS_INGESTED_TOTAL,
+    FEATURE_DRIFT_DETECTED,
+    FEATURE_DRIFT_SCORE,
+    LAST_EVALUATION_TIMESTAMP_SECONDS,
+    PREDICTION_DRIFT_SCORE,
+    RETRAIN_JOBS_TOTAL,
+    WINDOW_RECORDS,
+)
+from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
 
 __all__ = ["RULES_FILE", "unit_tests"]
 
@@ -146,8 +158,8 @@ def _dataset_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     ]
     g.expect(t + f + 1, "DriftwatchDatasetDrift", sorted(fired, key=lambda a: a["exp_labels"]["severity"]))
     total = sum(n for _, n in values)
-    g.add("driftwatch_dataset_drift_share", labels, _steps(*values))
-    g.add("driftwatch_window_records", labels, _steps((model.window.min_records, total)))
+    g.add(DATASET_DRIFT_SHARE, labels, _steps(*values))
+    g.add(WINDOW_RECORDS, labels, _steps((model.window.min_records, total)))
     return g
 
 
@@ -167,12 +179,12 @@ def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group
         (new, lambda v: f"_x{seg - 1} {_steps((v, seg))}"),
     )
     for labels, values in timelines:
-        g.add("driftwatch_dataset_drift_share", labels, values(share))
-        g.add("driftwatch_window_records", labels, values(model.window.min_records))
+        g.add(DATASET_DRIFT_SHARE, labels, values(share))
+        g.add(WINDOW_RECORDS, labels, values(model.window.min_records))
         if col is not None:
-            g.add("driftwatch_feature_drift_score", {**labels, "feature": col.name, "method": _method(cfg, model, col)},
+            g.add(FEATURE_DRIFT_SCORE, {**labels, "feature": col.name, "method": _method(cfg, model, col)},
                   values(SCORE))
-            g.add("driftwatch_feature_drift_detected", {**labels, "feature": col.name}, values(1))
+            g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": col.name}, values(1))
     after = seg + 2  # the new pod's series are 2 minutes old, far less than any `for`
     fired = [*rules.expected("DriftwatchDatasetDrift", model, new, share, severity="critical"),
              *rules.expected("DriftwatchDatasetDrift", model, new, share, severity="warning")]
@@ -195,12 +207,12 @@ def _feature_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | N
     for i, col in enumerate(cols):
         drifts = i == 0
         score = _monitor(cfg, model, feature=col.name, method=_method(cfg, model, col))
-        g.add("driftwatch_feature_drift_score", score, _steps((SCORE, 2 * seg)))
-        g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=col.name),
+        g.add(FEATURE_DRIFT_SCORE, score, _steps((SCORE, 2 * seg)))
+        g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=col.name),
               _steps((0, seg), (1 if drifts else 0, seg)))
         if drifts:
             fired = rules.expected("DriftwatchFeatureDrift", model, score, SCORE)
-    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
+    g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
     g.expect(seg - 1, "DriftwatchFeatureDrift", [])
     if f >= 2:
         g.expect(seg + f - 1, "DriftwatchFeatureDrift", [])
@@ -216,9 +228,9 @@ def _prediction_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group 
     seg = f + 5
     g = _Group(f"DriftwatchPredictionDrift {model.name}: output {out.name} drifts")
     score = _monitor(cfg, model, method=_method(cfg, model, out))
-    g.add("driftwatch_prediction_drift_score", score, _steps((PREDICTION_SCORE, 2 * seg)))
-    g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=out.name), _steps((0, seg), (1, seg)))
-    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
+    g.add(PREDICTION_DRIFT_SCORE, score, _steps((PREDICTION_SCORE, 2 * seg)))
+    g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=out.name), _steps((0, seg), (1, seg)))
+    g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
     g.expect(seg - 1, "DriftwatchPredictionDrift", [])
     g.expect(seg + f + 1, "DriftwatchPredictionDrift",
              rules.expected("DriftwatchPredictionDrift", model, score, PREDICTION_SCORE))
@@ -241,7 +253,7 @@ def _data_quality(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | No
         g.add(metric, series, _steps((limit / 2, seg), (high, seg)))
         if high > limit:
             fired += rules.expected("DriftwatchDataQuality", model, series, high, check=check)
-    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
+    g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
     g.expect(seg - 1, "DriftwatchDataQuality", [])
     if f >= 2:
         g.expect(seg + f - 1, "DriftwatchDataQuality", [])
@@ -256,20 +268,20 @@ def _small_window(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     total = f + 10
     g = _Group(f"{model.name}: a window below min_records ({model.window.min_records}) never alerts")
     exported = cfg.exported_features(model)
-    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((model.window.min_records - 1, total)))
-    g.add("driftwatch_dataset_drift_share", _monitor(cfg, model), _steps((1, total)))
+    g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((model.window.min_records - 1, total)))
+    g.add(DATASET_DRIFT_SHARE, _monitor(cfg, model), _steps((1, total)))
     for name in exported[:1]:
         col = next(c for c in model.columns if c.name == name)
-        g.add("driftwatch_feature_drift_score", _monitor(cfg, model, feature=name, method=_method(cfg, model, col)),
+        g.add(FEATURE_DRIFT_SCORE, _monitor(cfg, model, feature=name, method=_method(cfg, model, col)),
               _steps((SCORE, total)))
-        g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=name), _steps((1, total)))
+        g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=name), _steps((1, total)))
         for _check, metric, _attr, _noun, _verb in DATA_QUALITY_CHECKS:
             g.add(metric, _monitor(cfg, model, feature=name), _steps((1, total)))
     if model.outputs:
         out = model.outputs[0]
-        g.add("driftwatch_prediction_drift_score", _monitor(cfg, model, method=_method(cfg, model, out)),
+        g.add(PREDICTION_DRIFT_SCORE, _monitor(cfg, model, method=_method(cfg, model, out)),
               _steps((PREDICTION_SCORE, total)))
-        g.add("driftwatch_feature_drift_detected", _monitor(cfg, model, feature=out.name), _steps((1, total)))
+        g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=out.name), _steps((1, total)))
     for alert in ("DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
                   "DriftwatchDataQuality"):
         g.expect(total - 1, alert, [])
@@ -280,7 +292,7 @@ def _no_traffic(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     f = _minutes(cfg.alerts_for(model).no_traffic.for_)
     g = _Group(f"DriftwatchNoTraffic {model.name}: traffic, then none")
     fire = 14 + f + 1  # flat from minute 9, so rate over 5m is 0 from minute 14
-    g.add("driftwatch_events_ingested_total", _monitor(cfg, model),
+    g.add(EVENTS_INGESTED_TOTAL, _monitor(cfg, model),
           f"{_counter(0, 60, 10)} {_fmt(540)}x{fire - 9}")
     g.expect(9, "DriftwatchNoTraffic", [])
     g.expect(fire, "DriftwatchNoTraffic", rules.expected("DriftwatchNoTraffic", model, {"model": model.name}, 0))
@@ -292,7 +304,7 @@ def _sidecar_dropping(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     g = _Group(f"DriftwatchSidecarDroppingEvents {model.name}: a sidecar starts dropping 1 event/s")
     fire = max(10 + f, 14) + 1  # rising from minute 10; the 5m rate is exactly 1/s from minute 14
     labels = {**SIDECAR, "model": model.name, "reason": "queue_full"}
-    g.add("driftwatch_sidecar_events_dropped_total", labels, f"0x9 {_counter(60, 60, fire - 9)}")
+    g.add(SIDECAR_EVENTS_DROPPED_TOTAL, labels, f"0x9 {_counter(60, 60, fire - 9)}")
     g.expect(9, "DriftwatchSidecarDroppingEvents", [])
     g.expect(fire, "DriftwatchSidecarDroppingEvents",
              rules.expected("DriftwatchSidecarDroppingEvents", model, {"model": model.name, "reason": "queue_full"}, 1))
@@ -306,9 +318,9 @@ def _evaluation_stale(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     first_stale = math.floor((last + es.max_age) / 60) + 1
     fire = first_stale + _minutes(es.for_) + 1
     labels = _monitor(cfg, model)
-    g.add("driftwatch_last_evaluation_timestamp_seconds", labels, f"{_counter(0, 60, 10)} {_fmt(last)}x{fire - 9}")
-    g.add("driftwatch_events_ingested_total", labels, _counter(0, 60, fire + 1))
-    g.add("driftwatch_window_records", labels, _steps((model.window.min_records, fire + 1)))
+    g.add(LAST_EVALUATION_TIMESTAMP_SECONDS, labels, f"{_counter(0, 60, 10)} {_fmt(last)}x{fire - 9}")
+    g.add(EVENTS_INGESTED_TOTAL, labels, _counter(0, 60, fire + 1))
+    g.add(WINDOW_RECORDS, labels, _steps((model.window.min_records, fire + 1)))
     g.expect(9, "DriftwatchEvaluationStale", [])
     g.expect(fire, "DriftwatchEvaluationStale",
              rules.expected("DriftwatchEvaluationStale", model, labels, fire * 60 - last))
@@ -324,8 +336,8 @@ def _never_evaluated(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     fire = f + 1
     g = _Group(f"DriftwatchEvaluationStale {model.name}: never evaluated with {due} records in its window, then evaluated")
     labels = _monitor(cfg, model)
-    g.add("driftwatch_window_records", labels, _steps((due, fire + 4)))
-    g.add("driftwatch_last_evaluation_timestamp_seconds", labels, f"_x{fire + 1} {_counter((fire + 1) * 60, 60, 3)}")
+    g.add(WINDOW_RECORDS, labels, _steps((due, fire + 4)))
+    g.add(LAST_EVALUATION_TIMESTAMP_SECONDS, labels, f"_x{fire + 1} {_counter((fire + 1) * 60, 60, 3)}")
     if f >= 2:
         g.expect(f - 1, "DriftwatchEvaluationStale", [])
     g.expect(fire, "DriftwatchEvaluationStale",
@@ -340,8 +352,8 @@ def _not_yet_due(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     due = first_due_records(model.window)
     total = _minutes(es.max_age + es.for_) + 3
     g = _Group(f"DriftwatchEvaluationStale {model.name}: never evaluated, {due - 1} records are not enough yet")
-    g.add("driftwatch_window_records", _monitor(cfg, model), _steps((due - 1, total)))
-    g.add("driftwatch_events_ingested_total", _monitor(cfg, model), _counter(0, 60, total))
+    g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((due - 1, total)))
+    g.add(EVENTS_INGESTED_TOTAL, _monitor(cfg, model), _counter(0, 60, total))
     g.expect(total - 1, "DriftwatchEvaluationStale", [])
     return g
 
@@ -356,7 +368,7 @@ def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     step = window + 1
     fire = step + f + 1
     for outcome in ("succeeded", FAILED_OUTCOMES[0]):
-        g.add("driftwatch_retrain_jobs_total", _monitor(cfg, model, outcome=outcome),
+        g.add(RETRAIN_JOBS_TOTAL, _monitor(cfg, model, outcome=outcome),
               _steps((0, step), (1, fire - step + 1)))
     g.expect(step - 1, "DriftwatchRetrainJobFailed", [])
     g.expect(fire, "DriftwatchRetrainJobFailed",
@@ -371,13 +383,13 @@ def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
     seg = f + 5
     up = {"instance": "driftwatch:8080", "job": a.job_label}
     down = _Group("DriftwatchMonitorDown: the scrape target goes down")
-    down.add("up", up, _steps((1, seg), (0, seg)))
+    down.add(PROMETHEUS_UP, up, _steps((1, seg), (0, seg)))
     down.expect(seg - 1, "DriftwatchMonitorDown", [])
     if f >= 2:
         down.expect(seg + f - 1, "DriftwatchMonitorDown", [])
     down.expect(seg + f + 1, "DriftwatchMonitorDown", [_alert(rule, up, 0)] if rule else [])
     absent = _Group("DriftwatchMonitorDown: the scrape target is missing")
-    absent.add("up", {"instance": "other:9090", "job": "other"}, _steps((1, seg)))
+    absent.add(PROMETHEUS_UP, {"instance": "other:9090", "job": "other"}, _steps((1, seg)))
     absent.expect(f + 1, "DriftwatchMonitorDown", [_alert(rule, {"job": a.job_label}, 1)] if rule else [])
     return [down, absent]
 

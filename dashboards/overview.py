@@ -8,6 +8,7 @@ from dashboards import grafana as gf
 from dashboards import per_model
 from dashboards import queries as q
 from monitor.config import Config
+from monitor.metric_names import DATASET_DRIFT_SHARE
 
 M = 'model=~"$model"'
 UID = gf.stable_uid("driftwatch", "overview")
@@ -82,7 +83,7 @@ def build(cfg: Config) -> dict[str, Any]:
         panels=panels,
         variables=[
             gf.datasource_variable(),
-            gf.query_variable("model", "Model", "label_values(driftwatch_dataset_drift_share, model)",
+            gf.query_variable("model", "Model", f"label_values({DATASET_DRIFT_SHARE}, model)",
                               default="$__all", multi=True, include_all=True),
         ],
         annotations=[],

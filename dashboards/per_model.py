@@ -12,6 +12,22 @@ from typing import Any
 from dashboards import grafana as gf
 from dashboards import queries as q
 from monitor.config import Config, ModelConfig
+from monitor.metric_names import (
+    DATASET_DRIFT_SHARE,
+    FEATURE_DRIFT_SCORE,
+    FEATURE_DRIFT_THRESHOLD,
+    FEATURE_MISSING_RATIO,
+    FEATURE_NEW_CATEGORY_RATIO,
+    FEATURE_OUT_OF_RANGE_RATIO,
+    MODEL_CPU_USAGE_CORES,
+    MODEL_GPU_MEMORY_USED_BYTES,
+    MODEL_GPU_UTILIZATION_RATIO,
+    MODEL_MEMORY_WORKING_SET_BYTES,
+    PREDICTION_DRIFT_SCORE,
+    RETRAIN_JOBS_TOTAL,
+    RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS,
+)
+from monitor.sidecar.metrics import SIDECAR_QUEUE_EVENTS, SIDECAR_SPOOL_BYTES
 
 M = 'model="$model"'
 TAGS = ["driftwatch", "ml", "drift"]
@@ -40,7 +56,7 @@ def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
         gf.stat("Retraining jobs running", [gf.target(q.retrain_active(M))], grid.place(4, 4),
                 unit="none", decimals=0),
         gf.stat("Last retraining trigger",
-                [gf.target(f"driftwatch_retrain_last_trigger_timestamp_seconds{{{M}}} * 1000 > 0")],
+                [gf.target(f"{RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS}{{{M}}} * 1000 > 0")],
                 grid.place(4, 4), unit="dateTimeFromNow", no_value="Never"),
         gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(12, 9),
                       unit="percentunit", thresholds=share, max_value=1,
@@ -49,8 +65,8 @@ def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
             "Most drifted columns",
             [
                 gf.target(f"topk(10, {q.drift_severity(M)})", ref="A", instant=True, table=True),
-                gf.target(f"driftwatch_feature_drift_score{{{M}}}", ref="B", instant=True, table=True),
-                gf.target(f"driftwatch_feature_drift_threshold{{{M}}}", ref="C", instant=True, table=True),
+                gf.target(f"{FEATURE_DRIFT_SCORE}{{{M}}}", ref="B", instant=True, table=True),
+                gf.target(f"{FEATURE_DRIFT_THRESHOLD}{{{M}}}", ref="C", instant=True, table=True),
             ],
             grid.place(12, 9),
             description="Severity ranks columns across methods: score/threshold for distances, threshold/p-value "
@@ -72,8 +88,8 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
         gf.timeseries(
             "$feature",
             [
-                gf.target(f"driftwatch_feature_drift_score{{{f}}}", "{{method}} score", "A"),
-                gf.target(f"driftwatch_feature_drift_threshold{{{f}}}", "threshold", "B"),
+                gf.target(f"{FEATURE_DRIFT_SCORE}{{{f}}}", "{{method}} score", "A"),
+                gf.target(f"{FEATURE_DRIFT_THRESHOLD}{{{f}}}", "threshold", "B"),
             ],
             grid.place(6, 7),
             unit="none",
@@ -103,8 +119,8 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
             gf.timeseries(
                 f"Prediction drift ({first})",
                 [
-                    gf.target(f"driftwatch_prediction_drift_score{{{M}}}", "{{method}} score", "A"),
-                    gf.target(f'driftwatch_feature_drift_threshold{{{M},feature="{first}"}}', "threshold", "B"),
+                    gf.target(f"{PREDICTION_DRIFT_SCORE}{{{M}}}", "{{method}} score", "A"),
+                    gf.target(f'{FEATURE_DRIFT_THRESHOLD}{{{M},feature="{first}"}}', "threshold", "B"),
                 ],
                 grid.place(12, 8),
                 unit="none",
@@ -117,11 +133,11 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
 def _quality_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
     dq = cfg.alerts_for(model).data_quality
     checks = [
-        ("Missing values", "driftwatch_feature_missing_ratio", dq.missing_ratio),
-        ("Out of range", "driftwatch_feature_out_of_range_ratio", dq.out_of_range_ratio),
+        ("Missing values", FEATURE_MISSING_RATIO, dq.missing_ratio),
+        ("Out of range", FEATURE_OUT_OF_RANGE_RATIO, dq.out_of_range_ratio),
     ]
     if any(c.type == "categorical" for c in model.columns):
-        checks.append(("New categories", "driftwatch_feature_new_category_ratio", dq.new_category_ratio))
+        checks.append(("New categories", FEATURE_NEW_CATEGORY_RATIO, dq.new_category_ratio))
     width = 24 // len(checks)
     panels: list[Any] = [gf.row("Data quality", grid)]
     for title, metric, limit in checks:
@@ -154,13 +170,13 @@ def _capture_row(grid: gf.Grid) -> list[Any]:
         ),
         gf.timeseries(
             "Sidecar queue",
-            [gf.target(q.sidecar("driftwatch_sidecar_queue_events", M), "{{instance}}")],
+            [gf.target(q.sidecar(SIDECAR_QUEUE_EVENTS, M), "{{instance}}")],
             grid.place(6, 8),
             unit="none",
         ),
         gf.timeseries(
             "Sidecar spool",
-            [gf.target(q.sidecar("driftwatch_sidecar_spool_bytes", M), "{{instance}}")],
+            [gf.target(q.sidecar(SIDECAR_SPOOL_BYTES, M), "{{instance}}")],
             grid.place(6, 8),
             unit="bytes",
         ),
@@ -172,18 +188,18 @@ def _resources_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     where = f"Pods in namespace {model.resources.namespace} selected by {sel}."
     return [
         gf.row("Resources of the model's pods, beside drift", grid),
-        gf.timeseries("CPU", [gf.target(f"sum by (pod) (driftwatch_model_cpu_usage_cores{{{M}}})", "{{pod}}")],
+        gf.timeseries("CPU", [gf.target(f"sum by (pod) ({MODEL_CPU_USAGE_CORES}{{{M}}})", "{{pod}}")],
                       grid.place(8, 8), unit="short", axis_label="cores", description=where),
         gf.timeseries("Memory working set",
-                      [gf.target(f"sum by (pod) (driftwatch_model_memory_working_set_bytes{{{M}}})", "{{pod}}")],
+                      [gf.target(f"sum by (pod) ({MODEL_MEMORY_WORKING_SET_BYTES}{{{M}}})", "{{pod}}")],
                       grid.place(8, 8), unit="bytes", description=where),
         gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(8, 8),
                       unit="percentunit", max_value=1),
         gf.timeseries("GPU utilisation",
-                      [gf.target(f"driftwatch_model_gpu_utilization_ratio{{{M}}}", "{{pod}} gpu {{gpu}}")],
+                      [gf.target(f"{MODEL_GPU_UTILIZATION_RATIO}{{{M}}}", "{{pod}} gpu {{gpu}}")],
                       grid.place(8, 8), unit="percentunit", max_value=1),
         gf.timeseries("GPU memory used",
-                      [gf.target(f"driftwatch_model_gpu_memory_used_bytes{{{M}}}", "{{pod}} gpu {{gpu}}")],
+                      [gf.target(f"{MODEL_GPU_MEMORY_USED_BYTES}{{{M}}}", "{{pod}} gpu {{gpu}}")],
                       grid.place(8, 8), unit="bytes"),
         gf.timeseries("Drifted columns", [gf.target(q.drifted_columns(M), "{{model}}")], grid.place(8, 8),
                       unit="none"),
@@ -203,7 +219,7 @@ def _retrain_row(grid: gf.Grid) -> list[Any]:
 
 def _retrain_annotations() -> list[dict[str, Any]]:
     def expr(outcomes: str) -> str:
-        return f'changes(driftwatch_retrain_jobs_total{{{M},outcome=~"{outcomes}"}}[{q.RATE}]) > 0'
+        return f'changes({RETRAIN_JOBS_TOTAL}{{{M},outcome=~"{outcomes}"}}[{q.RATE}]) > 0'
 
     return [
         gf.annotation("Retraining launched", expr("launched"), "Retraining launched", "blue"),
@@ -231,9 +247,9 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
         panels=panels,
         variables=[
             gf.datasource_variable(),
-            gf.query_variable("model", "Model", "label_values(driftwatch_dataset_drift_share, model)",
+            gf.query_variable("model", "Model", f"label_values({DATASET_DRIFT_SHARE}, model)",
                               default=model.name),
-            gf.query_variable("feature", "Column", f"label_values(driftwatch_feature_drift_score{{{M}}}, feature)",
+            gf.query_variable("feature", "Column", f"label_values({FEATURE_DRIFT_SCORE}{{{M}}}, feature)",
                               default="$__all", multi=True, include_all=True),
         ],
         annotations=_retrain_annotations(),

@@ -7,45 +7,62 @@ on the overview) so both dashboards ask the same question the same way.
 from __future__ import annotations
 
 from monitor.config import P_VALUE_METHODS
+from monitor.metric_names import (
+    DATASET_DRIFT_SHARE,
+    EVENTS_INGESTED_TOTAL,
+    EVENTS_REJECTED_TOTAL,
+    FEATURE_DRIFT_DETECTED,
+    FEATURE_DRIFT_SCORE,
+    FEATURE_DRIFT_THRESHOLD,
+    LAST_EVALUATION_TIMESTAMP_SECONDS,
+    RETRAIN_JOBS_ACTIVE,
+    RETRAIN_JOBS_TOTAL,
+    WINDOW_RECORDS,
+)
+from monitor.sidecar.metrics import (
+    SIDECAR_EVENTS_CAPTURED_TOTAL,
+    SIDECAR_EVENTS_DROPPED_TOTAL,
+    SIDECAR_REQUEST_DURATION_SECONDS_BUCKET,
+)
 
 RATE = "$__rate_interval"
 _P_VALUE_RE = "|".join(sorted(P_VALUE_METHODS))
 
 
 def drift_share(m: str) -> str:
-    return f"driftwatch_dataset_drift_share{{{m}}}"
+    return f"{DATASET_DRIFT_SHARE}{{{m}}}"
 
 
 def drifted_columns(m: str) -> str:
-    return f"sum by (model) (driftwatch_feature_drift_detected{{{m}}})"
+    return f"sum by (model) ({FEATURE_DRIFT_DETECTED}{{{m}}})"
 
 
 def window_records(m: str) -> str:
-    return f"driftwatch_window_records{{{m}}}"
+    return f"{WINDOW_RECORDS}{{{m}}}"
 
 
 def evaluation_age(m: str) -> str:
-    return f"time() - driftwatch_last_evaluation_timestamp_seconds{{{m}}}"
+    return f"time() - {LAST_EVALUATION_TIMESTAMP_SECONDS}{{{m}}}"
 
 
 def ingested_rate(m: str) -> str:
-    return f"sum by (model) (rate(driftwatch_events_ingested_total{{{m}}}[{RATE}]))"
+    return f"sum by (model) (rate({EVENTS_INGESTED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def rejected_rate(m: str) -> str:
-    return f"sum by (model, reason) (rate(driftwatch_events_rejected_total{{{m}}}[{RATE}]))"
+    return f"sum by (model, reason) (rate({EVENTS_REJECTED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def dropped_rate(m: str) -> str:
-    return f"sum by (model, reason) (rate(driftwatch_sidecar_events_dropped_total{{{m}}}[{RATE}]))"
+    return f"sum by (model, reason) (rate({SIDECAR_EVENTS_DROPPED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def retrain_jobs(m: str) -> str:
-    return f"sum by (model, outcome) (increase(driftwatch_retrain_jobs_total{{{m}}}[{RATE}]))"
+    return f"sum by (model, outcome) (increase({RETRAIN_JOBS_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def retrain_active(m: str) -> str:
-    return f"driftwatch_retrain_jobs_active{{{m}}}"
+    return f"{RETRAIN_JOBS_ACTIVE}{{{m}}}"
 
 
 def drift_severity(m: str) -> str:
@@ -59,8 +76,8 @@ def drift_severity(m: str) -> str:
     dist = f'{m},method!~"{_P_VALUE_RE}"'
     pval = f'{m},method=~"{_P_VALUE_RE}"'
     return (
-        f"(driftwatch_feature_drift_score{{{dist}}} / driftwatch_feature_drift_threshold{{{dist}}})"
-        f" or (driftwatch_feature_drift_threshold{{{pval}}} / driftwatch_feature_drift_score{{{pval}}})"
+        f"({FEATURE_DRIFT_SCORE}{{{dist}}} / {FEATURE_DRIFT_THRESHOLD}{{{dist}}})"
+        f" or ({FEATURE_DRIFT_THRESHOLD}{{{pval}}} / {FEATURE_DRIFT_SCORE}{{{pval}}})"
     )
 
 
@@ -70,10 +87,10 @@ def sidecar(expr_of_selector: str, m: str) -> str:
     Sidecar histograms and gauges carry no `model` label; the sidecar's event counters do, so the
     scrape `instance` joins them (one sidecar per model pod).
     """
-    owned = f"clamp_max(count by (instance) (driftwatch_sidecar_events_captured_total{{{m}}}), 1)"
+    owned = f"clamp_max(count by (instance) ({SIDECAR_EVENTS_CAPTURED_TOTAL}{{{m}}}), 1)"
     return f"{expr_of_selector} * on (instance) group_left () {owned}"
 
 
 def sidecar_latency(quantile: float, m: str) -> str:
-    rate = sidecar(f"rate(driftwatch_sidecar_request_duration_seconds_bucket[{RATE}])", m)
+    rate = sidecar(f"rate({SIDECAR_REQUEST_DURATION_SECONDS_BUCKET}[{RATE}])", m)
     return f"histogram_quantile({quantile}, sum by (le, phase) ({rate}))"

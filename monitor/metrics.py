@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor import metric_names as n
 from monitor.config import Config
 from monitor.resources.usage import ResourceSnapshot
 from monitor.snapshot import ModelSnapshot
@@ -81,7 +82,7 @@ class DriftwatchCollector(Collector):
         self._exported = {m.name: config.exported_features(m) for m in config.models}
 
     def collect(self) -> Iterator[Metric]:
-        info = _gauge("driftwatch_build_info", "Always 1; the running driftwatch version.", ["version"])
+        info = _gauge(n.BUILD_INFO, "Always 1; the running driftwatch version.", ["version"])
         info.add_metric([__version__], 1)
         yield info
         yield from self._drift(self._models())
@@ -90,32 +91,32 @@ class DriftwatchCollector(Collector):
 
     def _drift(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
         score = _gauge(
-            "driftwatch_feature_drift_score",
+            n.FEATURE_DRIFT_SCORE,
             "Drift statistic of a feature's last evaluated window against the reference (a distance, or a p-value for test methods).",
             ["model", "feature", "method"],
         )
         threshold = _gauge(
-            "driftwatch_feature_drift_threshold",
+            n.FEATURE_DRIFT_THRESHOLD,
             "Threshold in force for the feature's drift method (distance >= threshold, or p-value < threshold, is drift).",
             ["model", "feature", "method"],
         )
-        detected = _gauge("driftwatch_feature_drift_detected", "1 if the feature drifted in the last evaluated window, else 0.", ["model", "feature"])
-        share = _gauge("driftwatch_dataset_drift_share", "Share of the model's input features (not its outputs) that drifted in the last evaluated window.", ["model"])
-        dataset = _gauge("driftwatch_dataset_drift_detected", "1 if the drifted share reached the model's dataset drift share, else 0.", ["model"])
-        prediction = _gauge("driftwatch_prediction_drift_score", "Drift statistic of the model's first output in the last evaluated window.", ["model", "method"])
-        records = _gauge("driftwatch_window_records", "Records currently in the model's sliding window.", ["model"])
-        last = _gauge("driftwatch_last_evaluation_timestamp_seconds", "Unix time of the model's last drift evaluation.", ["model"])
+        detected = _gauge(n.FEATURE_DRIFT_DETECTED, "1 if the feature drifted in the last evaluated window, else 0.", ["model", "feature"])
+        share = _gauge(n.DATASET_DRIFT_SHARE, "Share of the model's input features (not its outputs) that drifted in the last evaluated window.", ["model"])
+        dataset = _gauge(n.DATASET_DRIFT_DETECTED, "1 if the drifted share reached the model's dataset drift share, else 0.", ["model"])
+        prediction = _gauge(n.PREDICTION_DRIFT_SCORE, "Drift statistic of the model's first output in the last evaluated window.", ["model", "method"])
+        records = _gauge(n.WINDOW_RECORDS, "Records currently in the model's sliding window.", ["model"])
+        last = _gauge(n.LAST_EVALUATION_TIMESTAMP_SECONDS, "Unix time of the model's last drift evaluation.", ["model"])
         quality = {
-            "missing_ratio": _gauge("driftwatch_feature_missing_ratio", "Share of the window's records missing the feature.", ["model", "feature"]),
+            "missing_ratio": _gauge(n.FEATURE_MISSING_RATIO, "Share of the window's records missing the feature.", ["model", "feature"]),
             "out_of_range_ratio": _gauge(
-                "driftwatch_feature_out_of_range_ratio", "Share of the window's numeric values outside the feature's valid range.", ["model", "feature"]
+                n.FEATURE_OUT_OF_RANGE_RATIO, "Share of the window's numeric values outside the feature's valid range.", ["model", "feature"]
             ),
             "new_category_ratio": _gauge(
-                "driftwatch_feature_new_category_ratio", "Share of the window's categorical values never seen in the reference.", ["model", "feature"]
+                n.FEATURE_NEW_CATEGORY_RATIO, "Share of the window's categorical values never seen in the reference.", ["model", "feature"]
             ),
         }
-        ingested = _counter("driftwatch_events_ingested", "Captured events accepted for the model (durable before acknowledged).", ["model"])
-        rejected = _counter("driftwatch_events_rejected", "Captured events rejected for the model, by reason.", ["model", "reason"])
+        ingested = _counter(n.EVENTS_INGESTED_TOTAL, "Captured events accepted for the model (durable before acknowledged).", ["model"])
+        rejected = _counter(n.EVENTS_REJECTED_TOTAL, "Captured events rejected for the model, by reason.", ["model", "reason"])
 
         for model in self._config.models:
             name = model.name
@@ -147,11 +148,11 @@ class DriftwatchCollector(Collector):
         yield from (score, threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
 
     def _resource_families(self, snap: ResourceSnapshot) -> Iterator[Metric]:
-        cpu = _gauge("driftwatch_model_cpu_usage_cores", "CPU used by the model's pod, in cores.", ["model", "pod"])
-        memory = _gauge("driftwatch_model_memory_working_set_bytes", "Working set memory of the model's pod, in bytes.", ["model", "pod"])
-        gpu_util = _gauge("driftwatch_model_gpu_utilization_ratio", "Utilisation of a GPU the model's pod runs on (0-1, device-wide).", ["model", "pod", "gpu"])
-        gpu_mem = _gauge("driftwatch_model_gpu_memory_used_bytes", "Memory used on a GPU the model's pod runs on, in bytes (device-wide).", ["model", "pod", "gpu"])
-        errors = _counter("driftwatch_resource_collection_errors", "Failed resource collections, by source and reason.", ["source", "reason"])
+        cpu = _gauge(n.MODEL_CPU_USAGE_CORES, "CPU used by the model's pod, in cores.", ["model", "pod"])
+        memory = _gauge(n.MODEL_MEMORY_WORKING_SET_BYTES, "Working set memory of the model's pod, in bytes.", ["model", "pod"])
+        gpu_util = _gauge(n.MODEL_GPU_UTILIZATION_RATIO, "Utilisation of a GPU the model's pod runs on (0-1, device-wide).", ["model", "pod", "gpu"])
+        gpu_mem = _gauge(n.MODEL_GPU_MEMORY_USED_BYTES, "Memory used on a GPU the model's pod runs on, in bytes (device-wide).", ["model", "pod", "gpu"])
+        errors = _counter(n.RESOURCE_COLLECTION_ERRORS_TOTAL, "Failed resource collections, by source and reason.", ["source", "reason"])
         for model in sorted(snap.pods):
             for pod in snap.pods[model]:
                 if pod.cpu_cores is not None:
@@ -168,10 +169,10 @@ class DriftwatchCollector(Collector):
         yield from (cpu, memory, gpu_util, gpu_mem, errors)
 
     def _retrain_families(self, snapshots: Mapping[str, RetrainSnapshot]) -> Iterator[Metric]:
-        jobs = _counter("driftwatch_retrain_jobs", "Retraining jobs by outcome.", ["model", "outcome"])
-        decisions = _counter("driftwatch_retrain_decisions", "Retraining policy decisions (drift windows and Alertmanager webhooks), by decision.", ["model", "decision"])
-        last = _gauge("driftwatch_retrain_last_trigger_timestamp_seconds", "Unix time retraining was last triggered for the model.", ["model"])
-        active = _gauge("driftwatch_retrain_jobs_active", "Retraining jobs running for the model.", ["model"])
+        jobs = _counter(n.RETRAIN_JOBS_TOTAL, "Retraining jobs by outcome.", ["model", "outcome"])
+        decisions = _counter(n.RETRAIN_DECISIONS_TOTAL, "Retraining policy decisions (drift windows and Alertmanager webhooks), by decision.", ["model", "decision"])
+        last = _gauge(n.RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS, "Unix time retraining was last triggered for the model.", ["model"])
+        active = _gauge(n.RETRAIN_JOBS_ACTIVE, "Retraining jobs running for the model.", ["model"])
         for model in self._config.models:
             snap = snapshots.get(model.name)
             outcomes = snap.outcomes if snap is not None else {}

@@ -17,7 +17,35 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["BUCKETS", "DROP_REASONS", "UPSTREAM_ERROR_KINDS", "PhaseHistogram", "SidecarMetrics"]
+__all__ = ["BUCKETS", "DROP_REASONS", "SIDECAR_METRICS", "UPSTREAM_ERROR_KINDS", "PhaseHistogram", "SidecarMetrics"]
+
+# The sidecar's family names, written once: the collectors below create their families from them
+# and the generated dashboards and alert rules import them. Counters carry `_total` (the sample name
+# a query selects; prometheus-client strips it from the family name).
+SIDECAR_REQUEST_DURATION_SECONDS = "driftwatch_sidecar_request_duration_seconds"
+SIDECAR_REQUEST_DURATION_SECONDS_BUCKET = SIDECAR_REQUEST_DURATION_SECONDS + "_bucket"
+SIDECAR_EVENTS_CAPTURED_TOTAL = "driftwatch_sidecar_events_captured_total"
+SIDECAR_EVENTS_SHIPPED_TOTAL = "driftwatch_sidecar_events_shipped_total"
+SIDECAR_EVENTS_DROPPED_TOTAL = "driftwatch_sidecar_events_dropped_total"
+SIDECAR_UPSTREAM_ERRORS_TOTAL = "driftwatch_sidecar_upstream_errors_total"
+SIDECAR_QUEUE_EVENTS = "driftwatch_sidecar_queue_events"
+SIDECAR_SPOOL_EVENTS = "driftwatch_sidecar_spool_events"
+SIDECAR_SPOOL_BYTES = "driftwatch_sidecar_spool_bytes"
+SIDECAR_METRICS = frozenset(
+    {
+        SIDECAR_REQUEST_DURATION_SECONDS_BUCKET,
+        SIDECAR_REQUEST_DURATION_SECONDS + "_sum",
+        SIDECAR_REQUEST_DURATION_SECONDS + "_count",
+        SIDECAR_EVENTS_CAPTURED_TOTAL,
+        SIDECAR_EVENTS_SHIPPED_TOTAL,
+        SIDECAR_EVENTS_DROPPED_TOTAL,
+        SIDECAR_UPSTREAM_ERRORS_TOTAL,
+        SIDECAR_QUEUE_EVENTS,
+        SIDECAR_SPOOL_EVENTS,
+        SIDECAR_SPOOL_BYTES,
+    }
+)
+"""Every sample name a sidecar's /driftwatch/metrics serves, besides `*_created` (a scrape job of its own)."""
 
 DROP_REASONS = (
     "spool_full",  # queue full or monitor unreachable, and the spool is at --spool-max-bytes (or disabled)
@@ -72,7 +100,7 @@ class _HotPathCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
         duration = HistogramMetricFamily(
-            "driftwatch_sidecar_request_duration_seconds",
+            SIDECAR_REQUEST_DURATION_SECONDS,
             "Proxied request time: `upstream` from request sent to response received, `overhead` what the sidecar added.",
             labels=["phase"],
         )
@@ -80,7 +108,7 @@ class _HotPathCollector(Collector):
             duration.add_metric([phase], hist.cumulative(), hist.sum)
         yield duration
         captured = CounterMetricFamily(
-            "driftwatch_sidecar_events_captured", "Request/response pairs captured for the monitor.", labels=["model"]
+            SIDECAR_EVENTS_CAPTURED_TOTAL, "Request/response pairs captured for the monitor.", labels=["model"]
         )
         captured.add_metric([m.model], float(m.captured))
         yield captured
@@ -96,19 +124,19 @@ class SidecarMetrics:
         self.captured = 0  # incremented by the shipper for every capture it is handed
         r.register(_HotPathCollector(self))
         self.shipped = Counter(
-            "driftwatch_sidecar_events_shipped", "Events the monitor acknowledged.", ["model"], registry=r
+            SIDECAR_EVENTS_SHIPPED_TOTAL, "Events the monitor acknowledged.", ["model"], registry=r
         ).labels(model=model)
         dropped = Counter(
-            "driftwatch_sidecar_events_dropped", "Captured events given up, by reason.", ["model", "reason"], registry=r
+            SIDECAR_EVENTS_DROPPED_TOTAL, "Captured events given up, by reason.", ["model", "reason"], registry=r
         )
         self.dropped = {reason: dropped.labels(model=model, reason=reason) for reason in DROP_REASONS}
         errors = Counter(
-            "driftwatch_sidecar_upstream_errors", "Failed exchanges with the model server, by kind.", ["kind"], registry=r
+            SIDECAR_UPSTREAM_ERRORS_TOTAL, "Failed exchanges with the model server, by kind.", ["kind"], registry=r
         )
         self.upstream_errors = {kind: errors.labels(kind=kind) for kind in UPSTREAM_ERROR_KINDS}
-        self.queue_events = Gauge("driftwatch_sidecar_queue_events", "Events waiting in memory to be shipped.", registry=r)
-        self.spool_events = Gauge("driftwatch_sidecar_spool_events", "Events waiting in the on-disk spool.", registry=r)
-        self.spool_bytes = Gauge("driftwatch_sidecar_spool_bytes", "Disk used by the spool's segment files.", registry=r)
+        self.queue_events = Gauge(SIDECAR_QUEUE_EVENTS, "Events waiting in memory to be shipped.", registry=r)
+        self.spool_events = Gauge(SIDECAR_SPOOL_EVENTS, "Events waiting in the on-disk spool.", registry=r)
+        self.spool_bytes = Gauge(SIDECAR_SPOOL_BYTES, "Disk used by the spool's segment files.", registry=r)
 
     def bind(self, queue_events: Callable[[], float], spool_events: Callable[[], float], spool_bytes: Callable[[], float]) -> None:
         """Read the gauges from the shipper at scrape time (no hot-path cost)."""

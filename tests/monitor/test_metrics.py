@@ -21,8 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor import __version__
 from monitor.config import Config, load_config
 from monitor.drift import DriftResult, detect
+from monitor.metric_names import MONITOR_METRICS
 from monitor.metrics import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
+from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
 from monitor.snapshot import ModelSnapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +155,16 @@ def test_live_scrape_is_promtool_clean_with_help_and_type_everywhere(live: str) 
             assert set(sample.labels) == labels, (name, sample.labels)
     help_lines = [line for line in response.text.splitlines() if line.startswith("# HELP ")]
     assert len(help_lines) == len(CONTRACT)
+
+
+def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(config: Config, results: dict[str, DriftResult]) -> None:
+    """monitor/metric_names.py and the sidecar's constants list exactly the samples each exporter serves."""
+    body, _ = render(build_registry(config, lambda: _evaluated(results), lambda: RESOURCES, lambda: RETRAIN))
+    assert {name for name, _ in _samples(body)} == MONITOR_METRICS
+    sidecar = SidecarMetrics("churn")
+    sidecar.upstream_seconds.observe(0.001)
+    scraped = {name for name, _ in _samples(sidecar.render()) if not name.endswith("_created")}
+    assert scraped == SIDECAR_METRICS
 
 
 def test_values_from_the_real_drift_engine(config: Config, results: dict[str, DriftResult]) -> None:

@@ -1,0 +1,77 @@
+"""The names of the monitor's metric families, written once (docs/metrics.md).
+
+`monitor/metrics.py` (the exporter) creates its families from these constants; the generated
+dashboards (`dashboards/`) and alert rules (`alerts/`) import them to build their PromQL, so a name
+is spelled in exactly one place. The capture sidecar's families live beside its own exporter, in
+`monitor/sidecar/metrics.py`.
+
+Each constant is the sample name a query selects: counters carry their `_total` suffix
+(prometheus-client strips it from the family name and adds it back to the sample, so the exposition
+is the same). This module imports nothing, so consumers pull in no exporter machinery.
+"""
+
+from __future__ import annotations
+
+# Drift
+FEATURE_DRIFT_SCORE = "driftwatch_feature_drift_score"
+FEATURE_DRIFT_THRESHOLD = "driftwatch_feature_drift_threshold"
+FEATURE_DRIFT_DETECTED = "driftwatch_feature_drift_detected"
+DATASET_DRIFT_SHARE = "driftwatch_dataset_drift_share"
+DATASET_DRIFT_DETECTED = "driftwatch_dataset_drift_detected"
+PREDICTION_DRIFT_SCORE = "driftwatch_prediction_drift_score"
+WINDOW_RECORDS = "driftwatch_window_records"
+LAST_EVALUATION_TIMESTAMP_SECONDS = "driftwatch_last_evaluation_timestamp_seconds"
+
+# Data quality
+FEATURE_MISSING_RATIO = "driftwatch_feature_missing_ratio"
+FEATURE_OUT_OF_RANGE_RATIO = "driftwatch_feature_out_of_range_ratio"
+FEATURE_NEW_CATEGORY_RATIO = "driftwatch_feature_new_category_ratio"
+
+# Capture (ingest side)
+EVENTS_INGESTED_TOTAL = "driftwatch_events_ingested_total"
+EVENTS_REJECTED_TOTAL = "driftwatch_events_rejected_total"
+
+# Resources
+MODEL_CPU_USAGE_CORES = "driftwatch_model_cpu_usage_cores"
+MODEL_MEMORY_WORKING_SET_BYTES = "driftwatch_model_memory_working_set_bytes"
+MODEL_GPU_UTILIZATION_RATIO = "driftwatch_model_gpu_utilization_ratio"
+MODEL_GPU_MEMORY_USED_BYTES = "driftwatch_model_gpu_memory_used_bytes"
+RESOURCE_COLLECTION_ERRORS_TOTAL = "driftwatch_resource_collection_errors_total"
+
+# Retraining
+RETRAIN_JOBS_TOTAL = "driftwatch_retrain_jobs_total"
+RETRAIN_DECISIONS_TOTAL = "driftwatch_retrain_decisions_total"
+RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS = "driftwatch_retrain_last_trigger_timestamp_seconds"
+RETRAIN_JOBS_ACTIVE = "driftwatch_retrain_jobs_active"
+
+# Process
+BUILD_INFO = "driftwatch_build_info"
+
+MONITOR_METRICS = frozenset(
+    {
+        FEATURE_DRIFT_SCORE,
+        FEATURE_DRIFT_THRESHOLD,
+        FEATURE_DRIFT_DETECTED,
+        DATASET_DRIFT_SHARE,
+        DATASET_DRIFT_DETECTED,
+        PREDICTION_DRIFT_SCORE,
+        WINDOW_RECORDS,
+        LAST_EVALUATION_TIMESTAMP_SECONDS,
+        FEATURE_MISSING_RATIO,
+        FEATURE_OUT_OF_RANGE_RATIO,
+        FEATURE_NEW_CATEGORY_RATIO,
+        EVENTS_INGESTED_TOTAL,
+        EVENTS_REJECTED_TOTAL,
+        MODEL_CPU_USAGE_CORES,
+        MODEL_MEMORY_WORKING_SET_BYTES,
+        MODEL_GPU_UTILIZATION_RATIO,
+        MODEL_GPU_MEMORY_USED_BYTES,
+        RESOURCE_COLLECTION_ERRORS_TOTAL,
+        RETRAIN_JOBS_TOTAL,
+        RETRAIN_DECISIONS_TOTAL,
+        RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS,
+        RETRAIN_JOBS_ACTIVE,
+        BUILD_INFO,
+    }
+)
+"""Every sample name the monitor's `/metrics` serves (scrape job `alerts.job_label`)."""
