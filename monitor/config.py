@@ -175,8 +175,14 @@ class DriftMethodConfig(_Strict):
 
 
 class FeatureConfig(_Strict):
+    """A monitored column. `type: datetime` is a numeric column of date/times (ISO 8601 text or
+    datetimes, compared as epoch seconds in UTC): it is stored as `type: numeric` with `datetime: true`,
+    so the numeric drift policy and methods apply to it."""
+
     name: str
-    type: Literal["numeric", "categorical"]
+    type: Literal["numeric", "categorical", "datetime"]
+    datetime: bool = False
+    """Parse text values as ISO 8601 date/times; set by `type: datetime`."""
     source: FeatureSource | None = None
     drift: DriftMethodConfig | None = None
     critical: bool = False
@@ -191,6 +197,22 @@ class FeatureConfig(_Strict):
         if not _NAME_RE.match(v):
             raise ValueError(f"invalid feature name {v!r}: letters, digits, _ . - (max 128), not starting with a digit")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _datetime_is_numeric(cls, data: Any) -> Any:
+        """`type: datetime` means a numeric column whose text values are date/times."""
+        if isinstance(data, dict) and data.get("type") == "datetime":
+            if data.get("datetime") is False:
+                raise ValueError("`type: datetime` contradicts `datetime: false`")
+            return {**data, "type": "numeric", "datetime": True}
+        return data
+
+    @model_validator(mode="after")
+    def _datetime_needs_numeric(self) -> FeatureConfig:
+        if self.datetime and self.type != "numeric":
+            raise ValueError(f"`datetime: true` needs `type: numeric` (or write `type: datetime`), not {self.type!r}")
+        return self
 
     @model_validator(mode="after")
     def _range_ordered(self) -> FeatureConfig:

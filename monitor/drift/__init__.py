@@ -9,7 +9,7 @@ Methods, binning, thresholds and edge-case rules: docs/drift-methods.md.
 
 from monitor.drift.engine import detect, evaluate, infer_specs
 from monitor.drift.multiple import benjamini_hochberg
-from monitor.drift.profile import ReferenceProfile, build_profile
+from monitor.drift.profile import ReferenceProfile, build_profile, unusable_columns
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
 from monitor.drift.spec import (
     CATEGORICAL_METHODS,
@@ -37,4 +37,5 @@ __all__ = [
     "evaluate",
     "infer_specs",
     "specs_from_config",
+    "unusable_columns",
 ]

@@ -503,7 +503,7 @@ class CalibratedDetector:
         p = self.profile.columns[name]
         if col.index is None:
             assert isinstance(p, NumericProfile)
-            cur = numeric_values(column).finite
+            cur = numeric_values(column, p.spec.datetime).finite
             counts = numeric.binned_counts(cur, col.edges)
             effect = numeric.wasserstein_normed(p.sorted, p.prefix, p.mean, p.std, cur) if cur.size and p.n else math.nan
             return counts, effect
@@ -518,7 +518,7 @@ class CalibratedDetector:
         """Window values differing from the reference's single value."""
         p = self.profile.columns[name]
         if isinstance(p, NumericProfile):
-            cur = numeric_values(column).finite
+            cur = numeric_values(column, p.spec.datetime).finite
             return int(cur.size - np.count_nonzero(cur == p.sorted[0]))
         vals = categorical_values(column)
         return int(vals.counts[vals.keys != col.cal.categories[0]].sum())

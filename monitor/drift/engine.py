@@ -23,7 +23,7 @@ from monitor.drift.profile import (
 )
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
 from monitor.drift.spec import P_VALUE_METHODS, ColumnSpec, EngineSettings, Kind, specs_from_config
-from monitor.drift.values import categorical_values, is_time_dtype, numeric_values
+from monitor.drift.values import categorical_values, is_time_dtype, looks_like_datetimes, numeric_values
 
 NAN = math.nan
 TOP_CATEGORIES = 10
@@ -77,7 +77,8 @@ def detect(
     """Drift between two DataFrames, for notebooks and the CLI.
 
     Without a config every column present in both frames is a feature, numeric if its reference
-    dtype is numeric (booleans excepted), categorical otherwise. With a `monitor.config.Config`
+    dtype is numeric (booleans excepted) or date/time (including text that is all ISO 8601 date/times,
+    as a CSV holds them), categorical otherwise. With a `monitor.config.Config`
     (`model` names the model, optional when it has one) or a `ModelConfig`, its columns, methods and
     thresholds are used.
     """
@@ -90,10 +91,18 @@ def detect(
 
 
 def infer_specs(reference: pd.DataFrame, current: pd.DataFrame) -> list[ColumnSpec]:
+    """A feature per column of both frames, typed by the reference (see `detect`)."""
     common = [c for c in reference.columns if c in set(current.columns)]
     if not common:
         raise ValueError("the reference and current data have no column in common")
-    return [ColumnSpec(name=str(c), kind=_inferred_kind(reference[c])) for c in common]
+    specs = []
+    for c in common:
+        column = _column(reference, c)
+        if looks_like_datetimes(column):  # a CSV's timestamps: one category each would always "drift"
+            specs.append(ColumnSpec(name=str(c), kind="numeric", datetime=True))
+        else:
+            specs.append(ColumnSpec(name=str(c), kind=_inferred_kind(column)))
+    return specs
 
 
 def _str_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -125,10 +134,11 @@ def _inferred_kind(column: pd.Series) -> Kind:
 
 
 def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
-    vals = numeric_values(column)
+    vals = numeric_values(column, p.spec.datetime)
     cur = vals.finite
     quality = _quality(vals.n, vals.missing, vals.infinite + _outside(cur, p.lo, p.hi), 0, vals.wrong_type)
     untested = _untested(p.n, cur.size)
+    type_changed = _type_changed(vals.n - vals.missing, vals.wrong_type)
     if untested is None:
         outcome = _numeric_outcome(p, cur)
         if math.isnan(outcome.score):
@@ -139,7 +149,16 @@ def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
         "reference": _summary(p.sorted, p.quantiles, p.mean, p.std),
         "current": _summary(cur, numeric.quantiles_sorted(cur, SUMMARY_QUANTILES), *_mean_std(cur)),
     }
+    if type_changed and p.n:
+        details["type_changed"] = True
+        untested = None
     return _result(p.spec, p.threshold, outcome, p.n, int(cur.size), quality, details, untested)
+
+
+def _type_changed(n_present: int, n_wrong: int) -> bool:
+    """Most of the window's non-missing values are of the wrong type (numbers became text, values
+    became lists): the loudest drift there is, flagged whatever the method would say of the rest."""
+    return n_wrong > 0 and 2 * n_wrong > n_present
 
 
 def _outside(cur: np.ndarray, lo: float | None, hi: float | None) -> int:
@@ -262,7 +281,10 @@ def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureRe
     else:
         outcome = _Outcome(p.method, DISTANCES[p.method](ref_counts, cur_counts))
     labels = [*p.categories.tolist(), *new.index.tolist()]
-    details = {"categories": _top_categories(labels, ref_counts, cur_counts), "new_categories": int(new.size)}
+    details: dict[str, Any] = {"categories": _top_categories(labels, ref_counts, cur_counts), "new_categories": int(new.size)}
+    if _type_changed(vals.n - vals.missing, vals.wrong_type) and p.n:
+        details["type_changed"] = True
+        untested = None
     return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details, untested)
 
 
@@ -337,7 +359,9 @@ def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict
             results[name] = replace(results[name], adjusted_p_value=float(adj))
     decided = {}
     for name, r in results.items():
-        if r.is_test:
+        if r.details.get("type_changed"):
+            drifted = True
+        elif r.is_test:
             drifted = r.adjusted_p_value is not None and r.adjusted_p_value < r.threshold
         else:
             drifted = not math.isnan(r.score) and r.score >= r.threshold

@@ -94,7 +94,7 @@ def build_profile(
 
 
 def _numeric_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSettings) -> NumericProfile:
-    values = numeric_values(column).finite
+    values = numeric_values(column, spec.datetime).finite
     n = values.size
     n_distinct = numeric.count_distinct(values)
     few = n_distinct <= DISCRETE_MAX_VALUES
@@ -139,3 +139,20 @@ def _categorical_profile(spec: ColumnSpec, column: pd.Series, settings: EngineSe
         counts=vals.counts[order] if order else np.empty(0),
         index=pd.Index(categories, dtype=object),
     )
+
+
+def unusable_columns(profile: ReferenceProfile) -> dict[str, str]:
+    """Monitored columns whose reference has no usable value, with what it lacks.
+
+    Such a column can never drift (every window would quietly say "no drift"), so a config that
+    monitors one is rejected: by `check-config`, `drift --config` and `report` alike (this is the rule).
+    Without a config the column is merely reported untested.
+    """
+    lacks = {}
+    for name, p in profile.columns.items():
+        if p.n == 0:
+            if isinstance(p, CategoricalProfile):
+                lacks[name] = "non-missing value"
+            else:
+                lacks[name] = "date/time" if p.spec.datetime else "finite number"
+    return lacks

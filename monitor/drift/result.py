@@ -72,7 +72,12 @@ class FeatureResult:
 
     @property
     def excess(self) -> float:
-        """How far past its threshold (> 1 means drifted); the ranking key of `drifted_features`."""
+        """How far past its threshold (> 1 means drifted); the ranking key of `drifted_features`.
+
+        A changed type (details `type_changed`) has no score but ranks first: nothing drifts louder.
+        """
+        if self.details.get("type_changed"):
+            return math.inf
         if self.is_test:
             p = self.adjusted_p_value if self.adjusted_p_value is not None else self.p_value
             if p is None or math.isnan(p):

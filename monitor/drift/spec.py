@@ -51,10 +51,14 @@ class ColumnSpec:
     role: Role = "feature"
     min_value: float | None = None
     max_value: float | None = None
+    datetime: bool = False
+    """A numeric column of date/times: text values are parsed as ISO 8601 (compared as epoch seconds)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("numeric", "categorical"):
             raise ValueError(f"column {self.name!r}: kind must be 'numeric' or 'categorical', got {self.kind!r}")
+        if self.datetime and self.kind != "numeric":
+            raise ValueError(f"column {self.name!r}: a datetime column is numeric (epoch seconds), got kind {self.kind!r}")
         if self.role not in ("feature", "output"):
             raise ValueError(f"column {self.name!r}: role must be 'feature' or 'output', got {self.role!r}")
         allowed = NUMERIC_METHODS if self.kind == "numeric" else CATEGORICAL_METHODS
@@ -97,7 +101,9 @@ def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, s
     if method != "auto":
         return method
     small = n_reference <= settings.large_reference_rows
-    discrete = kind == "categorical" or n_distinct <= AUTO_DISCRETE_MAX_VALUES
+    # A numeric reference without a value is not "few distinct values": it must never fall back to a
+    # categorical test (the column is untested either way, but its method label must stay numeric).
+    discrete = kind == "categorical" or 0 < n_distinct <= AUTO_DISCRETE_MAX_VALUES
     if discrete:
         if not small:
             return "jensenshannon"
@@ -168,4 +174,5 @@ def _column_spec(col: Any, role: Role, policy: Any) -> ColumnSpec:
         role=role,
         min_value=getattr(col, "min_value", None),
         max_value=getattr(col, "max_value", None),
+        datetime=bool(getattr(col, "datetime", False)),
     )

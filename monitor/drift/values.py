@@ -14,12 +14,18 @@ they are ISO 8601 strings on the same convention. Periods and intervals are labe
 "(0, 1]"): categories by that label, the wrong type for a numeric column. Complex numbers are the
 wrong type (no order, no distance of a drift method applies). A Python int beyond a double is +-inf,
 as a JSON parser reads it (and as monitor/capture does).
+
+Date/time columns held as text (a CSV's ISO 8601 strings, JSON payloads) are parsed when the column is
+declared a datetime (`numeric_values(column, datetime=True)`) or when every reference value looks like
+one (`looks_like_datetimes`): otherwise each timestamp would be a category of its own. Numbers in such
+a column are epoch seconds; anything unparseable is the wrong type.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +35,9 @@ from numpy.typing import NDArray
 
 _EXACT_INT = 2.0**53
 _PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+# A date, optionally with a time and an offset: 2024-01-05, 2024-01-05T10:00, 2024-01-05 10:00:00.5+02:00
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+_DETECT_SAMPLE = 1000
 
 
 @dataclass(frozen=True)
@@ -53,13 +62,19 @@ class CategoricalValues:
         return int(self.counts.sum())
 
 
-def numeric_values(column: pd.Series) -> NumericValues:
-    """Sorted finite values of a column and the counts of rows that are not usable numbers."""
+def numeric_values(column: pd.Series, datetime: bool = False) -> NumericValues:
+    """Sorted finite values of a column and the counts of rows that are not usable numbers.
+
+    `datetime`: text values are ISO 8601 date/times (epoch seconds, UTC), not numbers.
+    """
     n = int(column.size)
     dtype = column.dtype
     wrong = 0
     if is_time_dtype(dtype):
         values = _seconds(column)
+    elif datetime and not (pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype)):
+        values = _datetime_seconds(column)
+        wrong = int(np.count_nonzero(np.isnan(values) & column.notna().to_numpy()))
     elif isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)) or pd.api.types.is_complex_dtype(dtype):
         values = np.full(n, np.nan)
         wrong = int(column.notna().sum())
@@ -92,6 +107,58 @@ def _seconds(column: pd.Series) -> NDArray[np.float64]:
     values = np.asarray(array.asi8, dtype=np.float64) / _PER_SECOND[array.unit]
     values[column.isna().to_numpy()] = np.nan
     return values
+
+
+def looks_like_datetimes(column: pd.Series) -> bool:
+    """Text whose every value is an ISO 8601 date/time (checked on up to 1000 distinct values, then parsed)."""
+    if is_time_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return False
+    present = column.dropna()
+    if present.empty:
+        return False
+    sample = pd.unique(present.iloc[: _DETECT_SAMPLE * 10])[:_DETECT_SAMPLE]
+    if not all(isinstance(v, str) and _ISO_DATETIME.match(v) for v in sample):
+        return False
+    try:
+        return bool(_to_utc(present).notna().all())
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _to_utc(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+
+
+def _datetime_seconds(column: pd.Series) -> NDArray[np.float64]:
+    """Epoch seconds of a text column of date/times; numbers are taken as epoch seconds already."""
+    raw = column.to_numpy(dtype=object)
+    values = np.full(raw.size, np.nan)
+    null = column.isna().to_numpy()
+    if pd.api.types.infer_dtype(column, skipna=True) == "string":  # a CSV's column: no per-row check
+        numbers = np.zeros(raw.size, dtype=bool)
+    else:
+        numbers = np.fromiter(
+            (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in raw),
+            dtype=bool,
+            count=raw.size,
+        ) & ~null
+    if numbers.any():
+        values[numbers] = raw[numbers].astype(np.float64)
+    text = ~null & ~numbers
+    if text.any():
+        try:
+            parsed = _to_utc(pd.Series(raw[text], dtype=object))
+        except (TypeError, ValueError, OverflowError):  # unhashable or otherwise unparseable values: one by one
+            parsed = pd.Series([_one_datetime(v) for v in raw[text]], dtype="datetime64[ns, UTC]")
+        values[text] = _seconds(parsed)
+    return values
+
+
+def _one_datetime(value: object) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(_to_utc(pd.Series([value], dtype=object)).iloc[0])
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _object_floats(column: pd.Series) -> NDArray[np.float64]:
