@@ -7,32 +7,113 @@ message and exit 2, never a traceback.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
+
+from monitor.console import OutputConsole
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from typer._click.core import Context, Parameter
 
-app = typer.Typer(
+    from monitor.config import Config
+
+
+def _unwrap_paragraphs(text: str | None) -> str | None:
+    """Help text with each paragraph on one line: rich keeps a docstring's line breaks, which
+    would break sentences in the middle (`Exits 0 whether` / `or not drift is found.`)."""
+    if text is None:
+        return None
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _without_placeholder(param: Parameter) -> None:
+    """A flag takes no value, so its help shows no `<bool>` type placeholder."""
+    if getattr(param, "is_flag", False) and param.metavar is None:
+        param.metavar = ""
+
+
+class _Command(TyperCommand):
+    """Every command's help: paragraphs unbroken, flags without a placeholder."""
+
+    def __init__(self, *args: Any, help: str | None = None, params: list[Parameter] | None = None, **kwargs: Any) -> None:
+        for param in params or []:
+            _without_placeholder(param)
+        super().__init__(*args, help=_unwrap_paragraphs(help), params=params, **kwargs)
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _without_placeholder(option)
+        return option
+
+
+class _Group(TyperGroup):
+    """The root command's help, tidied like every command's."""
+
+    def __init__(self, *, params: list[Parameter] | None = None, **kwargs: Any) -> None:
+        for param in params or []:
+            _without_placeholder(param)
+        super().__init__(params=params, **kwargs)
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _without_placeholder(option)
+        return option
+
+
+class _App(typer.Typer):
+    """typer.Typer whose commands are `_Command`s unless a command says otherwise."""
+
+    def command(  # type: ignore[override]
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, cls=cls or _Command, **kwargs)
+
+
+app = _App(
     name="driftwatch",
+    cls=_Group,
     help="Drift monitoring for ML models on Kubernetes.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-err_console = Console(stderr=True)
+# Fitted to a terminal, never wrapped off one (pipes, files, CI logs): see monitor/console.py.
+console = OutputConsole()
+err_console = OutputConsole(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("driftwatch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        from monitor import __version__ as installed
+    typer.echo(f"driftwatch {installed}")
+    raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    show_version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Drift monitoring for ML models on Kubernetes."""
 
 

@@ -18,13 +18,21 @@ from datetime import UTC, datetime
 from html import escape
 
 from monitor.drift.result import FeatureResult
+from monitor.reports.distributions import Distribution
 from monitor.reports.evidently_report import EvidentlyScore, definition_note
-from monitor.reports.plots import DRIFT_COLOUR, OK_COLOUR, history_svg
-from monitor.reports.view import IndexRow, ReportView, decision_value
+from monitor.reports.plots import (
+    CURRENT_COLOUR,
+    DRIFT_COLOUR,
+    OK_COLOUR,
+    REFERENCE_COLOUR,
+    distribution_svg,
+    history_svg,
+)
+from monitor.reports.view import IndexRow, ReportView, decision_value, effect_size
 
 __all__ = [
     "AGREEMENT_TOLERANCE", "EVIDENTLY_HEADER_CSP", "PAGE_CSP", "EvidentlySection",
-    "render_error", "render_index", "render_report",
+    "render_agreement", "render_error", "render_index", "render_report",
 ]
 
 AGREEMENT_TOLERANCE = 1e-6
@@ -56,13 +64,14 @@ header.top {{ background: #1d2330; color: #fff; padding: 14px 32px; display: fle
 header.top a {{ color: #fff; text-decoration: none; font-weight: 700; letter-spacing: .02em; }}
 header.top .crumbs {{ color: #aab3c2; }}
 header.top .crumbs a {{ color: #dfe5ee; font-weight: 500; }}
-main {{ max-width: 1120px; margin: 0 auto; padding: 24px 32px 48px; }}
+main {{ max-width: 1280px; margin: 0 auto; padding: 24px 32px 48px; }}
 h1 {{ font-size: 24px; margin: 0 0 4px; }}
 h2 {{ font-size: 17px; margin: 0 0 12px; }}
 h3 {{ font-size: 14px; margin: 0 0 8px; }}
 .sub {{ color: var(--muted); margin: 0 0 18px; }}
 .card {{ background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 18px 20px; margin: 0 0 18px; }}
-.verdict {{ display: flex; align-items: center; gap: 18px; }}
+.verdict {{ display: flex; align-items: center; gap: 18px; flex-wrap: wrap; }}
+.verdict .note {{ flex-basis: 100%; margin: 0; }}
 .badge {{ display: inline-block; white-space: nowrap; border-radius: 999px; padding: 2px 10px; font-size: 12px; font-weight: 700;
   letter-spacing: .03em; text-transform: uppercase; }}
 .badge.drift {{ background: #fbe9e7; color: var(--drift); }}
@@ -77,6 +86,16 @@ table {{ border-collapse: collapse; width: 100%; font-variant-numeric: tabular-n
 th, td {{ text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }}
 th {{ color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }}
 td.num, th.num {{ text-align: right; white-space: nowrap; }}
+td.name {{ overflow-wrap: anywhere; min-width: 8em; }}
+td.name strong {{ font-weight: 600; }}
+.effect small, .pv small {{ display: block; color: var(--muted); font-size: 11px; white-space: normal; }}
+.tablewrap {{ overflow-x: auto; }}
+.note {{ color: var(--muted); font-size: 13px; margin: 12px 0 0; }}
+.dists .card h3 {{ overflow-wrap: anywhere; display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }}
+.dists .card .eff {{ color: var(--muted); font-size: 12px; margin: 0 0 6px; }}
+.dists svg {{ width: 100%; height: auto; display: block; }}
+.dists details {{ margin-top: 6px; font-size: 13px; }}
+.dists summary {{ cursor: pointer; color: var(--muted); }}
 tr.drifted td:first-child {{ border-left: 3px solid var(--drift); }}
 tr.ok td:first-child {{ border-left: 3px solid transparent; }}
 .hi {{ color: var(--drift); font-weight: 600; }}
@@ -85,8 +104,8 @@ tr.ok td:first-child {{ border-left: 3px solid transparent; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; }}
 .grid .card {{ margin: 0; }}
 .bar {{ display: inline-block; height: 8px; border-radius: 2px; vertical-align: middle; }}
-.bar.ref {{ background: #9aa5b8; }}
-.bar.cur {{ background: var(--drift); }}
+.bar.ref {{ background: {REFERENCE_COLOUR}; }}
+.bar.cur {{ background: {CURRENT_COLOUR}; }}
 .plot {{ overflow-x: auto; }}
 .plot svg {{ max-width: 100%; height: auto; }}
 .windows {{ display: flex; flex-wrap: wrap; gap: 6px; padding: 0; margin: 0; list-style: none; }}
@@ -94,6 +113,7 @@ tr.ok td:first-child {{ border-left: 3px solid transparent; }}
   text-decoration: none; color: var(--ink); font-size: 13px; }}
 .windows a.drift {{ border-color: #f0c4be; background: #fdf3f1; }}
 .windows a.current {{ background: #1d2330; color: #fff; border-color: #1d2330; }}
+iframe.agreement {{ width: 100%; border: 0; display: block; margin: 0 0 14px; }}
 iframe.evidently {{ width: 100%; height: 1400px; border: 1px solid var(--line); border-radius: 8px; background: #fff; }}
 a {{ color: #2b5fb3; }}
 footer {{ color: var(--muted); font-size: 12px; text-align: center; padding: 12px; }}
@@ -104,14 +124,17 @@ footer {{ color: var(--muted); font-size: 12px; text-align: center; padding: 12p
 class EvidentlySection:
     """Evidently's part of a page: its scores for the agreement column, and its page by URL or inline.
 
-    On the server the page is a separate URL (about 4 MB, loaded by the iframe); offline it is inlined
-    through `srcdoc` so the report stays one file. `error` replaces both when Evidently could not run.
+    On the server both are separate URLs the page frames (`url`: Evidently's page, about 4 MB;
+    `agreement_url`: our per-column comparison), so the report answers before Evidently has run;
+    offline they are inlined (the page through `srcdoc`) so the report stays one file. `error`
+    replaces them when Evidently could not run.
     """
 
     scores: Mapping[str, EvidentlyScore]
     url: str | None = None
     inline_html: str | None = None
     error: str | None = None
+    agreement_url: str | None = None
 
 
 def _ts(t: float) -> str:
@@ -155,6 +178,10 @@ def _badge(drifted: bool | None, extra: str = "") -> str:
     return f'<span class="badge drift {extra}">drift</span>' if drifted else f'<span class="badge ok {extra}">no drift</span>'
 
 
+def _verdict_badge(f: FeatureResult) -> str:
+    return '<span class="badge none">not tested</span>' if f.untested is not None else _badge(f.drifted)
+
+
 def _verdict(f: FeatureResult) -> str:
     """A column that could not be tested says so and why, rather than passing for "no drift"."""
     if f.untested is not None:
@@ -166,9 +193,7 @@ def _rule(f: FeatureResult) -> str:
     return f"p &lt; {_n(f.threshold)}" if f.is_test else f"≥ {_n(f.threshold)}"
 
 
-def _agreement(f: FeatureResult, ev: EvidentlySection | None) -> str:
-    if ev is None:
-        return ""
+def _agreement(f: FeatureResult, ev: EvidentlySection) -> str:
     if ev.error is not None:
         return '<td class="muted">—</td>'
     s = ev.scores.get(f.name)
@@ -183,35 +208,38 @@ def _agreement(f: FeatureResult, ev: EvidentlySection | None) -> str:
     return f'<td class="num">{_n(s.score)} {mark}</td>'
 
 
-def _value(f: FeatureResult) -> str:
-    """The distance, or the raw p-value (what the score metric exports) and the adjusted one the verdict uses."""
+def _effect(f: FeatureResult) -> str:
+    e = effect_size(f)
+    if math.isnan(e.value):
+        return '<td class="num effect muted">n/a</td>'
+    if math.isinf(e.value):
+        return f'<td class="num effect hi">{escape(e.label)}</td>'
+    return f'<td class="num effect{" hi" if f.drifted else ""}">{_n(e.value, 3)}<small>{escape(e.label)}</small></td>'
+
+
+def _p_values(f: FeatureResult) -> str:
+    """A test's raw p-value (what the score metric exports) and the adjusted one its verdict uses."""
     if not f.is_test:
-        return _n(f.score)
+        return '<td class="num pv muted">—</td>'
     if f.adjusted_p_value is not None and f.p_value is not None:
-        return f'p {_n(f.p_value)} <span class="muted">· adjusted {_n(f.adjusted_p_value)}</span>'
-    return f"p {_n(decision_value(f))}"
+        return f'<td class="num pv">{_n(f.p_value)}<small>adjusted {_n(f.adjusted_p_value)}</small></td>'
+    return f'<td class="num pv">{_n(decision_value(f))}</td>'
 
 
-def _columns_table(view: ReportView, ev: EvidentlySection | None) -> str:
-    ranked = view.drifted
-    rest = [f for f in view.result.features.values() if not f.drifted]
+def _columns_table(view: ReportView) -> str:
     head = (
-        "<tr><th>#</th><th>column</th><th>role</th><th>method</th><th class=num>score</th>"
-        "<th class=num>drift when</th><th class=num>× threshold</th><th>verdict</th>"
-        + ("<th class=num>Evidently</th>" if ev is not None else "")
-        + "</tr>"
+        "<tr><th>#</th><th>column</th><th>role</th><th>method</th><th class=num>effect size</th>"
+        "<th class=num>p-value</th><th class=num>drift when</th><th>verdict</th></tr>"
     )
     rows = []
-    for i, f in enumerate([*ranked, *rest], start=1):
-        excess = f.excess
+    for i, f in enumerate(view.columns, start=1):
         rows.append(
             f'<tr class="{"drifted" if f.drifted else "ok"}" data-feature="{escape(f.name)}">'
-            f"<td>{i if f.drifted else ''}</td><td><strong>{escape(f.name)}</strong></td><td>{escape(f.role)}</td>"
-            f"<td>{escape(f.method)}</td><td class=num>{_value(f)}</td><td class=num>{_rule(f)}</td>"
-            f'<td class="num{" hi" if f.drifted else ""}">{"∞" if math.isinf(excess) else _n(excess, 3)}</td>'
-            f"<td>{_verdict(f)}</td>{_agreement(f, ev)}</tr>"
+            f'<td class="num">{i}</td><td class="name"><strong>{escape(f.name)}</strong></td><td>{escape(f.role)}</td>'
+            f"<td>{escape(f.method)}</td>{_effect(f)}{_p_values(f)}<td class=num>{_rule(f)}</td>"
+            f"<td>{_verdict(f)}</td></tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f'<div class="tablewrap"><table class="columns">{head}{"".join(rows)}</table></div>'
 
 
 def _quantile_card(f: FeatureResult) -> str:
@@ -251,17 +279,26 @@ def _category_card(f: FeatureResult) -> str:
     return f"<table><tr><th>category</th><th class=num>reference</th><th class=num>current</th></tr>{''.join(rows)}</table>{note}"
 
 
-def _before_after(view: ReportView) -> str:
+def _distribution_cards(view: ReportView) -> str:
+    """A card per column: the reference-vs-window plot, and the numbers behind it one click away."""
+    pictures: dict[str, Distribution] = {d.feature: d for d in view.distributions}
     cards = []
-    for f in view.drifted:
-        body = _category_card(f) if "categories" in f.details else _quantile_card(f)
-        cards.append(
-            f'<div class="card" data-feature="{escape(f.name)}"><h3>{escape(f.name)} '
-            f'<span class="muted">· {escape(f.method)} {_value(f)}</span></h3>{body}</div>'
+    for f in view.columns:
+        d = pictures.get(f.name)
+        svg = distribution_svg(d) if d is not None else ""
+        note = d.note if d is not None else "the window's records were not read for this page"
+        numbers = _category_card(f) if "categories" in f.details else _quantile_card(f)
+        e = effect_size(f)
+        effect = escape(f.method) if math.isnan(e.value) else (
+            f"{escape(f.method)} · {escape(e.label)}" if math.isinf(e.value) else f"{escape(f.method)} · effect {_n(e.value, 3)} ({escape(e.label)})"
         )
-    if not cards:
-        return '<p class="muted">No column drifted in this window.</p>'
-    return f'<div class="grid">{"".join(cards)}</div>'
+        cards.append(
+            f'<div class="card" data-feature="{escape(f.name)}"><h3><span>{escape(f.name)}</span> {_verdict_badge(f)}</h3>'
+            f'<p class="eff">{effect}</p>{svg}'
+            + (f'<p class="note">{escape(note)}</p>' if note else "")
+            + f"<details><summary>numbers</summary>{numbers}</details></div>"
+        )
+    return f'<div class="grid dists">{"".join(cards)}</div>'
 
 
 def _quality_table(view: ReportView) -> str:
@@ -291,22 +328,71 @@ def _windows(view: ReportView, base: str) -> str:
     return f'<ul class="windows">{"".join(links)}</ul>'
 
 
-def _evidently(ev: EvidentlySection | None) -> str:
+def _agreement_table(view: ReportView, ev: EvidentlySection) -> str:
+    """Per column: driftwatch's number beside Evidently's for the same method (✓ when equal)."""
+    rows = "".join(
+        f'<tr data-feature="{escape(f.name)}"><td class="name">{escape(f.name)}</td><td>{escape(f.method)}</td>'
+        f"<td class=num>{_n(f.score)}</td>{_agreement(f, ev)}</tr>"
+        for f in view.columns
+    )
+    return (
+        '<div class="tablewrap"><table class="agreement"><tr><th>column</th><th>method</th>'
+        f"<th class=num>driftwatch</th><th class=num>Evidently</th></tr>{rows}</table></div>"
+    )
+
+
+AGREEMENT_ROW_PX = 36
+"""Height of a row of the framed agreement table, to size its frame (our pages run no script to do it)."""
+
+
+def _evidently(view: ReportView, ev: EvidentlySection | None) -> str:
     if ev is None:
         return ""
     if ev.error is not None:
         inner = f'<p class="warn">Evidently could not build its report for this window: {escape(ev.error)}</p>'
     elif ev.inline_html is not None:
-        inner = f'<iframe class="evidently" title="Evidently data drift report" sandbox="{FRAME_SANDBOX}" srcdoc="{escape(ev.inline_html, quote=True)}"></iframe>'
-    else:
         inner = (
-            f'<p class="sub">Opens separately too: <a href="{escape(ev.url or "")}">{escape(ev.url or "")}</a></p>'
+            _agreement_table(view, ev)
+            + f'<iframe class="evidently" title="Evidently data drift report" sandbox="{FRAME_SANDBOX}" srcdoc="{escape(ev.inline_html, quote=True)}"></iframe>'
+        )
+    else:
+        frame = ""
+        if ev.agreement_url:
+            height = AGREEMENT_ROW_PX * (len(view.result.features) + 1) + 16
+            frame = (
+                f'<iframe class="agreement" title="driftwatch and Evidently, column by column" loading="lazy" '
+                f'style="height:{height}px" src="{escape(ev.agreement_url)}"></iframe>'
+            )
+        inner = (
+            f'<p class="sub">Evidently runs after this page has been served (its first run in the monitor takes a few seconds); '
+            f'it opens separately too: <a href="{escape(ev.url or "")}">{escape(ev.url or "")}</a></p>{frame}'
             f'<iframe class="evidently" title="Evidently data drift report" sandbox="{FRAME_SANDBOX}" loading="lazy" src="{escape(ev.url or "")}"></iframe>'
         )
     return (
         '<section class="card" id="evidently"><h2>Evidently data drift report</h2>'
-        '<p class="sub">Run with the same per-column methods and thresholds as driftwatch, as a cross-check.</p>'
+        '<p class="sub">Run with the same per-column methods and thresholds as driftwatch, as a cross-check: '
+        "each column's number beside driftwatch's (✓ when equal), then Evidently's own page.</p>"
         f"{inner}</section>"
+    )
+
+
+def _share_note(view: ReportView) -> str:
+    """Why the drift share here and Evidently's "share of drifted columns" differ for the same columns."""
+    ds = view.result.dataset
+    outputs = [f for f in view.result.features.values() if f.role != "feature"]
+    if not outputs:
+        return (
+            f'<p class="note" id="share-note">Drift share = drifted features / features ({ds.n_drifted} of {ds.n_features}). '
+            "This model has no output columns, so Evidently's share of drifted columns is the same number.</p>"
+        )
+    n_all = len(view.result.features)
+    drifted_all = sum(f.drifted for f in view.result.features.values())
+    names = ", ".join(f"{f.name} ({'drifted' if f.drifted else 'no drift'})" for f in outputs)
+    return (
+        f'<p class="note" id="share-note">Drift share = drifted <em>input features</em> / input features '
+        f"({ds.n_drifted} of {ds.n_features}). The model's outputs, {escape(names)}, are prediction drift and not "
+        f"counted. Evidently's report counts every column it is given, outputs included: "
+        f"{drifted_all} of {n_all} = {_n(drifted_all / n_all, 3)}, so its share can differ while every column agrees.</p>"
     )
 
 
@@ -333,24 +419,29 @@ def render_report(
     <div><dt>reference rows</dt><dd>{ds.n_reference}</dd></div>
     {pred}
   </dl>
+  {_share_note(view)}
 </section>
-<section class="card" id="drifted"><h2>Columns, most drifted first</h2>
-<p class="sub">Drifted: <strong id="drifted-names">{escape(drifted_names)}</strong>. Distances drift at or above their
-threshold; tests drift when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below it.
-For tests the score column gives the raw p-value, as the metric <code>driftwatch_feature_drift_score</code> exports
-it, and the adjusted p-value the verdict uses.</p>
-{_columns_table(view, evidently)}</section>
+<section class="card" id="drifted"><h2>Columns, largest effect first</h2>
+<p class="sub">Drifted: <strong id="drifted-names">{escape(drifted_names)}</strong>. Drifted columns come first, each group
+ranked by effect size: the distance for distance methods; for tests a standardized effect named under it (KS D,
+Cramér's V, …), because a p-value shrinks with the number of rows however small the change. Distances drift at or
+above their threshold; tests when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below
+it. The p-value column gives the raw p-value, as <code>driftwatch_feature_drift_score</code> exports it, and the
+adjusted one the verdict uses.</p>
+{_columns_table(view)}</section>
 <section class="card" id="history"><h2>Score history</h2>
 <p class="sub">Each column's score over the last {len(view.history)} window(s); the dashed red line is the threshold, red dots are drifted windows.
 For tests the plot shows the p-value the verdict compares with the threshold (its panel says which: Benjamini–Hochberg
 adjusted when that correction is on), so it can be higher than the raw p-value the score metric exports.</p>
 <div class="plot">{history_svg(view.series)}</div></section>
-<section class="card" id="before-after"><h2>Before and after</h2>
-<p class="sub">Reference vs this window for each drifted column: quantiles for numeric columns, category shares for categorical ones.</p>
-{_before_after(view)}</section>
+<section class="card" id="distributions"><h2>Distributions</h2>
+<p class="sub">Reference (grey) vs this window (blue) for every column, in the table's order: overlaid histograms on
+shared bins for numbers (the outer bins hold the last 0.5% tails), shares side by side for categories and for numbers
+with few distinct values. "numbers" opens the quantiles or category shares behind each plot.</p>
+{_distribution_cards(view)}</section>
 <section class="card" id="quality"><h2>Data quality</h2>{_quality_table(view)}</section>
 <section class="card" id="windows"><h2>Windows</h2>{_windows(view, base)}</section>
-{_evidently(evidently)}
+{_evidently(view, evidently)}
 """
     crumbs = [("reports", f"{base}/"), (view.model, f"{base}/{view.model}"), (f"window #{w.window_id}", None)]
     # A srcdoc frame inherits this page's policy, so an inlined Evidently page needs its policy here;
@@ -385,3 +476,17 @@ def render_index(rows: Sequence[IndexRow], base: str = "/reports") -> str:
 def render_error(status: int, title: str, message: str, base: str = "/reports") -> str:
     body = f'<h1>{escape(title)}</h1><section class="card"><p>{escape(message)}</p><p><a href="{escape(base)}/">All reports</a></p></section>'
     return _page(f"{status} {title} · driftwatch", [("reports", f"{base}/"), (str(status), None)], body, base)
+
+
+def render_agreement(view: ReportView, evidently: EvidentlySection) -> str:
+    """The framed column-by-column comparison with Evidently (served apart so the report need not wait)."""
+    if evidently.error is not None:
+        body = f'<p class="warn">Evidently could not build its report for this window: {escape(evidently.error)}</p>'
+    else:
+        body = _agreement_table(view, evidently)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{escape(PAGE_CSP)}">'
+        f"<title>{escape(view.model)} · window #{view.window.window_id} · driftwatch vs Evidently</title>"
+        f"<style>{CSS} body {{ background: #fff; }}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )

@@ -7,8 +7,11 @@ of linked; see monitor/reports/build.py for why it is sandboxed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -16,11 +19,17 @@ from monitor.config import Config
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.evidently_report import plans_from_result, run_evidently
 from monitor.reports.source import Evaluation
-from monitor.reports.view import report_view
+from monitor.reports.view import report_view, with_distributions
 
-__all__ = ["STEPS", "ReportInputError", "offline_report", "read_table"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-STEPS = ("read reference", "read current", "drift engine", "Evidently", "render")
+    from monitor.drift import ColumnSpec, DriftResult, EngineSettings
+
+__all__ = ["DRIFT_STEPS", "STEPS", "Inputs", "ReportInputError", "evaluate_inputs", "load_inputs", "offline_report", "progress", "read_table"]
+
+DRIFT_STEPS = ("reading reference", "reading current", "profiling", "evaluating")
+STEPS = (*DRIFT_STEPS, "Evidently", "rendering")
 
 
 class ReportInputError(ValueError):
@@ -44,34 +53,130 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Two files read and matched to the columns to compare (from the config, or inferred)."""
+
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    specs: list[ColumnSpec]
+    settings: EngineSettings
+    model: str | None
+    only_in_reference: list[str]
+    """Without a config: columns of the reference the current file lacks (not compared)."""
+    only_in_current: list[str]
+    """Without a config: columns of the current file the reference lacks (not compared)."""
+    absent_in_current: list[str]
+    """With a config: the model's columns the current file lacks (evaluated as all missing)."""
+
+
+def load_inputs(
+    reference: Path, current: Path, config: Config | None = None, model: str | None = None,
+    step: Callable[[str], None] = lambda _: None,
+) -> Inputs:
+    """Read both files and decide what to compare: the config's columns (`model` optional when it has
+    one model), else every column of both. Raises ReportInputError with a message for the user."""
+    from monitor.drift import EngineSettings, infer_specs, specs_from_config
+
+    step(DRIFT_STEPS[0])
+    ref = read_table(reference)
+    step(DRIFT_STEPS[1])
+    cur = read_table(current)
+    if config is None:
+        ref, cur = ref.rename(columns=str), cur.rename(columns=str)
+        try:
+            specs = infer_specs(ref, cur)
+        except ValueError as exc:
+            raise ReportInputError(f"{reference} and {current}: {exc}") from None
+        in_ref, in_cur = set(ref.columns), set(cur.columns)
+        return Inputs(ref, cur, specs, EngineSettings(), model, [c for c in ref.columns if c not in in_cur],
+                      [c for c in cur.columns if c not in in_ref], [])
+    try:
+        specs, settings = specs_from_config(config, model)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
+    name = model if model is not None else config.models[0].name
+    names = [s.name for s in specs]
+    if missing := [n for n in names if n not in ref.columns]:
+        raise ReportInputError(f"{reference}: missing column(s) of model {name!r}: {', '.join(missing)}")
+    absent = [n for n in names if n not in cur.columns]
+    if len(absent) == len(names):
+        raise ReportInputError(f"{current}: none of the columns of model {name!r} ({', '.join(names)})")
+    return Inputs(ref, cur, specs, settings, name, [], [], absent)
+
+
+def evaluate_inputs(inputs: Inputs, strict: bool, step: Callable[[str], None] = lambda _: None) -> DriftResult:
+    """Profile the reference and evaluate the current data.
+
+    `strict` (a config names the columns): a monitored column without one usable reference value is
+    an error, the rule `check-config` applies (monitor.drift.unusable_columns).
+    """
+    from monitor.drift import build_profile, evaluate, unusable_columns
+
+    step(DRIFT_STEPS[2])
+    try:
+        profile = build_profile(inputs.reference, inputs.specs, inputs.settings)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
+    if strict and (lacks := unusable_columns(profile)):
+        raise ReportInputError("; ".join(f"column {n} of the reference has no {what}: it could never drift" for n, what in lacks.items()))
+    step(DRIFT_STEPS[3])
+    return evaluate(profile, inputs.current)
+
+
+@contextmanager
+def progress(console: Console, steps: Sequence[str]) -> Iterator[Callable[[str], None]]:
+    """A transient progress line for `steps` on a terminal; on a pipe or a file nothing at all (no
+    control codes in logs). Yields `step(name)`, to call as each step starts."""
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(steps[0], total=len(steps))
+
+        def step(name: str) -> None:
+            bar.update(task, description=name, completed=steps.index(name))
+
+        yield step
+        bar.update(task, completed=len(steps))
+
+
+def _parsed_datetimes(frame: pd.DataFrame, specs: Sequence[ColumnSpec]) -> pd.DataFrame:
+    """Date/time columns held as text as datetimes (UTC), so Evidently sees what a Parquet file holds."""
+    from monitor.drift.values import is_time_dtype
+
+    names = [s.name for s in specs if s.datetime and s.name in frame.columns and not is_time_dtype(frame[s.name].dtype)
+             and not pd.api.types.is_numeric_dtype(frame[s.name].dtype)]
+    if not names:
+        return frame
+    frame = frame.copy()
+    for n in names:
+        frame[n] = pd.to_datetime(frame[n], errors="coerce", utc=True, format="ISO8601")
+    return frame
+
+
 def offline_report(
-    config: Config,
-    model: str,
+    config: Config | None,
+    model: str | None,
     reference: Path,
     current: Path,
     step: Callable[[str], None] = lambda _: None,
     evidently: bool = True,
 ) -> str:
-    """The report's HTML; `step(name)` is called as each of `STEPS` starts (for a progress bar)."""
-    from monitor.drift import build_profile, evaluate, specs_from_config
+    """The report's HTML; `step(name)` is called as each of `STEPS` starts (for a progress bar).
 
-    cfg = config.model(model)
-    step(STEPS[0])
-    ref = read_table(reference)
-    step(STEPS[1])
-    cur = read_table(current)
-    missing = [c.name for c in cfg.columns if c.name not in ref.columns]
-    if missing:
-        raise ReportInputError(f"{reference}: missing column(s) of model {model!r}: {', '.join(missing)}")
-    if not any(c.name in cur.columns for c in cfg.columns):
-        raise ReportInputError(f"{current}: none of the columns of model {model!r} ({', '.join(c.name for c in cfg.columns)})")
-    step(STEPS[2])
-    specs, settings = specs_from_config(config, model)
-    result = evaluate(build_profile(ref, specs, settings), cur)
+    Without a config every column of both files is compared, as `driftwatch drift` does.
+    """
+    inputs = load_inputs(reference, current, config, model, step)
+    result = evaluate_inputs(inputs, strict=config is not None, step=step)
+    ref, cur, settings = _parsed_datetimes(inputs.reference, inputs.specs), _parsed_datetimes(inputs.current, inputs.specs), inputs.settings
+    model = inputs.model or current.stem
     now = time.time()
     ev = Evaluation(model, 1, now, now, 0, 0, len(cur), now, result.to_dict())
-    view = report_view(ev, [ev])
-    step(STEPS[3])
+    view = with_distributions(report_view(ev, [ev]), ref, cur)
+    step(STEPS[4])
     section = None
     if evidently:
         try:
@@ -79,5 +184,5 @@ def offline_report(
             section = EvidentlySection(scores=outcome.scores, inline_html=outcome.html)
         except Exception as exc:  # e.g. a column empty in the window: our report stands, as on the server
             section = EvidentlySection(scores={}, error=f"{type(exc).__name__}: {exc}")
-    step(STEPS[4])
+    step(STEPS[5])
     return render_report(view, evidently=section, subtitle=f"reference {reference.name} vs current {current.name}")

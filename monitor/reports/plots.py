@@ -1,9 +1,10 @@
-"""Score-history plots as inline SVG.
+"""Score-history and distribution plots as inline SVG.
 
 Reports must render offline (no JS CDN, no network in a cluster's private zone), so plots are
-hand-written SVG: one small panel per feature, the score of each recent window as a line, the
-threshold as a dashed line, drifted windows as red dots. Output is deterministic (fixed rounding,
-no ids from counters or clocks) so reports can be golden-tested.
+hand-written SVG: per feature, the score of each recent window as a line, the threshold as a dashed
+line, drifted windows as red dots; and the reference vs the window (overlaid histograms for numbers,
+side-by-side bars for categories). Output is deterministic (fixed rounding, no ids from counters or
+clocks) so reports can be golden-tested.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["HistoryPoint", "ScoreSeries", "history_svg"]
+from monitor.reports.distributions import Bars, Distribution, Histogram, QuantileSteps
+
+__all__ = ["CURRENT_COLOUR", "REFERENCE_COLOUR", "HistoryPoint", "ScoreSeries", "distribution_svg", "history_svg"]
 
 OK_COLOUR = "#2f7d5b"
 DRIFT_COLOUR = "#c8372d"
 LINE_COLOUR = "#3b5b92"
 GRID_COLOUR = "#e3e6eb"
 TEXT_COLOUR = "#4a5261"
+REFERENCE_COLOUR = "#9aa5b8"
+CURRENT_COLOUR = "#2b6cb0"
 
 PANEL_W = 320
 PANEL_H = 150
@@ -46,6 +51,14 @@ class ScoreSeries:
     points: tuple[HistoryPoint, ...]
     quantity: str = ""
     """What is plotted when the method alone does not say (e.g. `BH-adjusted p`), shown in the title."""
+
+
+TITLE_CHARS = 22
+"""A panel title longer than this is cut (full name on hover) so it cannot run into the next panel."""
+
+
+def _clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 def _fmt(x: float) -> str:
@@ -103,8 +116,9 @@ def _panel(series: ScoreSeries, x0: float, y0: float) -> list[str]:
 
     out = [
         f'<g class="panel" data-feature="{escape(series.feature)}">',
-        f'<text x="{_fmt(x0 + PAD_L)}" y="{_fmt(y0 + 17)}" class="ptitle">{escape(series.feature)}'
-        f'<tspan class="pmethod"> · {escape(series.method)}{f" · {escape(series.quantity)}" if series.quantity else ""}</tspan></text>',
+        f'<text x="{_fmt(x0 + PAD_L)}" y="{_fmt(y0 + 17)}" class="ptitle">{escape(_clip(series.feature, TITLE_CHARS))}'
+        f'<tspan class="pmethod"> · {escape(series.method)}{f" · {escape(series.quantity)}" if series.quantity else ""}</tspan>'
+        f"<title>{escape(series.feature)}</title></text>",
     ]
     for t in ticks:
         v = 10**t if log else t
@@ -163,3 +177,132 @@ def history_svg(series: Sequence[ScoreSeries], columns: int = 3) -> str:
         parts.extend(_panel(s, PANEL_W * (k % columns), PANEL_H * (k // columns)))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+# -- distributions ---------------------------------------------------------------------------------
+
+DIST_W = 360
+DIST_PAD_L, DIST_PAD_R, DIST_PAD_T, DIST_PAD_B = 40, 12, 26, 30
+BAR_LABEL_W, BAR_ROW_H, BAR_VALUE_W = 112, 24, 44
+BAR_LABEL_CHARS = 16
+DIST_STYLE = (
+    "<style>"
+    f".tick{{font:10px system-ui,sans-serif;fill:{TEXT_COLOUR}}}"
+    f".lbl{{font:11px system-ui,sans-serif;fill:#1d2330}}"
+    "</style>"
+)
+
+
+def _pct_label(x: float) -> str:
+    return f"{100 * x:.0f}%" if x >= 0.095 or x == 0 else f"{100 * x:.1f}%"
+
+
+def _legend(x: float, y: float) -> list[str]:
+    return [
+        f'<rect x="{_fmt(x)}" y="{_fmt(y - 8)}" width="10" height="10" fill="{REFERENCE_COLOUR}"/>',
+        f'<text x="{_fmt(x + 14)}" y="{_fmt(y + 1)}" class="tick">reference</text>',
+        f'<rect x="{_fmt(x + 76)}" y="{_fmt(y - 8)}" width="10" height="10" fill="{CURRENT_COLOUR}" fill-opacity="0.45" stroke="{CURRENT_COLOUR}"/>',
+        f'<text x="{_fmt(x + 90)}" y="{_fmt(y + 1)}" class="tick">this window</text>',
+    ]
+
+
+def _svg(d: Distribution, height: float, body: list[str], what: str) -> str:
+    return "\n".join([
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="dist" data-feature="{escape(d.feature)}" viewBox="0 0 {DIST_W} {_fmt(height)}" '
+        f'width="{DIST_W}" height="{_fmt(height)}" role="img" aria-label="{escape(what)} of {escape(d.feature)}: reference vs this window">',
+        DIST_STYLE, *body, "</svg>",
+    ])
+
+
+def _histogram_svg(d: Distribution, h: Histogram) -> str:
+    height = 170.0
+    inner_w, inner_h = DIST_W - DIST_PAD_L - DIST_PAD_R, height - DIST_PAD_T - DIST_PAD_B
+    top = max([*h.reference, *h.current, 1e-9]) * 1.1
+    n = len(h.reference)
+    x0, y_base = DIST_PAD_L, DIST_PAD_T + inner_h
+
+    def y(v: float) -> float:
+        return y_base - inner_h * v / top
+
+    bw = inner_w / n
+    out = _legend(x0, 14)
+    for frac in (0.0, 0.5, 1.0):
+        yy = y_base - inner_h * frac
+        out.append(f'<line x1="{_fmt(x0)}" x2="{_fmt(x0 + inner_w)}" y1="{_fmt(yy)}" y2="{_fmt(yy)}" stroke="{GRID_COLOUR}"/>')
+        out.append(f'<text x="{_fmt(x0 - 5)}" y="{_fmt(yy + 4)}" class="tick" text-anchor="end">{_pct_label(top * frac)}</text>')
+    for i, v in enumerate(h.reference):
+        if v > 0:
+            out.append(f'<rect x="{_fmt(x0 + i * bw)}" y="{_fmt(y(v))}" width="{_fmt(bw)}" height="{_fmt(y_base - y(v))}" fill="{REFERENCE_COLOUR}" fill-opacity="0.75"/>')
+    steps = [f"{_fmt(x0)},{_fmt(y_base)}"]
+    for i, v in enumerate(h.current):
+        steps += [f"{_fmt(x0 + i * bw)},{_fmt(y(v))}", f"{_fmt(x0 + (i + 1) * bw)},{_fmt(y(v))}"]
+    steps.append(f"{_fmt(x0 + inner_w)},{_fmt(y_base)}")
+    out.append(f'<polygon points="{" ".join(steps)}" fill="{CURRENT_COLOUR}" fill-opacity="0.22" stroke="{CURRENT_COLOUR}" stroke-width="1.5"/>')
+    lo, hi = h.edges[0], h.edges[-1]
+    for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
+        out.append(
+            f'<text x="{_fmt(x0 + inner_w * frac)}" y="{_fmt(y_base + 16)}" class="tick" text-anchor="{anchor}">'
+            f"{_tick_label(lo + (hi - lo) * frac)}</text>"
+        )
+    return _svg(d, height, out, "histograms")
+
+
+def _steps_svg(d: Distribution, q: QuantileSteps) -> str:
+    height = 170.0
+    inner_w, inner_h = DIST_W - DIST_PAD_L - DIST_PAD_R, height - DIST_PAD_T - DIST_PAD_B
+    xs = [v for v, _ in (*q.reference, *q.current)]
+    lo, hi = min(xs), max(xs)
+    span = hi - lo if hi > lo else 1.0
+    x0, y_base = DIST_PAD_L, DIST_PAD_T + inner_h
+
+    def pt(v: float, p: float) -> str:
+        return f"{_fmt(x0 + inner_w * (v - lo) / span)},{_fmt(y_base - inner_h * p)}"
+
+    out = _legend(x0, 14)
+    for p in (0.0, 0.5, 1.0):
+        yy = y_base - inner_h * p
+        out.append(f'<line x1="{_fmt(x0)}" x2="{_fmt(x0 + inner_w)}" y1="{_fmt(yy)}" y2="{_fmt(yy)}" stroke="{GRID_COLOUR}"/>')
+        out.append(f'<text x="{_fmt(x0 - 5)}" y="{_fmt(yy + 4)}" class="tick" text-anchor="end">{_pct_label(p)}</text>')
+    for points, colour in ((q.reference, REFERENCE_COLOUR), (q.current, CURRENT_COLOUR)):
+        out.append(f'<polyline points="{" ".join(pt(v, p) for v, p in points)}" fill="none" stroke="{colour}" stroke-width="2"/>')
+    for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
+        out.append(
+            f'<text x="{_fmt(x0 + inner_w * frac)}" y="{_fmt(y_base + 16)}" class="tick" text-anchor="{anchor}">'
+            f"{_tick_label(lo + span * frac)}</text>"
+        )
+    return _svg(d, height, out, "cumulative shares")
+
+
+def _bars_svg(d: Distribution, b: Bars) -> str:
+    rows = list(zip(b.labels, b.reference, b.current, strict=True))
+    if b.other_reference >= 0.0005 or b.other_current >= 0.0005:
+        rows.append(("(other)", b.other_reference, b.other_current))
+    height = 26.0 + BAR_ROW_H * len(rows) + 6
+    bar_w = DIST_W - BAR_LABEL_W - BAR_VALUE_W
+    top = max([*b.reference, *b.current, b.other_reference, b.other_current, 1e-9])
+    out = _legend(BAR_LABEL_W, 14)
+    for k, (label, r, c) in enumerate(rows):
+        y0 = 26.0 + BAR_ROW_H * k
+        out.append(
+            f'<text x="{_fmt(BAR_LABEL_W - 6)}" y="{_fmt(y0 + 14)}" class="lbl" text-anchor="end">{escape(_clip(label, BAR_LABEL_CHARS))}'
+            f"<title>{escape(label)}: reference {100 * r:.1f}%, this window {100 * c:.1f}%</title></text>"
+        )
+        for j, (share, colour, opacity) in enumerate(((r, REFERENCE_COLOUR, "0.9"), (c, CURRENT_COLOUR, "0.75"))):
+            yy = y0 + 3 + j * 9
+            out.append(
+                f'<rect x="{_fmt(BAR_LABEL_W)}" y="{_fmt(yy)}" width="{_fmt(max(bar_w * share / top, 0.5))}" height="8" '
+                f'fill="{colour}" fill-opacity="{opacity}"/>'
+            )
+            out.append(f'<text x="{_fmt(BAR_LABEL_W + bar_w * share / top + 4)}" y="{_fmt(yy + 7.5)}" class="tick">{_pct_label(share)}</text>')
+    return _svg(d, height, out, "shares")
+
+
+def distribution_svg(d: Distribution) -> str:
+    """One column's reference vs window plot; an empty string when there is nothing to draw."""
+    if isinstance(d.shape, Histogram):
+        return _histogram_svg(d, d.shape)
+    if isinstance(d.shape, Bars):
+        return _bars_svg(d, d.shape)
+    if isinstance(d.shape, QuantileSteps):
+        return _steps_svg(d, d.shape)
+    return ""

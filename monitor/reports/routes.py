@@ -4,6 +4,9 @@
     GET /reports/{model}                   the latest window's report, links to earlier windows
     GET /reports/{model}/{window}          one window's report (window = its id in the listings)
     GET /reports/{model}/{window}/evidently   Evidently's own page for that window
+    GET /reports/{model}/{window}/agreement   each column's score beside Evidently's (framed by the report)
+The report page never waits for Evidently (it starts Evidently in the background); the last two
+URLs do, and the report frames them.
 JSON twins: add `.json` to the last path segment (`/reports.json`, `/reports/churn.json`,
 `/reports/churn/1500.json`) or pass `?format=json`. Unknown models or windows are 404s, as an HTML
 page for browsers and as `{"error": "not_found", "detail": ...}` for the JSON twins.
@@ -125,6 +128,15 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
             return error(503, f"Evidently could not build its report for this window: {outcome}", False)
         # Evidently's page carries traffic data raw in its scripts: never run it in the monitor's origin.
         return HTMLResponse(outcome.html, headers={"Content-Security-Policy": EVIDENTLY_HEADER_CSP})
+
+    @router.get(f"{base}/{{model}}/{{window}}/agreement", summary="driftwatch's and Evidently's score of each column")
+    async def agreement(model: str, window: str) -> Response:
+        try:
+            return HTMLResponse(await worker.agreement(model, _window_id(window)))
+        except _BadRequest as exc:
+            return error(400, str(exc), False)
+        except NotFound as exc:
+            return error(404, str(exc), False)
 
     return router
 

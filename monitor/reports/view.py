@@ -1,8 +1,10 @@
 """From stored evaluations to what a report shows (pure: no I/O, no HTML).
 
 Stored results are `DriftResult.to_dict()`; they are turned back into the engine's own result types
-so verdicts, ranking ("furthest past its threshold first") and p-value handling are defined once, in
-monitor.drift: the report's verdicts are the metrics' and the alerts'. Its numbers differ in one place,
+so verdicts and p-value handling are defined once, in monitor.drift: the report's verdicts are the
+metrics' and the alerts'. Columns are ranked by effect size (`effect_size`), not by p-value: with
+thousands of rows a negligible shift has a p-value of 1e-40, so "how small is p" says more about the
+sample size than about how much a column moved. Its numbers differ in one place,
 on purpose: for p-value tests `driftwatch_feature_drift_score` exports the raw p-value, while the
 history plot shows the value the verdict compares with the threshold (`decision_value`: the
 Benjamini-Hochberg adjusted p-value when that correction is on), so drifted windows sit on the drift
@@ -13,14 +15,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import pandas as pd
+
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
+from monitor.reports.distributions import Distribution, distributions
 from monitor.reports.plots import HistoryPoint, ScoreSeries
 from monitor.reports.source import Evaluation
 
-__all__ = ["IndexRow", "ReportView", "WindowRef", "decision_value", "index_json", "report_json", "report_view", "result_from_dict"]
+__all__ = [
+    "Effect", "IndexRow", "ReportView", "WindowRef", "decision_value", "effect_size", "index_json", "ranked",
+    "report_json", "report_view", "result_from_dict", "with_distributions",
+]
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,17 @@ class ReportView:
     history: tuple[WindowRef, ...]
     """Recent windows up to and including this one, oldest first."""
     series: tuple[ScoreSeries, ...]
+    distributions: tuple[Distribution, ...] = ()
+    """Reference vs window per column, in table order; empty until the worker adds them (they need the data)."""
+
+    @property
+    def columns(self) -> list[FeatureResult]:
+        """Every column in report order: drifted first, each group by effect size (`ranked`)."""
+        return ranked(self.result)
 
     @property
     def drifted(self) -> list[FeatureResult]:
-        return self.result.drifted_features()
+        return [f for f in self.columns if f.drifted]
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,81 @@ def decision_value(f: FeatureResult) -> float:
     return f.score
 
 
+@dataclass(frozen=True)
+class Effect:
+    """How much a column moved, on a scale that does not grow with the sample size.
+
+    `value` is the distance itself for distance methods; tests get a standardized effect from their
+    statistic (`label` names which), since their p-value shrinks with n however small the shift.
+    """
+
+    value: float
+    label: str
+
+
+def _cramers_v(chi2: float | None, n: int) -> float:
+    """Cramér's V of a 2-by-k table (reference vs window): sqrt(chi2 / n), in [0, 1]."""
+    if chi2 is None or n <= 0 or not math.isfinite(chi2):
+        return math.nan
+    return min(1.0, math.sqrt(max(chi2, 0.0) / n))
+
+
+def _phi_from_shares(f: FeatureResult) -> float:
+    """phi (= Cramér's V) of the 2x2 table rebuilt from the stored shares of the two categories."""
+    cats = [c for c in f.details.get("categories") or [] if isinstance(c, Mapping)]
+    if len(cats) < 2 or f.n_reference <= 0 or f.n_current <= 0:
+        return math.nan
+    a, b = (_num(cats[0].get("reference")) * f.n_reference, _num(cats[1].get("reference")) * f.n_reference)
+    c, d = (_num(cats[0].get("current")) * f.n_current, _num(cats[1].get("current")) * f.n_current)
+    denom = math.sqrt((a + b) * (c + d) * (a + c) * (b + d))
+    return abs(a * d - b * c) / denom if denom > 0 else math.nan
+
+
+def _mean_shift(f: FeatureResult) -> float:
+    """|mean(window) - mean(reference)| in reference standard deviations (Glass's delta)."""
+    ref, cur = f.details.get("reference") or {}, f.details.get("current") or {}
+    mr, sr, mc = _num(ref.get("mean")), _num(ref.get("std")), _num(cur.get("mean"))
+    if not (math.isfinite(mr) and math.isfinite(mc) and math.isfinite(sr)) or sr <= 0:
+        return math.nan
+    return abs(mc - mr) / sr
+
+
+def effect_size(f: FeatureResult) -> Effect:
+    """The distance, or a standardized effect for a test (NaN when the column was not tested)."""
+    if f.details.get("type_changed"):
+        return Effect(math.inf, "type changed")  # nothing drifts louder: ranks first
+    if f.untested is not None:
+        return Effect(math.nan, "")
+    if not f.is_test:
+        return Effect(f.score, "distance")
+    n, m = f.n_reference, f.n_current
+    if f.method == "ks":
+        return Effect(_num(f.statistic), "KS D (largest CDF gap)")
+    if f.method == "cramer_von_mises":
+        # scipy's T is about n*m/(n+m) times the mean squared CDF gap; its root is that gap's RMS.
+        t = _num(f.statistic)
+        value = math.sqrt(max(t, 0.0) * (n + m) / (n * m)) if n > 0 and m > 0 and math.isfinite(t) else math.nan
+        return Effect(value, "RMS CDF gap")
+    if f.method == "anderson":
+        return Effect(_mean_shift(f), "mean shift in SDs")
+    if f.method == "chisquare":
+        return Effect(_cramers_v(f.statistic, n + m), "Cramér's V")
+    if f.method == "z":
+        z = f.statistic
+        return Effect(_cramers_v(None if z is None else z * z, n + m), "Cramér's V")
+    return Effect(_phi_from_shares(f), "Cramér's V")
+
+
+def ranked(result: DriftResult) -> list[FeatureResult]:
+    """Drifted columns first, then the rest; within each, largest effect first (untested last)."""
+
+    def key(f: FeatureResult) -> tuple[bool, bool, float, str]:
+        e = effect_size(f).value
+        return (not f.drifted, math.isnan(e), -e if not math.isnan(e) else 0.0, f.name)
+
+    return sorted(result.features.values(), key=key)
+
+
 def _quantity(f: FeatureResult) -> str:
     """Names the plotted p-value of a test; a distance is what its method says."""
     if not f.is_test:
@@ -141,9 +231,8 @@ def _quantity(f: FeatureResult) -> str:
 
 
 def _series(history: Sequence[tuple[WindowRef, DriftResult]], current: DriftResult) -> tuple[ScoreSeries, ...]:
-    """One series per column of the current window, drifted columns first (as ranked), then the rest."""
-    ranked = [f.name for f in current.drifted_features()]
-    order = ranked + [n for n in current.features if n not in ranked]
+    """One series per column of the current window, in the table's order (`ranked`)."""
+    order = [f.name for f in ranked(current)]
     out = []
     for name in order:
         f = current.features[name]
@@ -177,10 +266,15 @@ def report_view(evaluation: Evaluation, history: Sequence[Evaluation]) -> Report
     )
 
 
+def with_distributions(view: ReportView, reference: pd.DataFrame | None, current: pd.DataFrame | None) -> ReportView:
+    """The view with a reference-vs-window picture per column; None frames: the records are unavailable."""
+    return replace(view, distributions=distributions(view.columns, reference, current))
+
+
 def index_row(model: str, latest: Evaluation | None) -> IndexRow:
     if latest is None:
         return IndexRow(model, None, 0, ())
-    drifted = result_from_dict(latest.result).drifted_features()
+    drifted = [f for f in ranked(result_from_dict(latest.result)) if f.drifted]
     return IndexRow(model, WindowRef.of(latest), len(drifted), tuple(f.name for f in drifted))
 
 
@@ -191,6 +285,11 @@ def report_json(view: ReportView, base: str) -> dict[str, Any]:
         "model": m,
         "window": view.window.to_dict(),
         "drifted_features": [f.name for f in view.drifted],
+        "columns": [
+            {"name": f.name, "drifted": f.drifted, "effect": _json_num(e.value), "effect_kind": e.label or None}
+            for f in view.columns
+            for e in [effect_size(f)]
+        ],
         "result": dict(view.raw_result),
         "history": [
             {**w.to_dict(), "scores": {s.feature: s.points[i].value for s in view.series}}
@@ -203,6 +302,10 @@ def report_json(view: ReportView, base: str) -> dict[str, Any]:
             "earlier": [f"{base}/{m}/{w.window_id}" for w in reversed(view.history[:-1])],
         },
     }
+
+
+def _json_num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def index_json(rows: Sequence[IndexRow], base: str) -> dict[str, Any]:

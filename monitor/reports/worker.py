@@ -7,6 +7,10 @@
   the monitor.
 - Results are cached by (kind, model, window) in a byte-bounded LRU; concurrent requests for the
   same report share one build.
+- A report page never waits for Evidently: it is our own summary and plots (a fraction of a second),
+  with Evidently's page and the column-by-column agreement in frames of their own URLs. Serving a
+  page starts Evidently's run for that window in the background, so the frames usually find it ready
+  or under way.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from monitor.reports.build import EvidentlySection, render_report
+import pandas as pd
+
+from monitor.reports.build import EvidentlySection, render_agreement, render_report
 from monitor.reports.cache import ByteLRU
 from monitor.reports.evidently_report import EvidentlyOutcome, plans_from_result, run_evidently
 from monitor.reports.source import Evaluation, ReportSource
-from monitor.reports.view import IndexRow, ReportView, index_row, report_view
+from monitor.reports.view import IndexRow, ReportView, index_row, report_view, with_distributions
 
 __all__ = ["NotFound", "ReportWorker"]
 
@@ -53,6 +59,7 @@ class ReportWorker:
         self._process: ProcessPoolExecutor | None = None
         self._cache: ByteLRU[Any] = ByteLRU(cache_bytes)
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._background: set[asyncio.Future[Any]] = set()
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -131,13 +138,22 @@ class ReportWorker:
             self._process = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         return self._process
 
+    async def frames(self, model: str, window_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The reference and the window's records (re-parsed from the store), shared by the page and Evidently."""
+
+        async def make() -> tuple[pd.DataFrame, pd.DataFrame]:
+            return await self._in(self._threads, lambda: (self.source.reference_frame(model), self.source.window_frame(model, window_id)))
+
+        # The reference is the source's own cached frame; only the window's copy costs memory here.
+        return await self._cached(("frames", model, window_id), make, lambda f: 1024 + 64 * f[1].size)
+
     async def evidently(self, view: ReportView) -> EvidentlyOutcome | str:
         """Evidently's outcome for the window, or why it could not run (a message for the page)."""
 
         async def make() -> EvidentlyOutcome | str:
             m, w = view.model, view.window.window_id
             try:
-                reference, current = await self._in(self._threads, lambda: (self.source.reference_frame(m), self.source.window_frame(m, w)))
+                reference, current = await self.frames(m, w)
             except Exception as exc:
                 log.warning("report_frames_unavailable model=%s window=%d error=%s", m, w, type(exc).__name__)
                 return f"the window's records are not available ({type(exc).__name__}: {exc})"
@@ -158,23 +174,41 @@ class ReportWorker:
         return await self._cached(("evidently", view.model, view.window.window_id), make, size)
 
     async def page(self, model: str, window_id: int | None = None) -> str:
-        """The full HTML report of a window (latest if None), Evidently's cross-check included."""
+        """The HTML report of a window (latest if None); Evidently's parts are framed, not awaited."""
         view = await self.view(model, window_id)
-
+        w = view.window.window_id
         failed = False
 
         async def make() -> str:
             nonlocal failed
+            try:
+                reference, current = await self.frames(model, w)
+            except Exception as exc:  # retention, or a store error: plots from the stored quantiles
+                log.warning("report_frames_unavailable model=%s window=%d error=%s", model, w, type(exc).__name__)
+                reference = current = None
+                failed = True
             section = None
             if self.evidently_enabled:
-                outcome = await self.evidently(view)
-                url = f"{self.base}/{view.model}/{view.window.window_id}/evidently"
-                failed = isinstance(outcome, str)
-                section = (
-                    EvidentlySection(scores={}, error=outcome)
-                    if isinstance(outcome, str)
-                    else EvidentlySection(scores=outcome.scores, url=url)
-                )
-            return await self._in(self._threads, render_report, view, self.base, section)
+                url = f"{self.base}/{model}/{w}"
+                section = EvidentlySection(scores={}, url=f"{url}/evidently", agreement_url=f"{url}/agreement")
+            return await self._in(self._threads, lambda: render_report(with_distributions(view, reference, current), self.base, section))
 
-        return await self._cached(("page", model, view.window.window_id), make, lambda html: None if failed else len(html))
+        html = await self._cached(("page", model, w), make, lambda html: None if failed else len(html))
+        if self.evidently_enabled and not failed:
+            self._start_evidently(view)
+        return html
+
+    def _start_evidently(self, view: ReportView) -> None:
+        """Run Evidently for the window in the background (once: a cached or running build is reused)."""
+        if self._cache.get(("evidently", view.model, view.window.window_id)) is not None:
+            return
+        task = asyncio.ensure_future(self.evidently(view))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def agreement(self, model: str, window_id: int) -> str:
+        """The framed page comparing each column's score with Evidently's; waits for Evidently."""
+        view = await self.view(model, window_id)
+        outcome = await self.evidently(view)
+        section = EvidentlySection(scores={}, error=outcome) if isinstance(outcome, str) else EvidentlySection(scores=outcome.scores)
+        return await self._in(self._threads, render_agreement, view, section)

@@ -12,33 +12,110 @@ from monitor.drift import ColumnSpec, EngineSettings, build_profile, evaluate
 from monitor.reports.build import EvidentlySection, render_error, render_index, render_report
 from monitor.reports.plots import history_svg
 from monitor.reports.source import Evaluation
-from monitor.reports.view import index_row, report_view
+from monitor.reports.view import effect_size, index_row, report_view, with_distributions
 from tests.reports.conftest import check_golden
 from tests.reports.memory_source import MemorySource
 
 
 def _view(source: MemorySource, i: int = -1):
     ev = source.churn[i]
-    return report_view(ev, source.evaluations("churn", 30, before=ev.window_id))
+    view = report_view(ev, source.evaluations("churn", 30, before=ev.window_id))
+    return with_distributions(view, source.reference, source.frames[ev.window_id])
 
 
 def test_drifted_features_named_by_the_result_are_on_the_page_ranked(source: MemorySource) -> None:
     view = _view(source)
     html = render_report(view)
-    ranked = [f.name for f in view.result.drifted_features()]
-    assert ranked and {"tenure_months", "monthly_charges", "contract"} <= set(ranked)
+    ranked = [f.name for f in view.drifted]
+    assert {f.name for f in view.result.drifted_features()} == set(ranked)  # the engine's verdicts
+    assert {"tenure_months", "monthly_charges", "contract"} <= set(ranked)
     found = re.search(r'id="drifted-names">([^<]*)<', html)
     assert found is not None
-    names = found.group(1)
-    assert names.split(", ") == ranked
+    assert found.group(1).split(", ") == ranked
     rows = re.findall(r'<tr class="drifted" data-feature="([^"]+)"', html)
-    assert rows == ranked  # the table lists drifted columns first, in the engine's ranking
-    for name in ranked:  # before/after card for each drifted column
-        assert f'<div class="card" data-feature="{name}">' in html
+    assert rows == ranked  # the table lists drifted columns first
+    effects = [effect_size(view.result.features[n]).value for n in ranked]
+    assert effects == sorted(effects, reverse=True)  # largest effect first
     assert 'badge drift big' in html
 
 
-def test_before_after_shows_quantiles_and_category_shares(source: MemorySource) -> None:
+def test_every_column_gets_a_distribution_plot(source: MemorySource) -> None:
+    html = render_report(_view(source))
+    for name in _view(source).result.features:
+        assert html.count(f'<svg xmlns="http://www.w3.org/2000/svg" class="dist" data-feature="{name}"') == 1
+
+
+def test_a_shifted_numeric_columns_histogram_moves_left(source: MemorySource) -> None:
+    """tenure_months' drifted window has shorter tenures (new customers churn): more mass in the lower bins."""
+    view = _view(source)
+    tenure = next(d for d in view.distributions if d.feature == "tenure_months")
+    h = tenure.shape
+    assert h is not None and hasattr(h, "edges")
+    half = len(h.reference) // 2
+    assert sum(h.current[:half]) > sum(h.reference[:half]) + 0.1
+
+
+def test_histogram_shares_of_each_side_sum_to_one(source: MemorySource) -> None:
+    monthly = next(d for d in _view(source).distributions if d.feature == "monthly_charges")
+    assert abs(sum(monthly.shape.reference) - 1) < 1e-4  # type: ignore[union-attr]
+    assert abs(sum(monthly.shape.current) - 1) < 1e-4  # type: ignore[union-attr]
+
+
+def test_category_bars_show_the_shares_the_engine_compared(source: MemorySource) -> None:
+    view = _view(source)
+    contract = next(d for d in view.distributions if d.feature == "contract")
+    stored = view.result.features["contract"].details["categories"]
+    assert contract.shape.labels == tuple(c["value"] for c in stored)  # type: ignore[union-attr]
+    month = stored[contract.shape.labels.index("month-to-month")]  # type: ignore[union-attr]
+    assert f"month-to-month: reference {100 * month['reference']:.1f}%, this window {100 * month['current']:.1f}%" in render_report(view)
+
+
+def test_without_the_windows_records_numeric_plots_come_from_the_stored_quantiles(source: MemorySource) -> None:
+    ev = source.churn[-1]
+    view = with_distributions(report_view(ev, [ev]), None, None)
+    tenure = next(d for d in view.distributions if d.feature == "tenure_months")
+    q = tenure.shape
+    assert q is not None and hasattr(q, "current")
+    stored = view.result.features["tenure_months"].details["current"]["quantiles"]["50"]
+    assert (stored, 0.5) in q.current  # type: ignore[union-attr]
+    html = render_report(view)
+    assert "no longer available: cumulative shares at the stored quantiles" in html
+
+
+def test_the_share_note_explains_why_evidentlys_share_differs(source: MemorySource) -> None:
+    view = _view(source)
+    html = render_report(view)
+    ds = view.result.dataset
+    assert f"({ds.n_drifted} of {ds.n_features})" in html
+    n_all = len(view.result.features)
+    drifted_all = sum(f.drifted for f in view.result.features.values())
+    assert drifted_all != ds.n_drifted  # the output drifted too: the two shares differ here
+    assert f"outputs included: {drifted_all} of {n_all}" in html
+    assert "churn_probability (drifted)" in html
+
+
+def test_a_tiny_p_value_does_not_outrank_a_column_that_moved_further() -> None:
+    """With 20,000 rows a 0.15-SD shift has p ~ 1e-40; a 1-SD shift measured as a distance ranks above it."""
+    rng = np.random.default_rng(2)
+    n = 20_000
+    ref = pd.DataFrame({"slight": rng.normal(0, 1, n), "moved": rng.normal(0, 1, n)})
+    cur = pd.DataFrame({"slight": rng.normal(0.15, 1, n), "moved": rng.normal(1.0, 1, n)})
+    specs = [ColumnSpec("slight", "numeric", "ks"), ColumnSpec("moved", "numeric", "wasserstein")]
+    result = evaluate(build_profile(ref, specs, EngineSettings()), cur)
+    slight = result.features["slight"]
+    assert slight.p_value is not None and slight.p_value < 1e-20 and slight.drifted
+    assert [f.name for f in result.drifted_features()] == ["slight", "moved"]  # the p-value ranking
+    ev = Evaluation("m", n, 0.0, 1.0, 1, 2, n, 2.0, result.to_dict())
+    html = render_report(report_view(ev, [ev]))
+    assert re.findall(r'<tr class="drifted" data-feature="([^"]+)"', html) == ["moved", "slight"]
+    row = re.search(r'<tr class="\w+" data-feature="slight">.*?</tr>', html)
+    assert row is not None
+    assert f"{slight.statistic:.3g}<small>KS D (largest CDF gap)</small>" in row.group(0)  # its effect
+    assert f"{slight.p_value:.2e}" in row.group(0)  # and its p-value beside it
+    assert "× threshold" not in html
+
+
+def test_numbers_behind_plots_show_quantiles_and_category_shares(source: MemorySource) -> None:
     view = _view(source)
     html = render_report(view)
     contract = view.result.features["contract"].details["categories"]
@@ -109,7 +186,7 @@ def test_a_tests_raw_and_adjusted_p_values_are_both_shown_and_the_plot_names_the
     assert series.points[-1].value == a.adjusted_p_value and series.quantity == "BH-adjusted p"
     html = render_report(view)
     row = re.search(r'<tr class="\w+" data-feature="a">.*?</tr>', html)
-    assert row is not None and f"p {a.p_value:.4g}" in row.group(0) and f"adjusted {a.adjusted_p_value:.4g}" in row.group(0)
+    assert row is not None and f'<td class="num pv">{a.p_value:.4g}<small>adjusted {a.adjusted_p_value:.4g}</small>' in row.group(0)
     assert "ks · BH-adjusted p" in html and "driftwatch_feature_drift_score" in html
 
 

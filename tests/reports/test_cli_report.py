@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.config import load_config
 from monitor.drift import detect
+from monitor.reports.view import ranked
 from tests.reports.memory_source import CONFIG, DATA
 
 
@@ -30,12 +31,14 @@ def test_writes_one_self_contained_report_with_the_drifted_features(tmp_path: Pa
     assert r.returncode == 0, r.stderr
     assert f"wrote {out}" in r.stdout.replace("\n", "")
     html = out.read_text(encoding="utf-8")
-    expected = [f.name for f in detect(pd.read_csv(ref), pd.read_csv(cur), load_config(CONFIG), "churn").drifted_features()]
+    result = detect(pd.read_csv(ref), pd.read_csv(cur), load_config(CONFIG), "churn")
+    expected = [f.name for f in ranked(result) if f.drifted]
     found = re.search(r'id="drifted-names">([^<]*)<', html)
     assert found is not None and found.group(1).split(", ") == expected
     assert "reference churn_reference.csv vs current current.parquet" in html
     assert '<iframe class="evidently"' in html and "srcdoc=" in html  # Evidently inlined, no second file
-    assert html.count("✓") == 8  # all 8 columns' scores agree with Evidently's
+    assert html.count('<span class="muted">✓</span>') == 8  # all 8 columns' scores agree with Evidently's
+    assert html.count('class="dist" data-feature=') == 8  # a distribution plot per column
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from monitor.drift import ColumnSpec, EngineSettings, build_profile, evaluate
-from monitor.reports.build import EvidentlySection, render_report
+from monitor.reports.build import EvidentlySection, render_agreement
 from monitor.reports.evidently_report import EvidentlyScore, definition_note, plans_from_result, run_evidently
 from monitor.reports.view import report_view
 from tests.reports.memory_source import MemorySource
@@ -34,7 +34,7 @@ def test_churn_numbers_equal_evidentlys_and_the_page_says_so(source: MemorySourc
     assert outcome.html.lstrip().lower().startswith("<html") or "<html" in outcome.html[:200].lower()
     assert "http://" not in outcome.html.split("<script", 1)[0]  # self-contained: no external stylesheet
     view = report_view(ev, source.evaluations("churn", 30))
-    page = render_report(view, evidently=EvidentlySection(scores=outcome.scores, url="/x"))
+    page = render_agreement(view, EvidentlySection(scores=outcome.scores))
     assert page.count("✓") == len(pairs) and "differs by" not in page
 
 
@@ -65,5 +65,5 @@ def test_methods_defined_differently_are_flagged_not_compared(source: MemorySour
     view = report_view(type(ev)(**{**ev.__dict__, "result": result}), [])
     from monitor.reports.evidently_report import EvidentlyScore
 
-    page = render_report(view, evidently=EvidentlySection(scores={"contract": EvidentlyScore("chisquare", 0.05, 0.5)}, url="/x"))
+    page = render_agreement(view, EvidentlySection(scores={"contract": EvidentlyScore("chisquare", 0.05, 0.5)}))
     assert "defined differently" in page

@@ -32,6 +32,10 @@ def test_report_json_twin_names_the_ranked_drifted_features(client: httpx.Client
     same = client.get("/reports/churn/2000?format=json").json()
     assert latest == same
     assert latest["drifted_features"][:3] == ["churn_probability", "monthly_charges", "tenure_months"]
+    columns = latest["columns"]
+    assert [c["name"] for c in columns if c["drifted"]] == latest["drifted_features"]
+    drifted_effects = [c["effect"] for c in columns if c["drifted"]]
+    assert drifted_effects == sorted(drifted_effects, reverse=True)
     assert [h["window_id"] for h in latest["history"]] == [400, 800, 1200, 1600, 2000]
     assert latest["links"]["earlier"] == ["/reports/churn/1600", "/reports/churn/1200", "/reports/churn/800", "/reports/churn/400"]
     early = client.get("/reports/churn/800.json").json()
@@ -64,7 +68,11 @@ def test_html_report_embeds_evidently_and_its_page_is_served(client: httpx.Clien
     page = client.get("/reports/churn")
     assert page.status_code == 200
     assert 'src="/reports/churn/2000/evidently"' in page.text
-    assert page.text.count("✓") == len(source.churn[-1].result["features"])  # every score agrees with Evidently's
+    assert 'src="/reports/churn/2000/agreement"' in page.text
+    agreement = client.get("/reports/churn/2000/agreement")
+    assert agreement.status_code == 200
+    assert agreement.text.count("✓") == len(source.churn[-1].result["features"])  # every score agrees with Evidently's
+    assert "<script" not in agreement.text
     ev = client.get("/reports/churn/2000/evidently")
     assert ev.status_code == 200 and ev.headers["content-type"].startswith("text/html")
     assert "Wasserstein distance (normed)" in ev.text  # Evidently ran our method on the numeric columns

@@ -1,0 +1,167 @@
+"""Reference vs window distributions of every column, for the report's own plots (pure: no I/O).
+
+A score says *that* a column moved; a picture says *how* (a shift, a wider spread, a new category).
+Numeric columns get overlaid histograms on shared bins, computed from the data when the worker has the
+window's records; categorical columns (and numeric ones with few distinct values) get side-by-side
+shares. When a window's records are gone (retention), numeric columns fall back to the cumulative
+shares at the quantiles the stored result keeps, and say so, so old windows still get a picture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from monitor.drift.result import FeatureResult
+from monitor.drift.values import numeric_values
+
+__all__ = ["Bars", "Distribution", "Histogram", "QuantileSteps", "distribution", "distributions"]
+
+MAX_DISTINCT_AS_BARS = 12
+"""Numeric columns with at most this many distinct values (counts, flags) are drawn as bars per value."""
+TAIL = 0.005
+"""Bins span the pooled 0.5-99.5% range; the outer bins also hold the tails, so one outlier cannot flatten the plot."""
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Shares of each side's values per bin (each side sums to 1), bins shared by both sides."""
+
+    edges: tuple[float, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Shares per category (or distinct value), widest first; `other` is what the shown ones leave out."""
+
+    labels: tuple[str, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+    other_reference: float = 0.0
+    other_current: float = 0.0
+
+
+@dataclass(frozen=True)
+class QuantileSteps:
+    """Cumulative share at stored quantiles (min, p5 ... p95, max), for when the records are gone."""
+
+    reference: tuple[tuple[float, float], ...]
+    current: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    feature: str
+    kind: Literal["numeric", "categorical"]
+    drifted: bool
+    shape: Histogram | Bars | QuantileSteps | None
+    note: str = ""
+    """Said under the plot when the picture is approximate or missing."""
+
+
+def _bins(n: int) -> int:
+    """About sqrt(n) bins for the smaller side, between 10 and 40."""
+    return max(10, min(40, int(math.sqrt(max(n, 1)))))
+
+
+def _histogram(ref: np.ndarray, cur: np.ndarray) -> Histogram:
+    lo = float(min(np.quantile(ref, TAIL), np.quantile(cur, TAIL)))
+    hi = float(max(np.quantile(ref, 1 - TAIL), np.quantile(cur, 1 - TAIL)))
+    if not hi > lo:
+        lo, hi = float(min(ref[0], cur[0])), float(max(ref[-1], cur[-1]))
+    edges = np.linspace(lo, hi, _bins(min(ref.size, cur.size)) + 1)
+
+    def shares(x: np.ndarray) -> tuple[float, ...]:
+        counts, _ = np.histogram(np.clip(x, lo, hi), edges)
+        return tuple(round(float(c) / x.size, 6) for c in counts)
+
+    return Histogram(tuple(round(float(e), 9) for e in edges), shares(ref), shares(cur))
+
+
+def _label(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+
+
+def _value_bars(ref: np.ndarray, cur: np.ndarray) -> Bars:
+    values = np.union1d(np.unique(ref), np.unique(cur))
+    r = np.array([np.count_nonzero(ref == v) for v in values]) / ref.size
+    c = np.array([np.count_nonzero(cur == v) for v in values]) / cur.size
+    return Bars(tuple(_label(v) for v in values), tuple(round(float(x), 6) for x in r), tuple(round(float(x), 6) for x in c))
+
+
+def _category_bars(f: FeatureResult) -> Bars | None:
+    """The engine's own top categories (the shares it compared), as stored with the result."""
+    cats = [c for c in f.details.get("categories") or [] if isinstance(c, Mapping)]
+    if not cats:
+        return None
+    r = tuple(_share(c.get("reference")) for c in cats)
+    c_ = tuple(_share(c.get("current")) for c in cats)
+    return Bars(
+        tuple(str(c.get("value")) for c in cats), r, c_,
+        other_reference=round(max(0.0, 1.0 - sum(r)), 6), other_current=round(max(0.0, 1.0 - sum(c_)), 6),
+    )
+
+
+def _share(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else 0.0
+
+
+def _steps(summary: Any) -> tuple[tuple[float, float], ...]:
+    if not isinstance(summary, Mapping):
+        return ()
+    points = [(summary.get("min"), 0.0)]
+    quantiles = summary.get("quantiles") if isinstance(summary.get("quantiles"), Mapping) else {}
+    points += [(v, int(q) / 100) for q, v in sorted(quantiles.items(), key=lambda kv: int(kv[0]))]
+    points.append((summary.get("max"), 1.0))
+    return tuple((float(v), p) for v, p in points if isinstance(v, (int, float)) and math.isfinite(v))
+
+
+def _quantile_steps(f: FeatureResult) -> QuantileSteps | None:
+    ref, cur = _steps(f.details.get("reference")), _steps(f.details.get("current"))
+    return QuantileSteps(ref, cur) if len(ref) > 1 and len(cur) > 1 else None
+
+
+GONE = "the window's records are no longer available: cumulative shares at the stored quantiles"
+
+
+def distribution(f: FeatureResult, reference: pd.Series | None, current: pd.Series | None, spec_datetime: bool = False) -> Distribution:
+    """One column's picture; `reference`/`current` are the raw columns, or None when unavailable."""
+    kind: Literal["numeric", "categorical"] = "categorical" if f.kind == "categorical" else "numeric"
+    if kind == "categorical":
+        bars = _category_bars(f)
+        return Distribution(f.name, kind, f.drifted, bars, "" if bars else "no values to compare")
+    if reference is not None and current is not None:
+        ref = numeric_values(reference, datetime=spec_datetime).finite
+        cur = numeric_values(current, datetime=spec_datetime).finite
+        if ref.size and cur.size:
+            if np.union1d(np.unique(ref), np.unique(cur)).size <= MAX_DISTINCT_AS_BARS:
+                return Distribution(f.name, kind, f.drifted, _value_bars(ref, cur))
+            return Distribution(f.name, kind, f.drifted, _histogram(ref, cur))
+    steps = _quantile_steps(f)
+    if steps is None:
+        return Distribution(f.name, kind, f.drifted, None, "no values to compare")
+    return Distribution(f.name, kind, f.drifted, steps, GONE if reference is None or current is None else "")
+
+
+def _column(frame: pd.DataFrame | None, name: str) -> pd.Series | None:
+    if frame is None or name not in frame.columns:
+        return None
+    column = frame[name]
+    return column.iloc[:, 0] if isinstance(column, pd.DataFrame) else column
+
+
+def distributions(
+    columns: Sequence[FeatureResult], reference: pd.DataFrame | None, current: pd.DataFrame | None,
+    datetime_columns: frozenset[str] = frozenset(),
+) -> tuple[Distribution, ...]:
+    """A picture per column, in the given order; None frames mean the records are unavailable."""
+    return tuple(
+        distribution(f, _column(reference, f.name), _column(current, f.name), f.name in datetime_columns) for f in columns
+    )
