@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from monitor import __version__
-from monitor.config import _MODEL_NAME_RE
+from monitor.names import MODEL_NAME_RE
 
 __all__ = ["CAPTURE_LABEL", "InjectError", "InjectOptions", "InjectResult", "inject", "sidecar_container", "sidecar_volumes"]
 
@@ -69,7 +69,7 @@ class InjectOptions:
         parts = urlsplit(self.monitor)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise InjectError(f"--monitor {self.monitor!r}: expected http(s)://HOST[:PORT], e.g. http://driftwatch.driftwatch.svc:8080")
-        if self.model is not None and not _MODEL_NAME_RE.match(self.model):
+        if self.model is not None and not MODEL_NAME_RE.match(self.model):
             raise InjectError(f"--model {self.model!r}: lowercase letters, digits and '-' (a DNS label, max 63), as in the config")
         for flag, port in (("--port", self.port), ("--upstream-port", self.upstream_port)):
             if port is not None and not 1 <= port <= 65535:

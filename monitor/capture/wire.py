@@ -25,9 +25,38 @@ import msgspec
 
 from monitor.capture.payload import Rejected
 
-__all__ = ["Body", "CapturedEvent", "EnvelopeError", "EventBatch", "decode_batch", "decode_body", "encode_event"]
+__all__ = [
+    "ID_PATTERN",
+    "MAX_CONTENT_TYPE",
+    "MAX_HEADERS",
+    "MAX_ID",
+    "MAX_METHOD",
+    "MAX_MODEL",
+    "MAX_PATH",
+    "MAX_STATUS",
+    "MIN_STATUS",
+    "Body",
+    "CapturedEvent",
+    "EnvelopeError",
+    "EventBatch",
+    "decode_batch",
+    "decode_body",
+    "encode_event",
+]
 
-EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+\Z")]
+# The envelope's limits, defined once: the structs below enforce them and senders (the sidecar's
+# encoder) clip to them, since one field beyond them makes the monitor refuse the whole batch.
+MAX_ID = 128
+ID_PATTERN = r"^[A-Za-z0-9._:\-]+\Z"
+MAX_MODEL = 253
+MIN_STATUS = 100
+MAX_STATUS = 599
+MAX_METHOD = 16
+MAX_PATH = 2048
+MAX_CONTENT_TYPE = 256
+MAX_HEADERS = 64
+
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """Finite and non-negative (NaN fails `ge`, infinity fails `le`)."""
 MAX_TIMESTAMP = 253402300799.0
@@ -51,20 +80,20 @@ class Body(_Wire, frozen=True, gc=False, kw_only=True):
     body: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
     truncated: bool = False
-    content_type: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    content_type: Annotated[str, msgspec.Meta(max_length=MAX_CONTENT_TYPE)] | None = None
 
 
 class CapturedEvent(_Wire, frozen=True, gc=False, kw_only=True):
     id: EventId
-    model: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MODEL)]
     timestamp: Timestamp
     latency_seconds: Seconds | None = None
-    status: Annotated[int, msgspec.Meta(ge=100, le=599)] = 200
-    method: Annotated[str, msgspec.Meta(max_length=16)] = "POST"
-    path: Annotated[str, msgspec.Meta(max_length=2048)] = ""
+    status: Annotated[int, msgspec.Meta(ge=MIN_STATUS, le=MAX_STATUS)] = 200
+    method: Annotated[str, msgspec.Meta(max_length=MAX_METHOD)] = "POST"
+    path: Annotated[str, msgspec.Meta(max_length=MAX_PATH)] = ""
     request: Body
     response: Body | None = None
-    headers: Annotated[dict[str, str], msgspec.Meta(max_length=64)] = {}
+    headers: Annotated[dict[str, str], msgspec.Meta(max_length=MAX_HEADERS)] = {}
 
 
 class EventBatch(_Wire, frozen=True, gc=False, kw_only=True):

@@ -17,7 +17,7 @@ import time
 import prometheus_client
 
 from monitor.sidecar.metrics import SidecarMetrics
-from monitor.sidecar.proxy import ProxyServer
+from monitor.sidecar.server import ProxyServer
 from monitor.sidecar.settings import SidecarSettings
 from monitor.sidecar.shipper import Shipper
 from monitor.sidecar.spool import Spool

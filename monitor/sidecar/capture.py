@@ -1,16 +1,16 @@
 """Capture records: what the sidecar keeps of one request/response pair, and its wire form.
 
 The proxy hands over references it already holds (timestamps, the request head's header list, the
-bodies kept) as a `RawCapture` tuple, once the response is written. `EventEncoder` turns it into
-the JSON event of `POST /v1/events` (ids, allowlisted headers, utf-8 or base64 bodies) with
-msgspec in ~4 µs; the shipper queues that bytes object (no per-event objects for the garbage
-collector to walk, an exact size for the memory bound).
+bodies kept) as a `RawCapture`, once the response is written. `EventEncoder` turns it into the JSON
+event of `POST /v1/events` (ids, allowlisted headers, utf-8 or base64 bodies) with msgspec; the
+shipper queues that bytes object (no per-event objects for the garbage collector to walk, an exact
+size for the memory bound).
 
 The monitor validates the envelope strictly and refuses a whole batch (422) for one bad field, so
-the encoder never produces a value outside monitor/capture/wire.py's limits, whatever one client
-or the model server sends: the path and content types are clipped, at most 64 headers are kept, an
-invalid id is replaced, and a status outside 100-599 (not HTTP, RFC 9110 §15) is recorded as 502,
-the failed call a gateway would have reported.
+the encoder never produces a value outside monitor/capture/wire.py's limits (imported from there),
+whatever one client or the model server sends: the path, method and content types are clipped, at
+most `MAX_HEADERS` headers are kept, an invalid id is replaced, and a status outside 100-599 (not
+HTTP, RFC 9110 §15) is recorded as 502, the failed call a gateway would have reported.
 """
 
 from __future__ import annotations
@@ -22,15 +22,21 @@ import secrets
 
 import msgspec
 
+from monitor.capture.wire import (
+    ID_PATTERN,
+    MAX_CONTENT_TYPE,
+    MAX_HEADERS,
+    MAX_ID,
+    MAX_METHOD,
+    MAX_PATH,
+    MAX_STATUS,
+    MIN_STATUS,
+)
+
 __all__ = ["BodyBuffer", "EventEncoder", "RawCapture", "choose_id", "encode_body"]
 
-_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_ID_RE = re.compile(ID_PATTERN.encode("ascii"))
 Headers = list[tuple[bytes, bytes]]
-# The monitor's envelope limits (monitor/capture/wire.py: CapturedEvent, Body).
-MAX_PATH = 2048
-MAX_CONTENT_TYPE = 256
-MAX_METHOD = 16
-MAX_HEADERS = 64
 INVALID_STATUS = 502
 
 
@@ -61,9 +67,30 @@ class BodyBuffer:
         return b"".join(self.chunks)
 
 
-RawCapture = tuple[float, float, int, bytes, bytes, Headers, "bytes | None", bytes, bool, bytes, bool]
-"""(wall-clock start, upstream seconds, status, method, request target, request headers as parsed,
-response content-type, request body, truncated, response body, truncated)."""
+class RawCapture(msgspec.Struct, gc=False):
+    """One captured pair as the proxy holds it: references, nothing copied or decoded yet.
+
+    A msgspec Struct because one is built per captured request on the hot path, and its
+    constructor runs in C: as cheap as the anonymous tuple it replaced, where a NamedTuple or a
+    `__slots__` class costs a Python-level `__new__`/`__init__` (`python benchmarks/sidecar.py`
+    shows the proxy's overhead). `gc=False`: it holds only bytes, numbers and the parser's header
+    list, so it cannot be part of a reference cycle.
+    """
+
+    started_at: float
+    """Wall-clock time (epoch seconds) of the request's first byte."""
+    upstream_seconds: float
+    status: int
+    method: bytes
+    target: bytes
+    """The request target as sent (path and query)."""
+    headers: Headers
+    """The request's header fields as parsed (spelling, order, duplicates)."""
+    response_content_type: bytes | None
+    request_body: bytes
+    request_truncated: bool
+    response_body: bytes
+    response_truncated: bool
 
 
 def choose_id(ce_id: bytes | None, request_id: bytes | None) -> str | None:
@@ -71,7 +98,7 @@ def choose_id(ce_id: bytes | None, request_id: bytes | None) -> str | None:
     for candidate in (ce_id, request_id):
         if candidate is not None:
             candidate = candidate.strip()
-            if _ID_RE.match(candidate):
+            if len(candidate) <= MAX_ID and _ID_RE.match(candidate):
                 return candidate.decode("ascii")
     return None
 
@@ -134,11 +161,10 @@ class EventEncoder:
         return f"{self.prefix}-{next(self._counter):x}"
 
     def encode(self, c: RawCapture) -> bytes:
-        ts, latency, status, method, target, head, resp_ct, req, req_cut, resp, resp_cut = c
         allow = self.allow
         headers: dict[str, str] = {}
         ce_id = request_id = req_ct = None
-        for name, value in head:
+        for name, value in c.headers:
             key = name.lower().decode("latin-1")
             if key == "ce-id":
                 ce_id = value
@@ -148,16 +174,17 @@ class EventEncoder:
                 req_ct = value[:MAX_CONTENT_TYPE].decode("latin-1")
             if key in allow and (len(headers) < MAX_HEADERS or key in headers):
                 headers[key] = value.decode("latin-1")
+        status, resp_ct = c.status, c.response_content_type
         event = _Event(
             choose_id(ce_id, request_id) or self.new_id(),
             self.model,
-            round(ts, 6),
-            round(latency, 6),
-            status if 100 <= status <= 599 else INVALID_STATUS,
-            method[:MAX_METHOD].decode("latin-1"),
-            target.split(b"?", 1)[0][:MAX_PATH].decode("latin-1"),
-            _body(req, req_cut, req_ct),
-            _body(resp, resp_cut, None if resp_ct is None else resp_ct[:MAX_CONTENT_TYPE].decode("latin-1")),
+            round(c.started_at, 6),
+            round(c.upstream_seconds, 6),
+            status if MIN_STATUS <= status <= MAX_STATUS else INVALID_STATUS,
+            c.method[:MAX_METHOD].decode("latin-1"),
+            c.target.split(b"?", 1)[0][:MAX_PATH].decode("latin-1"),
+            _body(c.request_body, c.request_truncated, req_ct),
+            _body(c.response_body, c.response_truncated, None if resp_ct is None else resp_ct[:MAX_CONTENT_TYPE].decode("latin-1")),
             headers,
         )
         return self._encode(event)

@@ -1,6 +1,6 @@
 """POST /v1/events to the monitor over one pooled keep-alive HTTP/1.1 connection.
 
-Why not httpx: measured on this machine, httpx's AsyncClient ran 0.5-0.9 ms (up to ~5 ms) of
+Why not httpx: in `python benchmarks/sidecar.py` on a 2-core machine, httpx's AsyncClient ran 0.5-0.9 ms (up to ~5 ms) of
 Python between awaits for each 300 KB batch, on the proxy's event loop, which showed as p99
 latency of proxied requests (c=1 p99 ~2-3 ms with capture on, ~0.5-0.9 ms without). Here a request
 is an asyncio.Protocol + httptools (as on the hot path), and the body is written in 64 KiB slices
@@ -8,7 +8,7 @@ with a yield between them, so no single step holds the loop for long.
 
 The body arrives as pieces (the shipper's encoded events and the JSON framing between them) and is
 never joined whole: a 350 KB batch as one bytes object is a fresh mmap'd allocation whose page
-faults cost 0.2-0.6 ms on the loop per batch (measured), visible at c=1 p99; slices of 64 KiB come
+faults cost 0.2-0.6 ms on the loop per batch, visible in the benchmark's c=1 p99; slices of 64 KiB come
 from the heap.
 """
 

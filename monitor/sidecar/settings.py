@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from monitor.config import _MODEL_NAME_RE, parse_duration, parse_size
+from monitor.config import parse_duration, parse_size
+from monitor.names import MODEL_NAME_RE
 
 __all__ = ["DEFAULT_CAPTURE_PATHS", "DEFAULT_HEADER_ALLOW", "SettingsError", "SidecarSettings", "Upstream", "build_settings"]
 
@@ -114,7 +115,7 @@ def build_settings(
 ) -> SidecarSettings:
     """Validate flag values; raises SettingsError naming the first bad flag."""
     env = os.environ if environ is None else environ
-    if not _MODEL_NAME_RE.match(model):
+    if not MODEL_NAME_RE.match(model):
         raise SettingsError(f"--model {model!r}: lowercase letters, digits and '-' (a DNS label, max 63), as in the config")
     if not 0 <= port <= 65535:
         raise SettingsError(f"--port {port}: must be 0..65535")

@@ -7,9 +7,10 @@ memory first, then from the spool; spooled records are consumed only once the mo
 
 Nothing here can slow or fail inference: `submit` runs after the response was written, never
 awaits, and encodes its one event there (~4 µs). Encoding a whole batch at send time instead made
-~3 ms bursts of CPU that, on this 2-core machine, delayed the model server and the client sharing
+~3 ms bursts of CPU that, on a 2-core machine, delayed the model server and the client sharing
 the cores: c=1 p99 ~1.2 ms against ~0.6 ms when each event is encoded as it arrives (same
-throughput). The HTTP exchange runs in a background task on the same loop, one batch in flight.
+throughput; `python benchmarks/sidecar.py`). The HTTP exchange runs in a background task on the
+same loop, one batch in flight.
 
 Accounting: every captured event is shipped, still queued or spooled, or counted once in
 `dropped` by reason. The background task never dies before shutdown: a spool I/O error (a full

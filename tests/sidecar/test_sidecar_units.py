@@ -66,8 +66,8 @@ def _raw(headers: list[tuple[bytes, bytes]], request: bytes, response: bytes, li
     req, resp = BodyBuffer(limit), BodyBuffer(limit)
     req.add(request)
     resp.add(response)
-    return (1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", headers, None,
-            req.value(), req.truncated, resp.value(), resp.truncated)
+    return RawCapture(1763812345.1234567, 0.0021, 200, b"POST", b"/v1/models/wine:predict?x=1", headers, None,
+                      req.value(), req.truncated, resp.value(), resp.truncated)
 
 
 def test_encoded_event_matches_the_wire_format() -> None:
@@ -101,8 +101,8 @@ def test_hostile_fields_are_clipped_to_what_the_monitor_accepts(status: int) -> 
     encoder = EventEncoder("wine", frozenset([*names, "x-request-id"]), id_prefix="p")
     headers = [(b"Content-Type", b"application/json; x=" + b"\xe9" * 5000), (b"X-Request-ID", b"a" * 129 + b"\n")]
     headers += [(name.encode(), b"\x00\xff" * 1000) for name in names] + [(b"x-h0", b"again")]
-    raw: RawCapture = (1.5, 0.001, status, b"SOME-VERY-LONG-EXTENSION-METHOD", b"/v1/models/" + b"\xff" * 70000 + b":predict?q=1",
-                       headers, b"text/plain; " + b"y" * 1000, b"{}", False, b"{}", False)
+    raw = RawCapture(1.5, 0.001, status, b"SOME-VERY-LONG-EXTENSION-METHOD", b"/v1/models/" + b"\xff" * 70000 + b":predict?q=1",
+                     headers, b"text/plain; " + b"y" * 1000, b"{}", False, b"{}", False)
     encoded = encoder.encode(raw)
     (event,) = decode_batch(b'{"events":[' + encoded + b"]}").events  # what the monitor's ingest runs
     assert event.id == "p-0" and len(event.path) == 2048 and event.path.startswith("/v1/models/\xff")
