@@ -75,7 +75,6 @@ _SIZE_UNITS = {
     "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4,
 }
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
-_MODEL_NAME_RE = MODEL_NAME_RE  # old private name, until its importers use monitor.names
 
 
 class ConfigError(ValueError):
