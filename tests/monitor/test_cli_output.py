@@ -1,0 +1,130 @@
+"""`driftwatch` output off a terminal is never wrapped, and the CLI follows the usual conventions.
+
+Every run here writes to a pipe, as in CI, `| grep` or `> file`: a path, a note, an error or a
+table cell must come out on one line whatever `COLUMNS` says.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from monitor.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+REF = ROOT / "examples" / "data" / "churn_reference.csv"
+CUR = ROOT / "examples" / "data" / "churn_current.csv"
+CONFIG = ROOT / "examples" / "config.yaml"
+LONG_COLUMN = "monthly_charges_in_the_customers_billing_currency_after_discounts_and_before_taxes"
+COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def driftwatch(*args: str, columns: int) -> subprocess.CompletedProcess[str]:
+    """Run the installed `driftwatch` entry point with stdout and stderr on pipes."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("driftwatch")), *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": str(columns)},
+    )
+
+
+@pytest.fixture
+def long_dir(tmp_path: Path) -> Path:
+    """A directory whose path is far longer than any terminal is wide."""
+    path = tmp_path / ("a_rather_long_directory_name_" * 6) / "and_then_some_more"
+    path.mkdir(parents=True)
+    assert len(str(path)) > 200
+    return path
+
+
+def lines(res: subprocess.CompletedProcess[str]) -> list[str]:
+    return (res.stdout + res.stderr).splitlines()
+
+
+@pytest.mark.parametrize("columns", [40, 300])
+def test_note_naming_a_long_path_is_one_line(long_dir: Path, columns: int) -> None:
+    cur = long_dir / "cur.csv"
+    pd.read_csv(CUR).drop(columns=["senior"]).to_csv(cur, index=False)
+    res = driftwatch("drift", str(REF), str(cur), "--config", str(CONFIG), "--model", "churn", "--json", columns=columns)
+    assert res.returncode == 0, res.stderr
+    assert f"note: {cur} lacks senior: evaluated as all missing" in res.stderr.splitlines()
+
+
+@pytest.mark.parametrize("columns", [40, 300])
+def test_error_naming_a_long_path_is_one_line(long_dir: Path, columns: int) -> None:
+    missing = long_dir / "no_such_file.csv"
+    res = driftwatch("drift", str(missing), str(missing), columns=columns)
+    assert res.returncode == 2
+    assert any(str(missing) in line for line in res.stderr.splitlines()), res.stderr
+
+
+@pytest.mark.parametrize("columns", [40, 300])
+def test_drift_table_cells_are_not_folded(tmp_path: Path, columns: int) -> None:
+    rng = np.random.default_rng(0)
+    pd.DataFrame({LONG_COLUMN: rng.normal(size=300), "region": ["north", "south"] * 150}).to_csv(tmp_path / "ref.csv", index=False)
+    pd.DataFrame({LONG_COLUMN: rng.normal(3, size=300), "region": ["north", "south"] * 150}).to_csv(tmp_path / "cur.csv", index=False)
+    res = driftwatch("drift", str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), columns=columns)
+    assert res.returncode == 0, res.stderr
+    (row,) = [line for line in lines(res) if LONG_COLUMN in line]
+    assert row.split()[-1] == "yes"  # the whole row, verdict included, is on that one line
+
+
+@pytest.mark.parametrize("columns", [40, 300])
+def test_calibrate_column_names_are_not_folded(tmp_path: Path, columns: int) -> None:
+    rng = np.random.default_rng(1)
+    pd.DataFrame({LONG_COLUMN: rng.normal(size=2000)}).to_csv(tmp_path / "ref.csv", index=False)
+    model = {
+        "name": "toy",
+        "features": [{"name": LONG_COLUMN, "type": "numeric"}],
+        "reference": {"path": "ref.csv"},
+        "window": {"records": 400, "step": 200},
+        "false_alarm_budget": {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"version": 1, "models": [model]}))
+    res = driftwatch("calibrate", "--config", str(tmp_path / "config.yaml"), columns=columns)
+    assert res.returncode == 0, res.stderr
+    (row,) = [line for line in lines(res) if LONG_COLUMN in line]
+    assert row.split()[-1] == "std"  # ends with the detectable shift: the row was not split
+
+
+def test_version_prints_the_installed_version() -> None:
+    res = driftwatch("--version", columns=80)
+    assert (res.returncode, res.stdout) == (0, f"driftwatch {importlib.metadata.version('driftwatch')}\n")
+
+
+def help_text(*args: str) -> str:
+    """Help as printed to a pipe 300 columns wide (wide enough that no panel needs to wrap)."""
+    res = CliRunner().invoke(app, [*args], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)], ids=lambda c: " ".join(c) or "driftwatch")
+def test_short_and_long_help_options_print_the_same_help(command: list[str]) -> None:
+    assert help_text(*command, "-h") == help_text(*command, "--help")
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)], ids=lambda c: " ".join(c) or "driftwatch")
+def test_flags_show_no_value_placeholder(command: list[str]) -> None:
+    text = help_text(*command, "--help")
+    assert "<bool>" not in text
+    assert "BOOLEAN" not in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_sentences_are_not_broken_across_lines(command: str) -> None:
+    """Each paragraph of a command's description and each option's help is on one line."""
+    click_command = get_command(app).commands[command]  # type: ignore[attr-defined]
+    expected = [" ".join(p.split()) for p in (click_command.help or "").split("\n\n")]
+    expected += [" ".join(p.help.split()) for p in click_command.params if getattr(p, "help", None)]
+    printed = [" ".join(line.strip(" │").split()) for line in help_text(command, "--help").splitlines()]
+    assert [sentence for sentence in expected if not any(sentence in line for line in printed)] == []
