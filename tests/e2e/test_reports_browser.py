@@ -5,6 +5,9 @@ store; the monitor evaluates its windows; Chromium opens /reports/, follows the 
 must show the drifted features the JSON API names. The screenshot is kept as a test artifact
 (test-artifacts/report.png) and, with DRIFTWATCH_UPDATE_SCREENSHOT=1, copied to docs/img/ for the README.
 
+Layout: at 1400 and 1920 px wide no card may scroll sideways (the column table included), with long
+column and category names too; screenshots of those pages are kept in test-artifacts/.
+
 Model traffic is hostile input: a category value that closes Evidently's `<script>` block must not run
 in the monitor's origin, neither on the served pages nor in the offline file, and Evidently's page
 must still render.
@@ -35,7 +38,7 @@ from monitor.drift import build_profile, evaluate, specs_from_config
 from monitor.reports import create_router
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.offline import offline_report
-from monitor.reports.view import report_view
+from monitor.reports.view import report_view, with_distributions
 from tests.monitor.ingest_helpers import serve_in_thread
 from tests.reports.memory_source import MemorySource
 
@@ -120,7 +123,7 @@ def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
             assert page.locator("tr[data-model=churn] .badge").inner_text().lower() == "drift"
             with page.expect_navigation():
                 page.get_by_role("link", name="churn", exact=True).first.click()
-            page.wait_for_selector("#drifted-names", timeout=120_000)  # first view runs Evidently
+            page.wait_for_selector("#drifted-names", timeout=60_000)
             assert page.url.rstrip("/").endswith("/reports/churn")
             shown = page.locator("#drifted-names").inner_text().split(", ")
             assert shown == drifted
@@ -128,6 +131,7 @@ def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
                 assert page.locator(f'tr.drifted[data-feature="{name}"]').count() == 1
                 assert page.locator(f'.card[data-feature="{name}"]').is_visible()
             assert page.locator("svg.history g.panel").count() == len(report["result"]["features"])
+            assert page.locator("svg.dist").count() == len(report["result"]["features"])  # our own plots
             evidently = page.frame_locator("iframe.evidently")
             evidently.locator("text=Dataset Drift").first.wait_for(timeout=60_000)  # renders offline
             page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 1560}, full_page=True)
@@ -244,3 +248,67 @@ def test_a_script_in_evidentlys_page_stays_in_its_sandbox(tmp_path: Path, browse
     assert frame.evaluate("[document.title, self.origin]") == ["XSS-null", "null"]  # it ran, but origin-less
     assert page.title() == "churn · window #2000 · driftwatch"  # could not reach the page around it
     assert hits == []  # and could not send anything
+
+
+@pytest.fixture(scope="module")
+def reports_url() -> Iterator[str]:
+    """The report routes over the in-memory churn windows, Evidently included (it runs in the background)."""
+    app = FastAPI()
+    app.include_router(create_router(MemorySource()))
+    with serve_in_thread(app) as url:
+        yield url
+
+
+LONG_NAMES = {
+    "tenure_months": "customer_tenure_in_months_since_the_first_signed_contract_of_the_household_account",
+    "monthly_charges": "averagemonthlychargesacrossallsubscribedproductsandservicesbeforediscountsandtaxes",
+    "contract": "contract_type_as_recorded_by_the_billing_system_at_the_end_of_the_window",
+}
+
+
+def _long_names_page(tmp: Path) -> Path:
+    """The churn report with very long column names and a very long category value, as served (framed Evidently)."""
+    source = MemorySource()
+    reference = source.reference.copy()
+    current = source.frames[source.churn[-1].window_id].copy()
+    long_value = "month-to-month-with-an-introductory-discount-that-expires-after-the-first-twelve-billing-cycles"
+    current.loc[current["contract"] == "month-to-month", "contract"] = long_value
+    reference = reference.rename(columns=LONG_NAMES)
+    current = current.rename(columns=LONG_NAMES)
+    specs, settings = specs_from_config(source.config, "churn")
+    specs = [replace(s, name=LONG_NAMES.get(s.name, s.name)) for s in specs]
+    result = evaluate(build_profile(reference, specs, settings), current)
+    ev = replace(source.churn[-1], result=result.to_dict())
+    view = with_distributions(report_view(ev, [ev]), reference, current)
+    section = EvidentlySection(scores={}, url="about:blank", agreement_url="about:blank")
+    out = tmp / "long-names.html"
+    out.write_text(render_report(view, evidently=section))
+    return out
+
+
+def _overflowing(page: Page) -> list[str]:
+    """Cards, table wrappers and the page itself whose content is wider than their box."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.card, .tablewrap'), document.documentElement]
+            .filter(e => e.scrollWidth > e.clientWidth)
+            .map(e => (e.id || e.className || e.tagName) + ' ' + e.scrollWidth + '>' + e.clientWidth)"""
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_no_card_scrolls_sideways_even_with_long_names(tmp_path: Path, browser: Browser, reports_url: str, width: int) -> None:
+    shots = ROOT / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    for name, url in (("churn", f"{reports_url}/reports/churn/2000"), ("long-names", _long_names_page(tmp_path).as_uri())):
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("table.columns")
+        table = page.locator("table.columns")
+        assert table.locator("tr[data-feature]").count() == 8  # every column is in the table
+        assert _overflowing(page) == [], name
+        card = page.locator("#drifted")
+        box, table_box = card.bounding_box(), table.bounding_box()
+        assert box is not None and table_box is not None
+        assert table_box["x"] + table_box["width"] <= box["x"] + box["width"]  # the table ends inside its card
+        page.screenshot(path=str(shots / f"report-{name}-{width}.png"), full_page=True)
