@@ -14,7 +14,8 @@ last acknowledged transactions on power loss; benchmarks/ingest.py measures both
 
 Not thread-safe by itself: the service drives it from one writer thread. Other components (the
 retraining history) open their own connections to the same file; WAL plus `busy_timeout` lets
-them coexist.
+them coexist. The file's schema and its migrations, these tables' and the retraining history's,
+are `monitor/storage_schema.py`'s.
 """
 
 from __future__ import annotations
@@ -29,55 +30,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoredEvent"]
+from monitor import storage_schema
 
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        model TEXT NOT NULL,
-        id TEXT NOT NULL,
-        ts REAL NOT NULL,
-        received_at REAL NOT NULL,
-        reason TEXT,
-        n_records INTEGER NOT NULL,
-        rec_end INTEGER,
-        raw TEXT NOT NULL,
-        UNIQUE (model, id)
-    );
-    CREATE INDEX events_model_rec ON events (model, rec_end) WHERE rec_end IS NOT NULL;
-    CREATE TABLE ce_pending (
-        model TEXT NOT NULL,
-        id TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('request', 'response')),
-        received_at REAL NOT NULL,
-        half TEXT NOT NULL,
-        PRIMARY KEY (model, id, kind)
-    );
-    CREATE INDEX ce_pending_received ON ce_pending (received_at);
-    CREATE TABLE evaluations (
-        id INTEGER PRIMARY KEY,
-        model TEXT NOT NULL,
-        window_start REAL NOT NULL,
-        window_end REAL NOT NULL,
-        first_seq INTEGER NOT NULL,
-        last_seq INTEGER NOT NULL,
-        first_rec INTEGER NOT NULL,
-        last_rec INTEGER NOT NULL,
-        n_records INTEGER NOT NULL,
-        result TEXT NOT NULL,
-        evaluated_at REAL NOT NULL
-    );
-    CREATE INDEX evaluations_model ON evaluations (model, last_rec);
-    """,
-    # v2: the grid point an evaluation ends at. A count window can end before its point (the record at
-    # it stamped too late or too far ahead), so a restart that derived the point from last_rec would
-    # evaluate the same point again. Rows from v1 keep NULL and fall back to that derivation.
-    """
-    ALTER TABLE evaluations ADD COLUMN point_kind TEXT CHECK (point_kind IN ('count', 'time'));
-    ALTER TABLE evaluations ADD COLUMN point REAL;
-    """,
-)
+__all__ = ["EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoredEvent"]
 
 
 class EventRow(NamedTuple):
@@ -126,7 +81,7 @@ class EvaluationRow:
     result: dict[str, Any]
     evaluated_at: float
     point: tuple[str, float] | None = None
-    """The grid point the window ends at (`DueWindow.point`); None in rows stored before v2."""
+    """The grid point the window ends at (`DueWindow.point`); None in rows stored before schema v2."""
 
 
 _EVENT_COLUMNS = ("seq", "model", "id", "ts", "received_at", "reason", "n_records", "rec_end", "raw")
@@ -175,23 +130,11 @@ class EventStore:
         self._db.close()
 
     def _migrate(self) -> None:
-        with self.transaction():
-            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._db.execute("SELECT version FROM schema_version").fetchone()
-            current = row[0] if row else 0
-            if current > len(_MIGRATIONS):
-                raise RuntimeError(f"{self.path}: schema version {current} is newer than this driftwatch ({len(_MIGRATIONS)})")
-            for script in _MIGRATIONS[current:]:
-                for statement in filter(str.strip, script.split(";")):
-                    self._db.execute(statement)
-            if row is None:
-                self._db.execute("INSERT INTO schema_version VALUES (?)", (len(_MIGRATIONS),))
-            else:
-                self._db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
+        storage_schema.migrate(self._db, self.path)  # SchemaVersionError (a RuntimeError) for a newer file
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("SELECT version FROM schema_version").fetchone()[0])
+        return storage_schema.schema_version(self._db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

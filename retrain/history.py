@@ -3,7 +3,8 @@
 The store is the only state a restart needs: a decision, the policy state it produced and (for a
 launch) the pending run are written in ONE transaction before anything is launched, so a crash at
 any point leaves either nothing or a pending run that the restarted controller launches again
-under the same deterministic name (which the API server deduplicates).
+under the same deterministic name (which the API server deduplicates). The tables are created and
+migrated by `monitor/storage_schema.py`, which owns the whole file's schema.
 """
 
 from __future__ import annotations
@@ -15,61 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.storage_schema import SchemaVersionError, migrate
 from retrain.policy import Decision, ModelState
 from retrain.run import Run
 
-SCHEMA_VERSION = 2
 DECISIONS_KEPT = 10_000
 """Decisions listed per model (the newest). One is recorded for every evaluated window, so without a
 cap the table would grow for ever; their counts (the metrics) live apart and are never trimmed."""
 ACTIVE_STATES = ("pending", "running")
 OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS retrain_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS retrain_decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model TEXT NOT NULL,
-    at REAL NOT NULL,
-    source TEXT NOT NULL,
-    action TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    fingerprint TEXT,
-    job_name TEXT,
-    trigger TEXT
-);
-CREATE INDEX IF NOT EXISTS retrain_decisions_model ON retrain_decisions (model, id);
-CREATE TABLE IF NOT EXISTS retrain_decision_counts (
-    model TEXT NOT NULL,
-    action TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (model, action, reason)
-);
-CREATE TABLE IF NOT EXISTS retrain_jobs (
-    name TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    fingerprint TEXT NOT NULL UNIQUE,
-    launcher TEXT NOT NULL,
-    namespace TEXT,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    exit_code INTEGER,
-    pid INTEGER,
-    pid_created REAL,
-    log_path TEXT,
-    detail TEXT,
-    run TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS retrain_jobs_state ON retrain_jobs (state, model);
-CREATE TABLE IF NOT EXISTS retrain_state (model TEXT PRIMARY KEY, state TEXT NOT NULL);
-"""
-
-
-class SchemaError(RuntimeError):
-    """The file holds retraining tables from a newer driftwatch."""
+SchemaError = SchemaVersionError
+"""The file was written by a newer driftwatch (the schema and its migrations are monitor/storage_schema.py's)."""
 
 
 @dataclass(frozen=True)
@@ -121,19 +79,7 @@ class History:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)  # commits on its own, so outside the transaction helper
-        with self._tx() as db:
-            row = db.execute("SELECT value FROM retrain_meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO retrain_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row["value"]) > SCHEMA_VERSION:
-                raise SchemaError(f"retrain tables have schema version {row['value']}, this driftwatch knows {SCHEMA_VERSION}")
-            elif int(row["value"]) == 1:  # counts were COUNT(*) over every decision: carry them over
-                db.execute(
-                    "INSERT INTO retrain_decision_counts (model, action, reason, n)"
-                    " SELECT model, action, reason, COUNT(*) FROM retrain_decisions GROUP BY model, action, reason"
-                )
-                db.execute("UPDATE retrain_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        migrate(self._db, path)  # SchemaError for a file from a newer driftwatch
 
     def close(self) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ def test_a_store_from_a_newer_driftwatch_is_refused_without_a_traceback(tmp_path
     store.parent.mkdir(parents=True, exist_ok=True)
     History(store).close()
     with sqlite3.connect(store) as db:
-        db.execute("UPDATE retrain_meta SET value = '99' WHERE key = 'schema_version'")
+        db.execute("UPDATE schema_version SET version = 99")
     res = subprocess.run(
         [sys.executable, "-m", "monitor.cli", "serve", "--config", str(config), "--port", str(free_port())],
         capture_output=True, text=True, timeout=120,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store import _MIGRATIONS, EvaluationRow, EventRow, EventStore, PendingHalf
+from monitor.storage_schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.store import EvaluationRow, EventRow, EventStore, PendingHalf
 
 
 def rows(ids: list[str], model: str = "m", reason: str | None = None, n: int = 1, received: float = 100.0) -> list[EventRow]:
@@ -23,7 +24,7 @@ def append(store: EventStore, batch: list[EventRow]) -> list[object]:
 def test_schema_is_versioned_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = EventStore(path)
-    assert store.schema_version == 2
+    assert store.schema_version == SCHEMA_VERSION
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
     with sqlite3.connect(path) as db:
@@ -116,17 +117,18 @@ def test_a_version_1_file_is_upgraded_in_place_and_its_evaluations_have_no_point
     """Evaluations stored before points were keep their rows; a restart derives their point (windows.py)."""
     path = tmp_path / "s.db"
     with sqlite3.connect(path) as db:
-        db.executescript(_MIGRATIONS[0] + "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
+        db.executescript(MIGRATIONS[0].sql + "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
         db.execute("INSERT INTO evaluations (model, window_start, window_end, first_seq, last_seq, first_rec, last_rec,"
                    " n_records, result, evaluated_at) VALUES ('m', 1.0, 2.0, 1, 5, 1, 99, 99, '{}', 3.0)")
     store = EventStore(path)
-    assert store.schema_version == 2
+    assert store.schema_version == SCHEMA_VERSION
     (old,) = store.evaluations("m")
     assert (old.last_rec, old.point) == (99, None)
     store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 51, 150, 99, {}, 4.0, ("count", 150)))
     store.close()
     reopened = EventStore(path)
-    assert [e.point for e in reopened.evaluations("m")] == [("count", 150.0), None] and reopened.schema_version == 2
+    assert [e.point for e in reopened.evaluations("m")] == [("count", 150.0), None]
+    assert reopened.schema_version == SCHEMA_VERSION
     reopened.close()
 
 
@@ -147,18 +149,18 @@ def test_retention_by_age_then_by_size(tmp_path: Path) -> None:
 
 
 def test_another_connection_writes_its_own_tables_concurrently(tmp_path: Path) -> None:
-    """Retraining history shares the file through its own connection: WAL + busy_timeout let both write."""
+    """Another connection (as the retraining history has) shares the file: WAL + busy_timeout let both write."""
     path = tmp_path / "s.db"
     store = EventStore(path)
     other = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    other.execute("CREATE TABLE IF NOT EXISTS retrain_jobs (name TEXT)")
+    other.execute("CREATE TABLE IF NOT EXISTS side_writes (name TEXT)")
     errors: list[BaseException] = []
 
     def writer() -> None:
         try:
             for i in range(200):
                 other.execute("BEGIN IMMEDIATE")
-                other.execute("INSERT INTO retrain_jobs VALUES (?)", (f"j{i}",))
+                other.execute("INSERT INTO side_writes VALUES (?)", (f"j{i}",))
                 other.execute("COMMIT")
         except BaseException as exc:
             errors.append(exc)
@@ -169,5 +171,5 @@ def test_another_connection_writes_its_own_tables_concurrently(tmp_path: Path) -
         append(store, rows([f"b{b}-{i}" for i in range(20)]))
     t.join()
     assert not errors
-    assert other.execute("SELECT COUNT(*) FROM retrain_jobs").fetchone()[0] == 200
+    assert other.execute("SELECT COUNT(*) FROM side_writes").fetchone()[0] == 200
     assert store.count_events() == {None: 800}

@@ -315,7 +315,7 @@ def test_history_schema_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "driftwatch.db"
     History(db).close()
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE retrain_meta SET value = '99' WHERE key = 'schema_version'")
+        conn.execute("UPDATE schema_version SET version = 99")
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(SchemaError, match="99"):
         History(db)

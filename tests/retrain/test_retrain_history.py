@@ -1,11 +1,10 @@
-"""The retraining history file: bounded decision list, counts that never go back, schema upgrade."""
+"""The retraining history: bounded decision list, counts that never go back."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from retrain.history import SCHEMA_VERSION, History
+from retrain.history import History
 from retrain.policy import Decision, ModelState
 
 
@@ -29,28 +28,5 @@ def test_only_the_newest_decisions_stay_listed_but_counts_keep_everything(tmp_pa
         history.close()
 
 
-def test_a_version_1_file_keeps_its_counts_after_the_upgrade(tmp_path: Path) -> None:
-    path = tmp_path / "dw.db"
-    History(path).close()
-    with sqlite3.connect(path) as db:  # what driftwatch with schema 1 left: no counts table
-        db.execute("DROP TABLE retrain_decision_counts")
-        db.execute("UPDATE retrain_meta SET value = '1' WHERE key = 'schema_version'")
-        db.executemany(
-            "INSERT INTO retrain_decisions (model, at, source, action, reason) VALUES (?, ?, 'window', ?, ?)",
-            [("wine", float(i), "skip" if i < 3 else "none", "cooldown" if i < 3 else "no_drift") for i in range(8)],
-        )
-    history = History(path)
-    try:
-        assert history.decision_counts() == {"wine": {"cooldown": 3, "no_drift": 5}}
-        decide(history, "wine", 100, "skip", "cooldown")
-        assert history.decision_counts() == {"wine": {"cooldown": 4, "no_drift": 5}} and history.skip_counts() == {"wine": 4}
-    finally:
-        history.close()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM retrain_meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
-    History(path).close()  # opening again does not count twice
-    history = History(path)
-    try:
-        assert history.decision_counts() == {"wine": {"cooldown": 4, "no_drift": 5}}
-    finally:
-        history.close()
+# Upgrades of files from older versions (a version-1 history keeps its counts) are tested with the
+# schema that owns them: tests/monitor/test_store_schema.py.
