@@ -137,40 +137,62 @@ def load_config_or_exit(path: Path):  # type: ignore[no-untyped-def]
 
 
 @app.command("check-config")
-def check_config(config: Annotated[Path, typer.Argument(help="The YAML config to validate.")]) -> None:
+def check_config(
+    config: Annotated[Path, typer.Argument(help="The YAML config to validate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print {valid, errors: [{path, message}]} as JSON instead of text.")] = False,
+) -> None:
     """Validate a config file; every error is reported with the path of the bad field."""
-    cfg = load_config_or_exit(config)
-    from monitor.service import load_reference
+    import json
 
-    problems = []
-    for i, model in enumerate(cfg.models):
-        where, path = f"models[{i}:{model.name}].reference.path", model.reference.path
-        if not path.exists():
-            problems.append(f"{where}: file not found: {path}")
-            continue
-        try:  # the monitor would start but never become ready: say so now
-            reference = load_reference(model)
-        except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
-            problems.append(f"{where}: cannot read {path} ({type(exc).__name__}: {str(exc)[:200]})")
-            continue
-        if missing := [c.name for c in model.columns if c.name not in reference.columns]:
-            problems.append(f"{where}: {path} has no column(s) {', '.join(missing)}")
-        # A column without one usable reference value can never drift: every window would say "no drift".
-        for c in model.columns:
-            if c.name in reference.columns and not _usable_values(reference[c.name], c.type):
-                kind = "finite number" if c.type == "numeric" else "non-missing value"
-                problems.append(f"{where}: column {c.name} of {path} has no {kind}: it could never drift")
+    from monitor.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+        problems = _reference_problems(cfg)
+    except ConfigError as exc:
+        cfg, problems = None, exc.errors
+    if as_json:
+        doc: dict[str, object] = {"valid": not problems, "errors": [{"path": p, "message": m} for p, m in problems]}
+        if cfg is not None:
+            doc.update(models=len(cfg.models), columns=sum(len(m.columns) for m in cfg.models))
+        typer.echo(json.dumps(doc, indent=2))
+        if problems:
+            raise typer.Exit(2)
+        return
     if problems:
-        fail(f"{config}: {len(problems)} error(s)\n" + "\n".join(f"  {p}" for p in problems))
+        fail(f"{config}: {len(problems)} error(s)\n" + "\n".join(f"  {p}: {m}" for p, m in problems))
+    assert cfg is not None
     n_cols = sum(len(m.columns) for m in cfg.models)
     console.print(f"[green]ok[/] {escape(str(config))}: {len(cfg.models)} model(s), {n_cols} monitored column(s)")
 
 
-def _usable_values(column: pd.Series, kind: str) -> int:
-    """Rows of a reference column the drift engine can compare (see monitor/drift/values.py)."""
-    from monitor.drift.values import categorical_values, numeric_values
+def _reference_problems(cfg: Config) -> list[tuple[str, str]]:
+    """(field path, message) for each reference the monitor could not use: it would start but never
+    become ready, or a column could never drift (the rule `drift --config` and `report` apply too)."""
+    from monitor.drift import build_profile, specs_from_config, unusable_columns
+    from monitor.service import load_reference
 
-    return int(numeric_values(column).finite.size) if kind == "numeric" else categorical_values(column).n_valid
+    problems: list[tuple[str, str]] = []
+    for i, model in enumerate(cfg.models):
+        where, path = f"models[{i}:{model.name}].reference.path", model.reference.path
+        if not path.exists():
+            problems.append((where, f"file not found: {path}"))
+            continue
+        try:
+            reference = load_reference(model)
+        except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+            problems.append((where, f"cannot read {path} ({type(exc).__name__}: {str(exc)[:200]})"))
+            continue
+        if missing := [c.name for c in model.columns if c.name not in reference.columns]:
+            problems.append((where, f"{path} has no column(s) {', '.join(missing)}"))
+        specs, settings = specs_from_config(cfg, model)
+        present = [s for s in specs if s.name in reference.columns]
+        lacks = unusable_columns(build_profile(reference, present, settings))
+        fields = [*(f"features[{j}:{c.name}]" for j, c in enumerate(model.features)), *(f"outputs[{j}:{c.name}]" for j, c in enumerate(model.outputs))]
+        for field, col in zip(fields, model.columns, strict=True):
+            if col.name in lacks:
+                problems.append((f"models[{i}:{model.name}].{field}", f"column {col.name} of {path} has no {lacks[col.name]}: it could never drift"))
+    return problems
 
 
 # -- commands added by the other modules register below this line ---------------------------------
@@ -347,36 +369,33 @@ def alerts_cmd(
 
 @app.command("report")
 def report(
-    config: Annotated[Path, typer.Option("--config", help="The YAML config (methods and thresholds).")],
-    model: Annotated[str, typer.Option("--model", help="The model of the config the files belong to.")],
     reference: Annotated[Path, typer.Option("--reference", help="Reference data, CSV or Parquet.")],
     current: Annotated[Path, typer.Option("--current", help="Current data, CSV or Parquet.")],
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config: columns, types, methods, thresholds (default: every column of both files).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model of the config (optional if it has one).")] = None,
     evidently: Annotated[bool, typer.Option("--evidently/--no-evidently", help="Include Evidently's cross-check.")] = True,
 ) -> None:
-    """Write the HTML drift report of CURRENT vs REFERENCE (offline, one self-contained file)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Write the HTML drift report of CURRENT vs REFERENCE (offline, one self-contained file).
 
-    from monitor.reports.offline import STEPS, ReportInputError, offline_report
+    Without --config every column of both files is compared, as `driftwatch drift` does. Shows progress on a terminal.
+    """
+    from monitor.reports.offline import STEPS, ReportInputError, offline_report, progress
 
-    cfg = load_config_or_exit(config)
-    if model not in [m.name for m in cfg.models]:
+    if model is not None and config is None:
+        fail("--model needs --config")
+    cfg = load_config_or_exit(config) if config is not None else None
+    if cfg is not None and model is not None and model not in [m.name for m in cfg.models]:
         fail(f"no model named {model!r} in {config}; models: {', '.join(m.name for m in cfg.models)}")
     if out.suffix.lower() not in (".html", ".htm"):
         fail(f"--out must be an .html file, got {out}")
     if not out.parent.is_dir():
         fail(f"--out: directory {out.parent} does not exist")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("starting", total=len(STEPS))
-
-        def step(name: str) -> None:
-            bar.update(task, description=name, completed=STEPS.index(name))
-
+    with progress(err_console, STEPS) as step:
         try:
             html = offline_report(cfg, model, reference, current, step, evidently=evidently)
         except ReportInputError as exc:
             fail(str(exc))
-        bar.update(task, completed=len(STEPS))
     try:
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
@@ -391,38 +410,46 @@ def drift_cmd(
     config: Annotated[Path | None, typer.Option("--config", help="YAML config: columns, types, methods, thresholds.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model of the config (optional if it has one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON instead of a table.")] = False,
+    fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit 1 when dataset drift is found (a CI gate); 0 otherwise.")] = False,
 ) -> None:
     """Drift of CURRENT against REFERENCE: per-column table (drifted first) and the dataset verdict.
 
-    Without --config every common column is a feature, typed by its reference dtype. Exits 0 whether
-    or not drift is found.
+    Without --config every column of both files is a feature, typed by its reference values (ISO 8601 text is a date/time); columns in only one file are named in a note.
+
+    Exits 0 whether or not drift is found, unless --fail-on-drift (then 1 on dataset drift); errors exit 2. Shows progress on a terminal.
     """
     import json
 
     from rich import box
     from rich.table import Table
 
-    from monitor.drift import detect, specs_from_config
-    from monitor.reports.offline import ReportInputError, read_table
+    from monitor.reports.offline import DRIFT_STEPS, ReportInputError, evaluate_inputs, load_inputs, progress
 
     if model is not None and config is None:
         fail("--model needs --config")
     cfg = load_config_or_exit(config) if config is not None else None
-    try:
-        ref_df, cur_df = read_table(reference), read_table(current)
-        if cfg is not None:
-            names = [s.name for s in specs_from_config(cfg, model)[0]]
-            absent = [n for n in names if n not in cur_df.columns]
-            if len(absent) == len(names):
-                raise ValueError(f"{current} has none of the model's columns ({', '.join(names)})")
-            if absent:
-                err_console.print(f"[yellow]note:[/] {escape(str(current))} lacks {escape(', '.join(absent))}: evaluated as all missing", highlight=False)
-        result = detect(ref_df, cur_df, cfg, model)
-    except (ReportInputError, ValueError) as exc:
-        fail(str(exc))
+    with progress(err_console, DRIFT_STEPS) as step:
+        try:
+            inputs = load_inputs(reference, current, cfg, model, step)
+            result = evaluate_inputs(inputs, strict=cfg is not None, step=step)
+        except ReportInputError as exc:
+            fail(str(exc))
+
+    def note(text: str) -> None:
+        err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+    if inputs.absent_in_current:
+        note(f"{current} lacks {', '.join(inputs.absent_in_current)}: evaluated as all missing")
+    for path, names in ((reference, inputs.only_in_reference), (current, inputs.only_in_current)):
+        if names:
+            note(f"only {path} has {', '.join(names)}: not compared")
+    code = 1 if fail_on_drift and result.dataset.drifted else 0
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
-        return
+        doc = result.to_dict()
+        if cfg is None:
+            doc.update(columns_only_in_reference=inputs.only_in_reference, columns_only_in_current=inputs.only_in_current)
+        typer.echo(json.dumps(doc, indent=2, allow_nan=False))
+        raise typer.Exit(code)
 
     def num(x: float | None) -> str:
         return "—" if x is None or x != x else f"{x:.4g}"
@@ -441,6 +468,8 @@ def drift_cmd(
         p = num(f.p_value) + (f" (adj {num(f.adjusted_p_value)})" if f.adjusted_p_value not in (None, f.p_value) else "")
         name = escape(f.name) + (" (output)" if f.role == "output" else "")
         verdict = "[bold red]yes[/]" if f.drifted else ("[yellow]untested[/]" if f.untested else "no")
+        if f.details.get("type_changed"):
+            verdict = "[bold red]yes[/] (type changed)"
         table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), verdict)
     console.print(table)
     ds = result.dataset
@@ -461,6 +490,11 @@ def drift_cmd(
     if result.prediction is not None:
         pred = result.prediction
         console.print(f"Prediction ({escape(pred.name)}): {'[bold red]drifted[/]' if pred.drifted else 'no drift'}", highlight=False)
+    if changed := [f for f in result.features.values() if f.details.get("type_changed")]:
+        console.print("[bold red]Type changed[/] — " + "; ".join(
+            f"{escape(f.name)}: {f.quality.wrong_type_ratio:.0%} of current values are not {'numbers' if f.kind == 'numeric' else 'categories'}"
+            for f in changed), highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command("calibrate")

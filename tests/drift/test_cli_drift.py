@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -65,11 +66,11 @@ def test_parquet_input_and_inferred_types(tmp_path: Path) -> None:
         (lambda t: [str(REF), str(t / "missing.csv")], "no such file"),
         (lambda t: [str(REF), str(_write(t / "bad.parquet", b"not parquet at all"))], "not a readable Parquet file"),
         (lambda t: [str(REF), str(_write(t / "other.csv", b"a,b\n1,2\n"))], "no column in common"),
-        (lambda t: [str(REF), str(_write(t / "other.csv", b"a,b\n1,2\n")), "--config", str(CONFIG), "--model", "churn"], "none of the model's columns"),
+        (lambda t: [str(REF), str(_write(t / "other.csv", b"a,b\n1,2\n")), "--config", str(CONFIG), "--model", "churn"], "none of the columns of model 'churn'"),
         (lambda t: [str(REF), str(CUR), "--model", "churn"], "--model needs --config"),
         (lambda t: [str(REF), str(CUR), "--config", str(CONFIG)], "name one"),
         (lambda t: [str(REF), str(CUR), "--config", str(CONFIG), "--model", "nope"], "no model named 'nope'"),
-        (lambda t: [str(ROOT / "examples" / "data" / "wine_reference.csv"), str(CUR), "--config", str(CONFIG), "--model", "churn"], "reference data has no column(s)"),
+        (lambda t: [str(ROOT / "examples" / "data" / "wine_reference.csv"), str(CUR), "--config", str(CONFIG), "--model", "churn"], "missing column(s) of model 'churn'"),
     ],
 )
 def test_user_errors_exit_2_with_a_clear_message(tmp_path: Path, make_args, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -112,3 +113,119 @@ def test_says_plainly_when_no_column_could_be_tested(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["dataset"]["n_tested"] == 0 and doc["dataset"]["n_features"] == 2  # existing keys kept
     assert doc["features"]["x"]["untested"].startswith("the reference has no usable value")
+
+
+def _timestamps(seed: int, n: int = 2000) -> pd.Series:
+    """ISO 8601 strings drawn from one month: two draws have the same distribution."""
+    rng = np.random.default_rng(seed)
+    seconds = rng.uniform(0, 30 * 86400, n)
+    return pd.Series(pd.Timestamp("2024-03-01") + pd.to_timedelta(seconds, unit="s")).dt.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _timestamp_files(tmp_path: Path) -> tuple[Path, Path]:
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    pd.DataFrame({"ts": _timestamps(1), "x": np.arange(2000) % 7}).to_csv(ref, index=False)
+    pd.DataFrame({"ts": _timestamps(2), "x": np.arange(2000) % 7}).to_csv(cur, index=False)
+    return ref, cur
+
+
+def test_csv_timestamps_with_the_same_distribution_are_not_drift(tmp_path: Path) -> None:
+    """Each ISO timestamp used to be a category of its own (jensenshannon 0.83, always drifted)."""
+    ref, cur = _timestamp_files(tmp_path)
+    code, out, _ = _run(str(ref), str(cur), "--json")
+    ts = json.loads(out)["features"]["ts"]
+    assert code == 0
+    assert ts["kind"] == "numeric"
+    assert ts["drifted"] is False
+
+
+def test_csv_timestamps_score_as_the_same_data_in_parquet(tmp_path: Path) -> None:
+    ref, cur = _timestamp_files(tmp_path)
+    for path in (ref, cur):
+        frame = pd.read_csv(path)
+        frame["ts"] = pd.to_datetime(frame["ts"])
+        frame.to_parquet(path.with_suffix(".parquet"))
+    from_csv = json.loads(_run(str(ref), str(cur), "--json")[1])["features"]["ts"]
+    from_parquet = json.loads(_run(str(ref.with_suffix(".parquet")), str(cur.with_suffix(".parquet")), "--json")[1])["features"]["ts"]
+    assert from_csv["score"] == pytest.approx(from_parquet["score"], rel=1e-12)
+
+
+def test_a_column_declared_datetime_in_the_config_is_parsed(tmp_path: Path) -> None:
+    ref, cur = _timestamp_files(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"models:\n  - name: m\n    features: [{{name: ts, type: datetime}}]\n    reference: {{path: {ref}}}\n")
+    code, out, err = _run(str(ref), str(cur), "--config", str(config), "--json")
+    ts = json.loads(out)["features"]["ts"]
+    assert code == 0, err
+    assert ts["method"] == "wasserstein"
+    assert ts["drifted"] is False
+
+
+def test_columns_in_only_one_file_are_named(tmp_path: Path) -> None:
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    pd.DataFrame({"x": range(50), "old_feature": range(50)}).to_csv(ref, index=False)
+    pd.DataFrame({"x": range(50), "new_feature": range(50)}).to_csv(cur, index=False)
+    code, out, err = _run(str(ref), str(cur), "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert f"only {ref} has old_feature: not compared" in err
+    assert f"only {cur} has new_feature: not compared" in err
+    assert doc["columns_only_in_reference"] == ["old_feature"]
+    assert doc["columns_only_in_current"] == ["new_feature"]
+
+
+def test_numbers_that_became_text_are_type_drift(tmp_path: Path) -> None:
+    """A changed type is counted (wrong_type), flagged and counts toward the dataset share."""
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    pd.DataFrame({"amount": np.arange(200) % 10, "region": ["north", "south"] * 100}).to_csv(ref, index=False)
+    pd.DataFrame({"amount": ["ten", "eleven"] * 100, "region": ["north", "south"] * 100}).to_csv(cur, index=False)
+    code, out, _ = _run(str(ref), str(cur), "--json")
+    doc = json.loads(out)
+    amount = doc["features"]["amount"]
+    assert code == 0
+    assert amount["quality"]["wrong_type_ratio"] == 1.0
+    assert amount["drifted"] is True
+    assert amount["untested"] is None
+    assert doc["dataset"]["n_drifted"] == 1
+    assert doc["dataset"]["drifted"] is True  # 1 of 2 features reaches the 50% share
+
+
+def test_the_table_says_the_type_changed(tmp_path: Path) -> None:
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    pd.DataFrame({"amount": np.arange(200) % 10}).to_csv(ref, index=False)
+    pd.DataFrame({"amount": ["ten"] * 200}).to_csv(cur, index=False)
+    _, out, _ = _run(str(ref), str(cur))
+    assert "Type changed — amount: 100% of current values are not numbers" in out
+
+
+def test_a_numeric_column_without_reference_values_is_never_given_the_z_test(tmp_path: Path) -> None:
+    pd.DataFrame({"x": [float("nan")] * 20, "y": range(20)}).to_csv(tmp_path / "ref.csv", index=False)
+    pd.DataFrame({"x": range(20), "y": range(20)}).to_csv(tmp_path / "cur.csv", index=False)
+    _, out, _ = _run(str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), "--json")
+    assert json.loads(out)["features"]["x"]["method"] == "ks"
+
+
+def test_drift_config_rejects_what_check_config_rejects(tmp_path: Path) -> None:
+    """One rule: a configured column without a usable reference value could never drift."""
+    pd.DataFrame({"x": ["abc", "def", "ghi"], "y": [1, 2, 3]}).to_csv(tmp_path / "ref.csv", index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text("models:\n  - name: m\n    features: [{name: x, type: numeric}, {name: y, type: numeric}]\n    reference: {path: ref.csv}\n")
+    drift = runner.invoke(app, ["drift", str(tmp_path / "ref.csv"), str(tmp_path / "ref.csv"), "--config", str(config)])
+    check = runner.invoke(app, ["check-config", str(config)])
+    assert drift.exit_code == 2
+    assert check.exit_code == 2
+    assert "column x of the reference has no finite number: it could never drift" in drift.stderr
+    assert "column x of" in check.stderr and "has no finite number: it could never drift" in check.stderr
+
+
+@pytest.mark.parametrize(("current", "expected"), [(CUR, 1), (REF, 0), (ROOT / "missing.csv", 2)])
+def test_fail_on_drift_exit_codes(current: Path, expected: int) -> None:
+    """1 on dataset drift (a CI gate), 0 without, 2 for errors."""
+    code, _, _ = _run(str(REF), str(current), "--fail-on-drift")
+    assert code == expected
+
+
+def test_fail_on_drift_with_json_output() -> None:
+    code, out, _ = _run(str(REF), str(CUR), "--fail-on-drift", "--json")
+    assert code == 1
+    assert json.loads(out)["dataset"]["drifted"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,42 @@ def test_a_reference_column_without_usable_values_is_reported(tmp_path: Path) ->
     assert "column x of" in res.output and "no finite number" in res.output
     assert "column y of" in res.output and "no non-missing value" in res.output
     assert "column z" not in res.output
+
+
+def test_json_output_of_a_valid_config() -> None:
+    res = runner.invoke(app, ["check-config", str(EXAMPLE), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0
+    assert doc["valid"] is True
+    assert doc["errors"] == []
+
+
+def test_json_output_lists_schema_errors_with_field_paths(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\nmodels:\n  - name: m\n    features: [{name: x, type: numerc}]\n    reference: {path: ref.csv}\n")
+    res = runner.invoke(app, ["check-config", str(cfg), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 2
+    assert doc["valid"] is False
+    assert [e["path"] for e in doc["errors"]] == ["models[0:m].features[0:x].type"]
+
+
+def test_json_output_names_the_column_that_could_never_drift(tmp_path: Path) -> None:
+    (tmp_path / "ref.csv").write_text("x,y\nabc,1\ndef,2\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\nmodels:\n  - name: m\n    features: [{name: y, type: numeric}, {name: x, type: numeric}]\n    reference: {path: ref.csv}\n")
+    res = runner.invoke(app, ["check-config", str(cfg), "--json"])
+    assert json.loads(res.stdout)["errors"] == [
+        {"path": "models[0:m].features[1:x]", "message": f"column x of {tmp_path / 'ref.csv'} has no finite number: it could never drift"}
+    ]
+
+
+def test_a_datetime_column_is_checked_as_date_times(tmp_path: Path) -> None:
+    """`type: datetime` accepts ISO 8601 text; a column with none is reported like any other."""
+    (tmp_path / "ref.csv").write_text("t,u\n2024-01-01T10:00:00,soon\n2024-01-02T11:30:00,later\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\nmodels:\n  - name: m\n    features: [{name: t, type: datetime}, {name: u, type: datetime}]\n    reference: {path: ref.csv}\n")
+    res = runner.invoke(app, ["check-config", str(cfg), "--json"])
+    assert json.loads(res.stdout)["errors"] == [
+        {"path": "models[0:m].features[1:u]", "message": f"column u of {tmp_path / 'ref.csv'} has no date/time: it could never drift"}
+    ]
