@@ -1,10 +1,12 @@
 """Sidecar overhead, side by side: a toy model server called directly, through Debian's nginx as a
 plain reverse proxy, and through `driftwatch sidecar` with capture on (shipping to a real local
 collector), at concurrency 1 and 16, with wrk. And a soak mode: overload with the monitor down,
-printing the sidecar's RSS over time.
+printing the sidecar's RSS over time. And, without any server, what the proxy's per-capture record
+costs to build and read as each candidate type (monitor/sidecar/capture.py: RawCapture).
 
     python benchmarks/sidecar.py [--duration 10] [--repeats 3]
     python benchmarks/sidecar.py --soak 300
+    python benchmarks/sidecar.py --capture-types
 
 The machine is shared: each round runs every cell once (direct, nginx, sidecar, interleaved) and
 the table shows per-cell medians over the rounds, with the load average before and after.
@@ -272,6 +274,51 @@ def soak(seconds: float, every: float) -> None:
                 p.wait(30)
 
 
+def capture_types(number: int = 500_000) -> None:
+    """ns to build an 11-field capture and read every field back: the tuple the proxy once handed
+    over, the candidates for a named type, and the one chosen (RawCapture, a msgspec Struct)."""
+    import dataclasses
+    import timeit
+    from typing import NamedTuple
+
+    sys.path.insert(0, str(REPO))
+    from monitor.sidecar.capture import RawCapture
+
+    names = list(RawCapture.__struct_fields__)
+    tuple_type = NamedTuple("Capture", [(n, object) for n in names])  # type: ignore[misc]
+    slots_type = type("SlotsCapture", (), {"__slots__": tuple(names), "__init__": _slots_init(names)})
+    dataclass_type = dataclasses.make_dataclass("DataclassCapture", names, slots=True)
+    args = (1.5, 0.001, 200, b"POST", b"/v1/models/wine:predict", [(b"content-type", b"application/json")],
+            b"application/json", BODY.encode(), False, b'{"predictions":[[0.02,0.95,0.03]]}', False)
+    targets = ", ".join(f"x{i}" for i in range(len(names)))
+    read_attrs = f"{targets} = " + ", ".join(f"c.{n}" for n in names)  # what the encoder reads
+    fields = ", ".join(f"a{i}" for i in range(len(names)))
+    cases = [  # the tuple was built as a literal and unpacked
+        ("tuple (before)", "tuple", f"({fields})", f"{targets} = c"),
+        ("typing.NamedTuple", "nt", f"T({fields})", read_attrs),
+        ("NamedTuple, unpacked", "nt", f"T({fields})", f"{targets} = c"),
+        ("__slots__ class", "slots", f"T({fields})", read_attrs),
+        ("dataclass(slots=True)", "dc", f"T({fields})", read_attrs),
+        ("msgspec Struct (chosen)", "struct", f"T({fields})", read_attrs),
+    ]
+    types = {"tuple": tuple, "nt": tuple_type, "slots": slots_type, "dc": dataclass_type, "struct": RawCapture}
+    print(f"capture record, 11 fields: best of 5 x {number} (ns per capture)\n")
+    print(f"{'type':<24} {'build':>7} {'read':>7} {'total':>7}")
+    for label, key, build, read in cases:
+        env = {"T": types[key], **{f"a{i}": v for i, v in enumerate(args)}}
+        built = min(timeit.repeat(build, globals=env, number=number, repeat=5)) / number * 1e9
+        env["c"] = eval(build, env)
+        got = min(timeit.repeat(read, globals=env, number=number, repeat=5)) / number * 1e9
+        print(f"{label:<24} {built:>7.0f} {got:>7.0f} {built + got:>7.0f}")
+
+
+def _slots_init(names: list[str]):  # type: ignore[no-untyped-def]
+    """An ordinary positional __init__ for a __slots__ class (what one would write by hand)."""
+    env: dict[str, object] = {}
+    exec(f"def __init__(self, {', '.join(names)}):\n" + "".join(f"    self.{n} = {n}\n" for n in names), env)
+    return env["__init__"]
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "_serve":
         sys.path.insert(0, str(REPO))
@@ -282,8 +329,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the table shows medians")
     parser.add_argument("--soak", type=float, default=0.0, help="run the overload soak for this many seconds instead")
     parser.add_argument("--every", type=float, default=10.0, help="soak: seconds between RSS samples")
+    parser.add_argument("--capture-types", action="store_true", help="compare the capture record's candidate types instead")
     args = parser.parse_args()
-    if args.soak:
+    if args.capture_types:
+        capture_types()
+    elif args.soak:
         soak(args.soak, args.every)
     else:
         bench(args.duration, max(1, args.repeats))
