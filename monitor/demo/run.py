@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from monitor.config import Config
+from monitor.console import OutputConsole
 from monitor.demo import wine
 from monitor.demo.config import WINDOW_STEP, write_demo_config
 from monitor.demo.processes import Supervisor, free_port
+from monitor.drift import P_VALUE_METHODS
 
-console = Console()
+console = OutputConsole()  # never wrapped off a terminal: the summary stays greppable in CI logs
 
 
 @dataclass(frozen=True)
@@ -180,12 +181,11 @@ def _print_summary(
     evaluations = history["evaluations"]
     latest = evaluations[-1]
     table = Table(title="windows evaluated", title_justify="left")
-    for col in ("#", "records", "drift share", "dataset drift", "drifted columns"):
+    for col in ("#", "records", "drift share", "dataset drift", "drifted input features (+ outputs)"):
         table.add_column(col)
     first_drift = None
     for i, ev in enumerate(evaluations, 1):
         result = ev["result"]
-        drifted = [n for n, f in result["features"].items() if f["drifted"]]
         if result["dataset"]["drifted"] and first_drift is None:
             first_drift = (i, ev)
         table.add_row(
@@ -193,7 +193,7 @@ def _print_summary(
             f"{ev['window_id'] - ev['n_records'] + 1}–{ev['window_id']}",
             f"{result['dataset']['drift_share']:.2f}",
             "[red]yes[/]" if result["dataset"]["drifted"] else "[green]no[/]",
-            f"{len(drifted)}: " + ", ".join(drifted[:3]) + (", …" if len(drifted) > 3 else "") if drifted else "",
+            drifted_columns_cell(result),
         )
     console.print(table)
     console.print(f"inference errors seen by the client: {inference_errors}")
@@ -206,12 +206,12 @@ def _print_summary(
             f"dataset drift first detected in window {i} (records {ev['window_id'] - ev['n_records'] + 1}–{ev['window_id']}), "
             f"drift share {ev['result']['dataset']['drift_share']:.2f}"
         )
-        feats = Table(title="features flagged in the latest window", title_justify="left")
-        for col in ("feature", "method", "score", "threshold"):
+        feats = Table(title="columns flagged in the latest window", title_justify="left")
+        for col in ("column", "method", "score", "score is", "drifted when"):
             feats.add_column(col)
-        for name, f in sorted(latest["result"]["features"].items(), key=lambda kv: not kv[1]["drifted"]):
+        for f in latest["result"]["features"].values():
             if f["drifted"]:
-                feats.add_row(name, f["method"], f"{f['score']:.4g}", f"{f['threshold']:.4g}")
+                feats.add_row(*flagged_row(f))
         console.print(feats)
 
     _print_alerts(config, latest)
@@ -232,6 +232,40 @@ def _print_summary(
         )
     else:  # the monitor stops when the demo returns: its links would be dead by the time they are read
         console.print("to browse the drift reports and metrics, run [bold]driftwatch demo --keep-running[/]")
+
+
+def drifted_columns_cell(result: dict[str, Any]) -> str:
+    """The drifted columns of a window as the windows table shows them, e.g.
+    `8 of 13: alcohol, malic_acid, total_phenols, … (+ outputs predicted_class, confidence)`.
+
+    The count is of input features, the same count as the drift share beside it; drifted outputs
+    (prediction drift) are named apart.
+    """
+    ds = result["dataset"]
+    if not any(f["drifted"] for f in result["features"].values()):
+        return ""
+    inputs = [n for n, f in result["features"].items() if f["drifted"] and f["role"] != "output"]
+    outputs = [n for n, f in result["features"].items() if f["drifted"] and f["role"] == "output"]
+    cell = f"{ds['n_drifted']} of {ds['n_features']}"
+    if inputs:
+        cell += ": " + ", ".join(inputs[:3]) + (", …" if len(inputs) > 3 else "")
+    if outputs:
+        cell += f" (+ output{'s' if len(outputs) > 1 else ''} {', '.join(outputs)})"
+    return cell
+
+
+def flagged_row(f: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """One drifted column: its name, method, the number compared with the threshold, what that
+    number is and which way it points. A p-value drifts when low, a distance when high."""
+    name = f["name"] + (" (output)" if f["role"] == "output" else "")
+    if (f.get("details") or {}).get("type_changed"):
+        return name, f["method"], "—", "values changed type", "always"
+    if f["method"] in P_VALUE_METHODS:
+        p, raw = f.get("adjusted_p_value"), f["score"]
+        adjusted = p is not None and p != raw
+        when = f"p < {f['threshold']:.3g}" + (" (BH-adjusted)" if adjusted else "")
+        return name, f["method"], f"{p if p is not None else raw:.3g}", "p-value ↓ (lower = drift)", when
+    return name, f["method"], f"{f['score']:.3g}", "distance ↑ (higher = drift)", f"distance ≥ {f['threshold']:.3g}"
 
 
 def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
@@ -262,6 +296,7 @@ def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
         console.print(
             f"alert [bold]DriftwatchFeatureDrift[/] ({rules.feature_drift.severity}) would fire after "
             f"{format_duration(rules.feature_drift.for_)} for {len(drifted)} column(s)"
+            f" ({_inputs_and_outputs(drifted, {o.name for o in model.outputs})})"
         )
     output = prediction_output(config, model)
     if output is not None and output in drifted and rules.prediction_drift.enabled:
@@ -269,3 +304,10 @@ def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
             f"alert [bold]DriftwatchPredictionDrift[/] ({rules.prediction_drift.severity}) would fire after "
             f"{format_duration(rules.prediction_drift.for_)}: {output} drifted"
         )
+
+
+def _inputs_and_outputs(names: list[str], outputs: set[str]) -> str:
+    """`8 input features, 2 outputs`: how many of `names` are inputs and how many outputs."""
+    n_out = len(set(names) & outputs)
+    n_in = len(names) - n_out
+    return f"{n_in} input feature{'s' * (n_in != 1)}, {n_out} output{'s' * (n_out != 1)}"

@@ -39,7 +39,7 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "COLUMNS": "160"},
+            env={**os.environ, "COLUMNS": "40"},  # a pipe: nothing may be wrapped at 40 columns
         )
         procs.append(proc)
         return proc
@@ -74,10 +74,24 @@ def test_demo_detects_drift_retrains_and_stops_everything(
     assert "retraining run wine-retrain-" in out and ": succeeded, exit status 0" in out
     log = next((tmp_path / "retrain-logs").glob("*.log")).read_text()
     assert "retraining wine on drifted features:" in log
-    # The alert lines say what the generated rules would do: outputs count as drifted columns too.
+    # The retraining log's tail is printed whole, one line per log line, however long.
+    printed = out.splitlines()
+    assert [line for line in log.splitlines() if f"  │ {line}" not in printed] == []
+    # Each window's drifted-input count is the drift share beside it; outputs are named apart.
     table = out.split("inference errors seen by the client", 1)[0]
-    latest_drifted = re.findall(r"│ (\d+): ", table)[-1]
-    assert f"DriftwatchFeatureDrift (warning) would fire after 30m for {latest_drifted} column(s)" in out
+    rows = re.findall(r"│ (\d\.\d\d) +│ yes +│ (\d+) of (\d+): .*\(\+ outputs? ([\w, ]+)\)", table)
+    assert rows, table
+    assert [share for share, n, of, _ in rows if f"{int(n) / int(of):.2f}" != share] == []
+    # The alert lines say what the generated rules would do: outputs count as drifted columns too.
+    _, n, _, outputs = rows[-1]
+    n_out = len(outputs.split(", "))
+    assert (
+        f"DriftwatchFeatureDrift (warning) would fire after 30m for {int(n) + n_out} column(s) "
+        f"({n} input features, {n_out} output{'s' * (n_out > 1)})"
+    ) in out
+    # The flagged columns say which way their number points: the demo's tests are all p-values.
+    flagged = out.split("columns flagged in the latest window", 1)[1].split("alert ", 1)[0]
+    assert [line for line in flagged.splitlines() if " ks " in line and "p-value ↓ (lower = drift)" not in line] == []
     # The monitor is gone once the demo returns, so it prints no links that would be dead by then.
     assert "/reports/wine/" not in out and "driftwatch demo --keep-running" in out
     assert _children_of_workdir(tmp_path) == []
@@ -103,4 +117,20 @@ def test_keep_running_stops_everything_on_ctrl_c(tmp_path: Path, demo: Callable[
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, rest
+    assert _children_of_workdir(tmp_path) == []
+
+
+def test_ctrl_c_while_traffic_flows_exits_130_and_stops_everything(
+    tmp_path: Path, demo: Callable[..., subprocess.Popen[str]]
+) -> None:
+    proc = demo("--records", "400")
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # printed once the model server, monitor and sidecar are up
+    assert first.startswith("driftwatch demo: model "), first
+    assert len(_children_of_workdir(tmp_path)) >= 3
+    time.sleep(1.0)  # into the traffic phase, which starts right after that line
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, rest
+    assert "interrupted; everything the demo started has been stopped." in rest
     assert _children_of_workdir(tmp_path) == []
