@@ -331,3 +331,35 @@ def test_a_reference_std_that_overflows_gives_no_wasserstein_verdict() -> None:
     assert math.isnan(w.score) and w.untested == engine.OVERFLOW
     e = evaluate(build_profile(ref, [ColumnSpec("x", "numeric", "energy")]), cur).features["x"]
     assert e.score == pytest.approx(stats.energy_distance(ref["x"], cur["x"]), rel=1e-9) and e.untested is None
+
+
+def _iso(seconds: np.ndarray) -> pd.Series:
+    return pd.Series(pd.Timestamp("2024-03-01") + pd.to_timedelta(seconds, unit="s")).dt.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_iso_text_columns_are_compared_as_datetimes() -> None:
+    """The same draws as text and as datetimes score the same (text used to be one category per value)."""
+    rng = np.random.default_rng(3)
+    ref_s, cur_s = rng.uniform(0, 86400 * 30, 1500), rng.uniform(0, 86400 * 30, 1500)
+    as_text = detect(pd.DataFrame({"t": _iso(ref_s)}), pd.DataFrame({"t": _iso(cur_s)})).features["t"]
+    as_time = detect(pd.DataFrame({"t": pd.to_datetime(_iso(ref_s))}), pd.DataFrame({"t": pd.to_datetime(_iso(cur_s))})).features["t"]
+    assert as_text.score == as_time.score
+    assert as_text.drifted is False
+
+
+def test_a_changed_type_is_drift_and_counts_toward_the_dataset_share() -> None:
+    ref = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0)})
+    cur = pd.DataFrame({"a": ["ten"] * 100, "b": np.arange(100.0)})
+    result = detect(ref, cur)
+    assert result.features["a"].drifted is True
+    assert result.features["a"].details["type_changed"] is True
+    assert result.dataset.drift_share == 0.5
+    assert result.drifted_features()[0].name == "a"
+
+
+def test_a_few_values_of_the_wrong_type_are_data_quality_not_a_type_change() -> None:
+    ref = pd.DataFrame({"a": np.arange(100.0)})
+    cur = pd.DataFrame({"a": [*np.arange(90.0).tolist(), *["ten"] * 10]})
+    a = detect(ref, cur).features["a"]
+    assert a.quality.wrong_type_ratio == 0.1
+    assert "type_changed" not in a.details

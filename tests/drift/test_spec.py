@@ -93,3 +93,13 @@ def test_model_config_alone_and_model_selection_errors() -> None:
         specs_from_config(cfg)
     with pytest.raises(ValueError, match="no model named 'nope'"):
         specs_from_config(cfg, "nope")
+
+
+def test_a_numeric_column_without_reference_values_never_resolves_to_a_categorical_test() -> None:
+    assert resolve_method("numeric", "auto", 0, 0, EngineSettings()) == "ks"
+
+
+def test_type_datetime_in_the_config_is_a_numeric_datetime_spec() -> None:
+    cfg = parse_config({"models": [{"name": "m", "features": [{"name": "t", "type": "datetime"}], "reference": {"path": "r.csv"}}]})
+    spec = specs_from_config(cfg)[0][0]
+    assert (spec.kind, spec.datetime) == ("numeric", True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from monitor.drift.values import categorical_values, numeric_values
+from monitor.drift.values import categorical_values, looks_like_datetimes, numeric_values
 
 
 def test_numeric_object_column_counts_each_kind_of_bad_value() -> None:
@@ -78,3 +78,24 @@ def test_periods_intervals_and_complex_numbers_are_the_wrong_type_for_numeric_co
 def test_python_ints_beyond_a_double_are_infinite_not_an_error() -> None:
     v = numeric_values(pd.Series([10**400, -(10**400), 5, "abc", None], dtype=object))
     assert (v.finite.tolist(), v.infinite, v.wrong_type, v.missing) == ([5.0], 2, 1, 1)
+
+
+def test_iso_text_parses_to_the_epoch_seconds_of_the_same_datetimes() -> None:
+    text = pd.Series(["2024-01-05T10:00:00", "2024-01-05 12:30:00+02:00", "2024-01-06", None])
+    parsed = numeric_values(text, datetime=True).finite
+    expected = numeric_values(pd.Series(pd.to_datetime(["2024-01-05T10:00:00", "2024-01-05T10:30:00", "2024-01-06T00:00:00"]))).finite
+    np.testing.assert_array_equal(parsed, expected)
+
+
+def test_a_datetime_column_takes_numbers_as_epoch_seconds_and_words_as_the_wrong_type() -> None:
+    """JSON payloads may send epoch seconds; anything else that is not a date/time is the wrong type."""
+    vals = numeric_values(pd.Series(["1970-01-01T00:01:00", 30, "soon", None], dtype=object), datetime=True)
+    assert vals.finite.tolist() == [30.0, 60.0]
+    assert (vals.wrong_type, vals.missing) == (1, 1)
+
+
+def test_only_text_that_is_all_iso_datetimes_looks_like_datetimes() -> None:
+    assert looks_like_datetimes(pd.Series(["2024-01-05", "2024-02-01T08:00:00Z", None]))
+    assert not looks_like_datetimes(pd.Series(["2024-01-05", "next week"]))
+    assert not looks_like_datetimes(pd.Series(["2024", "2025"]))  # years are labels, not instants
+    assert not looks_like_datetimes(pd.Series([20240105, 20240106]))
