@@ -6,10 +6,15 @@ table cell must come out on one line whatever `COLUMNS` says.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +99,36 @@ def test_calibrate_column_names_are_not_folded(tmp_path: Path, columns: int) -> 
     assert res.returncode == 0, res.stderr
     (row,) = [line for line in lines(res) if LONG_COLUMN in line]
     assert row.split()[-1] == "std"  # ends with the detectable shift: the row was not split
+
+
+def test_on_a_terminal_output_still_fits_the_terminal(long_dir: Path) -> None:
+    """The other side of the rule: on a 60-column terminal, tables and verdicts fit 60 columns."""
+    cur = long_dir / "cur.csv"
+    pd.read_csv(CUR).drop(columns=["senior"]).to_csv(cur, index=False)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    try:
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("driftwatch")), "drift", str(REF), str(cur), "--config", str(CONFIG), "--model", "churn"],
+            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env={**env, "TERM": "xterm"}, timeout=120,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    # Notes are soft-wrapped: the terminal folds them, and copying one gives one line.
+    assert [line for line in text.splitlines() if len(line) > 60 and not line.startswith("note: ")] == []
 
 
 def test_version_prints_the_installed_version() -> None:
