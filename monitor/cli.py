@@ -277,7 +277,7 @@ def sidecar(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     token_env: Annotated[str | None, typer.Option(help="Environment variable holding the monitor's bearer token.")] = None,
-    spool_dir: Annotated[Path | None, typer.Option(help="Directory of the on-disk spool (default: $TMPDIR/driftwatch-spool-MODEL).")] = None,
+    spool_dir: Annotated[Path | None, typer.Option(help="Directory of the on-disk spool (default: driftwatch-spool-MODEL in $TMPDIR).")] = None,
     spool_max_bytes: Annotated[str, typer.Option(help="Spool size limit, e.g. 256MiB; 0 disables the spool.")] = "256MiB",
     queue_max: Annotated[int, typer.Option(help="Events held in memory before spilling to the spool.")] = 10_000,
     batch_max: Annotated[int, typer.Option(help="Events per POST to the monitor.")] = 500,

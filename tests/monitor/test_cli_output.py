@@ -136,9 +136,9 @@ def test_version_prints_the_installed_version() -> None:
     assert (res.returncode, res.stdout) == (0, f"driftwatch {importlib.metadata.version('driftwatch')}\n")
 
 
-def help_text(*args: str) -> str:
-    """Help as printed to a pipe 300 columns wide (wide enough that no panel needs to wrap)."""
-    res = CliRunner().invoke(app, [*args], env={"COLUMNS": "300"})
+def help_text(*args: str, columns: int = 300) -> str:
+    """Help as printed to a pipe, by default 300 columns wide (wide enough that no panel needs to wrap)."""
+    res = CliRunner().invoke(app, [*args], env={"COLUMNS": str(columns)})
     assert res.exit_code == 0, res.output
     return res.output
 
@@ -163,3 +163,9 @@ def test_help_sentences_are_not_broken_across_lines(command: str) -> None:
     expected += [" ".join(p.help.split()) for p in click_command.params if getattr(p, "help", None)]
     printed = [" ".join(line.strip(" │").split()) for line in help_text(command, "--help").splitlines()]
     assert [sentence for sentence in expected if not any(sentence in line for line in printed)] == []
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)], ids=lambda c: " ".join(c) or "driftwatch")
+def test_help_at_80_columns_is_wrapped_never_cut_short(command: list[str]) -> None:
+    """A word too long for its cell would be cropped to `…` (sidecar's spool directory once was)."""
+    assert "…" not in help_text(*command, "--help", columns=80)
