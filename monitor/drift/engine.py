@@ -145,7 +145,7 @@ def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
             untested = OVERFLOW
     else:
         outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
-    details = {
+    details: dict[str, Any] = {
         "reference": _summary(p.sorted, p.quantiles, p.mean, p.std),
         "current": _summary(cur, numeric.quantiles_sorted(cur, SUMMARY_QUANTILES), *_mean_std(cur)),
     }
