@@ -112,7 +112,8 @@ def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
     drifted = report["drifted_features"]
     assert {"tenure_months", "monthly_charges", "contract"} <= set(drifted)
     assert [h["window_id"] for h in report["history"]] == [500, 1000, 1500, 2000]
-    assert report["history"][0]["drifted"] is False and report["history"][-1]["drifted"] is True
+    assert report["history"][0]["drifted"] is False
+    assert report["history"][-1]["drifted"] is True
     shot = ROOT / "test-artifacts" / "report.png"
     shot.parent.mkdir(exist_ok=True)
     with sync_playwright() as p:
@@ -132,8 +133,11 @@ def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
                 assert page.locator(f'.card[data-feature="{name}"]').is_visible()
             assert page.locator("svg.history g.panel").count() == len(report["result"]["features"])
             assert page.locator("svg.dist").count() == len(report["result"]["features"])  # our own plots
+            page.locator("iframe.evidently").scroll_into_view_if_needed()  # it loads lazily, near the viewport
             evidently = page.frame_locator("iframe.evidently")
             evidently.locator("text=Dataset Drift").first.wait_for(timeout=60_000)  # renders offline
+            agreement = page.frame_locator("iframe.agreement")
+            assert agreement.locator("table.agreement tr[data-feature]").count() == len(report["result"]["features"])
             page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 1560}, full_page=True)
         finally:
             browser.close()
@@ -193,7 +197,9 @@ def _evidently_frame(page: Page) -> Frame:
     frame = page.frame_locator("iframe.evidently")
     page.locator("iframe.evidently").scroll_into_view_if_needed()  # the served frame loads lazily
     frame.locator("text=Dataset Drift").first.wait_for(timeout=120_000)  # Evidently rendered, scripts ran
-    return next(f for f in page.frames if f is not page.main_frame)
+    content = page.locator("iframe.evidently").element_handle().content_frame()  # not the agreement frame beside it
+    assert content is not None
+    return content
 
 
 def _assert_inert(frame: Frame) -> None:
@@ -212,7 +218,8 @@ def test_hostile_category_does_not_run_on_the_served_pages(hostile: tuple[str, l
     page.wait_for_timeout(500)
     assert page.title() == "churn · window #2000 · driftwatch"
     direct = page.goto(f"{url}/reports/churn/2000/evidently")  # opened on its own, not framed
-    assert direct is not None and "sandbox allow-scripts" in direct.headers["content-security-policy"]
+    assert direct is not None
+    assert "sandbox allow-scripts" in direct.headers["content-security-policy"]
     page.locator("text=Dataset Drift").first.wait_for(timeout=60_000)
     _assert_inert(page.main_frame)
     assert hits == []
@@ -309,6 +316,7 @@ def test_no_card_scrolls_sideways_even_with_long_names(tmp_path: Path, browser: 
         assert _overflowing(page) == [], name
         card = page.locator("#drifted")
         box, table_box = card.bounding_box(), table.bounding_box()
-        assert box is not None and table_box is not None
+        assert box is not None
+        assert table_box is not None
         assert table_box["x"] + table_box["width"] <= box["x"] + box["width"]  # the table ends inside its card
         page.screenshot(path=str(shots / f"report-{name}-{width}.png"), full_page=True)
