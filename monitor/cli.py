@@ -393,7 +393,7 @@ def report(
         fail(f"--out: directory {out.parent} does not exist")
     with progress(err_console, STEPS) as step:
         try:
-            html = offline_report(cfg, model, reference, current, step, evidently=evidently)
+            html = offline_report(cfg, model, reference, current, step, evidently=evidently, note=_note)
         except ReportInputError as exc:
             fail(str(exc))
     try:
@@ -401,6 +401,11 @@ def report(
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
     console.print(f"[green]ok[/] wrote {escape(str(out))} ({len(html) // 1024} KiB)")
+
+
+def _note(text: str) -> None:
+    """A note about the inputs on stderr (stdout stays the result, for pipes)."""
+    err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 @app.command("drift")
@@ -423,7 +428,14 @@ def drift_cmd(
     from rich import box
     from rich.table import Table
 
-    from monitor.reports.offline import DRIFT_STEPS, ReportInputError, evaluate_inputs, load_inputs, progress
+    from monitor.reports.offline import (
+        DRIFT_STEPS,
+        ReportInputError,
+        evaluate_inputs,
+        input_notes,
+        load_inputs,
+        progress,
+    )
 
     if model is not None and config is None:
         fail("--model needs --config")
@@ -435,14 +447,8 @@ def drift_cmd(
         except ReportInputError as exc:
             fail(str(exc))
 
-    def note(text: str) -> None:
-        err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
-
-    if inputs.absent_in_current:
-        note(f"{current} lacks {', '.join(inputs.absent_in_current)}: evaluated as all missing")
-    for path, names in ((reference, inputs.only_in_reference), (current, inputs.only_in_current)):
-        if names:
-            note(f"only {path} has {', '.join(names)}: not compared")
+    for text in input_notes(inputs, reference, current):
+        _note(text)
     code = 1 if fail_on_drift and result.dataset.drifted else 0
     if as_json:
         doc = result.to_dict()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from monitor.drift import ColumnSpec, DriftResult, EngineSettings
 
-__all__ = ["DRIFT_STEPS", "STEPS", "Inputs", "ReportInputError", "evaluate_inputs", "load_inputs", "offline_report", "progress", "read_table"]
+__all__ = ["DRIFT_STEPS", "STEPS", "Inputs", "ReportInputError", "evaluate_inputs", "input_notes", "load_inputs", "offline_report", "progress", "read_table"]
 
 DRIFT_STEPS = ("reading reference", "reading current", "profiling", "evaluating")
 STEPS = (*DRIFT_STEPS, "Evidently", "rendering")
@@ -124,6 +124,18 @@ def evaluate_inputs(inputs: Inputs, strict: bool, step: Callable[[str], None] = 
     return evaluate(profile, inputs.current)
 
 
+def input_notes(inputs: Inputs, reference: Path, current: Path) -> list[str]:
+    """Columns that are not compared as the user might expect: absent from CURRENT (with a config),
+    or present in only one file (without)."""
+    notes = []
+    if inputs.absent_in_current:
+        notes.append(f"{current} lacks {', '.join(inputs.absent_in_current)}: evaluated as all missing")
+    for path, names in ((reference, inputs.only_in_reference), (current, inputs.only_in_current)):
+        if names:
+            notes.append(f"only {path} has {', '.join(names)}: not compared")
+    return notes
+
+
 @contextmanager
 def progress(console: Console, steps: Sequence[str]) -> Iterator[Callable[[str], None]]:
     """A transient progress line for `steps` on a terminal; on a pipe or a file nothing at all (no
@@ -164,12 +176,16 @@ def offline_report(
     current: Path,
     step: Callable[[str], None] = lambda _: None,
     evidently: bool = True,
+    note: Callable[[str], None] = lambda _: None,
 ) -> str:
     """The report's HTML; `step(name)` is called as each of `STEPS` starts (for a progress bar).
 
-    Without a config every column of both files is compared, as `driftwatch drift` does.
+    Without a config every column of both files is compared, as `driftwatch drift` does; `note(text)`
+    hears what the user should know about the inputs (`input_notes`).
     """
     inputs = load_inputs(reference, current, config, model, step)
+    for text in input_notes(inputs, reference, current):
+        note(text)
     result = evaluate_inputs(inputs, strict=config is not None, step=step)
     ref, cur, settings = _parsed_datetimes(inputs.reference, inputs.specs), _parsed_datetimes(inputs.current, inputs.specs), inputs.settings
     model = inputs.model or current.stem

@@ -87,3 +87,13 @@ def test_progress_on_a_terminal(name: str, tmp_path: Path) -> None:
     os.close(controller)
     assert proc.returncode == 0
     assert "reading reference" in seen.decode("utf-8", "replace")
+
+
+def test_report_names_columns_in_only_one_file(tmp_path: Path) -> None:
+    """As `drift` does: a column the other file lacks is not compared, and the user is told."""
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    ref.write_text("x,old\n" + "".join(f"{i},{i}\n" for i in range(30)))
+    cur.write_text("x\n" + "".join(f"{i}\n" for i in range(30)))
+    res = runner.invoke(app, ["report", "--reference", str(ref), "--current", str(cur), "--out", str(tmp_path / "r.html"), "--no-evidently"])
+    assert res.exit_code == 0, res.output
+    assert f"only {ref} has old: not compared" in res.stderr
