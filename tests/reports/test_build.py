@@ -7,6 +7,7 @@ from html import escape as html_escape
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from monitor.drift import ColumnSpec, EngineSettings, build_profile, evaluate
 from monitor.reports.build import EvidentlySection, render_error, render_index, render_report
@@ -217,3 +218,20 @@ def test_a_window_stamped_past_what_a_date_can_show_still_renders() -> None:
     html = render_report(report_view(ev, [ev]))
     assert "1.7e+12 s since 1970" in html
     assert "1.7e+12 s since 1970" in render_index([index_row("m", ev)])
+
+
+def test_a_tests_effect_does_not_grow_with_the_sample_size() -> None:
+    """The same 10-point share move is a Cramér's V of about 0.1 at 2,000 and at 200,000 rows, while p collapses."""
+    effects, p_values = [], []
+    for n in (2_000, 200_000):
+        ref = pd.DataFrame({"plan": ["a"] * (n // 2) + ["b"] * (n // 2)})
+        cur = pd.DataFrame({"plan": ["a"] * (6 * n // 10) + ["b"] * (4 * n // 10)})
+        result = evaluate(build_profile(ref, [ColumnSpec("plan", "categorical", "chisquare")], EngineSettings()), cur)
+        f = result.features["plan"]
+        effect = effect_size(f)
+        assert effect.label == "Cramér's V"
+        effects.append(effect.value)
+        p_values.append(f.p_value)
+    assert effects[0] == pytest.approx(0.1, abs=0.005)
+    assert effects[1] == pytest.approx(effects[0], abs=0.001)
+    assert p_values[1] < 1e-100 < p_values[0]
