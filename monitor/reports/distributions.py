@@ -117,7 +117,8 @@ def _steps(summary: Any) -> tuple[tuple[float, float], ...]:
     if not isinstance(summary, Mapping):
         return ()
     points = [(summary.get("min"), 0.0)]
-    quantiles = summary.get("quantiles") if isinstance(summary.get("quantiles"), Mapping) else {}
+    stored = summary.get("quantiles")
+    quantiles: Mapping[str, Any] = stored if isinstance(stored, Mapping) else {}
     points += [(v, int(q) / 100) for q, v in sorted(quantiles.items(), key=lambda kv: int(kv[0]))]
     points.append((summary.get("max"), 1.0))
     return tuple((float(v), p) for v, p in points if isinstance(v, (int, float)) and math.isfinite(v))
