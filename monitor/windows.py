@@ -1,49 +1,8 @@
 """Per-model sliding windows over parsed records (pure: no I/O, no clock of its own).
 
-Records of a model are numbered 1, 2, 3, … in commit order (the store's `rec_end` ordinals), so
-window boundaries are a function of the data and the grid, not of when the evaluation loop runs:
-
-- count grid (`step`, or neither step setting): a window is due at every multiple of
-  `effective_step` records; the window ending at ordinal p holds the last `records` records up
-  to p, and with `duration` only those stamped after ts(p) - duration.
-- time grid (`step_duration`): a window is due at every multiple of `step_duration` seconds
-  (epoch-aligned, on the caller's clock); the window ending at T holds the records stamped in
-  (T - duration, T], at most the `records` newest (by ordinal) of them. Records stamped after T
-  never take a slot, however many arrive before the evaluator looks at T.
-
-When several grid points passed since the last evaluation, only the newest is due (an evaluation
-is a snapshot of now; catching up on stale ones would only delay it). Windows with fewer than
-`min_records` records are skipped, and so is a time point whose window holds no record newer than
-the last evaluated window's: without new traffic the same data is not evaluated (and counted as a
-new window by the retrain policy or CUSUM) again. A restart agrees, since the newest evaluated
-record is what `last_rec` restores.
-
-Timestamps are judged against the caller's clock when a record arrives (`add(now=...)`: the
-ingest time live, the restart's clock on a replay), on every grid where they select records (a time
-grid or `duration`): a record stamped after far(now) = G(now) + g + max(g, duration) is never
-windowed, where g is `step_duration` (0 without) and G(now) is `now` floored to the time grid (`now`
-itself without one). Such a record (a sender's clock or unit error, e.g. milliseconds) still takes
-its ordinal, so a count window may hold fewer than `records` records. On a count grid with `duration`,
-ts(p) above is the clock when record p arrived (the largest seen so far): judged against a sender's
-stamp, one late record at a point would pull every older record back into the window.
-
-The buffer keeps only what a window not yet due can select, judged against the grid and the clock,
-never against the newest sender timestamp: on a count grid, the `records` ordinals before the next
-point (and, with `duration`, those stamped after the clock of that point's arrival, or of now if it
-has not arrived, minus `duration`); on a time grid, the records stamped within `duration` of the
-next point and, with `records`, the `records` newest stamped at or before it, plus those stamped
-after it (bounded by far(now)). Compaction is amortized: the buffer is at most what is needed plus
-`step` (count grid) or half of it plus 64 (otherwise). After a restart the same grid points give the
-same windows as long as the buffer is refilled with the same records (`SlidingWindow.needed_from`);
-a record stamped moderately in the future may be windowed after a restart that it was not before
-it, as its stamp is judged against the clock at the restart, and a count point that arrived but was
-not evaluated before the restart takes the restart's clock as ts(p). The replay is found by arrival
-(the store's `received_at`), so it is exact unless the server's clock stepped back, or, on a time
-grid with `records` and no `duration`, never-windowed stamps sit among the `records` newest.
-A restart restores the last evaluated window's grid point (`last_point`, stored with it), so that
-point is never evaluated twice; points handled after it without an evaluation (too few records, or
-nothing new) are not stored, so a restart within the same time-grid period may evaluate a time point
-the live window passed over.
+The specification (grids, due points, timestamps judged against the caller's clock, what the buffer
+keeps, what a restart restores) is in docs/windows.md; the property test in tests/monitor/test_windows.py
+checks this module against a brute-force reading of it.
 """
 
 from __future__ import annotations
