@@ -131,7 +131,8 @@ def test_every_required_alert_with_firing_and_quiet_tests(case: tuple[str, Confi
         assert any(not c["exp_alerts"] for c in checks), f"no promtool test where {alert} stays quiet"
     split = [c for t in tests for c in t["alert_rule_test"] if c["alertname"] == "DriftwatchDatasetDrift"]
     severities = [sorted(a["exp_labels"]["severity"] for a in c["exp_alerts"]) for c in split]
-    assert ["warning"] in severities and ["critical", "warning"] in severities
+    assert ["warning"] in severities
+    assert ["critical", "warning"] in severities
 
 
 def test_rule_expressions_use_exported_metrics_only(case: tuple[str, Config, Path]) -> None:
@@ -152,7 +153,8 @@ def test_annotations_and_labels(case: tuple[str, Config, Path]) -> None:
         assert labels["severity"] in {"info", "warning", "critical"}
         assert {"summary", "description", "runbook_url"} <= set(a)
         base, _, anchor = a["runbook_url"].partition("#")
-        assert anchor == rule["alert"].lower() and anchor in anchors, a["runbook_url"]
+        assert anchor == rule["alert"].lower(), a["runbook_url"]
+        assert anchor in anchors, a["runbook_url"]
         assert base == cfg.defaults.alerts.runbook_url
         if rule["alert"] != "DriftwatchMonitorDown":
             assert "{{ $labels.model }}" in a["summary"] + a["description"]
@@ -180,7 +182,8 @@ def test_per_model_overrides() -> None:
     dataset = [r for r in rules if r["alert"] == "DriftwatchDatasetDrift"]
     shared = [r for r in dataset if "model" not in r["labels"]]
     churn = [r for r in dataset if r["labels"].get("model") == "churn"]
-    assert len(shared) == 2 and len(churn) == 2
+    assert len(shared) == 2
+    assert len(churn) == 2
     assert all('model!~"churn"' in r["expr"] for r in shared)
     assert {r["labels"]["severity"]: r["for"] for r in churn} == {"warning": "5m", "critical": "5m"}
     assert any(">= 0.8" in r["expr"] for r in churn)
@@ -189,7 +192,8 @@ def test_per_model_overrides() -> None:
     assert [r["labels"].get("driftwatch_action") for r in shared if r["labels"]["severity"] == "critical"] == ["retrain"]
     # Disabled for churn: only the shared rule exists, and it excludes churn.
     feature = [r for r in rules if r["alert"] == "DriftwatchFeatureDrift"]
-    assert len(feature) == 1 and 'model!~"churn"' in feature[0]["expr"]
+    assert len(feature) == 1
+    assert 'model!~"churn"' in feature[0]["expr"]
     # Alerts churn does not override stay shared (one rule, no model label).
     assert [r["labels"] for r in rules if r["alert"] == "DriftwatchNoTraffic"] == [{"severity": "warning"}]
     # Different min_records within the shared scope: each model gated on its own.
@@ -207,8 +211,10 @@ def test_prometheus_rule_manifest() -> None:
     obj = alerts.prometheus_rule(cfg, "drift-rules", "observability", {"release": "prom", "team": "ml"})
     schema = json.loads((ROOT / "tests" / "charts" / "prometheus_operator_schemas.json").read_text())
     jsonschema.validate(obj, schema["PrometheusRule"])
-    assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["kind"] == "PrometheusRule"
-    assert obj["metadata"]["name"] == "drift-rules" and obj["metadata"]["namespace"] == "observability"
+    assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+    assert obj["kind"] == "PrometheusRule"
+    assert obj["metadata"]["name"] == "drift-rules"
+    assert obj["metadata"]["namespace"] == "observability"
     assert obj["metadata"]["labels"]["release"] == "prom"
     assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == "driftwatch"
     assert obj["spec"] == alerts.rules(cfg)
@@ -289,5 +295,6 @@ def test_first_due_records_on_a_time_grid() -> None:
         for i in range(1, n + 1):
             window.add(i, 100.0 + i * 0.1, i, [{"x": float(i)}], now=100.0 + i * 0.1)
         due = window.due(now=120.0)
-        assert due is not None and window.evaluable(due) is evaluable
+        assert due is not None
+        assert window.evaluable(due) is evaluable
         assert window.current_size() == n

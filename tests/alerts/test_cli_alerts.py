@@ -31,8 +31,10 @@ def test_crd_flags_and_default_without_crd(tmp_path: Path) -> None:
                      "--namespace", "obs", "--label", "team=ml", "--label", "release=prom")
     assert res.returncode == 0, res.stderr
     meta = yaml.safe_load((tmp_path / "a" / "prometheusrule.yaml").read_text())["metadata"]
-    assert meta["name"] == "ml-drift" and meta["namespace"] == "obs"
-    assert meta["labels"]["team"] == "ml" and meta["labels"]["release"] == "prom"
+    assert meta["name"] == "ml-drift"
+    assert meta["namespace"] == "obs"
+    assert meta["labels"]["team"] == "ml"
+    assert meta["labels"]["release"] == "prom"
     res = driftwatch("alerts", "--config", str(EXAMPLE), "--out", str(tmp_path / "b"))
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["rules.test.yaml", "rules.yaml"]

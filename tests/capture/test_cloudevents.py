@@ -54,7 +54,8 @@ def test_spec_02_with_older_inferenceservice_header() -> None:
 
 def test_binary_body_that_is_not_utf8_is_kept_as_base64() -> None:
     half = parse_cloudevent(kserve_headers(), b"\xff\x00")
-    assert half.body.encoding == "base64" and base64.b64decode(half.body.body) == b"\xff\x00"
+    assert half.body.encoding == "base64"
+    assert base64.b64decode(half.body.body) == b"\xff\x00"
 
 
 def test_structured_mode_with_json_and_base64_data() -> None:
@@ -63,7 +64,8 @@ def test_structured_mode_with_json_and_base64_data() -> None:
         "inferenceservicename": "wine", "datacontenttype": "application/json", "data": {"instances": [[1]]},
     }
     half = parse_cloudevent({"content-type": "application/cloudevents+json"}, json.dumps(envelope).encode())
-    assert json.loads(half.body.body) == {"instances": [[1]]} and half.body.content_type == "application/json"
+    assert json.loads(half.body.body) == {"instances": [[1]]}
+    assert half.body.content_type == "application/json"
     envelope.pop("data")
     envelope["data_base64"] = base64.b64encode(b'{"instances": [[2]]}').decode()
     half = parse_cloudevent({"content-type": "application/cloudevents+json; charset=utf-8"}, json.dumps(envelope).encode())
@@ -103,9 +105,12 @@ def test_join_sets_latency_and_keeps_both_bodies() -> None:
     req = parse_cloudevent(kserve_headers(**{"ce-time": "2025-11-22T11:57:01Z"}), b'{"instances": [[1]]}')
     resp = parse_cloudevent(kserve_headers("response", **{"ce-time": "2025-11-22T11:57:01.250Z"}), b'{"predictions": [0]}')
     event = join_halves(req, resp, received=0.0)
-    assert event.id == req.id and event.model == "wine" and event.timestamp == req.time
+    assert event.id == req.id
+    assert event.model == "wine"
+    assert event.timestamp == req.time
     assert event.latency_seconds == pytest.approx(0.25)
-    assert event.response is not None and json.loads(event.response.body) == {"predictions": [0]}
+    assert event.response is not None
+    assert json.loads(event.response.body) == {"predictions": [0]}
     assert event.headers["ce-component"] == "predictor"
 
 
@@ -113,4 +118,6 @@ def test_half_alone_and_json_round_trip() -> None:
     req = parse_cloudevent(kserve_headers(**{"ce-time": ""}), b'{"instances": [[1]]}')
     assert Half.from_json(req.to_json()) == req
     event = join_halves(req, None, received=123.0)
-    assert event.timestamp == 123.0 and event.response is None and event.latency_seconds is None
+    assert event.timestamp == 123.0
+    assert event.response is None
+    assert event.latency_seconds is None

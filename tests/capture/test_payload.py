@@ -57,7 +57,8 @@ class TestKServeV1:
 
     def test_nan_is_missing_and_infinity_is_kept_for_the_engine(self) -> None:
         out = parse_payload(schema("kserve_v1"), {"instances": [[math.nan, "x"], [math.inf, "y"]]}, None)
-        assert out[0]["a"] is None and out[1]["a"] == math.inf
+        assert out[0]["a"] is None
+        assert out[1]["a"] == math.inf
 
     @pytest.mark.parametrize(
         ("request_body", "response", "expected"),
@@ -202,7 +203,8 @@ def test_arbitrary_json_is_parsed_or_rejected_never_crashes(request_body: Any, r
     except Rejected as exc:
         assert exc.reason in {"schema_mismatch", "type_mismatch", "empty_payload"}
         return
-    assert records and all(set(r) == {"a", "b", "p"} for r in records)
+    assert records
+    assert all(set(r) == {"a", "b", "p"} for r in records)
     assert all(not isinstance(v, (list, dict)) for r in records for v in r.values())
     assert all(abs(v) < 2**1024 for r in records for v in r.values() if type(v) is int)  # pandas can read them
 

@@ -32,7 +32,9 @@ def test_utf8_and_base64_bodies_decode_to_the_same_value() -> None:
 def test_nan_and_infinity_literals_are_values() -> None:
     value = decode_body(Body(body='{"instances": [[NaN, Infinity, -Infinity]]}'))
     row = value["instances"][0]
-    assert math.isnan(row[0]) and row[1] == math.inf and row[2] == -math.inf
+    assert math.isnan(row[0])
+    assert row[1] == math.inf
+    assert row[2] == -math.inf
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,8 @@ def test_a_valid_batch_decodes_with_defaults() -> None:
     batch = decode_batch(_batch(GOOD, {**GOOD, "id": "ok2", "status": 503, "response": {"body": "x", "encoding": "utf-8"}}))
     first, second = batch.events
     assert (first.id, first.status, first.method, first.response, first.headers) == ("ok", 200, "POST", None, {})
-    assert second.status == 503 and second.response == Body(body="x")
+    assert second.status == 503
+    assert second.response == Body(body="x")
 
 
 def test_every_bad_field_is_reported_with_its_path_and_without_its_value() -> None:
@@ -122,7 +125,8 @@ def test_every_bad_field_is_reported_with_its_path_and_without_its_value() -> No
         "events[1].timestamp", "events[1].status", "events[1].request.body", "events[1].request.encoding",
         "events[1].headers[...]", "events[2].model", "events[2].timestamp", "events[2].request",
     ]
-    assert "two hundred" not in json.dumps(info.value.detail) and "rot13-secret" not in json.dumps(info.value.detail)
+    assert "two hundred" not in json.dumps(info.value.detail)
+    assert "rot13-secret" not in json.dumps(info.value.detail)
 
 
 @pytest.mark.parametrize(

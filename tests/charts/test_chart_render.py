@@ -51,7 +51,8 @@ def test_every_combination_lints_strict_and_renders_valid_objects(name: str, ren
     for obj in objs:
         validate(obj)
     cfg = parse_config(embedded_config(objs), "rendered ConfigMap", base_dir=Path("/etc/driftwatch"))
-    assert cfg.server.host == "0.0.0.0" and cfg.server.port == 8080
+    assert cfg.server.host == "0.0.0.0"
+    assert cfg.server.port == 8080
     # Local retraining logs land on the data volume, not beside the config on its read-only mount.
     data_mount = next(m["mountPath"] for c in one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
                       for m in c["volumeMounts"] if m["name"] == "data")
@@ -65,31 +66,38 @@ def test_defaults_render_the_monitor_without_operator_objects(render: Render) ->
     objs = render()
     kinds = sorted(o["kind"] for o in objs)
     assert not OPERATOR_KINDS & set(kinds), "auto must not render CRs the cluster does not serve"
-    assert kinds.count("Deployment") == 1 and kinds.count("Service") == 1 and kinds.count("Secret") == 1
+    assert kinds.count("Deployment") == 1
+    assert kinds.count("Service") == 1
+    assert kinds.count("Secret") == 1
     rbac = ("Role", "RoleBinding")  # also in `default`, where the example config's model pods run
     assert {o["metadata"]["namespace"] for o in objs if o["kind"] not in rbac} == {"driftwatch"}
     deployment = one(objs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    assert "emptyDir" in volumes["data"] and not by_kind(objs, "PersistentVolumeClaim")
+    assert "emptyDir" in volumes["data"]
+    assert not by_kind(objs, "PersistentVolumeClaim")
 
 
 def test_monitor_pod_is_locked_down_and_probed(render: Render) -> None:
     objs = render()
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     container = monitor_container(objs)
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     sc = container["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts["/tmp"] == "tmp" and mounts["/var/lib/driftwatch"] == "data"
+    assert mounts["/tmp"] == "tmp"
+    assert mounts["/var/lib/driftwatch"] == "data"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["args"][:3] == ["serve", "--config", "/etc/driftwatch/config.yaml"]
-    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]["memory"]
     service = one(objs, "Service")
     assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}]
     assert service["spec"]["selector"].items() <= pod_labels(objs).items()
@@ -121,7 +129,8 @@ def test_embedded_config_points_the_monitor_at_its_volumes_token_and_service(ren
 def test_persistence_uses_a_claim_and_recreate(render: Render) -> None:
     objs = render({"persistence": {"enabled": True, "storageClass": "fast", "size": "20Gi"}})
     pvc = one(objs, "PersistentVolumeClaim")
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi" and pvc["spec"]["storageClassName"] == "fast"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert pvc["spec"]["storageClassName"] == "fast"
     deployment = one(objs, "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     data = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
@@ -156,7 +165,8 @@ def test_operator_objects_scrape_what_the_monitor_and_sidecars_serve(render: Ren
     service_monitor = one(objs, "ServiceMonitor")
     service = one(objs, "Service")
     endpoint = service_monitor["spec"]["endpoints"][0]
-    assert endpoint["port"] == service["spec"]["ports"][0]["name"] and endpoint["path"] == "/metrics"
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert endpoint["path"] == "/metrics"
     assert service_monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     # The generated alerts match up{job=<job_label>}: the scrape must carry that job name.
     job_label = parse_config(embedded_config(objs)).defaults.alerts.job_label
@@ -183,7 +193,8 @@ def test_prometheus_rule_carries_the_generated_rules_with_the_release_url(render
     alerts = [r for g in rule["spec"]["groups"] for r in g["rules"]]
     assert len(alerts) == sum(len(g["rules"]) for g in shipped["groups"]) > 0
     links = [r["annotations"]["report_url"] for r in alerts if "report_url" in r["annotations"]]
-    assert links and all(link.startswith("https://dw.example.com/reports/") for link in links)
+    assert links
+    assert all(link.startswith("https://dw.example.com/reports/") for link in links)
     assert "invalid" not in yaml.safe_dump(rule)
 
 
@@ -212,14 +223,16 @@ def test_shipped_rules_and_dashboards_refuse_a_config_they_were_not_generated_fr
     values_file.write_text(yaml.safe_dump(values))
     proc = helm("template", "dw", str(CHART), "--values", str(values_file), *flags, check=False)
     assert proc.returncode != 0, "rendered rules/dashboards that do not match the config"
-    assert what in proc.stderr and "python -m monitor.chartgen --config my-config.yaml --values-out my-values.yaml" in proc.stderr
+    assert what in proc.stderr
+    assert "python -m monitor.chartgen --config my-config.yaml --values-out my-values.yaml" in proc.stderr
 
 
 def test_server_settings_and_the_public_url_keep_the_shipped_files(render: Render) -> None:
     # Generators read nothing from `server` but public_url, which the templates fill in.
     server = {"public_url": "https://dw.example.com", "evaluation_interval": "10s", "store": {"max_age": "3d"}}
     objs = render({**FORCED_ON, "config": {"server": server}})
-    assert one(objs, "PrometheusRule") and [o for o in by_kind(objs, "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]]
+    assert one(objs, "PrometheusRule")
+    assert [o for o in by_kind(objs, "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]]
 
 
 def test_existing_secret_replaces_ours(render: Render) -> None:
@@ -284,7 +297,8 @@ def test_roles_grant_each_namespace_only_what_the_monitor_does_there(render: Ren
     # No Role where nothing is done: not the release namespace, not a disabled retrain's, not a pid_file model's.
     assert role_rules(objs) == {"extra": JOBS | POD_METRICS, "ml": JOBS, "serving": POD_METRICS}
     assert rbac_namespaces(objs) == {"Role": {"extra", "ml", "serving"}, "RoleBinding": {"extra", "ml", "serving"}}
-    assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
+    assert not by_kind(objs, "ClusterRole")
+    assert not by_kind(objs, "ClusterRoleBinding")
     sa = one(objs, "ServiceAccount")["metadata"]
     for binding in by_kind(objs, "RoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
@@ -305,11 +319,13 @@ def test_default_install_only_reads_pod_metrics_where_the_example_model_runs(ren
 
 def test_cluster_wide_rbac_replaces_roles(render: Render) -> None:
     objs = render({"rbac": {"clusterWide": True, "namespaces": ["ml"]}})
-    assert not by_kind(objs, "Role") and not by_kind(objs, "RoleBinding")
+    assert not by_kind(objs, "Role")
+    assert not by_kind(objs, "RoleBinding")
     role, binding = one(objs, "ClusterRole"), one(objs, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
     assert {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]} == JOBS | POD_METRICS
-    assert render({"rbac": {"create": False}}) and not by_kind(render({"rbac": {"create": False}}), "Role")
+    assert render({"rbac": {"create": False}})
+    assert not by_kind(render({"rbac": {"create": False}}), "Role")
 
 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar(render: Render) -> None:
@@ -350,7 +366,8 @@ def test_schema_rejects_bad_values_with_the_field(helm, tmp_path: Path, values: 
     values_file = tmp_path / "bad.yaml"
     values_file.write_text(yaml.safe_dump(values))
     proc = helm("template", "dw", str(CHART), "--values", str(values_file), check=False)
-    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert proc.returncode != 0, proc.stderr
+    assert message in proc.stderr, proc.stderr
 
 
 def test_notes_print_the_same_sidecar_as_driftwatch_inject(helm) -> None:
@@ -376,4 +393,5 @@ def test_container_args_are_accepted_by_the_driftwatch_cli(render: Render) -> No
     command = get_command(app)
     args = monitor_container(render())["args"]
     ctx = command.commands[args[0]].make_context(args[0], args[1:])  # type: ignore[attr-defined]
-    assert ctx.params["config"] == Path("/etc/driftwatch/config.yaml") and ctx.params["port"] == 8080
+    assert ctx.params["config"] == Path("/etc/driftwatch/config.yaml")
+    assert ctx.params["port"] == 8080

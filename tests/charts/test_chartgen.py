@@ -109,9 +109,11 @@ def test_values_overlay_installs_a_custom_config_with_matching_rules_and_dashboa
     # The monitor is scraped under the job name the rules look for.
     (relabel,) = [r for r in one(objs, "ServiceMonitor")["spec"]["endpoints"][0]["relabelings"] if r["targetLabel"] == "job"]
     assert relabel["replacement"] == "dw-monitor"
-    assert any('absent(up{job="dw-monitor"})' in e for e in exprs) and not any('job="driftwatch"' in e for e in exprs)
+    assert any('absent(up{job="dw-monitor"})' in e for e in exprs)
+    assert not any('job="driftwatch"' in e for e in exprs)
     links = [r["annotations"]["report_url"] for g in rule["spec"]["groups"] for r in g["rules"] if "report_url" in r["annotations"]]
-    assert links and all(u.startswith("http://dw-driftwatch.driftwatch.svc:8080/reports/") for u in links)
+    assert links
+    assert all(u.startswith("http://dw-driftwatch.driftwatch.svc:8080/reports/") for u in links)
     boards = sorted(k for cm in by_kind(objs, "ConfigMap") if "grafana_dashboard" in cm["metadata"]["labels"] for k in cm["data"])
     assert boards == ["driftwatch-model-vino.json", "driftwatch-overview.json"]
     rendered = parse_config(yaml.safe_load(one(objs, "ConfigMap", "dw-driftwatch")["data"]["config.yaml"]))
@@ -125,7 +127,8 @@ def test_cli_reports_a_bad_config_without_a_traceback(tmp_path: Path, capsys: py
     bad.write_text("models:\n  - name: Bad_Name\n")
     assert chartgen.main(["--config", str(bad), "--values-out", str(tmp_path / "o.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "models[0:Bad_Name].name" in err and "Traceback" not in err
+    assert "models[0:Bad_Name].name" in err
+    assert "Traceback" not in err
     assert chartgen.main(["--config", str(tmp_path / "missing.yaml"), "--values-out", str(tmp_path / "o.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
 

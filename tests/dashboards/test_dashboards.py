@@ -138,7 +138,8 @@ def test_uids_ids_and_layout(boards: dict[str, dict[str, Any]]) -> None:
         cells: dict[tuple[int, int], str] = {}
         for p in panels(board):
             pos = p["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, f"{filename} {p['title']!r} leaves the grid"
+            assert 0 <= pos["x"], f"{filename} {p['title']!r} leaves the grid"
+            assert pos["x"] + pos["w"] <= 24, f"{filename} {p['title']!r} leaves the grid"
             for x in range(pos["x"], pos["x"] + pos["w"]):
                 for y in range(pos["y"], pos["y"] + pos["h"]):
                     assert (x, y) not in cells, f"{filename}: {p['title']!r} overlaps {cells[(x, y)]!r}"
@@ -204,7 +205,8 @@ def test_configmaps_are_valid_and_follow_the_sidecar_convention(example: Config)
         ((filename, text),) = cm["data"].items()
         assert json.loads(text) == dashboards.generate(example)[filename]
     default = dashboards.configmaps(example)[0]["metadata"]
-    assert default["labels"]["grafana_dashboard"] == "1" and "namespace" not in default
+    assert default["labels"]["grafana_dashboard"] == "1"
+    assert "namespace" not in default
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,8 @@ def test_a_model_that_never_evaluates_fires_the_stale_alert(tmp_path: Path, requ
         request.addfinalizer(service.stop)
     monitor.start(timeout=60)
     ready = httpx.get(f"{monitor_url}/readyz", timeout=5)
-    assert ready.status_code == 503 and set(ready.json()["detail"]["reference_errors"]) == {"broken", "idle"}
+    assert ready.status_code == 503
+    assert set(ready.json()["detail"]["reference_errors"]) == {"broken", "idle"}
 
     with httpx.Client(base_url=monitor_url, timeout=10) as http:
         for model, n in RECORDS.items():

@@ -183,7 +183,8 @@ def test_values_from_the_real_drift_engine(config: Config, results: dict[str, Dr
         assert _value(samples, "driftwatch_feature_missing_ratio", model="churn", feature=name) == fr.quality.missing_ratio
     assert _value(samples, "driftwatch_feature_drift_detected", model="churn", feature="contract") == 1
     prediction = churn.prediction
-    assert prediction is not None and prediction.name == "churn_probability"
+    assert prediction is not None
+    assert prediction.name == "churn_probability"
     assert _value(samples, "driftwatch_prediction_drift_score", model="churn", method=prediction.method) == pytest.approx(prediction.score)
     assert _value(samples, "driftwatch_last_evaluation_timestamp_seconds", model="wine") == 1_767_000_000.5
     assert _value(samples, "driftwatch_window_records", model="churn") == 2000

@@ -110,4 +110,5 @@ def test_sigterm_is_graceful_and_the_restarted_monitor_shows_the_same_windows(tm
         monitor.stop()
     for key in ("window", "window_records", "result", "last_evaluation"):
         assert after[key] == before[key], key
-    assert before_metrics and after_metrics == before_metrics
+    assert before_metrics
+    assert after_metrics == before_metrics

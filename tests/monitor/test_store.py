@@ -38,18 +38,22 @@ def test_duplicates_are_stored_once_and_do_not_advance_ordinals(tmp_path: Path) 
     first = append(store, rows(["a", "b"], n=3))
     assert [s.rec_end for s in first] == [3, 6]  # type: ignore[union-attr]
     again = append(store, rows(["b", "c", "c"], n=3) + rows(["a"], model="other"))
-    assert again[0] is None and again[2] is None  # retried id, and a repeat inside the batch
-    assert again[1].rec_end == 9 and again[3].rec_end == 1  # type: ignore[union-attr]  # ordinals are per model
+    assert again[0] is None  # retried id, and a repeat inside the batch
+    assert again[2] is None
+    assert again[1].rec_end == 9  # type: ignore[union-attr]  # ordinals are per model
+    assert again[3].rec_end == 1
     assert store.count_events("m") == {None: 3}
     store.close()
     reopened = EventStore(tmp_path / "s.db")
-    assert reopened.record_total("m") == 9 and reopened.record_total("other") == 1
+    assert reopened.record_total("m") == 9
+    assert reopened.record_total("other") == 1
 
 
 def test_rejected_events_are_kept_without_ordinals(tmp_path: Path) -> None:
     store = EventStore(tmp_path / "s.db")
     out = append(store, rows(["x"], reason="schema_mismatch") + rows(["y"], n=2))
-    assert out[0].rec_end is None and out[1].rec_end == 2  # type: ignore[union-attr]
+    assert out[0].rec_end is None  # type: ignore[union-attr]
+    assert out[1].rec_end == 2
     assert [e.id for e in store.accepted_since("m", 0)] == ["y"]
     assert store.count_events() == {None: 1, "schema_mismatch": 1}
 
@@ -59,7 +63,8 @@ def test_a_failed_transaction_keeps_nothing(tmp_path: Path) -> None:
     with pytest.raises(ZeroDivisionError), store.transaction():
         store.append(rows(["a"], n=5))
         1 / 0  # noqa: B018
-    assert store.record_total("m") == 0 and store.count_events() == {}
+    assert store.record_total("m") == 0
+    assert store.count_events() == {}
     assert append(store, rows(["a"], n=5))[0].rec_end == 5  # type: ignore[union-attr]
 
 
@@ -68,9 +73,11 @@ def test_a_large_append_keeps_every_row_in_order(tmp_path: Path) -> None:
     store = EventStore(tmp_path / "s.db")
     batch = [EventRow("m", f"e{i}", float(i), 0.0, "upstream_error" if i % 7 == 0 else None, 0 if i % 7 == 0 else 1, f'{{"i": {i}}}') for i in range(250)]
     out = append(store, batch + rows(["e3"]))  # a duplicate after the chunks
-    assert out[-1] is None and [s.seq for s in out[:-1]] == list(range(1, 251))  # type: ignore[union-attr]
+    assert out[-1] is None  # type: ignore[union-attr]
+    assert [s.seq for s in out[:-1]] == list(range(1, 251))
     accepted = list(store.accepted_since("m", 0))
-    assert [e.id for e in accepted] == [f"e{i}" for i in range(250) if i % 7] and [e.rec_end for e in accepted] == list(range(1, 215))
+    assert [e.id for e in accepted] == [f"e{i}" for i in range(250) if i % 7]
+    assert [e.rec_end for e in accepted] == list(range(1, 215))
     assert store.count_events() == {None: 214, "upstream_error": 36}
     assert accepted[-1].raw == '{"i": 249}'
 
@@ -102,7 +109,8 @@ def test_evaluations_round_trip(tmp_path: Path) -> None:
     for i in range(3):
         store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 1, 50 * (i + 1), 50, {"dataset": {"drift_share": i / 10}}, 3.0 + i))
     latest = store.evaluations("m", limit=2)
-    assert [e.last_rec for e in latest] == [150, 100] and latest[0].result == {"dataset": {"drift_share": 0.2}}
+    assert [e.last_rec for e in latest] == [150, 100]
+    assert latest[0].result == {"dataset": {"drift_share": 0.2}}
 
 
 def test_an_evaluation_keeps_its_grid_point(tmp_path: Path) -> None:
@@ -145,7 +153,9 @@ def test_retention_by_age_then_by_size(tmp_path: Path) -> None:
         pass
     assert store.used_bytes() <= before // 2
     remaining = [e.id for e in store.accepted_since("m", 0)]
-    assert remaining and remaining[-1] == "big199" and "new0" not in remaining  # oldest went first
+    assert remaining  # oldest went first
+    assert remaining[-1] == "big199"
+    assert "new0" not in remaining
 
 
 def test_another_connection_writes_its_own_tables_concurrently(tmp_path: Path) -> None:

@@ -120,7 +120,8 @@ CREATE TABLE IF NOT EXISTS retrain_state (model TEXT PRIMARY KEY, state TEXT NOT
 INSERT INTO retrain_meta (key, value) VALUES ('schema_version', '2');
 """
 OLD_HISTORY_V1 = OLD_HISTORY_V2.replace(_OLD_HISTORY_COUNTS, "").replace("VALUES ('schema_version', '2')", "VALUES ('schema_version', '1')")
-assert OLD_HISTORY_V1 != OLD_HISTORY_V2 and "retrain_decision_counts" not in OLD_HISTORY_V1
+assert OLD_HISTORY_V1 != OLD_HISTORY_V2
+assert "retrain_decision_counts" not in OLD_HISTORY_V1
 
 # v1 decisions: counts were COUNT(*) over these rows; v2 kept them in retrain_decision_counts too.
 _DECISIONS = [("wine", float(i), "skip" if i < 3 else "none", "cooldown" if i < 3 else "no_drift") for i in range(8)]

@@ -70,7 +70,8 @@ def test_pods_per_model_and_failures_counted_without_crashing(
     assert "wine" not in snap.pods  # no stale values after a failed round
     assert snap.errors == {("kubernetes", "forbidden"): 3}
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and warnings[0].startswith("resource_collection_failed model=wine ")
+    assert len(warnings) == 1
+    assert warnings[0].startswith("resource_collection_failed model=wine ")
     assert "reason=forbidden" in warnings[0]
 
     state.failure = 404
@@ -107,7 +108,8 @@ def test_local_process_with_gpu_unavailable_reported_once(tmp_path: Path, model_
     for model in ("wine", "churn"):
         (usage,) = snap.pods[model]
         assert usage.pod == f"local-{model_server.pid}"
-        assert usage.cpu_cores is not None and usage.memory_working_set_bytes > 1_000_000
+        assert usage.cpu_cores is not None
+        assert usage.memory_working_set_bytes > 1_000_000
     assert snap.gpus == {}  # NVML disabled after the first round
     assert snap.errors == {("gpu", "unavailable"): 1}  # this machine has no NVIDIA GPU
 
@@ -192,7 +194,8 @@ def test_a_source_bug_is_counted_every_round_and_logged_once(tmp_path: Path, cap
             snap = collector.collect_once()
     assert snap.errors == {("kubernetes", "unexpected"): 3}
     tracebacks = [r for r in caplog.records if r.exc_info]
-    assert len(tracebacks) == 1 and tracebacks[0].getMessage() == "resource_collection_bug model=wine source=kubernetes"
+    assert len(tracebacks) == 1
+    assert tracebacks[0].getMessage() == "resource_collection_bug model=wine source=kubernetes"
     assert sum("resource_collection_failed" in r.getMessage() for r in caplog.records) == 1
 
 

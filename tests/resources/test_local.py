@@ -27,7 +27,8 @@ WORKERS = (
 
 def _spawn(code: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
     return proc
 
 
@@ -85,7 +86,8 @@ def test_idle_process_uses_almost_no_cpu() -> None:
         sampler.sample()
         time.sleep(0.5)
         usage, _ = sampler.sample()
-        assert usage.cpu_cores is not None and usage.cpu_cores < 0.05
+        assert usage.cpu_cores is not None
+        assert usage.cpu_cores < 0.05
         assert usage.memory_working_set_bytes < 64 * 2**20
     finally:
         _kill(proc)
@@ -98,7 +100,8 @@ def test_children_are_included(tmp_path: Path) -> None:
     )
     try:
         usage, pids = ProcessSampler(pid=parent.pid).sample()
-        assert len(pids) == 2 and parent.pid in pids
+        assert len(pids) == 2
+        assert parent.pid in pids
         assert usage.memory_working_set_bytes >= 64 * 2**20
     finally:
         for child in psutil.Process(parent.pid).children(recursive=True):
@@ -125,7 +128,8 @@ def test_pid_file_is_followed_across_restarts(tmp_path: Path) -> None:
     try:
         pid_file.write_text(f"{second.pid}\n")
         usage, _ = sampler.sample()
-        assert usage.pod == f"local-{second.pid}" and usage.cpu_cores is None  # no rate across processes
+        assert usage.pod == f"local-{second.pid}"  # no rate across processes
+        assert usage.cpu_cores is None
     finally:
         _kill(second)
 
@@ -202,7 +206,8 @@ def test_pid_reused_by_another_process_is_not_the_model() -> None:
             break
         other.kill()
         other.wait()
-    assert other is not None and other.pid == model.pid, "could not get the pid reused"
+    assert other is not None, "could not get the pid reused"
+    assert other.pid == model.pid, "could not get the pid reused"
     try:
         with pytest.raises(CollectionError) as err:
             sampler.sample()
@@ -224,7 +229,8 @@ def test_stale_pid_file_naming_a_newer_process_is_no_such_process(tmp_path: Path
         os.utime(pid_file, (written, written))  # the crashed server's file, its pid now reused
         with pytest.raises(CollectionError) as err:
             ProcessSampler(pid_file=pid_file).sample()
-        assert err.value.reason == "no_such_process" and "stale" in str(err.value)
+        assert err.value.reason == "no_such_process"
+        assert "stale" in str(err.value)
         pid_file.write_text(f"{newer.pid}\n")  # the server wrote it itself: measured
         assert ProcessSampler(pid_file=pid_file).sample()[0].pod == f"local-{newer.pid}"
     finally:
@@ -244,7 +250,8 @@ def test_zombie_model_server_is_gone() -> None:
     try:
         with pytest.raises(CollectionError) as err:
             sampler.sample()
-        assert err.value.reason == "no_such_process" and "zombie" in str(err.value)
+        assert err.value.reason == "no_such_process"
+        assert "zombie" in str(err.value)
     finally:
         model.wait(timeout=10)
 
@@ -269,7 +276,8 @@ def test_pid_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, kind: st
     reader.join(timeout=5)
     assert result, "read_pid_file blocked or did not refuse"
     err = result[0]
-    assert isinstance(err, CollectionError) and err.reason == "pid_file_unreadable"
+    assert isinstance(err, CollectionError)
+    assert err.reason == "pid_file_unreadable"
     assert "not a regular file" in str(err) or "Is a directory" in str(err)
 
 
@@ -316,10 +324,13 @@ def test_orphaned_grandchild_does_not_cancel_reaped_workers() -> None:
     it: nothing of it comes back to the root, so it must not be subtracted from the root's reaped
     workers (the old sampler reported ~0 s for the 0.5 s worker below)."""
     root = subprocess.Popen([sys.executable, "-c", ORPHANING], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert root.stdin is not None and root.stdout is not None and root.stdout.readline() == "ready\n"
+    assert root.stdin is not None
+    assert root.stdout is not None
+    assert root.stdout.readline() == "ready\n"
 
     def command(line: str) -> None:
-        assert root.stdin is not None and root.stdout is not None
+        assert root.stdin is not None
+        assert root.stdout is not None
         root.stdin.write(line + "\n")
         root.stdin.flush()
         assert root.stdout.readline() == "ok\n"
@@ -347,7 +358,8 @@ def test_orphaned_grandchild_does_not_cancel_reaped_workers() -> None:
         command("work")
         after = _own_and_reaped(root.pid)
         usage, pids = sampler.sample()
-        assert pids == (root.pid,) and orphan.is_running()  # C left the tree alive
+        assert pids == (root.pid,)  # C left the tree alive
+        assert orphan.is_running()
     finally:
         for leftover in psutil.Process(root.pid).children(recursive=True):  # P if a step failed early
             leftover.kill()
@@ -378,7 +390,8 @@ def test_fixed_pid_survives_a_wall_clock_step(monkeypatch: pytest.MonkeyPatch) -
         sampler.sample()
         _step_wall_clock(monkeypatch, 2.0)
         usage, _ = sampler.sample()
-        assert usage.pod == f"local-{model.pid}" and usage.cpu_cores is not None  # still the same process
+        assert usage.pod == f"local-{model.pid}"  # still the same process
+        assert usage.cpu_cores is not None
     finally:
         _kill(model)
 
@@ -395,7 +408,8 @@ def test_pid_file_stays_fresh_across_a_wall_clock_step(tmp_path: Path, monkeypat
         assert sampler.sample()[0].pod == f"local-{first.pid}"
         _step_wall_clock(monkeypatch, 5.0)
         usage, _ = sampler.sample()
-        assert usage.pod == f"local-{first.pid}" and usage.cpu_cores is not None
+        assert usage.pod == f"local-{first.pid}"
+        assert usage.cpu_cores is not None
     finally:
         _kill(first)
     second = _spawn(IDLE)

@@ -117,7 +117,8 @@ def test_a_drift_streak_launches_one_job_and_its_outcome_is_counted(api: FakeKub
     api.complete("ml", job["metadata"]["name"])
     wait_for(lambda: c.snapshot()["wine"].outcomes["succeeded"] == 1)
     snap = c.snapshot()["wine"]
-    assert snap.active == 0 and snap.last_trigger == clock.t
+    assert snap.active == 0
+    assert snap.last_trigger == clock.t
     assert dict(snap.outcomes) == {"launched": 1, "succeeded": 1, "failed": 0, "deadline_exceeded": 0, "skipped": 0}
     assert dict(snap.decisions) == {"streak_building": 1, "drift_streak": 1}
     # The drift persists: inside the cooldown the next trigger is skipped, and reported as such.
@@ -153,8 +154,11 @@ def test_the_local_launcher_records_exit_status_duration_and_log(make_controller
     assert d.action == "launch"
     wait_for(lambda: c.snapshot()["churn"].outcomes["succeeded"] == 1)
     (rec,) = c.history.jobs(model="churn")
-    assert rec.exit_code == 0 and rec.duration is not None and rec.duration >= 0
-    assert rec.log_path and Path(rec.log_path).read_text().strip() == "trained churn"
+    assert rec.exit_code == 0
+    assert rec.duration is not None
+    assert rec.duration >= 0
+    assert rec.log_path
+    assert Path(rec.log_path).read_text().strip() == "trained churn"
 
 
 def test_the_cluster_wide_cap_blocks_other_models(api: FakeKubeAPI, make_controller, tmp_path: Path) -> None:
@@ -171,7 +175,9 @@ def test_dry_run_records_and_counts_but_launches_nothing(api: FakeKubeAPI, make_
     d = c.on_evaluation("wine", window(1))
     assert (d.action, d.reason) == ("skip", "dry_run")
     snap = c.snapshot()["wine"]
-    assert snap.outcomes["launched"] == 0 and snap.outcomes["skipped"] == 1 and snap.last_trigger is not None
+    assert snap.outcomes["launched"] == 0
+    assert snap.outcomes["skipped"] == 1
+    assert snap.last_trigger is not None
     assert not any(m == "POST" for m, _ in api.requests)
 
 
@@ -182,7 +188,9 @@ def test_a_refused_launch_is_a_failed_outcome(api: FakeKubeAPI, make_controller)
     c.on_evaluation("wine", window(1))
     wait_for(lambda: c.snapshot()["wine"].outcomes["failed"] == 1)
     (rec,) = c.history.jobs(model="wine")
-    assert rec.detail and rec.detail.startswith("launch failed") and "403" in rec.detail
+    assert rec.detail
+    assert rec.detail.startswith("launch failed")
+    assert "403" in rec.detail
     assert c.snapshot()["wine"].active == 0
 
 
@@ -217,7 +225,8 @@ def test_start_adopts_running_jobs_and_closes_vanished_ones(api: FakeKubeAPI, ma
     other = Run("wine-retrain-feedfeedfe", "wine", "feedfeedfeedfeed", launched.run.trigger, "x")
     cfg = make_config(tmp_path)
     rc = cfg.retrain_for(cfg.model("wine"))
-    assert rc is not None and rc.kubernetes is not None
+    assert rc is not None
+    assert rc.kubernetes is not None
     assert api.create("ml", build_job(other, rc.kubernetes))[0] == 201
     second = make_controller(db=db)
 
@@ -287,7 +296,8 @@ def test_a_restart_in_the_middle_of_a_trigger_produces_exactly_one_job(
     assert posts_after == (1 if landed else 2)
     api.complete("ml", api.jobs("ml")[0]["metadata"]["name"])
     wait_for(lambda: restarted.snapshot()["wine"].outcomes["succeeded"] == 1)
-    assert restarted.snapshot()["wine"].outcomes["launched"] == 1 and len(api.jobs("ml")) == 1
+    assert restarted.snapshot()["wine"].outcomes["launched"] == 1
+    assert len(api.jobs("ml")) == 1
 
 
 def test_two_replicas_deciding_the_same_trigger_create_one_job(api: FakeKubeAPI, make_controller,
@@ -304,7 +314,8 @@ def test_two_replicas_deciding_the_same_trigger_create_one_job(api: FakeKubeAPI,
             "None", "already existed"]
 
     wait_for(settled)
-    assert len(api.jobs("ml")) == 1 and sum(1 for m, _ in api.requests if m == "POST") == 2
+    assert len(api.jobs("ml")) == 1
+    assert sum(1 for m, _ in api.requests if m == "POST") == 2
 
 
 def test_history_schema_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -360,7 +371,8 @@ def test_reconciliation_happens_once_the_api_answers(api: FakeKubeAPI, make_cont
     second = make_controller(make_config(tmp_path, consecutive_windows=1, max_active=2, cooldown=0), db=db)
     assert second.history.job(vanished.name).state == "running"  # type: ignore[union-attr]  # not reconciled yet
     held = second.on_evaluation("wine", window(1))
-    assert held.action == "launch" and api.jobs("ml") == []  # decided, held until the namespace is reconciled
+    assert held.action == "launch"  # decided, held until the namespace is reconciled
+    assert api.jobs("ml") == []
     wait_for(lambda: second.history.job(vanished.name).state == "failed")  # type: ignore[union-attr]
     wait_for(lambda: [j["metadata"]["labels"]["driftwatch.io/trigger"] for j in api.jobs("ml")] == [held.fingerprint])
     wait_for(lambda: second.snapshot()["wine"].active == 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -89,7 +90,8 @@ def test_5xx_answers_are_retried_with_jittered_backoff(api: FakeKubeAPI,
     api.inject("POST", status=503, times=1)
     api.inject("POST", status=429, times=1)
     assert k.launch(make_run(), KCFG) == "created"
-    assert posts(api) == 4 and len(api.jobs()) == 1
+    assert posts(api) == 4
+    assert len(api.jobs()) == 1
     for attempt, pause in enumerate(sleeps):
         step = min(FAST.cap, FAST.base * 2**attempt)
         assert step / 2 <= pause <= step
@@ -100,7 +102,9 @@ def test_a_timed_out_create_that_landed_is_recognised_on_retry(api: FakeKubeAPI,
     k, sleeps = launcher
     api.inject("POST", status=None, delay=1.5, after=True)  # the Job is created, the answer comes too late
     assert k.launch(make_run(), KCFG) == "exists"
-    assert len(api.jobs()) == 1 and posts(api) == 2 and len(sleeps) == 1
+    assert len(api.jobs()) == 1
+    assert posts(api) == 2
+    assert len(sleeps) == 1
 
 
 def test_retries_are_exhausted_then_reported(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
@@ -108,7 +112,10 @@ def test_retries_are_exhausted_then_reported(api: FakeKubeAPI, launcher: tuple[K
     api.inject("POST", status=500, times=10)
     with pytest.raises(LaunchError, match="gave up after 4 attempt") as err:
         k.launch(make_run(), KCFG)
-    assert err.value.transient and posts(api) == 4 and len(sleeps) == 3 and api.jobs() == []
+    assert err.value.transient
+    assert posts(api) == 4
+    assert len(sleeps) == 3
+    assert api.jobs() == []
 
 
 def test_refused_connections_are_retried_then_reported() -> None:
@@ -119,7 +126,8 @@ def test_refused_connections_are_retried_then_reported() -> None:
     k = KubernetesLauncher(client.ApiClient(cfg), retry=FAST, sleep=sleeps, rng=random.Random(1))
     with pytest.raises(LaunchError, match=r"gave up after 4 attempt.*(Connection refused|NewConnectionError)") as err:
         k.launch(make_run(), KCFG)
-    assert err.value.transient and len(sleeps) == 3
+    assert err.value.transient
+    assert len(sleeps) == 3
 
 
 def test_an_invalid_template_is_refused_without_a_request(api: FakeKubeAPI,
@@ -129,7 +137,9 @@ def test_an_invalid_template_is_refused_without_a_request(api: FakeKubeAPI,
         "containers": [{"name": "train", "image": "x", "imagePullPolicyy": "Always"}]}}}})
     with pytest.raises(LaunchError, match=r"not a valid Job: spec\.template\.spec\.containers\.0\.imagePullPolicyy: Extra inputs") as err:
         k.launch(make_run(), bad)
-    assert not err.value.transient and posts(api) == 0 and sleeps == []
+    assert not err.value.transient
+    assert posts(api) == 0
+    assert sleeps == []
 
 
 def test_a_forbidden_create_is_not_retried(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
@@ -137,7 +147,9 @@ def test_a_forbidden_create_is_not_retried(api: FakeKubeAPI, launcher: tuple[Kub
     api.inject("POST", status=403)
     with pytest.raises(LaunchError, match=r"HTTP 403.*injected 403") as err:
         k.launch(make_run(), KCFG)
-    assert not err.value.transient and posts(api) == 1 and sleeps == []
+    assert not err.value.transient
+    assert posts(api) == 1
+    assert sleeps == []
 
 
 def test_a_name_taken_by_another_trigger_is_an_error(api: FakeKubeAPI,
@@ -155,7 +167,8 @@ def test_a_409_that_is_not_already_exists_is_reported(api: FakeKubeAPI,
     api.inject("POST", status=409)
     with pytest.raises(LaunchError, match=r"HTTP 409.*injected 409") as err:
         k.launch(make_run(), KCFG)
-    assert not err.value.transient and api.jobs() == []
+    assert not err.value.transient
+    assert api.jobs() == []
 
 
 def test_list_finds_jobs_by_label_only(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
@@ -167,7 +180,8 @@ def test_list_finds_jobs_by_label_only(api: FakeKubeAPI, launcher: tuple[Kuberne
     api.complete("ml", job_name("churn", "2222222222222222"))
     items, rv = k.list_jobs("ml")
     assert sorted((i.model, i.outcome) for i in items) == [("churn", "succeeded"), ("wine", None)]
-    assert int(rv) > 0 and k.list_jobs("other")[0] == []
+    assert int(rv) > 0
+    assert k.list_jobs("other")[0] == []
 
 
 @pytest.mark.parametrize(("job", "expected"), [
@@ -237,16 +251,26 @@ def test_the_watch_reconnects_from_its_resource_version(api: FakeKubeAPI) -> Non
         k.stop()
 
 
-def test_an_expired_resource_version_relists(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
+def test_an_expired_resource_version_relists(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps],
+                                            caplog: pytest.LogCaptureFixture) -> None:
     k, _ = launcher
     r = make_run()
     k.launch(r, KCFG)
     _, old_rv = k.list_jobs("ml")
-    api.complete("ml", r.name)
-    api.compact()
+    api.complete("ml", r.name)  # while nothing watches: only a fresh list can tell
+    api.compact()  # so a watch from old_rv gets 410 Expired
+    before = len(api.requests)
     rec = Recorder()
-    k.follow("ml", rec, old_rv)
-    wait_for(lambda: rec.outcome(r.name) == "succeeded")
+    relists: list[list[JobStatus]] = []
+    with caplog.at_level(logging.INFO, logger="driftwatch.retrain.kubernetes"):
+        k.follow("ml", rec, old_rv, on_relist=relists.append)
+        wait_for(lambda: sum(1 for _, p in api.requests[before:] if p.endswith("?watch")) >= 2)
+    jobs = "/apis/batch/v1/namespaces/ml/jobs"
+    # The watch from old_rv (answered 410), then a LIST, then a watch from the list's resourceVersion.
+    assert api.requests[before : before + 3] == [("GET", f"{jobs}?watch"), ("GET", jobs), ("GET", f"{jobs}?watch")]
+    assert [m for m in caplog.messages if m.startswith("k8s_watch")] == ["k8s_watch_expired namespace=ml"]
+    assert [[(s.name, s.outcome) for s in listed] for listed in relists] == [[(r.name, "succeeded")]]
+    assert rec.outcome(r.name) == "succeeded"  # delivered by the relist
 
 
 def test_a_failing_watch_falls_back_to_polling(api: FakeKubeAPI, launcher: tuple[KubernetesLauncher, Sleeps]) -> None:

@@ -70,7 +70,8 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
 def test_example_config_job_matches_golden() -> None:
     cfg = load_config(ROOT / "examples" / "config.yaml")
     rc = cfg.retrain_for(cfg.model("wine"))
-    assert rc is not None and rc.kubernetes is not None
+    assert rc is not None
+    assert rc.kubernetes is not None
     job = build_job(run_for("wine"), rc.kubernetes)
     check(job)
     assert_golden(GOLDEN / "wine_job.json", json.dumps(job, indent=2, sort_keys=True) + "\n")
@@ -81,7 +82,8 @@ def test_the_job_carries_identity_context_and_safe_defaults() -> None:
         "spec": {"template": {"spec": {"containers": [{"name": "t", "image": "i"}]}}}}))
     check(job)
     meta = job["metadata"]
-    assert meta["name"] == "wine-retrain-0f1e2d3c4b" and meta["namespace"] == "ml"
+    assert meta["name"] == "wine-retrain-0f1e2d3c4b"
+    assert meta["namespace"] == "ml"
     assert meta["labels"] == {
         "app.kubernetes.io/name": "driftwatch-retrain", "app.kubernetes.io/managed-by": "driftwatch",
         "app.kubernetes.io/instance": "wine-retrain-0f1e2d3c4b", "driftwatch.io/model": "wine",
@@ -107,14 +109,16 @@ def test_gpu_template_with_volumes_keeps_what_the_user_set() -> None:
     job = build_job(run_for("wine"), KubernetesLauncher(namespace="gpu", template=GPU_TEMPLATE))
     check(job)
     assert "generateName" not in job["metadata"]
-    assert job["metadata"]["labels"]["team"] == "ml" and job["metadata"]["annotations"]["owner"] == "ml"
+    assert job["metadata"]["labels"]["team"] == "ml"
+    assert job["metadata"]["annotations"]["owner"] == "ml"
     assert job["spec"]["backoffLimit"] == 0  # the template's, not the default
     pod = job["spec"]["template"]
     assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
     train = pod["spec"]["containers"][0]
     assert train["resources"]["limits"]["nvidia.com/gpu"] == "1"
     env = env_of(train)
-    assert env["DRIFTWATCH_MODEL"] == "wine" and env["EPOCHS"] == "3"  # ours replace same-named, others kept
+    assert env["DRIFTWATCH_MODEL"] == "wine"  # ours replace same-named, others kept
+    assert env["EPOCHS"] == "3"
     assert env["TOKEN"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
     assert [e["name"] for e in train["env"]].count("DRIFTWATCH_MODEL") == 1
     assert env_of(pod["spec"]["initContainers"][0])["DRIFTWATCH_MODEL"] == "wine"
@@ -126,7 +130,8 @@ def test_on_failure_restart_policy_gets_no_pod_failure_policy() -> None:
                                                "containers": [{"name": "t", "image": "i"}]}}}}
     job = build_job(run_for("wine"), KubernetesLauncher(template=template))
     check(job)  # the API rejects podFailurePolicy unless restartPolicy is Never
-    assert "podFailurePolicy" not in job["spec"] and job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert "podFailurePolicy" not in job["spec"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
 
 
 def test_client_object_templates_serialize_and_validate() -> None:
@@ -142,14 +147,17 @@ def test_unknown_report_and_share_are_left_out_rather_than_invented() -> None:
     job = build_job(run_for("wine", trigger=t), KubernetesLauncher(template=GPU_TEMPLATE))
     check(job)
     ann = job["metadata"]["annotations"]
-    assert "driftwatch.io/drift-share" not in ann and "driftwatch.io/report-url" not in ann
+    assert "driftwatch.io/drift-share" not in ann
+    assert "driftwatch.io/report-url" not in ann
     assert env_of(job["spec"]["template"]["spec"]["containers"][0])["DRIFTWATCH_REPORT_URL"] == ""
 
 
 @pytest.mark.parametrize("model", ["a", "m" * 63, "a-" * 31 + "b"])
 def test_names_are_dns_labels_of_at_most_63_characters(model: str) -> None:
     name = job_name(model, "ffffffffffffffff")
-    assert len(name) <= 63 and name.endswith("-retrain-ffffffffff") and "--" not in name.replace("-retrain-", "")
+    assert len(name) <= 63
+    assert name.endswith("-retrain-ffffffffff")
+    assert "--" not in name.replace("-retrain-", "")
     check(build_job(run_for(model, "ffffffffffffffff"), KubernetesLauncher(template=GPU_TEMPLATE)))
 
 

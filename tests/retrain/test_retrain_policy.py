@@ -62,8 +62,10 @@ def test_launches_after_k_consecutive_drifted_windows_with_the_streak_in_the_tri
     ds, _ = feed(cfg(), [0.6, 0.7, 0.8])
     assert reasons(ds) == ["streak_building", "streak_building", "drift_streak"]
     t = ds[-1].trigger
-    assert t is not None and (t.window_start, t.window_end) == (0.0, 300.0)
-    assert t.drift_share == 0.8 and t.drifted_features == ("a", "b")
+    assert t is not None
+    assert (t.window_start, t.window_end) == (0.0, 300.0)
+    assert t.drift_share == 0.8
+    assert t.drifted_features == ("a", "b")
     assert t.report_url == "http://m/reports/wine?w=2"
 
 
@@ -82,7 +84,8 @@ def test_a_critical_feature_alone_counts_and_holds_the_streak() -> None:
     d1, state = decide_window("wine", rc, state, ev(0, 0.05, critical=("flavanoids",)), 0, FREE, set())
     d2, state = decide_window("wine", rc, state, ev(1, 0.0, critical=("flavanoids",)), 1, FREE, set())
     assert (d1.reason, d2.reason) == ("streak_building", "drift_streak")
-    assert d2.trigger is not None and d2.trigger.drifted_features[0] == "flavanoids"
+    assert d2.trigger is not None
+    assert d2.trigger.drifted_features[0] == "flavanoids"
 
 
 def test_thin_windows_neither_extend_nor_end_a_streak() -> None:
@@ -96,7 +99,8 @@ def test_replayed_windows_are_ignored() -> None:
     _, state = decide_window("wine", rc, ModelState(), ev(5, 0.9), 0, FREE, set())
     d2, state2 = decide_window("wine", rc, state, ev(5, 0.9), 1, FREE, set())
     d3, _ = decide_window("wine", rc, state, ev(4, 0.9), 1, FREE, set())
-    assert (d2.reason, d3.reason) == ("stale_window", "stale_window") and state2 == state
+    assert (d2.reason, d3.reason) == ("stale_window", "stale_window")
+    assert state2 == state
 
 
 def counted(i: int, share: float, end: float, n: int = 100) -> WindowEvaluation:
@@ -155,7 +159,9 @@ def test_states_saved_before_grid_points_still_load_and_decide() -> None:
     old: dict[str, object] = {"in_drift": True, "segment_start": 1.0, "segment_end": 2.0, "segment_windows": 1,
            "last_window_end": 9e12, "last_trigger": None, "trigger_times": []}
     state = ModelState.from_json(old)
-    assert state.segment_point is None and state.last_count_point is None and state.dry_launched == ()
+    assert state.segment_point is None
+    assert state.last_count_point is None
+    assert state.dry_launched == ()
     got, _ = decide_all(cfg(consecutive_windows=2, min_records=50), [counted(1, 0.9, 3.0)], state=state)
     assert got == ["drift_streak"]
 
@@ -193,12 +199,14 @@ def test_dry_run_decides_and_spends_cooldown_but_never_launches() -> None:
     ds, state = feed(rc, [0.9, 0.9, 0.9, 0.9])
     assert [(d.action, d.reason) for d in ds] == [("skip", "dry_run"), ("skip", "cooldown"), ("skip", "cooldown"),
                                                   ("skip", "dry_run")]
-    assert state.last_trigger == 300.0 and ds[0].trigger is not None
+    assert state.last_trigger == 300.0
+    assert ds[0].trigger is not None
 
 
 def test_disabled_config_decides_nothing() -> None:
     ds, state = feed(cfg(enabled=False), [0.9] * 5)
-    assert set(reasons(ds)) == {"disabled"} and state == ModelState()
+    assert set(reasons(ds)) == {"disabled"}
+    assert state == ModelState()
 
 
 def test_a_lost_state_never_relaunches_a_launched_trigger() -> None:
@@ -206,7 +214,8 @@ def test_a_lost_state_never_relaunches_a_launched_trigger() -> None:
     launched: set[str] = set()
     first, _ = feed(rc, [0.9, 0.9], launched=launched)
     again, _ = feed(rc, [0.9, 0.9], launched=launched)  # same windows, fresh state
-    assert first[-1].action == "launch" and again[-1].reason == "duplicate"
+    assert first[-1].action == "launch"
+    assert again[-1].reason == "duplicate"
 
 
 def test_alerts_pass_the_same_gates_and_dedupe_on_fingerprint_and_start() -> None:

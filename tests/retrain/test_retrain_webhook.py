@@ -177,7 +177,8 @@ def test_only_firing_retrain_alerts_of_known_models_count(server: Server, contro
 def test_a_wrong_or_missing_token_is_401(server: Server, controller: RetrainController,
                                          headers: dict[str, str]) -> None:
     r = post(server, PAYLOAD, headers)
-    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert r.status_code == 401
+    assert r.json()["error"] == "unauthorized"
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert controller.history.recent_decisions("wine", 10) == []
 
@@ -185,7 +186,8 @@ def test_a_wrong_or_missing_token_is_401(server: Server, controller: RetrainCont
 def test_without_a_token_no_auth_is_required(controller: RetrainController) -> None:
     with Server(controller, None, 1024 * 1024) as s:
         r = httpx.post(f"{s.url}/v1/alertmanager", json=PAYLOAD, timeout=10)
-    assert r.status_code == 200 and r.json()["decisions"][0]["action"] == "launch"
+    assert r.status_code == 200
+    assert r.json()["decisions"][0]["action"] == "launch"
 
 
 def test_oversized_bodies_are_413_declared_or_streamed(server: Server) -> None:
@@ -199,19 +201,22 @@ def test_oversized_bodies_are_413_declared_or_streamed(server: Server) -> None:
 
     r = httpx.post(f"{server.url}/v1/alertmanager", content=chunks(),
                    headers={"Content-Type": "application/json", **AUTH}, timeout=10)
-    assert r.status_code == 413 and r.json()["error"] == "too_large"
+    assert r.status_code == 413
+    assert r.json()["error"] == "too_large"
 
 
 def test_non_json_content_type_is_415(server: Server) -> None:
     r = post(server, None, {"Content-Type": "text/plain"}, raw=b"hello")
-    assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+    assert r.status_code == 415
+    assert r.json()["error"] == "unsupported_media_type"
 
 
 @pytest.mark.parametrize("raw", [b"{", b"\xff\xfe", b"[" * 20_000 + b"]" * 20_000],
                          ids=["truncated", "not-utf8", "deeply-nested"])
 def test_malformed_json_is_400(server: Server, raw: bytes) -> None:
     r = post(server, None, raw=raw)
-    assert r.status_code == 400 and r.json()["error"] == "invalid_json"
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_json"
 
 
 @pytest.mark.parametrize(("body", "paths"), [
@@ -231,7 +236,8 @@ def test_schema_errors_are_422_with_field_paths(server: Server, controller: Retr
     assert r.status_code == 422
     out = r.json()
     # The monitor's vocabulary (POST /v1/events answers the same shape).
-    assert out["error"] == "validation_failed" and [d["loc"] for d in out["detail"]] == paths
+    assert out["error"] == "validation_failed"
+    assert [d["loc"] for d in out["detail"]] == paths
     assert all(set(d) == {"loc", "msg", "type"} for d in out["detail"])
     assert controller.history.recent_decisions("wine", 10) == []
 
@@ -242,7 +248,8 @@ def test_validation_details_are_bounded_and_never_echo_values(server: Server) ->
     r = post(server, payload(*bad))
     assert r.status_code == 422
     detail = r.json()["detail"]
-    assert len(detail) == 50 and detail[0]["loc"] == "alerts[0].startsAt"
+    assert len(detail) == 50
+    assert detail[0]["loc"] == "alerts[0].startsAt"
     assert secret not in r.text
 
 
@@ -309,6 +316,7 @@ def test_alertmanager_delivers_and_a_silence_stops_retraining(alertmanager: str,
     assert (d.source, d.action, d.reason) == ("alert", "launch", "alert")
     # Alertmanager holds the silenced model's alert as suppressed and never delivers it.
     (held,) = httpx.get(f"{alertmanager}/api/v2/alerts", params={"filter": 'model="churn"'}, timeout=5).json()
-    assert held["status"]["state"] == "suppressed" and held["status"]["silencedBy"]
+    assert held["status"]["state"] == "suppressed"
+    assert held["status"]["silencedBy"]
     time.sleep(1.5)  # more than a group interval
     assert controller.history.recent_decisions("churn", 10) == []
