@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.core import methods as drift_methods
 from monitor.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 
 __all__ = [
@@ -40,29 +41,10 @@ __all__ = [
     "parse_size",
 ]
 
-NUMERIC_METHODS = (
-    "auto",
-    "ks",
-    "wasserstein",
-    "psi",
-    "jensenshannon",
-    "kl_div",
-    "hellinger",
-    "anderson",
-    "cramer_von_mises",
-    "energy",
-)
-CATEGORICAL_METHODS = (
-    "auto",
-    "chisquare",
-    "psi",
-    "jensenshannon",
-    "linf",
-    "total_variation",
-    "fisher_exact",
-    "z",
-)
-P_VALUE_METHODS = frozenset({"ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
+# Method names come from the one drift-method registry; "auto" lets the engine choose.
+NUMERIC_METHODS = ("auto", *drift_methods.names_for("numeric"))
+CATEGORICAL_METHODS = ("auto", *drift_methods.names_for("categorical"))
+P_VALUE_METHODS = drift_methods.P_VALUE_METHODS
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}

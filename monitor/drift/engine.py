@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from monitor.drift import categorical as cat_tests
+from monitor.core import methods
 from monitor.drift import numeric
-from monitor.drift.distance import DISTANCES
+from monitor.drift.implementations import ON_COUNTS, ON_SAMPLES, Outcome, pooled_range
 from monitor.drift.multiple import benjamini_hochberg
 from monitor.drift.profile import (
     SUMMARY_QUANTILES,
@@ -22,21 +22,11 @@ from monitor.drift.profile import (
     build_profile,
 )
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
-from monitor.drift.spec import P_VALUE_METHODS, ColumnSpec, EngineSettings, Kind, specs_from_config
+from monitor.drift.spec import ColumnSpec, EngineSettings, Kind, specs_from_config
 from monitor.drift.values import categorical_values, is_time_dtype, looks_like_datetimes, numeric_values
 
 NAN = math.nan
 TOP_CATEGORIES = 10
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """A method's raw output before multiple-testing correction."""
-
-    method: str
-    score: float
-    statistic: float | None = None
-    p_value: float | None = None
 
 
 def evaluate(profile: ReferenceProfile, current: pd.DataFrame) -> DriftResult:
@@ -144,7 +134,7 @@ def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
         if math.isnan(outcome.score):
             untested = OVERFLOW
     else:
-        outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
+        outcome = _no_outcome(p.method)
     details: dict[str, Any] = {
         "reference": _summary(p.sorted, p.quantiles, p.mean, p.std),
         "current": _summary(cur, numeric.quantiles_sorted(cur, SUMMARY_QUANTILES), *_mean_std(cur)),
@@ -180,56 +170,24 @@ def _untested(n_ref: int, n_cur: int) -> str | None:
     return NO_WINDOW if n_cur == 0 else None
 
 
-def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> _Outcome:
+def _no_outcome(method: str) -> Outcome:
+    """The outcome of an untested column: NaN score, and a NaN p-value for a test."""
+    return Outcome(method, NAN, None, NAN if methods.get(method).yields == "p_value" else None)
+
+
+def _numeric_outcome(p: NumericProfile, cur: np.ndarray) -> Outcome:
+    """The method's own computation on samples, else its count form on per-value or Sturges bins."""
     method, ref = p.method, p.sorted
-    needs = NEEDS_FINITE.get(method if method in ("wasserstein", "energy") or p.distinct is None else "")
-    if needs is not None and not math.isfinite(needs(p, cur)):
-        return _Outcome(method, NAN)  # an intermediate the method needs overflows: no verdict (OVERFLOW)
-    if method == "wasserstein":
-        return _Outcome(method, _finite_or_nan(numeric.wasserstein_normed(ref, p.prefix, p.mean, p.std, cur)))
-    if method == "ks":
-        d, pv = numeric.ks_test(ref, cur)
-        return _Outcome(method, pv, d, pv)
-    if method == "cramer_von_mises":
-        t, pv = numeric.cramer_von_mises(ref, cur)
-        return _Outcome(method, pv, t, pv)
-    if method == "anderson":
-        a, pv = numeric.anderson_darling(ref, cur)
-        return _Outcome(method, pv, a, pv)
-    if method == "energy":
-        return _Outcome(method, _finite_or_nan(numeric.energy_distance(ref, cur)))
-    if method == "psi":
-        return _Outcome(method, DISTANCES["psi"](p.psi_counts, numeric.binned_counts(cur, p.psi_edges)))
+    if method in ON_SAMPLES:
+        return ON_SAMPLES[method](p, cur)
     if p.distinct is not None and p.distinct_counts is not None:  # few distinct values: compare as categories
         ref_counts, cur_counts = _align_values(p.distinct, p.distinct_counts, cur)
-        if method in cat_tests.TESTS:
-            return _categorical_test(method, ref_counts, cur_counts)
+    elif not math.isfinite(pooled_range(p, cur)):
+        return Outcome(method, NAN)  # Sturges bins over an overflowing range: no verdict (OVERFLOW)
     else:  # Evidently's binning: Sturges bins over the pooled range
         edges = numeric.sturges_edges(min(ref[0], cur[0]), max(ref[-1], cur[-1]), ref.size + cur.size)
         ref_counts, cur_counts = numeric.histogram_sorted(ref, edges), numeric.histogram_sorted(cur, edges)
-    return _Outcome(method, DISTANCES[method](ref_counts, cur_counts))
-
-
-def _pooled_range(p: NumericProfile, cur: np.ndarray) -> float:
-    return float(max(p.sorted[-1], cur[-1]) - min(p.sorted[0], cur[0]))
-
-
-# What a method computes from the values' magnitudes and needs finite: the reference std (normed W1),
-# the pooled range (energy's CDF integral, Sturges bins of the histogram distances unless few distinct
-# values make them per-value). Rank and quantile methods (KS, Anderson-Darling, Cramer-von Mises, PSI)
-# stay defined up to the float limits.
-NEEDS_FINITE: dict[str, Callable[[NumericProfile, np.ndarray], float]] = {
-    "wasserstein": lambda p, cur: p.std,
-    "energy": _pooled_range,
-    "jensenshannon": _pooled_range,
-    "kl_div": _pooled_range,
-    "hellinger": _pooled_range,
-}
-
-
-def _finite_or_nan(score: float) -> float:
-    """An overflowed score is no verdict, not drift."""
-    return score if math.isfinite(score) else NAN
+    return ON_COUNTS[method](ref_counts, cur_counts)
 
 
 def _align_values(ref_values: np.ndarray, ref_counts: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,33 +233,15 @@ def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureRe
     n_cur = vals.n_valid
     untested = _untested(p.n, n_cur)
     if untested is not None:
-        outcome = _Outcome(p.method, NAN, None, NAN if p.method in P_VALUE_METHODS else None)
-    elif p.method in cat_tests.TESTS:
-        outcome = _categorical_test(p.method, ref_counts, cur_counts)
+        outcome = _no_outcome(p.method)
     else:
-        outcome = _Outcome(p.method, DISTANCES[p.method](ref_counts, cur_counts))
+        outcome = ON_COUNTS[p.method](ref_counts, cur_counts)
     labels = [*p.categories.tolist(), *new.index.tolist()]
     details: dict[str, Any] = {"categories": _top_categories(labels, ref_counts, cur_counts), "new_categories": int(new.size)}
     if _type_changed(vals.n - vals.missing, vals.wrong_type) and p.n:
         details["type_changed"] = True
         untested = None
     return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details, untested)
-
-
-def _categorical_test(method: str, ref_counts: np.ndarray, cur_counts: np.ndarray) -> _Outcome:
-    """z and Fisher need two categories; with more observed, the chi-square test takes over."""
-    seen = (ref_counts + cur_counts) > 0
-    if method in ("z", "fisher_exact"):
-        if seen.sum() > 2:
-            method = "chisquare"
-        else:
-            keep = np.flatnonzero(seen)
-            keep = np.concatenate([keep, np.setdiff1d(np.arange(ref_counts.size), keep)])[:2]
-            ref_counts, cur_counts = ref_counts[keep], cur_counts[keep]
-            if ref_counts.size < 2:  # a single category on both sides: nothing can differ
-                ref_counts, cur_counts = np.append(ref_counts, 0.0), np.append(cur_counts, 0.0)
-    statistic, p_value = cat_tests.TESTS[method](ref_counts, cur_counts)
-    return _Outcome(method, p_value, statistic, p_value)
 
 
 def _top_categories(labels: Sequence[str], ref: np.ndarray, cur: np.ndarray) -> list[dict[str, Any]]:
@@ -323,7 +263,7 @@ def _quality(n: int, missing: int, out_of_range: int, new: int, wrong: int) -> Q
 def _result(
     spec: ColumnSpec,
     threshold: float,
-    outcome: _Outcome,
+    outcome: Outcome,
     n_ref: int,
     n_cur: int,
     quality: QualityResult,
@@ -361,7 +301,7 @@ def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict
     for name, r in results.items():
         if r.details.get("type_changed"):
             drifted = True
-        elif r.is_test:
+        elif methods.get(r.method).direction == "low":  # a p-value: the BH-adjusted one decides
             drifted = r.adjusted_p_value is not None and r.adjusted_p_value < r.threshold
         else:
             drifted = not math.isnan(r.score) and r.score >= r.threshold

@@ -1,4 +1,4 @@
-"""What to monitor and how: column specs, engine settings, the method tables and the config bridge.
+"""What to monitor and how: column specs, engine settings, the `auto` choice and the config bridge.
 
 `specs_from_config` is duck-typed on the `monitor.config` objects so this package never imports the
 config (or anything doing I/O) at run time.
@@ -9,32 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from monitor.core import methods
+from monitor.core.methods import Kind
+
 if TYPE_CHECKING:
     from monitor.config import Config, ModelConfig
 
-Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "output"]
 
-NUMERIC_METHODS = frozenset(
-    {"ks", "wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "anderson", "cramer_von_mises", "energy"}
-)
-CATEGORICAL_METHODS = frozenset({"chisquare", "psi", "jensenshannon", "linf", "total_variation", "fisher_exact", "z"})
-P_VALUE_METHODS = frozenset({"ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
-# Methods a numeric column with few distinct reference values may resolve to under `auto` (Evidently does
-# the same): its values are then compared as categories.
-DISCRETE_NUMERIC_METHODS = frozenset({"chisquare", "z", "jensenshannon"})
-
-# Default thresholds of distance methods (drift when score >= threshold); p-value methods use `alpha`.
-DISTANCE_THRESHOLDS: dict[str, float] = {
-    "wasserstein": 0.1,
-    "psi": 0.1,
-    "jensenshannon": 0.1,
-    "kl_div": 0.1,
-    "hellinger": 0.1,
-    "energy": 0.1,
-    "linf": 0.1,
-    "total_variation": 0.1,
-}
+# The method lists derive from the one registry (monitor.core.methods); re-exported for callers.
+NUMERIC_METHODS = methods.NUMERIC_METHODS
+CATEGORICAL_METHODS = methods.CATEGORICAL_METHODS
+P_VALUE_METHODS = methods.P_VALUE_METHODS
+DISCRETE_NUMERIC_METHODS = methods.DISCRETE_NUMERIC_METHODS
 
 # Numeric columns with at most this many distinct reference values are treated as discrete by `auto`.
 AUTO_DISCRETE_MAX_VALUES = 5
@@ -100,19 +87,26 @@ def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, s
     """
     if method != "auto":
         return method
+    return methods.auto_choice(auto_case(kind, n_reference, n_distinct, settings))
+
+
+def auto_case(kind: Kind, n_reference: int, n_distinct: int, settings: EngineSettings) -> methods.AutoCase:
+    """Which of the registry's `auto` situations a column is in."""
     small = n_reference <= settings.large_reference_rows
     # A numeric reference without a value is not "few distinct values": it must never fall back to a
     # categorical test (the column is untested either way, but its method label must stay numeric).
     discrete = kind == "categorical" or 0 < n_distinct <= AUTO_DISCRETE_MAX_VALUES
     if discrete:
         if not small:
-            return "jensenshannon"
-        return "z" if n_distinct <= 2 else "chisquare"
-    return "ks" if small else "wasserstein"
+            return "large_discrete"
+        return "small_binary" if n_distinct <= 2 else "small_discrete"
+    return "small_continuous" if small else "large_continuous"
 
 
 def default_threshold(method: str, settings: EngineSettings) -> float:
-    return settings.alpha if method in P_VALUE_METHODS else DISTANCE_THRESHOLDS[method]
+    """The registry's default; every test shares the settings' one alpha, so BH has one level."""
+    declared = methods.get(method)
+    return settings.alpha if declared.yields == "p_value" else declared.default_threshold
 
 
 def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | None = None) -> tuple[list[ColumnSpec], EngineSettings]:

@@ -1,0 +1,1 @@
+"""The bottom layer: config schema, names, errors, storage; imports third-party only."""

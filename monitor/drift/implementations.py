@@ -1,0 +1,161 @@
+"""The drift methods' implementations, keyed by their names in the registry (monitor.core.methods).
+
+Two tables, by what a method compares:
+
+- `ON_SAMPLES`: numeric methods with their own computation on the reference profile and the sorted
+  window (the tests and distances of raw samples, and PSI on the profile's fixed decile bins);
+- `ON_COUNTS`: methods on aligned count vectors (one entry per category or bin, reference and window).
+  Categorical columns always use these; a numeric column whose method is not in `ON_SAMPLES` is binned
+  first by the engine (per distinct value when few, else Evidently's Sturges bins).
+
+`mismatches` compares the tables with the registry and runs at import, so a method declared without an
+implementation (or implemented without a declaration) fails every entry point at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.core import methods as registry
+from monitor.drift import categorical as cat_tests
+from monitor.drift import distance, numeric
+from monitor.drift.profile import NumericProfile
+
+NAN = math.nan
+Counts = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A method's raw output before multiple-testing correction. `method` may differ from the one
+    asked for: a two-valued test falls back to chi-square when a third category appears."""
+
+    method: str
+    score: float
+    statistic: float | None = None
+    p_value: float | None = None
+
+
+SampleMethod = Callable[[NumericProfile, NDArray[np.float64]], Outcome]
+CountMethod = Callable[[Counts, Counts], Outcome]
+
+
+def finite_or_nan(score: float) -> float:
+    """An overflowed score is no verdict, not drift."""
+    return score if math.isfinite(score) else NAN
+
+
+def pooled_range(p: NumericProfile, cur: NDArray[np.float64]) -> float:
+    """max - min over reference and window; what energy and Sturges bins need finite."""
+    return float(max(p.sorted[-1], cur[-1]) - min(p.sorted[0], cur[0]))
+
+
+# -- on samples ------------------------------------------------------------------------------------
+# Rank and quantile methods (KS, Anderson-Darling, Cramer-von Mises, PSI) stay defined up to the float
+# limits; those computing with magnitudes give NaN (no verdict) when the magnitude they need overflows.
+
+
+def _sample_test(name: str, test: Callable[[NDArray[np.float64], NDArray[np.float64]], tuple[float, float]]) -> SampleMethod:
+    def run(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
+        statistic, p_value = test(p.sorted, cur)
+        return Outcome(name, p_value, statistic, p_value)
+
+    return run
+
+
+def _wasserstein(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
+    if not math.isfinite(p.std):  # normed W1 divides by the reference std
+        return Outcome("wasserstein", NAN)
+    return Outcome("wasserstein", finite_or_nan(numeric.wasserstein_normed(p.sorted, p.prefix, p.mean, p.std, cur)))
+
+
+def _energy(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
+    if not math.isfinite(pooled_range(p, cur)):  # the CDF integral runs over the pooled range
+        return Outcome("energy", NAN)
+    return Outcome("energy", finite_or_nan(numeric.energy_distance(p.sorted, cur)))
+
+
+def _psi_on_deciles(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
+    """PSI over the profile's reference-quantile bins, fixed so consecutive windows compare."""
+    return Outcome("psi", distance.psi(p.psi_counts, numeric.binned_counts(cur, p.psi_edges)))
+
+
+ON_SAMPLES: Mapping[str, SampleMethod] = {
+    "ks": _sample_test("ks", numeric.ks_test),
+    "cramer_von_mises": _sample_test("cramer_von_mises", numeric.cramer_von_mises),
+    "anderson": _sample_test("anderson", numeric.anderson_darling),
+    "wasserstein": _wasserstein,
+    "energy": _energy,
+    "psi": _psi_on_deciles,
+}
+
+
+# -- on counts -------------------------------------------------------------------------------------
+
+
+def _count_test(name: str) -> CountMethod:
+    def run(ref: Counts, cur: Counts) -> Outcome:
+        statistic, p_value = cat_tests.TESTS[name](ref, cur)
+        return Outcome(name, p_value, statistic, p_value)
+
+    return run
+
+
+def _two_valued_test(name: str) -> CountMethod:
+    """z and Fisher need two categories; with more observed, the chi-square test takes over."""
+
+    def run(ref: Counts, cur: Counts) -> Outcome:
+        seen = (ref + cur) > 0
+        if seen.sum() > 2:
+            return _count_test("chisquare")(ref, cur)
+        keep = np.flatnonzero(seen)
+        keep = np.concatenate([keep, np.setdiff1d(np.arange(ref.size), keep)])[:2]
+        ref, cur = ref[keep], cur[keep]
+        if ref.size < 2:  # a single category on both sides: nothing can differ
+            ref, cur = np.append(ref, 0.0), np.append(cur, 0.0)
+        return _count_test(name)(ref, cur)
+
+    return run
+
+
+def _distance(name: str) -> CountMethod:
+    def run(ref: Counts, cur: Counts) -> Outcome:
+        return Outcome(name, distance.DISTANCES[name](ref, cur))
+
+    return run
+
+
+ON_COUNTS: Mapping[str, CountMethod] = {
+    "chisquare": _count_test("chisquare"),
+    "z": _two_valued_test("z"),
+    "fisher_exact": _two_valued_test("fisher_exact"),
+    **{name: _distance(name) for name in distance.DISTANCES},
+}
+
+
+def mismatches(
+    on_samples: Mapping[str, object], on_counts: Mapping[str, object], declared: tuple[registry.DriftMethod, ...] = registry.METHODS
+) -> list[str]:
+    """Where the implementation tables and the registry disagree (empty when they agree)."""
+    found = []
+    names = {m.name for m in declared}
+    for extra in sorted((set(on_samples) | set(on_counts)) - names):
+        found.append(f"{extra!r} is implemented but not declared in monitor.core.methods")
+    for m in declared:
+        if "categorical" in m.applies_to and m.name not in on_counts:
+            found.append(f"{m.name!r} applies to categorical columns but has no implementation on counts")
+        if "numeric" in m.applies_to and m.name not in on_samples and m.name not in on_counts:
+            found.append(f"{m.name!r} applies to numeric columns but has no implementation")
+        if "numeric" not in m.applies_to and m.name in on_samples:
+            found.append(f"{m.name!r} is implemented on numeric samples but does not apply to numeric columns")
+    return found
+
+
+_MISMATCHES = mismatches(ON_SAMPLES, ON_COUNTS)
+if _MISMATCHES:
+    raise RuntimeError("drift implementations disagree with the registry: " + "; ".join(_MISMATCHES))
