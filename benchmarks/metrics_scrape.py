@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from monitor.config import parse_config
 from monitor.drift import DriftResult, detect
 from monitor.metrics import build_registry, render
-from monitor.snapshot import ModelSnapshot
+from monitor.runtime import ModelSnapshot
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from monitor.config import Config
 from monitor.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import StoreReportSource
 from monitor.reports import create_router as create_reports_router
-from monitor.service import Monitor, UnknownModel
+from monitor.runtime import Monitor, UnknownModel, VerdictListener
 
 __all__ = ["create_app"]
 
@@ -46,17 +46,20 @@ def create_app(
     *,
     monitor: Monitor | None = None,
     controller: Any = None,
+    listeners: Sequence[VerdictListener] | None = None,
     resources: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """The monitor app. Without `monitor` it creates one and starts/stops it with the app's lifespan.
 
-    `controller` (a `retrain.controller.RetrainController`) hears every evaluation, serves
-    `POST /v1/alertmanager` and has its snapshot exported; `resources` is the resource collector's
-    snapshot callable (monitor.metrics.build_registry renders both beside the drift state).
+    `controller` (a `retrain.controller.RetrainController`) serves `POST /v1/alertmanager`, the
+    retraining view and has its snapshot exported; `listeners` hear every evaluated window of the
+    monitor created here (default: the controller, when there is one). `resources` is the resource
+    collector's snapshot callable (monitor.metrics.build_registry renders both beside the drift state).
     """
     owned = monitor is None
-    mon = monitor if monitor is not None else Monitor(config, controller=controller)
-    controller = controller if controller is not None else mon.controller
+    if listeners is None:
+        listeners = [controller] if controller is not None else []
+    mon = monitor if monitor is not None else Monitor(config, listeners=listeners)
     limit = config.server.max_body_bytes
     token_env = config.server.auth_token_env
     token = os.environ.get(token_env) if token_env else None

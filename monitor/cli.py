@@ -170,7 +170,7 @@ def _reference_problems(cfg: Config) -> list[tuple[str, str]]:
     """(field path, message) for each reference the monitor could not use: it would start but never
     become ready, or a column could never drift (the rule `drift --config` and `report` apply too)."""
     from monitor.drift import build_profile, specs_from_config, unusable_columns
-    from monitor.service import load_reference
+    from monitor.runtime import load_reference
 
     problems: list[tuple[str, str]] = []
     for i, model in enumerate(cfg.models):
@@ -519,7 +519,7 @@ def calibrate_cmd(
 
     from monitor.drift import build_profile, specs_from_config
     from monitor.drift.calibration import BudgetSpec, calibrate, calibration_table, plan_from_config, summarize
-    from monitor.service import load_reference
+    from monitor.runtime import load_reference
 
     cfg = load_config_or_exit(config)
     try:

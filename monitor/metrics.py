@@ -26,7 +26,7 @@ from monitor import __version__
 from monitor import metric_names as n
 from monitor.config import Config
 from monitor.resources.usage import ResourceSnapshot
-from monitor.snapshot import ModelSnapshot
+from monitor.runtime import ModelSnapshot
 
 __all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "RetrainSnapshot", "build_registry", "render"]
 

@@ -61,7 +61,9 @@ def run_server(config: Config, *, host: str, port: int) -> None:
     controller = _retrain_controller(config)
     resources = ResourceCollector(config).start()
     try:
-        app = create_app(config, controller=controller, resources=resources.snapshot)
+        # the controller hears every evaluated window (a VerdictListener) and serves the webhook
+        listeners = [controller] if controller is not None else []
+        app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot)
 
         class Server(uvicorn.Server):
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:

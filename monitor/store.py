@@ -65,7 +65,7 @@ class PendingHalf:
     kind: Literal["request", "response"]
     received_at: float
     half: str
-    """The half as JSON (see monitor.service for its shape)."""
+    """The half as JSON (see monitor.capture.cloudevents.Half for its shape)."""
 
 
 @dataclass(frozen=True, slots=True)

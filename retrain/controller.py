@@ -1,5 +1,9 @@
 """The retraining controller: policy + history + launchers, driven by evaluations and alerts.
 
+It listens to the monitor's runtime (`on_verdict`, a `monitor.runtime.VerdictListener`): each
+`WindowVerdict` becomes the policy's `WindowEvaluation` (retrain.adapter) and is decided like any
+other evaluation.
+
 `on_evaluation` / `on_alert` decide under a lock and persist the decision (with the pending run,
 for a launch) before returning; the launch itself happens on a small thread pool, so ingestion
 never waits for the Kubernetes API or a subprocess. Outcomes come back from the launchers'
@@ -26,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.config import Config, ModelConfig, RetrainConfig
+from monitor.runtime import WindowVerdict
 from retrain import policy
+from retrain.adapter import window_evaluation
 from retrain.history import History
 from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError
 from retrain.local import LocalLauncher, Started
@@ -96,6 +102,10 @@ class RetrainController:
 
     def knows(self, model: str) -> bool:
         return any(m.name == model for m in self._config.models)
+
+    def on_verdict(self, verdict: WindowVerdict) -> None:
+        """The runtime's verdict on a window (`VerdictListener`): decided as its `WindowEvaluation`."""
+        self.on_evaluation(verdict.model, window_evaluation(verdict, self._config))
 
     def on_evaluation(self, model: str, evaluation: WindowEvaluation) -> Decision:
         """Feed one evaluated window; returns at once (a launch proceeds in the background)."""

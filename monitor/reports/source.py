@@ -16,7 +16,7 @@ import pandas as pd
 
 from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.config import Config
-from monitor.service import load_reference, window_selection
+from monitor.runtime import load_reference, window_selection
 from monitor.store import EvaluationRow, EventStore
 
 __all__ = ["Evaluation", "ReportSource", "StoreReportSource"]

@@ -1,6 +1,6 @@
-"""Read-only views of the monitor's state, pulled by the Prometheus exporter and the JSON API.
+"""Read-only views of the runtime's state, pulled by the Prometheus exporter and the JSON API.
 
-The service owns the mutable state; the exporter only ever sees these frozen snapshots, so a scrape
+The runtime owns the mutable state; the exporter only ever sees these frozen snapshots, so a scrape
 never races an evaluation and never blocks ingestion.
 """
 

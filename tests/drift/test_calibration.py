@@ -369,7 +369,7 @@ def test_monitor_decides_windows_of_a_budgeted_model_with_the_calibrated_rule(tm
 
     from monitor.capture import CapturedEvent
     from monitor.config import load_config
-    from monitor.service import Monitor
+    from monitor.runtime import Monitor
 
     path = _config(tmp_path, {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5})
     data = yaml.safe_load(path.read_text())

@@ -24,8 +24,8 @@ from monitor.drift import DriftResult, detect
 from monitor.metric_names import MONITOR_METRICS
 from monitor.metrics import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
+from monitor.runtime import ModelSnapshot
 from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
-from monitor.snapshot import ModelSnapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -13,7 +13,7 @@ from ingest_helpers import RETRAIN_DRY_RUN, event, load
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import parse_cloudevent
 from monitor.config import Config
-from monitor.service import Monitor
+from monitor.runtime import Monitor, WindowVerdict
 from monitor.store import EventStore, PendingHalf
 
 
@@ -162,25 +162,60 @@ def test_windows_and_results_after_a_restart_equal_those_without_one(
 
 class Recorder:
     def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
+        self.calls: list[WindowVerdict] = []
 
-    def on_evaluation(self, model: str, evaluation: Any) -> None:
-        self.calls.append((model, evaluation))
+    def on_verdict(self, verdict: WindowVerdict) -> None:
+        self.calls.append(verdict)
 
 
-def test_retraining_controller_hears_every_evaluation(tmp_path: Path) -> None:
-    cfg = load(tmp_path, server={"public_url": "http://monitor.example:8080/"})
+class Failing:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_verdict(self, verdict: WindowVerdict) -> None:
+        self.calls += 1
+        raise RuntimeError("listener down")
+
+
+def test_listeners_hear_every_verdict(tmp_path: Path) -> None:
+    cfg = load(tmp_path)
     recorder = Recorder()
 
     async def scenario() -> None:
-        mon, _ = await run_monitor(cfg, [events(range(0, 100), shift=5.0)], controller=recorder)
+        mon, _ = await run_monitor(cfg, [events(range(0, 100), shift=5.0)], listeners=[recorder])
         await mon.stop()
 
     asyncio.run(scenario())
-    ((model, ev),) = recorder.calls
-    assert model == "toy" and ev.n_records == 100 and ev.dataset_drifted and ev.drift_share > 0.5
-    assert "f2" in ev.critical_drifted and set(ev.critical_drifted) <= set(ev.drifted_features)
-    assert ev.report_url == "http://monitor.example:8080/reports/toy"
+    (verdict,) = recorder.calls
+    assert verdict.model == "toy"
+    assert verdict.n_records == 100
+    assert verdict.result.dataset.drifted
+    assert verdict.result.dataset.drift_share > 0.5
+    assert "f2" in verdict.drifted_columns
+    assert verdict.window_start <= verdict.window_end
+    assert verdict.point == ("count", 100)
+    stored = stored_evaluations(cfg)
+    assert len(stored) == 1
+    assert json.loads(stored[0][-1]) == verdict.result.to_dict()
+
+
+def test_a_listener_that_raises_stops_neither_evaluation_nor_other_listeners(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = load(tmp_path)
+    failing, recorder = Failing(), Recorder()
+
+    async def scenario() -> None:
+        mon, _ = await run_monitor(cfg, [events(range(0, 100)), events(range(100, 200), shift=5.0)],
+                                   listeners=[failing, recorder])
+        try:
+            assert mon.snapshot()["toy"].result is not None
+        finally:
+            await mon.stop()
+
+    asyncio.run(scenario())
+    assert failing.calls == 2
+    assert [v.point for v in recorder.calls] == [("count", 100), ("count", 200)]
+    assert len(stored_evaluations(cfg)) == 2
+    assert "verdict_listener_error model=toy listener=Failing" in caplog.text
 
 
 def kserve(kind: str, ce_id: str, body: dict[str, Any], model: str = "toy") -> Any:
@@ -265,8 +300,8 @@ def test_a_window_that_cannot_be_evaluated_is_skipped_and_other_models_go_on(tmp
         await mon.start(background=False)
         try:
             await mon.ingest(events(range(0, 50)) + [CapturedEvent.model_validate(event(i, model="plain")) for i in range(50)])
-            with mon._lock:  # a value parsing no longer produces (an int pandas cannot hold), but older versions did
-                mon._models["toy"].window.records_between(50, 50)[0]["f0"] = 10**400  # type: ignore[index]
+            with mon._state.lock:  # a value parsing no longer produces (an int pandas cannot hold), but older versions did
+                mon._state.models["toy"].window.records_between(50, 50)[0]["f0"] = 10**400  # type: ignore[index]
             assert mon.evaluate_due() == 1  # `plain` evaluated, `toy`'s window skipped
             assert mon.snapshot()["plain"].result is not None and mon.snapshot()["toy"].result is None
             assert "window_evaluation_failed model=toy" in caplog.text
@@ -322,7 +357,7 @@ def test_store_durability_follows_the_config(tmp_path: Path) -> None:
             mon = Monitor(cfg)
             await mon.start(background=False)
             try:
-                return int(mon._require_store()._db.execute("PRAGMA synchronous").fetchone()[0])
+                return int(mon._state.require_store()._db.execute("PRAGMA synchronous").fetchone()[0])
             finally:
                 await mon.stop()
 
@@ -338,7 +373,7 @@ def test_one_far_future_event_does_not_switch_off_window_retraining(tmp_path: Pa
     controller = RetrainController(cfg, tmp_path / "retrain.db")
 
     async def scenario() -> None:
-        mon = Monitor(cfg, controller=controller)
+        mon = Monitor(cfg, listeners=[controller])
         await mon.start(background=False)
         try:
             for b in range(4):
@@ -440,18 +475,18 @@ def test_a_count_point_outside_its_own_window_is_evaluated_once_across_a_restart
     batch = [CapturedEvent.model_validate(event(i, ts=base - 3600 if i == 99 else base + i)) for i in range(100)]
 
     async def scenario() -> None:
-        first, _ = await run_monitor(cfg, [batch], clock=clock, controller=recorder)
+        first, _ = await run_monitor(cfg, [batch], clock=clock, listeners=[recorder])
         assert first.evaluate_due() == 0
         await first.stop()
         clock.now += 5
-        second, _ = await run_monitor(cfg, [], clock=clock, controller=recorder)
+        second, _ = await run_monitor(cfg, [], clock=clock, listeners=[recorder])
         assert second.evaluate_due() == 0
         await second.ingest(events(range(100, 150), ts=base + 210))  # the next point is evaluated as usual
         assert second.evaluate_due() == 1
         await second.stop()
 
     asyncio.run(scenario())
-    assert [e.point for _, e in recorder.calls] == [("count", 100), ("count", 150)]
+    assert [v.point for v in recorder.calls] == [("count", 100), ("count", 150)]
     store = EventStore(cfg.server.store.path)
     try:
         assert [(e.first_rec, e.last_rec, e.point) for e in reversed(store.evaluations("toy"))] == [(1, 99, ("count", 100.0)), (51, 150, ("count", 150.0))]

@@ -1,0 +1,40 @@
+"""The runtime: the running monitor behind a thin `Monitor` facade.
+
+Layer rule: runtime imports only monitor's core and pure layers (config, errors, store, drift,
+capture, windows, snapshot), never retrain/alerts/dashboards/reports/resources/sidecar/api, not
+even lazily inside a function. It emits its own `WindowVerdict` to `VerdictListener`s; consumers
+(retraining, for one) adapt it to their own types. Import from this package, not its modules.
+
+Its modules, one concept each:
+- `monitor`   the `Monitor` facade: lifecycle, the background loop, retention, snapshots;
+- `state`     what the parts share: config, clock, per-model state, the writer thread, the store;
+- `ingest`    group-commit ingest of `/v1/events` batches (`IngestResult`);
+- `joining`   KServe CloudEvents request/response halves joined on `ce-id` (`CloudEventOutcome`);
+- `evaluator` reference profiles and the evaluation of due windows, handed to the listeners;
+- `recovery`  restart recovery: windows and the last result rebuilt from the store;
+- `reference` loading a model's reference data;
+- `snapshot`  the read-only views (`ModelSnapshot`, `WindowInfo`) the exporter and API read;
+- `verdict`   `WindowVerdict` and the `VerdictListener` protocol.
+"""
+
+from monitor.runtime.ingest import IngestResult
+from monitor.runtime.joining import CloudEventOutcome
+from monitor.runtime.monitor import Monitor
+from monitor.runtime.recovery import window_selection
+from monitor.runtime.reference import load_reference
+from monitor.runtime.snapshot import ModelSnapshot, WindowInfo
+from monitor.runtime.state import UnknownModel
+from monitor.runtime.verdict import VerdictListener, WindowVerdict
+
+__all__ = [
+    "CloudEventOutcome",
+    "IngestResult",
+    "ModelSnapshot",
+    "Monitor",
+    "UnknownModel",
+    "VerdictListener",
+    "WindowInfo",
+    "WindowVerdict",
+    "load_reference",
+    "window_selection",
+]

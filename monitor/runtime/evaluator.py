@@ -1,0 +1,108 @@
+"""The evaluator: profiles each reference at start-up, then evaluates every model's due windows.
+
+It runs on its own thread (the `Monitor`'s evaluator executor), so an evaluation (up to ~1 s)
+never delays an acknowledgement. Each result is stored (on the writer thread) before it is
+published in the snapshot and handed to the listeners as a `WindowVerdict`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+
+from monitor.runtime.recovery import restore_result
+from monitor.runtime.reference import load_reference
+from monitor.runtime.snapshot import WindowInfo
+from monitor.runtime.state import RuntimeState
+from monitor.runtime.verdict import VerdictListener, WindowVerdict
+from monitor.store import EvaluationRow
+
+__all__ = ["Evaluator"]
+
+log = logging.getLogger("driftwatch.monitor")
+
+
+class Evaluator:
+    def __init__(self, state: RuntimeState, listeners: Sequence[VerdictListener] = ()) -> None:
+        self._state = state
+        self.listeners = tuple(listeners)
+        self.profile_errors: dict[str, str] = {}
+        """Models whose reference could not be profiled (they are never evaluated), with the error."""
+
+    def build_profiles(self) -> None:
+        """Profile every reference; re-evaluate the last stored window so results survive restarts."""
+        from monitor.drift import build_profile, specs_from_config
+        from monitor.drift.calibration import calibrated_detector
+
+        state = self._state
+        for name, model in state.models.items():
+            try:
+                specs, settings = specs_from_config(state.config, model.config)
+                reference = load_reference(model.config)
+                profile = build_profile(reference, specs, settings)
+                detector = calibrated_detector(model.config, reference, profile)
+            except Exception as exc:  # a bad reference must not take the whole monitor down
+                self.profile_errors[name] = f"{type(exc).__name__}: {exc}"
+                log.error("reference_profile_failed model=%s error=%s", name, type(exc).__name__)
+                continue
+            result = restore_result(model, profile, detector)
+            with state.lock:
+                model.profile, model.detector = profile, detector
+                model.result = model.result or result
+
+    def evaluate_due(self) -> int:
+        """Evaluate every model's newest due window (blocking; runs on the evaluator thread)."""
+        from monitor.drift import evaluate
+
+        state = self._state
+        done = 0
+        for name, model in state.models.items():
+            if model.profile is None:
+                continue
+            with state.lock:
+                window = model.window.due(state.clock())
+                if window is not None and not model.window.evaluable(window):
+                    model.window.done(window)
+                    window = None
+            if window is None:
+                continue
+            started = time.perf_counter()
+            try:
+                frame = model.frame(window.records)
+                result = model.detector.evaluate(frame) if model.detector is not None else evaluate(model.profile, frame)
+            except Exception as exc:  # a window that cannot be evaluated must not block this model's next ones, or other models
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                log.error("window_evaluation_failed model=%s first_rec=%d last_rec=%d error=%s at=%s:%s", name,
+                          window.first_rec, window.last_rec, type(exc).__name__, where.filename, where.lineno)
+                with state.lock:
+                    model.window.done(window)
+                continue
+            evaluated_at = state.clock()
+            row = EvaluationRow(
+                name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,
+                window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point,
+            )
+            state.writer.submit(state.require_store().add_evaluation, row).result()
+            with state.lock:
+                model.window.done(window)
+                model.result = result
+                model.info = WindowInfo(window.start, window.end, window.first_seq, window.last_seq, window.n_records)
+                model.last_evaluation = evaluated_at
+            log.info(
+                "window_evaluated model=%s records=%d first_rec=%d last_rec=%d drift_share=%.3f seconds=%.3f",
+                name, window.n_records, window.first_rec, window.last_rec, result.dataset.drift_share,
+                time.perf_counter() - started,
+            )
+            self._notify(WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at))
+            done += 1
+        return done
+
+    def _notify(self, verdict: WindowVerdict) -> None:
+        """Hand the verdict to every listener; one that raises is logged and stops nothing."""
+        for listener in self.listeners:
+            try:
+                listener.on_verdict(verdict)
+            except Exception:
+                log.exception("verdict_listener_error model=%s listener=%s", verdict.model, type(listener).__name__)

@@ -1,0 +1,143 @@
+"""Ingest with group commit: parse on arrival, commit on the writer thread, then feed the windows.
+
+The asyncio loop parses each batch on arrival (the writer's SQLite calls release the GIL, so this
+overlaps the commit of earlier batches), queues it and awaits the writer. Batches that queue up
+while the writer commits are committed together in its next transaction (one fsync for all of
+them); each is answered only after that commit, with its own counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.capture import CapturedEvent, Record, Rejected, encode_event, event_records
+from monitor.runtime.state import RuntimeState
+from monitor.store import EventRow, StoredEvent
+
+__all__ = ["GroupCommit", "IngestResult", "feed", "prepare"]
+
+log = logging.getLogger("driftwatch.monitor")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    reasons: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected, "reasons": dict(self.reasons)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A parsed batch waiting for the writer's next commit."""
+
+    rows: list[EventRow]
+    parsed: list[list[Record]]
+    unknown: int
+    """Events of models that are not configured: counted, not stored."""
+    future: Future[IngestResult]
+    received_at: float
+    """The clock the rows were received at (the windows judge timestamps against it)."""
+
+
+class GroupCommit:
+    """The ingest path of `/v1/events`: one durable transaction per writer turn, however many batches wait."""
+
+    def __init__(self, state: RuntimeState) -> None:
+        self._state = state
+        self._queue: list[_Queued] = []
+        self._queue_lock = threading.Lock()
+
+    async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
+        """Store a batch durably (committed with whatever queued beside it), then feed the windows."""
+        state = self._state
+        known = [e for e in events if e.model in state.models]
+        now = state.clock()
+        rows, parsed = prepare(state, known, now)
+        batch = _Queued(rows, parsed, len(events) - len(known), Future(), now)
+        with self._queue_lock:
+            self._queue.append(batch)
+        state.writer.submit(self._commit_queued)
+        return await asyncio.wrap_future(batch.future)
+
+    def _commit_queued(self) -> None:
+        """Commit every queued batch (on the writer thread); a no-op when an earlier call took them."""
+        with self._queue_lock:
+            queued, self._queue = self._queue, []
+        # A batch whose request was cancelled before its turn is not stored (it was never acknowledged).
+        batches = [b for b in queued if b.future.set_running_or_notify_cancel()]
+        if not batches:
+            return
+        state = self._state
+        try:
+            store = state.require_store()
+            with store.transaction():
+                stored = store.append([row for b in batches for row in b.rows])
+        except BaseException as exc:  # every waiting request gets the error, none hangs
+            for b in batches:
+                b.future.set_exception(exc)
+            raise
+        results, start = [], 0
+        with state.lock:
+            for b in batches:
+                mine = stored[start : start + len(b.rows)]
+                start += len(b.rows)
+                reasons = feed(state, mine, b.parsed, b.received_at)
+                if b.unknown:
+                    state.unknown_model_events += b.unknown
+                    reasons["unknown_model"] += b.unknown
+                duplicates = sum(1 for s in mine if s is None)
+                rejected = sum(reasons.values())
+                results.append(IngestResult(len(b.rows) + b.unknown - duplicates - rejected, duplicates, rejected, dict(reasons)))
+        for b, result in zip(batches, results, strict=True):
+            b.future.set_result(result)
+
+
+def prepare(state: RuntimeState, events: Iterable[CapturedEvent], now: float) -> tuple[list[EventRow], list[list[Record]]]:
+    """Parse events of configured models into store rows (and their records) before the commit.
+
+    A payload the parser fails on unexpectedly (a bug, or input nobody foresaw) is one rejected
+    event (`parse_error`), never a failed batch: a sender would retry that batch for ever."""
+    rows, parsed = [], []
+    for e in events:
+        try:
+            records, reason = event_records(state.models[e.model].schema, e), None
+        except Rejected as exc:
+            records, reason = [], exc.reason
+        except Exception as exc:
+            records, reason = [], "parse_error"
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("payload_parse_failed model=%s error=%s at=%s:%s", e.model, type(exc).__name__, where.filename, where.lineno)
+        rows.append(EventRow(e.model, e.id, e.timestamp, now, reason, len(records), encode_event(e)))
+        parsed.append(records)
+    return rows, parsed
+
+
+def feed(state: RuntimeState, stored: Sequence[StoredEvent | None], parsed: Sequence[list[Record]], now: float,
+         unmatched: str | None = None) -> Counter[str]:
+    """After the commit: count outcomes and append accepted records, received at `now`, to the windows (hold `state.lock`)."""
+    reasons: Counter[str] = Counter()
+    for s, records in zip(stored, parsed, strict=True):
+        if s is None:
+            continue
+        model = state.models[s.model]
+        reason = s.reason or unmatched
+        if reason is None:
+            model.ingested += 1
+        else:
+            model.rejected[reason] += 1
+            reasons[reason] += 1
+        if s.rec_end is not None:
+            model.window.add(s.seq, s.ts, s.rec_end, records, now=now)
+    return reasons

@@ -1,0 +1,189 @@
+"""The `Monitor` facade: lifecycle and the background loop, composing the runtime's parts.
+
+Threads and why:
+- one *writer* thread owns the SQLite connection (`RuntimeState.writer`): every transaction
+  (ingest, CloudEvent halves, evaluations, retention) is serialized there, so record ordinals
+  follow commit order and the event loop never blocks on an fsync (`ingest.GroupCommit`);
+- one *evaluator* thread runs the drift engine (`evaluator.Evaluator`), so an evaluation never
+  delays an acknowledgement;
+- the asyncio loop parses each batch on arrival and awaits the writer. `RuntimeState.lock`
+  guards the windows and counters they share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from monitor.capture import CapturedEvent
+from monitor.capture.cloudevents import Half
+from monitor.config import Config
+from monitor.runtime.evaluator import Evaluator
+from monitor.runtime.ingest import GroupCommit, IngestResult
+from monitor.runtime.joining import CloudEventOutcome, HalfJoiner
+from monitor.runtime.recovery import rebuild
+from monitor.runtime.snapshot import ModelSnapshot
+from monitor.runtime.state import RuntimeState
+from monitor.runtime.verdict import VerdictListener
+from monitor.store import EventStore
+from monitor.storelock import StoreLock
+
+__all__ = ["RETENTION_INTERVAL", "Monitor"]
+
+log = logging.getLogger("driftwatch.monitor")
+
+RETENTION_INTERVAL = 60.0
+
+
+class Monitor:
+    """State, ingest and evaluation of all configured models; `start()` before use, `stop()` after.
+
+    `listeners` hear every evaluated window as a `WindowVerdict` (see monitor.runtime.verdict)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        listeners: Sequence[VerdictListener] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._state = RuntimeState(config, clock)
+        self._ingest = GroupCommit(self._state)
+        self._joiner = HalfJoiner(self._state)
+        self._evaluation = Evaluator(self._state, listeners)
+        self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
+        self._store_lock: StoreLock | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_retention = 0.0
+
+    # -- views --------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> EventStore | None:
+        """The event store while the monitor runs (use it on the writer thread only)."""
+        return self._state.store
+
+    @property
+    def listeners(self) -> tuple[VerdictListener, ...]:
+        return self._evaluation.listeners
+
+    @property
+    def unknown_model_events(self) -> int:
+        return self._state.unknown_model_events
+
+    @property
+    def profile_errors(self) -> Mapping[str, str]:
+        """Models whose reference could not be profiled, with the error."""
+        return self._evaluation.profile_errors
+
+    @property
+    def ready(self) -> bool:
+        """Store open and every model's reference profiled."""
+        return self._state.store is not None and all(s.profile is not None for s in self._state.models.values())
+
+    def has_model(self, name: str) -> bool:
+        return name in self._state.models
+
+    def snapshot(self) -> Mapping[str, ModelSnapshot]:
+        with self._state.lock:
+            return {
+                name: ModelSnapshot(
+                    model=name,
+                    result=s.result,
+                    window=s.info,
+                    window_records=s.window.current_size(),
+                    last_evaluation=s.last_evaluation,
+                    ingested=s.ingested,
+                    rejected=dict(s.rejected),
+                )
+                for name, s in self._state.models.items()
+            }
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._state.writer, self._open)
+        await loop.run_in_executor(self._evaluator, self._evaluation.build_profiles)
+        if background:
+            self._task = asyncio.create_task(self._run(), name="driftwatch-evaluation-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._evaluator.shutdown(wait=True)
+        writer, store = self._state.writer, self._state.store
+        if store is not None:
+            writer.submit(store.close).result()
+        writer.shutdown(wait=True)
+        self._state.store = None
+        if self._store_lock is not None:
+            self._store_lock.release()
+            self._store_lock = None
+
+    def _open(self) -> None:
+        cfg = self.config.server.store
+        self._store_lock = StoreLock(cfg.path).acquire()  # StoreInUse when another monitor writes this file
+        store = EventStore(cfg.path, synchronous="FULL" if cfg.synchronous == "full" else "NORMAL")
+        for state in self._state.models.values():
+            rebuild(store, state, self._state.clock())
+        self._state.store = store
+        log.info("store_open path=%s pending_halves=%d", store.path, store.pending_count())
+
+    # -- ingest -------------------------------------------------------------------------------------
+
+    async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
+        """Store a batch in one durable transaction, then feed the windows; counts per outcome."""
+        return await self._ingest.ingest(events)
+
+    async def ingest_half(self, half: Half) -> CloudEventOutcome:
+        """Keep a KServe request/response half, or join it with its waiting partner, durably."""
+        return await self._joiner.ingest_half(half)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+
+    def evaluate_due(self) -> int:
+        """Evaluate every model's newest due window (blocking; runs on the evaluator thread)."""
+        return self._evaluation.evaluate_due()
+
+    def _expire_halves(self) -> int:
+        """Expire CloudEvent halves whose partner never came (blocking; on the writer thread)."""
+        return self._joiner.expire()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = max(0.05, self.config.server.evaluation_interval)
+        while True:
+            try:
+                await loop.run_in_executor(self._state.writer, self._expire_halves)
+                await loop.run_in_executor(self._evaluator, self.evaluate_due)
+                if self._state.clock() - self._last_retention >= RETENTION_INTERVAL:
+                    self._last_retention = self._state.clock()
+                    await self._retention()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("evaluation_loop_error")
+            await asyncio.sleep(interval)
+
+    async def _retention(self) -> None:
+        store = self._state.require_store()
+        cfg = self.config.server.store
+        loop = asyncio.get_running_loop()
+        clock = self._state.clock
+        total = 0
+        while deleted := await loop.run_in_executor(
+            self._state.writer, lambda: store.trim(older_than=clock() - cfg.max_age, max_bytes=cfg.max_bytes)
+        ):
+            total += deleted
+        if total:
+            log.info("retention_deleted events=%d", total)

@@ -1,0 +1,70 @@
+"""What the runtime's parts share: the config, the clock, each model's state, the writer and the store.
+
+One `RuntimeState` per `Monitor`. Its `writer` is the single thread that owns the SQLite connection
+(every transaction runs there, so record ordinals follow commit order); `lock` guards the windows
+and counters that the event loop, the writer and the evaluator all touch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from monitor.capture import ModelSchema, Record
+from monitor.config import Config, ModelConfig
+from monitor.runtime.snapshot import WindowInfo
+from monitor.store import EventStore
+from monitor.windows import SlidingWindow
+
+__all__ = ["ModelState", "RuntimeState", "UnknownModel"]
+
+
+class UnknownModel(KeyError):
+    """A model name that is not in the config."""
+
+
+@dataclass
+class ModelState:
+    config: ModelConfig
+    schema: ModelSchema
+    window: SlidingWindow
+    ingested: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    result: Any = None
+    info: WindowInfo | None = None
+    last_evaluation: float | None = None
+    profile: Any = None
+    detector: Any = None
+    """A CalibratedDetector when the model has a false_alarm_budget (it keeps CUSUM state across windows)."""
+    restore: list[Record] | None = None
+    """The last stored evaluation's records, re-evaluated at start-up to restore `result`."""
+    cusum: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
+    """The calibrated detector's CUSUM state before and after the last stored evaluation."""
+
+    def frame(self, records: Sequence[Record]) -> pd.DataFrame:
+        """Records as the frame the drift engine evaluates (one column per configured column)."""
+        return pd.DataFrame.from_records(records, columns=[c.name for c in self.config.columns])
+
+
+class RuntimeState:
+    def __init__(self, config: Config, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-store")
+        self.models = {
+            m.name: ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window)) for m in config.models
+        }
+        self.store: EventStore | None = None
+        self.unknown_model_events = 0
+
+    def require_store(self) -> EventStore:
+        if self.store is None:
+            raise RuntimeError("the monitor is not started")
+        return self.store

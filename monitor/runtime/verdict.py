@@ -1,0 +1,44 @@
+"""The runtime's verdict on one evaluated window, and the protocol of those who hear it.
+
+The evaluator hands every listener a `WindowVerdict` after the window's result is stored. It says
+what was evaluated and what the drift engine found, nothing about what a consumer does with it:
+retraining (`retrain.adapter`) turns it into its own policy input, with the config's notion of
+critical columns and report links. A listener is called on the evaluator thread and should return
+quickly; one that raises is logged and does not stop evaluation or the other listeners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from monitor.drift import DriftResult
+
+__all__ = ["VerdictListener", "WindowVerdict"]
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    """One evaluated window of a model (unix seconds of the monitor's clock and of the events)."""
+
+    model: str
+    window_start: float
+    window_end: float
+    n_records: int
+    point: tuple[str, float]
+    """The grid point the window ends at (`DueWindow.point`): ("count", last record ordinal) or
+    ("time", grid seconds of the monitor's clock)."""
+    result: DriftResult
+    evaluated_at: float
+
+    @property
+    def drifted_columns(self) -> tuple[str, ...]:
+        """Every monitored column (outputs included) the engine found drifted, sorted by name."""
+        return tuple(sorted(name for name, f in self.result.features.items() if f.drifted))
+
+
+class VerdictListener(Protocol):
+    """Hears every evaluated window (on the evaluator thread, after the result is stored)."""
+
+    def on_verdict(self, verdict: WindowVerdict) -> None: ...

@@ -1,0 +1,35 @@
+"""The runtime's verdict on a window, as the retraining policy's input.
+
+The runtime (`monitor.runtime`) knows nothing of retraining: it hands every listener a
+`WindowVerdict`. This adapter adds what only retraining cares about, from the config: which of the
+drifted columns are critical, and the link to the model's report that a launched run carries.
+"""
+
+from __future__ import annotations
+
+from monitor.config import Config
+from monitor.runtime import WindowVerdict
+from retrain.policy import WindowEvaluation
+
+__all__ = ["window_evaluation"]
+
+
+def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluation:
+    """The policy's view of one evaluated window (a model the config does not know has no critical columns)."""
+    try:
+        critical = {c.name for c in config.model(verdict.model).columns if c.critical}
+    except KeyError:
+        critical = set()
+    drifted = verdict.drifted_columns
+    base = config.server.public_url
+    return WindowEvaluation(
+        window_start=verdict.window_start,
+        window_end=verdict.window_end,
+        n_records=verdict.n_records,
+        drift_share=verdict.result.dataset.drift_share,
+        dataset_drifted=verdict.result.dataset.drifted,
+        drifted_features=drifted,
+        critical_drifted=tuple(n for n in drifted if n in critical),
+        report_url=f"{base.rstrip('/')}/reports/{verdict.model}" if base else None,
+        point=verdict.point,
+    )
