@@ -15,6 +15,7 @@ from monitor.config import (
     parse_duration,
     parse_size,
 )
+from monitor.core import methods as drift_methods
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "config.yaml"
 
@@ -225,3 +226,43 @@ def test_valid_kubernetes_selectors_and_namespaces_load() -> None:
     selector = {"app.kubernetes.io/name": "wine-1.2_x", "tier": "", "example.com/Team_A": "ML"}
     cfg = parse_config(minimal(resources={"namespace": "ml-prod", "selector": selector}))
     assert cfg.models[0].resources.selector == selector and cfg.models[0].resources.namespace == "ml-prod"
+
+
+# -- drift methods come from the one registry (monitor/core/methods.py) ----------------------------
+
+
+def _feature_errors(kind: str, method: str) -> dict[str, str]:
+    feature = {"name": "x", "type": kind, "drift": {"method": method}}
+    try:
+        parse_config(minimal(features=[feature]))
+    except ConfigError as exc:
+        return dict(exc.errors)
+    return {}
+
+
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+@pytest.mark.parametrize("method", [m.name for m in drift_methods.METHODS])
+def test_a_feature_accepts_exactly_the_methods_the_registry_declares_for_its_kind(kind: str, method: str) -> None:
+    accepted = not _feature_errors(kind, method)
+    assert accepted == (kind in drift_methods.get(method).kinds)
+
+
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+def test_an_unknown_method_error_lists_auto_and_the_registry_methods_of_the_kind(kind: str) -> None:
+    message = " ".join(_feature_errors(kind, "kolmogorov").values())
+    assert message.endswith("choose one of " + ", ".join(("auto", *drift_methods.names_for(kind))))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", sorted(drift_methods.P_VALUE_METHODS))
+def test_a_p_value_method_rejects_a_threshold_of_one_or_more(method: str) -> None:
+    kind = "numeric" if "numeric" in drift_methods.get(method).kinds else "categorical"
+    policy = {"drift": {kind: {"method": method, "threshold": 5}}}
+    with pytest.raises(ConfigError, match="must be below 1"):
+        parse_config(minimal(**policy))
+
+
+@pytest.mark.parametrize("method", sorted(drift_methods.DISTANCE_METHODS))
+def test_a_distance_method_accepts_a_threshold_above_one(method: str) -> None:
+    kind = "numeric" if "numeric" in drift_methods.get(method).kinds else "categorical"
+    policy = {"drift": {kind: {"method": method, "threshold": 5}}}
+    assert getattr(parse_config(minimal(**policy)).models[0].drift, kind).threshold == 5
