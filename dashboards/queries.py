@@ -6,7 +6,7 @@ on the overview) so both dashboards ask the same question the same way.
 
 from __future__ import annotations
 
-from monitor.config import P_VALUE_METHODS
+from monitor.core.methods import P_VALUE_METHODS
 from monitor.metric_names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
@@ -26,6 +26,7 @@ from monitor.sidecar.metrics import (
 )
 
 RATE = "$__rate_interval"
+# The p-value methods, from the drift-method registry; every other method is a distance.
 _P_VALUE_RE = "|".join(sorted(P_VALUE_METHODS))
 
 

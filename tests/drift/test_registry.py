@@ -190,3 +190,22 @@ def test_the_dashboards_split_p_values_from_distances_as_the_registry_does() -> 
     expr = queries.drift_severity('model="m"')
     listed = set(re.findall(r'method[!=]~"([^"]*)"', expr))
     assert listed == {"|".join(sorted(methods.P_VALUE_METHODS))}
+
+
+def test_the_evidently_comparison_maps_only_registry_methods() -> None:
+    from monitor.reports import evidently_report as ev
+
+    assert set(ev.EVIDENTLY_METHODS) <= set(methods.NAMES)
+
+
+def test_the_evidently_comparison_explains_every_method_it_does_not_map() -> None:
+    from monitor.reports import evidently_report as ev
+
+    unexplained = [n for n in methods.NAMES if n not in ev.EVIDENTLY_METHODS and ev.definition_note("categorical", n) is None]
+    assert unexplained == []
+
+
+def test_the_evidently_comparison_treats_the_registry_p_value_methods_as_tests() -> None:
+    from monitor.reports import evidently_report as ev
+
+    assert ev.P_VALUE_STATTESTS == methods.P_VALUE_METHODS
