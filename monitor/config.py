@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from monitor.core import methods as drift_methods
-from monitor.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
+from monitor.core.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 
 __all__ = [
     "AlertsConfig",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from monitor import __version__
-from monitor.names import MODEL_NAME_RE
+from monitor.core.names import MODEL_NAME_RE
 
 __all__ = ["CAPTURE_LABEL", "InjectError", "InjectOptions", "InjectResult", "inject", "sidecar_container", "sidecar_volumes"]
 

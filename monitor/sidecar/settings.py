@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from monitor.config import parse_duration, parse_size
-from monitor.names import MODEL_NAME_RE
+from monitor.core.names import MODEL_NAME_RE
 
 __all__ = ["DEFAULT_CAPTURE_PATHS", "DEFAULT_HEADER_ALLOW", "SettingsError", "SidecarSettings", "Upstream", "build_settings"]
 
