@@ -16,7 +16,7 @@ from alerts import crd
 from alerts.rules import groups as rules
 from alerts.unittests import RULES_FILE
 from alerts.unittests import unit_tests as _unit_tests
-from monitor.config import Config
+from monitor.core.config import Config
 
 __all__ = ["CRD_FILE", "RULES_FILE", "TESTS_FILE", "dump", "prometheus_rule", "rules", "unit_tests", "write"]
 

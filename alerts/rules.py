@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.scopes import Scope, scopes
-from monitor.config import Config, ModelConfig, WindowConfig, format_duration
-from monitor.metric_names import (
+from monitor.core.config import Config, ModelConfig, WindowConfig
+from monitor.core.units import format_duration
+from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
     FEATURE_DRIFT_DETECTED,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.config import AlertsConfig, Config, ModelConfig
+from monitor.core.config import AlertsConfig, Config, ModelConfig
 
 __all__ = ["Scope", "scopes"]
 

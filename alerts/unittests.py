@@ -26,8 +26,8 @@ from alerts.rules import (
     first_due_records,
     retrain_failed_window,
 )
-from monitor.config import Config, FeatureConfig, ModelConfig
-from monitor.metric_names import (
+from monitor.core.config import Config, FeatureConfig, ModelConfig
+from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
     FEATURE_DRIFT_DETECTED,

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from monitor.config import WindowConfig
+from monitor.core.config import WindowConfig
 from monitor.drift import ColumnSpec, EngineSettings, build_profile
 from monitor.drift.calibration import BudgetSpec, CalibratedDetector, WindowPlan, calibrate
 from monitor.windows import SlidingWindow

@@ -109,7 +109,7 @@ def http_case(workdir: Path, synchronous: str, batch: int, n_events: int, client
     config = write_config(case_dir, synchronous)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=open(case_dir / "monitor.log", "wb"),
     )
     try:
@@ -156,7 +156,7 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 def raw_sqlite_case(workdir: Path, synchronous: str, batch: int, n_events: int) -> dict[str, float]:
     """The floor: the same rows appended straight into the store, one transaction per batch."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from monitor.store import EventRow, EventStore
+    from monitor.core.store import EventRow, EventStore
 
     store = EventStore(Path(tempfile.mkdtemp(dir=workdir)) / "raw.db", synchronous=synchronous.upper())  # type: ignore[arg-type]
     rng = np.random.default_rng(1)

@@ -2,7 +2,7 @@
 
     python3 benchmarks/metrics_scrape.py [--models 20] [--features 200] [--repeats 15]
 
-Ours: `monitor.metrics` renders pulled snapshots on every scrape (custom collector). Baseline: the
+Ours: `monitor.exporter.collector` renders pulled snapshots on every scrape (custom collector). Baseline: the
 same series held in labelled `Gauge`s, set once per evaluation, so a scrape only formats them.
 Prints medians side by side and their ratio; the difference is the cost of building the families
 per scrape, the price of never racing an evaluation and of series vanishing with their subject.
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from monitor.config import parse_config
+from monitor.core.config import parse_config
 from monitor.drift import DriftResult, detect
-from monitor.metrics import build_registry, render
+from monitor.exporter.collector import build_registry, render
 from monitor.runtime import ModelSnapshot
 
 

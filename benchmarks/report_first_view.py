@@ -37,10 +37,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from monitor.api import create_app
-from monitor.config import Config
-from monitor.demo import wine
-from monitor.demo.config import write_demo_config
+from monitor.app.api import create_app
+from monitor.app.demo import wine
+from monitor.app.demo.config import write_demo_config
+from monitor.core.config import Config
 from monitor.reports import StoreReportSource, create_router
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.worker import ReportWorker

@@ -147,7 +147,7 @@ http {{
 def start_sidecar(tmp: Path, upstream: int, monitor: int, *extra: str) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
     port = free_port()
     proc = spawn([
-        sys.executable, "-m", "monitor.cli", "sidecar", "--upstream", f"http://127.0.0.1:{upstream}",
+        sys.executable, "-m", "monitor.app.cli", "sidecar", "--upstream", f"http://127.0.0.1:{upstream}",
         "--monitor", f"http://127.0.0.1:{monitor}", "--model", "wine", "--host", "127.0.0.1", "--port", str(port),
         "--spool-dir", str(tmp / f"spool-{port}"), "--spool-max-bytes", "64MiB", *extra,
     ])

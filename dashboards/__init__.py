@@ -16,7 +16,7 @@ from dashboards import overview, per_model
 from dashboards.configmaps import SidecarConvention
 from dashboards.configmaps import build as _build_configmaps
 from dashboards.grafana import dumps
-from monitor.config import Config
+from monitor.core.config import Config
 
 __all__ = ["SidecarConvention", "configmaps", "generate", "write"]
 

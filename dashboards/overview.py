@@ -7,8 +7,8 @@ from typing import Any
 from dashboards import grafana as gf
 from dashboards import per_model
 from dashboards import queries as q
-from monitor.config import Config
-from monitor.metric_names import DATASET_DRIFT_SHARE
+from monitor.core.config import Config
+from monitor.exporter.names import DATASET_DRIFT_SHARE
 
 M = 'model=~"$model"'
 UID = gf.stable_uid("driftwatch", "overview")

@@ -11,8 +11,8 @@ from typing import Any
 
 from dashboards import grafana as gf
 from dashboards import queries as q
-from monitor.config import Config, ModelConfig
-from monitor.metric_names import (
+from monitor.core.config import Config, ModelConfig
+from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     FEATURE_DRIFT_SCORE,
     FEATURE_DRIFT_THRESHOLD,

@@ -1,6 +1,6 @@
 """Find the metric names a PromQL expression selects, without a full parser.
 
-Dashboards and rules are checked against the names the exporters define (`monitor/metric_names.py`,
+Dashboards and rules are checked against the names the exporters define (`monitor/exporter/names.py`,
 `monitor/sidecar/metrics.py`; the monitor's tests check those against a live scrape), so we need the names an expression *selects*, not every word in it: function and
 aggregation names, label names in matchers and in `by`/`on` lists, keywords, durations, strings and
 Grafana variables (`$model`, `${datasource}`, `$__rate_interval`) are skipped. Selectors written as

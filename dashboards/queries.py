@@ -7,7 +7,7 @@ on the overview) so both dashboards ask the same question the same way.
 from __future__ import annotations
 
 from monitor.core.methods import P_VALUE_METHODS
-from monitor.metric_names import (
+from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
     EVENTS_REJECTED_TOTAL,

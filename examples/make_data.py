@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from monitor.demo.wine import reference, train
+from monitor.app.demo.wine import reference, train
 
 OUT = Path(__file__).parent / "data"
 

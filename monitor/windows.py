@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.config import WindowConfig
+from monitor.core.config import WindowConfig
 
 __all__ = ["DueWindow", "SlidingWindow"]
 

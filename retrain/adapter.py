@@ -7,7 +7,7 @@ drifted columns are critical, and the link to the model's report that a launched
 
 from __future__ import annotations
 
-from monitor.config import Config
+from monitor.core.config import Config
 from monitor.runtime import WindowVerdict
 from retrain.policy import WindowEvaluation
 

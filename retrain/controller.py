@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.config import Config, ModelConfig, RetrainConfig
+from monitor.core.config import Config, ModelConfig, RetrainConfig
 from monitor.runtime import WindowVerdict
 from retrain import policy
 from retrain.adapter import window_evaluation

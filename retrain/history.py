@@ -4,7 +4,7 @@ The store is the only state a restart needs: a decision, the policy state it pro
 launch) the pending run are written in ONE transaction before anything is launched, so a crash at
 any point leaves either nothing or a pending run that the restarted controller launches again
 under the same deterministic name (which the API server deduplicates). The tables are created and
-migrated by `monitor/storage_schema.py`, which owns the whole file's schema.
+migrated by `monitor/core/schema.py`, which owns the whole file's schema.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.storage_schema import SchemaVersionError, migrate
+from monitor.core.schema import SchemaVersionError, migrate
 from retrain.policy import Decision, ModelState
 from retrain.run import Run
 
@@ -27,7 +27,7 @@ ACTIVE_STATES = ("pending", "running")
 OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
 
 SchemaError = SchemaVersionError
-"""The file was written by a newer driftwatch (the schema and its migrations are monitor/storage_schema.py's)."""
+"""The file was written by a newer driftwatch (the schema and its migrations are monitor/core/schema.py's)."""
 
 
 @dataclass(frozen=True)

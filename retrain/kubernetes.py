@@ -26,7 +26,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from monitor.config import KubernetesLauncher as KubernetesConfig
+from monitor.core.config import KubernetesLauncher as KubernetesConfig
 from retrain.manifest import LABEL_MODEL, LABEL_TRIGGER, SELECTOR, build_job
 from retrain.run import Run
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from monitor.config import LocalLauncher as LocalConfig
+from monitor.core.config import LocalLauncher as LocalConfig
 from retrain.run import Run
 
 log = logging.getLogger("driftwatch.retrain.local")

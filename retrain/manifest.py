@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from monitor.config import KubernetesLauncher
+from monitor.core.config import KubernetesLauncher
 from retrain.run import Run, rfc3339
 
 APP_NAME = "driftwatch-retrain"

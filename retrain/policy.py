@@ -27,7 +27,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from monitor.config import RetrainConfig
+from monitor.core.config import RetrainConfig
 
 Action = Literal["launch", "skip", "none"]
 Source = Literal["window", "alert"]

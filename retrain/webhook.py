@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from monitor.errors import ApiError, read_body, validation_detail
+from monitor.core.errors import ApiError, read_body, validation_detail
 from retrain.policy import Decision
 from retrain.run import job_name
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from typer.main import get_command
 
-from monitor.cli import app
-from monitor.inject import InjectOptions, sidecar_container
+from monitor.app.cli import app
+from monitor.app.inject import InjectOptions, sidecar_container
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = (REPO / "Dockerfile").read_text()
@@ -61,7 +61,7 @@ def test_entrypoint_and_default_command_are_accepted_by_the_cli() -> None:
     (entrypoint,) = instructions(STAGES[1], "ENTRYPOINT")
     assert json.loads(entrypoint) == ["driftwatch"]
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["driftwatch"] == "monitor.cli:main"
+    assert scripts["driftwatch"] == "monitor.app.cli:main"
     (cmd,) = instructions(STAGES[1], "CMD")
     args = json.loads(cmd)
     command = get_command(app)

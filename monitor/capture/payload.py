@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monitor.config import FeatureConfig, ModelConfig
+from monitor.core.config import FeatureConfig, ModelConfig
 
 __all__ = ["ModelSchema", "Record", "Rejected", "parse_payload", "sniff_protocol"]
 

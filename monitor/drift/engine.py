@@ -68,7 +68,7 @@ def detect(
 
     Without a config every column present in both frames is a feature, numeric if its reference
     dtype is numeric (booleans excepted) or date/time (including text that is all ISO 8601 date/times,
-    as a CSV holds them), categorical otherwise. With a `monitor.config.Config`
+    as a CSV holds them), categorical otherwise. With a `monitor.core.config.Config`
     (`model` names the model, optional when it has one) or a `ModelConfig`, its columns, methods and
     thresholds are used.
     """

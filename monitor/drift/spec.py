@@ -1,6 +1,6 @@
 """What to monitor and how: column specs, engine settings, the `auto` choice and the config bridge.
 
-`specs_from_config` is duck-typed on the `monitor.config` objects so this package never imports the
+`specs_from_config` is duck-typed on the `monitor.core.config` objects so this package never imports the
 config (or anything doing I/O) at run time.
 """
 
@@ -13,7 +13,7 @@ from monitor.core import methods
 from monitor.core.methods import Kind
 
 if TYPE_CHECKING:
-    from monitor.config import Config, ModelConfig
+    from monitor.core.config import Config, ModelConfig
 
 Role = Literal["feature", "output"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from monitor.config import Config
+from monitor.core.config import Config
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.evidently_report import plans_from_result, run_evidently
 from monitor.reports.source import Evaluation

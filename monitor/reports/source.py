@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import pandas as pd
 
 from monitor.capture import CapturedEvent, ModelSchema, event_records
-from monitor.config import Config
+from monitor.core.config import Config
+from monitor.core.store import EvaluationRow, EventStore
 from monitor.runtime import load_reference, window_selection
-from monitor.store import EvaluationRow, EventStore
 
 __all__ = ["Evaluation", "ReportSource", "StoreReportSource"]
 

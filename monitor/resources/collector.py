@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from monitor.config import Config, ModelConfig
+from monitor.core.config import Config, ModelConfig
 from monitor.resources.gpu import DeviceReading, NvmlSampler, usage_for_pids
 from monitor.resources.kubernetes import PodMetricsSource, label_selector
 from monitor.resources.local import ProcessSampler

@@ -12,12 +12,12 @@ import time
 import traceback
 from collections.abc import Sequence
 
+from monitor.core.store import EvaluationRow
 from monitor.runtime.recovery import restore_result
 from monitor.runtime.reference import load_reference
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import RuntimeState
 from monitor.runtime.verdict import VerdictListener, WindowVerdict
-from monitor.store import EvaluationRow
 
 __all__ = ["Evaluator"]
 

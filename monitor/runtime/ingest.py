@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.capture import CapturedEvent, Record, Rejected, encode_event, event_records
+from monitor.core.store import EventRow, StoredEvent
 from monitor.runtime.state import RuntimeState
-from monitor.store import EventRow, StoredEvent
 
 __all__ = ["GroupCommit", "IngestResult", "feed", "prepare"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from monitor.capture import CapturedEvent, encode_event
 from monitor.capture.cloudevents import Half, join_halves
+from monitor.core.store import EventRow, PendingHalf
 from monitor.runtime.ingest import feed, prepare
 from monitor.runtime.state import RuntimeState, UnknownModel
-from monitor.store import EventRow, PendingHalf
 
 __all__ = ["CloudEventOutcome", "HalfJoiner"]
 

@@ -20,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
-from monitor.config import Config
+from monitor.core.config import Config
+from monitor.core.store import EventStore
+from monitor.core.storelock import StoreLock
 from monitor.runtime.evaluator import Evaluator
 from monitor.runtime.ingest import GroupCommit, IngestResult
 from monitor.runtime.joining import CloudEventOutcome, HalfJoiner
@@ -28,8 +30,6 @@ from monitor.runtime.recovery import rebuild
 from monitor.runtime.snapshot import ModelSnapshot
 from monitor.runtime.state import RuntimeState
 from monitor.runtime.verdict import VerdictListener
-from monitor.store import EventStore
-from monitor.storelock import StoreLock
 
 __all__ = ["RETENTION_INTERVAL", "Monitor"]
 

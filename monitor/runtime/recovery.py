@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from monitor.capture import CapturedEvent, Record, Rejected, event_records
+from monitor.core.store import EvaluationRow, EventStore, StoredEvent
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import ModelState
-from monitor.store import EvaluationRow, EventStore, StoredEvent
 from monitor.windows import SlidingWindow
 
 __all__ = ["rebuild", "restore_result", "window_selection"]

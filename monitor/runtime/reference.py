@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from monitor.config import ModelConfig
+from monitor.core.config import ModelConfig
 
 __all__ = ["load_reference"]
 

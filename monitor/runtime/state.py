@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from monitor.capture import ModelSchema, Record
-from monitor.config import Config, ModelConfig
+from monitor.core.config import Config, ModelConfig
+from monitor.core.store import EventStore
 from monitor.runtime.snapshot import WindowInfo
-from monitor.store import EventStore
 from monitor.windows import SlidingWindow
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from monitor.config import parse_duration, parse_size
 from monitor.core.names import MODEL_NAME_RE
+from monitor.core.units import parse_duration, parse_size
 
 __all__ = ["DEFAULT_CAPTURE_PATHS", "DEFAULT_HEADER_ALLOW", "SettingsError", "SidecarSettings", "Upstream", "build_settings"]
 

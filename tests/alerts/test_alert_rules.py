@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import alerts
 from alerts.rules import PROMETHEUS_UP, build, first_due_records
 from dashboards.promql import metric_names
-from monitor.config import Config, WindowConfig, load_config
-from monitor.metric_names import MONITOR_METRICS
+from monitor.core.config import Config, WindowConfig, load_config
+from monitor.exporter.names import MONITOR_METRICS
 from monitor.sidecar.metrics import SIDECAR_METRICS
 from monitor.windows import SlidingWindow
 from tests.golden import assert_golden

@@ -14,7 +14,7 @@ GOLDEN = Path(__file__).parent / "golden" / "example"
 
 
 def driftwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "monitor.app.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_writes_rules_tests_and_prometheus_rule(tmp_path: Path) -> None:

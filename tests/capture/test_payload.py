@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.capture import ModelSchema, Rejected, parse_payload, sniff_protocol
-from monitor.config import ModelConfig
+from monitor.core.config import ModelConfig
 
 
 def schema(protocol: str = "auto", features: list[dict[str, Any]] | None = None, outputs: list[dict[str, Any]] | None = None) -> ModelSchema:

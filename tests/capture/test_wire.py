@@ -21,7 +21,7 @@ from monitor.capture import (
     encode_event,
     event_records,
 )
-from monitor.config import ModelConfig
+from monitor.core.config import ModelConfig
 
 
 def test_utf8_and_base64_bodies_decode_to_the_same_value() -> None:

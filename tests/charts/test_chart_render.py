@@ -11,8 +11,8 @@ import yaml
 from chart_helpers import by_kind, one, validate
 from conftest import CHART, Render
 
-from monitor.config import parse_config
-from monitor.inject import CAPTURE_LABEL, PORT_NAME, InjectOptions, sidecar_container, sidecar_volumes
+from monitor.app.inject import CAPTURE_LABEL, PORT_NAME, InjectOptions, sidecar_container, sidecar_volumes
+from monitor.core.config import parse_config
 
 OPERATOR_API = ("--api-versions", "monitoring.coreos.com/v1")
 FORCED_ON = {k: {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}} for k in ("serviceMonitor", "podMonitor", "prometheusRule")}
@@ -224,7 +224,7 @@ def test_shipped_rules_and_dashboards_refuse_a_config_they_were_not_generated_fr
     proc = helm("template", "dw", str(CHART), "--values", str(values_file), *flags, check=False)
     assert proc.returncode != 0, "rendered rules/dashboards that do not match the config"
     assert what in proc.stderr
-    assert "python -m monitor.chartgen --config my-config.yaml --values-out my-values.yaml" in proc.stderr
+    assert "python -m monitor.app.chartgen --config my-config.yaml --values-out my-values.yaml" in proc.stderr
 
 
 def test_server_settings_and_the_public_url_keep_the_shipped_files(render: Render) -> None:
@@ -388,7 +388,7 @@ def test_notes_print_the_same_sidecar_as_driftwatch_inject(helm) -> None:
 def test_container_args_are_accepted_by_the_driftwatch_cli(render: Render) -> None:
     from typer.main import get_command
 
-    from monitor.cli import app
+    from monitor.app.cli import app
 
     command = get_command(app)
     args = monitor_container(render())["args"]

@@ -1,5 +1,5 @@
 """The chart's generated files (config in values, rules, dashboards, reference data, README table)
-match what monitor.chartgen makes from examples/config.yaml, so they can never drift apart."""
+match what monitor.app.chartgen makes from examples/config.yaml, so they can never drift apart."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import yaml
 from chart_helpers import by_kind, one, validate
 from conftest import CHART, Render
 
-from monitor import chartgen
-from monitor.config import parse_config
+from monitor.app import chartgen
+from monitor.core.config import parse_config
 
-REGENERATE = "python -m monitor.chartgen"
+REGENERATE = "python -m monitor.app.chartgen"
 
 
 def test_committed_chart_files_are_not_stale() -> None:

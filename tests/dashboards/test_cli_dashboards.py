@@ -15,7 +15,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def driftwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "monitor.app.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_writes_the_golden_dashboards_and_configmaps(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import yaml
 import dashboards
 from dashboards.grafana import dumps, stable_uid
 from dashboards.promql import metric_names
-from monitor.config import Config, load_config, parse_config
-from monitor.metric_names import MONITOR_METRICS
+from monitor.core.config import Config, load_config, parse_config
+from monitor.exporter.names import MONITOR_METRICS
 from monitor.sidecar.metrics import SIDECAR_METRICS
 from tests.golden import assert_golden
 

@@ -35,7 +35,7 @@ def demo(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "demo", "--workdir", str(tmp_path), *args],
+            [sys.executable, "-m", "monitor.app.cli", "demo", "--workdir", str(tmp_path), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.demo.run import drifted_columns_cell, flagged_row
+from monitor.app.demo.run import drifted_columns_cell, flagged_row
 
 
 def feature(name: str, *, drifted: bool, role: str = "feature", method: str = "ks", score: float = 0.01,

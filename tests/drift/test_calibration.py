@@ -15,8 +15,8 @@ import yaml
 from scipy import stats
 from typer.testing import CliRunner
 
-from monitor.cli import app
-from monitor.config import FalseAlarmBudget, WindowConfig
+from monitor.app.cli import app
+from monitor.core.config import FalseAlarmBudget, WindowConfig
 from monitor.drift import ColumnSpec, EngineSettings, build_profile
 from monitor.drift import categorical as ct
 from monitor.drift import sequential as sq
@@ -368,7 +368,7 @@ def test_monitor_decides_windows_of_a_budgeted_model_with_the_calibrated_rule(tm
     import asyncio
 
     from monitor.capture import CapturedEvent
-    from monitor.config import load_config
+    from monitor.core.config import load_config
     from monitor.runtime import Monitor
 
     path = _config(tmp_path, {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5})

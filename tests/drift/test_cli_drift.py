@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.app.cli import app
 from tests.golden import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]

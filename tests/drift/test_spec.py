@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config, parse_config
+from monitor.core.config import load_config, parse_config
 from monitor.drift import ColumnSpec, EngineSettings, specs_from_config
 from monitor.drift.spec import resolve_method
 

@@ -88,7 +88,7 @@ class Service:
 
 
 def monitor(config_path: Path, port: int, workdir: Path) -> Service:
-    argv = [sys.executable, "-m", "monitor.cli", "serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
     return Service("monitor", argv, workdir, f"http://127.0.0.1:{port}/readyz")
 
 

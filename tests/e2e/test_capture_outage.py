@@ -22,9 +22,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from promstack import wait_for
 
-from monitor.demo import wine
-from monitor.demo.config import write_demo_config
-from monitor.demo.processes import Child, Supervisor
+from monitor.app.demo import wine
+from monitor.app.demo.config import write_demo_config
+from monitor.app.demo.processes import Child, Supervisor
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -53,7 +53,7 @@ class Stack:
 
     def start_monitor(self, name: str) -> Child:
         self.monitor = self.sup.python(
-            name, "monitor.cli", "serve", "--config", str(self.config_path), "--port", str(self.monitor_port)
+            name, "monitor.app.cli", "serve", "--config", str(self.config_path), "--port", str(self.monitor_port)
         )
         self.sup.wait_http(self.monitor, f"{self.monitor_url}/readyz")
         return self.monitor
@@ -66,9 +66,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     try:
         model_port, monitor_port, sidecar_port = free_port(), free_port(), free_port()
         config_path, _ = write_demo_config(tmp_path, monitor_port)
-        model = sup.python("model-server", "monitor.demo.model_server", "--port", str(model_port))
+        model = sup.python("model-server", "monitor.app.demo.model_server", "--port", str(model_port))
         sidecar = sup.python(
-            "sidecar", "monitor.cli", "sidecar",
+            "sidecar", "monitor.app.cli", "sidecar",
             "--upstream", f"http://127.0.0.1:{model_port}", "--monitor", f"http://127.0.0.1:{monitor_port}",
             "--model", MODEL, "--host", "127.0.0.1", "--port", str(sidecar_port),
             "--spool-dir", str(tmp_path / "spool"), "--linger", "100ms",

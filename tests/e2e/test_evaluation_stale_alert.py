@@ -22,7 +22,7 @@ import yaml
 from promstack import Service, prometheus, prometheus_alerts, wait_for
 
 import alerts
-from monitor.config import load_config
+from monitor.core.config import load_config
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -73,7 +73,7 @@ def test_a_model_that_never_evaluates_fires_the_stale_alert(tmp_path: Path, requ
     monitor_url = f"http://127.0.0.1:{monitor_port}"
     # Not ready (503) while a reference fails to profile, but alive and ingesting: wait on /healthz.
     monitor = Service(
-        "monitor", [sys.executable, "-m", "monitor.cli", "serve", "--config", str(config_path), "--port", str(monitor_port)],
+        "monitor", [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config_path), "--port", str(monitor_port)],
         tmp_path, f"{monitor_url}/healthz",
     )
     prom = prometheus(

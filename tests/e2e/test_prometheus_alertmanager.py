@@ -35,7 +35,7 @@ from promstack import (
 import alerts
 import dashboards
 from dashboards.promql import metric_names
-from monitor.config import Config, load_config
+from monitor.core.config import Config, load_config
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -136,7 +136,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         Service(
             "sidecar",
             [
-                sys.executable, "-m", "monitor.cli", "sidecar",
+                sys.executable, "-m", "monitor.app.cli", "sidecar",
                 f"--upstream=http://127.0.0.1:{ports['model']}", f"--monitor={monitor_url}", f"--model={MODEL}",
                 "--host=127.0.0.1", f"--port={ports['sidecar']}", f"--spool-dir={workdir / 'spool'}", "--linger=100ms",
             ],

@@ -32,8 +32,8 @@ import yaml
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Frame, Page, sync_playwright
 
-from monitor.api import create_app
-from monitor.config import load_config
+from monitor.app.api import create_app
+from monitor.core.config import load_config
 from monitor.drift import build_profile, evaluate, specs_from_config
 from monitor.reports import create_router
 from monitor.reports.build import EvidentlySection, render_report

@@ -23,7 +23,7 @@ import pandas as pd
 import uvicorn
 import yaml
 
-from monitor.config import Config, load_config
+from monitor.core.config import Config, load_config
 
 COLUMNS = ["f0", "f1", "f2", "color"]
 
@@ -191,7 +191,7 @@ class MonitorProcess:
     def start(self, timeout: float = 60.0) -> MonitorProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "serve", "--config", str(self.config_path), "--port", str(self.port)],
+                [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(self.config_path), "--port", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env,
             )
         deadline = time.monotonic() + timeout

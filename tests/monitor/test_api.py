@@ -17,8 +17,8 @@ import httpx
 import pytest
 from ingest_helpers import RETRAIN_DRY_RUN, event, load, serve_in_thread
 
-from monitor.api import create_app
-from monitor.store import EventStore
+from monitor.app.api import create_app
+from monitor.core.store import EventStore
 
 TOKEN = "s3cret-token"
 
@@ -137,7 +137,7 @@ def _read_response(sock: socket.socket) -> tuple[str, bytes]:
 def test_a_stalled_body_is_answered_408_instead_of_holding_the_connection(
         server: tuple[httpx.Client, Path], monkeypatch: pytest.MonkeyPatch, path: str, ctype: str) -> None:
     client, _ = server
-    monkeypatch.setattr("monitor.errors.BODY_IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr("monitor.core.errors.BODY_IDLE_TIMEOUT", 0.5)
     with _partial_post(str(client.base_url), path, 100, b'{"events": []}', ctype) as sock:
         head, body = _read_response(sock)
     assert head.startswith("HTTP/1.1 408"), head

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.app.cli import app
 
 runner = CliRunner()
 

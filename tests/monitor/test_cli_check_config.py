@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.app.cli import app
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "config.yaml"
 runner = CliRunner()
@@ -73,7 +73,7 @@ def test_deeply_nested_yaml_is_a_clear_error(tmp_path: Path) -> None:
     # A process of its own: test runners raise the recursion limit, which the parser's depth depends on.
     cfg = tmp_path / "c.yaml"
     cfg.write_text("version: 1\nmodels: " + "[" * 3000 + "]" * 3000 + "\n")
-    res = subprocess.run([sys.executable, "-m", "monitor.cli", "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run([sys.executable, "-m", "monitor.app.cli", "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "nested too deeply" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
 

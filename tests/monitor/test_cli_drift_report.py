@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.app.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "examples" / "data" / "churn_reference.csv"
@@ -48,8 +48,8 @@ def test_report_model_must_be_named_when_the_config_has_several(tmp_path: Path) 
 
 def _command(name: str, tmp_path: Path) -> list[str]:
     if name == "drift":
-        return [sys.executable, "-m", "monitor.cli", "drift", str(REF), str(CUR)]
-    return [sys.executable, "-m", "monitor.cli", "report", "--reference", str(REF), "--current", str(CUR),
+        return [sys.executable, "-m", "monitor.app.cli", "drift", str(REF), str(CUR)]
+    return [sys.executable, "-m", "monitor.app.cli", "report", "--reference", str(REF), "--current", str(CUR),
             "--out", str(tmp_path / "r.html"), "--no-evidently"]
 
 

@@ -24,7 +24,7 @@ import yaml
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.app.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "examples" / "data" / "churn_reference.csv"

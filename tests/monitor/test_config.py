@@ -7,15 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config import (
-    ConfigError,
-    format_duration,
-    load_config,
-    parse_config,
-    parse_duration,
-    parse_size,
-)
 from monitor.core import methods as drift_methods
+from monitor.core.config import ConfigError, load_config, parse_config
+from monitor.core.units import format_duration, parse_duration, parse_size
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "config.yaml"
 

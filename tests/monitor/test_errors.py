@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from monitor.errors import ApiError, loc_path, validation_detail
+from monitor.core.errors import ApiError, loc_path, validation_detail
 
 
 class Item(BaseModel):

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.inject import CAPTURE_LABEL, CONTAINER_NAME, PORT_NAME, InjectError, InjectOptions, inject
+from monitor.app.inject import CAPTURE_LABEL, CONTAINER_NAME, PORT_NAME, InjectError, InjectOptions, inject
 
 MONITOR = "http://dw-driftwatch.driftwatch.svc:8080"
 SERVICE = """\
@@ -71,7 +71,7 @@ def run(text: str, **kw: Any) -> tuple[list[dict[str, Any]], list[str], str]:
 
 def cli(stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "inject", *args], input=stdin, capture_output=True, timeout=60
+        [sys.executable, "-m", "monitor.app.cli", "inject", *args], input=stdin, capture_output=True, timeout=60
     )
 
 
@@ -111,7 +111,7 @@ def test_deployment_gets_a_valid_sidecar_on_its_own_port() -> None:
 def test_sidecar_args_are_accepted_by_driftwatch_sidecar() -> None:
     from typer.main import get_command
 
-    from monitor.cli import app
+    from monitor.app.cli import app
     from monitor.sidecar.settings import build_settings
 
     docs, _, _ = run(DEPLOYMENT, model="wine", token_secret="tok")

@@ -19,10 +19,10 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import __version__
-from monitor.config import Config, load_config
+from monitor.core.config import Config, load_config
 from monitor.drift import DriftResult, detect
-from monitor.metric_names import MONITOR_METRICS
-from monitor.metrics import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
+from monitor.exporter.collector import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
+from monitor.exporter.names import MONITOR_METRICS
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
 from monitor.runtime import ModelSnapshot
 from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
@@ -158,7 +158,7 @@ def test_live_scrape_is_promtool_clean_with_help_and_type_everywhere(live: str) 
 
 
 def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(config: Config, results: dict[str, DriftResult]) -> None:
-    """monitor/metric_names.py and the sidecar's constants list exactly the samples each exporter serves."""
+    """monitor/exporter/names.py and the sidecar's constants list exactly the samples each exporter serves."""
     body, _ = render(build_registry(config, lambda: _evaluated(results), lambda: RESOURCES, lambda: RETRAIN))
     assert {name for name, _ in _samples(body)} == MONITOR_METRICS
     sidecar = SidecarMetrics("churn")

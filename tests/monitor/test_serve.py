@@ -22,7 +22,7 @@ def test_a_store_from_a_newer_driftwatch_is_refused_without_a_traceback(tmp_path
     with sqlite3.connect(store) as db:
         db.execute("UPDATE schema_version SET version = 99")
     res = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "serve", "--config", str(config), "--port", str(free_port())],
+        [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config), "--port", str(free_port())],
         capture_output=True, text=True, timeout=120,
     )
     assert res.returncode == 2, res.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.storage_schema import MIGRATIONS, SCHEMA_VERSION
-from monitor.store import EvaluationRow, EventRow, EventStore, PendingHalf
+from monitor.core.schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.core.store import EvaluationRow, EventRow, EventStore, PendingHalf
 
 
 def rows(ids: list[str], model: str = "m", reason: str | None = None, n: int = 1, received: float = 100.0) -> list[EventRow]:

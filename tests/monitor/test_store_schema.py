@@ -1,6 +1,6 @@
-"""One schema owner for the SQLite file (monitor/storage_schema.py): every old file upgrades, newer ones are refused.
+"""One schema owner for the SQLite file (monitor/core/schema.py): every old file upgrades, newer ones are refused.
 
-The DDL below is copied from the code that wrote those files (monitor/store.py's `_MIGRATIONS` and
+The DDL below is copied from the code that wrote those files (monitor/core/store.py's `_MIGRATIONS` and
 retrain/history.py's `_SCHEMA` before the schema moved), frozen here on purpose: editing a released
 migration must make these tests fail.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import storage_schema
-from monitor.storage_schema import MIGRATIONS, SCHEMA_VERSION, SchemaVersionError
-from monitor.store import EvaluationRow, EventRow, EventStore
+from monitor.core import schema
+from monitor.core.schema import MIGRATIONS, SCHEMA_VERSION, SchemaVersionError
+from monitor.core.store import EvaluationRow, EventRow, EventStore
 from retrain.history import History, SchemaError
 from retrain.policy import Decision, ModelState
 
@@ -294,7 +294,7 @@ def test_a_file_from_a_newer_driftwatch_is_refused_and_left_alone(tmp_path: Path
 
 
 def test_the_refusal_is_what_serve_and_the_controller_catch() -> None:
-    assert SchemaError is SchemaVersionError  # retrain.history's name, caught by monitor/serve.py
+    assert SchemaError is SchemaVersionError  # retrain.history's name, caught by monitor/app/serve.py
     assert issubclass(SchemaVersionError, RuntimeError)  # what serve's store pre-check catches
 
 
@@ -312,8 +312,8 @@ def test_retraining_tables_from_a_newer_old_scheme_are_refused(tmp_path: Path, o
 def test_a_failed_step_rolls_the_whole_upgrade_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = old_file(tmp_path / "dw.db", OLD_STORE_V1, OLD_HISTORY_V1, decisions=True)
     before = shape(path)
-    broken = storage_schema.Migration(3, "broken", MIGRATIONS[2].sql + ";\nCREATE TABLE events (x)")
-    monkeypatch.setattr(storage_schema, "MIGRATIONS", (*MIGRATIONS[:2], broken))
+    broken = schema.Migration(3, "broken", MIGRATIONS[2].sql + ";\nCREATE TABLE events (x)")
+    monkeypatch.setattr(schema, "MIGRATIONS", (*MIGRATIONS[:2], broken))
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
         open_store(path)
     assert shape(path) == before

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ingest_helpers import MonitorProcess, write_config
 
-from monitor.storelock import StoreInUse, StoreLock
+from monitor.core.storelock import StoreInUse, StoreLock
 from tests.ports import free_port
 
 
@@ -29,7 +29,7 @@ def test_a_second_serve_on_the_same_store_is_refused_and_a_killed_one_frees_it(t
     monitor = MonitorProcess(config, free_port()).start()
     try:
         second = subprocess.run(
-            [sys.executable, "-m", "monitor.cli", "serve", "--config", str(config), "--port", str(free_port())],
+            [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config), "--port", str(free_port())],
             capture_output=True, text=True, timeout=120,
         )
         assert second.returncode == 2, second.stderr

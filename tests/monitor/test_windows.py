@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config import WindowConfig
+from monitor.core.config import WindowConfig
 from monitor.windows import DueWindow, SlidingWindow
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from monitor.config import Config, load_config
+from monitor.core.config import Config, load_config
 from monitor.drift import build_profile, evaluate, specs_from_config
 from monitor.reports.source import Evaluation
 

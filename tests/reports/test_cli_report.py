@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from monitor.cli import app
-from monitor.config import load_config
+from monitor.app.cli import app
+from monitor.core.config import load_config
 from monitor.drift import detect
 from monitor.reports.view import ranked
 from tests.reports.memory_source import CONFIG, DATA
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "monitor.cli", "report", "--config", str(CONFIG), *args]
+    cmd = [sys.executable, "-m", "monitor.app.cli", "report", "--config", str(CONFIG), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, load_config
+from monitor.core.config import Config, load_config
+from monitor.core.store import EvaluationRow, EventRow, EventStore
 from monitor.reports.source import StoreReportSource
-from monitor.store import EvaluationRow, EventRow, EventStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_EVENT = 10

@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from metrics_api_server import FakePod, MetricsApiServer, MetricsApiState, SilentServer
 
-from monitor.config import Config, parse_config
-from monitor.metrics import build_registry, render
+from monitor.core.config import Config, parse_config
+from monitor.exporter.collector import build_registry, render
 from monitor.resources import GpuUsage, PodUsage, ResourceCollector
 from monitor.resources.gpu import NvmlSampler
 from monitor.resources.kubernetes import PodMetricsSource

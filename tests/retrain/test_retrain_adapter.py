@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Config, parse_config
+from monitor.core.config import Config, parse_config
 from monitor.drift import DatasetResult, DriftResult, FeatureResult, QualityResult
 from monitor.runtime import WindowVerdict
 from retrain.adapter import window_evaluation

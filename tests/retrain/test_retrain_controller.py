@@ -17,7 +17,7 @@ import pytest
 from kube_api import BlackHole, FakeKubeAPI, running_api
 from kubernetes import client
 
-from monitor.config import Config, parse_config
+from monitor.core.config import Config, parse_config
 from retrain.controller import RetrainController
 from retrain.history import History
 from retrain.kubernetes import KubernetesLauncher, Retry
@@ -242,7 +242,7 @@ def test_start_adopts_running_jobs_and_closes_vanished_ones(api: FakeKubeAPI, ma
 
 CHILD = textwrap.dedent("""
     import json, sys, time
-    from monitor.config import parse_config
+    from monitor.core.config import parse_config
     from retrain.controller import RetrainController
     from retrain.kubernetes import KubernetesLauncher, Retry
     from retrain.policy import WindowEvaluation

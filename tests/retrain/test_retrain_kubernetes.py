@@ -17,7 +17,7 @@ from kube_api import BlackHole, FakeKubeAPI, running_api
 from kubernetes import client
 from kubernetes.config import kube_config
 
-from monitor.config import KubernetesLauncher as KubeConfig
+from monitor.core.config import KubernetesLauncher as KubeConfig
 from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError, Retry, job_outcome
 from retrain.policy import Trigger
 from retrain.run import Run, job_name

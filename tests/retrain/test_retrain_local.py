@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from monitor.config import LocalLauncher as LocalConfig
+from monitor.core.config import LocalLauncher as LocalConfig
 from retrain.local import LocalLauncher, Started
 from retrain.policy import Trigger
 from retrain.run import Run, job_name

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.client import ApiClient, V1Container, V1Job, V1JobSpec, V1ObjectMeta, V1PodSpec, V1PodTemplateSpec
 
-from monitor.config import KubernetesLauncher, load_config
+from monitor.core.config import KubernetesLauncher, load_config
 from retrain.manifest import build_job
 from retrain.policy import Trigger
 from retrain.run import Run, job_name

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config import RetrainBudget, RetrainConfig
+from monitor.core.config import RetrainBudget, RetrainConfig
 from retrain.policy import (
     DRY_RUN_MEMORY,
     Capacity,

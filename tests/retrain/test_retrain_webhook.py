@@ -18,7 +18,7 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from monitor.config import parse_config
+from monitor.core.config import parse_config
 from retrain.controller import RetrainController
 from retrain.webhook import router
 from tests.monitor.ingest_helpers import serve_in_thread

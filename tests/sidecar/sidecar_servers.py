@@ -266,7 +266,7 @@ class Sidecar:
     def __init__(self, upstream: str, monitor: str, spool_dir: Path, *extra: str, model: str = "wine") -> None:
         self.port = 0
         self.args = [
-            sys.executable, "-m", "monitor.cli", "sidecar",
+            sys.executable, "-m", "monitor.app.cli", "sidecar",
             "--upstream", upstream, "--monitor", monitor, "--model", model,
             "--host", "127.0.0.1", "--port", "0", "--spool-dir", str(spool_dir), *extra,
         ]

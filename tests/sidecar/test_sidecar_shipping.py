@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 from sidecar_servers import Collector, ModelServer, Sidecar, metric, wait_for
 
-from monitor.demo.config import write_demo_config
-from monitor.demo.processes import Supervisor
+from monitor.app.demo.config import write_demo_config
+from monitor.app.demo.processes import Supervisor
 from monitor.sidecar.metrics import DROP_REASONS
 from tests.ports import free_port
 
@@ -393,7 +393,7 @@ def test_hostile_request_fields_never_get_a_batch_refused_by_the_real_monitor(
     config_path, _ = write_demo_config(workdir, port)
     sup = Supervisor(workdir)
     try:
-        monitor = sup.python("monitor", "monitor.cli", "serve", "--config", str(config_path), "--port", str(port))
+        monitor = sup.python("monitor", "monitor.app.cli", "serve", "--config", str(config_path), "--port", str(port))
         sup.wait_http(monitor, f"http://127.0.0.1:{port}/readyz")
         many = [f"x-h{i}" for i in range(70)]  # more allowlisted headers than an event may carry (64)
         sidecar = start_sidecar(

@@ -133,7 +133,7 @@ def _dataset(old: DatasetResult, features: Mapping[str, FeatureResult]) -> Datas
 
 
 def calibrated_detector(model: Any, reference: pd.DataFrame, profile: ReferenceProfile) -> CalibratedDetector | None:
-    """The detector for a `monitor.config.ModelConfig` with a `false_alarm_budget`, else None (the
+    """The detector for a `monitor.core.config.ModelConfig` with a `false_alarm_budget`, else None (the
     engine's fixed thresholds decide). Raises ValueError when the budget cannot be calibrated."""
     budget = getattr(model, "false_alarm_budget", None)
     if budget is None:

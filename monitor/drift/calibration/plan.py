@@ -1,6 +1,6 @@
 """What is calibrated for: the false-alarm budget and the model's windows as calibration sees them.
 
-Both are duck-typed from `monitor.config` objects (this package imports no config).
+Both are duck-typed from `monitor.core.config` objects (this package imports no config).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class BudgetSpec:
 
     @classmethod
     def from_config(cls, budget: Any) -> BudgetSpec:
-        """From a `monitor.config.FalseAlarmBudget` (duck-typed: this package imports no config)."""
+        """From a `monitor.core.config.FalseAlarmBudget` (duck-typed: this package imports no config)."""
         return cls(
             alarms=float(budget.alarms),
             period=float(budget.period),

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from monitor.capture import CapturedEvent
-from monitor.config import Config
+from monitor.core.config import Config
+from monitor.core.store import EventStore
 from monitor.runtime import Monitor, WindowVerdict
-from monitor.store import EventStore
 from tests.monitor.ingest_helpers import event
 
 

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from monitor.capture import CapturedEvent
-from monitor.config import Config
+from monitor.core.config import Config
+from monitor.core.store import EventStore
 from monitor.runtime import Monitor
-from monitor.store import EventStore
 from tests.monitor.ingest_helpers import event, load
 from tests.monitor.runtime.runtime_helpers import events, run_monitor, stored_evaluations
 

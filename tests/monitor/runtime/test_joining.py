@@ -11,8 +11,8 @@ import pytest
 
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import parse_cloudevent
+from monitor.core.store import EventStore, PendingHalf
 from monitor.runtime import Monitor
-from monitor.store import EventStore, PendingHalf
 from tests.monitor.ingest_helpers import load
 from tests.monitor.runtime.runtime_helpers import Clock
 

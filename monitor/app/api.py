@@ -1,4 +1,4 @@
-"""The monitor's HTTP API (DESIGN.md §3): ingest, CloudEvents, results, metrics, health.
+"""The monitor's HTTP API: ingest, CloudEvents, results, metrics, health (the README lists every route).
 
 Every error is JSON `{"error": "...", "detail": ...}` with a precise 4xx; bodies are read against
 `server.max_body_bytes` *while streaming* (413 before anything is parsed), and the JSON is parsed
@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
-from monitor.config import Config
-from monitor.errors import ApiError, error_response, read_body, validation_detail
+from monitor.core.config import Config
+from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import StoreReportSource
 from monitor.reports import create_router as create_reports_router
 from monitor.runtime import Monitor, UnknownModel, VerdictListener
@@ -54,7 +54,7 @@ def create_app(
     `controller` (a `retrain.controller.RetrainController`) serves `POST /v1/alertmanager`, the
     retraining view and has its snapshot exported; `listeners` hear every evaluated window of the
     monitor created here (default: the controller, when there is one). `resources` is the resource
-    collector's snapshot callable (monitor.metrics.build_registry renders both beside the drift state).
+    collector's snapshot callable (monitor.exporter.collector.build_registry renders both beside the drift state).
     """
     owned = monitor is None
     if listeners is None:
@@ -241,7 +241,7 @@ def _mount_metrics(
     resources: Callable[[], Any] | None,
     retrain: Callable[[], Mapping[str, Any]] | None,
 ) -> None:
-    from monitor.metrics import build_registry, render
+    from monitor.exporter.collector import build_registry, render
 
     registry = build_registry(config, mon.snapshot, resources, retrain)
 

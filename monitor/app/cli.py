@@ -19,12 +19,12 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
-from monitor.console import OutputConsole
+from monitor.app.console import OutputConsole
 
 if TYPE_CHECKING:
     from typer._click.core import Context, Parameter
 
-    from monitor.config import Config
+    from monitor.core.config import Config
 
 
 def _unwrap_paragraphs(text: str | None) -> str | None:
@@ -90,7 +90,7 @@ app = _App(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# Fitted to a terminal, never wrapped off one (pipes, files, CI logs): see monitor/console.py.
+# Fitted to a terminal, never wrapped off one (pipes, files, CI logs): see monitor/app/console.py.
 console = OutputConsole()
 err_console = OutputConsole(stderr=True)
 
@@ -128,7 +128,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def load_config_or_exit(path: Path):  # type: ignore[no-untyped-def]
-    from monitor.config import ConfigError, load_config
+    from monitor.core.config import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -144,7 +144,7 @@ def check_config(
     """Validate a config file; every error is reported with the path of the bad field."""
     import json
 
-    from monitor.config import ConfigError, load_config
+    from monitor.core.config import ConfigError, load_config
 
     try:
         cfg = load_config(config)
@@ -205,7 +205,7 @@ def demo(
     workdir: Annotated[Path | None, typer.Option(help="Keep the store, logs and config here instead of a temp dir.")] = None,
 ) -> None:
     """End to end on embedded defaults: model server, sidecar, monitor, drifted traffic, alerts, retraining."""
-    from monitor.demo.run import run_demo
+    from monitor.app.demo.run import run_demo
 
     if workdir is not None:
         # Absolute: the generated config names its files by this path, and relative paths in a
@@ -232,8 +232,8 @@ def inject(
     name: Annotated[str | None, typer.Option(help="Only the object with this metadata.name (when the input holds several).")] = None,
 ) -> None:
     """Add driftwatch to a Deployment (capture sidecar) or KServe InferenceService (logger): YAML stdin → stdout."""
-    from monitor.inject import DEFAULT_IMAGE, MAX_INPUT_BYTES, InjectError, InjectOptions
-    from monitor.inject import inject as run_inject
+    from monitor.app.inject import DEFAULT_IMAGE, MAX_INPUT_BYTES, InjectError, InjectOptions
+    from monitor.app.inject import inject as run_inject
 
     try:
         opts = InjectOptions(
@@ -261,7 +261,7 @@ def serve(
 ) -> None:
     """Run the monitor: ingest API, event store, drift evaluation loop, /metrics. SIGTERM stops it gracefully."""
     cfg = load_config_or_exit(config)
-    from monitor.serve import ServeError, run_server
+    from monitor.app.serve import ServeError, run_server
 
     try:
         run_server(cfg, host=host or cfg.server.host, port=cfg.server.port if port is None else port)
@@ -585,7 +585,7 @@ def calibrate_cmd(
 
 
 def format_duration_safe(seconds: float) -> str:
-    from monitor.config import format_duration
+    from monitor.core.units import format_duration
 
     return format_duration(seconds) if seconds >= 1 else f"{seconds:.3g}s"
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from monitor.demo import wine
+from monitor.app.demo import wine
 
 
 def create_app(name: str = "wine") -> Starlette:

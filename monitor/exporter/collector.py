@@ -23,8 +23,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor import metric_names as n
-from monitor.config import Config
+from monitor.core.config import Config
+from monitor.exporter import names as n
 from monitor.resources.usage import ResourceSnapshot
 from monitor.runtime import ModelSnapshot
 

@@ -21,11 +21,11 @@ import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from monitor.config import Config
-from monitor.console import OutputConsole
-from monitor.demo import wine
-from monitor.demo.config import WINDOW_STEP, write_demo_config
-from monitor.demo.processes import Supervisor, free_port
+from monitor.app.console import OutputConsole
+from monitor.app.demo import wine
+from monitor.app.demo.config import WINDOW_STEP, write_demo_config
+from monitor.app.demo.processes import Supervisor, free_port
+from monitor.core.config import Config
 from monitor.drift import P_VALUE_METHODS
 
 console = OutputConsole()  # never wrapped off a terminal: the summary stays greppable in CI logs
@@ -53,14 +53,14 @@ def _stack(workdir: Path) -> Iterator[tuple[Supervisor, Endpoints, Config]]:
         )
         with console.status("starting the model server, the monitor and the sidecar…"):
             model = sup.python(
-                "model-server", "monitor.demo.model_server",
+                "model-server", "monitor.app.demo.model_server",
                 "--port", str(model_port), "--pid-file", str(workdir / "model.pid"),
             )
             monitor = sup.python(
-                "monitor", "monitor.cli", "serve", "--config", str(config_path), "--port", str(monitor_port)
+                "monitor", "monitor.app.cli", "serve", "--config", str(config_path), "--port", str(monitor_port)
             )
             sidecar = sup.python(
-                "sidecar", "monitor.cli", "sidecar",
+                "sidecar", "monitor.app.cli", "sidecar",
                 "--upstream", ep.model, "--monitor", ep.monitor, "--model", "wine",
                 "--port", str(sidecar_port), "--spool-dir", str(workdir / "spool"),
             )
@@ -275,7 +275,7 @@ def _print_alerts(config: Config, latest: dict[str, Any]) -> None:
     drift only the model's first output.
     """
     from alerts.rules import prediction_output
-    from monitor.config import format_duration
+    from monitor.core.units import format_duration
 
     model = config.model("wine")
     rules = config.alerts_for(model)

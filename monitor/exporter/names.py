@@ -1,6 +1,6 @@
 """The names of the monitor's metric families, written once (docs/metrics.md).
 
-`monitor/metrics.py` (the exporter) creates its families from these constants; the generated
+`monitor/exporter/collector.py` (the exporter) creates its families from these constants; the generated
 dashboards (`dashboards/`) and alert rules (`alerts/`) import them to build their PromQL, so a name
 is spelled in exactly one place. The capture sidecar's families live beside its own exporter, in
 `monitor/sidecar/metrics.py`.

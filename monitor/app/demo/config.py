@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from monitor.config import Config, load_config
-from monitor.demo import wine
+from monitor.app.demo import wine
+from monitor.core.config import Config, load_config
 
 WINDOW_RECORDS = 400
 WINDOW_STEP = 200

@@ -13,9 +13,9 @@ import signal
 import socket
 import sqlite3
 
-from monitor.config import Config
-from monitor.store import EventStore
-from monitor.storelock import StoreInUse, StoreLock
+from monitor.core.config import Config
+from monitor.core.store import EventStore
+from monitor.core.storelock import StoreInUse, StoreLock
 
 __all__ = ["ServeError", "run_server"]
 
@@ -52,7 +52,7 @@ def run_server(config: Config, *, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT; `ServeError` for a port or store that cannot be used."""
     import uvicorn
 
-    from monitor.api import create_app
+    from monitor.app.api import create_app
     from monitor.resources.collector import ResourceCollector
 
     logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
@@ -97,7 +97,7 @@ def _freeze_heap() -> None:
     """Exempt what start-up built (modules, config, reference profiles) from garbage collection.
 
     It lives as long as the process, yet every full collection would traverse it again; ingest
-    allocates enough to trigger those often (measured in-process: ~8 µs more per event unfrozen).
+    allocates enough to trigger those often (`python benchmarks/ingest.py` measures ingest with it).
     """
     gc.collect()
     gc.freeze()

@@ -15,7 +15,7 @@ last acknowledged transactions on power loss; benchmarks/ingest.py measures both
 Not thread-safe by itself: the service drives it from one writer thread. Other components (the
 retraining history) open their own connections to the same file; WAL plus `busy_timeout` lets
 them coexist. The file's schema and its migrations, these tables' and the retraining history's,
-are `monitor/storage_schema.py`'s.
+are `monitor/core/schema.py`'s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from monitor import storage_schema
+from monitor.core import schema
 
 __all__ = ["EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoredEvent"]
 
@@ -87,8 +87,8 @@ class EvaluationRow:
 _EVENT_COLUMNS = ("seq", "model", "id", "ts", "received_at", "reason", "n_records", "rec_end", "raw")
 _INSERT_ROWS = 100
 """Rows per INSERT statement. One statement per row (executemany) releases and retakes the GIL
-for every row, and each retake waits behind the thread handling requests: appends measured 3-4x
-slower beside a busy Python thread. 100 rows × 9 columns stays far below SQLite's variable limit."""
+for every row, and each retake waits behind the thread handling requests, which made appends
+several times slower beside a busy Python thread (`python benchmarks/ingest.py` measures ingest). 100 rows × 9 columns stays far below SQLite's variable limit."""
 
 
 @cache
@@ -130,11 +130,11 @@ class EventStore:
         self._db.close()
 
     def _migrate(self) -> None:
-        storage_schema.migrate(self._db, self.path)  # SchemaVersionError (a RuntimeError) for a newer file
+        schema.migrate(self._db, self.path)  # SchemaVersionError (a RuntimeError) for a newer file
 
     @property
     def schema_version(self) -> int:
-        return storage_schema.schema_version(self._db)
+        return schema.schema_version(self._db)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

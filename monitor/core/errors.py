@@ -1,4 +1,4 @@
-"""The HTTP error vocabulary every driftwatch route speaks (DESIGN.md §3).
+"""The HTTP error vocabulary every driftwatch route speaks (the README's "HTTP API" section; docs/architecture.md).
 
 One place for the `{"error": "...", "detail": ...}` body, the names (`too_large`,
 `validation_failed`, ...) and the shape of a validation detail (`[{loc, msg, type}]`), so that a

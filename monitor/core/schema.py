@@ -1,6 +1,6 @@
 """The schema of driftwatch's SQLite file, and every migration of it, in one place.
 
-One file holds the monitor's event log (`monitor/store.py`: events, CloudEvent halves, evaluations)
+One file holds the monitor's event log (`monitor/core/store.py`: events, CloudEvent halves, evaluations)
 and the retraining history (`retrain/history.py`: decisions, their counts, jobs, policy state).
 Both open it through `migrate()`, which brings any file to `SCHEMA_VERSION` by applying the
 missing steps of `MIGRATIONS` in order, in one IMMEDIATE transaction (so two openers never
