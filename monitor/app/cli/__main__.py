@@ -1,0 +1,5 @@
+"""`python -m monitor.app.cli`."""
+
+from monitor.app.cli import main
+
+main()
