@@ -14,111 +14,34 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from html import escape
 
 from monitor.drift.result import FeatureResult
 from monitor.reports.distributions import Distribution
 from monitor.reports.evidently_report import EvidentlyScore, definition_note
+from monitor.reports.page import (
+    CSS,
+    EVIDENTLY_CSP,
+    FRAME_SANDBOX,
+    PAGE_CSP,
+    badge,
+    fmt_num,
+    fmt_pct,
+    fmt_ts,
+    page,
+)
 from monitor.reports.plots import (
-    CURRENT_COLOUR,
-    DRIFT_COLOUR,
-    OK_COLOUR,
-    REFERENCE_COLOUR,
     distribution_svg,
     history_svg,
 )
 from monitor.reports.view import IndexRow, ReportView, decision_value, effect_size
 
 __all__ = [
-    "AGREEMENT_TOLERANCE", "EVIDENTLY_HEADER_CSP", "PAGE_CSP", "EvidentlySection",
+    "AGREEMENT_TOLERANCE", "EvidentlySection",
     "render_agreement", "render_error", "render_index", "render_report",
 ]
 
 AGREEMENT_TOLERANCE = 1e-6
-
-PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; base-uri 'none'; form-action 'none'"
-"""Our pages: inline CSS and SVG, frames of our own Evidently URL, and no script at all."""
-
-EVIDENTLY_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
-    "font-src data:; base-uri 'none'; form-action 'none'"
-)
-"""What Evidently's self-contained page needs to render (checked in Chromium), and no network at all:
-a script injected through its data cannot fetch or send anything. Served with `sandbox allow-scripts`
-(EVIDENTLY_HEADER_CSP); offline it is the outer page's policy, which the `srcdoc` frame inherits."""
-
-EVIDENTLY_HEADER_CSP = f"sandbox allow-scripts; {EVIDENTLY_CSP}"
-"""The served Evidently page's header: a unique opaque origin even when opened directly, not framed."""
-
-FRAME_SANDBOX = "allow-scripts"
-"""Evidently's frames: scripts run, but never with allow-same-origin (that would undo the sandbox)."""
-
-CSS = f"""
-:root {{ --drift: {DRIFT_COLOUR}; --ok: {OK_COLOUR}; --ink: #1d2330; --muted: #5d6676; --line: #e3e6eb;
-  --bg: #f6f7f9; --card: #fff; --warn: #a86400; }}
-* {{ box-sizing: border-box; }}
-body {{ margin: 0; background: var(--bg); color: var(--ink);
-  font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }}
-header.top {{ background: #1d2330; color: #fff; padding: 14px 32px; display: flex; align-items: baseline; gap: 16px; }}
-header.top a {{ color: #fff; text-decoration: none; font-weight: 700; letter-spacing: .02em; }}
-header.top .crumbs {{ color: #aab3c2; }}
-header.top .crumbs a {{ color: #dfe5ee; font-weight: 500; }}
-main {{ max-width: 1280px; margin: 0 auto; padding: 24px 32px 48px; }}
-h1 {{ font-size: 24px; margin: 0 0 4px; }}
-h2 {{ font-size: 17px; margin: 0 0 12px; }}
-h3 {{ font-size: 14px; margin: 0 0 8px; }}
-.sub {{ color: var(--muted); margin: 0 0 18px; }}
-.card {{ background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 18px 20px; margin: 0 0 18px; }}
-.verdict {{ display: flex; align-items: center; gap: 18px; flex-wrap: wrap; }}
-.verdict .note {{ flex-basis: 100%; margin: 0; }}
-.badge {{ display: inline-block; white-space: nowrap; border-radius: 999px; padding: 2px 10px; font-size: 12px; font-weight: 700;
-  letter-spacing: .03em; text-transform: uppercase; }}
-.badge.drift {{ background: #fbe9e7; color: var(--drift); }}
-.badge.ok {{ background: #e6f3ec; color: var(--ok); }}
-.badge.none {{ background: #eceef2; color: var(--muted); }}
-.verdict .big {{ font-size: 18px; padding: 6px 16px; }}
-.stats {{ display: flex; gap: 28px; flex-wrap: wrap; margin: 0; }}
-.stats div {{ min-width: 110px; }}
-.stats dt {{ color: var(--muted); font-size: 12px; }}
-.stats dd {{ margin: 0; font-size: 18px; font-weight: 600; font-variant-numeric: tabular-nums; }}
-table {{ border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }}
-th, td {{ text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }}
-th {{ color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }}
-td.num, th.num {{ text-align: right; white-space: nowrap; }}
-td.name {{ overflow-wrap: anywhere; min-width: 8em; }}
-td.name strong {{ font-weight: 600; }}
-.effect small, .pv small {{ display: block; color: var(--muted); font-size: 11px; white-space: normal; }}
-.tablewrap {{ overflow-x: auto; }}
-.note {{ color: var(--muted); font-size: 13px; margin: 12px 0 0; }}
-.dists .card h3 {{ overflow-wrap: anywhere; display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }}
-.dists .card .eff {{ color: var(--muted); font-size: 12px; margin: 0 0 6px; }}
-.dists svg {{ width: 100%; height: auto; display: block; }}
-.dists details {{ margin-top: 6px; font-size: 13px; }}
-.dists summary {{ cursor: pointer; color: var(--muted); }}
-tr.drifted td:first-child {{ border-left: 3px solid var(--drift); }}
-tr.ok td:first-child {{ border-left: 3px solid transparent; }}
-.hi {{ color: var(--drift); font-weight: 600; }}
-.warn {{ color: var(--warn); font-weight: 600; }}
-.muted {{ color: var(--muted); }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; }}
-.grid .card {{ margin: 0; }}
-.bar {{ display: inline-block; height: 8px; border-radius: 2px; vertical-align: middle; }}
-.bar.ref {{ background: {REFERENCE_COLOUR}; }}
-.bar.cur {{ background: {CURRENT_COLOUR}; }}
-.plot {{ overflow-x: auto; }}
-.plot svg {{ max-width: 100%; height: auto; }}
-.windows {{ display: flex; flex-wrap: wrap; gap: 6px; padding: 0; margin: 0; list-style: none; }}
-.windows a {{ display: inline-block; padding: 3px 9px; border: 1px solid var(--line); border-radius: 6px;
-  text-decoration: none; color: var(--ink); font-size: 13px; }}
-.windows a.drift {{ border-color: #f0c4be; background: #fdf3f1; }}
-.windows a.current {{ background: #1d2330; color: #fff; border-color: #1d2330; }}
-iframe.agreement {{ width: 100%; border: 0; display: block; margin: 0 0 14px; }}
-iframe.evidently {{ width: 100%; height: 1400px; border: 1px solid var(--line); border-radius: 8px; background: #fff; }}
-a {{ color: #2b5fb3; }}
-footer {{ color: var(--muted); font-size: 12px; text-align: center; padding: 12px; }}
-"""
-
 
 @dataclass(frozen=True)
 class EvidentlySection:
@@ -137,60 +60,19 @@ class EvidentlySection:
     agreement_url: str | None = None
 
 
-def _ts(t: float) -> str:
-    """A stored stamp for people; one no date can show (a store from before ingest bounded them) as its number."""
-    try:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (ValueError, OverflowError, OSError):
-        return f"{t:.6g} s since 1970"
-
-
-def _n(x: float | None, digits: int = 4) -> str:
-    """Numbers for people: 4 significant digits, tiny p-values in scientific notation, n/a for missing."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if x == 0:
-        return "0"
-    if abs(x) < 1e-3 or abs(x) >= 1e6:
-        return f"{x:.2e}"
-    return f"{x:.{digits}g}"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
-
-
-def _page(title: str, crumbs: Sequence[tuple[str, str | None]], body: str, base: str, csp: str = PAGE_CSP) -> str:
-    trail = " / ".join(f'<a href="{escape(href)}">{escape(text)}</a>' if href else escape(text) for text, href in crumbs)
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta http-equiv="Content-Security-Policy" content="{escape(csp)}">'
-        f"<title>{escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
-        f'<header class="top"><a href="{escape(base)}/">driftwatch</a><span class="crumbs">{trail}</span></header>\n'
-        f"<main>\n{body}\n</main>\n<footer>generated by driftwatch</footer>\n</body></html>\n"
-    )
-
-
-def _badge(drifted: bool | None, extra: str = "") -> str:
-    if drifted is None:
-        return f'<span class="badge none {extra}">no data</span>'
-    return f'<span class="badge drift {extra}">drift</span>' if drifted else f'<span class="badge ok {extra}">no drift</span>'
-
-
 def _verdict_badge(f: FeatureResult) -> str:
-    return '<span class="badge none">not tested</span>' if f.untested is not None else _badge(f.drifted)
+    return '<span class="badge none">not tested</span>' if f.untested is not None else badge(f.drifted)
 
 
 def _verdict(f: FeatureResult) -> str:
     """A column that could not be tested says so and why, rather than passing for "no drift"."""
     if f.untested is not None:
         return f'<span class="badge none" title="{escape(f.untested)}">not tested</span> <span class="muted">{escape(f.untested)}</span>'
-    return _badge(f.drifted)
+    return badge(f.drifted)
 
 
 def _rule(f: FeatureResult) -> str:
-    return f"p &lt; {_n(f.threshold)}" if f.is_test else f"≥ {_n(f.threshold)}"
+    return f"p &lt; {fmt_num(f.threshold)}" if f.is_test else f"≥ {fmt_num(f.threshold)}"
 
 
 def _agreement(f: FeatureResult, ev: EvidentlySection) -> str:
@@ -202,10 +84,10 @@ def _agreement(f: FeatureResult, ev: EvidentlySection) -> str:
     ours = f.score
     note = definition_note(f.kind, f.method)
     if note is not None:
-        return f'<td class="num"><span title="{escape(note)}">{_n(s.score)} <span class="muted">({escape(s.method)}; defined differently)</span></span></td>'
+        return f'<td class="num"><span title="{escape(note)}">{fmt_num(s.score)} <span class="muted">({escape(s.method)}; defined differently)</span></span></td>'
     same = not math.isnan(ours) and math.isfinite(s.score) and abs(ours - s.score) <= AGREEMENT_TOLERANCE * max(1.0, abs(ours))
-    mark = '<span class="muted">✓</span>' if same else f'<span class="warn">differs by {_n(abs(ours - s.score))}</span>'
-    return f'<td class="num">{_n(s.score)} {mark}</td>'
+    mark = '<span class="muted">✓</span>' if same else f'<span class="warn">differs by {fmt_num(abs(ours - s.score))}</span>'
+    return f'<td class="num">{fmt_num(s.score)} {mark}</td>'
 
 
 def _effect(f: FeatureResult) -> str:
@@ -214,7 +96,7 @@ def _effect(f: FeatureResult) -> str:
         return '<td class="num effect muted">n/a</td>'
     if math.isinf(e.value):
         return f'<td class="num effect hi">{escape(e.label)}</td>'
-    return f'<td class="num effect{" hi" if f.drifted else ""}">{_n(e.value, 3)}<small>{escape(e.label)}</small></td>'
+    return f'<td class="num effect{" hi" if f.drifted else ""}">{fmt_num(e.value, 3)}<small>{escape(e.label)}</small></td>'
 
 
 def _p_values(f: FeatureResult) -> str:
@@ -222,8 +104,8 @@ def _p_values(f: FeatureResult) -> str:
     if not f.is_test:
         return '<td class="num pv muted">—</td>'
     if f.adjusted_p_value is not None and f.p_value is not None:
-        return f'<td class="num pv">{_n(f.p_value)}<small>adjusted {_n(f.adjusted_p_value)}</small></td>'
-    return f'<td class="num pv">{_n(decision_value(f))}</td>'
+        return f'<td class="num pv">{fmt_num(f.p_value)}<small>adjusted {fmt_num(f.adjusted_p_value)}</small></td>'
+    return f'<td class="num pv">{fmt_num(decision_value(f))}</td>'
 
 
 def _columns_table(view: ReportView) -> str:
@@ -247,11 +129,11 @@ def _quantile_card(f: FeatureResult) -> str:
     ref, cur = d.get("reference") or {}, d.get("current") or {}
     labels = [str(k) for k in (ref.get("quantiles") or {})]
     rows = "".join(
-        f"<tr><td>p{escape(q)}</td><td class=num>{_n(_get(ref.get('quantiles'), q))}</td><td class=num>{_n(_get(cur.get('quantiles'), q))}</td></tr>"
+        f"<tr><td>p{escape(q)}</td><td class=num>{fmt_num(_get(ref.get('quantiles'), q))}</td><td class=num>{fmt_num(_get(cur.get('quantiles'), q))}</td></tr>"
         for q in labels
     )
     rows += "".join(
-        f"<tr><td>{label}</td><td class=num>{_n(_get(ref, key))}</td><td class=num>{_n(_get(cur, key))}</td></tr>"
+        f"<tr><td>{label}</td><td class=num>{fmt_num(_get(ref, key))}</td><td class=num>{fmt_num(_get(cur, key))}</td></tr>"
         for key, label in (("mean", "mean"), ("std", "std"), ("min", "min"), ("max", "max"))
     )
     return f"<table><tr><th></th><th class=num>reference</th><th class=num>current</th></tr>{rows}</table>"
@@ -271,8 +153,8 @@ def _category_card(f: FeatureResult) -> str:
         r, c = _get(item, "reference") or 0.0, _get(item, "current") or 0.0
         rows.append(
             f"<tr><td>{escape(str(item.get('value')))}</td>"
-            f'<td class=num>{_pct(r)} <span class="bar ref" style="width:{round(60 * r)}px"></span></td>'
-            f'<td class=num>{_pct(c)} <span class="bar cur" style="width:{round(60 * c)}px"></span></td></tr>'
+            f'<td class=num>{fmt_pct(r)} <span class="bar ref" style="width:{round(60 * r)}px"></span></td>'
+            f'<td class=num>{fmt_pct(c)} <span class="bar cur" style="width:{round(60 * c)}px"></span></td></tr>'
         )
     new = int(f.details.get("new_categories") or 0)
     note = f'<p class="warn">{new} categor{"y" if new == 1 else "ies"} never seen in the reference</p>' if new else ""
@@ -290,7 +172,7 @@ def _distribution_cards(view: ReportView) -> str:
         numbers = _category_card(f) if "categories" in f.details else _quantile_card(f)
         e = effect_size(f)
         effect = escape(f.method) if math.isnan(e.value) else (
-            f"{escape(f.method)} · {escape(e.label)}" if math.isinf(e.value) else f"{escape(f.method)} · effect {_n(e.value, 3)} ({escape(e.label)})"
+            f"{escape(f.method)} · {escape(e.label)}" if math.isinf(e.value) else f"{escape(f.method)} · effect {fmt_num(e.value, 3)} ({escape(e.label)})"
         )
         cards.append(
             f'<div class="card" data-feature="{escape(f.name)}"><h3><span>{escape(f.name)}</span> {_verdict_badge(f)}</h3>'
@@ -303,7 +185,7 @@ def _distribution_cards(view: ReportView) -> str:
 
 def _quality_table(view: ReportView) -> str:
     def cell(x: float) -> str:
-        return f'<td class="num{" warn" if not math.isnan(x) and x > 0 else ""}">{_pct(x)}</td>'
+        return f'<td class="num{" warn" if not math.isnan(x) and x > 0 else ""}">{fmt_pct(x)}</td>'
 
     rows = "".join(
         f"<tr><td>{escape(f.name)}</td>{cell(f.quality.missing_ratio)}{cell(f.quality.out_of_range_ratio)}"
@@ -323,7 +205,7 @@ def _windows(view: ReportView, base: str) -> str:
         cls = "current" if w.window_id == view.window.window_id else ("drift" if w.drifted else "")
         links.append(
             f'<li><a class="{cls}" href="{escape(base)}/{escape(view.model)}/{w.window_id}" '
-            f'title="{_ts(w.start)} – {_ts(w.end)}">#{w.window_id}</a></li>'
+            f'title="{fmt_ts(w.start)} – {fmt_ts(w.end)}">#{w.window_id}</a></li>'
         )
     return f'<ul class="windows">{"".join(links)}</ul>'
 
@@ -332,7 +214,7 @@ def _agreement_table(view: ReportView, ev: EvidentlySection) -> str:
     """Per column: driftwatch's number beside Evidently's for the same method (✓ when equal)."""
     rows = "".join(
         f'<tr data-feature="{escape(f.name)}"><td class="name">{escape(f.name)}</td><td>{escape(f.method)}</td>'
-        f"<td class=num>{_n(f.score)}</td>{_agreement(f, ev)}</tr>"
+        f"<td class=num>{fmt_num(f.score)}</td>{_agreement(f, ev)}</tr>"
         for f in view.columns
     )
     return (
@@ -392,7 +274,7 @@ def _share_note(view: ReportView) -> str:
         f'<p class="note" id="share-note">Drift share = drifted <em>input features</em> / input features '
         f"({ds.n_drifted} of {ds.n_features}). The model's outputs, {escape(names)}, are prediction drift and not "
         f"counted. Evidently's report counts every column it is given, outputs included: "
-        f"{drifted_all} of {n_all} = {_n(drifted_all / n_all, 3)}, so its share can differ while every column agrees.</p>"
+        f"{drifted_all} of {n_all} = {fmt_num(drifted_all / n_all, 3)}, so its share can differ while every column agrees.</p>"
     )
 
 
@@ -404,18 +286,18 @@ def render_report(
     drifted_names = ", ".join(f.name for f in view.drifted) or "none"
     prediction = view.result.prediction
     pred = (
-        f"<div><dt>prediction ({escape(prediction.name)})</dt><dd>{_badge(prediction.drifted)}</dd></div>"
+        f"<div><dt>prediction ({escape(prediction.name)})</dt><dd>{badge(prediction.drifted)}</dd></div>"
         if prediction is not None else ""
     )
     body = f"""
 <h1>{escape(view.model)} <span class="muted">· window #{w.window_id}</span></h1>
-<p class="sub">{escape(subtitle) if subtitle else f"{_ts(w.start)} – {_ts(w.end)}"} · {w.n_records} records · evaluated {_ts(w.evaluated_at)}</p>
+<p class="sub">{escape(subtitle) if subtitle else f"{fmt_ts(w.start)} – {fmt_ts(w.end)}"} · {w.n_records} records · evaluated {fmt_ts(w.evaluated_at)}</p>
 <section class="card verdict" id="verdict">
-  {_badge(ds.drifted, "big")}
+  {badge(ds.drifted, "big")}
   <dl class="stats">
     <div><dt>drifted features</dt><dd>{ds.n_drifted} of {ds.n_features}</dd></div>
-    <div><dt>drift share</dt><dd>{_n(ds.drift_share, 3)}</dd></div>
-    <div><dt>dataset drift at</dt><dd>≥ {_n(ds.threshold, 3)}</dd></div>
+    <div><dt>drift share</dt><dd>{fmt_num(ds.drift_share, 3)}</dd></div>
+    <div><dt>dataset drift at</dt><dd>≥ {fmt_num(ds.threshold, 3)}</dd></div>
     <div><dt>reference rows</dt><dd>{ds.n_reference}</dd></div>
     {pred}
   </dl>
@@ -447,7 +329,7 @@ with few distinct values. "numbers" opens the quantiles or category shares behin
     # A srcdoc frame inherits this page's policy, so an inlined Evidently page needs its policy here;
     # this page itself still runs no script and the frame stays sandboxed.
     csp = EVIDENTLY_CSP if evidently is not None and evidently.inline_html is not None else PAGE_CSP
-    return _page(f"{view.model} · window #{w.window_id} · driftwatch", crumbs, body, base, csp)
+    return page(f"{view.model} · window #{w.window_id} · driftwatch", crumbs, body, base, csp)
 
 
 def render_index(rows: Sequence[IndexRow], base: str = "/reports") -> str:
@@ -456,13 +338,13 @@ def render_index(rows: Sequence[IndexRow], base: str = "/reports") -> str:
     for r in rows:
         link = f'<a class="model" href="{escape(base)}/{escape(r.model)}">{escape(r.model)}</a>'
         if r.latest is None:
-            trs.append(f'<tr class="ok"><td>{link}</td><td>{_badge(None)}</td><td colspan=3 class="muted">not evaluated yet</td></tr>')
+            trs.append(f'<tr class="ok"><td>{link}</td><td>{badge(None)}</td><td colspan=3 class="muted">not evaluated yet</td></tr>')
             continue
         w = r.latest
         trs.append(
-            f'<tr class="{"drifted" if w.drifted else "ok"}" data-model="{escape(r.model)}"><td>{link}</td><td>{_badge(w.drifted)}</td>'
+            f'<tr class="{"drifted" if w.drifted else "ok"}" data-model="{escape(r.model)}"><td>{link}</td><td>{badge(w.drifted)}</td>'
             f"<td>{escape(', '.join(r.top_features)) or '<span class=muted>none</span>'}</td>"
-            f"<td>#{w.window_id} · {_ts(w.start)} – {_ts(w.end)}</td><td class=num>{w.n_records}</td></tr>"
+            f"<td>#{w.window_id} · {fmt_ts(w.start)} – {fmt_ts(w.end)}</td><td class=num>{w.n_records}</td></tr>"
         )
     body = (
         '<h1>Drift reports</h1><p class="sub">The latest evaluated window of each model. '
@@ -470,12 +352,12 @@ def render_index(rows: Sequence[IndexRow], base: str = "/reports") -> str:
         '<section class="card"><table><tr><th>model</th><th>latest verdict</th><th>drifted columns</th>'
         f"<th>window</th><th class=num>records</th></tr>{''.join(trs)}</table></section>"
     )
-    return _page("drift reports · driftwatch", [("reports", None)], body, base)
+    return page("drift reports · driftwatch", [("reports", None)], body, base)
 
 
 def render_error(status: int, title: str, message: str, base: str = "/reports") -> str:
     body = f'<h1>{escape(title)}</h1><section class="card"><p>{escape(message)}</p><p><a href="{escape(base)}/">All reports</a></p></section>'
-    return _page(f"{status} {title} · driftwatch", [("reports", f"{base}/"), (str(status), None)], body, base)
+    return page(f"{status} {title} · driftwatch", [("reports", f"{base}/"), (str(status), None)], body, base)
 
 
 def render_agreement(view: ReportView, evidently: EvidentlySection) -> str:

@@ -21,7 +21,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from monitor.reports.build import EVIDENTLY_HEADER_CSP, render_error, render_index
+from monitor.reports.build import render_error, render_index
+from monitor.reports.page import EVIDENTLY_HEADER_CSP
 from monitor.reports.source import ReportSource
 from monitor.reports.view import index_json, report_json
 from monitor.reports.worker import NotFound, ReportWorker
