@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.capture.wire import MAX_TIMESTAMP
+from monitor.core.units import MAX_TIMESTAMP
 from retrain.policy import Trigger
 
 MAX_NAME = 63

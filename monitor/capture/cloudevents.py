@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from monitor.capture.wire import MAX_TIMESTAMP, Body, CapturedEvent
+from monitor.capture.wire import Body, CapturedEvent
+from monitor.core.units import MAX_TIMESTAMP
 
 __all__ = ["CloudEventError", "Half", "join_halves", "parse_cloudevent"]
 

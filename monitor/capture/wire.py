@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, Self
 import msgspec
 
 from monitor.capture.payload import Rejected
+from monitor.core.units import MAX_TIMESTAMP
 
 __all__ = [
     "ID_PATTERN",
@@ -59,8 +60,6 @@ MAX_HEADERS = 64
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """Finite and non-negative (NaN fails `ge`, infinity fails `le`)."""
-MAX_TIMESTAMP = 253402300799.0
-"""9999-12-31T23:59:59Z, the last instant a date can show: beyond it a stamp is a unit error (ms, µs)."""
 Timestamp = Annotated[float, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
 
 

@@ -9,7 +9,10 @@ import math
 import re
 from typing import Any
 
-__all__ = ["format_duration", "parse_duration", "parse_size"]
+__all__ = ["MAX_TIMESTAMP", "format_duration", "parse_duration", "parse_size"]
+
+MAX_TIMESTAMP = 253402300799.0
+"""9999-12-31T23:59:59Z, the last instant a date can show: beyond it a stamp is a unit error (ms, µs)."""
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
