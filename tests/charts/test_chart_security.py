@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import by_kind, one
+from chart_helpers import by_kind, one, validate
 from conftest import CHART, Render
 
 BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
@@ -71,3 +71,168 @@ def test_binding_the_default_service_account_fails_the_render(helm, tmp_path: Pa
     assert "it would be the namespace's `default` one" in proc.stderr
     assert detail in proc.stderr
     assert "Give the monitor its own ServiceAccount" in proc.stderr
+
+
+# --- NetworkPolicy -------------------------------------------------------------------------------
+
+MODELS_PEER = {"namespaceSelector": {"matchLabels": {"driftwatch.io/monitored": "true"}}, "podSelector": {}}
+PROMETHEUS_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+ALERTMANAGER_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}},
+}
+HTTP_ONLY = [{"port": 8080, "protocol": "TCP"}]
+API_CIDRS = ["10.0.0.10/32", "10.0.0.11/32"]
+
+NETPOL_COMBINATIONS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "custom-sources": {
+        "networkPolicy": {
+            # Helm merges maps into the defaults: `matchLabels: null` drops the default label.
+            "models": {"namespaceSelector": {"matchLabels": None, "matchExpressions": [{"key": "team", "operator": "In", "values": ["ml"]}]},
+                       "podSelector": {"matchLabels": {"driftwatch.io/capture": "true"}}},
+            "prometheus": {"enabled": True, "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prom"}},
+                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": None, "app": "prometheus"}}},
+            "alertmanager": {"enabled": False, "namespaceSelector": {}, "podSelector": {}},
+            "extraIngress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+                              "ports": [{"port": 8080, "protocol": "TCP"}]}],
+        }
+    },
+    "egress-restricted": {
+        "networkPolicy": {"egress": {"restrict": True, "apiServer": {"cidrs": API_CIDRS},
+                                     "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"port": 5432}]}]}}
+    },
+    "disabled": {"networkPolicy": {"enabled": False}},
+}
+
+
+def network_policy(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objs, "NetworkPolicy")["spec"]
+
+
+@pytest.mark.parametrize("name", list(NETPOL_COMBINATIONS))
+def test_network_policy_combinations_lint_strict_and_validate(name: str, render: Render, helm, tmp_path: Path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(NETPOL_COMBINATIONS[name]))
+    lint = helm("lint", "--strict", str(CHART), "--values", str(values_file))
+    assert "0 chart(s) failed" in lint.stdout
+    for policy in by_kind(render(NETPOL_COMBINATIONS[name]), "NetworkPolicy"):
+        validate(policy)
+
+
+def test_network_policy_is_on_by_default(render: Render) -> None:
+    policy = one(render(), "NetworkPolicy")
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+
+
+def test_network_policy_selects_the_monitor_pods(render: Render) -> None:
+    objs = render()
+    deployment = one(objs, "Deployment")["spec"]
+    assert network_policy(objs)["podSelector"] == deployment["selector"]
+
+
+def test_network_policy_leaves_egress_open_by_default(render: Render) -> None:
+    assert network_policy(render())["policyTypes"] == ["Ingress"]
+
+
+def test_network_policy_has_one_ingress_rule_by_default(render: Render) -> None:
+    assert len(network_policy(render())["ingress"]) == 1
+
+
+def test_network_policy_admits_only_the_http_port(render: Render) -> None:
+    objs = render()
+    (rule,) = network_policy(objs)["ingress"]
+    assert rule["ports"] == HTTP_ONLY
+
+
+def test_network_policy_port_is_the_monitor_container_port(render: Render) -> None:
+    objs = render()
+    container = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    http = next(p for p in container["ports"] if p["name"] == "http")
+    (rule,) = network_policy(objs)["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [http["containerPort"]]
+
+
+def test_network_policy_admits_exactly_models_prometheus_and_alertmanager_by_default(render: Render) -> None:
+    (rule,) = network_policy(render())["ingress"]
+    assert rule["from"] == [MODELS_PEER, PROMETHEUS_PEER, ALERTMANAGER_PEER]
+
+
+def test_network_policy_admits_exactly_the_configured_sources(render: Render) -> None:
+    values = NETPOL_COMBINATIONS["custom-sources"]["networkPolicy"]
+    first, extra = network_policy(render(NETPOL_COMBINATIONS["custom-sources"]))["ingress"]
+    assert first["from"] == [
+        {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["ml"]}]},
+         "podSelector": {"matchLabels": {"driftwatch.io/capture": "true"}}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prom"}},
+         "podSelector": {"matchLabels": {"app": "prometheus"}}},
+    ]
+    assert first["ports"] == HTTP_ONLY
+    assert extra == values["extraIngress"][0]
+
+
+def test_network_policy_without_prometheus_and_alertmanager_admits_model_traffic_only(render: Render) -> None:
+    off = {"enabled": False, "namespaceSelector": {}, "podSelector": {}}
+    (rule,) = network_policy(render({"networkPolicy": {"prometheus": off, "alertmanager": off}}))["ingress"]
+    assert rule["from"] == [MODELS_PEER]
+
+
+def test_network_policy_can_be_disabled(render: Render) -> None:
+    assert not by_kind(render(NETPOL_COMBINATIONS["disabled"]), "NetworkPolicy")
+
+
+def test_restricted_egress_is_a_policy_type(render: Render) -> None:
+    assert network_policy(render(NETPOL_COMBINATIONS["egress-restricted"]))["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_restricted_egress_allows_dns_to_the_cluster_dns(render: Render) -> None:
+    dns = network_policy(render(NETPOL_COMBINATIONS["egress-restricted"]))["egress"][0]
+    assert dns == {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    }
+
+
+def test_restricted_egress_allows_the_api_server_endpoints(render: Render) -> None:
+    api = network_policy(render(NETPOL_COMBINATIONS["egress-restricted"]))["egress"][1]
+    assert api == {"to": [{"ipBlock": {"cidr": c}} for c in API_CIDRS],
+                   "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+
+
+def test_restricted_egress_appends_the_extra_rules(render: Render) -> None:
+    values = NETPOL_COMBINATIONS["egress-restricted"]
+    assert network_policy(render(values))["egress"][2:] == values["networkPolicy"]["egress"]["extraEgress"]
+
+
+def test_restricted_egress_without_api_addresses_needs_no_api_rule_when_nothing_calls_it(render: Render) -> None:
+    values = {"rbac": {"namespacesFromConfig": False}, "networkPolicy": {"egress": {"restrict": True}}}
+    assert len(network_policy(render(values))["egress"]) == 1  # DNS only
+
+
+def test_restricted_egress_without_api_addresses_fails_when_the_monitor_calls_the_api(helm, tmp_path: Path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"networkPolicy": {"egress": {"restrict": True}}}))
+    proc = helm("template", "dw", str(CHART), "--values", str(values_file), check=False)
+    assert proc.returncode != 0, "rendered a policy that cuts the monitor off the Kubernetes API"
+    assert "networkPolicy.egress.apiServer.cidrs is empty" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"networkPolicy": {"models": {"namespaceSelector": {"matchLabel": {"a": "b"}}}}}, "/networkPolicy/models/namespaceSelector"),
+        ({"networkPolicy": {"prometheus": {"enabled": "yes"}}}, "/networkPolicy/prometheus/enabled"),
+        ({"networkPolicy": {"egress": {"apiServer": {"cidrs": ["10.0.0.1"]}}}}, "/networkPolicy/egress/apiServer/cidrs"),
+    ],
+    ids=["selector-typo", "enabled-string", "cidr-without-prefix"],
+)
+def test_schema_rejects_bad_network_policy_values(helm, tmp_path: Path, values: dict[str, Any], field: str) -> None:
+    values_file = tmp_path / "bad.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    proc = helm("template", "dw", str(CHART), "--values", str(values_file), check=False)
+    assert proc.returncode != 0, proc.stderr
+    assert field in proc.stderr, proc.stderr
