@@ -2,16 +2,15 @@
 
 Every error is JSON `{"error": "...", "detail": ...}` with a precise 4xx; bodies are read against
 `server.max_body_bytes` *while streaming* (413 before anything is parsed), and the JSON is parsed
-once, straight into the validated wire model. `POST /v1/cloudevents` takes no bearer token: KServe's
-agent cannot send one, so protect it with a NetworkPolicy; every other write needs the token when
-`server.auth_token_env` names a set variable.
+once, straight into the validated wire model. Auth (`monitor.app.auth`) guards every route but
+`/healthz` and `/readyz` when tokens are configured (`server.auth`, `server.auth_token_env`): reads
+need a read or write token, writes a write token; KServe's logger, which cannot send a header, may
+carry its token in the path (`POST /v1/cloudevents/<token>`, with `server.auth.cloudevents_path_token`).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from monitor.app.auth import AuthMiddleware, tokens_from_config
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.core.config import Config
@@ -61,11 +61,7 @@ def create_app(
         listeners = [controller] if controller is not None else []
     mon = monitor if monitor is not None else Monitor(config, listeners=listeners)
     limit = config.server.max_body_bytes
-    token_env = config.server.auth_token_env
-    token = os.environ.get(token_env) if token_env else None
-    if token_env and not token:
-        log.warning("auth_disabled reason=env_unset env=%s", token_env)
-    expected = f"Bearer {token}".encode() if token else None
+    tokens = tokens_from_config(config.server)  # AuthConfigError (fail closed) before anything starts
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +75,10 @@ def create_app(
 
     app = FastAPI(title="driftwatch monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.monitor = mon
+    app.state.tokens = tokens
+    if tokens is not None:  # every route, including any added later, unless listed open in monitor.app.auth
+        app.add_middleware(AuthMiddleware, tokens=tokens, protect_metrics=config.server.auth.protect_metrics,
+                           cloudevents_path_token=config.server.auth.cloudevents_path_token)
     reports = StoreReportSource(config)
     app.include_router(create_reports_router(reports))  # GET /reports/... (monitor/reports)
 
@@ -96,19 +96,14 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error path=%s error=%s", request.url.path, type(exc).__name__, exc_info=exc)
+        path = request.url.path
+        if path.startswith("/v1/cloudevents/"):
+            path = "/v1/cloudevents/<token>"  # never log a path token
+        log.error("unhandled_error path=%s error=%s", path, type(exc).__name__, exc_info=exc)
         return error_response(500, "internal_error", "see the monitor's log")
-
-    def authorize(request: Request) -> None:
-        if expected is None:
-            return
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise ApiError(401, "unauthorized", "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
 
     @app.post("/v1/events")
     async def post_events(request: Request) -> JSONResponse:
-        authorize(request)
         if _media_type(request) != "application/json":
             raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
         body = await read_body(request, limit)
@@ -121,6 +116,15 @@ def create_app(
 
     @app.post("/v1/cloudevents")
     async def post_cloudevent(request: Request) -> JSONResponse:
+        return await cloudevent(request)
+
+    if config.server.auth.cloudevents_path_token:
+        @app.post("/v1/cloudevents/{token}", include_in_schema=False)
+        async def post_cloudevent_path_token(request: Request) -> JSONResponse:
+            """KServe's logger URL carries the write token (checked by the middleware)."""
+            return await cloudevent(request)
+
+    async def cloudevent(request: Request) -> JSONResponse:
         media = _media_type(request)
         if "ce-specversion" not in request.headers and media != "application/cloudevents+json":
             raise ApiError(415, "unsupported_media_type", "send a binary-mode CloudEvent (ce-* headers) or application/cloudevents+json")
@@ -187,7 +191,7 @@ def create_app(
     if controller is not None:
         from retrain.webhook import router
 
-        app.include_router(router(controller, token, max_body_bytes=limit))
+        app.include_router(router(controller, None, max_body_bytes=limit))  # the middleware checks its token
     _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None)
     return app
 

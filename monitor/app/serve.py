@@ -2,7 +2,8 @@
 
 uvicorn turns SIGTERM/SIGINT into a graceful shutdown: it stops accepting, lets in-flight requests
 finish (a batch being committed is acknowledged), then the app's lifespan closes the store. SIGTERM
-then exits 0.
+then exits 0. With `server.tls` it serves HTTPS with that certificate and key (read once at start:
+a renewed certificate takes a restart); auth is wired in `monitor.app.api` (`monitor.app.auth`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import signal
 import socket
 import sqlite3
+import ssl
 
 from monitor.core.config import Config
 from monitor.core.store import EventStore
@@ -48,22 +50,40 @@ def _check_store(config: Config) -> None:
         raise ServeError(f"cannot open the event store {config.server.store.path}: {exc}") from None
 
 
+def _check_tls(config: Config) -> tuple[str, str] | None:
+    """(cert file, key file) for uvicorn, None for plain HTTP; `ServeError` for ones that cannot be loaded."""
+    tls = config.server.tls
+    if tls is None:
+        return None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ServeError(f"cannot use server.tls (cert_file {tls.cert_file}, key_file {tls.key_file}): {why}") from None
+    return str(tls.cert_file), str(tls.key_file)
+
+
 def run_server(config: Config, *, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT; `ServeError` for a port or store that cannot be used."""
     import uvicorn
 
     from monitor.app.api import create_app
+    from monitor.app.auth import AuthConfigError
     from monitor.resources.collector import ResourceCollector
 
     logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     _check_listen(host, port)
     _check_store(config)
+    tls = _check_tls(config)
     controller = _retrain_controller(config)
     resources = ResourceCollector(config).start()
     try:
         # the controller hears every evaluated window (a VerdictListener) and serves the webhook
         listeners = [controller] if controller is not None else []
-        app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot)
+        try:
+            app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot)
+        except AuthConfigError as exc:
+            raise ServeError(str(exc)) from None
 
         class Server(uvicorn.Server):
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -74,9 +94,10 @@ def run_server(config: Config, *, host: str, port: int) -> None:
             uvicorn.Config(
                 app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_config=None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False,
+                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None,
             )
         )
-        log.info("monitor_starting host=%s port=%d models=%d", host, port, len(config.models))
+        log.info("monitor_starting host=%s port=%d models=%d tls=%s", host, port, len(config.models), bool(tls))
         # uvicorn re-raises the signal it shut down on once it is done; a no-op handler for SIGTERM
         # lets that end here, so a graceful stop exits 0 (what Kubernetes expects) after the log line.
         previous = signal.signal(signal.SIGTERM, lambda *_: None)

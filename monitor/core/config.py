@@ -440,13 +440,41 @@ class StoreConfig(_Strict):
     may lose the last acknowledged batches on power loss (benchmarks/ingest.py measures both)."""
 
 
+class AuthConfig(_Strict):
+    """Bearer tokens from files (a mounted Secret): one or more per file, one a line, `#` comments.
+
+    Files are re-read when they change (checked at most once a second), so a rotated Secret takes
+    effect without a restart and old and new tokens both work while both are in the file."""
+
+    token_files: list[Path] = Field(default_factory=list)
+    """Write tokens (ingest, CloudEvents, Alertmanager; they allow reads too)."""
+    read_token_files: list[Path] = Field(default_factory=list)
+    """Read-only tokens (JSON API, reports, OpenAPI; `/metrics` when `protect_metrics`)."""
+    protect_metrics: bool = False
+    """`/metrics` needs a read (or write) token too; the ServiceMonitor must then carry one."""
+    cloudevents_path_token: bool = False
+    """Accept a write token as the last path segment, `POST /v1/cloudevents/<token>`, for KServe's
+    payload logger, which cannot send headers (the token is then in the logger URL: see docs/deploy.md)."""
+
+
+class TlsConfig(_Strict):
+    cert_file: Path
+    """PEM certificate (chain) of the listener."""
+    key_file: Path
+    """PEM private key of `cert_file`."""
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
     """Base URL users reach the monitor at, for report links in alerts and Jobs."""
     auth_token_env: str | None = None
-    """Name of the environment variable holding the bearer token; unset means no auth."""
+    """Name of the environment variable holding a write token (beside `auth.token_files`); unset and
+    no token files means no auth. Set but empty (and no token files) refuses to start."""
+    auth: AuthConfig = AuthConfig()
+    tls: TlsConfig | None = None
+    """Serve HTTPS with this certificate and key (e.g. from a Secret); none serves plain HTTP."""
     max_body_bytes: Size = 10 * 1024**2
     cloudevents_join_timeout: Duration = 60.0
     evaluation_interval: Duration = 5.0
@@ -578,10 +606,16 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         return m.model_copy(update=update)
 
     store = cfg.server.store.model_copy(update={"path": fix(cfg.server.store.path)})
+    auth = cfg.server.auth.model_copy(update={
+        "token_files": [fix(f) for f in cfg.server.auth.token_files],
+        "read_token_files": [fix(f) for f in cfg.server.auth.read_token_files],
+    })
+    tls = cfg.server.tls and cfg.server.tls.model_copy(
+        update={"cert_file": fix(cfg.server.tls.cert_file), "key_file": fix(cfg.server.tls.key_file)})
     return cfg.model_copy(
         update={
             "models": [fix_model(m) for m in cfg.models],
-            "server": cfg.server.model_copy(update={"store": store}),
+            "server": cfg.server.model_copy(update={"store": store, "auth": auth, "tls": tls}),
             "defaults": cfg.defaults.model_copy(update={"retrain": fix_retrain(cfg.defaults.retrain)}),
         }
     )
