@@ -236,3 +236,8 @@ def test_schema_rejects_bad_network_policy_values(helm, tmp_path: Path, values: 
     proc = helm("template", "dw", str(CHART), "--values", str(values_file), check=False)
     assert proc.returncode != 0, proc.stderr
     assert field in proc.stderr, proc.stderr
+
+
+def test_install_notes_say_how_to_label_model_namespaces(helm) -> None:
+    proc = helm("install", "dw", str(CHART), "--namespace", "ml", "--dry-run=client")
+    assert "kubectl label namespace MODEL-NAMESPACE driftwatch.io/monitored=true" in proc.stdout.split("NOTES:", 1)[1]
