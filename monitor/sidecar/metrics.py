@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["BUCKETS", "DROP_REASONS", "SIDECAR_METRICS", "UPSTREAM_ERROR_KINDS", "PhaseHistogram", "SidecarMetrics"]
+__all__ = ["AUTH_STATUSES", "BUCKETS", "DROP_REASONS", "SIDECAR_METRICS", "UPSTREAM_ERROR_KINDS", "PhaseHistogram", "SidecarMetrics"]
 
 # The sidecar's family names, written once: the collectors below create their families from them
 # and the generated dashboards and alert rules import them. Counters carry `_total` (the sample name
@@ -28,6 +28,7 @@ SIDECAR_EVENTS_CAPTURED_TOTAL = "driftwatch_sidecar_events_captured_total"
 SIDECAR_EVENTS_SHIPPED_TOTAL = "driftwatch_sidecar_events_shipped_total"
 SIDECAR_EVENTS_DROPPED_TOTAL = "driftwatch_sidecar_events_dropped_total"
 SIDECAR_UPSTREAM_ERRORS_TOTAL = "driftwatch_sidecar_upstream_errors_total"
+SIDECAR_AUTH_REJECTED_TOTAL = "driftwatch_sidecar_auth_rejected_total"
 SIDECAR_QUEUE_EVENTS = "driftwatch_sidecar_queue_events"
 SIDECAR_SPOOL_EVENTS = "driftwatch_sidecar_spool_events"
 SIDECAR_SPOOL_BYTES = "driftwatch_sidecar_spool_bytes"
@@ -40,6 +41,7 @@ SIDECAR_METRICS = frozenset(
         SIDECAR_EVENTS_SHIPPED_TOTAL,
         SIDECAR_EVENTS_DROPPED_TOTAL,
         SIDECAR_UPSTREAM_ERRORS_TOTAL,
+        SIDECAR_AUTH_REJECTED_TOTAL,
         SIDECAR_QUEUE_EVENTS,
         SIDECAR_SPOOL_EVENTS,
         SIDECAR_SPOOL_BYTES,
@@ -50,10 +52,14 @@ SIDECAR_METRICS = frozenset(
 DROP_REASONS = (
     "spool_full",  # queue full or monitor unreachable, and the spool is at --spool-max-bytes (or disabled)
     "spool_error",  # the spool could not be written (I/O error other than a full disk)
-    "rejected",  # the monitor answered a permanent 4xx (not 408/413/429) for the batch
+    "rejected",  # the monitor answered a permanent 4xx (not 401/403/408/413/429) for the batch
     "too_large",  # the monitor answered 413 for a single event
     "corrupt",  # a spool record failed its CRC on replay (torn write after a crash)
     "shutdown",  # still queued when the grace period ended and could not be spooled
+)
+AUTH_STATUSES = (
+    "401",  # the monitor does not accept the token (rotated, missing): the batch is kept and retried
+    "403",  # the token is valid but not allowed to write events: the batch is kept and retried
 )
 UPSTREAM_ERROR_KINDS = (
     "connect",  # connection refused / unreachable -> 502
@@ -130,6 +136,13 @@ class SidecarMetrics:
             SIDECAR_EVENTS_DROPPED_TOTAL, "Captured events given up, by reason.", ["model", "reason"], registry=r
         )
         self.dropped = {reason: dropped.labels(model=model, reason=reason) for reason in DROP_REASONS}
+        # POSTs refused, not events: the batch stays (memory -> spool) and is retried, so no event is
+        # counted here and in `dropped` both; one series per status.
+        auth = Counter(
+            SIDECAR_AUTH_REJECTED_TOTAL, "POSTs to the monitor answered 401/403 (batch kept, retried), by status.",
+            ["model", "status"], registry=r,
+        )
+        self.auth_rejected = {status: auth.labels(model=model, status=status) for status in AUTH_STATUSES}
         errors = Counter(
             SIDECAR_UPSTREAM_ERRORS_TOTAL, "Failed exchanges with the model server, by kind.", ["kind"], registry=r
         )

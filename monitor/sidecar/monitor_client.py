@@ -159,10 +159,14 @@ class MonitorClient:
         self.prefix = parts.path.rstrip("/").encode()
         self.timeout = timeout
         self._ssl = ssl.create_default_context() if self.tls else None
-        authority = parts.netloc.rsplit("@", 1)[-1].encode()
-        auth = b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
-        self._headers = b"Host: %s\r\nUser-Agent: driftwatch-sidecar\r\nContent-Type: application/json\r\n%s" % (authority, auth)
+        self._authority = parts.netloc.rsplit("@", 1)[-1].encode()
+        self.set_token(token)
         self._conn: _Exchange | None = None
+
+    def set_token(self, token: str | None) -> None:
+        """The bearer token of the next requests (a rotated one); None sends no Authorization header."""
+        auth = b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
+        self._headers = b"Host: %s\r\nUser-Agent: driftwatch-sidecar\r\nContent-Type: application/json\r\n%s" % (self._authority, auth)
 
     async def post(self, path: str, body: Sequence[bytes]) -> Answer:
         """POST the concatenation of the `body` pieces; MonitorUnreachable when there is no complete answer.

@@ -47,6 +47,8 @@ class SidecarSettings:
     host: str = "0.0.0.0"
     port: int = 8000
     token: str | None = None
+    token_file: Path | None = None
+    """A mounted Secret holding the token, re-read when it changes (rotation without a restart)."""
     spool_dir: Path = Path("driftwatch-spool")
     spool_max_bytes: int = 256 * 1024**2
     spool_segment_bytes: int = 8 * 1024**2
@@ -100,6 +102,7 @@ def build_settings(
     host: str = "0.0.0.0",
     port: int = 8000,
     token_env: str | None = None,
+    token_file: Path | None = None,
     spool_dir: Path | None = None,
     spool_max_bytes: str = "256MiB",
     queue_max: int = 10_000,
@@ -124,6 +127,8 @@ def build_settings(
         token = env.get(token_env)
         if not token:
             raise SettingsError(f"--token-env {token_env}: the environment variable is not set or empty")
+    if token_env and token_file:
+        raise SettingsError("--token-file: give either --token-env or --token-file, not both")
     if not 0.0 <= sample_ratio <= 1.0:
         raise SettingsError(f"--sample-ratio {sample_ratio}: must be between 0 and 1")
     for flag, count in (("--queue-max", queue_max), ("--batch-max", batch_max)):
@@ -161,6 +166,7 @@ def build_settings(
         host=host,
         port=port,
         token=token,
+        token_file=token_file,
         spool_dir=spool_dir or Path(tempfile.gettempdir()) / f"driftwatch-spool-{model}",
         spool_max_bytes=spool_max,
         spool_segment_bytes=max(64 * 1024, min(8 * 1024**2, spool_max // 4)),

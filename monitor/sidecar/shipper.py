@@ -18,6 +18,11 @@ disk, EMFILE) is logged and retried with backoff, since the records are still on
 spool lost (a bad CRC, a vanished segment) are counted. When a batch is split after a 413, the
 parts already settled (shipped or dropped) are never sent or counted again: they leave the
 in-flight batch, and a spool batch commits them before the rest is retried.
+
+401/403 mean "retry later", not "drop": a token is rotated on the monitor before (or after) the
+sidecar's mounted Secret, and the events captured in between must survive. Such a batch is kept
+exactly as in an outage (spooled, jittered backoff), counted in `auth_rejected`, logged at ERROR at
+most once a minute, and the token file is read again before the next attempt.
 """
 
 from __future__ import annotations
@@ -36,17 +41,20 @@ from monitor.sidecar.metrics import SidecarMetrics
 from monitor.sidecar.monitor_client import MonitorClient, MonitorUnreachable
 from monitor.sidecar.settings import SidecarSettings
 from monitor.sidecar.spool import Position, Spool, SpoolError, SpoolRead, error_name
+from monitor.sidecar.token import TokenSource
 
 __all__ = ["Outcome", "Shipper", "backoff_delay", "classify_status"]
 
 log = logging.getLogger("driftwatch.sidecar.shipper")
 BACKOFF_BASE = 0.1
 RECORD_OVERHEAD = 64  # a queued bytes object's header, counted against --queue-max-bytes
+AUTH_LOG_INTERVAL = 60.0  # seconds between two `ship_auth_rejected` lines in a long spell of 401/403
 
 
 class Outcome(enum.Enum):
     OK = "ok"
     RETRY = "retry"  # 408, 429, 5xx, network errors: the monitor may take it later
+    AUTH = "auth"  # 401, 403: the token is not (or no longer) accepted; kept and retried like RETRY
     TOO_LARGE = "too_large"  # 413: split the batch
     REJECTED = "rejected"  # any other 4xx (or 3xx): retrying would not help
 
@@ -56,6 +64,8 @@ def classify_status(status: int) -> Outcome:
         return Outcome.OK
     if status in (408, 429) or status >= 500:
         return Outcome.RETRY
+    if status in (401, 403):
+        return Outcome.AUTH
     if status == 413:
         return Outcome.TOO_LARGE
     return Outcome.REJECTED
@@ -102,7 +112,11 @@ class Shipper:
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
-        self._client = MonitorClient(settings.monitor_url, settings.token, timeout=10.0)
+        self._token = TokenSource(settings.token, settings.token_file)
+        self._client = MonitorClient(settings.monitor_url, self._token.token, timeout=10.0)
+        self._status = 0  # of the last answer
+        self._auth_logged_at = -float("inf")
+        self._auth_unlogged = 0  # 401/403 answers since the last `ship_auth_rejected` line
         if spool.recovered_corrupt:
             metrics.dropped["corrupt"].inc(spool.recovered_corrupt)
         metrics.bind(lambda: len(self.queue), lambda: self.spool.pending, lambda: self.spool.disk_bytes)
@@ -253,10 +267,13 @@ class Shipper:
         while parts:
             records = parts[0]
             outcome, detail = await self._post(records)
-            if outcome is Outcome.RETRY:
+            if outcome is Outcome.RETRY or outcome is Outcome.AUTH:
                 self._failures += 1
                 self.healthy = False
-                log.warning("ship_retry events=%d attempt=%d source=%s reason=%s", len(records), self._failures, batch.source, detail)
+                if outcome is Outcome.AUTH:
+                    self._auth_rejected(len(records), batch.source, detail)
+                else:
+                    log.warning("ship_retry events=%d attempt=%d source=%s reason=%s", len(records), self._failures, batch.source, detail)
                 end = batch.settle(settled)
                 if end is not None:
                     self.spool.commit(end)
@@ -287,15 +304,35 @@ class Shipper:
             self.spool.commit(batch.position)
         self._inflight = None
 
+    def _auth_rejected(self, events: int, source: str, detail: str) -> None:
+        """Count a 401/403, read the token file again now, and say so loudly but not on every retry."""
+        self.metrics.auth_rejected[str(self._status)].inc()
+        self._auth_unlogged += 1
+        now = time.monotonic()
+        if now - self._auth_logged_at >= AUTH_LOG_INTERVAL:
+            log.error(
+                "ship_auth_rejected events=%d attempt=%d source=%s rejections=%d %s token_source=%s"
+                " (the monitor does not accept this sidecar's token; events are kept and retried)",
+                events, self._failures, source, self._auth_unlogged, detail, self._token.kind,
+            )
+            self._auth_logged_at = now
+            self._auth_unlogged = 0
+        if self._token.refresh(force=True):
+            self._client.set_token(self._token.token)
+
     async def _post(self, records: list[bytes]) -> tuple[Outcome, str]:
         body = [b","] * (2 * len(records) + 1)  # pieces, never joined whole (see monitor_client.py)
         body[1::2] = records
         body[0], body[-1] = b'{"events":[', b"]}"
         self._retry_after = None
+        self._status = 0
+        if self._token.refresh():  # at most one stat a second; never on the proxy's hot path
+            self._client.set_token(self._token.token)
         try:
             status, answer, retry_after = await self._client.post("/v1/events", body)
         except MonitorUnreachable as exc:
             return Outcome.RETRY, f"error={exc.reason!r}"
+        self._status = status
         detail = f"status={status}"
         if not 200 <= status < 300:
             try:

@@ -92,6 +92,7 @@ def test_every_queried_metric_is_exported(boards: dict[str, dict[str, Any]]) -> 
         "driftwatch_retrain_decisions_total",
         "driftwatch_sidecar_events_shipped_total",
         "driftwatch_sidecar_upstream_errors_total",
+        "driftwatch_sidecar_auth_rejected_total",  # a log line and the spool panel show it; no panel of its own
         "driftwatch_sidecar_spool_events",
         "driftwatch_sidecar_request_duration_seconds_sum",
         "driftwatch_sidecar_request_duration_seconds_count",

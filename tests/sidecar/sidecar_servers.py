@@ -200,7 +200,9 @@ class ModelServer(_Served):
 
 class Collector(_Served):
     """Records every batch; `script` is a list of statuses answered first (then 200), with a
-    `Retry-After: retry_after` header when that is set."""
+    `Retry-After: retry_after` header when that is set. With `tokens` set, a request whose
+    `Authorization` is not `Bearer` one of them is answered `deny_status` (a rotated token), and
+    `denied` counts those answers."""
 
     def __init__(self, port: int = 0) -> None:
         self.port = port  # 0: the kernel picks one when the server binds; a fixed one to play a monitor coming back
@@ -210,6 +212,9 @@ class Collector(_Served):
         self.attempt_times: list[float] = []
         self.script: list[int] = []
         self.retry_after: str | None = None
+        self.tokens: set[str] | None = None
+        self.deny_status = 401
+        self.denied = 0
         self.lock = threading.Lock()
 
     def start(self) -> Collector:
@@ -227,6 +232,10 @@ class Collector(_Served):
                     owner.attempts += 1
                     owner.attempt_times.append(time.monotonic())
                     status = owner.script.pop(0) if owner.script else 200
+                    given = self.headers.get("authorization") or ""
+                    if owner.tokens is not None and given.removeprefix("Bearer ") not in owner.tokens:
+                        status = owner.deny_status
+                        owner.denied += 1
                     if status == 200:
                         events = json.loads(body)["events"]
                         owner.batches.append(events)

@@ -15,10 +15,11 @@ import pytest
 from monitor.capture.wire import CapturedEvent, decode_batch
 from monitor.sidecar.capture import BodyBuffer, EventEncoder, RawCapture, choose_id, encode_body
 from monitor.sidecar.framing import filter_headers, request_head, response_head
-from monitor.sidecar.metrics import DROP_REASONS, UPSTREAM_ERROR_KINDS, SidecarMetrics
+from monitor.sidecar.metrics import AUTH_STATUSES, DROP_REASONS, UPSTREAM_ERROR_KINDS, SidecarMetrics
 from monitor.sidecar.settings import SettingsError, build_settings
 from monitor.sidecar.shipper import Outcome, backoff_delay, classify_status
 from monitor.sidecar.spool import Spool, SpoolError
+from monitor.sidecar.token import TokenSource
 
 # -- capture ---------------------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ def test_every_exported_family_and_label_value_is_documented() -> None:
     families = {n.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum")
                 for n in names if not n.endswith("_created")}
     assert families and all(f"`{f}`" in section for f in families), families
-    assert all(f"`{reason}`" in section for reason in DROP_REASONS + UPSTREAM_ERROR_KINDS)
+    assert all(f"`{reason}`" in section for reason in DROP_REASONS + UPSTREAM_ERROR_KINDS + AUTH_STATUSES)
 
 
 # -- framing ---------------------------------------------------------------------------------------
@@ -186,6 +187,7 @@ def test_request_head_adds_host_for_http10_and_reframes_chunked() -> None:
         ({"capture_paths": ["("]}, "--capture-path"),
         ({"max_capture_bytes": "lots"}, "--max-capture-bytes"),
         ({"token_env": "DW_TOKEN_UNSET"}, "--token-env"),
+        ({"token_env": "T", "token_file": Path("/run/secret/token"), "environ": {"T": "x"}}, "--token-file"),
         ({"header_allow": ["bad header"]}, "--header-allow"),
         ({"upstream_timeout": "0s"}, "--upstream-timeout"),
         ({"queue_max": 0}, "--queue-max"),
@@ -195,6 +197,67 @@ def test_bad_flags_are_reported_by_name(overrides: dict, flag: str) -> None:
     args = {"upstream": "http://127.0.0.1:9000", "monitor": "http://monitor:8080", "model": "wine", "environ": {}, **overrides}
     with pytest.raises(SettingsError, match=flag):
         build_settings(**args)
+
+
+# -- token file ------------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_file_is_read_at_start_and_again_only_when_it_changed_at_most_once_a_second(tmp_path: Path) -> None:
+    path, clock = tmp_path / "token", _Clock()
+    path.write_text("first\n")
+    source = TokenSource(path=path, clock=clock)
+    assert source.token == "first"
+    path.write_text("second-token\n")
+    clock.now += 0.5
+    assert source.refresh() is False  # checked less than a second ago
+    assert source.token == "first"
+    clock.now += 0.6
+    assert source.refresh() is True
+    assert source.token == "second-token"
+    clock.now += 1.1
+    assert source.refresh() is False  # unchanged file: stat only
+
+
+def test_token_file_is_read_again_at_once_when_forced_after_a_401(tmp_path: Path) -> None:
+    path, clock = tmp_path / "token", _Clock()
+    path.write_text("first")
+    source = TokenSource(path=path, clock=clock)
+    path.write_text("rotated")
+    assert source.refresh(force=True) is True
+    assert source.token == "rotated"
+
+
+@pytest.mark.parametrize("content", ["", "two\nlines", "sp ace", "caf\u00e9"])
+def test_an_empty_or_malformed_token_file_keeps_the_last_token(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "token"
+    path.write_text("good")
+    source = TokenSource(path=path, clock=_Clock())
+    path.write_text(content)
+    assert source.refresh(force=True) is False
+    assert source.token == "good"
+
+
+def test_a_missing_token_file_keeps_the_last_token_and_is_read_once_it_appears(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    source = TokenSource(path=path, clock=_Clock())
+    assert source.token is None
+    path.write_text("late")
+    assert source.refresh(force=True) is True
+    assert source.token == "late"
+
+
+def test_a_fixed_token_never_changes() -> None:
+    source = TokenSource("fixed")
+    assert source.refresh(force=True) is False
+    assert source.token == "fixed"
 
 
 def test_settings_defaults_and_units() -> None:
@@ -215,7 +278,8 @@ def test_status_classification() -> None:
     assert classify_status(200) is Outcome.OK
     assert [classify_status(s) for s in (408, 429, 500, 503)] == [Outcome.RETRY] * 4
     assert classify_status(413) is Outcome.TOO_LARGE
-    assert [classify_status(s) for s in (400, 401, 404, 422, 301)] == [Outcome.REJECTED] * 5
+    assert [classify_status(s) for s in (400, 404, 422, 301)] == [Outcome.REJECTED] * 4
+    assert [classify_status(s) for s in (401, 403)] == [Outcome.AUTH] * 2  # kept and retried, never dropped
 
 
 def test_backoff_is_full_jitter_exponential_and_capped() -> None:

@@ -62,6 +62,7 @@ def sidecar(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     token_env: Annotated[str | None, typer.Option(help="Environment variable holding the monitor's bearer token.")] = None,
+    token_file: Annotated[Path | None, typer.Option(help="File holding the monitor's bearer token (a mounted Secret); re-read when it changes.")] = None,
     spool_dir: Annotated[Path | None, typer.Option(help="Directory of the on-disk spool (default: driftwatch-spool-MODEL in $TMPDIR).")] = None,
     spool_max_bytes: Annotated[str, typer.Option(help="Spool size limit, e.g. 256MiB; 0 disables the spool.")] = "256MiB",
     queue_max: Annotated[int, typer.Option(help="Events held in memory before spilling to the spool.")] = 10_000,
@@ -80,7 +81,7 @@ def sidecar(
     try:
         settings = build_settings(
             upstream=upstream, monitor=monitor, model=model, host=host, port=port, token_env=token_env,
-            spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
+            token_file=token_file, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
             linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
             header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
         )
