@@ -6,10 +6,12 @@ restart and without refusing a valid token; KServe's logger can carry its token 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,36 +241,64 @@ def _kubelet_secret(root: Path, version: int, *tokens: str) -> None:
 
 
 def test_rotation_through_a_mounted_secret_loses_nothing(tmp_path: Path) -> None:
+    """A -> A+B -> B through the kubelet's symlink swap, with no restart: while two clients keep
+    posting with whichever token is valid, not one of their requests is refused."""
     secret = tmp_path / "secret"
     secret.mkdir()
     a, b = "token-a-0123456789abcdef", "token-b-fedcba9876543210"
     _kubelet_secret(secret, 1, a)
     cfg = load(tmp_path, server={"auth": {"token_files": [str(secret / "tokens")]}})
-    seq = iter(range(50_000, 60_000))
+    seq = itertools.count(50_000)
+    valid = [a]  # the token the steady clients use: always one the Secret holds
+    refused: list[int] = []
+    stop = threading.Event()
 
-    def status(token: str) -> int:
-        return client.post("/v1/events", json={"events": [event(next(seq))]}, headers={"authorization": f"Bearer {token}"}).status_code
+    def status(client: httpx.Client, token: str) -> int:
+        body = {"events": [event(next(seq))]}
+        return client.post("/v1/events", json=body, headers={"authorization": f"Bearer {token}"}).status_code
+
+    def steady(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as own:
+            while not stop.is_set():
+                if (code := status(own, valid[0])) != 200:
+                    refused.append(code)
+                time.sleep(0.01)
 
     with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=30) as client:
-        assert status(a) == 200 and status(b) == 401
-        _kubelet_secret(secret, 2, a, b)  # the overlap: both
-        deadline = time.monotonic() + 10
-        while status(b) != 200:
-            assert status(a) == 200, "the old token was refused while still in the Secret"
-            assert time.monotonic() < deadline, "the new token was never accepted"
-            time.sleep(0.05)
-        assert status(a) == 200
-        _kubelet_secret(secret, 3, b)  # the old one retired
-        deadline = time.monotonic() + 10
-        while status(a) != 401:
-            assert status(b) == 200, "the new token was refused after it had been accepted"
-            assert time.monotonic() < deadline, "the retired token was still accepted"
-            time.sleep(0.05)
-        assert [status(a) for _ in range(3)] == [401] * 3 and status(b) == 200
-        # the Secret's file vanishing (or unreadable) keeps the last good tokens
-        os.unlink(secret / "..data")
-        time.sleep(1.2)
-        assert status(b) == 200 and status(a) == 401
+        clients = [threading.Thread(target=steady, args=(url,)) for _ in range(2)]
+        for t in clients:
+            t.start()
+        try:
+            assert status(client, a) == 200 and status(client, b) == 401
+            _kubelet_secret(secret, 2, a, b)  # the overlap: both
+            deadline = time.monotonic() + 10
+            while status(client, b) != 200:
+                assert status(client, a) == 200, "the old token was refused while still in the Secret"
+                assert time.monotonic() < deadline, "the new token was never accepted"
+                time.sleep(0.05)
+            valid[0] = b  # the clients move to the new token
+            time.sleep(0.2)
+            _kubelet_secret(secret, 3, b)  # the old one retired
+            deadline = time.monotonic() + 10
+            while status(client, a) != 401:
+                assert status(client, b) == 200, "the new token was refused after it had been accepted"
+                assert time.monotonic() < deadline, "the retired token was still accepted"
+                time.sleep(0.05)
+            assert [status(client, a) for _ in range(3)] == [401] * 3 and status(client, b) == 200
+            # the Secret's file vanishing (or unreadable) keeps the last good tokens
+            os.unlink(secret / "..data")
+            time.sleep(1.2)
+            assert status(client, b) == 200 and status(client, a) == 401
+        finally:
+            stop.set()
+            for t in clients:
+                t.join(timeout=30)
+    assert not refused, f"valid tokens refused during the rotation: {refused[:5]}"
+    store = EventStore(cfg.server.store.path)
+    try:
+        assert sum(1 for _ in store.accepted_since("toy", 0)) > 20  # the steady clients did post throughout
+    finally:
+        store.close()
 
 
 def test_token_files_parse_reload_at_most_once_a_second_and_keep_the_last_good(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
