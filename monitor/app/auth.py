@@ -11,12 +11,14 @@ token) keeps its last good tokens and is logged, by path and count, never by val
 `OPTIONS` need a read or write token, every other method a write token. The token comes as
 `Authorization: Bearer <token>` only (never from the query string); with `cloudevents_path_token`,
 `POST /v1/cloudevents/<token>` carries it in the path instead, for KServe's payload logger. Every
-candidate is compared with `hmac.compare_digest` against every accepted token. 401 (with
+candidate is compared with `hmac.compare_digest` against every accepted token (their SHA-256
+digests, so not even a token's length shows in the timing). 401 (with
 `WWW-Authenticate: Bearer`) for a missing or unknown token, 403 for a read token on a write.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -121,8 +123,8 @@ class Tokens:
         self._checked = now
         for f in (*self.write_files, *self.read_files):
             f.refresh()
-        self.write = (*self.static_write, *(t for f in self.write_files for t in f.tokens))
-        self.read = tuple(t for f in self.read_files for t in f.tokens)
+        self.write = tuple(_digest(t) for t in (*self.static_write, *(t for f in self.write_files for t in f.tokens)))
+        self.read = tuple(_digest(t) for f in self.read_files for t in f.tokens)
 
     def check_startup(self) -> None:
         """Fail closed: every named file readable and at least one write token, or `AuthConfigError`."""
@@ -136,13 +138,18 @@ class Tokens:
     def scope_of(self, given: bytes) -> str | None:
         """"write", "read" or None; compares against every token (no early exit)."""
         self.reload()
+        digest = _digest(given)
         is_write = False
         for t in self.write:
-            is_write |= hmac.compare_digest(given, t)
+            is_write |= hmac.compare_digest(digest, t)
         is_read = False
         for t in self.read:
-            is_read |= hmac.compare_digest(given, t)
+            is_read |= hmac.compare_digest(digest, t)
         return "write" if is_write else "read" if is_read else None
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
 
 
 def tokens_from_config(server: ServerConfig, environ: Any = None) -> Tokens | None:
