@@ -28,7 +28,7 @@ from monitor.core.config import Config
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import StoreReportSource
 from monitor.reports import create_router as create_reports_router
-from monitor.runtime import Monitor, UnknownModel, VerdictListener
+from monitor.runtime import Monitor, StoreFull, UnknownModel, VerdictListener
 
 __all__ = ["create_app"]
 
@@ -93,6 +93,11 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, _STATUS_ERRORS.get(exc.status_code, "http_error"), exc.detail, exc.headers)
+
+    @app.exception_handler(StoreFull)
+    async def _store_full(_: Request, exc: StoreFull) -> JSONResponse:  # nothing was stored: the sender retries
+        detail = "the monitor's disk is full; nothing of this request was stored, retry later"
+        return error_response(503, "storage_full", detail, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -434,7 +434,11 @@ class ModelConfig(_Strict):
 class StoreConfig(_Strict):
     path: Path = Path("driftwatch.db")
     max_age: Duration = 7 * 86400.0
+    """Events, evaluations and retraining decisions older than this are deleted (every 60 s)."""
     max_bytes: Size = 1024**3
+    """The store's file plus its WAL stay within this plus a slack of twice the larger of
+    `max_bytes/16` (between 64 KiB and 4 MiB) and the largest ingest batch, oldest events deleted
+    first, at every ingest commit (docs/deploy.md, "Disk"). Keep it below the volume's size minus that slack."""
     synchronous: Literal["full", "normal"] = "full"
     """`full` fsyncs every ingest commit before the ack; `normal` (WAL) survives process crashes but
     may lose the last acknowledged batches on power loss (benchmarks/ingest.py measures both)."""

@@ -14,7 +14,16 @@ retraining half gets its decision counts carried over (they were COUNT(*) over e
 creates its tables only where missing, since an older History may have created them already.
 
 To change the schema, append a step to `MIGRATIONS` (never edit a released one) and make the code
-that reads the new shape cope with rows written before it.
+that reads the new shape cope with rows written before it. A step with `vacuum` changes a property
+of the whole file (a pragma) that only `VACUUM` applies: it runs after the transaction (VACUUM
+cannot run inside one), whenever the file lacks the property, so a crash between the two is
+repaired at the next open.
+
+Version 4 turns on `auto_vacuum=INCREMENTAL`, so the event store can hand pages freed by
+retention back to the file system (`PRAGMA incremental_vacuum`) and the file shrinks to what
+it holds. Every file is rebuilt once by `VACUUM` (WAL mode has
+written the header before the first table, so not even a new file can simply set it): instant for
+a new file, and for an old one it needs free disk space about the size of the file meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaVersionError", "migrate", "schema_version"]
+__all__ = ["AUTO_VACUUM", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "SchemaVersionError", "migrate", "schema_version"]
 
 
 class SchemaVersionError(RuntimeError):
@@ -37,6 +46,8 @@ class Migration:
     summary: str
     sql: str
     """`;`-separated statements (no `;` inside a statement)."""
+    vacuum: bool = False
+    """The step sets a file-wide pragma that `VACUUM` applies, after the transaction (see the module docstring)."""
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -137,9 +148,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE TABLE IF NOT EXISTS retrain_state (model TEXT PRIMARY KEY, state TEXT NOT NULL);
         """,
     ),
+    # Retention deletes rows; without auto-vacuum the freed pages stay in the file for ever, so a
+    # file that once grew past `server.store.max_bytes` never came back under it.
+    Migration(4, "file: incremental auto-vacuum (freed pages can be returned to the file system)", "", vacuum=True),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _RETRAIN_TABLES = MIGRATIONS[2]
+AUTO_VACUUM = "INCREMENTAL"
+_INCREMENTAL = 2
+"""`PRAGMA auto_vacuum`'s answer for INCREMENTAL."""
 
 _LEGACY_RETRAIN_VERSION = 2
 """The newest version `retrain_meta` ever held (before this module took over the versioning)."""
@@ -156,6 +173,9 @@ def migrate(db: sqlite3.Connection, path: str | Path) -> int:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    if any(step.vacuum for step in MIGRATIONS) and db.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+        db.execute(f"PRAGMA auto_vacuum={AUTO_VACUUM}")
+        db.execute("VACUUM")
     return found
 
 

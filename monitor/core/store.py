@@ -12,6 +12,15 @@ Durability: `synchronous=FULL` by default: a commit is fsynced before the caller
 `NORMAL` (opt-in: `server.store.synchronous: normal`) survives a process crash but can lose the
 last acknowledged transactions on power loss; benchmarks/ingest.py measures both.
 
+Size: every ingest transaction first deletes the oldest events that would push the bytes in use
+past `max_bytes - wal_limit` (`make_room`: the rows reuse the freed pages at once), `trim()` (the
+periodic pass) and `trim_to_size()` (when something else grew) do the same outside ingest. The
+file has `auto_vacuum=INCREMENTAL` (schema v4), so pages freed by trims go back to the file
+system, and the WAL is checkpointed at `wal_limit` and truncated back to it
+(`journal_size_limit`). File plus WAL stay within `max_bytes + size_slack(...)` (docs/deploy.md). A full disk (SQLITE_FULL) is
+`StoreFull`: the transaction is rolled back, nothing is acknowledged, and the next transaction
+tries again.
+
 Not thread-safe by itself: the service drives it from one writer thread. Other components (the
 retraining history) open their own connections to the same file; WAL plus `busy_timeout` lets
 them coexist. The file's schema and its migrations, these tables' and the retraining history's,
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +42,51 @@ from typing import Any, Literal, NamedTuple
 
 from monitor.core import schema
 
-__all__ = ["EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoredEvent"]
+__all__ = [
+    "EVALUATIONS_KEPT", "EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoreFull", "StoredEvent",
+    "size_slack", "wal_limit",
+]
+
+EVALUATIONS_KEPT = 10_000
+"""Evaluations kept per model (the newest), besides the age limit: one is stored per window."""
+_MIN_WAL, _MAX_WAL = 64 * 1024, 4 * 1024**2
+_ROW_OVERHEAD = 128
+"""Bytes an event row takes besides its `raw` JSON (other columns, cell header, its index entries), roughly."""
+_RETRY_AFTER = 10
+
+
+def size_slack(max_bytes: int, largest_batch: int = 0) -> int:
+    """How far the file plus its WAL may exceed `max_bytes` under sustained ingest: twice the larger
+    of `wal_limit(max_bytes)` and the largest ingest batch (its events' bytes).
+
+    The database keeps its bytes in use under `max_bytes - wal_limit` at every ingest commit
+    (`make_room`), and one transaction takes at most `wal_limit` bytes of queued batches (a larger
+    single batch goes alone), so the WAL holds about one transaction: its rows plus the pages its
+    deletes touch, under twice its bytes. 2 MiB → 256 KiB; 64 MiB → 8 MiB (batches under 4 MiB)."""
+    return 2 * max(wal_limit(max_bytes), largest_batch)
+
+
+def wal_limit(max_bytes: int) -> int:
+    """The WAL's share of `max_bytes`: a sixteenth, between 64 KiB and 4 MiB. The WAL is checkpointed
+    at that size and truncated back to it, and the database keeps its bytes in use under the rest."""
+    return max(_MIN_WAL, min(_MAX_WAL, max_bytes // 16))
+
+
+class StoreFull(RuntimeError):
+    """The disk (or the volume) is full: the transaction was rolled back and nothing it held is stored.
+
+    Retry after `retry_after` seconds; the store writes again as soon as space returns."""
+
+    retry_after = _RETRY_AFTER
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: database or disk is full")
+        self.path = path
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "database or disk is full" in str(exc)
 
 
 class EventRow(NamedTuple):
@@ -113,13 +167,21 @@ def _evaluation_row(row: tuple[Any, ...]) -> EvaluationRow:
 class EventStore:
     """The SQLite event log. Use from one thread at a time (see module docstring)."""
 
-    def __init__(self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL", max_bytes: int = 1024**3,
+    ) -> None:
+        """`max_bytes` sizes the WAL (`wal_limit`); the limit itself is enforced by `trim`/`trim_to_size`."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.wal_limit = wal_limit(max_bytes)
+        self.closed = False
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA journal_size_limit={self.wal_limit}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={max(8, self.wal_limit // self._page_size)}")
         self._rec_totals: dict[str, int] = {}
         self._migrate()
         self._rec_totals = dict(
@@ -127,6 +189,7 @@ class EventStore:
         )
 
     def close(self) -> None:
+        self.closed = True
         self._db.close()
 
     def _migrate(self) -> None:
@@ -140,14 +203,19 @@ class EventStore:
     def transaction(self) -> Iterator[None]:
         """One durable transaction: committed (and fsynced) when the block exits without error."""
         totals = self._rec_totals
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            self._rec_totals = totals
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._rec_totals = totals
+                raise
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise StoreFull(self.path) from exc
             raise
 
     # -- events ------------------------------------------------------------------------------------
@@ -321,24 +389,100 @@ class EventStore:
     # -- retention ----------------------------------------------------------------------------------
 
     def used_bytes(self) -> int:
-        """Bytes in use (freed pages are reused, so the file itself does not shrink)."""
-        pages = self._db.execute("PRAGMA page_count").fetchone()[0] - self._db.execute("PRAGMA freelist_count").fetchone()[0]
-        return int(pages * self._db.execute("PRAGMA page_size").fetchone()[0])
+        """Bytes of the database in use (its pages, wherever they are: file or WAL, minus free ones)."""
+        pages = self._pragma("page_count") - self._pragma("freelist_count")
+        return pages * self._page_size
+
+    def size_bytes(self) -> int:
+        """What the store takes on disk: the database file plus its WAL."""
+        total = 0
+        for name in (self.path, Path(f"{self.path}-wal")):
+            try:
+                total += os.stat(name).st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def size_target(self, max_bytes: int) -> int:
+        """Bytes in use above which size retention deletes: `max_bytes` less the WAL's share."""
+        return max(self._page_size, max_bytes - wal_limit(max_bytes))
+
+    def over_size(self, max_bytes: int) -> bool:
+        """Cheap (two pragmas): is the database past `size_target`? Checked after every ingest commit."""
+        return self.used_bytes() > self.size_target(max_bytes)
 
     def trim(self, *, older_than: float, max_bytes: int, batch: int = 2000) -> int:
-        """Delete one batch of the oldest events past the age or size limit; the count deleted.
+        """One step of the periodic retention pass; the events deleted (repeat until 0).
 
-        Small batches in their own transactions keep ingest latency flat: the caller repeats
-        until it returns 0, letting ingest transactions interleave.
+        Oldest events first: those received before `older_than`, then, once none is, as many as
+        bring the bytes in use back under `size_target(max_bytes)`. Also, every call: evaluations
+        evaluated before `older_than` and beyond the newest `EVALUATIONS_KEPT` per model, retraining
+        decisions made before `older_than` (the retraining history keeps at most its newest 10 000
+        per model besides). Small batches in their own transactions keep ingest latency flat: the
+        caller repeats until it returns 0, letting ingest transactions interleave.
         """
         with self.transaction():
             deleted = self._db.execute(
                 "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at < ? ORDER BY seq LIMIT ?)",
                 (older_than, batch),
             ).rowcount
-            if not deleted and self.used_bytes() > max_bytes:
-                deleted = self._db.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (batch,)
-                ).rowcount
+            if not deleted:
+                deleted = self._delete_for_size(max_bytes, batch)
             self._db.execute("DELETE FROM evaluations WHERE evaluated_at < ?", (older_than,))
+            for (model,) in self._db.execute("SELECT DISTINCT model FROM evaluations").fetchall():
+                self._db.execute(
+                    "DELETE FROM evaluations WHERE model = ? AND id <= (SELECT id FROM evaluations"
+                    " WHERE model = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (model, model, EVALUATIONS_KEPT),
+                )
+            self._db.execute("DELETE FROM retrain_decisions WHERE at < ?", (older_than,))
+        self._release()
         return int(deleted)
+
+    def trim_to_size(self, max_bytes: int, *, batch: int = 2000) -> int:
+        """Between the periodic passes: delete the oldest events (at most `batch`) that bring the bytes
+        in use under `size_target(max_bytes)`, give the freed pages back to the file system and
+        checkpoint the WAL; the events deleted (0 when under the target or nothing is left)."""
+        if not self.over_size(max_bytes):
+            return 0
+        with self.transaction():
+            deleted = self._delete_for_size(max_bytes, batch)
+        self._release()
+        return deleted
+
+    def make_room(self, rows: Sequence[EventRow], max_bytes: int) -> int:
+        """Inside the ingest transaction, before `append(rows)`: delete the oldest events that leave
+        room for `rows` under `size_target(max_bytes)`; the events deleted. The pages they free are
+        reused by the rows at once, so the file does not grow past its limit between checks."""
+        return self._delete_for_size(max_bytes, len(rows), sum(len(r.raw) + _ROW_OVERHEAD for r in rows))
+
+    def _delete_for_size(self, max_bytes: int, batch: int, incoming: int = 0) -> int:
+        """Inside a transaction: the oldest events past the size target (counting `incoming` bytes
+        about to be written), or, when no event is left, the oldest evaluations. Deletes a 32nd of
+        the limit more than the excess, so the next delete is not due at the very next commit."""
+        used, target = self.used_bytes() + incoming, self.size_target(max_bytes)
+        if used <= target:
+            return 0
+        excess = used - target + max_bytes // 32
+        first, last = self._db.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+        if first is None:
+            return int(self._db.execute(
+                "DELETE FROM evaluations WHERE id IN (SELECT id FROM evaluations ORDER BY id LIMIT ?)", (max(1, batch // 20),)
+            ).rowcount)
+        per_event = max(1.0, (used - incoming) / (last - first + 1))
+        n = max(1, min(max(batch, 2000), math.ceil(excess / per_event)))
+        return int(self._db.execute("DELETE FROM events WHERE seq < ?", (first + n,)).rowcount)
+
+    def _release(self) -> None:
+        """Give free pages back to the file system and checkpoint (never waiting for readers)."""
+        try:
+            if self._pragma("freelist_count"):
+                self._db.executescript("PRAGMA incremental_vacuum;")  # stepped to the end (execute() frees one page)
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise StoreFull(self.path) from exc
+            raise
+
+    def _pragma(self, name: str) -> int:
+        return int(self._db.execute(f"PRAGMA {name}").fetchone()[0])

@@ -6,7 +6,8 @@ even lazily inside a function. It emits its own `WindowVerdict` to `VerdictListe
 (retraining, for one) adapt it to their own types. Import from this package, not its modules.
 
 Its modules, one concept each:
-- `monitor`   the `Monitor` facade: lifecycle, the background loop, retention, snapshots;
+- `monitor`   the `Monitor` facade: lifecycle, the background loop, snapshots;
+- `retention` the store's age and size limits: the periodic pass and size steps between passes;
 - `state`     what the parts share: config, clock, per-model state, the writer thread, the store;
 - `ingest`    group-commit ingest of `/v1/events` batches (`IngestResult`);
 - `joining`   KServe CloudEvents request/response halves joined on `ce-id` (`CloudEventOutcome`);
@@ -17,6 +18,7 @@ Its modules, one concept each:
 - `verdict`   `WindowVerdict` and the `VerdictListener` protocol.
 """
 
+from monitor.core.store import StoreFull
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
 from monitor.runtime.monitor import Monitor
@@ -31,6 +33,7 @@ __all__ = [
     "IngestResult",
     "ModelSnapshot",
     "Monitor",
+    "StoreFull",
     "UnknownModel",
     "VerdictListener",
     "WindowInfo",

@@ -3,7 +3,9 @@
 The asyncio loop parses each batch on arrival (the writer's SQLite calls release the GIL, so this
 overlaps the commit of earlier batches), queues it and awaits the writer. Batches that queue up
 while the writer commits are committed together in its next transaction (one fsync for all of
-them); each is answered only after that commit, with its own counts.
+them, up to `group_commit_bytes`); each is answered only after that commit, with its own counts.
+The same transaction first deletes the oldest events that would push the store past its size
+target (`EventStore.make_room`), so the file stays within `server.store.max_bytes`.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.capture import CapturedEvent, Record, Rejected, encode_event, event_records
-from monitor.core.store import EventRow, StoredEvent
+from monitor.core.store import EventRow, StoredEvent, StoreFull, wal_limit
 from monitor.runtime.state import RuntimeState
 
-__all__ = ["GroupCommit", "IngestResult", "feed", "prepare"]
+__all__ = ["GroupCommit", "IngestResult", "feed", "group_commit_bytes", "prepare"]
 
 log = logging.getLogger("driftwatch.monitor")
+
+
+
+def group_commit_bytes(max_bytes: int) -> int:
+    """Event bytes one transaction takes from the queue at most (a single larger batch goes alone):
+    the WAL's share of the store (`wal_limit`: 64 KiB to 4 MiB), so one commit's WAL stays near
+    it and the store's size bound (docs/deploy.md) holds under any number of waiting batches."""
+    return wal_limit(max_bytes)
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,19 @@ class GroupCommit:
         return await asyncio.wrap_future(batch.future)
 
     def _commit_queued(self) -> None:
-        """Commit every queued batch (on the writer thread); a no-op when an earlier call took them."""
+        """Commit the queued batches, up to `group_commit_bytes` (on the writer thread); a no-op when an
+        earlier call took them. What is left stays queued for the next call, queued at once."""
         with self._queue_lock:
-            queued, self._queue = self._queue, []
+            size, n, cap = 0, 0, group_commit_bytes(self._state.config.server.store.max_bytes)
+            while n < len(self._queue):
+                more = sum(len(r.raw) for r in self._queue[n].rows)
+                if n and size + more > cap:
+                    break
+                size += more
+                n += 1
+            queued, self._queue = self._queue[:n], self._queue[n:]
+            if self._queue:
+                self._state.writer.submit(self._commit_queued)
         # A batch whose request was cancelled before its turn is not stored (it was never acknowledged).
         batches = [b for b in queued if b.future.set_running_or_notify_cancel()]
         if not batches:
@@ -82,12 +102,18 @@ class GroupCommit:
         state = self._state
         try:
             store = state.require_store()
+            rows = [row for b in batches for row in b.rows]
             with store.transaction():
-                stored = store.append([row for b in batches for row in b.rows])
-        except BaseException as exc:  # every waiting request gets the error, none hangs
+                store.make_room(rows, state.config.server.store.max_bytes)  # freed pages are reused by the rows
+                stored = store.append(rows)
+        except BaseException as exc:  # every waiting request gets the error, none hangs (and none is acknowledged)
             for b in batches:
                 b.future.set_exception(exc)
+            if isinstance(exc, StoreFull):
+                log.warning("store_full path=%s batches_refused=%d", exc.path, len(batches))
+                return
             raise
+        state.on_commit()
         results, start = [], 0
         with state.lock:
             for b in batches:

@@ -55,6 +55,7 @@ class HalfJoiner:
             halves = {half.kind: half, partner.kind: Half.from_json(partner.half)}
             rows, parsed = prepare(state, [join_halves(halves["request"], halves["response"], now)], now)
             stored = store.append(rows)
+        state.on_commit()
         with state.lock:
             feed(state, stored, parsed, now)
         return CloudEventOutcome("joined", rows[0].reason)

@@ -21,12 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
 from monitor.core.config import Config
-from monitor.core.store import EventStore
+from monitor.core.store import EventStore, StoreFull
 from monitor.core.storelock import StoreLock
 from monitor.runtime.evaluator import Evaluator
 from monitor.runtime.ingest import GroupCommit, IngestResult
 from monitor.runtime.joining import CloudEventOutcome, HalfJoiner
 from monitor.runtime.recovery import rebuild
+from monitor.runtime.retention import RETENTION_INTERVAL, Retention
 from monitor.runtime.snapshot import ModelSnapshot
 from monitor.runtime.state import RuntimeState
 from monitor.runtime.verdict import VerdictListener
@@ -34,8 +35,6 @@ from monitor.runtime.verdict import VerdictListener
 __all__ = ["RETENTION_INTERVAL", "Monitor"]
 
 log = logging.getLogger("driftwatch.monitor")
-
-RETENTION_INTERVAL = 60.0
 
 
 class Monitor:
@@ -52,6 +51,8 @@ class Monitor:
     ) -> None:
         self.config = config
         self._state = RuntimeState(config, clock)
+        self._retention = Retention(self._state)
+        self._state.on_commit = self._retention.after_commit
         self._ingest = GroupCommit(self._state)
         self._joiner = HalfJoiner(self._state)
         self._evaluation = Evaluator(self._state, listeners)
@@ -133,7 +134,7 @@ class Monitor:
     def _open(self) -> None:
         cfg = self.config.server.store
         self._store_lock = StoreLock(cfg.path).acquire()  # StoreInUse when another monitor writes this file
-        store = EventStore(cfg.path, synchronous="FULL" if cfg.synchronous == "full" else "NORMAL")
+        store = EventStore(cfg.path, synchronous="FULL" if cfg.synchronous == "full" else "NORMAL", max_bytes=cfg.max_bytes)
         for state in self._state.models.values():
             rebuild(store, state, self._state.clock())
         self._state.store = store
@@ -168,22 +169,11 @@ class Monitor:
                 await loop.run_in_executor(self._evaluator, self.evaluate_due)
                 if self._state.clock() - self._last_retention >= RETENTION_INTERVAL:
                     self._last_retention = self._state.clock()
-                    await self._retention()
+                    await self._retention.run_pass()
             except asyncio.CancelledError:
                 raise
+            except StoreFull as exc:  # ingest answers 503 meanwhile; every step is tried again next turn
+                log.warning("evaluation_loop_store_full path=%s", exc.path)
             except Exception:
                 log.exception("evaluation_loop_error")
             await asyncio.sleep(interval)
-
-    async def _retention(self) -> None:
-        store = self._state.require_store()
-        cfg = self.config.server.store
-        loop = asyncio.get_running_loop()
-        clock = self._state.clock
-        total = 0
-        while deleted := await loop.run_in_executor(
-            self._state.writer, lambda: store.trim(older_than=clock() - cfg.max_age, max_bytes=cfg.max_bytes)
-        ):
-            total += deleted
-        if total:
-            log.info("retention_deleted events=%d", total)

@@ -63,8 +63,14 @@ class RuntimeState:
         }
         self.store: EventStore | None = None
         self.unknown_model_events = 0
+        self.on_commit: Callable[[], None] = _nothing
+        """Called on the writer thread after each ingest commit (the size retention's check)."""
 
     def require_store(self) -> EventStore:
         if self.store is None:
             raise RuntimeError("the monitor is not started")
         return self.store
+
+
+def _nothing() -> None:
+    pass
