@@ -408,8 +408,10 @@ class EventStore:
         return max(self._page_size, max_bytes - wal_limit(max_bytes))
 
     def over_size(self, max_bytes: int) -> bool:
-        """Cheap (two pragmas): is the database past `size_target`? Checked after every ingest commit."""
-        return self.used_bytes() > self.size_target(max_bytes)
+        """Cheap (one pragma): is the database, free pages included, past `size_target`? Checked
+        after every ingest commit; true after a lower limit or other tables' growth, not in steady
+        ingest (`make_room` keeps the pages in use under the target and the rows reuse free ones)."""
+        return self._pragma("page_count") * self._page_size > self.size_target(max_bytes)
 
     def trim(self, *, older_than: float, max_bytes: int, batch: int = 2000) -> int:
         """One step of the periodic retention pass; the events deleted (repeat until 0).
@@ -440,9 +442,9 @@ class EventStore:
         return int(deleted)
 
     def trim_to_size(self, max_bytes: int, *, batch: int = 2000) -> int:
-        """Between the periodic passes: delete the oldest events (at most `batch`) that bring the bytes
-        in use under `size_target(max_bytes)`, give the freed pages back to the file system and
-        checkpoint the WAL; the events deleted (0 when under the target or nothing is left)."""
+        """Between the periodic passes, when `over_size`: delete the oldest events (at most `batch`)
+        that bring the bytes in use under `size_target(max_bytes)`, give the free pages back to the
+        file system and checkpoint the WAL; the events deleted (0 once in use is under the target)."""
         if not self.over_size(max_bytes):
             return 0
         with self.transaction():
@@ -474,11 +476,16 @@ class EventStore:
         return int(self._db.execute("DELETE FROM events WHERE seq < ?", (first + n,)).rowcount)
 
     def _release(self) -> None:
-        """Give free pages back to the file system and checkpoint (never waiting for readers)."""
+        """Give free pages back to the file system, checkpoint (the file shrinks then) and truncate the
+        WAL, which the vacuum filled with moved pages: never waiting for readers."""
         try:
             if self._pragma("freelist_count"):
                 self._db.executescript("PRAGMA incremental_vacuum;")  # stepped to the end (execute() frees one page)
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._db.execute("PRAGMA busy_timeout=0")  # a reader in the way: try again at the next trim, never wait
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                self._db.execute("PRAGMA busy_timeout=30000")
         except sqlite3.OperationalError as exc:
             if _is_full(exc):
                 raise StoreFull(self.path) from exc

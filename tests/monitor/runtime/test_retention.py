@@ -105,3 +105,35 @@ def test_the_limit_holds_through_real_http_ingest(tmp_path: Path) -> None:
             for t in threads:
                 t.join()
     assert max(samples) <= LIMIT + size_slack(LIMIT), f"max {max(samples)} of {len(samples)} samples"
+
+
+def test_a_lowered_limit_shrinks_the_file_at_the_next_commits(tmp_path: Path) -> None:
+    """A store filled under a larger limit: the first commits under the smaller one queue size steps
+    (behind the ingest commits) that bring file and WAL back under the new limit without a restart pass."""
+    big = load(tmp_path, server={"store": {"path": "store/driftwatch.db", "max_bytes": "16MiB"}})
+    small = load(tmp_path, server={"store": {"path": "store/driftwatch.db", "max_bytes": "2MiB"}})
+    path = big.server.store.path
+
+    async def fill() -> None:
+        mon = Monitor(big)
+        await mon.start(background=False)
+        try:
+            for start in range(0, 16_000, 1000):
+                await asyncio.gather(*(mon.ingest(events(range(start + k, start + k + 100))) for k in range(0, 1000, 100)))
+        finally:
+            await mon.stop()
+
+    async def shrink() -> int:
+        mon = Monitor(small)
+        await mon.start(background=False)
+        try:
+            for start in range(16_000, 16_500, 100):
+                await mon.ingest(events(range(start, start + 100)))
+            await asyncio.get_running_loop().run_in_executor(mon._state.writer, lambda: None)  # the queued size steps ran
+            return _on_disk(path)
+        finally:
+            await mon.stop()
+
+    asyncio.run(fill())
+    assert _on_disk(path) > 3 * LIMIT
+    assert asyncio.run(shrink()) <= LIMIT + size_slack(LIMIT)
