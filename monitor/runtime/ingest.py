@@ -29,7 +29,6 @@ __all__ = ["GroupCommit", "IngestResult", "feed", "group_commit_bytes", "prepare
 log = logging.getLogger("driftwatch.monitor")
 
 
-
 def group_commit_bytes(max_bytes: int) -> int:
     """Event bytes one transaction takes from the queue at most (a single larger batch goes alone):
     the WAL's share of the store (`wal_limit`: 64 KiB to 4 MiB), so one commit's WAL stays near
