@@ -29,6 +29,16 @@ COMBINATIONS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "namespaces": ({"rbac": {"namespaces": ["ml", "serving"]}}, ()),
     "cluster-wide": ({"rbac": {"clusterWide": True}}, OPERATOR_API),
     "no-auth-existing-claim": ({"auth": {"enabled": False}, "persistence": {"enabled": True, "existingClaim": "old-store"}}, ()),
+    "read-token-protected-metrics-tls": (
+        {**FORCED_ON, "auth": {"protectMetrics": True, "readToken": {"enabled": True}},
+         "tls": {"enabled": True, "existingSecret": "dw-tls", "serviceMonitor": {"ca": {"secret": {"name": "dw-ca", "key": "ca.crt"}}}}},
+        (),
+    ),
+    "protected-metrics-existing-secrets": (
+        {"auth": {"existingSecret": "team-token", "secretKey": "bearer", "protectMetrics": True,
+                  "readToken": {"enabled": True, "existingSecret": "team-read", "secretKey": "reader"}}},
+        OPERATOR_API,
+    ),
 }
 
 
@@ -113,9 +123,7 @@ def test_embedded_config_points_the_monitor_at_its_volumes_token_and_service(ren
     cfg = parse_config(raw, "rendered ConfigMap")
     assert str(cfg.server.store.path) == "/data/driftwatch.db"
     assert cfg.server.public_url == "http://dw-driftwatch.driftwatch.svc:8080"
-    env = {e["name"]: e for e in monitor_container(objs)["env"]}
-    assert cfg.server.auth_token_env in env
-    assert env[cfg.server.auth_token_env]["valueFrom"]["secretKeyRef"] == {"name": "dw-driftwatch", "key": "token"}
+    assert cfg.server.auth.token_files == [Path("/etc/driftwatch/auth/write/token")]
     assert monitor_container(objs)["workingDir"] == "/data"
     # The reference datasets the config names are the files the mounted ConfigMap holds.
     mount = next(m for m in monitor_container(objs)["volumeMounts"] if m["name"] == "reference")["mountPath"]
@@ -235,28 +243,149 @@ def test_server_settings_and_the_public_url_keep_the_shipped_files(render: Rende
     assert [o for o in by_kind(objs, "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]]
 
 
-def test_existing_secret_replaces_ours(render: Render) -> None:
-    objs = render({"auth": {"existingSecret": "team-token", "secretKey": "bearer", "envVar": "DW_TOKEN"}})
-    assert not by_kind(objs, "Secret")
-    env = {e["name"]: e for e in monitor_container(objs)["env"]}
-    assert env["DW_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "team-token", "key": "bearer"}
-    assert parse_config(embedded_config(objs)).server.auth_token_env == "DW_TOKEN"
+def mounted_secret_file(objs: list[dict[str, Any]], path: Path) -> tuple[str, str]:
+    """(Secret name, key) whose mounted file is `path` in the monitor container: a whole-Secret volume
+    mounted without subPath (the kubelet never refreshes a subPath mount, so rotation would need a restart)."""
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [m for m in monitor_container(objs)["volumeMounts"] if path.parent == Path(m["mountPath"])]
+    assert "subPath" not in mount
+    return volumes[mount["name"]]["secret"]["secretName"], path.name
 
 
-def test_given_token_is_stored_and_rolls_the_pod(render: Render) -> None:
-    first = render({"auth": {"token": "s3cret-one"}})
-    secret = one(first, "Secret")
-    assert secret["data"]["token"] == "czNjcmV0LW9uZQ=="  # base64("s3cret-one")
-    second = render({"auth": {"token": "s3cret-two"}})
-    annotations = [one(o, "Deployment")["spec"]["template"]["metadata"]["annotations"] for o in (first, second)]
-    assert annotations[0]["checksum/token"] != annotations[1]["checksum/token"]
+def test_the_token_secret_is_mounted_where_the_config_reads_it(render: Render) -> None:
+    objs = render()
+    (token_file,) = parse_config(embedded_config(objs)).server.auth.token_files
+    assert mounted_secret_file(objs, token_file) == ("dw-driftwatch", "token")
 
 
-def test_without_auth_there_is_no_secret_and_no_token_env(render: Render) -> None:
-    objs = render({"auth": {"enabled": False}})
-    assert not by_kind(objs, "Secret")
-    assert all(e["name"] != "DRIFTWATCH_TOKEN" for e in monitor_container(objs)["env"])
+def test_the_monitor_reads_no_token_from_the_environment(render: Render) -> None:
+    objs = render()
     assert parse_config(embedded_config(objs)).server.auth_token_env is None
+    assert all(e["name"] != "DRIFTWATCH_TOKEN" for e in monitor_container(objs)["env"])
+
+
+def test_existing_secret_replaces_ours(render: Render) -> None:
+    objs = render({"auth": {"existingSecret": "team-token", "secretKey": "bearer"}})
+    assert not by_kind(objs, "Secret")
+    (token_file,) = parse_config(embedded_config(objs)).server.auth.token_files
+    assert mounted_secret_file(objs, token_file) == ("team-token", "bearer")
+
+
+def test_given_token_is_stored(render: Render) -> None:
+    secret = one(render({"auth": {"token": "s3cret-one"}}), "Secret")
+    assert secret["data"]["token"] == "czNjcmV0LW9uZQ=="  # base64("s3cret-one")
+
+
+def test_a_new_token_does_not_roll_the_pod(render: Render) -> None:
+    """The monitor re-reads the mounted file: rotating must not restart it (and drop in-flight windows)."""
+    templates = [one(render({"auth": {"token": t}}), "Deployment")["spec"]["template"] for t in ("s3cret-one", "s3cret-two")]
+    assert templates[0] == templates[1]
+
+
+def test_read_tokens_come_from_their_own_mounted_secret(render: Render) -> None:
+    objs = render({"auth": {"readToken": {"enabled": True, "token": "r3ader"}}})
+    (read_file,) = parse_config(embedded_config(objs)).server.auth.read_token_files
+    assert mounted_secret_file(objs, read_file) == ("dw-driftwatch-read", "token")
+    assert one(objs, "Secret", "dw-driftwatch-read")["data"]["token"] == "cjNhZGVy"  # base64("r3ader")
+
+
+def test_read_tokens_are_off_by_default(render: Render) -> None:
+    assert parse_config(embedded_config(render())).server.auth.read_token_files == []
+
+
+def test_without_auth_there_is_no_secret_and_no_token(render: Render) -> None:
+    objs = render({"auth": {"enabled": False, "readToken": {"enabled": True}, "protectMetrics": True}})
+    assert not by_kind(objs, "Secret")
+    assert not [v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    cfg = parse_config(embedded_config(objs))
+    assert cfg.server.auth_token_env is None
+    assert cfg.server.auth.token_files == []
+    assert cfg.server.auth.protect_metrics is False
+
+
+# --- /metrics protection and TLS ------------------------------------------------------------------
+
+def service_monitor_endpoint(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    service_monitor = one(objs, "ServiceMonitor")
+    validate(service_monitor)
+    (endpoint,) = service_monitor["spec"]["endpoints"]
+    return endpoint
+
+
+def test_metrics_are_open_by_default(render: Render) -> None:
+    objs = render(FORCED_ON)
+    assert parse_config(embedded_config(objs)).server.auth.protect_metrics is False
+    assert "authorization" not in service_monitor_endpoint(objs)
+
+
+def test_protected_metrics_are_set_in_the_config(render: Render) -> None:
+    objs = render({**FORCED_ON, "auth": {"protectMetrics": True}})
+    assert parse_config(embedded_config(objs)).server.auth.protect_metrics is True
+
+
+def test_protected_metrics_scrape_with_the_write_token_without_a_read_token(render: Render) -> None:
+    objs = render({**FORCED_ON, "auth": {"protectMetrics": True}})
+    credentials = {"name": "dw-driftwatch", "key": "token"}
+    assert service_monitor_endpoint(objs)["authorization"] == {"type": "Bearer", "credentials": credentials}
+
+
+def test_protected_metrics_scrape_with_the_read_token(render: Render) -> None:
+    objs = render({**FORCED_ON, "auth": {"protectMetrics": True, "readToken": {"enabled": True, "existingSecret": "ro", "secretKey": "k"}}})
+    assert service_monitor_endpoint(objs)["authorization"] == {"type": "Bearer", "credentials": {"name": "ro", "key": "k"}}
+
+
+def test_the_scrape_credential_is_a_token_the_monitor_accepts(render: Render) -> None:
+    objs = render({**FORCED_ON, "auth": {"protectMetrics": True, "readToken": {"enabled": True}}})
+    credentials = service_monitor_endpoint(objs)["authorization"]["credentials"]
+    (read_file,) = parse_config(embedded_config(objs)).server.auth.read_token_files
+    assert mounted_secret_file(objs, read_file) == (credentials["name"], credentials["key"])
+
+
+TLS = {"tls": {"enabled": True, "existingSecret": "dw-tls"}}
+
+
+def test_tls_serves_the_mounted_certificate(render: Render) -> None:
+    objs = render(TLS)
+    tls = parse_config(embedded_config(objs)).server.tls
+    assert tls is not None
+    assert mounted_secret_file(objs, tls.cert_file) == ("dw-tls", "tls.crt")
+    assert mounted_secret_file(objs, tls.key_file) == ("dw-tls", "tls.key")
+
+
+@pytest.mark.parametrize("probe", ["startupProbe", "livenessProbe", "readinessProbe"])
+def test_tls_probes_use_https(render: Render, probe: str) -> None:
+    assert monitor_container(render(TLS))[probe]["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_without_tls_probes_use_http(render: Render) -> None:
+    assert "scheme" not in monitor_container(render())["readinessProbe"]["httpGet"]
+
+
+def test_tls_service_monitor_scrapes_https(render: Render) -> None:
+    assert service_monitor_endpoint(render({**FORCED_ON, **TLS}))["scheme"] == "https"
+
+
+def test_tls_service_monitor_verifies_the_service_name(render: Render) -> None:
+    tls_config = service_monitor_endpoint(render({**FORCED_ON, **TLS}))["tlsConfig"]
+    assert tls_config == {"serverName": "dw-driftwatch.driftwatch.svc", "insecureSkipVerify": False}
+
+
+def test_tls_service_monitor_takes_the_ca(render: Render) -> None:
+    ca = {"secret": {"name": "dw-ca", "key": "ca.crt"}}
+    objs = render({**FORCED_ON, "tls": {**TLS["tls"], "serviceMonitor": {"ca": ca}}})
+    assert service_monitor_endpoint(objs)["tlsConfig"]["ca"] == ca
+
+
+def test_tls_urls_are_https(render: Render) -> None:
+    assert parse_config(embedded_config(render(TLS))).server.public_url == "https://dw-driftwatch.driftwatch.svc:8080"
+
+
+def test_tls_without_a_secret_fails_the_render(helm, tmp_path: Path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"tls": {"enabled": True}}))
+    proc = helm("template", "dw", str(CHART), "--values", str(values_file), check=False)
+    assert "/tls/existingSecret" in proc.stderr
 
 
 def test_config_changes_roll_the_pod_and_unrelated_changes_do_not(render: Render) -> None:

@@ -52,9 +52,33 @@ app.kubernetes.io/part-of: driftwatch
 {{- default (include "driftwatch.fullname" .) .Values.auth.existingSecret }}
 {{- end }}
 
-{{/* In-cluster URL of the monitor (what sidecars and the KServe logger send to). */}}
+{{/* The Secret holding the read token(s) (`auth.readToken`): the user's existing one or ours. */}}
+{{- define "driftwatch.readSecretName" -}}
+{{- default (printf "%s-read" (include "driftwatch.fullname" .)) .Values.auth.readToken.existingSecret }}
+{{- end }}
+
+{{/* Where the token Secrets are mounted (whole Secrets, never subPath: the kubelet then refreshes the files on rotation). */}}
+{{- define "driftwatch.tokenDir" -}}/etc/driftwatch/auth/write{{- end }}
+{{- define "driftwatch.readTokenDir" -}}/etc/driftwatch/auth/read{{- end }}
+{{- define "driftwatch.tlsDir" -}}/etc/driftwatch/tls{{- end }}
+
+{{/* The Service's DNS name. */}}
+{{- define "driftwatch.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "driftwatch.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/* In-cluster URL of the monitor (what sidecars and the KServe logger send to); https with `tls.enabled`. */}}
 {{- define "driftwatch.monitorURL" -}}
-{{- printf "http://%s.%s.svc:%d" (include "driftwatch.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- printf "%s://%s:%d" (ternary "https" "http" .Values.tls.enabled) (include "driftwatch.serviceHost" .) (int .Values.service.port) }}
+{{- end }}
+
+{{/* A probe from values, with `scheme: HTTPS` on its httpGet when the monitor serves TLS. */}}
+{{- define "driftwatch.probe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if and .root.Values.tls.enabled (get $probe "httpGet") }}
+{{- $_ := set $probe "httpGet" (merge (dict "scheme" "HTTPS") (deepCopy (get $probe "httpGet"))) }}
+{{- end }}
+{{- toYaml $probe }}
 {{- end }}
 
 {{/* Where users reach the monitor (report links in alerts): `config.server.public_url`, else the Service. */}}
@@ -70,7 +94,7 @@ app.kubernetes.io/part-of: driftwatch
 
 {{/*
 The driftwatch config as rendered into the ConfigMap: the user's `config` with the fields the chart
-owns (listen address, store path on the persistence mount, token env var, public URL) filled in.
+owns (listen address, store path on the persistence mount, token files, TLS files, public URL) filled in.
 */}}
 {{- define "driftwatch.config" -}}
 {{- $cfg := deepCopy .Values.config }}
@@ -78,10 +102,22 @@ owns (listen address, store path on the persistence mount, token env var, public
 {{- $_ := set $server "host" "0.0.0.0" }}
 {{- $_ := set $server "port" (int (include "driftwatch.containerPort" .)) }}
 {{- $_ := set $server "public_url" (include "driftwatch.publicURL" .) }}
-{{- if .Values.auth.enabled }}
-{{- $_ := set $server "auth_token_env" .Values.auth.envVar }}
-{{- else }}
+{{- /* The monitor reads its tokens from the mounted Secrets (re-read on change), not from an env var. */}}
 {{- $_ := set $server "auth_token_env" nil }}
+{{- if .Values.auth.enabled }}
+{{- $auth := default dict (get $server "auth") }}
+{{- $_ := set $auth "token_files" (list (printf "%s/%s" (include "driftwatch.tokenDir" .) .Values.auth.secretKey)) }}
+{{- if .Values.auth.readToken.enabled }}
+{{- $_ := set $auth "read_token_files" (list (printf "%s/%s" (include "driftwatch.readTokenDir" .) .Values.auth.readToken.secretKey)) }}
+{{- end }}
+{{- $_ := set $auth "protect_metrics" .Values.auth.protectMetrics }}
+{{- $_ := set $server "auth" $auth }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.existingSecret }}
+{{- fail "tls.enabled needs tls.existingSecret: a kubernetes.io/tls Secret (keys tls.crt, tls.key) for the Service's DNS name" }}
+{{- end }}
+{{- $_ := set $server "tls" (dict "cert_file" (printf "%s/tls.crt" (include "driftwatch.tlsDir" .)) "key_file" (printf "%s/tls.key" (include "driftwatch.tlsDir" .))) }}
 {{- end }}
 {{- $store := default dict (get $server "store") }}
 {{- $_ := set $store "path" (printf "%s/driftwatch.db" (trimSuffix "/" .Values.persistence.mountPath)) }}
