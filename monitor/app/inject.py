@@ -2,7 +2,8 @@
 
 - apps/v1 Deployment: the capture sidecar container is added to the pod template on its own port,
   named `driftwatch-capture`, with probes, resources, a locked-down securityContext, emptyDir volumes
-  for its spool and /tmp, and the bearer token from a Secret. The pod template is labelled
+  for its spool and /tmp, and the bearer token from a Secret mounted as a file (`--token-file`: the
+  sidecar re-reads it when the kubelet refreshes it, so a rotated token needs no restart). The pod template is labelled
   `driftwatch.io/capture: "true"` for the chart's PodMonitor. The model container keeps its port, so
   nothing breaks on apply; requests go through the sidecar once the model's Service `targetPort`
   points at `driftwatch-capture` (a note says which Service, when one is in the input).
@@ -32,7 +33,9 @@ CONTAINER_NAME = "driftwatch-sidecar"
 PORT_NAME = "driftwatch-capture"
 SPOOL_VOLUME = "driftwatch-spool"
 TMP_VOLUME = "driftwatch-tmp"
+TOKEN_VOLUME = "driftwatch-token"
 SPOOL_DIR = "/var/spool/driftwatch"
+TOKEN_DIR = "/var/run/secrets/driftwatch"
 CAPTURE_LABEL = ("driftwatch.io/capture", "true")
 DEFAULT_IMAGE = f"ghcr.io/driftwatch/driftwatch:{__version__}"
 DEFAULT_RESOURCES: dict[str, Any] = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
@@ -60,7 +63,6 @@ class InjectOptions:
     port: int = 8081
     token_secret: str | None = None
     token_key: str = "token"
-    token_env: str = "DRIFTWATCH_TOKEN"
     name: str | None = None
     """Inject only into the object with this metadata.name (when the input holds several)."""
     resources: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
@@ -98,12 +100,11 @@ def sidecar_container(opts: InjectOptions, model: str, upstream_port: int) -> di
         "--spool-dir", SPOOL_DIR,
     ]
     container: dict[str, Any] = {"name": CONTAINER_NAME, "image": opts.image, "imagePullPolicy": "IfNotPresent", "args": args}
+    mounts: list[dict[str, Any]] = [{"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}, {"name": TMP_VOLUME, "mountPath": "/tmp"}]
     if opts.token_secret:
-        args += ["--token-env", opts.token_env]
-        container["env"] = [{
-            "name": opts.token_env,
-            "valueFrom": {"secretKeyRef": {"name": opts.token_secret, "key": opts.token_key}},
-        }]
+        # A whole-Secret volume, never subPath (the kubelet does not refresh subPath mounts).
+        args += ["--token-file", f"{TOKEN_DIR}/{opts.token_key}"]
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
     container.update({
         "ports": [{"name": PORT_NAME, "containerPort": opts.port, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/driftwatch/readyz", "port": PORT_NAME}, "periodSeconds": 5},
@@ -118,17 +119,22 @@ def sidecar_container(opts: InjectOptions, model: str, upstream_port: int) -> di
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}, {"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     })
     return container
 
 
-def sidecar_volumes() -> list[dict[str, Any]]:
+def sidecar_volumes(opts: InjectOptions | None = None) -> list[dict[str, Any]]:
+    """The sidecar's volumes: spool, /tmp and, with `opts.token_secret`, the token Secret."""
     # The spool outlives monitor outages up to the sidecar's --spool-max-bytes (256MiB by default).
-    return [
+    volumes: list[dict[str, Any]] = [
         {"name": SPOOL_VOLUME, "emptyDir": {"sizeLimit": "512Mi"}},
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}},
     ]
+    if opts is not None and opts.token_secret:
+        # 0444: the sidecar's user (10001) reads it whatever the model pod's fsGroup.
+        volumes.append({"name": TOKEN_VOLUME, "secret": {"secretName": opts.token_secret, "defaultMode": 0o444}})
+    return volumes
 
 
 def _mapping(node: Any, path: str, where: str) -> dict[str, Any]:
@@ -202,7 +208,9 @@ def _inject_deployment(doc: dict[str, Any], opts: InjectOptions, where: str) -> 
     volumes = pod.get("volumes") or []
     if not isinstance(volumes, list):
         raise InjectError(f"{where}: `spec.template.spec.volumes` must be a list")
-    for volume in sidecar_volumes():
+    if not opts.token_secret:  # injected before with a token: its Secret volume goes with the mount
+        volumes = [v for v in volumes if not (isinstance(v, dict) and v.get("name") == TOKEN_VOLUME)]
+    for volume in sidecar_volumes(opts):
         volumes = _replace_named(volumes, volume)
     pod["volumes"] = volumes
     metadata = _own(template, "metadata", "spec.template.metadata", where, optional=True)
@@ -227,7 +235,10 @@ def _inject_isvc(doc: dict[str, Any], opts: InjectOptions, where: str, notes: li
         notes.append(f"{where}: replaced the predictor's logger (was {old.get('url')!r})")
     predictor["logger"] = {"mode": "all", "url": url}
     if opts.token_secret:
-        notes.append(f"{where}: the KServe logger sends no credentials; let {url} accept it without a token (e.g. a NetworkPolicy instead)")
+        notes.append(
+            f"{where}: the KServe logger sends no Authorization header; with auth on, enable server.auth.cloudevents_path_token "
+            f"and put a write token in the logger URL ({url}/<token>), see docs/deploy.md"
+        )
     return doc
 
 

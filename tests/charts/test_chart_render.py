@@ -511,7 +511,7 @@ def test_notes_print_the_same_sidecar_as_driftwatch_inject(helm) -> None:
     expected = sidecar_container(opts, "MODEL-NAME", 1)
     expected["args"][expected["args"].index("http://127.0.0.1:1")] = "http://127.0.0.1:MODEL-PORT"
     assert container == expected
-    assert volumes == sidecar_volumes()
+    assert volumes == sidecar_volumes(opts)
 
 
 def test_container_args_are_accepted_by_the_driftwatch_cli(render: Render) -> None:

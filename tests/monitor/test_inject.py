@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -88,17 +89,17 @@ def test_deployment_gets_a_valid_sidecar_on_its_own_port() -> None:
     sidecar = containers[CONTAINER_NAME]
     assert sidecar["args"] == [
         "sidecar", "--upstream", "http://127.0.0.1:8000", "--monitor", MONITOR, "--model", "wine",
-        "--port", "8081", "--spool-dir", "/var/spool/driftwatch", "--token-env", "DRIFTWATCH_TOKEN",
+        "--port", "8081", "--spool-dir", "/var/spool/driftwatch", "--token-file", "/var/run/secrets/driftwatch/token",
     ]
     assert sidecar["ports"] == [{"name": PORT_NAME, "containerPort": 8081, "protocol": "TCP"}]
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/driftwatch/readyz", "port": PORT_NAME}
     assert sidecar["livenessProbe"]["httpGet"] == {"path": "/driftwatch/healthz", "port": PORT_NAME}
-    assert sidecar["env"] == [{"name": "DRIFTWATCH_TOKEN", "valueFrom": {"secretKeyRef": {"name": "dw-driftwatch", "key": "token"}}}]
+    assert "env" not in sidecar
     security = sidecar["securityContext"]
     assert security["readOnlyRootFilesystem"] and security["runAsNonRoot"] and security["capabilities"] == {"drop": ["ALL"]}
     assert sidecar["resources"]["limits"]["memory"]
     volumes = {v["name"]: v for v in pod(deployment)["volumes"]}
-    assert set(volumes) == {"cache", "driftwatch-spool", "driftwatch-tmp"} and "emptyDir" in volumes["driftwatch-spool"]
+    assert set(volumes) == {"cache", "driftwatch-spool", "driftwatch-tmp", "driftwatch-token"} and "emptyDir" in volumes["driftwatch-spool"]
     assert {m["name"] for m in sidecar["volumeMounts"]} <= set(volumes)
     # The model container, its probes, the selector and replicas are as they were.
     original = yaml.safe_load(DEPLOYMENT)
@@ -117,9 +118,10 @@ def test_sidecar_args_are_accepted_by_driftwatch_sidecar() -> None:
     docs, _, _ = run(DEPLOYMENT, model="wine", token_secret="tok")
     args = pod(docs[0])["containers"][1]["args"]
     ctx = get_command(app).commands[args[0]].make_context(args[0], args[1:])  # type: ignore[attr-defined]
-    params = {k: ctx.params[k] for k in ("upstream", "monitor", "model", "port", "token_env", "spool_dir")}
-    settings = build_settings(**params, environ={"DRIFTWATCH_TOKEN": "s3cret"})
-    assert (settings.upstream.port, settings.port, settings.token) == (8000, 8081, "s3cret")
+    params = {k: ctx.params[k] for k in ("upstream", "monitor", "model", "port", "token_env", "token_file", "spool_dir")}
+    settings = build_settings(**params, environ={})
+    assert (settings.upstream.port, settings.port) == (8000, 8081)
+    assert settings.token_file == Path("/var/run/secrets/driftwatch/token")
     assert str(settings.spool_dir) == pod(docs[0])["containers"][1]["volumeMounts"][0]["mountPath"]
 
 
@@ -132,6 +134,35 @@ def test_injecting_twice_changes_nothing_and_other_documents_pass_through_verbat
     assert once.endswith("data: {k: v}  # keep\n")
     assert [c["name"] for c in pod(list(yaml.safe_load_all(twice))[1])["containers"]] == ["model", CONTAINER_NAME]
     assert notes == ["Service wine: set targetPort of port http to driftwatch-capture so requests pass through the sidecar"]
+
+
+def token_mount(deployment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sidecar's mount of the token volume and that volume."""
+    sidecar = next(c for c in pod(deployment)["containers"] if c["name"] == CONTAINER_NAME)
+    (mount,) = [m for m in sidecar["volumeMounts"] if m["name"] == "driftwatch-token"]
+    (volume,) = [v for v in pod(deployment)["volumes"] if v["name"] == "driftwatch-token"]
+    return mount, volume
+
+
+def test_the_token_file_is_in_the_mounted_secret() -> None:
+    docs, _, _ = run(DEPLOYMENT, model="wine", token_secret="dw-driftwatch", token_key="bearer")
+    args = next(c for c in pod(docs[0])["containers"] if c["name"] == CONTAINER_NAME)["args"]
+    mount, _ = token_mount(docs[0])
+    assert Path(args[args.index("--token-file") + 1]) == Path(mount["mountPath"]) / "bearer"
+
+
+def test_the_token_secret_is_a_whole_volume_the_sidecar_user_can_read() -> None:
+    """No subPath (the kubelet would never refresh the file); readable without an fsGroup in the model pod."""
+    docs, _, _ = run(DEPLOYMENT, model="wine", token_secret="dw-driftwatch")
+    mount, volume = token_mount(docs[0])
+    assert "subPath" not in mount
+    assert volume["secret"] == {"secretName": "dw-driftwatch", "defaultMode": 0o444}
+
+
+def test_reinjecting_without_a_token_drops_the_token_volume() -> None:
+    _, _, first = run(DEPLOYMENT, model="wine", token_secret="dw-driftwatch")
+    docs, _, _ = run(first, model="wine")
+    assert "driftwatch-token" not in [v["name"] for v in pod(docs[0])["volumes"]]
 
 
 def test_reinjecting_with_new_flags_updates_the_sidecar_in_place() -> None:

@@ -231,14 +231,8 @@ identical). Call with (dict "root" $ "upstreamPort" N "model" NAME).
     - --spool-dir
     - /var/spool/driftwatch
     {{- if $v.auth.enabled }}
-    - --token-env
-    - {{ $v.auth.envVar }}
-  env:
-    - name: {{ $v.auth.envVar }}
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "driftwatch.secretName" .root }}
-          key: {{ $v.auth.secretKey }}
+    - --token-file
+    - /var/run/secrets/driftwatch/{{ $v.auth.secretKey }}
     {{- end }}
   ports:
     - name: driftwatch-capture
@@ -272,9 +266,14 @@ identical). Call with (dict "root" $ "upstreamPort" N "model" NAME).
       mountPath: /var/spool/driftwatch
     - name: driftwatch-tmp
       mountPath: /tmp
+    {{- if $v.auth.enabled }}
+    - name: driftwatch-token
+      mountPath: /var/run/secrets/driftwatch
+      readOnly: true
+    {{- end }}
 {{- end }}
 
-{{/* The sidecar's emptyDir volumes, as `driftwatch inject` adds them (spool up to --spool-max-bytes, 256MiB by default). */}}
+{{/* The sidecar's volumes, as `driftwatch inject` adds them: emptyDirs (spool up to --spool-max-bytes, 256MiB by default) and the token Secret (a copy in the model's namespace, same name). */}}
 {{- define "driftwatch.sidecarVolumes" -}}
 - name: driftwatch-spool
   emptyDir:
@@ -282,4 +281,10 @@ identical). Call with (dict "root" $ "upstreamPort" N "model" NAME).
 - name: driftwatch-tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- if .Values.auth.enabled }}
+- name: driftwatch-token
+  secret:
+    secretName: {{ include "driftwatch.secretName" . }}
+    defaultMode: 0444
+{{- end }}
 {{- end }}

@@ -83,7 +83,7 @@ def inject(
     image: Annotated[str | None, typer.Option(help="Sidecar image (default: ghcr.io/driftwatch/driftwatch:<this version>).")] = None,
     upstream_port: Annotated[int | None, typer.Option(help="The model server's port (default: the first container's first TCP port).")] = None,
     port: Annotated[int, typer.Option(help="Port the sidecar listens on (named driftwatch-capture).")] = 8081,
-    token_secret: Annotated[str | None, typer.Option(help="Secret with the monitor's bearer token (key: --token-key).")] = None,
+    token_secret: Annotated[str | None, typer.Option(help="Secret with the monitor's bearer token (key: --token-key), mounted as a file and passed as --token-file: a rotated Secret is picked up without a restart.")] = None,
     token_key: Annotated[str, typer.Option(help="Key of the token in --token-secret.")] = "token",
     name: Annotated[str | None, typer.Option(help="Only the object with this metadata.name (when the input holds several).")] = None,
 ) -> None:
