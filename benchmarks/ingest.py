@@ -41,14 +41,15 @@ RANDOM_IDS = False
 """Random ids scatter the store's (model, id) index: more pages written per commit than sequential ones."""
 
 
-def write_config(workdir: Path, synchronous: str) -> Path:
+def write_config(workdir: Path, store: dict[str, Any]) -> Path:
+    """A one-model config (20 numeric features, KServe v1) with `store` as `server.store`."""
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({f"x{i}": rng.normal(0, 1, 2000) for i in range(N_FEATURES)})
     ref["score"] = rng.uniform(0, 1, 2000)
     ref.to_csv(workdir / "reference.csv", index=False)
     config = {
         "version": 1,
-        "server": {"evaluation_interval": "1s", "max_body_bytes": "64MiB", "store": {"path": "bench.db", "synchronous": synchronous}},
+        "server": {"evaluation_interval": "1s", "max_body_bytes": "64MiB", "store": store},
         "models": [{
             "name": "bench",
             "protocol": "kserve_v1",
@@ -106,7 +107,7 @@ def free_port() -> int:
 
 def http_case(workdir: Path, synchronous: str, batch: int, n_events: int, clients: int) -> dict[str, float]:
     case_dir = Path(tempfile.mkdtemp(dir=workdir))
-    config = write_config(case_dir, synchronous)
+    config = write_config(case_dir, {"path": "bench.db", "synchronous": synchronous})
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config), "--port", str(port)],

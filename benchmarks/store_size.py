@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -30,43 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.ingest import N_FEATURES, write_config
 from monitor.capture import CapturedEvent
 from monitor.core.config import load_config
-from monitor.core.store import EventStore, size_slack
+from monitor.core.store import EventStore, disk_bytes, size_slack
 from monitor.core.units import parse_size
 from monitor.runtime import Monitor
 from monitor.runtime.retention import Retention
 
-N_FEATURES = 20
 BATCH = 100
 IN_FLIGHT = 10
-
-
-def write_config(workdir: Path, max_bytes: str) -> Path:
-    rng = np.random.default_rng(0)
-    ref = pd.DataFrame({f"x{i}": rng.normal(0, 1, 2000) for i in range(N_FEATURES)})
-    ref["score"] = rng.uniform(0, 1, 2000)
-    ref.to_csv(workdir / "reference.csv", index=False)
-    config = {
-        "version": 1,
-        "server": {"evaluation_interval": "1s", "store": {"path": str(workdir / "bench.db"), "max_bytes": max_bytes}},
-        "models": [{
-            "name": "bench",
-            "protocol": "kserve_v1",
-            "features": [{"name": f"x{i}", "type": "numeric", "source": {"index": i}} for i in range(N_FEATURES)],
-            "outputs": [{"name": "score", "type": "numeric", "source": {"key": "score"}}],
-            "reference": {"path": "reference.csv"},
-            "window": {"records": 5000, "step": 2500, "min_records": 100},
-        }],
-    }
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def batch(first: int, rng: np.random.Generator) -> list[CapturedEvent]:
@@ -82,19 +57,9 @@ def batch(first: int, rng: np.random.Generator) -> list[CapturedEvent]:
     return out
 
 
-def on_disk(path: Path) -> int:
-    total = 0
-    for name in (path, Path(f"{path}-wal")):
-        try:
-            total += os.stat(name).st_size
-        except FileNotFoundError:
-            pass
-    return total
-
-
 async def run(mode: str, n_events: int, max_bytes: str) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"store-size-{mode}-"))
-    config = load_config(write_config(workdir, max_bytes))
+    config = load_config(write_config(workdir, {"path": str(workdir / "bench.db"), "max_bytes": max_bytes}))
     path = config.server.store.path
     saved = EventStore.make_room, Retention.after_commit
     if mode == "baseline":
@@ -105,7 +70,7 @@ async def run(mode: str, n_events: int, max_bytes: str) -> dict[str, Any]:
 
     def sample() -> None:
         while not done.is_set():
-            samples.append(on_disk(path))
+            samples.append(disk_bytes(path))
             time.sleep(0.005)
 
     mon = Monitor(config)
@@ -127,7 +92,7 @@ async def run(mode: str, n_events: int, max_bytes: str) -> dict[str, Any]:
         sampler.join()
         await mon.stop()
         EventStore.make_room, Retention.after_commit = saved  # type: ignore[method-assign]
-    samples.append(on_disk(path))
+    samples.append(disk_bytes(path))
     store = EventStore(path)
     kept = sum(store.count_events().values())
     store.close()

@@ -43,8 +43,16 @@ from typing import Any, Literal, NamedTuple
 from monitor.core import schema
 
 __all__ = [
-    "EVALUATIONS_KEPT", "EvaluationRow", "EventRow", "EventStore", "PendingHalf", "StoreFull", "StoredEvent",
-    "size_slack", "wal_limit",
+    "EVALUATIONS_KEPT",
+    "EvaluationRow",
+    "EventRow",
+    "EventStore",
+    "PendingHalf",
+    "StoreFull",
+    "StoredEvent",
+    "disk_bytes",
+    "size_slack",
+    "wal_limit",
 ]
 
 EVALUATIONS_KEPT = 10_000
@@ -53,6 +61,17 @@ _MIN_WAL, _MAX_WAL = 64 * 1024, 4 * 1024**2
 _ROW_OVERHEAD = 128
 """Bytes an event row takes besides its `raw` JSON (other columns, cell header, its index entries), roughly."""
 _RETRY_AFTER = 10
+
+
+def disk_bytes(path: str | Path) -> int:
+    """What the store takes on disk now: the file plus its WAL (what `max_bytes` bounds)."""
+    total = 0
+    for name in (Path(path), Path(f"{path}-wal")):
+        try:
+            total += name.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def size_slack(max_bytes: int, largest_batch: int = 0) -> int:

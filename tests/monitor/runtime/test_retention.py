@@ -5,7 +5,6 @@ ingests many times its limit through the real store (and once through real HTTP)
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,22 +15,12 @@ import httpx
 
 from monitor.app.api import create_app
 from monitor.capture import encode_event
-from monitor.core.store import EventStore, size_slack
+from monitor.core.store import EventStore, disk_bytes, size_slack
 from monitor.runtime import Monitor
 from tests.monitor.ingest_helpers import event, load, serve_in_thread
 from tests.monitor.runtime.runtime_helpers import events
 
 LIMIT = 2 * 1024**2
-
-
-def _on_disk(path: Path) -> int:
-    total = 0
-    for name in (path, Path(f"{path}-wal")):
-        try:
-            total += os.stat(name).st_size
-        except FileNotFoundError:
-            pass
-    return total
 
 
 @contextmanager
@@ -42,7 +31,7 @@ def sampled(path: Path) -> Iterator[list[int]]:
 
     def run() -> None:
         while not done.is_set():
-            samples.append(_on_disk(path))
+            samples.append(disk_bytes(path))
             time.sleep(0.001)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -52,7 +41,7 @@ def sampled(path: Path) -> Iterator[list[int]]:
     finally:
         done.set()
         thread.join()
-        samples.append(_on_disk(path))
+        samples.append(disk_bytes(path))
 
 
 def test_the_store_stays_within_its_limit_under_sustained_ingest(tmp_path: Path) -> None:
@@ -130,10 +119,10 @@ def test_a_lowered_limit_shrinks_the_file_at_the_next_commits(tmp_path: Path) ->
             for start in range(16_000, 16_500, 100):
                 await mon.ingest(events(range(start, start + 100)))
             await asyncio.get_running_loop().run_in_executor(mon._state.writer, lambda: None)  # the queued size steps ran
-            return _on_disk(path)
+            return disk_bytes(path)
         finally:
             await mon.stop()
 
     asyncio.run(fill())
-    assert _on_disk(path) > 3 * LIMIT
+    assert disk_bytes(path) > 3 * LIMIT
     assert asyncio.run(shrink()) <= LIMIT + size_slack(LIMIT)
