@@ -1,6 +1,6 @@
-"""A full disk, for real: `driftwatch serve` with its store on a 4 MiB tmpfs (mounted by the test;
-skipped where mounting is not allowed), filled by a filler file. Ingest answers 503 `storage_full`
-with `Retry-After` and acknowledges nothing; nothing acknowledged before is lost; once the filler
+"""A full disk, for real: `driftwatch serve` with its store on a 4 MiB tmpfs mounted by the test
+(so it needs root, as CI has; it fails rather than skips where it cannot mount), filled by a
+filler file. Ingest answers 503 `storage_full` with `Retry-After` and acknowledges nothing; nothing acknowledged before is lost; once the filler
 is deleted the monitor accepts again by itself, without a restart."""
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "small"
     mount.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        pytest.fail("this test mounts a 4 MiB tmpfs and needs root (CI runs as root; run the suite with sudo)")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs was refused: {done.stderr.strip()}")
+        pytest.fail(f"mounting a 4 MiB tmpfs was refused: {done.stderr.strip()}")
     try:
         yield mount
     finally:
