@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.core.schema import SchemaVersionError, migrate
+from monitor.core.schema import migrate
 from retrain.policy import Decision, ModelState
 from retrain.run import Run
 
@@ -26,8 +26,6 @@ cap the table would grow for ever; their counts (the metrics) live apart and are
 ACTIVE_STATES = ("pending", "running")
 OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
 
-SchemaError = SchemaVersionError
-"""The file was written by a newer driftwatch (the schema and its migrations are monitor/core/schema.py's)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class History:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        migrate(self._db, path)  # SchemaError for a file from a newer driftwatch
+        migrate(self._db, path)  # SchemaVersionError for a file from a newer driftwatch
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import sqlite3
 import ssl
 
 from monitor.core.config import Config
+from monitor.core.schema import SchemaVersionError
 from monitor.core.store import EventStore
 from monitor.core.storelock import StoreInUse, StoreLock
 
@@ -130,11 +131,10 @@ def _retrain_controller(config: Config):  # type: ignore[no-untyped-def]
     if all(config.retrain_for(m) is None for m in config.models):
         return None
     from retrain.controller import RetrainController
-    from retrain.history import SchemaError
 
     try:
         controller = RetrainController(config, config.server.store.path)
-    except SchemaError as exc:  # e.g. rolled back to an older image after a newer one upgraded the file
+    except SchemaVersionError as exc:  # e.g. rolled back to an older image after a newer one upgraded the file
         raise ServeError(f"cannot use the event store {config.server.store.path}: {exc}") from None
     controller.start()
     return controller

@@ -321,14 +321,14 @@ def test_two_replicas_deciding_the_same_trigger_create_one_job(api: FakeKubeAPI,
 def test_history_schema_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
-    from retrain.history import SchemaError
+    from monitor.core.schema import SchemaVersionError
 
     db = tmp_path / "driftwatch.db"
     History(db).close()
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE schema_version SET version = 99")
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with pytest.raises(SchemaError, match="99"):
+    with pytest.raises(SchemaVersionError, match="99"):
         History(db)
 
 
