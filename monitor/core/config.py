@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from monitor.core import methods as drift_methods
+from monitor.core.methods import AutoMode
 from monitor.core.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 from monitor.core.units import parse_duration, parse_size
 
@@ -95,7 +96,7 @@ class FeatureSource(_Strict):
 
 
 class DriftMethodConfig(_Strict):
-    """A drift method and its threshold; `auto` follows Evidently's defaults (see monitor.drift)."""
+    """A drift method and its threshold; `auto` follows the policy's mode (see monitor.drift)."""
 
     method: str = "auto"
     threshold: float | None = Field(default=None, gt=0)
@@ -207,15 +208,25 @@ class WindowConfig(_Strict):
 
 
 class DriftPolicy(_Strict):
-    """How drift is decided for a model's features (defaults follow Evidently's DataDriftPreset)."""
+    """How drift is decided for a model's features (docs/drift-methods.md: the defaults and their rates)."""
 
     numeric: DriftMethodConfig = DriftMethodConfig()
     categorical: DriftMethodConfig = DriftMethodConfig()
+    auto: AutoMode = "driftwatch"
+    """`driftwatch`: permutation tests at the window's size, level 0.01, with an effect-size gate (on
+    unchanged data at most 1% of windows flag any feature); `evidently`: Evidently's
+    DataDriftPreset choice exactly (KS/chi-square/z up to `large_reference_rows`, fixed distances above)."""
     dataset_drift_share: Ratio = 0.5
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    """The tests' level (BH-adjusted p-values below it drift); unset: 0.01 in driftwatch mode, 0.05 in evidently mode."""
+    min_effect_numeric: float = Field(default=0.1, ge=0)
+    """driftwatch mode and calibration: smallest numeric shift worth flagging, in normed Wasserstein."""
+    min_effect_categorical: float = Field(default=0.03, ge=0)
+    """driftwatch mode and calibration: smallest shift of category shares worth flagging (total variation)."""
     multiple_testing: Literal["bh", "none"] = "bh"
     """Benjamini-Hochberg across the features of a window where p-values decide."""
     large_reference_rows: int = Field(default=1000, ge=1)
-    """`auto` uses p-value tests up to this many reference rows, distances above."""
+    """evidently mode: `auto` uses p-value tests up to this many reference rows, distances above."""
     psi_bins: int = Field(default=10, ge=2, le=1000)
 
     @model_validator(mode="after")
@@ -232,10 +243,10 @@ class FalseAlarmBudget(_Strict):
 
     alarms: float = Field(default=1.0, gt=0)
     period: Duration = 30 * 86400.0
-    min_effect_numeric: float = Field(default=0.1, ge=0)
-    """Smallest shift worth an alert, in normed Wasserstein (W1 / reference std)."""
-    min_effect_categorical: float = Field(default=0.05, ge=0)
-    """Smallest shift worth an alert, in total variation distance of category shares."""
+    min_effect_numeric: float | None = Field(default=None, ge=0)
+    """Smallest shift worth an alert, in normed Wasserstein (W1 / reference std); unset: the drift policy's."""
+    min_effect_categorical: float | None = Field(default=None, ge=0)
+    """Smallest shift worth an alert, in total variation distance of category shares; unset: the drift policy's."""
     resamples: int = Field(default=500, ge=50, le=100_000)
     seed: int = 0
     expected_records_per_second: float | None = Field(default=None, gt=0)

@@ -21,15 +21,23 @@ from typing import Literal
 Kind = Literal["numeric", "categorical"]
 Yields = Literal["p_value", "distance"]
 Direction = Literal["low", "high"]
-AutoCase = Literal["small_continuous", "large_continuous", "small_discrete", "small_binary", "large_discrete"]
+AutoMode = Literal["driftwatch", "evidently"]
+"""How `method: auto` chooses: driftwatch's permutation tests at the window's size (the default), or
+Evidently's DataDriftPreset choice, exactly (docs/drift-methods.md)."""
+AUTO_MODES: tuple[AutoMode, ...] = ("driftwatch", "evidently")
+AutoCase = Literal["continuous", "discrete", "small_continuous", "large_continuous", "small_discrete", "small_binary", "large_discrete"]
 """Situations in which `method: auto` picks a method (monitor.drift.spec.resolve_method decides which
-one applies): continuous numeric columns, or discrete ones (categorical, or numeric with few distinct
-reference values), with a small or large reference; `small_binary` is a discrete column of at most
-two values."""
+one applies). In driftwatch mode: continuous numeric columns, or discrete ones (categorical, or numeric
+with few distinct reference values). In evidently mode the same split by a small or large reference;
+`small_binary` is a discrete column of at most two values."""
 
 KINDS: tuple[Kind, ...] = ("numeric", "categorical")
-AUTO_CASES: tuple[AutoCase, ...] = ("small_continuous", "large_continuous", "small_discrete", "small_binary", "large_discrete")
-DISCRETE_AUTO_CASES: frozenset[AutoCase] = frozenset({"small_discrete", "small_binary", "large_discrete"})
+AUTO_CASES_BY_MODE: Mapping[AutoMode, tuple[AutoCase, ...]] = MappingProxyType({
+    "driftwatch": ("continuous", "discrete"),
+    "evidently": ("small_continuous", "large_continuous", "small_discrete", "small_binary", "large_discrete"),
+})
+AUTO_CASES: tuple[AutoCase, ...] = tuple(c for mode in AUTO_MODES for c in AUTO_CASES_BY_MODE[mode])
+DISCRETE_AUTO_CASES: frozenset[AutoCase] = frozenset({"discrete", "small_discrete", "small_binary", "large_discrete"})
 
 # Calibration compares cells of the reference: ordered cells (numeric) by KS, unordered ones
 # (categories) by chi-square, whatever the fixed-threshold method (docs/calibration.md).
@@ -83,6 +91,10 @@ def _method(name: str, kinds: Iterable[Kind], yields: Yields, doc: str, auto: It
 
 # Declaration order is the order config errors list the choices in.
 METHODS: tuple[DriftMethod, ...] = (
+    _method("wasserstein_test", ["numeric"], "p_value",
+            "normed Wasserstein distance tested by permutation at the window's size (exact level, any distribution)", ["continuous"]),
+    _method("chisquare_test", ["categorical"], "p_value",
+            "chi-square statistic of the category counts tested by permutation (exact level at any size)", ["discrete"]),
     _method("ks", ["numeric"], "p_value", "two-sample Kolmogorov-Smirnov test: largest gap between the empirical CDFs", ["small_continuous"]),
     _method("wasserstein", ["numeric"], "distance", "Wasserstein-1 distance divided by the reference std (normed W1)", ["large_continuous"]),
     _method("chisquare", ["categorical"], "p_value", "two-sample chi-square test of homogeneity on category counts", ["small_discrete"]),
@@ -124,7 +136,7 @@ def names_for(kind: Kind) -> tuple[str, ...]:
 
 
 def auto_choice(case: AutoCase) -> str:
-    """The method `auto` picks in `case`."""
+    """The method `auto` picks in `case` (case names are unique across modes)."""
     return _AUTO[case]
 
 
@@ -173,7 +185,10 @@ def markdown_table(methods: Iterable[DriftMethod] = METHODS) -> str:
         kinds += "; numeric under `auto`" if m.applies_to != m.kinds else ""
         drift_when = "score < threshold (BH-adjusted)" if m.direction == "low" else "score ≥ threshold"
         scores = ", ".join(f"{k}: `{m.calibration[k]}`" for k in KINDS if k in m.calibration)
-        auto = ", ".join(c.replace("_", " ") for c in AUTO_CASES if c in m.auto) or "—"
+        auto = "; ".join(
+            f"{mode}: " + ", ".join(c.replace("_", " ") for c in AUTO_CASES_BY_MODE[mode] if c in m.auto)
+            for mode in AUTO_MODES if m.auto & set(AUTO_CASES_BY_MODE[mode])
+        ) or "—"
         yields = "p-value" if m.yields == "p_value" else "distance"
         rows.append(f"| `{m.name}` | {kinds} | {yields} | {drift_when} | {m.default_threshold:g} | {scores} | {auto} | {m.doc} |")
     return "\n".join(rows) + "\n"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.core import methods
-from monitor.drift import numeric
+from monitor.drift import distance, numeric
 from monitor.drift.implementations import ON_COUNTS, ON_SAMPLES, Outcome, pooled_range
 from monitor.drift.multiple import benjamini_hochberg
 from monitor.drift.profile import (
@@ -22,7 +22,7 @@ from monitor.drift.profile import (
     build_profile,
 )
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
-from monitor.drift.spec import ColumnSpec, EngineSettings, Kind, specs_from_config
+from monitor.drift.spec import EFFECT_CATEGORICAL, EFFECT_NUMERIC, ColumnSpec, EngineSettings, Kind, specs_from_config
 from monitor.drift.values import categorical_values, is_time_dtype, looks_like_datetimes, numeric_values
 
 NAN = math.nan
@@ -129,10 +129,13 @@ def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
     quality = _quality(vals.n, vals.missing, vals.infinite + _outside(cur, p.lo, p.hi), 0, vals.wrong_type)
     untested = _untested(p.n, cur.size)
     type_changed = _type_changed(vals.n - vals.missing, vals.wrong_type)
+    effect = (EFFECT_NUMERIC, NAN)
     if untested is None:
         outcome = _numeric_outcome(p, cur)
         if math.isnan(outcome.score):
             untested = OVERFLOW
+        else:
+            effect = _numeric_effect(p, cur)
     else:
         outcome = _no_outcome(p.method)
     details: dict[str, Any] = {
@@ -142,7 +145,18 @@ def _evaluate_numeric(p: NumericProfile, column: pd.Series) -> FeatureResult:
     if type_changed and p.n:
         details["type_changed"] = True
         untested = None
-    return _result(p.spec, p.threshold, outcome, p.n, int(cur.size), quality, details, untested)
+    return _result(p.spec, p.threshold, outcome, p.n, int(cur.size), quality, details, untested, effect)
+
+
+def _numeric_effect(p: NumericProfile, cur: np.ndarray) -> tuple[str, float]:
+    """How large the shift is, whatever decided it: total variation of the per-value shares for a
+    column compared as categories, normed W1 otherwise."""
+    if p.method not in ON_SAMPLES and p.distinct is not None and p.distinct_counts is not None:
+        return EFFECT_CATEGORICAL, distance.total_variation(*_align_values(p.distinct, p.distinct_counts, cur))
+    if not math.isfinite(p.std):
+        return EFFECT_NUMERIC, NAN
+    normed = numeric.wasserstein_normed(p.sorted, p.prefix, p.mean, p.std, cur)
+    return EFFECT_NUMERIC, normed if math.isfinite(normed) else NAN
 
 
 def _type_changed(n_present: int, n_wrong: int) -> bool:
@@ -232,16 +246,18 @@ def _evaluate_categorical(p: CategoricalProfile, column: pd.Series) -> FeatureRe
     cur_counts = np.concatenate([counts, new.to_numpy(dtype=np.float64)])
     n_cur = vals.n_valid
     untested = _untested(p.n, n_cur)
+    effect = (EFFECT_CATEGORICAL, NAN)
     if untested is not None:
         outcome = _no_outcome(p.method)
     else:
         outcome = ON_COUNTS[p.method](ref_counts, cur_counts)
+        effect = (EFFECT_CATEGORICAL, distance.total_variation(ref_counts, cur_counts))
     labels = [*p.categories.tolist(), *new.index.tolist()]
     details: dict[str, Any] = {"categories": _top_categories(labels, ref_counts, cur_counts), "new_categories": int(new.size)}
     if _type_changed(vals.n - vals.missing, vals.wrong_type) and p.n:
         details["type_changed"] = True
         untested = None
-    return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details, untested)
+    return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details, untested, effect)
 
 
 def _top_categories(labels: Sequence[str], ref: np.ndarray, cur: np.ndarray) -> list[dict[str, Any]]:
@@ -269,6 +285,7 @@ def _result(
     quality: QualityResult,
     details: dict[str, Any],
     untested: str | None,
+    effect: tuple[str, float],
 ) -> FeatureResult:
     p_value = None if outcome.p_value is None or math.isnan(outcome.p_value) else outcome.p_value
     return FeatureResult(
@@ -287,11 +304,14 @@ def _result(
         adjusted_p_value=p_value,
         statistic=outcome.statistic,
         untested=untested,
+        effect_metric=effect[0],
+        effect_size=effect[1],
     )
 
 
 def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict[str, FeatureResult]:
-    """BH across the window's test columns (features and outputs alike), then each column's verdict."""
+    """BH across the window's test columns (features and outputs alike), then each column's verdict:
+    in driftwatch mode a test flags only a shift of at least the minimum effect size."""
     tested = {name: r.p_value for name, r in results.items() if r.is_test and r.p_value is not None}
     if settings.multiple_testing == "bh" and tested:
         adjusted = benjamini_hochberg(list(tested.values()))
@@ -303,6 +323,8 @@ def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict
             drifted = True
         elif methods.get(r.method).direction == "low":  # a p-value: the BH-adjusted one decides
             drifted = r.adjusted_p_value is not None and r.adjusted_p_value < r.threshold
+            if settings.gated:
+                drifted = drifted and r.effect_size >= settings.min_effect(r.effect_metric)
         else:
             drifted = not math.isnan(r.score) and r.score >= r.threshold
         decided[name] = replace(r, drifted=bool(drifted))

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from monitor.core import methods as registry
 from monitor.drift import categorical as cat_tests
-from monitor.drift import distance, numeric
+from monitor.drift import distance, numeric, permutation
 from monitor.drift.profile import NumericProfile
 
 NAN = math.nan
@@ -85,7 +85,18 @@ def _psi_on_deciles(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
     return Outcome("psi", distance.psi(p.psi_counts, numeric.binned_counts(cur, p.psi_edges)))
 
 
+def _wasserstein_test(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
+    """Normed W1 (the score's statistic) with its permutation p-value at the window's size."""
+    if not math.isfinite(pooled_range(p, cur)):  # the group positions' gaps overflow
+        return Outcome("wasserstein_test", NAN)
+    groups = permutation.numeric_groups(p.sorted, cur)
+    result = permutation.permutation_test(groups, permutation.wasserstein_statistic(groups))
+    normed = numeric.wasserstein_normed(p.sorted, p.prefix, p.mean, p.std, cur) if math.isfinite(p.std) else NAN
+    return Outcome("wasserstein_test", result.p_value, finite_or_nan(normed), result.p_value)
+
+
 ON_SAMPLES: Mapping[str, SampleMethod] = {
+    "wasserstein_test": _wasserstein_test,
     "ks": _sample_test("ks", numeric.ks_test),
     "cramer_von_mises": _sample_test("cramer_von_mises", numeric.cramer_von_mises),
     "anderson": _sample_test("anderson", numeric.anderson_darling),
@@ -104,6 +115,14 @@ def _count_test(name: str) -> CountMethod:
         return Outcome(name, p_value, statistic, p_value)
 
     return run
+
+
+def _chisquare_test(ref: Counts, cur: Counts) -> Outcome:
+    """Pearson's chi-square statistic with its permutation p-value (exact where the asymptotic
+    chi-square p-value of sparse counts is not)."""
+    groups = permutation.category_groups(ref, cur)
+    result = permutation.permutation_test(groups, permutation.chisquare_statistic(groups))
+    return Outcome("chisquare_test", result.p_value, result.statistic, result.p_value)
 
 
 def _two_valued_test(name: str) -> CountMethod:
@@ -131,6 +150,7 @@ def _distance(name: str) -> CountMethod:
 
 
 ON_COUNTS: Mapping[str, CountMethod] = {
+    "chisquare_test": _chisquare_test,
     "chisquare": _count_test("chisquare"),
     "z": _two_valued_test("z"),
     "fisher_exact": _two_valued_test("fisher_exact"),

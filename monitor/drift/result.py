@@ -65,6 +65,11 @@ class FeatureResult:
     statistic: float | None = None
     untested: str | None = None
     """Why this column got no verdict; None when it was tested."""
+    effect_metric: str = "wasserstein_normed"
+    """How `effect_size` measures the shift: `wasserstein_normed` or `total_variation`."""
+    effect_size: float = math.nan
+    """How large the shift is, whatever method decided (NaN: untested); a driftwatch-mode test flags
+    only shifts at least the minimum effect size."""
 
     @property
     def is_test(self) -> bool:
@@ -103,6 +108,8 @@ class FeatureResult:
                 "quality": self.quality.to_dict(),
                 "details": self.details,
                 "untested": self.untested,
+                "effect_metric": self.effect_metric,
+                "effect_size": self.effect_size,
             }
         )
 

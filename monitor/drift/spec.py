@@ -25,6 +25,12 @@ DISCRETE_NUMERIC_METHODS = methods.DISCRETE_NUMERIC_METHODS
 
 # Numeric columns with at most this many distinct reference values are treated as discrete by `auto`.
 AUTO_DISCRETE_MAX_VALUES = 5
+# Effect sizes reported for every column: continuous numeric columns by normed W1, columns compared
+# as categories (categorical, or numeric with few values under a discrete method) by total variation.
+EFFECT_NUMERIC = "wasserstein_normed"
+EFFECT_CATEGORICAL = "total_variation"
+DRIFTWATCH_LEVEL = 0.01
+EVIDENTLY_LEVEL = 0.05
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,25 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Window-level decisions; the defaults follow Evidently's DataDriftPreset plus BH correction."""
+    """Window-level decisions (defaults and their false-alarm rates: docs/drift-methods.md).
+
+    `auto="driftwatch"`: permutation tests at the window's size, BH across the window's columns at
+    level 0.01, and a column drifts only when its effect size also reaches the minimum; the dataset
+    drifts when `dataset_drift_share` of the features drift. `auto="evidently"`: Evidently's
+    DataDriftPreset exactly (level 0.05, no effect gate).
+    """
 
     dataset_drift_share: float = 0.5
     multiple_testing: Literal["bh", "none"] = "bh"
     large_reference_rows: int = 1000
     psi_bins: int = 10
-    alpha: float = 0.05
+    alpha: float | None = None
+    """The tests' level; None: 0.01 in driftwatch mode, Evidently's 0.05 in evidently mode."""
+    auto: methods.AutoMode = "driftwatch"
+    min_effect_numeric: float = 0.1
+    """Smallest shift a test may flag, in normed Wasserstein (W1 / reference std)."""
+    min_effect_categorical: float = 0.03
+    """Smallest shift a test may flag, in total variation of the category (or value) shares."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dataset_drift_share <= 1.0:
@@ -75,8 +93,28 @@ class EngineSettings:
             raise ValueError(f"multiple_testing must be 'bh' or 'none', got {self.multiple_testing!r}")
         if self.psi_bins < 2:
             raise ValueError(f"psi_bins must be >= 2, got {self.psi_bins!r}")
-        if not 0.0 < self.alpha < 1.0:
+        if self.alpha is not None and not 0.0 < self.alpha < 1.0:
             raise ValueError(f"alpha must be within (0, 1), got {self.alpha!r}")
+        if self.auto not in methods.AUTO_MODES:
+            raise ValueError(f"auto must be one of {', '.join(methods.AUTO_MODES)}, got {self.auto!r}")
+        if not (self.min_effect_numeric >= 0 and self.min_effect_categorical >= 0):
+            raise ValueError("min_effect_numeric and min_effect_categorical must be >= 0")
+
+    @property
+    def level(self) -> float:
+        """The level every test of a window shares (so BH has one)."""
+        if self.alpha is not None:
+            return self.alpha
+        return DRIFTWATCH_LEVEL if self.auto == "driftwatch" else EVIDENTLY_LEVEL
+
+    @property
+    def gated(self) -> bool:
+        """Tests must also reach the minimum effect size (driftwatch mode); Evidently's mode decides on
+        the p-value alone."""
+        return self.auto == "driftwatch"
+
+    def min_effect(self, metric: str) -> float:
+        return self.min_effect_numeric if metric == EFFECT_NUMERIC else self.min_effect_categorical
 
 
 def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, settings: EngineSettings) -> str:
@@ -91,11 +129,13 @@ def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, s
 
 
 def auto_case(kind: Kind, n_reference: int, n_distinct: int, settings: EngineSettings) -> methods.AutoCase:
-    """Which of the registry's `auto` situations a column is in."""
+    """Which of the registry's `auto` situations a column is in, in the settings' mode."""
     small = n_reference <= settings.large_reference_rows
     # A numeric reference without a value is not "few distinct values": it must never fall back to a
     # categorical test (the column is untested either way, but its method label must stay numeric).
     discrete = kind == "categorical" or 0 < n_distinct <= AUTO_DISCRETE_MAX_VALUES
+    if settings.auto == "driftwatch":
+        return "discrete" if discrete else "continuous"
     if discrete:
         if not small:
             return "large_discrete"
@@ -104,9 +144,9 @@ def auto_case(kind: Kind, n_reference: int, n_distinct: int, settings: EngineSet
 
 
 def default_threshold(method: str, settings: EngineSettings) -> float:
-    """The registry's default; every test shares the settings' one alpha, so BH has one level."""
+    """The registry's default; every test shares the settings' one level, so BH has one."""
     declared = methods.get(method)
-    return settings.alpha if declared.yields == "p_value" else declared.default_threshold
+    return settings.level if declared.yields == "p_value" else declared.default_threshold
 
 
 def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | None = None) -> tuple[list[ColumnSpec], EngineSettings]:
@@ -127,6 +167,10 @@ def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | N
         multiple_testing=policy.multiple_testing,
         large_reference_rows=int(policy.large_reference_rows),
         psi_bins=int(policy.psi_bins),
+        auto=policy.auto,
+        alpha=None if policy.alpha is None else float(policy.alpha),
+        min_effect_numeric=float(policy.min_effect_numeric),
+        min_effect_categorical=float(policy.min_effect_categorical),
     )
     groups: tuple[tuple[Role, Any], ...] = (("feature", model_cfg.features), ("output", model_cfg.outputs))
     specs = [_column_spec(col, role, policy) for role, cols in groups for col in cols]

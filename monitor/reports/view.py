@@ -136,6 +136,8 @@ def result_from_dict(data: Mapping[str, Any]) -> DriftResult:
             adjusted_p_value=_opt(f.get("adjusted_p_value")),
             statistic=_opt(f.get("statistic")),
             untested=f.get("untested") if isinstance(f.get("untested"), str) else None,
+            effect_metric=str(f.get("effect_metric") or ("total_variation" if f.get("kind") == "categorical" else "wasserstein_normed")),
+            effect_size=_num(f.get("effect_size")),
         )
     return DriftResult(dataset=dataset, features=features)
 

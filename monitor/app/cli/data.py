@@ -249,7 +249,7 @@ def calibrate_cmd(
         fail(f"reference data not found: {exc.filename or model_cfg.reference.path}")
     except (ValueError, OSError) as exc:
         fail(f"models[{model_cfg.name}]: {exc}")
-    budget = BudgetSpec.from_config(budget_cfg)
+    budget = BudgetSpec.from_config(budget_cfg, settings)
     n_cols = len(profile.columns)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:

@@ -139,4 +139,4 @@ def calibrated_detector(model: Any, reference: pd.DataFrame, profile: ReferenceP
     if budget is None:
         return None
     plan = plan_from_config(model.window, budget)
-    return CalibratedDetector(profile, calibrate(reference, profile, plan, BudgetSpec.from_config(budget)))
+    return CalibratedDetector(profile, calibrate(reference, profile, plan, BudgetSpec.from_config(budget, profile.settings)))

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.drift.spec import EngineSettings
+
 Progress = Callable[[int, int], None]
 """Called with (done, total) as a long computation advances."""
 
@@ -41,19 +43,21 @@ class BudgetSpec:
 
     alarms: float = 1.0
     period: float = 30 * 86400.0
-    min_effect_numeric: float = 0.1
-    min_effect_categorical: float = 0.05
+    min_effect_numeric: float = EngineSettings.min_effect_numeric
+    min_effect_categorical: float = EngineSettings.min_effect_categorical
     resamples: int = 500
     seed: int = 0
 
     @classmethod
-    def from_config(cls, budget: Any) -> BudgetSpec:
-        """From a `monitor.core.config.FalseAlarmBudget` (duck-typed: this package imports no config)."""
+    def from_config(cls, budget: Any, settings: EngineSettings) -> BudgetSpec:
+        """From a `monitor.core.config.FalseAlarmBudget` (duck-typed: this package imports no config);
+        an unset minimum effect is the drift policy's (`settings`), so one number gates both paths."""
+        numeric, categorical = budget.min_effect_numeric, budget.min_effect_categorical
         return cls(
             alarms=float(budget.alarms),
             period=float(budget.period),
-            min_effect_numeric=float(budget.min_effect_numeric),
-            min_effect_categorical=float(budget.min_effect_categorical),
+            min_effect_numeric=float(settings.min_effect_numeric if numeric is None else numeric),
+            min_effect_categorical=float(settings.min_effect_categorical if categorical is None else categorical),
             resamples=int(budget.resamples),
             seed=int(budget.seed),
         )
