@@ -190,7 +190,9 @@ def markdown_table(methods: Iterable[DriftMethod] = METHODS) -> str:
             for mode in AUTO_MODES if m.auto & set(AUTO_CASES_BY_MODE[mode])
         ) or "—"
         yields = "p-value" if m.yields == "p_value" else "distance"
-        rows.append(f"| `{m.name}` | {kinds} | {yields} | {drift_when} | {m.default_threshold:g} | {scores} | {auto} | {m.doc} |")
+        # a test's threshold is the policy's one level (0.01; Evidently's 0.05 in evidently mode)
+        default = "the level" if m.yields == "p_value" else f"{m.default_threshold:g}"
+        rows.append(f"| `{m.name}` | {kinds} | {yields} | {drift_when} | {default} | {scores} | {auto} | {m.doc} |")
     return "\n".join(rows) + "\n"
 
 

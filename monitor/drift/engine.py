@@ -324,7 +324,9 @@ def _decide(results: dict[str, FeatureResult], settings: EngineSettings) -> dict
         elif methods.get(r.method).direction == "low":  # a p-value: the BH-adjusted one decides
             drifted = r.adjusted_p_value is not None and r.adjusted_p_value < r.threshold
             if settings.gated:
-                drifted = drifted and r.effect_size >= settings.min_effect(r.effect_metric)
+                floor = settings.min_effect(r.effect_metric)
+                drifted = drifted and r.effect_size >= floor
+                r = replace(r, details={**r.details, "min_effect": floor})
         else:
             drifted = not math.isnan(r.score) and r.score >= r.threshold
         decided[name] = replace(r, drifted=bool(drifted))

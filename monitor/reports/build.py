@@ -72,7 +72,11 @@ def _verdict(f: FeatureResult) -> str:
 
 
 def _rule(f: FeatureResult) -> str:
-    return f"p &lt; {fmt_num(f.threshold)}" if f.is_test else f"≥ {fmt_num(f.threshold)}"
+    if not f.is_test:
+        return f"≥ {fmt_num(f.threshold)}"
+    floor = f.details.get("min_effect")
+    gate = f" and effect ≥ {fmt_num(floor)}" if isinstance(floor, (int, float)) else ""
+    return f"p &lt; {fmt_num(f.threshold)}{gate}"
 
 
 def _agreement(f: FeatureResult, ev: EvidentlySection) -> str:

@@ -189,6 +189,9 @@ def _mean_shift(f: FeatureResult) -> float:
     return abs(mc - mr) / sr
 
 
+EFFECT_LABELS = {"wasserstein_normed": "normed W1 (std units)", "total_variation": "total variation"}
+
+
 def effect_size(f: FeatureResult) -> Effect:
     """The distance, or a standardized effect for a test (NaN when the column was not tested)."""
     if f.details.get("type_changed"):
@@ -197,6 +200,8 @@ def effect_size(f: FeatureResult) -> Effect:
         return Effect(math.nan, "")
     if not f.is_test:
         return Effect(f.score, "distance")
+    if not math.isnan(f.effect_size):  # the engine's own (results stored before it had one: below)
+        return Effect(f.effect_size, EFFECT_LABELS.get(f.effect_metric, f.effect_metric))
     n, m = f.n_reference, f.n_current
     if f.method == "ks":
         return Effect(_num(f.statistic), "KS D (largest CDF gap)")

@@ -176,7 +176,7 @@ def drift_cmd(
     table.add_column("feature", overflow="fold", min_width=min(widest, 24))
     for header in ("type", "method"):
         table.add_column(header, overflow="fold")
-    for header in ("score", "p-value", "threshold"):
+    for header in ("score", "p-value", "threshold", "effect"):
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("drifted", no_wrap=True)
     drifted = result.drifted_features()
@@ -187,7 +187,9 @@ def drift_cmd(
         verdict = "[bold red]yes[/]" if f.drifted else ("[yellow]untested[/]" if f.untested else "no")
         if f.details.get("type_changed"):
             verdict = "[bold red]yes[/] (type changed)"
-        table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), verdict)
+        floor = f.details.get("min_effect")
+        effect = num(f.effect_size) + (f" (≥ {num(floor)})" if isinstance(floor, (int, float)) else "")
+        table.add_row(name, f.kind[:3], f.method, num(f.score), p, num(f.threshold), effect, verdict)
     console.print(table)
     ds = result.dataset
     untested = [f for f in result.features.values() if f.untested]
