@@ -4,8 +4,10 @@
     python3 benchmarks/drift_engine.py --sizes 10000      # quick run
 
 Data: 20 numeric + 5 categorical columns, reference and current of N rows each; 6 numeric and 2
-categorical columns shifted. Both engines use their automatic methods (reference > 1000 rows: normed
-Wasserstein and Jensen-Shannon, identical definitions). Each (engine, size) runs in a fresh
+categorical columns shifted. The comparison runs driftwatch in its `evidently` mode, so both engines
+use the same automatic methods (reference > 1000 rows: normed Wasserstein and Jensen-Shannon,
+identical definitions); a third row times driftwatch's own defaults (permutation tests with an
+effect gate, docs/drift-methods.md) on the same data, whose scores are p-values and not compared. Each (engine, size) runs in a fresh
 subprocess so peak memory is its own: the kernel's resident high-water mark is reset after the data
 is built (/proc/self/clear_refs) and read after the run. Times are medians over repeats after a
 warm-up run on a small slice (Evidently runs once at >= 1M rows). driftwatch's time is
@@ -85,18 +87,19 @@ def windows(cur: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"N": cur, "0.9N": cur.iloc[: int(len(cur) * 0.9)]}
 
 
-def child_driftwatch(n: int, seed: int, repeats: int) -> dict[str, Any]:
-    from monitor.drift import build_profile, evaluate, infer_specs
+def child_driftwatch(n: int, seed: int, repeats: int, mode: str = "evidently") -> dict[str, Any]:
+    from monitor.drift import EngineSettings, build_profile, evaluate, infer_specs
 
     ref, cur = make_data(n, seed)
     specs = infer_specs(ref, cur)
-    evaluate(build_profile(ref.iloc[:500], specs), cur.iloc[:500])  # warm-up: lazy imports, first-call costs
+    settings = EngineSettings(auto=mode)  # type: ignore[arg-type]
+    evaluate(build_profile(ref.iloc[:500], specs, settings), cur.iloc[:500])  # warm-up: lazy imports, first-call costs
     base = _reset_peak()
     profile_times: list[float] = []
     evaluate_times: dict[str, list[float]] = {name: [] for name in windows(cur)}
     for _ in range(repeats):
         t0 = time.perf_counter()
-        profile = build_profile(ref, specs)
+        profile = build_profile(ref, specs, settings)
         profile_times.append(time.perf_counter() - t0)
         results = {}
         for name, window in windows(cur).items():
@@ -191,13 +194,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5, help="driftwatch repeats (median)")
     parser.add_argument("--evidently-repeats", type=int, default=3, help="Evidently repeats below 1M rows (1 at >= 1M)")
-    parser.add_argument("--child", choices=["driftwatch", "evidently"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["driftwatch", "driftwatch-defaults", "evidently"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        fn = child_driftwatch if args.child == "driftwatch" else child_evidently
-        print(json.dumps(fn(args.size, args.seed, args.repeats)))
+        if args.child == "evidently":
+            print(json.dumps(child_evidently(args.size, args.seed, args.repeats)))
+        else:
+            mode = "driftwatch" if args.child == "driftwatch-defaults" else "evidently"
+            print(json.dumps(child_driftwatch(args.size, args.seed, args.repeats, mode)))
         return
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -212,7 +218,8 @@ def main() -> None:
     for n in sizes:
         ev = _run_child("evidently", n, args.seed, args.evidently_repeats if n < 1_000_000 else 1)
         dw = _run_child("driftwatch", n, args.seed, args.repeats)
-        e, d = ev["windows"], dw["windows"]
+        defaults = _run_child("driftwatch-defaults", n, args.seed, args.repeats)
+        e, d, f = ev["windows"], dw["windows"], defaults["windows"]
         print(
             f"{n:>9,}  {'evidently':<10}  {'':>9}  {'':>10}  {'':>11}  {e['N']['total']:>8.3f}  {e['0.9N']['total']:>12.3f}  "
             f"{ev['repeats']:>4}  {ev['peak_bytes'] / 2**20:>8.1f}"
@@ -220,6 +227,11 @@ def main() -> None:
         print(
             f"{n:>9,}  {'driftwatch':<10}  {dw['profile']:>9.3f}  {d['N']['evaluate']:>10.3f}  {d['0.9N']['evaluate']:>11.3f}  "
             f"{d['N']['total']:>8.3f}  {d['0.9N']['total']:>12.3f}  {dw['repeats']:>4}  {dw['peak_bytes'] / 2**20:>8.1f}"
+        )
+        print(
+            f"{n:>9,}  {'dw default':<10}  {defaults['profile']:>9.3f}  {f['N']['evaluate']:>10.3f}  {f['0.9N']['evaluate']:>11.3f}  "
+            f"{f['N']['total']:>8.3f}  {f['0.9N']['total']:>12.3f}  {defaults['repeats']:>4}  {defaults['peak_bytes'] / 2**20:>8.1f}"
+            f"  (same drifted columns as Evidently: {'yes' if f['N']['drifted'] == e['N']['drifted'] else 'no'})"
         )
         for window in e:
             _compare(window, e[window], d[window], dw["methods"])
