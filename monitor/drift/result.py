@@ -143,9 +143,10 @@ class DriftResult:
         return next((f for f in self.features.values() if f.role == "output"), None)
 
     def drifted_features(self) -> list[FeatureResult]:
-        """Drifted columns, furthest past their threshold first."""
+        """Drifted columns, furthest past their threshold first; ties (permutation p-values bottom out
+        at the same smallest value) go to the larger effect size."""
         drifted = [f for f in self.features.values() if f.drifted]
-        return sorted(drifted, key=lambda f: (-f.excess, f.name))
+        return sorted(drifted, key=lambda f: (-f.excess, -(0.0 if math.isnan(f.effect_size) else f.effect_size), f.name))
 
     def to_dict(self) -> dict[str, Any]:
         prediction = self.prediction

@@ -52,6 +52,10 @@ DIFFERENT_DEFINITIONS: dict[tuple[str | None, str], str] = {
     "Sturges' rule over the pooled range of each window",
     (None, "linf"): "Evidently has no L-infinity distance; its default method is shown",
     (None, "total_variation"): "Evidently's TVD is a permutation p-value, ours the distance itself; Evidently's default is shown",
+    (None, "wasserstein_test"): "Evidently has no permutation test of the Wasserstein distance (its `wasserstein` is the "
+    "distance against a fixed threshold); its default method is shown",
+    (None, "chisquare_test"): "Evidently's chi-square is an asymptotic one-sample goodness-of-fit test; ours is a permutation "
+    "test of the two-sample statistic; Evidently's default is shown",
 }
 
 
@@ -60,8 +64,8 @@ def definition_note(kind: str, method: str) -> str | None:
     return DIFFERENT_DEFINITIONS.get((kind, method)) or DIFFERENT_DEFINITIONS.get((None, method))
 
 
-CATEGORICAL_ONLY = frozenset({"chisquare", "z", "fisher_exact"})
-P_VALUE_STATTESTS = frozenset({"ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
+CATEGORICAL_ONLY = frozenset({"chisquare_test", "chisquare", "z", "fisher_exact"})
+P_VALUE_STATTESTS = frozenset({"wasserstein_test", "chisquare_test", "ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def plans_from_result(result: Mapping[str, Any]) -> list[ColumnPlan]:
     """Column plans from a stored `DriftResult.to_dict()`: the methods our engine actually used.
 
     A numeric column our engine tested as categories (few distinct values under `auto` resolve to
-    chi-square, z or Fisher) is declared categorical to Evidently, which allows those tests only there.
+    a chi-square test, z or Fisher) is declared categorical to Evidently, which allows those tests only there.
     """
     plans = []
     for name, f in result.get("features", {}).items():

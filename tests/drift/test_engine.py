@@ -49,11 +49,11 @@ def test_detect_without_config_infers_types_and_finds_the_shifted_columns() -> N
     result = detect(ref, cur)
     kinds = {f.name: (f.kind, f.method) for f in result.features.values()}
     assert kinds == {
-        "x": ("numeric", "wasserstein"),
-        "y": ("numeric", "wasserstein"),
-        "color": ("categorical", "jensenshannon"),
-        "flag": ("categorical", "jensenshannon"),  # booleans are categories
-        "score": ("numeric", "wasserstein"),
+        "x": ("numeric", "wasserstein_test"),
+        "y": ("numeric", "wasserstein_test"),
+        "color": ("categorical", "chisquare_test"),
+        "flag": ("categorical", "chisquare_test"),  # booleans are categories
+        "score": ("numeric", "wasserstein_test"),
     }
     assert sorted(f.name for f in result.drifted_features()) == ["color", "score", "x"]
     assert result.dataset.drift_share == pytest.approx(3 / 5) and result.dataset.drifted
@@ -65,8 +65,11 @@ def test_to_dict_contract_is_json_safe() -> None:
     d = _json(result)
     assert set(d["dataset"]) >= {"drift_share", "drifted", "n_drifted", "n_features", "n_reference", "n_current"}
     x = d["features"]["x"]
-    assert x["method"] == "ks" and x["drifted"] is True and 0 <= x["p_value"] < 0.05 and x["threshold"] == 0.05
+    assert x["method"] == "wasserstein_test" and x["drifted"] is True and 0 < x["p_value"] < 0.01 and x["threshold"] == 0.01
     assert x["adjusted_p_value"] >= x["p_value"] and x["statistic"] > 0.3
+    assert x["effect_metric"] == "wasserstein_normed" and x["effect_size"] == pytest.approx(x["statistic"])
+    color = d["features"]["color"]
+    assert color["effect_metric"] == "total_variation" and 0 <= color["effect_size"] <= 1
     assert set(x["quality"]) == {"missing_ratio", "out_of_range_ratio", "new_category_ratio", "wrong_type_ratio", "n"}
     assert set(x["details"]["reference"]["quantiles"]) == {"5", "25", "50", "75", "95"}
     assert d["features"]["color"]["details"]["categories"][0].keys() == {"value", "reference", "current"}
@@ -112,7 +115,20 @@ def test_drifted_features_are_ranked_by_how_far_past_threshold() -> None:
     cur = ref.copy()
     cur["x"] += 0.3  # normed Wasserstein ~ 0.3: 3x its threshold
     cur["y"] += 2.0  # ~ 2.0: 20x
+    specs = [ColumnSpec(c, "numeric") for c in ("x", "y", "score")]
+    result = evaluate(build_profile(ref, specs, EngineSettings(auto="evidently")), cur)
+    assert [f.method for f in result.features.values()] == ["wasserstein"] * 3
+    assert [f.name for f in result.drifted_features()] == ["y", "x"]
+
+
+def test_drifted_tests_at_the_smallest_p_value_are_ranked_by_effect_size() -> None:
+    ref = _frame(3000, seed=1)
+    cur = ref.copy()
+    cur["x"] += 0.3
+    cur["y"] += 2.0
     result = detect(ref, cur)
+    x, y = result.features["x"], result.features["y"]
+    assert x.method == y.method == "wasserstein_test" and x.p_value == y.p_value  # both below every drawn statistic
     assert [f.name for f in result.drifted_features()] == ["y", "x"]
 
 
@@ -171,8 +187,10 @@ def test_constant_reference_uses_the_documented_std_floor() -> None:
     ref = pd.DataFrame({"c": np.full(2000, 4.0)})
     cur = pd.DataFrame({"c": np.r_[np.full(1800, 4.0), np.full(200, 4.5)]})
     f = detect(ref, cur).features["c"]
-    # one distinct reference value: auto compares values as categories (Jensen-Shannon for a large reference)
-    assert f.method == "jensenshannon" and f.drifted
+    # one distinct reference value: auto compares values as categories
+    assert f.method == "chisquare_test" and f.drifted and f.effect_size == pytest.approx(0.1)
+    evidently = evaluate(build_profile(ref, [ColumnSpec("c", "numeric")], EngineSettings(auto="evidently")), cur).features["c"]
+    assert evidently.method == "jensenshannon" and evidently.drifted  # Jensen-Shannon for a large reference
     w = evaluate(build_profile(ref, [ColumnSpec("c", "numeric", "wasserstein")]), cur).features["c"]
     assert w.score == pytest.approx((200 * 0.5 / 2000) / 0.001)  # W1 / max(std=0, 0.001)
     ks = evaluate(build_profile(ref.iloc[:500], [ColumnSpec("c", "numeric", "ks")]), cur).features["c"]
@@ -245,7 +263,10 @@ def test_discrete_numeric_column_is_compared_as_categories_under_auto() -> None:
     ref = pd.DataFrame({"rooms": RNG.integers(1, 5, 600)})  # 4 distinct values, small reference
     cur = pd.DataFrame({"rooms": RNG.integers(2, 6, 600)})
     f = detect(ref, cur).features["rooms"]
-    assert f.method == "chisquare" and f.drifted and f.statistic is not None and f.statistic > 50
+    assert f.method == "chisquare_test" and f.drifted and f.statistic is not None and f.statistic > 50
+    assert f.effect_metric == "total_variation"
+    evidently = evaluate(build_profile(ref, [ColumnSpec("rooms", "numeric")], EngineSettings(auto="evidently")), cur).features["rooms"]
+    assert evidently.method == "chisquare" and evidently.drifted and evidently.statistic == pytest.approx(f.statistic)
 
 
 def test_unlabelled_frames_and_duplicated_labels() -> None:

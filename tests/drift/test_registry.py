@@ -66,7 +66,7 @@ def test_a_method_without_a_calibration_score_for_a_kind_it_applies_to_is_a_prob
 
 
 def test_an_unknown_method_names_the_choices() -> None:
-    with pytest.raises(KeyError, match="unknown drift method 'kolmogorov'; choose one of ks, wasserstein"):
+    with pytest.raises(KeyError, match="unknown drift method 'kolmogorov'; choose one of wasserstein_test, chisquare_test, ks, wasserstein"):
         methods.get("kolmogorov")
 
 
@@ -108,11 +108,21 @@ def test_a_result_is_a_test_exactly_when_its_method_yields_a_p_value(method: str
 
 @pytest.mark.parametrize(("method", "kind"), APPLICABLE)
 def test_a_column_without_threshold_gets_the_declared_default(method: str, kind: str) -> None:
-    assert _result(method, kind).threshold == methods.get(method).default_threshold
+    """A distance gets the registry's default; a test gets the window's one level (0.01 by default)."""
+    declared = methods.get(method)
+    expected = EngineSettings().level if declared.yields == "p_value" else declared.default_threshold
+    assert _result(method, kind).threshold == expected
 
 
-def test_every_test_shares_the_engine_alpha_so_bh_has_one_level() -> None:
-    assert {m.default_threshold for m in methods.METHODS if m.yields == "p_value"} == {EngineSettings().alpha}
+@pytest.mark.parametrize(("method", "kind"), APPLICABLE)
+def test_in_evidently_mode_a_column_without_threshold_gets_the_registry_default(method: str, kind: str) -> None:
+    ref, cur = _frames(kind, shift=False)
+    profile = build_profile(ref, [ColumnSpec("c", kind, method)], EngineSettings(auto="evidently"))  # type: ignore[arg-type]
+    assert evaluate(profile, cur).features["c"].threshold == methods.get(method).default_threshold
+
+
+def test_every_registry_test_default_is_evidentlys_level_so_bh_has_one_level() -> None:
+    assert {m.default_threshold for m in methods.METHODS if m.yields == "p_value"} == {EngineSettings(auto="evidently").level}
 
 
 @pytest.mark.parametrize(("method", "kind"), APPLICABLE)
@@ -131,6 +141,8 @@ def test_a_clear_shift_is_drift(method: str, kind: str) -> None:
 
 # (kind, reference rows, distinct reference values) in each of the registry's auto cases
 AUTO_INPUTS: dict[str, tuple[str, int, int]] = {
+    "continuous": ("numeric", 5000, 100),
+    "discrete": ("categorical", 500, 3),
     "small_continuous": ("numeric", 500, 100),
     "large_continuous": ("numeric", 5000, 100),
     "small_discrete": ("categorical", 500, 3),
@@ -143,17 +155,36 @@ def test_every_auto_case_is_exercised() -> None:
     assert set(AUTO_INPUTS) == set(methods.AUTO_CASES)
 
 
+def _mode(case: methods.AutoCase) -> methods.AutoMode:
+    (mode,) = [m for m in methods.AUTO_MODES if case in methods.AUTO_CASES_BY_MODE[m]]
+    return mode
+
+
+def test_every_auto_case_belongs_to_exactly_one_mode() -> None:
+    assert sorted(c for m in methods.AUTO_MODES for c in methods.AUTO_CASES_BY_MODE[m]) == sorted(set(methods.AUTO_CASES))
+
+
 @pytest.mark.parametrize("case", methods.AUTO_CASES)
 def test_auto_picks_the_method_the_registry_declares_for_the_case(case: methods.AutoCase) -> None:
     kind, rows, distinct = AUTO_INPUTS[case]
-    assert resolve_method(kind, "auto", rows, distinct, EngineSettings()) == methods.auto_choice(case)  # type: ignore[arg-type]
+    settings = EngineSettings(auto=_mode(case))
+    assert resolve_method(kind, "auto", rows, distinct, settings) == methods.auto_choice(case)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("case", sorted(methods.DISCRETE_AUTO_CASES))
 def test_a_few_valued_numeric_column_resolves_like_a_categorical_one(case: methods.AutoCase) -> None:
     _, rows, distinct = AUTO_INPUTS[case]
     assert distinct <= AUTO_DISCRETE_MAX_VALUES
-    assert resolve_method("numeric", "auto", rows, distinct, EngineSettings()) == methods.auto_choice(case)
+    settings = EngineSettings(auto=_mode(case))
+    assert resolve_method("numeric", "auto", rows, distinct, settings) == methods.auto_choice(case)
+
+
+def test_by_default_auto_picks_the_permutation_tests() -> None:
+    assert methods.auto_choice("continuous") == "wasserstein_test"
+    assert methods.auto_choice("discrete") == "chisquare_test"
+    assert resolve_method("numeric", "auto", 500, 100, EngineSettings()) == "wasserstein_test"
+    assert resolve_method("numeric", "auto", 500, 3, EngineSettings()) == "chisquare_test"
+    assert resolve_method("categorical", "auto", 500, 3, EngineSettings()) == "chisquare_test"
 
 
 # -- calibration -----------------------------------------------------------------------------------

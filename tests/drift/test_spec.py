@@ -26,13 +26,43 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "config.yaml"
         ("categorical", 1001, 2, "jensenshannon"),
     ],
 )
-def test_auto_follows_evidently_defaults(kind: str, n_ref: int, n_distinct: int, expected: str) -> None:
+def test_auto_in_evidently_mode_follows_evidently_defaults(kind: str, n_ref: int, n_distinct: int, expected: str) -> None:
+    assert resolve_method(kind, "auto", n_ref, n_distinct, EngineSettings(auto="evidently")) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_ref", "n_distinct", "expected"),
+    [
+        ("numeric", 1000, 500, "wasserstein_test"),
+        ("numeric", 1_000_000, 500, "wasserstein_test"),  # no switch to a fixed distance on a large reference
+        ("numeric", 50, 6, "wasserstein_test"),
+        ("numeric", 800, 5, "chisquare_test"),  # few distinct values: compared as categories
+        ("numeric", 800, 2, "chisquare_test"),
+        ("numeric", 5000, 4, "chisquare_test"),
+        ("categorical", 1000, 6, "chisquare_test"),
+        ("categorical", 1000, 2, "chisquare_test"),
+        ("categorical", 1_000_000, 2, "chisquare_test"),
+    ],
+)
+def test_auto_by_default_picks_the_permutation_tests(kind: str, n_ref: int, n_distinct: int, expected: str) -> None:
+    assert EngineSettings().auto == "driftwatch"
     assert resolve_method(kind, "auto", n_ref, n_distinct, EngineSettings()) == expected  # type: ignore[arg-type]
+
+
+def test_the_default_level_is_0_01_in_driftwatch_mode_and_0_05_in_evidently_mode_unless_alpha_is_set() -> None:
+    assert EngineSettings().level == 0.01
+    assert EngineSettings(auto="evidently").level == 0.05
+    assert EngineSettings(alpha=0.02).level == EngineSettings(auto="evidently", alpha=0.02).level == 0.02
+    with pytest.raises(ValueError, match="auto"):
+        EngineSettings(auto="scipy")  # type: ignore[arg-type]
 
 
 def test_explicit_method_is_kept_and_large_reference_rows_moves_the_switch() -> None:
     assert resolve_method("numeric", "energy", 10, 10, EngineSettings()) == "energy"
-    assert resolve_method("numeric", "auto", 5000, 100, EngineSettings(large_reference_rows=10_000)) == "ks"
+    assert resolve_method("numeric", "energy", 10, 10, EngineSettings(auto="evidently")) == "energy"
+    assert resolve_method("numeric", "auto", 5000, 100, EngineSettings(auto="evidently", large_reference_rows=10_000)) == "ks"
+    # driftwatch mode has no switch to move
+    assert resolve_method("numeric", "auto", 5000, 100, EngineSettings(large_reference_rows=10_000)) == "wasserstein_test"
 
 
 def test_bad_specs_and_settings_are_rejected_with_the_column_name() -> None:
@@ -96,7 +126,8 @@ def test_model_config_alone_and_model_selection_errors() -> None:
 
 
 def test_a_numeric_column_without_reference_values_never_resolves_to_a_categorical_test() -> None:
-    assert resolve_method("numeric", "auto", 0, 0, EngineSettings()) == "ks"
+    assert resolve_method("numeric", "auto", 0, 0, EngineSettings()) == "wasserstein_test"
+    assert resolve_method("numeric", "auto", 0, 0, EngineSettings(auto="evidently")) == "ks"
 
 
 def test_type_datetime_in_the_config_is_a_numeric_datetime_spec() -> None:

@@ -1,7 +1,7 @@
 """Our scores against Evidently 0.7's own, on the same data through its public Report API.
 
 Equal within 1e-6: normed Wasserstein, Jensen-Shannon (numeric and categorical), KS p-value,
-categorical PSI, KL divergence, z-test p-value, and the `auto` choices.
+categorical PSI, KL divergence, z-test p-value, and the `auto` choices of the evidently mode.
 Different by design, each explained and tested below: numeric PSI (our bins are reference quantiles,
 Evidently's are Sturges bins over the pooled range) and chi-square (ours is two-sample).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.drift import ColumnSpec, build_profile, detect, evaluate
+from monitor.drift import ColumnSpec, EngineSettings, build_profile, detect, evaluate, infer_specs
 from monitor.drift import distance as dd
 from monitor.drift import numeric as nm
 from monitor.drift.categorical import chisquare_two_sample
@@ -105,10 +105,19 @@ def test_same_scores_as_evidently_for_shared_definitions(evidently_scores: Calla
 def test_auto_matches_evidentlys_defaults(evidently_scores: Callable[..., dict[str, float]], n_ref: int, expected: dict[str, str]) -> None:
     ref, cur = _data(n_ref, 2000, seed=3)
     theirs = evidently_scores(ref, cur, numeric=["num", "skewed"], categorical=["cat", "binary"])
-    result = detect(ref, cur)
+    result = evaluate(build_profile(ref, infer_specs(ref, cur), EngineSettings(auto="evidently")), cur)
     for column, method in expected.items():
         assert result.features[column].method == method
         assert result.features[column].score == pytest.approx(theirs[column], abs=TOL), column
+
+
+@pytest.mark.parametrize("n_ref", [5000, 1000])
+def test_auto_by_default_picks_the_permutation_tests_at_any_reference_size(n_ref: int) -> None:
+    """driftwatch's default mode does not follow Evidently: one test per column type, whatever the size."""
+    ref, cur = _data(n_ref, 2000, seed=3)
+    result = detect(ref, cur)
+    expected = {"num": "wasserstein_test", "skewed": "wasserstein_test", "cat": "chisquare_test", "binary": "chisquare_test"}
+    assert {c: f.method for c, f in result.features.items()} == expected
 
 
 def test_numeric_psi_differs_only_by_binning(evidently_scores: Callable[..., dict[str, float]]) -> None:
