@@ -103,8 +103,11 @@ class Setup:
         return WindowConfig(records=self.records, step=self.step, min_records=self.records)
 
 
-def calibrated(reference: pd.DataFrame, pop: Population, setup: Setup, seed: int) -> CalibratedDetector:
-    profile = build_profile(reference, pop.specs, EngineSettings())
+def calibrated(reference: pd.DataFrame, pop: Population, setup: Setup, seed: int,
+               settings: EngineSettings | None = None) -> CalibratedDetector:
+    """`settings`: the engine's, whose fixed thresholds are reported beside the calibrated rule (default:
+    driftwatch's defaults; `EngineSettings(auto="evidently")` compares with Evidently's)."""
+    profile = build_profile(reference, pop.specs, settings or EngineSettings())
     budget = BudgetSpec(**{**setup.budget.__dict__, "seed": seed})
     return CalibratedDetector(profile, calibrate(reference, profile, setup.plan, budget))
 
@@ -168,14 +171,16 @@ class AARow:
         return float(stats.chi2.ppf(0.95, 2 * (self.calibrated_alarms + 1)) / 2 / self.periods)
 
 
-def aa_run(pop: Population, source: str, setup: Setup, trials: int, n_windows: int, seed: int = 0) -> AARow:
-    """Unchanged streams: `source` is "reference" (rows of the reference itself) or "population"."""
+def aa_run(pop: Population, source: str, setup: Setup, trials: int, n_windows: int, seed: int = 0,
+           settings: EngineSettings | None = None) -> AARow:
+    """Unchanged streams: `source` is "reference" (rows of the reference itself) or "population";
+    `settings` as for `calibrated`."""
     cal_alarms = fixed_alarms = fixed_flagged = 0
     extrapolated = False
     for trial in range(trials):
         rng = np.random.default_rng([seed, trial])
         reference = pop.frame.iloc[rng.integers(0, len(pop.frame), setup.reference_rows)].reset_index(drop=True)
-        detector = calibrated(reference, pop, setup, seed=trial)
+        detector = calibrated(reference, pop, setup, seed=trial, settings=settings)
         extrapolated |= detector.calibration.cusum.extrapolated
         cal_state: dict[str, bool] = {}
         fixed_state: dict[str, bool] = {}
