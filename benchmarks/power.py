@@ -2,6 +2,7 @@
 
     python3 benchmarks/power.py             # the full table (about 10 minutes on 2 cores)
     python3 benchmarks/power.py --quick     # a smaller run with wider error bars
+    python3 benchmarks/power.py --per-reference   # false-alarm rates per fixed reference (docs: "Whose rate")
 
 One reference per column kind (`--reference` rows, 5,000 by default: large enough that Evidently's
 defaults are its fixed distances), then for windows of 200, 1,000 and 10,000 rows:
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.core import methods
-from monitor.drift import ColumnSpec, EngineSettings, build_profile
+from monitor.drift import ColumnSpec, EngineSettings, build_profile, evaluate
 from monitor.drift.calibration import BudgetSpec, CalibratedDetector, WindowPlan, calibrate
 from monitor.drift.spec import resolve_method
 
@@ -143,7 +144,7 @@ def run_column(name: str, col: Column, n_ref: int, n_null: int, trials: int, see
     return out
 
 
-def table(results: dict[str, dict[tuple[int, str], Cell]], n_ref: int) -> str:
+def table(results: dict[str, dict[tuple[int, str], Cell]], n_ref: int, n_null: int, trials: int) -> str:
     rows = [
         "| column | data | window | driftwatch defaults | driftwatch calibrated | Evidently defaults | Evidently, rate-matched |",
         "|---|---|---|---|---|---|---|",
@@ -152,7 +153,28 @@ def table(results: dict[str, dict[tuple[int, str], Cell]], n_ref: int) -> str:
         for (m, change), c in cells.items():
             label = "unchanged: false alarms" if change == "unchanged" else change
             rows.append(f"| {name} | {label} | {m:,} | {c.driftwatch:.1%} | {c.calibrated:.1%} | {c.evidently:.1%} | {c.matched:.1%} |")
-    return "\n".join(rows) + f"\n\nreference {n_ref:,} rows; fractions of windows flagged (n per cell in the run's log).\n"
+    return "\n".join(rows) + (f"\n\nFractions of windows flagged; reference {n_ref:,} rows, {n_null:,} unchanged windows per size, "
+                               f"{trials:,} changed windows per cell.\n")
+
+
+PER_REFERENCE_SIZES = ((100, 50), (100, 1000), (1000, 1000), (3000, 200))
+
+
+def per_reference(references: int = 40, windows: int = 100, seed: int = 3) -> str:
+    """Each reference's own false-alarm rate over unchanged windows of its population (normal data):
+    the rate a single model sees, where the main table averages over references too."""
+    rng = np.random.default_rng(seed)
+    rows = ["| reference rows | window rows | mean rate | median | 90th percentile | worst | references above 5% |",
+            "|---|---|---|---|---|---|---|"]
+    for n, m in PER_REFERENCE_SIZES:
+        rates = []
+        for _ in range(references):
+            profile = build_profile(pd.DataFrame({"x": rng.normal(size=n)}), [ColumnSpec("x", "numeric")])
+            rates.append(np.mean([evaluate(profile, pd.DataFrame({"x": rng.normal(size=m)})).features["x"].drifted for _ in range(windows)]))
+        r = np.array(rates)
+        rows.append(f"| {n:,} | {m:,} | {r.mean():.1%} | {np.median(r):.0%} | {np.quantile(r, 0.9):.1%} | {r.max():.0%} | "
+                    f"{int(np.sum(r > 0.05))} of {references} |")
+    return "\n".join(rows) + f"\n\n{references} references x {windows} windows per size.\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,14 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--null", type=int, default=None, help="unchanged windows per size (default 2000, quick 400)")
     parser.add_argument("--trials", type=int, default=None, help="changed windows per change and size (default 300, quick 100)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--per-reference", action="store_true", help="per-reference false-alarm rates instead")
     args = parser.parse_args(argv)
+    if args.per_reference:
+        print(per_reference())
+        return 0
     n_null = args.null or (400 if args.quick else 2000)
     trials = args.trials or (100 if args.quick else 300)
     start = time.perf_counter()
     results = {}
     for i, (name, col) in enumerate(COLUMNS.items()):
         results[name] = run_column(name, col, args.reference, n_null, trials, args.seed + i)
-    print(table(results, args.reference))
+    print(table(results, args.reference, n_null, trials))
     print(f"unchanged windows per size: {n_null}; changed windows per cell: {trials}; "
           f"{time.perf_counter() - start:.0f}s", file=sys.stderr)
     return 0
