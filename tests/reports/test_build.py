@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
 from html import escape as html_escape
 
 import numpy as np
@@ -111,7 +113,8 @@ def test_a_tiny_p_value_does_not_outrank_a_column_that_moved_further() -> None:
     assert re.findall(r'<tr class="drifted" data-feature="([^"]+)"', html) == ["moved", "slight"]
     row = re.search(r'<tr class="\w+" data-feature="slight">.*?</tr>', html)
     assert row is not None
-    assert f"{slight.statistic:.3g}<small>KS D (largest CDF gap)</small>" in row.group(0)  # its effect
+    assert f"{slight.effect_size:.3g}<small>normed W1 (std units)</small>" in row.group(0)  # its effect
+    assert slight.effect_size == pytest.approx(0.15, abs=0.03)
     assert f"{slight.p_value:.2e}" in row.group(0)  # and its p-value beside it
     assert "× threshold" not in html
 
@@ -139,7 +142,7 @@ def test_history_plot_has_a_panel_per_column_with_threshold_and_drifted_points(s
 
 def test_p_value_series_use_the_adjusted_p_value_on_a_log_axis(source: MemorySource) -> None:
     senior = next(s for s in _view(source).series if s.feature == "senior")
-    assert senior.lower_is_drift and senior.threshold == 0.05
+    assert senior.lower_is_drift and senior.threshold == 0.01  # the default level (driftwatch mode)
     assert all(p.value is not None and 0 < p.value <= 1 for p in senior.points)
     assert "drift below" in history_svg([senior])
 
@@ -221,17 +224,22 @@ def test_a_window_stamped_past_what_a_date_can_show_still_renders() -> None:
 
 
 def test_a_tests_effect_does_not_grow_with_the_sample_size() -> None:
-    """The same 10-point share move is a Cramér's V of about 0.1 at 2,000 and at 200,000 rows, while p collapses."""
-    effects, p_values = [], []
+    """The same 10-point share move is a total variation of 0.1 (and, for a result stored without the
+    engine's effect size, a Cramér's V of about 0.1) at 2,000 and at 200,000 rows, while p collapses."""
+    effects, stored_without, p_values = [], [], []
     for n in (2_000, 200_000):
         ref = pd.DataFrame({"plan": ["a"] * (n // 2) + ["b"] * (n // 2)})
         cur = pd.DataFrame({"plan": ["a"] * (6 * n // 10) + ["b"] * (4 * n // 10)})
         result = evaluate(build_profile(ref, [ColumnSpec("plan", "categorical", "chisquare")], EngineSettings()), cur)
         f = result.features["plan"]
         effect = effect_size(f)
-        assert effect.label == "Cramér's V"
+        assert effect.label == "total variation"
         effects.append(effect.value)
+        older = effect_size(replace(f, effect_size=math.nan))
+        assert older.label == "Cramér's V"
+        stored_without.append(older.value)
         p_values.append(f.p_value)
-    assert effects[0] == pytest.approx(0.1, abs=0.005)
-    assert effects[1] == pytest.approx(effects[0], abs=0.001)
+    for values in (effects, stored_without):
+        assert values[0] == pytest.approx(0.1, abs=0.005)
+        assert values[1] == pytest.approx(values[0], abs=0.001)
     assert p_values[1] < 1e-100 < p_values[0]
