@@ -89,9 +89,12 @@ def test_demo_detects_drift_retrains_and_stops_everything(
         f"DriftwatchFeatureDrift (warning) would fire after 30m for {int(n) + n_out} column(s) "
         f"({n} input features, {n_out} output{'s' * (n_out > 1)})"
     ) in out
-    # The flagged columns say which way their number points: the demo's tests are all p-values.
+    # The flagged columns say which way their number points: the demo's default tests are all p-values,
+    # flagged only past the effect gate too.
     flagged = out.split("columns flagged in the latest window", 1)[1].split("alert ", 1)[0]
-    assert [line for line in flagged.splitlines() if " ks " in line and "p-value ↓ (lower = drift)" not in line] == []
+    tests = [line for line in flagged.splitlines() if " wasserstein_test " in line or " chisquare_test " in line]
+    assert tests, flagged
+    assert [line for line in tests if "p-value ↓ (lower = drift)" not in line or "effect ≥" not in line] == []
     # The monitor is gone once the demo returns, so it prints no links that would be dead by then.
     assert "/reports/wine/" not in out and "driftwatch demo --keep-running" in out
     assert _children_of_workdir(tmp_path) == []

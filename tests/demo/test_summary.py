@@ -51,6 +51,11 @@ def test_the_p_value_shown_is_the_adjusted_one_the_threshold_was_applied_to() ->
     assert row[2:] == ("0.03", "p-value ↓ (lower = drift)", "p < 0.05 (BH-adjusted)")
 
 
+def test_the_effect_gate_of_the_default_tests_is_part_of_the_rule() -> None:
+    row = flagged_row(feature("alcohol", drifted=True, method="wasserstein_test", score=0.0005, threshold=0.01, min_effect=0.1))
+    assert row == ("alcohol", "wasserstein_test", "0.0005", "p-value ↓ (lower = drift)", "p < 0.01 and effect ≥ 0.1")
+
+
 def test_a_distance_is_said_to_drift_when_high() -> None:
     row = flagged_row(feature("proline", drifted=True, method="wasserstein", score=0.42, threshold=0.1))
     assert row == ("proline", "wasserstein", "0.42", "distance ↑ (higher = drift)", "distance ≥ 0.1")

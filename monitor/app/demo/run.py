@@ -256,7 +256,8 @@ def drifted_columns_cell(result: dict[str, Any]) -> str:
 
 def flagged_row(f: dict[str, Any]) -> tuple[str, str, str, str, str]:
     """One drifted column: its name, method, the number compared with the threshold, what that
-    number is and which way it points. A p-value drifts when low, a distance when high."""
+    number is and which way it points. A p-value drifts when low (and, where the engine gated it, the
+    effect size reached its minimum), a distance when high."""
     name = f["name"] + (" (output)" if f["role"] == "output" else "")
     if (f.get("details") or {}).get("type_changed"):
         return name, f["method"], "—", "values changed type", "always"
@@ -264,6 +265,9 @@ def flagged_row(f: dict[str, Any]) -> tuple[str, str, str, str, str]:
         p, raw = f.get("adjusted_p_value"), f["score"]
         adjusted = p is not None and p != raw
         when = f"p < {f['threshold']:.3g}" + (" (BH-adjusted)" if adjusted else "")
+        floor = (f.get("details") or {}).get("min_effect")
+        if isinstance(floor, (int, float)):  # driftwatch mode: the test flags only a large enough shift
+            when += f" and effect ≥ {floor:.3g}"
         return name, f["method"], f"{p if p is not None else raw:.3g}", "p-value ↓ (lower = drift)", when
     return name, f["method"], f"{f['score']:.3g}", "distance ↑ (higher = drift)", f"distance ≥ {f['threshold']:.3g}"
 
