@@ -90,7 +90,7 @@ def _wasserstein_test(p: NumericProfile, cur: NDArray[np.float64]) -> Outcome:
     if not math.isfinite(pooled_range(p, cur)):  # the group positions' gaps overflow
         return Outcome("wasserstein_test", NAN)
     groups = permutation.numeric_groups(p.sorted, cur)
-    result = permutation.permutation_test(groups, permutation.wasserstein_statistic(groups))
+    result = permutation.permutation_test(groups, permutation.wasserstein_statistic(groups), permutation.wasserstein_tail(groups))
     normed = numeric.wasserstein_normed(p.sorted, p.prefix, p.mean, p.std, cur) if math.isfinite(p.std) else NAN
     return Outcome("wasserstein_test", result.p_value, finite_or_nan(normed), result.p_value)
 
@@ -121,7 +121,7 @@ def _chisquare_test(ref: Counts, cur: Counts) -> Outcome:
     """Pearson's chi-square statistic with its permutation p-value (exact where the asymptotic
     chi-square p-value of sparse counts is not)."""
     groups = permutation.category_groups(ref, cur)
-    result = permutation.permutation_test(groups, permutation.chisquare_statistic(groups))
+    result = permutation.permutation_test(groups, permutation.chisquare_statistic(groups), permutation.chisquare_tail(groups))
     return Outcome("chisquare_test", result.p_value, result.statistic, result.p_value)
 
 

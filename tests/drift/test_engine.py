@@ -103,8 +103,9 @@ def _many_tests_window(n_features: int = 20) -> tuple[pd.DataFrame, pd.DataFrame
 
 def test_benjamini_hochberg_decides_but_raw_p_value_is_reported() -> None:
     ref, cur, specs = _many_tests_window()
-    bh = evaluate(build_profile(ref, specs), cur).features["f0"]
-    raw = evaluate(build_profile(ref, specs, EngineSettings(multiple_testing="none")), cur).features["f0"]
+    # evidently mode: KS at 0.05, where this window's f0 sits just under the level (BH works alike in both modes)
+    bh = evaluate(build_profile(ref, specs, EngineSettings(auto="evidently")), cur).features["f0"]
+    raw = evaluate(build_profile(ref, specs, EngineSettings(auto="evidently", multiple_testing="none")), cur).features["f0"]
     assert bh.p_value == raw.p_value == bh.score and bh.p_value < 0.05
     assert raw.adjusted_p_value == raw.p_value and raw.drifted
     assert bh.adjusted_p_value is not None and bh.adjusted_p_value >= 0.05 and not bh.drifted
@@ -121,14 +122,26 @@ def test_drifted_features_are_ranked_by_how_far_past_threshold() -> None:
     assert [f.name for f in result.drifted_features()] == ["y", "x"]
 
 
-def test_drifted_tests_at_the_smallest_p_value_are_ranked_by_effect_size() -> None:
+def test_drifted_tests_beyond_every_draw_are_ranked_by_their_tail_p_values() -> None:
     ref = _frame(3000, seed=1)
     cur = ref.copy()
     cur["x"] += 0.3
     cur["y"] += 2.0
     result = detect(ref, cur)
     x, y = result.features["x"], result.features["y"]
-    assert x.method == y.method == "wasserstein_test" and x.p_value == y.p_value  # both below every drawn statistic
+    assert x.method == y.method == "wasserstein_test" and y.p_value < x.p_value  # both beyond every drawn statistic
+    assert [f.name for f in result.drifted_features()] == ["y", "x"]
+
+
+def test_drifted_tests_tied_at_the_same_p_value_are_ranked_by_effect_size() -> None:
+    ref = _frame(3000, seed=1)
+    cur = ref.copy()
+    cur["x"] += 1.5
+    cur["y"] += 2.0
+    specs = [ColumnSpec(c, "numeric", "ks") for c in ("x", "y")]
+    result = evaluate(build_profile(ref, specs, EngineSettings(auto="evidently")), cur)
+    x, y = result.features["x"], result.features["y"]
+    assert x.p_value == y.p_value == 0.0  # KS's p underflows for both
     assert [f.name for f in result.drifted_features()] == ["y", "x"]
 
 

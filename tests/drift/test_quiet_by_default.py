@@ -117,6 +117,25 @@ def test_a_million_row_window_flags_a_shift_that_matters() -> None:
     assert detect(reference, pd.DataFrame({"x": rng.normal(0.2, 1.0, 1_000_000)})).features["x"].drifted
 
 
+def test_one_clearly_drifted_column_among_fifty_survives_the_correction() -> None:
+    """Monte Carlo p-values bottom out at 1/(draws + 1), which BH across 50 columns at 1% would never
+    keep; the tail bound beyond every draw does."""
+    rng = np.random.default_rng(50)
+    names = [f"f{i}" for i in range(50)]
+    reference = pd.DataFrame(rng.normal(size=(3000, 50)), columns=names)
+    current = pd.DataFrame(rng.normal(size=(1000, 50)), columns=names).assign(f7=lambda f: f["f7"] + 0.3)
+    assert [f.name for f in detect(reference, current).drifted_features()] == ["f7"]
+
+
+def test_a_new_category_among_fifty_columns_survives_the_correction() -> None:
+    rng = np.random.default_rng(51)
+    cats = {f"c{i}": rng.choice(list("abcd"), 3000) for i in range(50)}
+    reference = pd.DataFrame(cats)
+    current = pd.DataFrame({k: rng.choice(list("abcd"), 1000) for k in cats})
+    current.loc[:49, "c3"] = "new"
+    assert [f.name for f in detect(reference, current).drifted_features()] == ["c3"]
+
+
 def test_every_column_reports_its_effect_size() -> None:
     rng = np.random.default_rng(3)
     reference = _model_frame(rng, 500, 5, 2)
