@@ -39,9 +39,10 @@ AUTO_CASES_BY_MODE: Mapping[AutoMode, tuple[AutoCase, ...]] = MappingProxyType({
 AUTO_CASES: tuple[AutoCase, ...] = tuple(c for mode in AUTO_MODES for c in AUTO_CASES_BY_MODE[mode])
 DISCRETE_AUTO_CASES: frozenset[AutoCase] = frozenset({"discrete", "small_discrete", "small_binary", "large_discrete"})
 
-# Calibration compares cells of the reference: ordered cells (numeric) by KS, unordered ones
-# (categories) by chi-square, whatever the fixed-threshold method (docs/calibration.md).
-_CELLS_BY_KIND: Mapping[Kind, str] = MappingProxyType({"numeric": "ks", "categorical": "chisquare"})
+# Calibration compares cells of the reference: ordered cells (numeric) by KS combined with rank tests
+# of location and dispersion, unordered ones (categories) by chi-square, whatever the fixed-threshold
+# method (docs/calibration.md).
+_CELLS_BY_KIND: Mapping[Kind, str] = MappingProxyType({"numeric": "ks_location_scale", "categorical": "chisquare"})
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ import numpy as np
 from scipy import special, stats
 
 from monitor.drift.calibration.plan import BudgetSpec, WindowPlan
-from monitor.drift.calibration.scores import Array
+from monitor.drift.calibration.scores import LOCATION_SCALE_TESTS, RANK_TESTS_MIN_CELLS, Array
 from monitor.drift.calibration.single_value import min_outside
 from monitor.drift.result import json_safe
 from monitor.drift.sequential import CusumDesign
 
-METHOD_VERSION = "2"  # 2: single-valued reference columns are calibrated (step 6)
+METHOD_VERSION = "3"  # 2: single-valued reference columns are calibrated (step 6); 3: numeric score ks_location_scale
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,16 @@ class FeatureCalibration:
         return float(stats.norm.sf(self.location + self.scale * (cusum.k + cusum.h)))
 
     def single_window_statistic(self, cusum: CusumDesign, window_records: int) -> float:
-        """The same threshold as the raw statistic: KS D on the cells, or the chi-square value."""
+        """The same threshold as the raw statistic: KS D on the cells (for `ks_location_scale` with
+        the rank tests, the D that alarms alone, at KS's Sidak share of the p-value), or the chi-square
+        value."""
         p = self.single_window_p_value(cusum)
         n = float(sum(self.ref_counts))
         if self.single_value:
             return float(min_outside(n, window_records, p))
-        if self.statistic == "ks":
+        if self.statistic in ("ks", "ks_location_scale"):
+            if self.statistic == "ks_location_scale" and len(self.ref_counts) >= RANK_TESTS_MIN_CELLS:
+                p = float(-math.expm1(math.log1p(-p) / LOCATION_SCALE_TESTS))
             en = n * window_records / (n + window_records)
             return float(special.kolmogi(p) / (math.sqrt(en) + 0.12 + 0.11 / math.sqrt(en)))
         return float(stats.chi2.isf(p, max(1, sum(c > 0 for c in self.ref_counts) - 1)))
