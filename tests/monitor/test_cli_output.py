@@ -101,6 +101,22 @@ def test_calibrate_column_names_are_not_folded(tmp_path: Path, columns: int) -> 
     assert row.split()[-1] == "std"  # ends with the detectable shift: the row was not split
 
 
+def test_calibrate_names_the_numeric_cell_score(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    pd.DataFrame({"x": rng.normal(size=2000)}).to_csv(tmp_path / "ref.csv", index=False)
+    model = {
+        "name": "toy",
+        "features": [{"name": "x", "type": "numeric"}],
+        "reference": {"path": "ref.csv"},
+        "window": {"records": 400, "step": 200},
+        "false_alarm_budget": {"alarms": 1, "period": "7d", "resamples": 200, "expected_records_per_second": 5},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"version": 1, "models": [model]}))
+    res = driftwatch("calibrate", "--config", str(tmp_path / "config.yaml"), columns=200)
+    (row,) = [line for line in lines(res) if line.split()[:1] == ["x"]]
+    assert "KS D + ranks" in row
+
+
 def test_on_a_terminal_output_still_fits_the_terminal(long_dir: Path) -> None:
     """The other side of the rule: on a 60-column terminal, tables and verdicts fit 60 columns."""
     cur = long_dir / "cur.csv"

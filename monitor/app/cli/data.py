@@ -276,7 +276,7 @@ def calibrate_cmd(
     for header in ("p <", "stat >", "min effect", "false alarms/period", f"shift caught ≤{within} windows"):
         table.add_column(header, justify="right")
     for r in rows:
-        stat = "Fisher" if r["single_value"] else ("KS D" if r["statistic"] == "ks" else "chi²")
+        stat = "Fisher" if r["single_value"] else {"ks": "KS D", "ks_location_scale": "KS D + ranks"}.get(r["statistic"], "chi²")
         shift = num(r["detectable_shift"], ".2f")
         shift += " std" if r["shift_unit"].startswith("reference std") else " share"
         if r["degenerate"]:
