@@ -8,21 +8,13 @@ test; the calibrated rule must stay within budget: the measured count may not ex
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 from scipy import stats
 
 from monitor.drift import EngineSettings
+from tests.benchmark_modules import load_benchmark
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "alarms.py"
-_spec = importlib.util.spec_from_file_location("driftwatch_alarms_bench", _PATH)
-assert _spec is not None and _spec.loader is not None
-alarms = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = alarms
-_spec.loader.exec_module(alarms)
+alarms = load_benchmark("alarms")
 
 pytestmark = pytest.mark.slow
 

@@ -3,18 +3,11 @@ finding and its fix, side by side in one run."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "power.py"
-_spec = importlib.util.spec_from_file_location("driftwatch_power_bench", _PATH)
-assert _spec is not None and _spec.loader is not None
-power = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = power
-_spec.loader.exec_module(power)
+from tests.benchmark_modules import load_benchmark
+
+power = load_benchmark("power")
 
 pytestmark = pytest.mark.slow
 
