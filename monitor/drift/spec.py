@@ -118,7 +118,7 @@ class EngineSettings:
 
 
 def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, settings: EngineSettings) -> str:
-    """The concrete method for `auto`, compatible with Evidently's defaults.
+    """The concrete method for `auto` in the settings' mode (driftwatch's tests, or Evidently's choice).
 
     Evidently decides per window from the reference *and* current distinct values; we decide once from
     the reference alone so a column's method (and its metric label) never flips between windows.
