@@ -1,6 +1,6 @@
 """A/A and power harnesses for calibrated alarms (docs/calibration.md), printing both tables.
 
-    python3 benchmarks/alarms.py            # the long version (about 10 minutes on 2 cores)
+    python3 benchmarks/alarms.py            # the long version (about 40 minutes on one core)
     python3 benchmarks/alarms.py --quick    # a smaller run
 
 Every window goes through the real path: records fed to `monitor.windows.SlidingWindow` in steps,
@@ -15,10 +15,10 @@ entry. The bound is the one-sided 95% Poisson upper bound on alarms per period.
 
 Power: one reference, then per trial a window of unchanged rows followed by changed rows (mean shift
 or variance change of a numeric column, share moved away from the most frequent category, a new
-category); detection = the changed column drifted within `within` windows. Compared with the fixed
-defaults (as configured: normed Wasserstein >= 0.1 / Jensen-Shannon >= 0.1 above 1000 reference
-rows) and with the same default statistics with thresholds raised to the budget's rate (their null
-quantiles measured on unchanged windows of the same reference).
+category); detection = the changed column drifted within `within` windows. Compared with the
+defaults as configured (the `auto` permutation tests, docs/drift-methods.md) and with the same
+default statistics with thresholds moved to the budget's rate (their null quantiles measured on
+unchanged windows of the same reference).
 
 tests/drift/test_alarms_harness.py runs small versions of these functions.
 """
