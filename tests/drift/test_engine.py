@@ -111,11 +111,14 @@ def test_benjamini_hochberg_decides_but_raw_p_value_is_reported() -> None:
     assert bh.adjusted_p_value is not None and bh.adjusted_p_value >= 0.05 and not bh.drifted
 
 
-def test_drifted_features_are_ranked_by_how_far_past_threshold() -> None:
+def _shifted(x: float, y: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A reference and the same rows with columns x and y shifted (in reference units, std about 1)."""
     ref = _frame(3000, seed=1)
-    cur = ref.copy()
-    cur["x"] += 0.3  # normed Wasserstein ~ 0.3: 3x its threshold
-    cur["y"] += 2.0  # ~ 2.0: 20x
+    return ref, ref.assign(x=ref["x"] + x, y=ref["y"] + y)
+
+
+def test_drifted_features_are_ranked_by_how_far_past_threshold() -> None:
+    ref, cur = _shifted(0.3, 2.0)  # normed Wasserstein ~ 0.3 (3x its threshold) and ~ 2.0 (20x)
     specs = [ColumnSpec(c, "numeric") for c in ("x", "y", "score")]
     result = evaluate(build_profile(ref, specs, EngineSettings(auto="evidently")), cur)
     assert [f.method for f in result.features.values()] == ["wasserstein"] * 3
@@ -123,10 +126,7 @@ def test_drifted_features_are_ranked_by_how_far_past_threshold() -> None:
 
 
 def test_drifted_tests_beyond_every_draw_are_ranked_by_their_tail_p_values() -> None:
-    ref = _frame(3000, seed=1)
-    cur = ref.copy()
-    cur["x"] += 0.3
-    cur["y"] += 2.0
+    ref, cur = _shifted(0.3, 2.0)
     result = detect(ref, cur)
     x, y = result.features["x"], result.features["y"]
     assert x.method == y.method == "wasserstein_test" and y.p_value < x.p_value  # both beyond every drawn statistic
@@ -134,10 +134,7 @@ def test_drifted_tests_beyond_every_draw_are_ranked_by_their_tail_p_values() -> 
 
 
 def test_drifted_tests_tied_at_the_same_p_value_are_ranked_by_effect_size() -> None:
-    ref = _frame(3000, seed=1)
-    cur = ref.copy()
-    cur["x"] += 1.5
-    cur["y"] += 2.0
+    ref, cur = _shifted(1.5, 2.0)
     specs = [ColumnSpec(c, "numeric", "ks") for c in ("x", "y")]
     result = evaluate(build_profile(ref, specs, EngineSettings(auto="evidently")), cur)
     x, y = result.features["x"], result.features["y"]
