@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,26 +49,28 @@ class SlidingWindow:
         *,
         last_rec: int = 0,
         last_end: float = 0.0,
-        last_point: tuple[str, float] | None = None,
+        last_points: Mapping[str, float] | None = None,
         now: float | None = None,
     ) -> None:
-        """`last_rec`/`last_end`/`last_point`: the newest evaluated window's last ordinal, end time and
-        grid point (restart); `now`: the clock at a restart, so replayed records are judged as live ones
-        would be. The point is restored as given, never derived from `last_rec` (a count window can end
-        before its point, which would then be due again); without one (evaluations stored before
-        points were) it is derived from `last_rec` and `last_end`."""
+        """Restart state: `last_rec`, the newest ordinal any evaluated window held; `last_end`, the
+        newest evaluated window's end time; `last_points`, the newest evaluated point of each grid
+        (`count`, `time`); `now`, the clock at the restart, so replayed records are judged as live
+        ones would be. Points are restored as given, each grid's own: derived from `last_rec`, a
+        count point whose window ended before it (late stamps), or that a later time window on both
+        grids ended before, would be due again. A grid without a stored point (evaluations from
+        before points were stored) derives it from `last_rec` and `last_end`."""
         self.config = config
         self._count_grid = config.step is not None or config.step_duration is None
         self._step = config.effective_step
         self._grid = float(config.step_duration) if config.step_duration else None
-        self._last_point = (last_rec // self._step) * self._step
+        points = last_points or {}
+        derived = (last_rec // self._step) * self._step
+        self._last_point = max(derived, int(points["count"])) if "count" in points else derived
         self._last_time = math.floor(last_end / self._grid) * self._grid if self._grid else 0.0
-        if last_point is not None and last_point[0] == "count":
-            self._last_point = int(last_point[1])
-        elif last_point is not None:
-            self._last_time = float(last_point[1])
+        if "time" in points:
+            self._last_time = float(points["time"])
         self._evaluated = last_rec
-        """Newest ordinal of the last evaluated window: a time window holding nothing newer is not new."""
+        """Newest ordinal an evaluated window held: a time window holding nothing newer is not new."""
         self._timed = self._grid is not None or config.duration is not None
         """Whether timestamps select records (and so far-future ones are not windowed)."""
         self._clock = -math.inf

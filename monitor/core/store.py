@@ -373,6 +373,14 @@ class EventStore:
         ).fetchall()
         return [_evaluation_row(row) for row in rows]
 
+    def evaluated_points(self, model: str) -> tuple[dict[str, float], int]:
+        """The newest evaluated point of each grid and the newest evaluated ordinal: what a rebuilt
+        window resumes from (on both grids the newest evaluation alone does not say both)."""
+        rows = self._db.execute(
+            "SELECT point_kind, MAX(point), MAX(last_rec) FROM evaluations WHERE model = ? GROUP BY point_kind", (model,)
+        ).fetchall()
+        return {kind: point for kind, point, _ in rows if kind is not None}, max((rec for *_, rec in rows), default=0)
+
     def evaluation_at(self, model: str, last_rec: int) -> EvaluationRow | None:
         """The newest evaluation of the model's window ending at record `last_rec` (one row parsed)."""
         row = self._db.execute(

@@ -34,9 +34,9 @@ def rebuild(store: EventStore, state: ModelState, now: float) -> None:
         state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
         state.last_evaluation = ev.evaluated_at
         state.cusum = (_cusum_state(last[1].result) if len(last) > 1 else {}, _cusum_state(ev.result))
+    points, last_rec = store.evaluated_points(name)
     window = SlidingWindow(
-        state.config.window, last_rec=ev.last_rec if ev else 0, last_end=ev.window_end if ev else 0.0,
-        last_point=ev.point if ev else None, now=now,
+        state.config.window, last_rec=last_rec, last_end=ev.window_end if ev else 0.0, last_points=points, now=now
     )
     total = store.record_total(name)
     after = window.needed_from(total, now, lambda ts: store.first_rec_since(name, ts, received_since=ts - window.horizon))

@@ -121,6 +121,14 @@ def test_an_evaluation_keeps_its_grid_point(tmp_path: Path) -> None:
     assert store.evaluation_at("m", 99).point == ("count", 100.0)  # type: ignore[union-attr]
 
 
+def test_a_rebuild_resumes_from_each_grids_newest_point_and_the_newest_ordinal(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "s.db")
+    store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 1, 3, 1, {}, 3.0, ("count", 3)))
+    store.add_evaluation(EvaluationRow("m", 1.0, 2.0, 1, 5, 2, 2, 1, {}, 3.0, ("time", 2.0)))
+    store.add_evaluation(EvaluationRow("other", 1.0, 9.0, 1, 5, 1, 9, 9, {}, 3.0, ("count", 9)))
+    assert store.evaluated_points("m") == ({"count": 3.0, "time": 2.0}, 3)
+
+
 def test_a_version_1_file_is_upgraded_in_place_and_its_evaluations_have_no_point(tmp_path: Path) -> None:
     """Evaluations stored before points were keep their rows; a restart derives their point (windows.py)."""
     path = tmp_path / "s.db"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.core.config import WindowConfig
@@ -343,11 +343,14 @@ def test_a_count_grid_with_duration_does_not_window_millisecond_stamps() -> None
     assert last.n_records == sum(1 for k in range(24_001, 30_001) if k % 10 != 3) and len(w._records) < 2 * 6000 + 64
 
 
-def restarted(cfg: WindowConfig, last: DueWindow | None, now: float, events: list[tuple[int, float, int, list[dict[str, Any]], float]]) -> SlidingWindow:
-    """A window rebuilt as Monitor._rebuild does: the last evaluation's point restored, and the stored
+def restarted(cfg: WindowConfig, evaluated: list[DueWindow], now: float, events: list[tuple[int, float, int, list[dict[str, Any]], float]]) -> SlidingWindow:
+    """A window rebuilt as recovery.rebuild does: each grid's newest evaluated point restored, and the stored
     events (seq, stamp, rec_end, records, arrival) after `needed_from` replayed at the restart's clock."""
-    w = SlidingWindow(cfg, last_rec=last.last_rec if last else 0, last_end=last.end if last else 0.0,
-                      last_point=last.point if last else None, now=now)
+    points: dict[str, float] = {}
+    for d in evaluated:
+        points[d.point[0]] = max(points.get(d.point[0], -math.inf), d.point[1])
+    w = SlidingWindow(cfg, last_rec=max((d.last_rec for d in evaluated), default=0),
+                      last_end=evaluated[-1].end if evaluated else 0.0, last_points=points, now=now)
 
     def first_rec_since(ts: float) -> int:  # EventStore.first_rec_since, over the event list
         first = events[-1][2] if events else 0
@@ -380,6 +383,14 @@ _PAST_OPS = st.lists(
 
 @settings(max_examples=1000, deadline=None)
 @given(cfg=window_configs(), before=_PAST_OPS, after=_PAST_OPS, start=st.floats(0.0, 50.0), idle=st.sampled_from([0.0, 1.0, 30.0, 500.0]))
+@example(  # both grids: a count window ending before a later time window's last record
+    cfg=WindowConfig(records=3, duration=2.0, step=1, step_duration=2.0, min_records=1),
+    before=[(0.05, "add", 0.0, 1), (0.0, "add", -3.0, 1), (0.0, "add", -40.0, 1)], after=[], start=3.0, idle=0.0,
+)
+@example(  # a restart at 3 * g, which the window floors to period 2
+    cfg=WindowConfig(records=3, duration=None, step=None, step_duration=3.344641436545774, min_records=1),
+    before=[(7.0, "add", 0.0, 1)], after=[(0.0, "add", -40.0, 1)], start=0.0, idle=0.0,
+)
 def test_evaluations_after_a_restart_equal_those_without_one(
     cfg: WindowConfig, before: list[tuple[float, str, float, int]], after: list[tuple[float, str, float, int]], start: float, idle: float
 ) -> None:
@@ -410,9 +421,13 @@ def test_evaluations_after_a_restart_equal_those_without_one(
 
     evaluated = run(before, [live])[0]
     clock += idle
-    if cfg.step_duration:
-        clock = max(clock, (math.floor(last_look / cfg.step_duration) + 1) * cfg.step_duration)
-    rebuilt = restarted(cfg, evaluated[-1] if evaluated else None, clock, events)
+    if cfg.step_duration:  # the next period as the window floors it (3 * g / g can floor to 2)
+        g = cfg.step_duration
+        period = math.floor(last_look / g) + 1
+        clock = max(clock, period * g)
+        while math.floor(clock / g) < period:
+            clock = math.nextafter(clock, math.inf)
+    rebuilt = restarted(cfg, evaluated, clock, events)
     a, b = run(after, [live, rebuilt])
     assert a == b
     assert not {w.point for w in evaluated} & {w.point for w in b}
