@@ -503,6 +503,63 @@ class MetricsConfig(_Strict):
     """If set, only these features get per-feature series (applied before the cap)."""
 
 
+class KafkaSecurity(_Strict):
+    """SASL and TLS for the Kafka clients; secrets come from files or the environment (a mounted Secret)."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    username_env: str | None = None
+    """Environment variable holding the SASL user name."""
+    password_env: str | None = None
+    """Environment variable holding the SASL password."""
+    ca_file: Path | None = None
+    """PEM CA bundle the brokers' certificates are checked against (the system's without one)."""
+    cert_file: Path | None = None
+    """Client certificate for mutual TLS."""
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSecurity:
+        sasl = self.protocol.startswith("SASL")
+        if sasl and not (self.sasl_mechanism and self.username_env and self.password_env):
+            raise ValueError(f"protocol {self.protocol} needs sasl_mechanism, username_env and password_env")
+        if not sasl and self.sasl_mechanism:
+            raise ValueError(f"sasl_mechanism is set but protocol {self.protocol} does not use SASL")
+        return self
+
+
+class KafkaConfig(_Strict):
+    """The event log of fleet mode: one topic, keyed by model (one model's events in one partition)."""
+
+    bootstrap_servers: str = Field(min_length=1)
+    topic: str = Field(default="driftwatch-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    partitions: int = Field(default=12, ge=1)
+    """The topic's partition count, the fleet's most replicas: create the topic with it (docs/scale-out.md)."""
+    group_id: str = Field(default="driftwatch", min_length=1)
+    replication_factor: int = Field(default=3, ge=1)
+    """What the topic is expected to be created with (`min.insync.replicas` one less), checked at start-up."""
+    security: KafkaSecurity = KafkaSecurity()
+    produce_timeout: Duration = 10.0
+    """An ingest request waits this long for the brokers' acknowledgement (`acks=all`) before a 503."""
+
+
+class PostgresConfig(_Strict):
+    """Shared state of fleet mode (evaluations, checkpoints, retraining, leases)."""
+
+    dsn_env: str = "DRIFTWATCH_POSTGRES_DSN"
+    """Environment variable holding the libpq connection string (from a Secret): never in the config file."""
+    lease_seconds: Duration = 15.0
+    """How long the retraining controller's lease lasts without renewal before another replica takes it."""
+
+
+class FleetConfig(_Strict):
+    """Fleet mode: replicas as one Kafka consumer group over shared PostgreSQL (docs/scale-out.md).
+    Without this section driftwatch is one process on one SQLite file."""
+
+    kafka: KafkaConfig
+    postgres: PostgresConfig = PostgresConfig()
+
+
 class Defaults(_Strict):
     drift: DriftPolicy = DriftPolicy()
     alerts: AlertsConfig = AlertsConfig()
@@ -515,6 +572,8 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     metrics: MetricsConfig = MetricsConfig()
     defaults: Defaults = Defaults()
+    fleet: FleetConfig | None = None
+    """Replicas on Kafka and PostgreSQL; unset (the default) is the embedded single process."""
     models: list[ModelConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
