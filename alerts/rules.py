@@ -6,8 +6,8 @@ for dataset drift (critical has the higher threshold, both fire above it); `summ
 Drift and data-quality alerts only consider windows holding at least the model's
 `window.min_records` records, so a nearly empty window never pages. Every rule aggregates to the
 labels the monitor exports (`max by (model, …)`): scrape target labels such as `instance` and `pod`
-change when the monitor restarts, and an alert keyed on them would resolve and start its `for`
-again on every upgrade.
+change when the monitor restarts, and in fleet mode when a model's partition moves to another
+replica; an alert keyed on them would resolve and start its `for` again on every upgrade or rebalance.
 """
 
 from __future__ import annotations

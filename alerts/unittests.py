@@ -3,7 +3,8 @@
 For every alert and every model: series that stay quiet (no alert), cross the threshold (pending,
 then firing after `for`), and, for dataset drift, cross warning then critical (warning alone, then
 both). Windows below `min_records` must not alert, nor may a never-evaluated model whose window is
-still short of its first evaluation. Expected annotations are rendered by
+still short of its first evaluation. Drift alerts keep firing (no new `for`) when the monitor restarts
+as a new pod and when a fleet replica hands a model over to another (its series move). Expected annotations are rendered by
 alerts.gotemplate, so promtool also checks the templates. Timelines use 1-minute samples and are
 sized from each alert's `for`, so they stay valid whatever the config says.
 """
@@ -24,6 +25,7 @@ from alerts.rules import (
     Rule,
     build,
     first_due_records,
+    prediction_output,
     retrain_failed_window,
 )
 from monitor.core.config import Config, FeatureConfig, ModelConfig
@@ -192,6 +194,59 @@ def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group
     if col is not None:
         g.expect(after, "DriftwatchFeatureDrift", rules.expected(
             "DriftwatchFeatureDrift", model, {**new, "feature": col.name, "method": _method(cfg, model, col)}, SCORE))
+    return g
+
+
+REPLICA_A = {"instance": "replica-a:8080", "pod": "driftwatch-0"}
+REPLICA_B = {"instance": "replica-b:8080", "pod": "driftwatch-1"}
+"""Scrape-target labels of two fleet replicas (fleet mode: a replica exports only its partitions' models)."""
+
+
+def _replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    """Fleet mode: the model's partition moves from replica A to replica B while its drift alerts fire.
+
+    A's series end (a stale marker at the move) and B's begin at that same scrape, values unchanged, so
+    no sample time sees both. The alerts fire before the move, at it and after it with the same labels:
+    they neither resolve nor start their `for` again (B's series are younger than any `for`).
+    """
+    a = cfg.alerts_for(model)
+    exported = cfg.exported_features(model)
+    col = next((c for c in model.columns if c.name in exported), None)
+    out = prediction_output(cfg, model)
+    move = _minutes(max(a.dataset_drift.for_, a.feature_drift.for_, a.prediction_drift.for_)) + 5
+    after = 3  # samples of B checked after the move, fewer than any `for` in whole minutes allows
+    g = _Group(f"{model.name}: drift alerts keep firing when the model moves from replica A to replica B")
+    old = {**_monitor(cfg, model), **REPLICA_A}
+    new = {**_monitor(cfg, model), **REPLICA_B}
+    share = a.dataset_drift.critical
+    timelines: tuple[tuple[dict[str, str], Callable[[float], str]], ...] = (
+        (old, lambda v: f"{_steps((v, move))} stale"),  # samples up to move - 1, gone at the move
+        (new, lambda v: f"_x{move} {_steps((v, after + 1))}"),  # first sample at the move
+    )
+    for labels, values in timelines:
+        g.add(DATASET_DRIFT_SHARE, labels, values(share))
+        g.add(WINDOW_RECORDS, labels, values(model.window.min_records))
+        if col is not None:
+            g.add(FEATURE_DRIFT_SCORE, {**labels, "feature": col.name, "method": _method(cfg, model, col)},
+                  values(SCORE))
+            g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": col.name}, values(1))
+        if out is not None:
+            output = next(c for c in model.outputs if c.name == out)
+            g.add(PREDICTION_DRIFT_SCORE, {**labels, "method": _method(cfg, model, output)}, values(PREDICTION_SCORE))
+            g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": out}, values(1))
+    for minute, labels in ((move - 1, old), (move, new), (move + 1, new), (move + after, new)):
+        fired = [*rules.expected("DriftwatchDatasetDrift", model, labels, share, severity="critical"),
+                 *rules.expected("DriftwatchDatasetDrift", model, labels, share, severity="warning")]
+        g.expect(minute, "DriftwatchDatasetDrift", sorted(fired, key=lambda x: x["exp_labels"]["severity"]))
+        if col is not None:
+            g.expect(minute, "DriftwatchFeatureDrift", rules.expected(
+                "DriftwatchFeatureDrift", model, {**labels, "feature": col.name, "method": _method(cfg, model, col)},
+                SCORE))
+        if out is not None:
+            output = next(c for c in model.outputs if c.name == out)
+            g.expect(minute, "DriftwatchPredictionDrift", rules.expected(
+                "DriftwatchPredictionDrift", model, {**labels, "method": _method(cfg, model, output)},
+                PREDICTION_SCORE))
     return g
 
 
@@ -395,8 +450,8 @@ def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
 
 
 _PER_MODEL = (
-    _dataset_drift, _monitor_restarted, _feature_drift, _prediction_drift, _data_quality, _small_window, _no_traffic,
-    _sidecar_dropping, _evaluation_stale, _never_evaluated, _not_yet_due, _retrain_failed,
+    _dataset_drift, _monitor_restarted, _replica_moved, _feature_drift, _prediction_drift, _data_quality, _small_window,
+    _no_traffic, _sidecar_dropping, _evaluation_stale, _never_evaluated, _not_yet_due, _retrain_failed,
 )
 
 

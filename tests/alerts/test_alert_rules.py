@@ -91,6 +91,11 @@ def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
         # Keyed on the scrape target again: a monitor restart would resolve the alert and restart its `for`.
         (lambda e: e.replace("max by (model) (driftwatch_dataset_drift_share)", "driftwatch_dataset_drift_share"),
          "wine: drift alerts keep firing across a monitor restart (new pod and instance)"),
+        # Keyed on the replica: a fleet handing the model over to another replica would resolve and re-fire it.
+        (lambda e: e.replace("max by (model) (driftwatch_dataset_drift_share)", "max by (model, pod) (driftwatch_dataset_drift_share)"),
+         "wine: drift alerts keep firing when the model moves from replica A to replica B"),
+        (lambda e: e.replace("max by (model, feature, method) (", "max by (model, feature, method, instance) ("),
+         "wine: drift alerts keep firing when the model moves from replica A to replica B"),
         # The min_records gate removed: the small-window test must notice.
         (lambda e: e.replace("driftwatch_window_records >= 100", "driftwatch_window_records >= 0"),
          "wine: a window below min_records (100) never alerts"),
