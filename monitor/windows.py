@@ -93,6 +93,11 @@ class SlidingWindow:
         return self._total
 
     @property
+    def oldest_seq(self) -> int | None:
+        """Sequence number of the oldest buffered record (what a replay must start at), None when empty."""
+        return self._seqs[0] if self._seqs else None
+
+    @property
     def horizon(self) -> float:
         """How far beyond its arrival clock a windowed record can be stamped (the far-future rule):
         a record stamped at or after ts that arrived before ts - horizon was never windowed."""

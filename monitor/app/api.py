@@ -28,7 +28,7 @@ from monitor.core.config import Config
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import StoreReportSource
 from monitor.reports import create_router as create_reports_router
-from monitor.runtime import Monitor, StoreFull, UnknownModel, VerdictListener
+from monitor.runtime import KafkaUnavailable, Monitor, PgUnavailable, StoreFull, UnknownModel, VerdictListener
 
 __all__ = ["create_app"]
 
@@ -59,7 +59,8 @@ def create_app(
     owned = monitor is None
     if listeners is None:
         listeners = [controller] if controller is not None else []
-    mon = monitor if monitor is not None else Monitor(config, listeners=listeners)
+    mon: Any = monitor if monitor is not None else _new_monitor(config, listeners)
+    fleet = config.fleet is not None
     limit = config.server.max_body_bytes
     tokens = tokens_from_config(config.server)  # AuthConfigError (fail closed) before anything starts
 
@@ -79,8 +80,13 @@ def create_app(
     if tokens is not None:  # every route, including any added later, unless listed open in monitor.app.auth
         app.add_middleware(AuthMiddleware, tokens=tokens, protect_metrics=config.server.auth.protect_metrics,
                            cloudevents_path_token=config.server.auth.cloudevents_path_token)
-    reports = StoreReportSource(config)
-    app.include_router(create_reports_router(reports))  # GET /reports/... (monitor/reports)
+    reports = None if fleet else StoreReportSource(config)
+    if reports is not None:
+        app.include_router(create_reports_router(reports))  # GET /reports/... (monitor/reports)
+    else:
+        @app.get("/reports/{path:path}", include_in_schema=False)
+        async def no_reports(path: str) -> JSONResponse:
+            raise ApiError(501, "not_implemented", "report pages are not served in fleet mode yet (docs/scale-out.md)")
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -98,6 +104,15 @@ def create_app(
     async def _store_full(_: Request, exc: StoreFull) -> JSONResponse:  # nothing was stored: the sender retries
         detail = "the monitor's disk is full; nothing of this request was stored, retry later"
         return error_response(503, "storage_full", detail, {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(KafkaUnavailable)
+    async def _kafka_down(_: Request, exc: KafkaUnavailable) -> JSONResponse:  # not acknowledged: the sender retries
+        return error_response(503, "event_log_unavailable", f"{exc}; nothing of this request was acknowledged, retry later",
+                              {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(PgUnavailable)
+    async def _postgres_down(_: Request, exc: PgUnavailable) -> JSONResponse:
+        return error_response(503, "database_unavailable", "the shared database cannot be reached, retry later", {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -162,7 +177,7 @@ def create_app(
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
         if model not in mon.snapshot():
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
-        rows = await run_in_threadpool(reports.evaluations, model, limit)
+        rows = await run_in_threadpool(reports.evaluations if reports is not None else mon.evaluations, model, limit)
         return JSONResponse({"model": model, "evaluations": [_evaluation_view(e) for e in rows]})
 
     @app.get("/v1/models/{model}/retraining")
@@ -193,7 +208,8 @@ def create_app(
     async def readyz() -> JSONResponse:
         if mon.ready:
             return JSONResponse({"status": "ready"})
-        detail = {"store_open": mon.store is not None, "reference_errors": dict(mon.profile_errors)}
+        detail: dict[str, Any] = {"reference_errors": dict(mon.profile_errors)}
+        detail |= {"postgres_and_kafka": False} if fleet else {"store_open": mon.store is not None}
         return error_response(503, "not_ready", detail)
 
     if controller is not None:
@@ -249,15 +265,25 @@ def _decision_view(d: Any) -> dict[str, Any]:
 def _mount_metrics(
     app: FastAPI,
     config: Config,
-    mon: Monitor,
+    mon: Any,
     resources: Callable[[], Any] | None,
     retrain: Callable[[], Mapping[str, Any]] | None,
 ) -> None:
     from monitor.exporter.collector import build_registry, render
 
-    registry = build_registry(config, mon.snapshot, resources, retrain)
+    # a fleet replica exports the models it owns, and nothing another replica exports too
+    registry = build_registry(config, mon.owned_snapshot if config.fleet else mon.snapshot, resources, retrain, owned_only=bool(config.fleet))
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         body, content_type = render(registry, request.headers.get("accept"))
         return Response(body, media_type=content_type)
+
+
+def _new_monitor(config: Config, listeners: Sequence[VerdictListener]) -> Any:
+    """The embedded `Monitor`, or a fleet replica when the config has a `fleet` section."""
+    if config.fleet is None:
+        return Monitor(config, listeners=listeners)
+    from monitor.runtime.fleet import FleetMonitor
+
+    return FleetMonitor(config, listeners=listeners)

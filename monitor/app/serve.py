@@ -74,9 +74,12 @@ def run_server(config: Config, *, host: str, port: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     _check_listen(host, port)
-    _check_store(config)
+    if config.fleet is None:
+        _check_store(config)
     tls = _check_tls(config)
-    controller = _retrain_controller(config)
+    controller = _retrain_controller(config) if config.fleet is None else None
+    if config.fleet is not None and any(config.retrain_for(m) is not None for m in config.models):
+        log.warning("fleet_retraining_not_started reason=not_yet_supported_in_fleet_mode")
     resources = ResourceCollector(config).start()
     try:
         # the controller hears every evaluated window (a VerdictListener) and serves the webhook

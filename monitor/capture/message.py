@@ -11,14 +11,16 @@ protocol binding of CloudEvents, 1.0); structured mode is a JSON envelope with c
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import msgspec
 
-from monitor.capture.cloudevents import CloudEventError, Half, parse_cloudevent
+from monitor.capture.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, CloudEventError, Half, parse_cloudevent
 from monitor.capture.wire import CapturedEvent, encode_event
 
-__all__ = ["EVENT_CONTENT_TYPE", "BadRecord", "Headers", "decode_record", "encode_record"]
+__all__ = ["EVENT_CONTENT_TYPE", "BadRecord", "Headers", "decode_record", "encode_half", "encode_record"]
 
 EVENT_CONTENT_TYPE = "application/vnd.driftwatch.event+json"
 _STRUCTURED = "application/cloudevents+json"
@@ -37,6 +39,22 @@ class BadRecord(ValueError):
 def encode_record(event: CapturedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of one captured event."""
     return event.model.encode(), encode_event(event).encode(), [("content-type", EVENT_CONTENT_TYPE.encode())]
+
+
+def encode_half(half: Half) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of a KServe CloudEvent half, as a binary-mode CloudEvent keyed by its
+    model (both halves land in one partition, where the owning replica joins them)."""
+    kind = REQUEST_TYPE if half.kind == "request" else RESPONSE_TYPE
+    attrs = {"specversion": "1.0", "id": half.id, "type": kind, "source": half.context.get("source") or "driftwatch",
+             "inferenceservicename": half.model, **{k: v for k, v in half.context.items() if k != "source"}}
+    if half.time is not None:
+        attrs["time"] = datetime.fromtimestamp(half.time, UTC).isoformat().replace("+00:00", "Z")
+    headers = [(f"ce_{k}", v.encode()) for k, v in attrs.items()]
+    if half.body.content_type:
+        headers.append(("content-type", half.body.content_type.encode()))
+    body = half.body.body
+    value = base64.b64decode(body) if half.body.encoding == "base64" else body.encode("utf-8")
+    return half.model.encode(), value, headers
 
 
 def decode_record(key: bytes | None, value: bytes | None, headers: Headers | None) -> CapturedEvent | Half:

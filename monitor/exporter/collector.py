@@ -74,9 +74,12 @@ class DriftwatchCollector(Collector):
         models: Callable[[], Mapping[str, ModelSnapshot]],
         resources: Callable[[], ResourceSnapshot] | None,
         retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None,
+        *,
+        owned_only: bool = False,
     ) -> None:
         self._config = config
         self._models = models
+        self._owned_only = owned_only
         self._resources = resources
         self._retrain = retrain
         self._exported = {m.name: config.exported_features(m) for m in config.models}
@@ -120,6 +123,8 @@ class DriftwatchCollector(Collector):
 
         for model in self._config.models:
             name = model.name
+            if self._owned_only and name not in snapshots:
+                continue
             snap = snapshots.get(name) or ModelSnapshot(model=name)
             result = snap.result
             features = result.features if result is not None else {}
@@ -192,10 +197,14 @@ def build_registry(
     models: Callable[[], Mapping[str, ModelSnapshot]],
     resources: Callable[[], ResourceSnapshot] | None = None,
     retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None = None,
+    *,
+    owned_only: bool = False,
 ) -> CollectorRegistry:
-    """A registry whose every scrape renders the snapshots the callables return at that moment."""
+    """A registry whose every scrape renders the snapshots the callables return at that moment.
+
+    `owned_only`: export only the models `models` returns (a fleet replica's own), not every configured one."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftwatchCollector(config, models, resources, retrain))
+    registry.register(DriftwatchCollector(config, models, resources, retrain, owned_only=owned_only))
     return registry
 
 

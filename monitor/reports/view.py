@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
+from monitor.drift.result import DriftResult, FeatureResult, result_from_dict
 from monitor.reports.distributions import Distribution, distributions
 from monitor.reports.plots import HistoryPoint, ScoreSeries
 from monitor.reports.source import Evaluation
@@ -96,50 +96,6 @@ def _num(value: Any) -> float:
 
 def _opt(value: Any) -> float | None:
     return None if value is None else _num(value)
-
-
-def result_from_dict(data: Mapping[str, Any]) -> DriftResult:
-    """Rebuild a `DriftResult` from its `to_dict()` (None numbers come back as NaN)."""
-    ds = data.get("dataset", {})
-    dataset = DatasetResult(
-        drift_share=_num(ds.get("drift_share")),
-        drifted=bool(ds.get("drifted")),
-        n_drifted=int(ds.get("n_drifted") or 0),
-        n_features=int(ds.get("n_features") or 0),
-        n_reference=int(ds.get("n_reference") or 0),
-        n_current=int(ds.get("n_current") or 0),
-        threshold=_num(ds.get("threshold", 0.5)),
-        n_tested=None if ds.get("n_tested") is None else int(ds["n_tested"]),
-    )
-    features = {}
-    for name, f in data.get("features", {}).items():
-        q = f.get("quality") or {}
-        features[name] = FeatureResult(
-            name=name,
-            kind=f.get("kind", "numeric"),
-            role=f.get("role", "feature"),
-            method=str(f.get("method")),
-            score=_num(f.get("score")),
-            p_value=_opt(f.get("p_value")),
-            threshold=_num(f.get("threshold")),
-            drifted=bool(f.get("drifted")),
-            n_reference=int(f.get("n_reference") or 0),
-            n_current=int(f.get("n_current") or 0),
-            quality=QualityResult(
-                missing_ratio=_num(q.get("missing_ratio")),
-                out_of_range_ratio=_num(q.get("out_of_range_ratio")),
-                new_category_ratio=_num(q.get("new_category_ratio")),
-                wrong_type_ratio=_num(q.get("wrong_type_ratio")),
-                n=int(q.get("n") or 0),
-            ),
-            details=f.get("details") or {},
-            adjusted_p_value=_opt(f.get("adjusted_p_value")),
-            statistic=_opt(f.get("statistic")),
-            untested=f.get("untested") if isinstance(f.get("untested"), str) else None,
-            effect_metric=str(f.get("effect_metric") or ("total_variation" if f.get("kind") == "categorical" else "wasserstein_normed")),
-            effect_size=_num(f.get("effect_size")),
-        )
-    return DriftResult(dataset=dataset, features=features)
 
 
 def decision_value(f: FeatureResult) -> float:

@@ -14,11 +14,15 @@ Its modules, one concept each:
 - `evaluator` reference profiles and the evaluation of due windows, handed to the listeners;
 - `recovery`  restart recovery: windows and the last result rebuilt from the store;
 - `reference` loading a model's reference data;
+- `eventlog`  fleet mode's Kafka topic: the producer ingest appends to (`KafkaUnavailable`);
+- `fleet`     fleet mode's `FleetMonitor`: a consumer-group replica over shared PostgreSQL;
 - `snapshot`  the read-only views (`ModelSnapshot`, `WindowInfo`) the exporter and API read;
 - `verdict`   `WindowVerdict` and the `VerdictListener` protocol.
 """
 
+from monitor.core.pgstore import PgUnavailable
 from monitor.core.store import StoreFull
+from monitor.runtime.eventlog import KafkaUnavailable
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
 from monitor.runtime.monitor import Monitor
@@ -31,8 +35,10 @@ from monitor.runtime.verdict import VerdictListener, WindowVerdict
 __all__ = [
     "CloudEventOutcome",
     "IngestResult",
+    "KafkaUnavailable",
     "ModelSnapshot",
     "Monitor",
+    "PgUnavailable",
     "StoreFull",
     "UnknownModel",
     "VerdictListener",

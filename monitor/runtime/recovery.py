@@ -19,7 +19,7 @@ from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import ModelState
 from monitor.windows import SlidingWindow
 
-__all__ = ["rebuild", "restore_result", "window_selection"]
+__all__ = ["cusum_state", "rebuild", "restore_result", "window_selection"]
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -33,7 +33,7 @@ def rebuild(store: EventStore, state: ModelState, now: float) -> None:
     if ev is not None:
         state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
         state.last_evaluation = ev.evaluated_at
-        state.cusum = (_cusum_state(last[1].result) if len(last) > 1 else {}, _cusum_state(ev.result))
+        state.cusum = (cusum_state(last[1].result) if len(last) > 1 else {}, cusum_state(ev.result))
     points, last_rec = store.evaluated_points(name)
     window = SlidingWindow(
         state.config.window, last_rec=last_rec, last_end=ev.window_end if ev else 0.0, last_points=points, now=now
@@ -115,7 +115,7 @@ def _reparse(state: ModelState, stored: StoredEvent) -> list[Record] | None:
     return records
 
 
-def _cusum_state(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def cusum_state(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Per column, the CUSUM a stored calibrated result ended with (see CalibratedDetector.state)."""
     state = {}
     for name, feature in result.get("features", {}).items():

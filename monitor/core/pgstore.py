@@ -1,0 +1,239 @@
+"""Shared state of fleet mode in PostgreSQL (psycopg 3): evaluations, replay checkpoints, the lease.
+
+One evaluation per (model, grid point): the unique key makes the fleet evaluate every point once
+even when two replicas briefly both hold a partition during a rebalance (the second insert is
+refused, and that replica neither publishes nor notifies). Each evaluation is stored in the same
+transaction as its model's checkpoint: the Kafka offset and record ordinal its window replays from
+(docs/scale-out.md). Every call reconnects once after a lost connection (a database restart), so
+a replica recovers by itself; a second failure is raised to the caller, which retries later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+
+from monitor.core.store import EvaluationRow
+
+__all__ = ["Checkpoint", "PgStore", "PgUnavailable"]
+
+log = logging.getLogger("driftwatch.pgstore")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dw_schema (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS dw_evaluations (
+    id bigserial PRIMARY KEY,
+    model text NOT NULL,
+    point_kind text NOT NULL CHECK (point_kind IN ('count', 'time')),
+    point double precision NOT NULL,
+    window_start double precision NOT NULL,
+    window_end double precision NOT NULL,
+    first_seq bigint NOT NULL,
+    last_seq bigint NOT NULL,
+    first_rec bigint NOT NULL,
+    last_rec bigint NOT NULL,
+    n_records integer NOT NULL,
+    result jsonb NOT NULL,
+    evaluated_at double precision NOT NULL,
+    replica text NOT NULL,
+    UNIQUE (model, point_kind, point)
+);
+CREATE INDEX IF NOT EXISTS dw_evaluations_model ON dw_evaluations (model, id);
+CREATE TABLE IF NOT EXISTS dw_checkpoints (
+    model text PRIMARY KEY,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    replay_offset bigint NOT NULL,
+    replay_rec bigint NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dw_partitions (
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    replay_offset bigint NOT NULL,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+_COLUMNS = "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at, point_kind, point"
+_LOCK_SCHEMA = 0x64770001
+"""Advisory lock key serializing schema creation across replicas starting together."""
+
+T = TypeVar("T")
+
+
+class PgUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached (after one reconnect); the caller retries later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a model's window replays from: the first Kafka offset it still needs, and the record
+    ordinal before that offset's first record (ordinals are counted on from there)."""
+
+    model: str
+    partition: int
+    replay_offset: int
+    replay_rec: int
+
+
+class PgStore:
+    """One connection (thread-safe by a lock: calls are short); open lazily, reconnected on loss."""
+
+    def __init__(self, dsn: str, *, replica: str = "", connect_timeout: float = 5.0) -> None:
+        self._dsn = dsn
+        self.replica = replica
+        self._timeout = connect_timeout
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=max(1, math.ceil(self._timeout)),
+                               application_name=f"driftwatch {self.replica}".strip())
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))
+            conn.execute(_SCHEMA)
+            if conn.execute("SELECT count(*) FROM dw_schema").fetchone()[0] == 0:  # type: ignore[index]
+                conn.execute("INSERT INTO dw_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        return conn
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`work` in one transaction, reconnecting once if the connection was lost."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = self._connect()
+                    with self._conn.transaction():
+                        return work(self._conn)
+                except psycopg.OperationalError as exc:
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt == 2:
+                        raise PgUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from None
+                    log.warning("postgres_reconnect replica=%s error=%s", self.replica, type(exc).__name__)
+            raise AssertionError("unreachable")
+
+    # -- evaluations ---------------------------------------------------------------------------------
+
+    def add_evaluation(self, row: EvaluationRow, checkpoints: Iterable[Checkpoint], topic: str) -> bool:
+        """Store an evaluation with its model's checkpoint; False (nothing stored) when another replica
+        already evaluated this grid point."""
+        assert row.point is not None, "fleet evaluations always have a grid point"
+        kind, point = row.point
+        marks = list(checkpoints)
+
+        def work(conn: psycopg.Connection[Any]) -> bool:
+            inserted = conn.execute(
+                f"INSERT INTO dw_evaluations ({_COLUMNS}, replica) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (model, point_kind, point) DO NOTHING RETURNING id",
+                (row.model, row.window_start, row.window_end, row.first_seq, row.last_seq, row.first_rec, row.last_rec,
+                 row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at, kind, point, self.replica),
+            ).fetchone()
+            if inserted is None:
+                return False
+            _put_checkpoints(conn, marks, topic, row.evaluated_at)
+            return True
+
+        return self._run(work)
+
+    def evaluations(self, model: str, limit: int = 100) -> list[EvaluationRow]:
+        """The model's latest evaluations, newest first."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {_COLUMNS} FROM dw_evaluations WHERE model = %s ORDER BY id DESC LIMIT %s", (model, limit)
+        ).fetchall())
+        return [_evaluation(r) for r in rows]
+
+    def all_evaluations(self, models: Sequence[str]) -> dict[str, list[EvaluationRow]]:
+        """Every stored evaluation of these models, oldest first (tests, `driftwatch` tooling)."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {_COLUMNS} FROM dw_evaluations WHERE model = ANY(%s) ORDER BY id", (list(models),)
+        ).fetchall())
+        out: dict[str, list[EvaluationRow]] = {m: [] for m in models}
+        for r in rows:
+            out[r[0]].append(_evaluation(r))
+        return out
+
+    def evaluated_points(self, model: str) -> tuple[dict[str, float], int]:
+        """The newest evaluated point of each grid and the newest evaluated ordinal (as EventStore's)."""
+        rows = self._run(lambda conn: conn.execute(
+            "SELECT point_kind, MAX(point), MAX(last_rec) FROM dw_evaluations WHERE model = %s GROUP BY point_kind", (model,)
+        ).fetchall())
+        return {kind: point for kind, point, _ in rows}, max((rec for *_, rec in rows), default=0)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def put_checkpoints(self, topic: str, partitions: dict[int, int], checkpoints: Iterable[Checkpoint], now: float) -> None:
+        """Each partition's replay offset and its models' checkpoints, in one transaction (consistent)."""
+        marks = list(checkpoints)
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            for partition, offset in partitions.items():
+                conn.execute(
+                    "INSERT INTO dw_partitions (topic, partition, replay_offset, updated_at) VALUES (%s,%s,%s,%s)"
+                    " ON CONFLICT (topic, partition) DO UPDATE SET replay_offset = EXCLUDED.replay_offset,"
+                    " updated_at = EXCLUDED.updated_at",
+                    (topic, partition, offset, now),
+                )
+            _put_checkpoints(conn, marks, topic, now)
+
+        self._run(work)
+
+    def replay_from(self, topic: str, partition: int) -> tuple[int | None, dict[str, Checkpoint]]:
+        """The partition's replay offset (None: from its beginning) and its models' checkpoints."""
+
+        def work(conn: psycopg.Connection[Any]) -> tuple[int | None, dict[str, Checkpoint]]:
+            row = conn.execute("SELECT replay_offset FROM dw_partitions WHERE topic = %s AND partition = %s",
+                               (topic, partition)).fetchone()
+            marks = conn.execute("SELECT model, partition, replay_offset, replay_rec FROM dw_checkpoints"
+                                 " WHERE topic = %s AND partition = %s", (topic, partition)).fetchall()
+            return (None if row is None else row[0]), {m: Checkpoint(m, p, o, r) for m, p, o, r in marks}
+
+        return self._run(work)
+
+    # -- leases --------------------------------------------------------------------------------------
+
+    def try_lease(self, key: int) -> bool:
+        """Hold the session-level advisory lock `key` on this connection (True if held now).
+
+        The lock lives as long as the connection: a replica that dies or loses the database loses
+        it, and another replica's next `try_lease` takes it over."""
+        return bool(self._run(lambda conn: conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]))  # type: ignore[index]
+
+    def ping(self) -> bool:
+        try:
+            self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        except PgUnavailable:
+            return False
+        return True
+
+
+def _put_checkpoints(conn: psycopg.Connection[Any], marks: list[Checkpoint], topic: str, now: float) -> None:
+    for c in marks:
+        conn.execute(
+            "INSERT INTO dw_checkpoints (model, topic, partition, replay_offset, replay_rec, updated_at)"
+            " VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (model) DO UPDATE SET topic = EXCLUDED.topic,"
+            " partition = EXCLUDED.partition, replay_offset = EXCLUDED.replay_offset,"
+            " replay_rec = EXCLUDED.replay_rec, updated_at = EXCLUDED.updated_at",
+            (c.model, topic, c.partition, c.replay_offset, c.replay_rec, now),
+        )
+
+
+def _evaluation(row: tuple[Any, ...]) -> EvaluationRow:
+    m, start, end, fs, ls, fr, lr, n, result, at, kind, point = row
+    return EvaluationRow(m, start, end, fs, ls, fr, lr, n, result, at, (kind, int(point) if kind == "count" else point))

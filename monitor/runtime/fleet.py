@@ -1,0 +1,535 @@
+"""Fleet mode: monitor replicas as one Kafka consumer group over shared PostgreSQL.
+
+The design (docs/scale-out.md): the topic is the event log, keyed by model, so a model's events
+are one partition's subsequence and their order is the partition's offset order. A replica owns
+the models of the partitions the group assigns it. Record ordinals are counted along that order,
+so every replica that replays a partition numbers its records alike, and windows are a function
+of the data alone, as in the embedded monitor. Each evaluation is stored in PostgreSQL under the
+unique key (model, grid point), with the model's checkpoint: the oldest offset its window still
+needs and the ordinal before it. A replica that receives a partition seeks to the partition's
+checkpoint, skips each model's events before that model's own checkpoint, restores each grid's
+newest evaluated point from PostgreSQL, and replays: the windows it rebuilds are the ones the
+previous owner had. It evaluates a partition's models only once it has caught up with the end of
+the partition as it was at assignment (the newest point is due, not every stale one).
+
+Threads: one consumer thread polls Kafka, windows and evaluates (librdkafka's rebalance callbacks
+run inside its poll, so ownership changes between two batches, never inside one); the asyncio
+loop produces ingest to Kafka and reads snapshots under `lock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.capture import CapturedEvent, ModelSchema, Rejected, event_records
+from monitor.capture.cloudevents import Half, join_halves
+from monitor.capture.message import BadRecord, decode_record
+from monitor.core.config import Config
+from monitor.core.pgstore import Checkpoint, PgStore, PgUnavailable
+from monitor.core.store import EvaluationRow
+from monitor.drift.result import result_from_dict
+from monitor.runtime.eventlog import EventProducer, client_settings
+from monitor.runtime.ingest import IngestResult
+from monitor.runtime.joining import CloudEventOutcome
+from monitor.runtime.recovery import cusum_state
+from monitor.runtime.reference import load_reference
+from monitor.runtime.snapshot import ModelSnapshot, WindowInfo
+from monitor.runtime.state import ModelState, UnknownModel
+from monitor.runtime.verdict import VerdictListener, WindowVerdict
+from monitor.windows import SlidingWindow
+
+__all__ = ["FleetMonitor"]
+
+log = logging.getLogger("driftwatch.fleet")
+
+DEDUP_IDS = 16_384
+"""Event ids remembered per model to drop re-sent duplicates (the embedded store remembers all it retains)."""
+CHECKPOINT_INTERVAL = 2.0
+"""Seconds between checkpoints of every owned partition (also written with every evaluation)."""
+
+
+@dataclass
+class _Owned:
+    """A model this replica owns: its window state and where its partition's replay stands."""
+
+    state: ModelState
+    partition: int
+    skip_below: int
+    """Events before this offset were counted in the checkpoint this model was restored from."""
+    total: int
+    """Ordinal of the model's newest record."""
+    ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    marks: deque[tuple[int, int]] = field(default_factory=deque)
+    """(offset, ordinal before its first record) of accepted events still in the window, ascending."""
+    halves: dict[str, tuple[int, float, Half]] = field(default_factory=dict)
+    """CloudEvent halves waiting for their partner: id -> (offset, arrival, half)."""
+    next_offset: int = 0
+
+    def checkpoint(self) -> Checkpoint:
+        """The oldest offset this model's window (or a waiting half) still needs, and the ordinal before it."""
+        oldest = self.state.window.oldest_seq
+        waiting = min((o for o, _, _ in self.halves.values()), default=None)
+        while self.marks and oldest is not None and self.marks[0][0] < oldest:
+            self.marks.popleft()
+        if oldest is None:
+            self.marks.clear()
+            offset, rec = self.next_offset, self.total
+        else:
+            offset, rec = self.marks[0] if self.marks else (oldest, self.total)
+        if waiting is not None and waiting < offset:
+            offset = waiting  # events before the half's own offset are skipped on replay: rec is unchanged
+        return Checkpoint(self.state.config.name, self.partition, offset, rec)
+
+
+class FleetMonitor:
+    """The `Monitor` interface in fleet mode: ingest appends to Kafka; a consumer thread owns models."""
+
+    def __init__(self, config: Config, *, listeners: Sequence[VerdictListener] = (),
+                 clock: Callable[[], float] = time.time, replica: str | None = None) -> None:
+        assert config.fleet is not None, "FleetMonitor needs the config's fleet section"
+        self.config = config
+        self.fleet = config.fleet
+        self.replica = replica or os.environ.get("HOSTNAME") or f"{socket.gethostname()}-{os.getpid()}"
+        self.listeners = tuple(listeners)
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.profile_errors: dict[str, str] = {}
+        self.bad_records: Counter[str] = Counter()
+        """Records skipped by reason (garbage, wrong_schema, unknown_model, ...)."""
+        self.unknown_model_events = 0
+        self._configs = {m.name: m for m in config.models}
+        self._schemas = {m.name: ModelSchema.from_config(m) for m in config.models}
+        self._profiles: dict[str, tuple[Any, Any]] = {}
+        self._owned: dict[str, _Owned] = {}
+        self._partitions: dict[int, _Partition] = {}
+        self._pg: PgStore | None = None
+        self._reader: PgStore | None = None
+        self._producer: EventProducer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self.store = None  # the API's readiness detail: there is no SQLite store in fleet mode
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self, *, background: bool = True) -> None:
+        dsn = os.environ.get(self.fleet.postgres.dsn_env)
+        if not dsn:
+            raise RuntimeError(f"fleet mode needs the PostgreSQL DSN in ${self.fleet.postgres.dsn_env}")
+        self._pg = PgStore(dsn, replica=self.replica)
+        self._reader = PgStore(dsn, replica=self.replica)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._build_profiles)
+        self._producer = EventProducer(self.fleet.kafka)
+        await self._producer.start()
+        if background:
+            self._thread = threading.Thread(target=self._consume, name="driftwatch-fleet-consumer", daemon=True)
+            self._thread.start()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        loop = asyncio.get_running_loop()
+        if self._thread is not None:
+            await loop.run_in_executor(None, self._thread.join)
+        if self._producer is not None:
+            await self._producer.close()
+        for pg in (self._pg, self._reader):
+            if pg is not None:
+                pg.close()
+
+    def _build_profiles(self) -> None:
+        from monitor.drift import build_profile, specs_from_config
+        from monitor.drift.calibration import calibrated_detector
+
+        for name, model in self._configs.items():
+            try:
+                specs, settings = specs_from_config(self.config, model)
+                reference = load_reference(model)
+                profile = build_profile(reference, specs, settings)
+                self._profiles[name] = (profile, calibrated_detector(model, reference, profile))
+            except Exception as exc:  # a bad reference must not take the replica down
+                self.profile_errors[name] = f"{type(exc).__name__}: {exc}"
+                log.error("reference_profile_failed model=%s error=%s", name, type(exc).__name__)
+
+    # -- views (the Monitor interface the API and the exporter read) ---------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._started.is_set() and self._reader is not None and self._reader.ping()
+
+    def has_model(self, name: str) -> bool:
+        return name in self._configs
+
+    def owned_models(self) -> list[str]:
+        with self.lock:
+            return sorted(self._owned)
+
+    def owned_snapshot(self) -> Mapping[str, ModelSnapshot]:
+        """Models this replica owns now: what its /metrics exports (each model by one replica)."""
+        with self.lock:
+            return {name: _snapshot(name, o.state) for name, o in self._owned.items()}
+
+    def snapshot(self) -> Mapping[str, ModelSnapshot]:
+        """Every configured model: owned ones from memory, the others from their newest stored evaluation."""
+        owned = self.owned_snapshot()
+        out: dict[str, ModelSnapshot] = {}
+        for name in self._configs:
+            if name in owned:
+                out[name] = owned[name]
+                continue
+            try:
+                rows = self._reader.evaluations(name, limit=1) if self._reader is not None else []
+            except PgUnavailable:
+                rows = []
+            ev = rows[0] if rows else None
+            out[name] = ModelSnapshot(
+                model=name, result=result_from_dict(ev.result) if ev else None,
+                window=WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records) if ev else None,
+                last_evaluation=ev.evaluated_at if ev else None,
+            )
+        return out
+
+    def evaluations(self, model: str, limit: int = 100) -> list[EvaluationRow]:
+        """Stored evaluations, oldest first (any replica answers for any model)."""
+        assert self._reader is not None, "start() first"
+        return list(reversed(self._reader.evaluations(model, limit)))
+
+    # -- ingest -------------------------------------------------------------------------------------
+
+    async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
+        """Append the batch to the topic; answered once the brokers acknowledged all of it.
+
+        Parsed here too, so the sender hears about rejected payloads as from the embedded monitor;
+        duplicates are only known to the owning replica (counted there, answered as accepted here)."""
+        assert self._producer is not None, "start() first"
+        known = [e for e in events if e.model in self._configs]
+        reasons: Counter[str] = Counter()
+        for e in known:
+            try:
+                event_records(self._schema(e.model), e)
+            except Rejected as exc:
+                reasons[exc.reason] += 1
+            except Exception:
+                reasons["parse_error"] += 1
+        if len(known) < len(events):
+            reasons["unknown_model"] += len(events) - len(known)
+        await self._producer.append(known)
+        rejected = sum(reasons.values())
+        return IngestResult(len(events) - rejected, 0, rejected, dict(reasons))
+
+    async def ingest_half(self, half: Half) -> CloudEventOutcome:
+        """Append a CloudEvent half to the topic keyed by its model; the owner joins the halves."""
+        assert self._producer is not None, "start() first"
+        if half.model not in self._configs:
+            raise UnknownModel(half.model)
+        await self._producer.append_half(half)
+        return CloudEventOutcome("pending")
+
+    def _schema(self, model: str) -> ModelSchema:
+        return self._schemas[model]
+
+    # -- the consumer thread ------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        from confluent_kafka import Consumer
+
+        kafka = self.fleet.kafka
+        consumer = Consumer(client_settings(kafka) | {
+            "group.id": kafka.group_id, "client.id": self.replica, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000, "enable.partition.eof": False,
+        })
+        consumer.subscribe([kafka.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._started.set()
+        interval = max(0.05, self.config.server.evaluation_interval)
+        last_eval = last_mark = 0.0
+        try:
+            while not self._stopping.is_set():
+                for msg in consumer.consume(1000, timeout=0.1):
+                    if msg.error():
+                        log.warning("kafka_consume_error error=%s", msg.error().name())
+                        continue
+                    self._handle(msg)
+                now = time.monotonic()
+                if now - last_eval >= interval:
+                    last_eval = now
+                    self._caught_up(consumer)
+                    self._expire_halves()
+                    self.evaluate_due()
+                if now - last_mark >= CHECKPOINT_INTERVAL:
+                    last_mark = now
+                    self._checkpoint(consumer, list(self._partitions))
+        except Exception:
+            log.exception("fleet_consumer_failed replica=%s", self.replica)
+            raise
+        finally:
+            self._checkpoint(consumer, list(self._partitions))
+            consumer.close()  # leaves the group: the others take its partitions at once
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING
+
+        assert self._pg is not None
+        for tp in partitions:
+            offset, marks = _retrying(lambda tp=tp: self._pg.replay_from(tp.topic, tp.partition), self._stopping)  # type: ignore[union-attr]
+            tp.offset = offset if offset is not None else OFFSET_BEGINNING
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            self._partitions[tp.partition] = _Partition(marks, high, caught_up=max(low, offset or 0) >= high)
+            log.info("partition_assigned replica=%s partition=%d replay_from=%s catch_up_to=%d models=%d",
+                     self.replica, tp.partition, offset, high, len(marks))
+        consumer.incremental_assign(partitions)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self._checkpoint(consumer, [tp.partition for tp in partitions])
+        self._drop([tp.partition for tp in partitions])
+        consumer.incremental_unassign(partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions another replica may already own: drop them without writing their checkpoints."""
+        self._drop([tp.partition for tp in partitions])
+        consumer.incremental_unassign(partitions)
+
+    def _drop(self, partitions: list[int]) -> None:
+        gone = set(partitions)
+        with self.lock:
+            for name in [n for n, o in self._owned.items() if o.partition in gone]:
+                del self._owned[name]
+        for p in gone:
+            self._partitions.pop(p, None)
+        log.info("partitions_revoked replica=%s partitions=%s", self.replica, sorted(gone))
+
+    def _handle(self, msg: Any) -> None:
+        partition, offset = msg.partition(), msg.offset()
+        kind, stamp = msg.timestamp()
+        arrival = stamp / 1000 if kind != 0 and stamp > 0 else self.clock()
+        try:
+            item = decode_record(msg.key(), msg.value(), msg.headers())
+        except BadRecord as exc:
+            self._bad(exc.reason, partition, offset)
+            return
+        if item.model not in self._configs:
+            with self.lock:
+                self.unknown_model_events += 1
+            self._bad("unknown_model", partition, offset)
+            return
+        owned = self._own(item.model, partition, arrival)
+        if owned is None or offset < owned.skip_below:
+            return
+        owned.next_offset = offset + 1
+        if isinstance(item, Half):
+            self._half(owned, item, offset, arrival)
+        else:
+            self._event(owned, item, offset, arrival)
+
+    def _bad(self, reason: str, partition: int, offset: int) -> None:
+        with self.lock:
+            self.bad_records[reason] += 1
+        log.warning("kafka_record_skipped reason=%s partition=%d offset=%d", reason, partition, offset)
+
+    def _event(self, owned: _Owned, event: CapturedEvent, offset: int, arrival: float) -> None:
+        if event.id in owned.ids:
+            return  # a re-sent duplicate: stored once
+        owned.ids[event.id] = None
+        if len(owned.ids) > DEDUP_IDS:
+            owned.ids.popitem(last=False)
+        state = owned.state
+        try:
+            records = event_records(state.schema, event)
+        except Rejected as exc:
+            with self.lock:
+                state.rejected[exc.reason] += 1
+            return
+        except Exception:
+            with self.lock:
+                state.rejected["parse_error"] += 1
+            return
+        with self.lock:
+            owned.marks.append((offset, owned.total))
+            owned.total += len(records)
+            state.ingested += 1
+            state.window.add(offset, event.timestamp, owned.total, records, now=arrival)
+
+    def _half(self, owned: _Owned, half: Half, offset: int, arrival: float) -> None:
+        waiting = owned.halves.get(half.id)
+        if waiting is None or waiting[2].kind == half.kind:  # the first half, or a duplicate of the waiting one
+            if waiting is None and half.id not in owned.ids:
+                owned.halves[half.id] = (offset, arrival, half)
+            return
+        del owned.halves[half.id]
+        pair = {half.kind: half, waiting[2].kind: waiting[2]}
+        self._event(owned, join_halves(pair.get("request"), pair.get("response"), arrival), offset, arrival)
+
+    def _expire_halves(self) -> None:
+        cutoff = self.clock() - self.config.server.cloudevents_join_timeout
+        for owned in list(self._owned.values()):
+            for hid, (offset, arrival, half) in list(owned.halves.items()):
+                if arrival < cutoff:
+                    del owned.halves[hid]
+                    lone = join_halves(half if half.kind == "request" else None, half if half.kind == "response" else None, arrival)
+                    self._event(owned, lone, offset, arrival)
+
+    def _own(self, model: str, partition: int, arrival: float) -> _Owned | None:
+        owned = self._owned.get(model)
+        if owned is not None:
+            if owned.partition != partition:  # a producer with another partitioner: windows would split
+                self._bad("wrong_partition", partition, -1)
+                return None
+            return owned
+        part = self._partitions.get(partition)
+        if part is None:
+            return None
+        assert self._pg is not None
+        mark = part.checkpoints.get(model)
+        points, last_rec = _retrying(lambda: self._pg.evaluated_points(model), self._stopping)  # type: ignore[union-attr]
+        last = _retrying(lambda: self._pg.evaluations(model, 1), self._stopping)  # type: ignore[union-attr]
+        ev = last[0] if last else None
+        cfg = self._configs[model]
+        window = SlidingWindow(cfg.window, last_rec=last_rec, last_end=ev.window_end if ev else 0.0,
+                               last_points=points, now=arrival)
+        state = ModelState(cfg, self._schema(model), window)
+        profile, detector = self._profiles.get(model, (None, None))
+        state.profile, state.detector = profile, detector
+        if detector is not None:
+            detector.restore(cusum_state(ev.result) if ev else {})
+        if ev is not None:
+            state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
+            state.last_evaluation = ev.evaluated_at
+            state.result = result_from_dict(ev.result)  # exported at once: an alert does not resolve on a move
+        owned = _Owned(state, partition, mark.replay_offset if mark else 0, mark.replay_rec if mark else 0)
+        with self.lock:
+            self._owned[model] = owned
+        log.info("model_owned replica=%s model=%s partition=%d replay_rec=%d", self.replica, model, partition, owned.total)
+        return owned
+
+    def _caught_up(self, consumer: Any) -> None:
+        """Mark partitions whose replay reached the end they had at assignment."""
+        from confluent_kafka import TopicPartition
+
+        waiting = [p for p, part in self._partitions.items() if not part.caught_up]
+        if not waiting:
+            return
+        for tp in consumer.position([TopicPartition(self.fleet.kafka.topic, p) for p in waiting]):
+            part = self._partitions.get(tp.partition)
+            if part is not None and tp.offset >= part.catch_up_to:
+                part.caught_up = True
+                log.info("partition_caught_up replica=%s partition=%d offset=%d", self.replica, tp.partition, tp.offset)
+
+    def evaluate_due(self) -> int:
+        """Evaluate the newest due window of every owned model whose partition caught up."""
+        from monitor.drift import evaluate
+
+        done = 0
+        for name, owned in list(self._owned.items()):
+            part = self._partitions.get(owned.partition)
+            state = owned.state
+            if part is None or not part.caught_up or state.profile is None:
+                continue
+            with self.lock:
+                window = state.window.due(self.clock())
+                if window is not None and not state.window.evaluable(window):
+                    state.window.done(window)
+                    window = None
+            if window is None:
+                continue
+            try:
+                frame = state.frame(window.records)
+                result = state.detector.evaluate(frame) if state.detector is not None else evaluate(state.profile, frame)
+            except Exception as exc:
+                log.error("window_evaluation_failed model=%s last_rec=%d error=%s", name, window.last_rec, type(exc).__name__)
+                with self.lock:
+                    state.window.done(window)
+                continue
+            evaluated_at = self.clock()
+            row = EvaluationRow(name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,
+                                window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point)
+            with self.lock:
+                mark = owned.checkpoint()
+            try:
+                assert self._pg is not None
+                stored = self._pg.add_evaluation(row, [mark], self.fleet.kafka.topic)
+            except PgUnavailable:  # not marked done: the point is evaluated again next turn
+                log.warning("evaluation_not_stored model=%s reason=postgres_unavailable", name)
+                continue
+            with self.lock:
+                state.window.done(window)
+            if not stored:
+                log.info("window_already_evaluated model=%s point=%s", name, window.point)
+                continue
+            with self.lock:
+                state.result = result
+                state.info = WindowInfo(window.start, window.end, window.first_seq, window.last_seq, window.n_records)
+                state.last_evaluation = evaluated_at
+            log.info("window_evaluated model=%s records=%d last_rec=%d drift_share=%.3f replica=%s",
+                     name, window.n_records, window.last_rec, result.dataset.drift_share, self.replica)
+            verdict = WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at)
+            for listener in self.listeners:
+                try:
+                    listener.on_verdict(verdict)
+                except Exception:
+                    log.exception("verdict_listener_error model=%s", name)
+            done += 1
+        return done
+
+    def _checkpoint(self, consumer: Any, partitions: list[int]) -> None:
+        """Each partition's replay offset: the least its models (live or only checkpointed) still need."""
+        from confluent_kafka import TopicPartition
+
+        if not partitions or self._pg is None:
+            return
+        positions = {tp.partition: tp.offset for tp in consumer.position(
+            [TopicPartition(self.fleet.kafka.topic, p) for p in partitions])}
+        offsets: dict[int, int] = {}
+        marks: list[Checkpoint] = []
+        with self.lock:
+            for p in partitions:
+                part = self._partitions.get(p)
+                if part is None or not part.caught_up:
+                    continue  # a replay not finished yet has nothing newer to say than the checkpoint it started from
+                live = [o.checkpoint() for o in self._owned.values() if o.partition == p]
+                stale = [c for m, c in part.checkpoints.items() if m not in self._owned]
+                candidates = [c.replay_offset for c in live + stale]
+                position = positions.get(p, -1)
+                if position >= 0:
+                    candidates.append(position)
+                if candidates:
+                    offsets[p] = min(candidates)
+                    marks += live
+        if offsets:
+            try:
+                self._pg.put_checkpoints(self.fleet.kafka.topic, offsets, marks, self.clock())
+            except PgUnavailable:
+                log.warning("checkpoint_not_stored reason=postgres_unavailable partitions=%s", sorted(offsets))
+
+
+@dataclass
+class _Partition:
+    checkpoints: dict[str, Checkpoint]
+    """Checkpoints stored for this partition's models when it was assigned."""
+    catch_up_to: int
+    caught_up: bool = False
+
+
+def _snapshot(name: str, state: ModelState) -> ModelSnapshot:
+    return ModelSnapshot(model=name, result=state.result, window=state.info, window_records=state.window.current_size(),
+                         last_evaluation=state.last_evaluation, ingested=state.ingested, rejected=dict(state.rejected))
+
+
+def _retrying(work: Callable[[], Any], stopping: threading.Event, limit: float = 120.0) -> Any:
+    """PostgreSQL reads a rebalance cannot go on without: retried until they succeed (or `limit`)."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return work()
+        except PgUnavailable:
+            if stopping.is_set() or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
