@@ -123,7 +123,114 @@ owns (listen address, store path on the persistence mount, token files, TLS file
 {{- $_ := set $store "path" (printf "%s/driftwatch.db" (trimSuffix "/" .Values.persistence.mountPath)) }}
 {{- $_ := set $server "store" $store }}
 {{- $_ := set $cfg "server" $server }}
+{{- if get $cfg "fleet" }}
+{{- fail "config.fleet is rendered by the chart: set fleet.enabled and the fleet.kafka / fleet.postgres values instead" }}
+{{- end }}
+{{- if .Values.fleet.enabled }}
+{{- $_ := set $cfg "fleet" (include "driftwatch.fleetConfig" . | fromYaml) }}
+{{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/* Fleet mode: where the Kafka TLS Secret is mounted, and the environment variables of the Secrets. */}}
+{{- define "driftwatch.kafkaTlsDir" -}}/etc/driftwatch/kafka-tls{{- end }}
+{{- define "driftwatch.postgresDsnEnv" -}}DRIFTWATCH_POSTGRES_DSN{{- end }}
+{{- define "driftwatch.kafkaUsernameEnv" -}}DRIFTWATCH_KAFKA_USERNAME{{- end }}
+{{- define "driftwatch.kafkaPasswordEnv" -}}DRIFTWATCH_KAFKA_PASSWORD{{- end }}
+
+{{/*
+The config's `fleet` section (monitor/core/config.py FleetConfig) from the `fleet` values; fails the
+render on a combination the monitor would refuse or that could not work.
+*/}}
+{{- define "driftwatch.fleetConfig" -}}
+{{- $f := .Values.fleet }}
+{{- $k := $f.kafka }}
+{{- $bootstrap := $k.bootstrapServers }}
+{{- if kindIs "slice" $bootstrap }}{{ $bootstrap = join "," $bootstrap }}{{ end }}
+{{- if not $bootstrap }}
+{{- fail "fleet.enabled needs fleet.kafka.bootstrapServers: the Kafka brokers (host:port[,host:port...])" }}
+{{- end }}
+{{- if not $f.postgres.existingSecret }}
+{{- fail "fleet.enabled needs fleet.postgres.existingSecret: a Secret holding the PostgreSQL connection string under fleet.postgres.dsnKey" }}
+{{- end }}
+{{- if .Values.persistence.enabled }}
+{{- fail "fleet mode keeps its state in PostgreSQL, not on a volume: set persistence.enabled=false with fleet.enabled" }}
+{{- end }}
+{{- if gt (int $f.replicas) (int $k.partitions) }}
+{{- fail (printf "fleet.replicas (%d) exceeds fleet.kafka.partitions (%d): the replicas beyond the partition count would own no model" (int $f.replicas) (int $k.partitions)) }}
+{{- end }}
+{{- $sec := $k.security }}
+{{- $security := dict "protocol" $sec.protocol }}
+{{- if hasPrefix "SASL" $sec.protocol }}
+{{- if not (and $sec.saslMechanism $k.sasl.existingSecret) }}
+{{- fail (printf "fleet.kafka.security.protocol %s needs fleet.kafka.security.saslMechanism and fleet.kafka.sasl.existingSecret (the Secret with the SASL user name and password)" $sec.protocol) }}
+{{- end }}
+{{- $_ := set $security "sasl_mechanism" $sec.saslMechanism }}
+{{- $_ := set $security "username_env" (include "driftwatch.kafkaUsernameEnv" .) }}
+{{- $_ := set $security "password_env" (include "driftwatch.kafkaPasswordEnv" .) }}
+{{- else if or $sec.saslMechanism $k.sasl.existingSecret }}
+{{- fail (printf "fleet.kafka.security.saslMechanism / fleet.kafka.sasl.existingSecret are set but protocol %s does not use SASL (SASL_PLAINTEXT or SASL_SSL does)" $sec.protocol) }}
+{{- end }}
+{{- if $k.tls.existingSecret }}
+{{- if not (hasSuffix "SSL" $sec.protocol) }}
+{{- fail (printf "fleet.kafka.tls.existingSecret is set but protocol %s does not use TLS (SSL or SASL_SSL does)" $sec.protocol) }}
+{{- end }}
+{{- if ne (empty $k.tls.certKey) (empty $k.tls.keyKey) }}
+{{- fail "fleet.kafka.tls.certKey and fleet.kafka.tls.keyKey go together (a client certificate and its key)" }}
+{{- end }}
+{{- $dir := include "driftwatch.kafkaTlsDir" . }}
+{{- with $k.tls.caKey }}{{ $_ := set $security "ca_file" (printf "%s/%s" $dir .) }}{{ end }}
+{{- with $k.tls.certKey }}{{ $_ := set $security "cert_file" (printf "%s/%s" $dir .) }}{{ end }}
+{{- with $k.tls.keyKey }}{{ $_ := set $security "key_file" (printf "%s/%s" $dir .) }}{{ end }}
+{{- end }}
+kafka:
+  bootstrap_servers: {{ $bootstrap | quote }}
+  topic: {{ $k.topic | quote }}
+  partitions: {{ int $k.partitions }}
+  group_id: {{ $k.groupId | quote }}
+  replication_factor: {{ int $k.replicationFactor }}
+  produce_timeout: {{ $k.produceTimeout | quote }}
+  security:
+    {{- toYaml $security | nindent 4 }}
+postgres:
+  dsn_env: {{ include "driftwatch.postgresDsnEnv" . }}
+  lease_seconds: {{ $f.postgres.leaseSeconds | quote }}
+{{- end }}
+
+{{/* Fleet mode: the environment variables the config's `fleet` section names, from the existing Secrets. */}}
+{{- define "driftwatch.fleetEnv" -}}
+{{- $f := .Values.fleet }}
+- name: {{ include "driftwatch.postgresDsnEnv" . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $f.postgres.existingSecret }}
+      key: {{ $f.postgres.dsnKey }}
+{{- if hasPrefix "SASL" $f.kafka.security.protocol }}
+- name: {{ include "driftwatch.kafkaUsernameEnv" . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $f.kafka.sasl.existingSecret }}
+      key: {{ $f.kafka.sasl.usernameKey }}
+- name: {{ include "driftwatch.kafkaPasswordEnv" . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $f.kafka.sasl.existingSecret }}
+      key: {{ $f.kafka.sasl.passwordKey }}
+{{- end }}
+{{- end }}
+
+{{/* Fleet mode: the pods' affinity, `affinity` with a podAntiAffinity on the hostname unless it has its own. */}}
+{{- define "driftwatch.fleetAffinity" -}}
+{{- $affinity := deepCopy (default dict .Values.affinity) }}
+{{- if not (hasKey $affinity "podAntiAffinity") }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "driftwatch.selectorLabels" . | fromYaml)) }}
+{{- if eq .Values.fleet.antiAffinity "hard" }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) }}
+{{- else }}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) }}
+{{- end }}
+{{- end }}
+{{- toYaml $affinity }}
 {{- end }}
 
 {{/*
