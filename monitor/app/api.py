@@ -28,6 +28,7 @@ from monitor.core.config import Config
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import StoreReportSource
 from monitor.reports import create_router as create_reports_router
+from monitor.reports.source import Evaluation
 from monitor.runtime import KafkaUnavailable, Monitor, PgUnavailable, StoreFull, UnknownModel, VerdictListener
 
 __all__ = ["create_app"]
@@ -177,7 +178,10 @@ def create_app(
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
         if model not in mon.snapshot():
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
-        rows = await run_in_threadpool(reports.evaluations if reports is not None else mon.evaluations, model, limit)
+        if reports is not None:
+            rows = await run_in_threadpool(reports.evaluations, model, limit)
+        else:
+            rows = [Evaluation.of(r) for r in await run_in_threadpool(mon.evaluations, model, limit)]
         return JSONResponse({"model": model, "evaluations": [_evaluation_view(e) for e in rows]})
 
     @app.get("/v1/models/{model}/retraining")
@@ -196,6 +200,12 @@ def create_app(
             "jobs": [_job_view(j) for j in jobs],
             "decisions": [_decision_view(d) for d in decisions],
         })
+
+    if fleet:
+        @app.get("/v1/fleet")
+        async def fleet_membership() -> JSONResponse:
+            """This replica's partitions and models, and the Kafka records it skipped by reason."""
+            return JSONResponse(mon.membership())
 
     # HEAD answers too (load balancers probe with it), outside the schema: one operation per path.
     @app.head("/healthz", include_in_schema=False)

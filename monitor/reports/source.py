@@ -37,6 +37,15 @@ class Evaluation:
     result: Mapping[str, Any]
     """`DriftResult.to_dict()` of the window."""
 
+    @classmethod
+    def of(cls, row: EvaluationRow) -> Evaluation:
+        """A stored evaluation row (SQLite or, in fleet mode, PostgreSQL); its window id is its last ordinal."""
+        return cls(
+            model=row.model, window_id=row.last_rec, start=row.window_start, end=row.window_end,
+            first_seq=row.first_seq, last_seq=row.last_seq, n_records=row.n_records,
+            evaluated_at=row.evaluated_at, result=row.result,
+        )
+
 
 class ReportSource(Protocol):
     def models(self) -> Sequence[str]:
@@ -90,23 +99,15 @@ class StoreReportSource:
     def models(self) -> Sequence[str]:
         return [m.name for m in self.config.models]
 
-    @staticmethod
-    def _evaluation(row: EvaluationRow) -> Evaluation:
-        return Evaluation(
-            model=row.model, window_id=row.last_rec, start=row.window_start, end=row.window_end,
-            first_seq=row.first_seq, last_seq=row.last_seq, n_records=row.n_records,
-            evaluated_at=row.evaluated_at, result=row.result,
-        )
-
     def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
         with self._lock:
             rows = self._db().window_evaluations(model, limit, up_to=before)
-        return [self._evaluation(row) for row in reversed(rows)]
+        return [Evaluation.of(row) for row in reversed(rows)]
 
     def evaluation(self, model: str, window_id: int) -> Evaluation | None:
         with self._lock:
             row = self._db().evaluation_at(model, window_id)
-        return None if row is None else self._evaluation(row)
+        return None if row is None else Evaluation.of(row)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
         cfg = self.config.model(model)

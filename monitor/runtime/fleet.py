@@ -173,6 +173,13 @@ class FleetMonitor:
         with self.lock:
             return sorted(self._owned)
 
+    def membership(self) -> dict[str, Any]:
+        """This replica's share of the fleet: its partitions, the models it owns, records it skipped."""
+        with self.lock:
+            return {"replica": self.replica, "partitions": sorted(self._partitions),
+                    "caught_up": sorted(p for p, part in self._partitions.items() if part.caught_up),
+                    "models": sorted(self._owned), "skipped_records": dict(self.bad_records)}
+
     def owned_snapshot(self) -> Mapping[str, ModelSnapshot]:
         """Models this replica owns now: what its /metrics exports (each model by one replica)."""
         with self.lock:
@@ -283,7 +290,8 @@ class FleetMonitor:
             offset, marks = _retrying(lambda tp=tp: self._pg.replay_from(tp.topic, tp.partition), self._stopping)  # type: ignore[union-attr]
             tp.offset = offset if offset is not None else OFFSET_BEGINNING
             low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            self._partitions[tp.partition] = _Partition(marks, high, caught_up=max(low, offset or 0) >= high)
+            with self.lock:
+                self._partitions[tp.partition] = _Partition(marks, high, caught_up=max(low, offset or 0) >= high)
             log.info("partition_assigned replica=%s partition=%d replay_from=%s catch_up_to=%d models=%d",
                      self.replica, tp.partition, offset, high, len(marks))
         consumer.incremental_assign(partitions)
@@ -303,8 +311,8 @@ class FleetMonitor:
         with self.lock:
             for name in [n for n, o in self._owned.items() if o.partition in gone]:
                 del self._owned[name]
-        for p in gone:
-            self._partitions.pop(p, None)
+            for p in gone:
+                self._partitions.pop(p, None)
         log.info("partitions_revoked replica=%s partitions=%s", self.replica, sorted(gone))
 
     def _handle(self, msg: Any) -> None:
@@ -420,7 +428,8 @@ class FleetMonitor:
         for tp in consumer.position([TopicPartition(self.fleet.kafka.topic, p) for p in waiting]):
             part = self._partitions.get(tp.partition)
             if part is not None and tp.offset >= part.catch_up_to:
-                part.caught_up = True
+                with self.lock:
+                    part.caught_up = True
                 log.info("partition_caught_up replica=%s partition=%d offset=%d", self.replica, tp.partition, tp.offset)
 
     def evaluate_due(self) -> int:
