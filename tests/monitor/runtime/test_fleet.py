@@ -3,6 +3,7 @@ a real PostgreSQL server, and replicas as `driftwatch serve` processes killed wi
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.infra.kafka import KafkaCluster
 from tests.infra.postgres import PostgresServer
@@ -122,3 +124,54 @@ def test_a_database_restart_mid_stream_loses_nothing_and_the_api_answers_again(
         answer = httpx.get(f"{url}/v1/models/m3/evaluations", timeout=10)
     assert answer.status_code == 200
     assert fleet_evaluations(postgres_dsn) == embedded
+
+
+def test_bad_records_are_counted_by_reason_and_skipped_without_stopping_the_consumer(
+    tmp_path: Path, kafka_cluster: KafkaCluster, postgres_dsn: str, steps: list[list[dict[str, Any]]],
+) -> None:
+    from confluent_kafka import Producer
+
+    from monitor.capture import CapturedEvent
+    from monitor.capture.message import encode_record
+
+    fleet = fleet_of(1, tmp_path, kafka_cluster, postgres_dsn)
+    topic = yaml.safe_load(fleet.replicas[0].config_path.read_text())["fleet"]["kafka"]["topic"]
+    producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap_servers, "partitioner": "murmur2_random"})
+    valid = CapturedEvent.model_validate(steps[0][0])
+    _, value, headers = encode_record(valid)
+    bad = [
+        (b"m3", b"\xff\xfe not json", None),                                   # garbage
+        (b"m3", b'{"events": []}', None),                                      # JSON, not an event
+        (b"m3", b"", None),                                                    # empty
+        (b"nobody", value.replace(b'"model":"m0"', b'"model":"nobody"'), headers),  # unknown model
+        (b"m3", value, headers),                                               # keyed by another model
+        (b"m3", b"{}", [("ce_specversion", b"1.0"), ("ce_id", b"x")]),        # a CloudEvent missing attributes
+    ]
+    for key, val, hdrs in bad:
+        producer.produce(topic, val, key, headers=hdrs)
+    producer.flush(10)
+    with running(fleet):
+        feed(fleet, postgres_dsn, steps[:2])
+        skipped = fleet.membership()[0]["skipped_records"]
+    assert skipped == {"garbage": 1, "wrong_schema": 1, "empty": 1, "unknown_model": 1, "key_mismatch": 1, "invalid_cloudevent": 1}
+
+
+def test_cloudevent_halves_through_the_topic_are_joined_by_the_models_owner(
+    tmp_path: Path, kafka_cluster: KafkaCluster, postgres_dsn: str,
+) -> None:
+    """KServe's logger through any replica's /v1/cloudevents: both halves are keyed by the model, so
+    they meet in one partition, and the joined event is windowed like any other."""
+    fleet = fleet_of(2, tmp_path, kafka_cluster, postgres_dsn)
+    with running(fleet):
+        wait_for(lambda: fleet.settled(PARTITIONS), 60, "partitions assigned")
+        for i in range(STEP):
+            for j, (kind, body) in enumerate((("request", {"a": 0.1 * i, "b": 5.0, "c": "x"}), ("response", {"ok": True}))):
+                r = fleet.alive()[(i + j) % 2]
+                resp = httpx.post(f"{r.url}/v1/cloudevents", content=json.dumps(body), timeout=10, headers={
+                    "content-type": "application/json", "ce-specversion": "1.0", "ce-id": f"ce-{i}",
+                    "ce-type": f"org.kubeflow.serving.inference.{kind}", "ce-source": "test",
+                    "ce-inferenceservicename": "m4", "ce-time": f"2024-01-01T00:00:{i:02d}Z"})
+                assert resp.status_code == 200, resp.text
+        wait_for(lambda: evaluated_through(postgres_dsn, STEP, ["m4"]), 30, "the joined events evaluated")
+        rows = fleet_evaluations(postgres_dsn)["m4"]
+    assert [(r[0], r[3]) for r in rows] == [(("count", STEP), STEP)]
