@@ -282,7 +282,8 @@ def _mount_metrics(
     from monitor.exporter.collector import build_registry, render
 
     # a fleet replica exports the models it owns, and nothing another replica exports too
-    registry = build_registry(config, mon.owned_snapshot if config.fleet else mon.snapshot, resources, retrain, owned_only=bool(config.fleet))
+    registry = build_registry(config, mon.owned_snapshot if config.fleet else mon.snapshot, resources, retrain,
+                              fleet=mon.membership if config.fleet else None)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

@@ -20,12 +20,16 @@ import msgspec
 from monitor.capture.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, CloudEventError, Half, parse_cloudevent
 from monitor.capture.wire import CapturedEvent, encode_event
 
-__all__ = ["EVENT_CONTENT_TYPE", "BadRecord", "Headers", "decode_record", "encode_half", "encode_record"]
+__all__ = ["EVENT_CONTENT_TYPE", "SKIP_REASONS", "BadRecord", "Headers", "decode_record", "encode_half", "encode_record"]
 
 EVENT_CONTENT_TYPE = "application/vnd.driftwatch.event+json"
 _STRUCTURED = "application/cloudevents+json"
 
 Headers = Sequence[tuple[str, bytes | None]]
+
+SKIP_REASONS = ("empty", "garbage", "wrong_schema", "key_mismatch", "invalid_cloudevent", "unsupported_type",
+                "unknown_model", "wrong_partition")
+"""Why a replica skips a record: `decode_record`'s reasons, then the consumer's (monitor/runtime/fleet.py)."""
 
 
 class BadRecord(ValueError):

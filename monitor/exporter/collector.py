@@ -15,7 +15,7 @@ p-value it would even mean "drifted"), and a timestamp of 0 would make staleness
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.capture.message import SKIP_REASONS
 from monitor.core.config import Config
 from monitor.exporter import names as n
 from monitor.resources.usage import ResourceSnapshot
@@ -43,6 +44,8 @@ KNOWN_REJECT_REASONS = (
 )
 """The per-event rejection reasons of monitor.capture and the KServe CloudEvents join, pre-initialised at 0 so `rate()` and
 `increase()` see the first rejection (a series that appears at 1 has no increase)."""
+KNOWN_SKIP_REASONS = SKIP_REASONS
+"""A fleet replica's skipped-record reasons, pre-initialised at 0 likewise."""
 RETRAIN_OUTCOMES = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
 
 
@@ -75,11 +78,11 @@ class DriftwatchCollector(Collector):
         resources: Callable[[], ResourceSnapshot] | None,
         retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None,
         *,
-        owned_only: bool = False,
+        fleet: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self._config = config
         self._models = models
-        self._owned_only = owned_only
+        self._fleet = fleet
         self._resources = resources
         self._retrain = retrain
         self._exported = {m.name: config.exported_features(m) for m in config.models}
@@ -91,6 +94,17 @@ class DriftwatchCollector(Collector):
         yield from self._drift(self._models())
         yield from self._resource_families(self._resources() if self._resources else ResourceSnapshot())
         yield from self._retrain_families(self._retrain() if self._retrain else {})
+        if self._fleet is not None:
+            yield from self._fleet_families(self._fleet())
+
+    def _fleet_families(self, membership: Mapping[str, Any]) -> Iterator[Metric]:
+        owned = _gauge(n.FLEET_PARTITIONS_OWNED, "Partitions of the event topic this replica owns now.", [])
+        owned.add_metric([], len(membership.get("partitions", ())))
+        skipped = _counter(n.FLEET_RECORDS_SKIPPED_TOTAL, "Kafka records this replica skipped, by reason.", ["reason"])
+        reasons = membership.get("skipped_records", {})
+        for reason in sorted(set(KNOWN_SKIP_REASONS) | set(reasons)):
+            skipped.add_metric([reason], reasons.get(reason, 0))
+        yield from (owned, skipped)
 
     def _drift(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
         score = _gauge(
@@ -123,7 +137,7 @@ class DriftwatchCollector(Collector):
 
         for model in self._config.models:
             name = model.name
-            if self._owned_only and name not in snapshots:
+            if self._fleet is not None and name not in snapshots:
                 continue
             snap = snapshots.get(name) or ModelSnapshot(model=name)
             result = snap.result
@@ -198,13 +212,14 @@ def build_registry(
     resources: Callable[[], ResourceSnapshot] | None = None,
     retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None = None,
     *,
-    owned_only: bool = False,
+    fleet: Callable[[], Mapping[str, Any]] | None = None,
 ) -> CollectorRegistry:
     """A registry whose every scrape renders the snapshots the callables return at that moment.
 
-    `owned_only`: export only the models `models` returns (a fleet replica's own), not every configured one."""
+    `fleet`: a replica's membership (`FleetMonitor.membership`); then only the models `models`
+    returns (the replica's own) are exported, never every configured one, so no series is served twice."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftwatchCollector(config, models, resources, retrain, owned_only=owned_only))
+    registry.register(DriftwatchCollector(config, models, resources, retrain, fleet=fleet))
     return registry
 
 

@@ -47,6 +47,10 @@ RETRAIN_JOBS_ACTIVE = "driftwatch_retrain_jobs_active"
 # Process
 BUILD_INFO = "driftwatch_build_info"
 
+# Fleet mode (a replica's share of the consumer group; absent from an embedded monitor)
+FLEET_PARTITIONS_OWNED = "driftwatch_fleet_partitions_owned"
+FLEET_RECORDS_SKIPPED_TOTAL = "driftwatch_fleet_records_skipped_total"
+
 MONITOR_METRICS = frozenset(
     {
         FEATURE_DRIFT_SCORE,
@@ -75,3 +79,6 @@ MONITOR_METRICS = frozenset(
     }
 )
 """Every sample name the monitor's `/metrics` serves (scrape job `alerts.job_label`)."""
+
+FLEET_METRICS = frozenset({FLEET_PARTITIONS_OWNED, FLEET_RECORDS_SKIPPED_TOTAL})
+"""What a fleet replica's `/metrics` serves beside `MONITOR_METRICS` (docs/scale-out.md)."""

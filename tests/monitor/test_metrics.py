@@ -22,7 +22,7 @@ from monitor import __version__
 from monitor.core.config import Config, load_config
 from monitor.drift import DriftResult, detect
 from monitor.exporter.collector import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
-from monitor.exporter.names import MONITOR_METRICS
+from monitor.exporter.names import FLEET_METRICS, MONITOR_METRICS
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
 from monitor.runtime import ModelSnapshot
 from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
@@ -165,6 +165,18 @@ def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(config: Co
     sidecar.upstream_seconds.observe(0.001)
     scraped = {name for name, _ in _samples(sidecar.render()) if not name.endswith("_created")}
     assert scraped == SIDECAR_METRICS
+
+
+def test_a_fleet_replica_exports_only_its_own_models_and_its_share_of_the_group(config: Config, results: dict[str, DriftResult]) -> None:
+    membership = {"partitions": [0, 3], "skipped_records": {"garbage": 2}}
+    own = {"churn": _evaluated(results)["churn"]}
+    body, _ = render(build_registry(config, lambda: own, lambda: RESOURCES, lambda: RETRAIN, fleet=lambda: membership))
+    samples = _samples(body)
+    assert {dict(labels)["model"] for name, labels in samples if name == "driftwatch_dataset_drift_share"} == {"churn"}
+    assert {name for name, _ in samples} == MONITOR_METRICS | FLEET_METRICS
+    assert _value(samples, "driftwatch_fleet_partitions_owned") == 2
+    assert _value(samples, "driftwatch_fleet_records_skipped_total", reason="garbage") == 2
+    assert _value(samples, "driftwatch_fleet_records_skipped_total", reason="unknown_model") == 0
 
 
 def test_values_from_the_real_drift_engine(config: Config, results: dict[str, DriftResult]) -> None:
