@@ -74,8 +74,8 @@ def decode_record(key: bytes | None, value: bytes | None, headers: Headers | Non
         return _cloudevent(names, value)
     try:
         event = CapturedEvent.model_validate_json(value)
-    except msgspec.ValidationError:
-        raise BadRecord("wrong_schema") from None
+    except msgspec.ValidationError:  # checked before the end of the JSON: malformed JSON can land here too
+        raise BadRecord("wrong_schema" if _is_json(value) else "garbage") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise BadRecord("garbage") from None
     if key is not None and key != event.model.encode():
@@ -97,6 +97,14 @@ def _cloudevent(names: dict[str, bytes], value: bytes) -> Half:
         return parse_cloudevent(headers, value)
     except CloudEventError as exc:
         raise BadRecord(exc.error) from None
+
+
+def _is_json(value: bytes) -> bool:
+    try:
+        msgspec.json.decode(value)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
 
 
 def _text(raw: bytes | None) -> str | None:
