@@ -44,9 +44,11 @@ async def serve(settings: SidecarSettings, stop: asyncio.Event) -> None:
     # collector's full passes, which would otherwise show up as millisecond stalls in p99.
     gc.collect()
     gc.freeze()
+    kafka = settings.kafka
+    destination = f"kafka:{kafka.topic}@{kafka.bootstrap_servers}" if kafka else settings.monitor_url
     log.info(
-        "sidecar_listening host=%s port=%d upstream=%s:%d model=%s spool_dir=%s spool_events=%d",
-        settings.host, port, settings.upstream.host, settings.upstream.port, settings.model, settings.spool_dir, spool.pending,
+        "sidecar_listening host=%s port=%d upstream=%s:%d model=%s destination=%s spool_dir=%s spool_events=%d",
+        settings.host, port, settings.upstream.host, settings.upstream.port, settings.model, destination, settings.spool_dir, spool.pending,
     )
     # One parseable line on stdout for supervisors and tests that start us on --port 0.
     print(f"driftwatch-sidecar listening on {settings.host}:{port}", flush=True)

@@ -8,14 +8,25 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from monitor.core.config import KafkaSecurity
 from monitor.core.names import MODEL_NAME_RE
 from monitor.core.units import parse_duration, parse_size
 
-__all__ = ["DEFAULT_CAPTURE_PATHS", "DEFAULT_HEADER_ALLOW", "SettingsError", "SidecarSettings", "Upstream", "build_settings"]
+__all__ = [
+    "DEFAULT_CAPTURE_PATHS", "DEFAULT_HEADER_ALLOW", "DEFAULT_KAFKA_TOPIC", "KafkaSink", "SettingsError", "SidecarSettings",
+    "Upstream", "build_settings",
+]
+
+DEFAULT_KAFKA_TOPIC = "driftwatch-events"
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # as `fleet.kafka.topic` in monitor/core/config.py
+_BOOTSTRAP_RE = re.compile(r"^[^\s,:]+:\d{1,5}$")
 
 DEFAULT_CAPTURE_PATHS = (
     r"^/v1/models/[^/]+:predict$",  # KServe v1
@@ -40,9 +51,29 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class KafkaSink:
+    """Fleet mode: captured events are produced to this topic instead of POSTed to /v1/events.
+
+    `security` is the monitor's own `fleet.kafka.security` model (same names, same checks); the
+    SASL credentials it names by environment variable are read once at start-up."""
+
+    bootstrap_servers: str
+    topic: str = DEFAULT_KAFKA_TOPIC
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    delivery_timeout: float = 30.0
+    """librdkafka's `message.timeout.ms`: a batch not acknowledged (acks=all) within this fails as
+    retriable and is spooled, as an unreachable monitor would be."""
+    message_max_bytes: int = 1_000_000
+    """librdkafka's `message.max.bytes`: a bigger event is dropped (`too_large`) before it is sent."""
+
+
+@dataclass(frozen=True)
 class SidecarSettings:
     upstream: Upstream
-    monitor_url: str
+    monitor_url: str | None
+    """POST /v1/events here; None when `kafka` is set."""
     model: str
     host: str = "0.0.0.0"
     port: int = 8000
@@ -72,6 +103,7 @@ class SidecarSettings:
     grace_period: float = 25.0
     retry_max_backoff: float = 10.0
     fsync_interval: float = 1.0
+    kafka: KafkaSink | None = None
 
 
 def _parse_upstream(url: str) -> Upstream:
@@ -94,10 +126,57 @@ def _parse_monitor(url: str) -> str:
     return url.rstrip("/")
 
 
+def _parse_kafka(
+    bootstrap: str, topic: str, protocol: str, sasl_mechanism: str | None, username_env: str | None,
+    password_env: str | None, ca_file: Path | None, cert_file: Path | None, key_file: Path | None,
+    delivery_timeout: str, message_max_bytes: str, env: Mapping[str, str],
+) -> KafkaSink:
+    servers = [part.strip() for part in bootstrap.split(",")]
+    for server in servers:
+        if not _BOOTSTRAP_RE.match(server):
+            raise SettingsError(f"--kafka-bootstrap {bootstrap!r}: expected HOST:PORT[,HOST:PORT...]")
+    if not _TOPIC_RE.match(topic):
+        raise SettingsError(f"--kafka-topic {topic!r}: 1-249 of letters, digits, '.', '_' and '-'")
+    try:
+        security = KafkaSecurity(
+            protocol=protocol, sasl_mechanism=sasl_mechanism, username_env=username_env,  # type: ignore[arg-type]
+            password_env=password_env, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = str(first["loc"][0]) if first["loc"] else "protocol"
+        flag = "--kafka-security-protocol" if where == "protocol" else "--kafka-" + where.replace("_", "-")
+        raise SettingsError(f"{flag}: {first['msg']}") from None
+    credentials: dict[str, str | None] = {"username": None, "password": None}
+    for name, var in (("username", security.username_env), ("password", security.password_env)):
+        if var is not None:
+            credentials[name] = env.get(var)
+            if not credentials[name]:
+                raise SettingsError(f"--kafka-{name}-env {var}: the environment variable is not set or empty")
+    for flag, path in (("--kafka-ca-file", ca_file), ("--kafka-cert-file", cert_file), ("--kafka-key-file", key_file)):
+        if path is not None and not path.is_file():
+            raise SettingsError(f"{flag} {path}: no such file")
+    if (cert_file is None) != (key_file is None):
+        raise SettingsError("--kafka-cert-file: mutual TLS needs both --kafka-cert-file and --kafka-key-file")
+    try:
+        timeout = parse_duration(delivery_timeout)
+        max_bytes = parse_size(message_max_bytes)
+    except ValueError as exc:
+        raise SettingsError(f"--kafka-delivery-timeout / --kafka-message-max-bytes: {exc}") from None
+    if not 1.0 <= timeout <= 3600:
+        raise SettingsError(f"--kafka-delivery-timeout {delivery_timeout}: must be between 1s and 1h")
+    if not 1000 <= max_bytes <= 1_000_000_000:
+        raise SettingsError(f"--kafka-message-max-bytes {message_max_bytes}: must be between 1000 and 1000000000 bytes")
+    return KafkaSink(
+        bootstrap_servers=",".join(servers), topic=topic, security=security, username=credentials["username"],
+        password=credentials["password"], delivery_timeout=timeout, message_max_bytes=max_bytes,
+    )
+
+
 def build_settings(
     *,
     upstream: str,
-    monitor: str,
+    monitor: str | None = None,
     model: str,
     host: str = "0.0.0.0",
     port: int = 8000,
@@ -114,10 +193,34 @@ def build_settings(
     header_allow: list[str] | None = None,
     upstream_timeout: str = "120s",
     grace_period: str = "25s",
-    environ: dict[str, str] | None = None,
+    kafka_bootstrap: str | None = None,
+    kafka_topic: str = DEFAULT_KAFKA_TOPIC,
+    kafka_security_protocol: str = "PLAINTEXT",
+    kafka_sasl_mechanism: str | None = None,
+    kafka_username_env: str | None = None,
+    kafka_password_env: str | None = None,
+    kafka_ca_file: Path | None = None,
+    kafka_cert_file: Path | None = None,
+    kafka_key_file: Path | None = None,
+    kafka_delivery_timeout: str = "30s",
+    kafka_message_max_bytes: str = "1000000",
+    environ: Mapping[str, str] | None = None,
 ) -> SidecarSettings:
-    """Validate flag values; raises SettingsError naming the first bad flag."""
+    """Validate flag values; raises SettingsError naming the first bad flag.
+
+    Exactly one destination: `monitor` (POST /v1/events) or `kafka_bootstrap` (fleet mode)."""
     env = os.environ if environ is None else environ
+    if (monitor is None) == (kafka_bootstrap is None):
+        raise SettingsError("--monitor / --kafka-bootstrap: give exactly one (POST to the monitor, or produce to Kafka)")
+    kafka = None
+    if kafka_bootstrap is not None:
+        kafka = _parse_kafka(
+            kafka_bootstrap, kafka_topic, kafka_security_protocol, kafka_sasl_mechanism, kafka_username_env,
+            kafka_password_env, kafka_ca_file, kafka_cert_file, kafka_key_file, kafka_delivery_timeout,
+            kafka_message_max_bytes, env,
+        )
+    elif kafka_topic != DEFAULT_KAFKA_TOPIC or kafka_username_env or kafka_password_env or kafka_sasl_mechanism:
+        raise SettingsError("--kafka-topic / --kafka-*: need --kafka-bootstrap")
     if not MODEL_NAME_RE.match(model):
         raise SettingsError(f"--model {model!r}: lowercase letters, digits and '-' (a DNS label, max 63), as in the config")
     if not 0 <= port <= 65535:
@@ -161,7 +264,7 @@ def build_settings(
     spool_max = sizes["--spool-max-bytes"]
     return SidecarSettings(
         upstream=_parse_upstream(upstream),
-        monitor_url=_parse_monitor(monitor),
+        monitor_url=None if monitor is None else _parse_monitor(monitor),
         model=model,
         host=host,
         port=port,
@@ -179,4 +282,5 @@ def build_settings(
         header_allow=frozenset(allow),
         upstream_timeout=durations["--upstream-timeout"],
         grace_period=durations["--grace-period"],
+        kafka=kafka,
     )

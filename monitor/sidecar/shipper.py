@@ -23,6 +23,14 @@ in-flight batch, and a spool batch commits them before the rest is retried.
 sidecar's mounted Secret, and the events captured in between must survive. Such a batch is kept
 exactly as in an outage (spooled, jittered backoff), counted in `auth_rejected`, logged at ERROR at
 most once a minute, and the token file is read again before the next attempt.
+
+Fleet mode (`--kafka-bootstrap`): the same queue, spool, ordering and accounting, but a batch is
+produced to Kafka (kafka_producer.py) instead of POSTed. Each record gets its own outcome once its
+delivery report is in (acks=all): acknowledged ones are shipped, MSG_SIZE_TOO_LARGE ones dropped as
+`too_large` (tried once more alone first, as a 413 batch is split: a broker refuses a whole
+request), permanently invalid ones dropped as `rejected`, and the rest (brokers down, timeouts)
+kept in flight, spooled and retried with backoff exactly as when the monitor is unreachable.
+Records re-sent after such a partial failure go after the ones of their batch that were acknowledged.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from collections import deque
 from collections.abc import Callable
 
 from monitor.sidecar.capture import EventEncoder, RawCapture
+from monitor.sidecar.kafka_producer import Delivery, KafkaTransport
 from monitor.sidecar.metrics import SidecarMetrics
 from monitor.sidecar.monitor_client import MonitorClient, MonitorUnreachable
 from monitor.sidecar.settings import SidecarSettings
@@ -85,6 +94,13 @@ class _Batch:
         self.position: Position | None = read.position if read else None
         self.ends: list[Position] = read.ends if read else []  # the spool position after each record
 
+    def keep(self, indices: list[int]) -> None:
+        """Keep only these records (those still to send); committing a kept record's end later also
+        commits the settled records before it, which is right: they were settled first."""
+        self.records = [self.records[i] for i in indices]
+        if self.ends:
+            self.ends = [self.ends[i] for i in indices]
+
     def settle(self, count: int) -> Position | None:
         """Forget the first `count` records (shipped or dropped); the spool position to commit them."""
         end = self.ends[count - 1] if self.ends and count else None
@@ -113,7 +129,13 @@ class Shipper:
         self._task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._token = TokenSource(settings.token, settings.token_file)
-        self._client = MonitorClient(settings.monitor_url, self._token.token, timeout=10.0)
+        self._client: MonitorClient | None = None
+        self._kafka: KafkaTransport | None = None
+        if settings.kafka is not None:
+            self._kafka = KafkaTransport(settings.kafka, settings.model)
+        else:
+            assert settings.monitor_url is not None
+            self._client = MonitorClient(settings.monitor_url, self._token.token, timeout=10.0)
         self._status = 0  # of the last answer
         self._auth_logged_at = -float("inf")
         self._auth_unlogged = 0  # 401/403 answers since the last `ship_auth_rejected` line
@@ -192,7 +214,7 @@ class Shipper:
                 self._inflight = batch
                 if self._failures:
                     await asyncio.sleep(self._retry_delay())
-                await self._deliver(batch)
+                await (self._deliver(batch) if self._kafka is None else self._deliver_kafka(batch))
                 errors = 0
             except Exception as exc:
                 errors += 1
@@ -277,12 +299,7 @@ class Shipper:
                 end = batch.settle(settled)
                 if end is not None:
                     self.spool.commit(end)
-                if batch.source == "memory" and not self.spool.pending and self.spool.max_bytes > 0:
-                    # The in-flight batch is the oldest: it goes first, the queue behind it.
-                    self._inflight = None
-                    self._spill_queue(batch.records)
-                if self._closing:
-                    self._drained.set()  # monitor down at shutdown: the rest goes to the spool now
+                self._hold(batch)
                 return  # the run loop backs off and retries; unsettled spooled records stay unconsumed
             parts.pop(0)
             self._failures = 0
@@ -304,6 +321,63 @@ class Shipper:
             self.spool.commit(batch.position)
         self._inflight = None
 
+    def _hold(self, batch: _Batch) -> None:
+        """A batch (its unsettled rest) could not be delivered now: the run loop backs off and retries it."""
+        if batch.source == "memory" and not self.spool.pending and self.spool.max_bytes > 0:
+            # The in-flight batch is the oldest: it goes first, the queue behind it.
+            self._inflight = None
+            self._spill_queue(batch.records)
+        if self._closing:
+            self._drained.set()  # destination down at shutdown: the rest goes to the spool now
+
+    async def _deliver_kafka(self, batch: _Batch) -> None:
+        """Produce a batch; settle what the brokers acknowledged or refused for good, keep the rest."""
+        assert self._kafka is not None
+        outcomes, reasons = await self._kafka.send(batch.records)
+        if len(batch.records) > 1 and Delivery.TOO_LARGE in outcomes:
+            # A broker refuses a whole produce request: try each such record alone before dropping it.
+            for i, outcome in enumerate(outcomes):
+                if outcome is Delivery.TOO_LARGE:
+                    alone, why = await self._kafka.send([batch.records[i]])
+                    outcomes[i], reasons[i] = alone[0], why[0]
+        if not self._tally_kafka(batch, outcomes, reasons):
+            if batch.position is not None:
+                self.spool.commit(batch.position)
+            self._inflight = None
+            self._failures = 0
+            self.healthy = True
+            return
+        self._failures += 1
+        self.healthy = False
+        retry = [reasons[i] for i, o in enumerate(outcomes) if o is Delivery.RETRY]
+        log.warning("ship_retry events=%d attempt=%d source=%s reason=%s transport=kafka", len(batch.records),
+                    self._failures, batch.source, max(set(retry), key=retry.count) or "unknown")
+        self._hold(batch)
+
+    def _tally_kafka(self, batch: _Batch, outcomes: list[Delivery], reasons: list[str]) -> bool:
+        """Count shipped and dropped records; keep only those to retry in the batch. True if any."""
+        shipped = 0
+        dropped: dict[str, int] = {}
+        retry: list[int] = []
+        for i, outcome in enumerate(outcomes):
+            if outcome is Delivery.OK:
+                shipped += 1
+            elif outcome is Delivery.RETRY:
+                retry.append(i)
+            else:
+                dropped[outcome.value] = dropped.get(outcome.value, 0) + 1
+                log.warning("ship_dropped reason=%s events=1 error=%s bytes=%d transport=kafka", outcome.value, reasons[i], len(batch.records[i]))
+        if shipped:
+            self.metrics.shipped.inc(shipped)
+        for reason, count in dropped.items():
+            self.metrics.dropped[reason].inc(count)
+        if retry:
+            end = batch.settle(retry[0])  # the settled prefix is consumed from the spool now
+            if end is not None:
+                self.spool.commit(end)
+            batch.keep([i - retry[0] for i in retry])
+        return bool(retry)
+
     def _auth_rejected(self, events: int, source: str, detail: str) -> None:
         """Count a 401/403, read the token file again now, and say so loudly but not on every retry."""
         self.metrics.auth_rejected[str(self._status)].inc()
@@ -317,7 +391,7 @@ class Shipper:
             )
             self._auth_logged_at = now
             self._auth_unlogged = 0
-        if self._token.refresh(force=True):
+        if self._token.refresh(force=True) and self._client is not None:
             self._client.set_token(self._token.token)
 
     async def _post(self, records: list[bytes]) -> tuple[Outcome, str]:
@@ -326,6 +400,7 @@ class Shipper:
         body[0], body[-1] = b'{"events":[', b"]}"
         self._retry_after = None
         self._status = 0
+        assert self._client is not None
         if self._token.refresh():  # at most one stat a second; never on the proxy's hot path
             self._client.set_token(self._token.token)
         try:
@@ -356,9 +431,28 @@ class Shipper:
             await self._flush(timeout)
         finally:
             self.spool.close()
-            await self._client.aclose()
+            if self._client is not None:
+                await self._client.aclose()
+
+    async def _close_kafka(self, deadline: float) -> None:
+        """Records produced but not yet acknowledged when the run loop stopped: wait for their reports
+        until the deadline, so that only the unacknowledged ones are spooled (not resent after the restart)."""
+        assert self._kafka is not None
+        pending = self._kafka.current
+        await self._kafka.close(max(0.5, deadline - time.monotonic()))
+        batch = self._inflight
+        if pending is None or batch is None or len(pending.outcomes) != len(batch.records):
+            return
+        with pending.lock:
+            outcomes = [o or Delivery.RETRY for o in pending.outcomes]
+            reasons = list(pending.reasons)
+        if not self._tally_kafka(batch, outcomes, reasons):
+            if batch.position is not None:
+                self.spool.commit(batch.position)
+            self._inflight = None
 
     async def _flush(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         self._closing = True
         self._wake.set()
         if self._task is not None and self.healthy and timeout > 0:
@@ -373,6 +467,8 @@ class Shipper:
                     await task
                 except asyncio.CancelledError:
                     pass
+        if self._kafka is not None:
+            await self._close_kafka(deadline)
         left: list[bytes] = []
         if self._inflight is not None and self._inflight.source == "memory":
             left.extend(self._inflight.records)

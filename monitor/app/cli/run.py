@@ -57,8 +57,8 @@ def serve(
 @app.command()
 def sidecar(
     upstream: Annotated[str, typer.Option(help="The model server, e.g. http://127.0.0.1:8080 (same pod).")],
-    monitor: Annotated[str, typer.Option(help="The monitor's base URL; events go to POST /v1/events.")],
     model: Annotated[str, typer.Option(help="Model name in the driftwatch config.")],
+    monitor: Annotated[str | None, typer.Option(help="The monitor's base URL; events go to POST /v1/events (or give --kafka-bootstrap).")] = None,
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     token_env: Annotated[str | None, typer.Option(help="Environment variable holding the monitor's bearer token.")] = None,
@@ -74,8 +74,19 @@ def sidecar(
     header_allow: Annotated[list[str] | None, typer.Option(help="Request header copied into events (repeatable); default x-request-id, ce-id, traceparent.")] = None,
     upstream_timeout: Annotated[str, typer.Option(help="No answer from the model server within this -> 504.")] = "120s",
     grace_period: Annotated[str, typer.Option(help="On SIGTERM: time to finish requests and flush events.")] = "25s",
+    kafka_bootstrap: Annotated[str | None, typer.Option(help="Fleet mode: produce events to Kafka at HOST:PORT[,HOST:PORT...] instead of POSTing to --monitor.")] = None,
+    kafka_topic: Annotated[str, typer.Option(help="Kafka topic of captured events (keyed by model).")] = "driftwatch-events",
+    kafka_security_protocol: Annotated[str, typer.Option(help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")] = "PLAINTEXT",
+    kafka_sasl_mechanism: Annotated[str | None, typer.Option(help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with a SASL protocol).")] = None,
+    kafka_username_env: Annotated[str | None, typer.Option(help="Environment variable holding the SASL user name.")] = None,
+    kafka_password_env: Annotated[str | None, typer.Option(help="Environment variable holding the SASL password.")] = None,
+    kafka_ca_file: Annotated[Path | None, typer.Option(help="PEM CA bundle for the brokers' certificates (default: the system's).")] = None,
+    kafka_cert_file: Annotated[Path | None, typer.Option(help="Client certificate (PEM) for mutual TLS.")] = None,
+    kafka_key_file: Annotated[Path | None, typer.Option(help="Client key (PEM) for mutual TLS.")] = None,
+    kafka_delivery_timeout: Annotated[str, typer.Option(help="A batch not acknowledged (acks=all) within this is spooled and retried.")] = "30s",
+    kafka_message_max_bytes: Annotated[str, typer.Option(help="Largest event produced (librdkafka message.max.bytes); larger ones are dropped as too_large.")] = "1000000",
 ) -> None:
-    """The capture proxy: forwards to the model server, ships request/response pairs to the monitor."""
+    """The capture proxy: forwards to the model server, ships request/response pairs to the monitor (or Kafka)."""
     from monitor.sidecar import SettingsError, build_settings
 
     try:
@@ -84,6 +95,11 @@ def sidecar(
             token_file=token_file, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
             linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
             header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
+            kafka_bootstrap=kafka_bootstrap, kafka_topic=kafka_topic, kafka_security_protocol=kafka_security_protocol,
+            kafka_sasl_mechanism=kafka_sasl_mechanism, kafka_username_env=kafka_username_env,
+            kafka_password_env=kafka_password_env, kafka_ca_file=kafka_ca_file, kafka_cert_file=kafka_cert_file,
+            kafka_key_file=kafka_key_file, kafka_delivery_timeout=kafka_delivery_timeout,
+            kafka_message_max_bytes=kafka_message_max_bytes,
         )
     except SettingsError as exc:
         fail(str(exc))
