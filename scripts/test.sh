@@ -10,6 +10,8 @@ command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmana
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v nginx >/dev/null || need_apt+=(nginx)
 command -v wrk >/dev/null || need_apt+=(wrk)
+# Fleet-mode tests run their own PostgreSQL servers (tests/infra/postgres.py); the package's service is not used.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 # Playwright's bundled node needs libatomic, which a minimal Debian lacks.
 dpkg -s libatomic1 >/dev/null 2>&1 || need_apt+=(libatomic1)
 if [ ${#need_apt[@]} -gt 0 ]; then

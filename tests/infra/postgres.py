@@ -3,8 +3,8 @@
 Debian's `postgresql` package provides the binaries (/usr/lib/postgresql/N/bin, newest N is used;
 scripts/test.sh installs it); its system service is not used. initdb refuses to run as root, so as
 root every server command runs as the `postgres` user (runuser) and the directories are chown'd to
-it. The directories are made by this class under the system temp dir (pytest's tmp_path is 0700
-and root's, so `postgres` could not reach it), and the unix socket lives in a short directory
+it. The directories are made by this class under /tmp (pytest's tmp_path or a TMPDIR may be 0700 and
+root's, so `postgres` could not reach it), and the unix socket lives in a short directory
 because a socket path must stay under ~100 bytes. Clients connect over TCP on 127.0.0.1.
 
 The server runs with fsync=off (and initdb --no-sync) for speed: a `stop("immediate")` crash of
@@ -48,13 +48,14 @@ class PostgresServer:
             raise PostgresError("no /usr/lib/postgresql/*/bin/initdb: install Debian's postgresql package")
         self.bin_dir = Path(found)
         self.port = port or free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="dw-pg-"))
+        self._as_postgres = os.geteuid() == 0
+        # As root, under /tmp: a TMPDIR (pytest's, root's home) may be closed to `postgres`.
+        self.root = Path(tempfile.mkdtemp(prefix="dw-pg-", dir="/tmp" if self._as_postgres else None))
         self.data_dir = self.root / "data"
         # The socket dir is /tmp/dw-pgs-XXXX: short whatever TMPDIR is.
         self.socket_dir = Path(tempfile.mkdtemp(prefix="dw-pgs-", dir="/tmp"))
         self.log_file = self.root / "server.log"
         self.running = False
-        self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
             for path in (self.root, self.socket_dir):
