@@ -52,8 +52,8 @@ SIDECAR_METRICS = frozenset(
 DROP_REASONS = (
     "spool_full",  # queue full or monitor unreachable, and the spool is at --spool-max-bytes (or disabled)
     "spool_error",  # the spool could not be written (I/O error other than a full disk)
-    "rejected",  # the monitor answered a permanent 4xx (not 401/403/408/413/429) for the batch
-    "too_large",  # the monitor answered 413 for a single event
+    "rejected",  # the monitor answered a permanent 4xx (not 401/403/408/413/429) for the batch; Kafka: an invalid record
+    "too_large",  # the monitor answered 413 for a single event; Kafka: MSG_SIZE_TOO_LARGE (client or broker)
     "corrupt",  # a spool record failed its CRC on replay (torn write after a crash)
     "shutdown",  # still queued when the grace period ended and could not be spooled
 )
@@ -130,7 +130,7 @@ class SidecarMetrics:
         self.captured = 0  # incremented by the shipper for every capture it is handed
         r.register(_HotPathCollector(self))
         self.shipped = Counter(
-            SIDECAR_EVENTS_SHIPPED_TOTAL, "Events the monitor acknowledged.", ["model"], registry=r
+            SIDECAR_EVENTS_SHIPPED_TOTAL, "Events the monitor (or, with --kafka-bootstrap, the Kafka brokers, acks=all) acknowledged.", ["model"], registry=r
         ).labels(model=model)
         dropped = Counter(
             SIDECAR_EVENTS_DROPPED_TOTAL, "Captured events given up, by reason.", ["model", "reason"], registry=r
