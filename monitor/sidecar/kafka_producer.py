@@ -182,7 +182,8 @@ class KafkaTransport:
         producer, topic = self._producer, self.sink.topic
         for i, record in enumerate(records):
             try:
-                key, value, headers = encode_record(self._decode(record))
+                key, value, encoded_headers = encode_record(self._decode(record))
+                headers: list[tuple[str, str | bytes | None]] = list(encoded_headers)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 state.report(i, KafkaError(KafkaError._BAD_MSG))
                 continue
