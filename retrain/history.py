@@ -5,6 +5,10 @@ launch) the pending run are written in ONE transaction before anything is launch
 any point leaves either nothing or a pending run that the restarted controller launches again
 under the same deterministic name (which the API server deduplicates). The tables are created and
 migrated by `monitor/core/schema.py`, which owns the whole file's schema.
+
+The SQL is written once, in the dialect SQLite and PostgreSQL share (`?` placeholders are turned
+into psycopg's `%s` by the PostgreSQL backend): `retrain.pghistory.PgHistory` is this class on the
+fleet's shared database, with only the connection and the schema differing.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from monitor.core.schema import migrate
 from retrain.policy import Decision, ModelState
@@ -25,6 +30,28 @@ DECISIONS_KEPT = 10_000
 cap the table would grow for ever; their counts (the metrics) live apart and are never trimmed."""
 ACTIVE_STATES = ("pending", "running")
 OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Db(Protocol):
+    """What History's SQL runs on inside one transaction: rows come back as mappings by column name."""
+
+    def execute(self, sql: str, args: Any = ()) -> Cursor: ...
+
+
+class Backend(Protocol):
+    def run(self, work: Callable[[Db], T], *, write: bool) -> T: ...
+
+    def close(self) -> None: ...
 
 
 
@@ -71,30 +98,30 @@ class History:
 
     def __init__(self, path: str | Path, *, keep_decisions: int = DECISIONS_KEPT) -> None:
         self._keep = keep_decisions
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        migrate(self._db, path)  # SchemaVersionError for a file from a newer driftwatch
+        self._backend = self._open(path)
+
+    def _open(self, path: str | Path) -> Backend:
+        return _Sqlite(path)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._backend.close()
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._db, self._lock)
+    def _write(self, work: Callable[[Db], T]) -> T:
+        return self._backend.run(work, write=True)
 
-    def _read(self) -> _Tx:
-        return _Tx(self._db, self._lock, write=False)
+    def _query(self, work: Callable[[Db], T]) -> T:
+        return self._backend.run(work, write=False)
+
+    def _recorded(self, db: Db, decision: Decision) -> None:
+        """Hook run inside `record`'s transaction, after its writes (PgHistory fences and advances its cursor)."""
 
     # -- writes ---------------------------------------------------------------------------------
 
     def record(self, decision: Decision, state: ModelState, run: Run | None, launcher: str | None,
                namespace: str | None = None) -> None:
         """Persist a decision, the model's new policy state and (for a launch) its pending run, atomically."""
-        with self._tx() as db:
+
+        def work(db: Db) -> None:
             db.execute(
                 "INSERT INTO retrain_decisions (model, at, source, action, reason, fingerprint, job_name, trigger)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -106,7 +133,7 @@ class History:
             )
             db.execute(
                 "INSERT INTO retrain_decision_counts (model, action, reason, n) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (model, action, reason) DO UPDATE SET n = n + 1",
+                " ON CONFLICT (model, action, reason) DO UPDATE SET n = retrain_decision_counts.n + 1",
                 (decision.model, decision.action, decision.reason),
             )
             db.execute(  # the newest `keep_decisions` stay listed (an index range: ~1 ms at 10k)
@@ -125,65 +152,62 @@ class History:
                     " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                     (run.name, run.model, run.fingerprint, launcher, namespace, decision.at, json.dumps(run.to_json())),
                 )
+            self._recorded(db, decision)
+
+        self._write(work)
 
     def adopt(self, run: Run, launcher: str, namespace: str | None, at: float) -> bool:
         """Record a running job found in the cluster that this store did not know (another replica's)."""
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO retrain_jobs"
-                " (name, model, fingerprint, launcher, namespace, state, created_at, started_at, detail, run)"
-                " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, 'adopted at start-up', ?)",
-                (run.name, run.model, run.fingerprint, launcher, namespace, at, at, json.dumps(run.to_json())),
-            )
-            return cur.rowcount == 1
+        return self._write(lambda db: db.execute(
+            "INSERT INTO retrain_jobs"
+            " (name, model, fingerprint, launcher, namespace, state, created_at, started_at, detail, run)"
+            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, 'adopted at start-up', ?) ON CONFLICT DO NOTHING",
+            (run.name, run.model, run.fingerprint, launcher, namespace, at, at, json.dumps(run.to_json())),
+        ).rowcount == 1)
 
     def mark_running(self, name: str, at: float, *, pid: int | None = None, pid_created: float | None = None,
                      log_path: str | None = None, detail: str | None = None) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE retrain_jobs SET state = CASE state WHEN 'pending' THEN 'running' ELSE state END,"
-                " started_at = COALESCE(started_at, ?), pid = COALESCE(?, pid), pid_created = COALESCE(?, pid_created),"
-                " log_path = COALESCE(?, log_path), detail = COALESCE(?, detail)"
-                " WHERE name = ?",
-                (at, pid, pid_created, log_path, detail, name),
-            )
+        self._write(lambda db: db.execute(
+            "UPDATE retrain_jobs SET state = CASE state WHEN 'pending' THEN 'running' ELSE state END,"
+            " started_at = COALESCE(started_at, ?), pid = COALESCE(?, pid), pid_created = COALESCE(?, pid_created),"
+            " log_path = COALESCE(?, log_path), detail = COALESCE(?, detail)"
+            " WHERE name = ?",
+            (at, pid, pid_created, log_path, detail, name),
+        ))
 
     def finish(self, name: str, outcome: str, at: float, *, exit_code: int | None = None,
                detail: str | None = None) -> bool:
         """Record a terminal outcome once; later reports of the same job are ignored (returns False)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE retrain_jobs SET state = ?, finished_at = ?, exit_code = COALESCE(?, exit_code),"
-                " started_at = COALESCE(started_at, ?), detail = COALESCE(?, detail)"
-                " WHERE name = ? AND state IN ('pending', 'running')",
-                (outcome, at, exit_code, at, detail, name),
-            )
-            return cur.rowcount == 1
+        return self._write(lambda db: db.execute(
+            "UPDATE retrain_jobs SET state = ?, finished_at = ?, exit_code = COALESCE(?, exit_code),"
+            " started_at = COALESCE(started_at, ?), detail = COALESCE(?, detail)"
+            " WHERE name = ? AND state IN ('pending', 'running')",
+            (outcome, at, exit_code, at, detail, name),
+        ).rowcount == 1)
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def _rows(self, sql: str, args: Any = ()) -> list[Any]:
+        return self._query(lambda db: db.execute(sql, args).fetchall())
+
     def states(self) -> dict[str, ModelState]:
-        with self._read() as db:
-            rows = db.execute("SELECT model, state FROM retrain_state").fetchall()
+        rows = self._rows("SELECT model, state FROM retrain_state")
         return {r["model"]: ModelState.from_json(json.loads(r["state"])) for r in rows}
 
     def has_fingerprint(self, fingerprint: str) -> bool:
-        with self._read() as db:
-            return db.execute("SELECT 1 FROM retrain_jobs WHERE fingerprint = ?", (fingerprint,)).fetchone() is not None
+        return bool(self._rows("SELECT 1 FROM retrain_jobs WHERE fingerprint = ?", (fingerprint,)))
 
     def active_counts(self) -> dict[str, int]:
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT model, COUNT(*) AS n FROM retrain_jobs WHERE state IN ('pending', 'running') GROUP BY model"
-            ).fetchall()
-        return {r["model"]: r["n"] for r in rows}
+        rows = self._rows(
+            "SELECT model, COUNT(*) AS n FROM retrain_jobs WHERE state IN ('pending', 'running') GROUP BY model"
+        )
+        return {r["model"]: int(r["n"]) for r in rows}
 
     def job(self, name: str) -> JobRecord | None:
-        with self._read() as db:
-            row = db.execute("SELECT * FROM retrain_jobs WHERE name = ?", (name,)).fetchone()
-        return _job(row) if row else None
+        rows = self._rows("SELECT * FROM retrain_jobs WHERE name = ?", (name,))
+        return _job(rows[0]) if rows else None
 
     def jobs(self, *, model: str | None = None, active_only: bool = False) -> list[JobRecord]:
         sql, args = "SELECT * FROM retrain_jobs WHERE 1=1", []
@@ -192,17 +216,14 @@ class History:
             args.append(model)
         if active_only:
             sql += " AND state IN ('pending', 'running')"
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY created_at, name", args).fetchall()
-        return [_job(r) for r in rows]
+        return [_job(r) for r in self._rows(sql + " ORDER BY created_at, name", args)]
 
     def recent_decisions(self, model: str, limit: int = 50, *, triggered_only: bool = False) -> list[DecisionRecord]:
         """Newest first; `triggered_only` keeps launches and gate skips (what reports show)."""
         sql = "SELECT * FROM retrain_decisions WHERE model = ?"
         if triggered_only:
             sql += " AND action != 'none'"
-        with self._read() as db:
-            rows = db.execute(sql + " ORDER BY id DESC LIMIT ?", (model, limit)).fetchall()
+        rows = self._rows(sql + " ORDER BY id DESC LIMIT ?", (model, limit))
         return [
             DecisionRecord(
                 id=r["id"], model=r["model"], at=r["at"], source=r["source"], action=r["action"],
@@ -215,66 +236,65 @@ class History:
     def decision_counts(self) -> dict[str, dict[str, int]]:
         """{model: {reason: count}} over all decisions ever recorded (also those no longer listed)."""
         out: dict[str, dict[str, int]] = {}
-        with self._read() as db:
-            rows = db.execute("SELECT model, reason, SUM(n) AS n FROM retrain_decision_counts GROUP BY model, reason").fetchall()
-        for r in rows:
-            out.setdefault(r["model"], {})[r["reason"]] = r["n"]
+        for r in self._rows("SELECT model, reason, SUM(n) AS n FROM retrain_decision_counts GROUP BY model, reason"):
+            out.setdefault(r["model"], {})[r["reason"]] = int(r["n"])
         return out
 
     def skip_counts(self) -> dict[str, int]:
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT model, SUM(n) AS n FROM retrain_decision_counts WHERE action = 'skip' GROUP BY model"
-            ).fetchall()
-        return {r["model"]: r["n"] for r in rows}
+        rows = self._rows(
+            "SELECT model, SUM(n) AS n FROM retrain_decision_counts WHERE action = 'skip' GROUP BY model"
+        )
+        return {r["model"]: int(r["n"]) for r in rows}
 
     def job_counts(self) -> dict[str, dict[str, int]]:
         """{model: {state: count}} over all runs ever recorded."""
         out: dict[str, dict[str, int]] = {}
-        with self._read() as db:
-            rows = db.execute("SELECT model, state, COUNT(*) AS n FROM retrain_jobs GROUP BY model, state").fetchall()
-        for r in rows:
-            out.setdefault(r["model"], {})[r["state"]] = r["n"]
+        for r in self._rows("SELECT model, state, COUNT(*) AS n FROM retrain_jobs GROUP BY model, state"):
+            out.setdefault(r["model"], {})[r["state"]] = int(r["n"])
         return out
 
     def last_triggers(self) -> dict[str, float]:
-        with self._read() as db:
-            rows = db.execute("SELECT model, state FROM retrain_state").fetchall()
         out = {}
-        for r in rows:
+        for r in self._rows("SELECT model, state FROM retrain_state"):
             last = json.loads(r["state"]).get("last_trigger")
             if last is not None:
                 out[r["model"]] = float(last)
         return out
 
 
-class _Tx:
-    """`with` block holding the lock inside one transaction (committed unless it raises).
+class _Sqlite:
+    """The monitor's SQLite file: one connection, serialized by a lock.
 
     Writes begin IMMEDIATE (the write lock up front, so two writers never deadlock on an upgrade);
     reads begin DEFERRED: a snapshot that in WAL mode never waits for the monitor's ingest
     writer, so a scrape cannot time out behind a long commit."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, *, write: bool = True) -> None:
-        self._db, self._lock, self._write = db, lock, write
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        migrate(self._db, path)  # SchemaVersionError for a file from a newer driftwatch
 
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE" if self._write else "BEGIN DEFERRED")
-        except BaseException:
-            self._lock.release()
-            raise
-        return self._db
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self._lock.release()
+    def run(self, work: Callable[[Db], T], *, write: bool) -> T:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+            try:
+                out = work(self._db)  # type: ignore[arg-type]
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return out
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
+def _job(row: Mapping[str, Any]) -> JobRecord:
     return JobRecord(
         name=row["name"], model=row["model"], fingerprint=row["fingerprint"], launcher=row["launcher"],
         namespace=row["namespace"], state=row["state"], created_at=row["created_at"], started_at=row["started_at"],

@@ -77,13 +77,12 @@ def run_server(config: Config, *, host: str, port: int) -> None:
     if config.fleet is None:
         _check_store(config)
     tls = _check_tls(config)
-    controller = _retrain_controller(config) if config.fleet is None else None
-    if config.fleet is not None and any(config.retrain_for(m) is not None for m in config.models):
-        log.warning("fleet_retraining_not_started reason=not_yet_supported_in_fleet_mode")
+    controller = _retrain_controller(config)
     resources = ResourceCollector(config).start()
     try:
-        # the controller hears every evaluated window (a VerdictListener) and serves the webhook
-        listeners = [controller] if controller is not None else []
+        # the controller hears every evaluated window (a VerdictListener) and serves the webhook;
+        # in fleet mode the leaseholder reads the evaluations from PostgreSQL instead (retrain/fleet.py)
+        listeners = [controller] if controller is not None and config.fleet is None else []
         try:
             app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot)
         except AuthConfigError as exc:
@@ -130,9 +129,20 @@ def _freeze_heap() -> None:
 
 
 def _retrain_controller(config: Config):  # type: ignore[no-untyped-def]
-    """The retraining controller when any model has a retrain config; it shares the store's file."""
+    """The retraining controller when any model has a retrain config; it shares the store's file.
+
+    In fleet mode, every replica's `FleetRetrainer`: the replica holding the lease runs the controller."""
     if all(config.retrain_for(m) is None for m in config.models):
         return None
+    if config.fleet is not None:
+        import os
+
+        from retrain.fleet import FleetRetrainer
+
+        dsn = os.environ.get(config.fleet.postgres.dsn_env)
+        if not dsn:
+            raise ServeError(f"fleet mode needs the PostgreSQL DSN in ${config.fleet.postgres.dsn_env}")
+        return FleetRetrainer(config, dsn).start()
     from retrain.controller import RetrainController
 
     try:

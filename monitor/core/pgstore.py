@@ -169,6 +169,29 @@ class PgStore:
             out[r[0]].append(_evaluation(r))
         return out
 
+    def evaluations_after(self, after_id: int, limit: int = 500) -> list[tuple[int, EvaluationRow]]:
+        """(id, evaluation) of the stored evaluations with an id above `after_id`, in id order, that
+        can no longer be preceded by another: the retraining leaseholder's feed (retrain/fleet.py).
+
+        Ids are drawn when an insert starts, so one may commit after a higher one. A SHARE lock on
+        the table waits for the inserts in flight (and holds new ones back for the instant it takes
+        to read the newest id); every row up to that id is then committed or never will be, and
+        the gaps below it are final (a refused or rolled-back insert), never skipped by mistake."""
+
+        def horizon(conn: psycopg.Connection[Any]) -> int:
+            conn.execute("SET LOCAL lock_timeout = '2s'")
+            conn.execute("LOCK TABLE dw_evaluations IN SHARE MODE")
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM dw_evaluations").fetchone()[0])  # type: ignore[index]
+
+        upto = self._run(horizon)
+        if upto <= after_id:
+            return []
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT id, {_COLUMNS} FROM dw_evaluations WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
+            (after_id, upto, limit),
+        ).fetchall())
+        return [(r[0], _evaluation(r[1:])) for r in rows]
+
     def evaluated_points(self, model: str) -> tuple[dict[str, float], int]:
         """The newest evaluated point of each grid and the newest evaluated ordinal (as EventStore's)."""
         rows = self._run(lambda conn: conn.execute(
