@@ -46,7 +46,7 @@ from retrain.controller import RetrainController, RetrainSnapshot
 from retrain.history import Db
 from retrain.kubernetes import KubernetesLauncher
 from retrain.local import LocalLauncher
-from retrain.pghistory import LeaseLost, PgHistory
+from retrain.pghistory import AlreadyDecided, LeaseLost, PgHistory
 from retrain.policy import Decision
 
 __all__ = ["LEASE_KEY", "FleetRetrainer"]
@@ -173,12 +173,17 @@ class FleetRetrainer:
                     with self._work:
                         self._decide_alerts(controller)
                         self._decide_evaluations(controller)
-                except (PgUnavailable, LeaseLost, psycopg.Error) as exc:
-                    log.warning("retrain_fleet_poll_failed replica=%s error=%r", self.replica, str(exc))
-                    if not self._lease_alive():
-                        self._demote("lease_connection_lost")
-                except Exception:
-                    log.exception("retrain_fleet_poll_error replica=%s", self.replica)
+                except Exception as exc:
+                    # A decision that failed may yet have committed (a connection lost during COMMIT):
+                    # the controller's policy state in memory is no longer known to match the stored
+                    # one, so it is rebuilt from the store (or dropped with the lease).
+                    if isinstance(exc, (PgUnavailable, LeaseLost, AlreadyDecided, psycopg.Error)):
+                        log.warning("retrain_fleet_poll_failed replica=%s error=%r", self.replica, str(exc))
+                    else:
+                        log.exception("retrain_fleet_poll_error replica=%s", self.replica)
+                    alive = self._lease_alive()
+                    self._demote("decision_failed" if alive else "lease_connection_lost", keep_lease=alive)
+                    self._stop.wait(renew)  # no tight loop on a failure that repeats
             self._stop.wait(min(self._poll, renew))
 
     # -- the lease ------------------------------------------------------------------------------------
@@ -209,6 +214,10 @@ class FleetRetrainer:
             return
         with self._state:
             self._lease, self._lease_pid = conn, pid
+        self._promote()
+
+    def _promote(self) -> None:
+        """Run a controller on the store's state (the lease is held)."""
         try:
             controller = RetrainController(
                 self._config, self.history, clock=self._clock,
@@ -243,10 +252,16 @@ class FleetRetrainer:
         ).fetchone() is None:
             raise LeaseLost(f"replica {self.replica} does not hold the retraining lease")
 
-    def _demote(self, reason: str) -> None:
+    def _demote(self, reason: str, *, keep_lease: bool = False) -> None:
+        """Stop the controller and give up the lease; with `keep_lease` only the controller goes, and
+        a new one is started from the store on the spot."""
         with self._state:
             controller, conn = self._controller, self._lease
-            self._controller, self._lease, self._lease_pid = None, None, None
+            self._controller = None
+            if not keep_lease:
+                self._lease, self._lease_pid = None, None
+        if keep_lease:
+            conn = None
         if controller is None and conn is None:
             return
         with self._work:  # a decision in flight finishes (or fails on the fence) first
@@ -256,7 +271,11 @@ class FleetRetrainer:
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
-        log.warning("retrain_lease_released replica=%s reason=%s", self.replica, reason)
+        if keep_lease:
+            log.warning("retrain_controller_restarting replica=%s reason=%s", self.replica, reason)
+            self._promote()
+        else:
+            log.warning("retrain_lease_released replica=%s reason=%s", self.replica, reason)
 
     # -- the holder's work -----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from monitor.core.pgstore import PgUnavailable
 from retrain.history import DECISIONS_KEPT, Cursor, Db, History, T
 from retrain.policy import Decision
 
-__all__ = ["LeaseLost", "PgHistory", "QueuedAlert"]
+__all__ = ["AlreadyDecided", "LeaseLost", "PgHistory", "QueuedAlert"]
 
 log = logging.getLogger("driftwatch.retrain.pghistory")
 
@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS dw_retrain_alerts (
 
 class LeaseLost(RuntimeError):
     """A write only the leaseholder may make was attempted without the lease (rolled back)."""
+
+
+class AlreadyDecided(RuntimeError):
+    """The evaluation or alert a decision was for has a recorded decision already (rolled back): a
+    retried transaction whose first commit did land, or a second holder."""
 
 
 class QueuedAlert(NamedTuple):
@@ -183,7 +188,8 @@ class PgHistory(History):
     def _recorded(self, db: Db, decision: Decision) -> None:
         if self.fence is not None:
             self.fence(db)
-        _advance(db, getattr(self._advance, "cursor", None), getattr(self._advance, "alert", None), decision.at)
+        _advance(db, getattr(self._advance, "cursor", None), getattr(self._advance, "alert", None), decision.at,
+                 strict=True)
 
     def advance(self, *, cursor: int | None = None, alert: int | None = None, at: float) -> None:
         """Move the cursor / close the alert without a decision (nothing was recorded for them)."""
@@ -235,8 +241,15 @@ class _Advancing:
         self._local.cursor = self._local.alert = None
 
 
-def _advance(db: Db, cursor: int | None, alert: int | None, at: float) -> None:
+def _advance(db: Db, cursor: int | None, alert: int | None, at: float, *, strict: bool = False) -> None:
+    """Move the cursor to `cursor` / mark `alert` done; `strict`: `AlreadyDecided` if either was already."""
     if cursor is not None:
-        db.execute("UPDATE dw_retrain_cursor SET last_evaluation = GREATEST(last_evaluation, ?)", (cursor,))
+        moved = db.execute("UPDATE dw_retrain_cursor SET last_evaluation = ? WHERE last_evaluation < ?",
+                           (cursor, cursor)).rowcount
+        if strict and moved == 0:
+            raise AlreadyDecided(f"evaluation {cursor} was decided already")
     if alert is not None:
-        db.execute("UPDATE dw_retrain_alerts SET done_at = ? WHERE id = ? AND done_at IS NULL", (at, alert))
+        closed = db.execute("UPDATE dw_retrain_alerts SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                            (at, alert)).rowcount
+        if strict and closed == 0:
+            raise AlreadyDecided(f"alert {alert} was decided already")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -289,3 +289,115 @@ def test_a_database_restart_retakes_the_lease_and_launches_nothing_twice(
     assert len(holders(a, b)) == 1
     assert creates.created == 1
     assert [d.action for d in window_decisions(holder.history)].count("launch") == 1
+
+
+class _FleetMonitorStub:
+    """What the app's retraining view and metrics ask of a fleet monitor (models known, nothing owned)."""
+
+    ready = True
+    profile_errors: ClassVar[dict[str, str]] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"wine": None, "plain": None}
+
+    def owned_snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def membership(self) -> dict[str, Any]:
+        return {}
+
+
+def test_every_replica_serves_the_retraining_view_from_postgres(
+        make_replica, store: PgStore, api: FakeKubeAPI, creates: Creates) -> None:
+    from monitor.app.api import create_app
+
+    a, b = make_replica("replica-a"), make_replica("replica-b")
+    holder = the_holder(a, b)
+    add(store, "wine", 0)
+    add(store, "wine", 1)
+    wait_for(lambda: len(api.jobs("ml")) == 1, what="the Job")
+    name = api.jobs("ml")[0]["metadata"]["name"]
+    wait_for(lambda: [j.state for j in holder.history.jobs()] == ["running"], what="the run running")
+    views = []
+    for r in (a, b):
+        client = TestClient(create_app(fleet_config(), monitor=_FleetMonitorStub(), controller=r, listeners=[]))
+        resp = client.get("/v1/models/wine/retraining")
+        assert resp.status_code == 200, resp.text
+        views.append(resp.json())
+    assert views[0] == views[1]
+    assert views[0]["enabled"] is True
+    assert [j["name"] for j in views[0]["jobs"]] == [name]
+    assert [d["reason"] for d in views[0]["decisions"]] == ["drift_streak", "streak_building"]
+
+
+def _decide(history: History, model: str, i: int, action: str = "none", reason: str = "no_drift") -> None:
+    from retrain.policy import Decision, ModelState
+
+    history.record(Decision(model, T0 + i, "window", action, reason), ModelState(), None, None)  # type: ignore[arg-type]
+
+
+def test_pg_history_is_history_on_postgres(postgres_dsn: str) -> None:
+    """History's own behaviour (bounded list, counts that never go back, runs recorded once) on PostgreSQL,
+    plus what the fleet adds: a decision moves the cursor in its transaction, once."""
+    from retrain.pghistory import AlreadyDecided, LeaseLost, PgHistory
+    from retrain.policy import Decision, ModelState, Trigger
+    from retrain.run import Run
+
+    history = PgHistory(postgres_dsn, keep_decisions=10)
+    try:
+        for i in range(25):
+            _decide(history, "wine", i, *(("skip", "cooldown") if i % 5 == 0 else ("none", "no_drift")))
+        _decide(history, "churn", 0)
+        assert [d.at - T0 for d in history.recent_decisions("wine", limit=1000)] == list(range(24, 14, -1))
+        assert history.decision_counts() == {"wine": {"no_drift": 20, "cooldown": 5}, "churn": {"no_drift": 1}}
+        assert history.skip_counts() == {"wine": 5}
+
+        trigger = Trigger(source="window", window_start=T0, window_end=T0 + 600, drift_share=1.0,
+                          drifted_features=("x",), report_url=None, reason="drift held")
+        run = Run(name="wine-retrain-0123456789", model="wine", fingerprint="0123456789ab", trigger=trigger, reference="w.csv")
+        decision = Decision("wine", T0 + 30, "window", "launch", "drift_streak", run.fingerprint, trigger)
+        history.record(decision, ModelState(last_trigger=T0 + 30), run, "kubernetes", "ml")
+        assert history.active_counts() == {"wine": 1} and history.has_fingerprint(run.fingerprint)
+        assert not history.adopt(run, "kubernetes", "ml", T0 + 31)  # known already: not adopted twice
+        history.mark_running(run.name, T0 + 32)
+        assert history.finish(run.name, "succeeded", T0 + 90, exit_code=0)
+        assert not history.finish(run.name, "failed", T0 + 91)  # an outcome is written once
+        job = history.job(run.name)
+        assert job is not None and (job.state, job.duration, job.run) == ("succeeded", 58.0, run)
+        assert history.job_counts() == {"wine": {"succeeded": 1}}
+        assert history.last_triggers() == {"wine": T0 + 30}
+
+        with history.advancing(cursor=7):
+            _decide(history, "wine", 100)
+        assert history.cursor() == 7
+        before = history.decision_counts()
+        with history.advancing(cursor=7), pytest.raises(AlreadyDecided):  # e.g. a retried commit that had landed
+            _decide(history, "wine", 101)
+        assert history.decision_counts() == before  # rolled back whole
+
+        def fence(_db: Any) -> None:
+            raise LeaseLost("not the holder")
+
+        history.fence = fence
+        with history.advancing(cursor=8), pytest.raises(LeaseLost):
+            _decide(history, "wine", 102)
+        assert history.cursor() == 7 and history.decision_counts() == before
+    finally:
+        history.close()
+
+
+def test_serve_runs_a_fleet_retrainer_in_fleet_mode(postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.app.serve import ServeError, _retrain_controller
+
+    config = fleet_config()
+    monkeypatch.delenv("DRIFTWATCH_POSTGRES_DSN", raising=False)
+    with pytest.raises(ServeError, match="DRIFTWATCH_POSTGRES_DSN"):
+        _retrain_controller(config)
+    monkeypatch.setenv("DRIFTWATCH_POSTGRES_DSN", postgres_dsn)
+    controller = _retrain_controller(config)
+    try:
+        assert isinstance(controller, FleetRetrainer)
+        wait_for(lambda: controller.holder, timeout=5, what="the lease")  # alone: it takes the lease
+    finally:
+        controller.stop()
+    assert not controller.holder
