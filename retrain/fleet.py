@@ -8,7 +8,8 @@ it over. The holder runs a `RetrainController` on `PgHistory` (the shared decisi
 policy state) and feeds it from the table of evaluations every replica writes: rows with an id
 above a cursor kept in PostgreSQL, each turned back into the `WindowVerdict` its evaluator heard.
 A decision moves the cursor to its row in the same transaction, so a new holder resumes exactly
-after the last decided row: none is decided twice, none skipped. The transaction also checks that
+after the last decided row: none is decided twice, none skipped (the first holder ever starts
+after the newest row, as the embedded controller hears only windows evaluated after its start). The transaction also checks that
 the lease is still this replica's (the fence): a holder that lost it without noticing yet cannot
 record, so cannot launch, anything.
 
@@ -104,6 +105,8 @@ class FleetRetrainer:
         self._work = threading.Lock()
         """Serializes deciding (the poll thread and a webhook request on the holder)."""
         self._stop = threading.Event()
+        self._rebuild = threading.Event()
+        """A decision failed outside the poll thread: the poll rebuilds the controller from the store."""
         self._thread: threading.Thread | None = None
 
     # -- what the app uses (the webhook's Controller protocol, the retraining view, metrics) ------------
@@ -129,8 +132,12 @@ class FleetRetrainer:
         with self._work:
             controller = self._controller
             if controller is not None:
-                with contextlib.suppress(LeaseLost, PgUnavailable):
+                try:
                     decided = self._decide_alerts(controller)
+                except Exception as exc:  # left queued: the poll decides it (on a rebuilt controller)
+                    log.warning("retrain_alert_decision_failed replica=%s error=%r", self.replica, str(exc))
+                    self._rebuild.set()
+                else:
                     if alert_id in decided:
                         return decided[alert_id]
         fp = policy.alert_fingerprint(model, alert_fingerprint, f"{starts_at:.6f}")
@@ -167,6 +174,10 @@ class FleetRetrainer:
                     self._try_take()
                 elif not self._lease_alive():
                     self._demote("lease_connection_lost")
+            if self._rebuild.is_set() and self._controller is not None:
+                self._rebuild.clear()
+                alive = self._lease_alive()
+                self._demote("decision_failed" if alive else "lease_connection_lost", keep_lease=alive)
             controller = self._controller
             if controller is not None:
                 try:
@@ -219,6 +230,9 @@ class FleetRetrainer:
     def _promote(self) -> None:
         """Run a controller on the store's state (the lease is held)."""
         try:
+            if not self._evaluations.ping():  # its connection creates the evaluations table
+                raise PgUnavailable("PostgreSQL unavailable")
+            self.history.start_cursor()
             controller = RetrainController(
                 self._config, self.history, clock=self._clock,
                 kubernetes=self._kubernetes() if self._kubernetes else None,

@@ -73,7 +73,6 @@ CREATE TABLE IF NOT EXISTS dw_retrain_cursor (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
     last_evaluation bigint NOT NULL
 );
-INSERT INTO dw_retrain_cursor (one, last_evaluation) VALUES (true, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS dw_retrain_alerts (
     id bigserial PRIMARY KEY,
     model text NOT NULL,
@@ -200,6 +199,14 @@ class PgHistory(History):
             _advance(db, cursor, alert, at)
 
         self._write(work)
+
+    def start_cursor(self) -> None:
+        """The first time retraining runs on this database, it starts after the newest evaluation
+        stored (as the embedded controller hears only windows evaluated from its start on); the
+        evaluations table must exist (`PgStore` creates it)."""
+        self._write(lambda db: db.execute(
+            "INSERT INTO dw_retrain_cursor (one, last_evaluation) SELECT true, COALESCE(MAX(id), 0)"
+            " FROM dw_evaluations ON CONFLICT DO NOTHING"))
 
     def cursor(self) -> int:
         """Id of the newest evaluation the leaseholder has decided on."""

@@ -343,7 +343,11 @@ def test_pg_history_is_history_on_postgres(postgres_dsn: str) -> None:
     from retrain.policy import Decision, ModelState, Trigger
     from retrain.run import Run
 
+    evaluations = PgStore(postgres_dsn)
+    assert evaluations.ping()  # its first connection creates the evaluations table
+    evaluations.close()
     history = PgHistory(postgres_dsn, keep_decisions=10)
+    history.start_cursor()
     try:
         for i in range(25):
             _decide(history, "wine", i, *(("skip", "cooldown") if i % 5 == 0 else ("none", "no_drift")))
@@ -401,3 +405,18 @@ def test_serve_runs_a_fleet_retrainer_in_fleet_mode(postgres_dsn: str, monkeypat
     finally:
         controller.stop()
     assert not controller.holder
+
+
+def test_retraining_starts_after_the_evaluations_stored_before_it_first_ran(
+        make_replica, store: PgStore, api: FakeKubeAPI, creates: Creates) -> None:
+    """As the embedded controller hears only windows evaluated after its start, a fleet's first holder
+    does not replay the history already in PostgreSQL (a drift from last month launches nothing)."""
+    for i in range(3):
+        add(store, "wine", i)
+    a = make_replica("replica-a")
+    wait_for(lambda: a.holder, timeout=5, what="the lease")
+    add(store, "wine", 3)  # one window of a new streak
+    wait_for(lambda: len(window_decisions(a.history)) == 1, what="the new window decided")
+    time.sleep(0.3)
+    assert [d.reason for d in window_decisions(a.history)] == ["streak_building"]
+    assert creates.codes == []
