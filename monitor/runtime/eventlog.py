@@ -88,9 +88,10 @@ class EventProducer:
                 loop.call_soon_threadsafe(_settle, done, failed)
 
         for key, value, headers in records:
+            hdrs: list[tuple[str, str | bytes | None]] = [*headers]
             while True:
                 try:
-                    self._producer.produce(self._cfg.topic, value, key, headers=headers, on_delivery=report)
+                    self._producer.produce(self._cfg.topic, value, key, headers=hdrs, on_delivery=report)
                     break
                 except BufferError:  # the local queue is full: let deliveries drain it
                     await asyncio.sleep(0.005)

@@ -28,6 +28,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from monitor.capture import CapturedEvent, ModelSchema, Rejected, event_records
@@ -262,8 +263,9 @@ class FleetMonitor:
         try:
             while not self._stopping.is_set():
                 for msg in consumer.consume(1000, timeout=0.1):
-                    if msg.error():
-                        log.warning("kafka_consume_error error=%s", msg.error().name())
+                    error = msg.error()
+                    if error is not None:
+                        log.warning("kafka_consume_error error=%s", error.name())
                         continue
                     self._handle(msg)
                 now = time.monotonic()
@@ -285,9 +287,10 @@ class FleetMonitor:
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING
 
-        assert self._pg is not None
+        pg = self._pg
+        assert pg is not None
         for tp in partitions:
-            offset, marks = _retrying(lambda tp=tp: self._pg.replay_from(tp.topic, tp.partition), self._stopping)  # type: ignore[union-attr]
+            offset, marks = _retrying(partial(pg.replay_from, tp.topic, tp.partition), self._stopping)
             tp.offset = offset if offset is not None else OFFSET_BEGINNING
             low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
             with self.lock:
@@ -395,10 +398,11 @@ class FleetMonitor:
         part = self._partitions.get(partition)
         if part is None:
             return None
-        assert self._pg is not None
+        pg = self._pg
+        assert pg is not None
         mark = part.checkpoints.get(model)
-        points, last_rec = _retrying(lambda: self._pg.evaluated_points(model), self._stopping)  # type: ignore[union-attr]
-        last = _retrying(lambda: self._pg.evaluations(model, 1), self._stopping)  # type: ignore[union-attr]
+        points, last_rec = _retrying(partial(pg.evaluated_points, model), self._stopping)
+        last = _retrying(partial(pg.evaluations, model, 1), self._stopping)
         ev = last[0] if last else None
         cfg = self._configs[model]
         window = SlidingWindow(cfg.window, last_rec=last_rec, last_end=ev.window_end if ev else 0.0,
