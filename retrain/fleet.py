@@ -146,7 +146,13 @@ class FleetRetrainer:
     def snapshot(self) -> Mapping[str, RetrainSnapshot]:
         """The retraining metrics, from the holder only (every replica exporting them would count them N times)."""
         controller = self._controller
-        return controller.snapshot() if controller is not None else {}
+        if controller is None:
+            return {}
+        try:
+            return controller.snapshot()
+        except (PgUnavailable, psycopg.Error) as exc:  # a database outage must not fail the drift metrics' scrape
+            log.warning("retrain_snapshot_unavailable replica=%s error=%r", self.replica, str(exc))
+            return {}
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
