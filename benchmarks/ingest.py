@@ -41,8 +41,9 @@ RANDOM_IDS = False
 """Random ids scatter the store's (model, id) index: more pages written per commit than sequential ones."""
 
 
-def write_config(workdir: Path, store: dict[str, Any]) -> Path:
-    """A one-model config (20 numeric features, KServe v1) with `store` as `server.store`."""
+def write_config(workdir: Path, store: dict[str, Any], fleet: dict[str, Any] | None = None) -> Path:
+    """A one-model config (20 numeric features, KServe v1) with `store` as `server.store` (and a
+    `fleet` section, for a fleet replica: benchmarks/fleet.py)."""
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({f"x{i}": rng.normal(0, 1, 2000) for i in range(N_FEATURES)})
     ref["score"] = rng.uniform(0, 1, 2000)
@@ -58,6 +59,7 @@ def write_config(workdir: Path, store: dict[str, Any]) -> Path:
             "reference": {"path": "reference.csv"},
             "window": {"records": 5000, "step": 2500, "min_records": 100},
         }],
+        **({"fleet": fleet} if fleet else {}),
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -105,13 +107,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_case(workdir: Path, synchronous: str, batch: int, n_events: int, clients: int) -> dict[str, float]:
+def http_case(workdir: Path, synchronous: str, batch: int, n_events: int, clients: int,
+              fleet: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
     case_dir = Path(tempfile.mkdtemp(dir=workdir))
-    config = write_config(case_dir, {"path": "bench.db", "synchronous": synchronous})
+    config = write_config(case_dir, {"path": "bench.db", "synchronous": synchronous}, fleet)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.app.cli", "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=open(case_dir / "monitor.log", "wb"),
+        stdout=subprocess.DEVNULL, stderr=open(case_dir / "monitor.log", "wb"), env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.monotonic() + 120

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS dw_evaluations (
     result jsonb NOT NULL,
     evaluated_at double precision NOT NULL,
     replica text NOT NULL,
+    partition integer,
+    first_base bigint,
     UNIQUE (model, point_kind, point)
 );
 CREATE INDEX IF NOT EXISTS dw_evaluations_model ON dw_evaluations (model, id);
@@ -131,19 +133,23 @@ class PgStore:
 
     # -- evaluations ---------------------------------------------------------------------------------
 
-    def add_evaluation(self, row: EvaluationRow, checkpoints: Iterable[Checkpoint], topic: str) -> bool:
+    def add_evaluation(self, row: EvaluationRow, checkpoints: Iterable[Checkpoint], topic: str, *,
+                       partition: int | None = None, first_base: int | None = None) -> bool:
         """Store an evaluation with its model's checkpoint; False (nothing stored) when another replica
-        already evaluated this grid point."""
+        already evaluated this grid point. `partition` and `first_base` (the ordinal before the first
+        record of the event at offset `first_seq`) let a report re-read the window's records from Kafka."""
         assert row.point is not None, "fleet evaluations always have a grid point"
         kind, point = row.point
         marks = list(checkpoints)
 
         def work(conn: psycopg.Connection[Any]) -> bool:
             inserted = conn.execute(
-                f"INSERT INTO dw_evaluations ({_COLUMNS}, replica) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                f"INSERT INTO dw_evaluations ({_COLUMNS}, replica, partition, first_base)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT (model, point_kind, point) DO NOTHING RETURNING id",
                 (row.model, row.window_start, row.window_end, row.first_seq, row.last_seq, row.first_rec, row.last_rec,
-                 row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at, kind, point, self.replica),
+                 row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at, kind, point, self.replica,
+                 partition, first_base),
             ).fetchone()
             if inserted is None:
                 return False
@@ -191,6 +197,31 @@ class PgStore:
             (after_id, upto, limit),
         ).fetchall())
         return [(r[0], _evaluation(r[1:])) for r in rows]
+
+    def evaluation_at(self, model: str, last_rec: int) -> EvaluationRow | None:
+        """The newest evaluation of the window ending at record `last_rec` (EventStore's, for reports)."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {_COLUMNS} FROM dw_evaluations WHERE model = %s AND last_rec = %s ORDER BY id DESC LIMIT 1",
+            (model, last_rec)).fetchall())
+        return _evaluation(rows[0]) if rows else None
+
+    def window_evaluations(self, model: str, limit: int, up_to: int | None = None) -> list[EvaluationRow]:
+        """The latest `limit` windows ending at or before record `up_to`, newest first, each window's
+        newest evaluation only (EventStore's, for reports)."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {_COLUMNS} FROM dw_evaluations WHERE id IN ("
+            " SELECT MAX(id) FROM dw_evaluations WHERE model = %s AND last_rec <= %s"
+            " GROUP BY last_rec ORDER BY last_rec DESC LIMIT %s) ORDER BY last_rec DESC",
+            (model, up_to if up_to is not None else 2**63 - 1, limit)).fetchall())
+        return [_evaluation(r) for r in rows]
+
+    def window_source(self, model: str, last_rec: int) -> tuple[int, int] | None:
+        """(partition, ordinal before the first record of the event at `first_seq`) of that window: where
+        its events are in Kafka and how to number their records again; None if not recorded."""
+        rows = self._run(lambda conn: conn.execute(
+            "SELECT partition, first_base FROM dw_evaluations WHERE model = %s AND last_rec = %s"
+            " AND partition IS NOT NULL ORDER BY id DESC LIMIT 1", (model, last_rec)).fetchall())
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def evaluated_points(self, model: str) -> tuple[dict[str, float], int]:
         """The newest evaluated point of each grid and the newest evaluated ordinal (as EventStore's)."""

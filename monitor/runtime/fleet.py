@@ -466,9 +466,11 @@ class FleetMonitor:
                                 window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point)
             with self.lock:
                 mark = owned.checkpoint()
+                first_base = next((rec for offset, rec in owned.marks if offset == window.first_seq), None)
             try:
                 assert self._pg is not None
-                stored = self._pg.add_evaluation(row, [mark], self.fleet.kafka.topic)
+                stored = self._pg.add_evaluation(row, [mark], self.fleet.kafka.topic, partition=owned.partition,
+                                                 first_base=first_base)
             except PgUnavailable:  # not marked done: the point is evaluated again next turn
                 log.warning("evaluation_not_stored model=%s reason=postgres_unavailable", name)
                 continue
