@@ -7,7 +7,8 @@ benchmark's, KServe v1), spread over `--models` models on a topic of `--partitio
 1. Consume: for 1, 2 and 3 replicas (`driftwatch serve` processes of one consumer group), the
    events are pre-encoded, then produced as fast as one producer can, and the clock runs until the
    replicas together have windowed every one (their `driftwatch_events_ingested_total`). Reported:
-   events/s, and CPU seconds per 1,000 events per replica (user + system, all threads), once with
+   events/s, CPU seconds per 1,000 events per replica (user + system, all threads) and the largest
+   replica's resident memory at the end, once with
    windows that are never due within the run (consume and window only: the target, >= 50,000
    events/s per core) and once with a window evaluated every 1,000 records per model.
 2. HTTP ingest: the ingest benchmark's case (batches of 500, 2 client processes) against an
@@ -162,12 +163,13 @@ def consume_case(kafka: KafkaCluster, pg: PostgresServer, workdir: Path, n_repli
         wait(lambda: sum(r.ingested() for r in replicas) >= len(recs), 600, "every event windowed", every=0.5)
         elapsed = time.perf_counter() - t0
         cpu = [r.cpu() - c for r, c in zip(replicas, cpu0, strict=True)]
+        rss = max(psutil.Process(r.proc.pid).memory_info().rss for r in replicas) / 2**20
     finally:
         for r in replicas:
             r.stop()
     n = len(recs)
     return {"events_per_s": n / elapsed, "produce_s": produced, "cpu_s_per_1000_per_replica": statistics.mean(cpu) / (n / n_replicas) * 1000,
-            "events_per_cpu_s": n / sum(cpu)}
+            "events_per_cpu_s": n / sum(cpu), "max_rss_mib": rss}
 
 
 def main() -> None:

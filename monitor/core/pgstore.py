@@ -230,6 +230,14 @@ class PgStore:
         ).fetchall())
         return {kind: point for kind, point, _ in rows}, max((rec for *_, rec in rows), default=0)
 
+    def trim_evaluations(self, models: Sequence[str], older_than: float) -> int:
+        """Delete these models' evaluations made before `older_than`, except each grid's newest (a
+        replica that takes a model over resumes from it); the number deleted."""
+        return self._run(lambda conn: conn.execute(
+            "DELETE FROM dw_evaluations e WHERE e.model = ANY(%s) AND e.evaluated_at < %s AND e.id NOT IN ("
+            " SELECT MAX(id) FROM dw_evaluations WHERE model = ANY(%s) GROUP BY model, point_kind)",
+            (list(models), older_than, list(models))).rowcount)
+
     # -- checkpoints ---------------------------------------------------------------------------------
 
     def put_checkpoints(self, topic: str, partitions: dict[int, int], checkpoints: Iterable[Checkpoint], now: float) -> None:

@@ -56,6 +56,8 @@ DEDUP_IDS = 16_384
 """Event ids remembered per model to drop re-sent duplicates (the embedded store remembers all it retains)."""
 CHECKPOINT_INTERVAL = 2.0
 """Seconds between checkpoints of every owned partition (also written with every evaluation)."""
+RETENTION_INTERVAL = 60.0
+"""Seconds between deletions of the owned models' evaluations older than `server.store.max_age`."""
 
 
 @dataclass
@@ -259,7 +261,7 @@ class FleetMonitor:
         consumer.subscribe([kafka.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         self._started.set()
         interval = max(0.05, self.config.server.evaluation_interval)
-        last_eval = last_mark = 0.0
+        last_eval = last_mark = last_trim = 0.0
         try:
             while not self._stopping.is_set():
                 for msg in consumer.consume(1000, timeout=0.1):
@@ -277,6 +279,9 @@ class FleetMonitor:
                 if now - last_mark >= CHECKPOINT_INTERVAL:
                     last_mark = now
                     self._checkpoint(consumer, list(self._partitions))
+                if now - last_trim >= RETENTION_INTERVAL:
+                    last_trim = now
+                    self._trim()
         except Exception:
             log.exception("fleet_consumer_failed replica=%s", self.replica)
             raise
@@ -493,6 +498,18 @@ class FleetMonitor:
                     log.exception("verdict_listener_error model=%s", name)
             done += 1
         return done
+
+    def _trim(self) -> None:
+        """Evaluations of the owned models older than `server.store.max_age` go, as in the embedded store."""
+        owned = sorted(self._owned)
+        if not owned or self._pg is None:
+            return
+        try:
+            deleted = self._pg.trim_evaluations(owned, self.clock() - self.config.server.store.max_age)
+        except PgUnavailable:
+            return
+        if deleted:
+            log.info("evaluations_trimmed replica=%s deleted=%d", self.replica, deleted)
 
     def _checkpoint(self, consumer: Any, partitions: list[int]) -> None:
         """Each partition's replay offset: the least its models (live or only checkpointed) still need."""

@@ -43,6 +43,17 @@ def test_each_grids_newest_point_and_the_newest_ordinal(postgres_dsn: str) -> No
     assert store.evaluated_points("m") == ({"count": 300.0, "time": 120.0}, 300)
 
 
+def test_old_evaluations_go_but_each_grids_newest_stays(postgres_dsn: str) -> None:
+    store = PgStore(postgres_dsn)
+    for p in (100, 200, 300):
+        store.add_evaluation(evaluation(p), [], "t")
+    store.add_evaluation(evaluation(60, kind="time"), [], "t")
+    store.add_evaluation(evaluation(100, model="other"), [], "t")
+    store.trim_evaluations(["m"], older_than=10.0)
+    assert [e.point for e in store.evaluations("m")] + [e.point for e in store.evaluations("other")] == [
+        ("time", 60), ("count", 300), ("count", 100)]
+
+
 def test_partition_and_model_checkpoints_are_read_back_together(postgres_dsn: str) -> None:
     store = PgStore(postgres_dsn)
     store.put_checkpoints("t", {2: 40}, [Checkpoint("m", 2, 41, 7), Checkpoint("n", 2, 40, 3)], 1.0)
