@@ -219,7 +219,7 @@ def create_app(
         if mon.ready:
             return JSONResponse({"status": "ready"})
         detail: dict[str, Any] = {"reference_errors": dict(mon.profile_errors)}
-        detail |= {"postgres_and_kafka": False} if fleet else {"store_open": mon.store is not None}
+        detail |= {"consumer_started": False} if fleet else {"store_open": mon.store is not None}
         return error_response(503, "not_ready", detail)
 
     if controller is not None:
