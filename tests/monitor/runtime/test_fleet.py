@@ -88,6 +88,7 @@ def test_a_replica_killed_mid_stream_loses_nothing_and_its_models_move_within_30
         victim.signal(signal.SIGKILL)
         fleet.post(steps[4], via=0)  # acknowledged by a survivor while the victim's partitions are orphaned
         took = wait_for(lambda: evaluated_through(postgres_dsn, 5 * STEP), 30, "the victim's models evaluated by the others")
+        print(f"failover: the victim's models evaluated again {took:.1f} s after the kill")  # shown with -rP
         feed(fleet, postgres_dsn, steps, first=5)
     assert took < 30
     assert fleet_evaluations(postgres_dsn) == embedded  # nothing lost, no point twice, the same windows
