@@ -26,9 +26,8 @@ from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.core.config import Config
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
-from monitor.reports import StoreReportSource
+from monitor.reports import FleetReportSource, ReportSource, StoreReportSource
 from monitor.reports import create_router as create_reports_router
-from monitor.reports.source import Evaluation
 from monitor.runtime import KafkaUnavailable, Monitor, PgUnavailable, StoreFull, UnknownModel, VerdictListener
 
 __all__ = ["create_app"]
@@ -81,13 +80,10 @@ def create_app(
     if tokens is not None:  # every route, including any added later, unless listed open in monitor.app.auth
         app.add_middleware(AuthMiddleware, tokens=tokens, protect_metrics=config.server.auth.protect_metrics,
                            cloudevents_path_token=config.server.auth.cloudevents_path_token)
-    reports = None if fleet else StoreReportSource(config)
-    if reports is not None:
-        app.include_router(create_reports_router(reports))  # GET /reports/... (monitor/reports)
-    else:
-        @app.get("/reports/{path:path}", include_in_schema=False)
-        async def no_reports(path: str) -> JSONResponse:
-            raise ApiError(501, "not_implemented", "report pages are not served in fleet mode yet (docs/scale-out.md)")
+    # GET /reports/... (monitor/reports): the embedded store's windows, or in fleet mode PostgreSQL's
+    # evaluations with each window's records re-read from Kafka (any replica, any model)
+    reports: ReportSource = FleetReportSource(config) if fleet else StoreReportSource(config)
+    app.include_router(create_reports_router(reports))
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -178,10 +174,7 @@ def create_app(
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
         if model not in mon.snapshot():
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
-        if reports is not None:
-            rows = await run_in_threadpool(reports.evaluations, model, limit)
-        else:
-            rows = [Evaluation.of(r) for r in await run_in_threadpool(mon.evaluations, model, limit)]
+        rows = await run_in_threadpool(reports.evaluations, model, limit)
         return JSONResponse({"model": model, "evaluations": [_evaluation_view(e) for e in rows]})
 
     @app.get("/v1/models/{model}/retraining")

@@ -19,7 +19,7 @@ from monitor.core.config import Config
 from monitor.core.store import EvaluationRow, EventStore
 from monitor.runtime import load_reference, window_selection
 
-__all__ = ["Evaluation", "ReportSource", "StoreReportSource"]
+__all__ = ["ConfiguredModels", "Evaluation", "ReportSource", "StoreReportSource"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,27 @@ class ReportSource(Protocol):
         ...
 
 
-class StoreReportSource:
+class ConfiguredModels:
+    """What every source answers from the config alone: the models, their reference frames (loaded
+    once) and a window's records as a frame of the model's columns."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._references: dict[str, pd.DataFrame] = {}
+
+    def models(self) -> Sequence[str]:
+        return [m.name for m in self.config.models]
+
+    def reference_frame(self, model: str) -> pd.DataFrame:
+        if model not in self._references:
+            self._references[model] = load_reference(self.config.model(model))
+        return self._references[model]
+
+    def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        return pd.DataFrame.from_records(records, columns=[c.name for c in self.config.model(model).columns])
+
+
+class StoreReportSource(ConfiguredModels):
     """`ReportSource` over the monitor's SQLite store, through the store's public functions.
 
     A window's id is the ordinal of its last record (`last_rec`): unique per model, known as soon as
@@ -80,10 +100,9 @@ class StoreReportSource:
     """
 
     def __init__(self, config: Config) -> None:
-        self.config = config
+        super().__init__(config)
         self._lock = threading.Lock()
         self._store: EventStore | None = None
-        self._references: dict[str, pd.DataFrame] = {}
 
     def _db(self) -> EventStore:
         if self._store is None:
@@ -96,9 +115,6 @@ class StoreReportSource:
                 self._store.close()
                 self._store = None
 
-    def models(self) -> Sequence[str]:
-        return [m.name for m in self.config.models]
-
     def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
         with self._lock:
             rows = self._db().window_evaluations(model, limit, up_to=before)
@@ -110,8 +126,7 @@ class StoreReportSource:
         return None if row is None else Evaluation.of(row)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        cfg = self.config.model(model)
-        schema = ModelSchema.from_config(cfg)
+        schema = ModelSchema.from_config(self.config.model(model))
         records: list[dict[str, Any]] = []
         with self._lock:
             ev = self._db().evaluation_at(model, window_id)
@@ -123,9 +138,4 @@ class StoreReportSource:
                 records.extend(window_selection(ev, stored, parsed))
         if len(records) != ev.n_records:
             raise LookupError(f"the store holds {len(records)} of the window's {ev.n_records} records (retention)")
-        return pd.DataFrame.from_records(records, columns=[c.name for c in cfg.columns])
-
-    def reference_frame(self, model: str) -> pd.DataFrame:
-        if model not in self._references:
-            self._references[model] = load_reference(self.config.model(model))
-        return self._references[model]
+        return self._frame(model, records)

@@ -22,7 +22,7 @@ Its modules, one concept each:
 
 from monitor.core.pgstore import PgUnavailable
 from monitor.core.store import StoreFull
-from monitor.runtime.eventlog import KafkaUnavailable
+from monitor.runtime.eventlog import KafkaUnavailable, client_settings
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
 from monitor.runtime.monitor import Monitor
@@ -44,6 +44,7 @@ __all__ = [
     "VerdictListener",
     "WindowInfo",
     "WindowVerdict",
+    "client_settings",
     "load_reference",
     "window_selection",
 ]
