@@ -130,7 +130,7 @@ def read_offsets(kafka: KafkaConfig, partition: int, first: int, last: int, *, t
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         continue
-                    if error.code() == KafkaError.OFFSET_OUT_OF_RANGE:
+                    if error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
                         raise LookupError(f"Kafka no longer holds offset {first} of partition {partition} (retention)")
                     if error.fatal():
                         raise RuntimeError(f"Kafka: {error.str()}")

@@ -19,6 +19,7 @@ import pytest
 from monitor.capture import CapturedEvent, ModelSchema
 from monitor.capture.message import encode_record
 from monitor.core.config import load_config
+from monitor.core.store import EvaluationRow
 from monitor.reports import FleetReportSource, StoreReportSource
 from monitor.reports.fleet_source import KafkaRecord, numbered_events
 from tests.infra.kafka import KafkaCluster
@@ -68,6 +69,27 @@ def test_records_are_numbered_as_the_owning_replica_numbers_them(tmp_path: Path)
     assert [r["a"] for _, parsed in out for r in parsed] == [0.0, 3.0]
 
 
+class _RowsWithoutSource:
+    """A PgStore stand-in: a stored window from before evaluations recorded their partition."""
+
+    def evaluation_at(self, model: str, last_rec: int) -> EvaluationRow:
+        return EvaluationRow(model, 0.0, 1.0, 0, 9, 1, last_rec, last_rec, {}, 2.0)
+
+    def window_source(self, model: str, last_rec: int) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_window_without_its_kafka_position_is_unavailable_as_a_deleted_one(tmp_path: Path) -> None:
+    config = load_config(write_configs(tmp_path, bootstrap="127.0.0.1:1", topic="t"))
+    source = FleetReportSource(config, dsn="unused")
+    source._pg = _RowsWithoutSource()  # type: ignore[assignment]
+    with pytest.raises(LookupError, match="does not record where its events are"):
+        source.window_frame("m0", 10)
+
+
 @pytest.mark.slow
 def test_a_replica_serves_report_pages_with_the_windows_the_embedded_store_gives(
     tmp_path: Path, kafka_cluster: KafkaCluster, postgres_dsn: str,
@@ -79,7 +101,7 @@ def test_a_replica_serves_report_pages_with_the_windows_the_embedded_store_gives
     kafka_cluster.create_topic(topic, PARTITIONS, 3)
     fleet_config = write_configs(tmp_path, bootstrap=kafka_cluster.bootstrap_servers, topic=topic, partitions=PARTITIONS)
 
-    with running(Fleet(fleet_config, postgres_dsn, 1)) as fleet:
+    with running(Fleet(fleet_config, postgres_dsn, 2)) as fleet:
         wait_for(lambda: fleet.settled(PARTITIONS), 60, "partitions assigned")
         for k, batch in enumerate(steps):
             fleet.post(batch, via=0)
@@ -90,8 +112,10 @@ def test_a_replica_serves_report_pages_with_the_windows_the_embedded_store_gives
         embedded = StoreReportSource(load_config(embedded_config))
         try:
             assert source.models() == embedded.models() == MODELS
+            source_windows: dict[str, list[int]] = {}
             for m in MODELS:
                 windows = source.evaluations(m, 100)
+                source_windows[m] = [w.window_id for w in windows]
                 assert [w.window_id for w in windows] == [w.window_id for w in embedded.evaluations(m, 100)]
                 assert len(windows) == STEPS
                 for w in windows:
@@ -115,26 +139,31 @@ def test_a_replica_serves_report_pages_with_the_windows_the_embedded_store_gives
             source.close()
             embedded.close()
 
-        # (b) the replica's pages, for a model it owns (a 1-replica fleet owns them all: any replica
-        # reads the same PostgreSQL rows and Kafka records)
-        url = fleet.replicas[0].url
-        last = windows[-1].window_id
-        with httpx.Client(base_url=url, timeout=60) as http:
-            index = http.get("/reports/")
-            assert index.status_code == 200 and "text/html" in index.headers["content-type"]
-            assert [r["model"] for r in http.get("/reports.json").json()["models"]] == MODELS
-            latest = http.get("/reports/m0")
-            assert latest.status_code == 200 and "text/html" in latest.headers["content-type"], latest.text[:500]
-            page = http.get(f"/reports/m0/{last}")
-            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-            assert "no longer available" not in page.text  # the distributions came from Kafka's records
-            twin = http.get(f"/reports/m0/{last}.json")
-            assert twin.status_code == 200 and twin.json()["window"]["window_id"] == last
+        # (b) every replica serves the pages of a model it owns and of one it does not
+        owners = {m: r.url for r, ms in zip(fleet.replicas, fleet.membership(), strict=True) for m in ms["models"]}
+        assert sorted(owners) == MODELS and len(set(owners.values())) == 2
+        for replica in fleet.replicas:
+            other = next(m for m in MODELS if owners[m] != replica.url)
+            with httpx.Client(base_url=replica.url, timeout=60) as http:
+                assert [r["model"] for r in http.get("/reports.json").json()["models"]] == MODELS
+                for m in (next(m for m in MODELS if owners[m] == replica.url), other):
+                    _check_pages(http, m, source_windows[m])
 
-            # (c) an unknown window is a 404, as in embedded mode
-            assert http.get("/reports/m0/999999").status_code == 404
-            missing = http.get("/reports/m0/999999.json")
-            assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+                # (c) an unknown window is a 404, as in embedded mode
+                assert http.get(f"/reports/{other}/999999").status_code == 404
+                missing = http.get(f"/reports/{other}/999999.json")
+                assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
-            history = http.get("/v1/models/m0/evaluations").json()["evaluations"]
-            assert len(history) == STEPS
+
+def _check_pages(http: httpx.Client, model: str, windows: list[int]) -> None:
+    index = http.get("/reports/")
+    assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+    latest = http.get(f"/reports/{model}")
+    assert latest.status_code == 200 and "text/html" in latest.headers["content-type"], latest.text[:500]
+    page = http.get(f"/reports/{model}/{windows[0]}")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "no longer available" not in page.text  # the distributions came from Kafka's records
+    twin = http.get(f"/reports/{model}/{windows[-1]}.json")
+    assert twin.status_code == 200 and twin.json()["window"]["window_id"] == windows[-1]
+    history = http.get(f"/v1/models/{model}/evaluations").json()["evaluations"]
+    assert [e["window_id"] for e in history] == windows
