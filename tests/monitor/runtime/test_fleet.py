@@ -152,6 +152,7 @@ def test_bad_records_are_counted_by_reason_and_skipped_without_stopping_the_cons
         producer.produce(topic, val, key, headers=hdrs)
     producer.flush(10)
     with running(fleet):
+        wait_for(lambda: fleet.settled(PARTITIONS), 60, "partitions assigned")
         feed(fleet, postgres_dsn, steps[:2])
         skipped = fleet.membership()[0]["skipped_records"]
     assert skipped == {"garbage": 1, "wrong_schema": 1, "empty": 1, "unknown_model": 1, "key_mismatch": 1, "invalid_cloudevent": 1}
