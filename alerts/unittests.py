@@ -181,12 +181,7 @@ def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group
         (new, lambda v: f"_x{seg - 1} {_steps((v, seg))}"),
     )
     for labels, values in timelines:
-        g.add(DATASET_DRIFT_SHARE, labels, values(share))
-        g.add(WINDOW_RECORDS, labels, values(model.window.min_records))
-        if col is not None:
-            g.add(FEATURE_DRIFT_SCORE, {**labels, "feature": col.name, "method": _method(cfg, model, col)},
-                  values(SCORE))
-            g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": col.name}, values(1))
+        _drifting(g, cfg, model, col, labels, values, share)
     after = seg + 2  # the new pod's series are 2 minutes old, far less than any `for`
     fired = [*rules.expected("DriftwatchDatasetDrift", model, new, share, severity="critical"),
              *rules.expected("DriftwatchDatasetDrift", model, new, share, severity="warning")]
@@ -195,6 +190,16 @@ def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group
         g.expect(after, "DriftwatchFeatureDrift", rules.expected(
             "DriftwatchFeatureDrift", model, {**new, "feature": col.name, "method": _method(cfg, model, col)}, SCORE))
     return g
+
+
+def _drifting(g: _Group, cfg: Config, model: ModelConfig, col: Any, labels: dict[str, str],
+              values: Callable[[float], str], share: float) -> None:
+    """A drifting model's series on one scrape target: dataset share, window size, and one feature's drift."""
+    g.add(DATASET_DRIFT_SHARE, labels, values(share))
+    g.add(WINDOW_RECORDS, labels, values(model.window.min_records))
+    if col is not None:
+        g.add(FEATURE_DRIFT_SCORE, {**labels, "feature": col.name, "method": _method(cfg, model, col)}, values(SCORE))
+        g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": col.name}, values(1))
 
 
 REPLICA_A = {"instance": "replica-a:8080", "pod": "driftwatch-0"}
@@ -224,12 +229,7 @@ def _replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
         (new, lambda v: f"_x{move} {_steps((v, after + 1))}"),  # first sample at the move
     )
     for labels, values in timelines:
-        g.add(DATASET_DRIFT_SHARE, labels, values(share))
-        g.add(WINDOW_RECORDS, labels, values(model.window.min_records))
-        if col is not None:
-            g.add(FEATURE_DRIFT_SCORE, {**labels, "feature": col.name, "method": _method(cfg, model, col)},
-                  values(SCORE))
-            g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": col.name}, values(1))
+        _drifting(g, cfg, model, col, labels, values, share)
         if out is not None:
             output = next(c for c in model.outputs if c.name == out)
             g.add(PREDICTION_DRIFT_SCORE, {**labels, "method": _method(cfg, model, output)}, values(PREDICTION_SCORE))

@@ -95,13 +95,10 @@ class RetrainController:
     # -- inputs -----------------------------------------------------------------------------------
 
     def retrain_config(self, model: str) -> RetrainConfig | None:
-        try:
-            return self._config.retrain_for(self._config.model(model))
-        except KeyError:
-            return None
+        return self._config.retrain_named(model)
 
     def knows(self, model: str) -> bool:
-        return any(m.name == model for m in self._config.models)
+        return self._config.has_model(model)
 
     def on_verdict(self, verdict: WindowVerdict) -> None:
         """The runtime's verdict on a window (`VerdictListener`): decided as its `WindowEvaluation`."""

@@ -116,13 +116,10 @@ class FleetRetrainer:
         return self._controller is not None
 
     def retrain_config(self, model: str) -> RetrainConfig | None:
-        try:
-            return self._config.retrain_for(self._config.model(model))
-        except KeyError:
-            return None
+        return self._config.retrain_named(model)
 
     def knows(self, model: str) -> bool:
-        return any(m.name == model for m in self._config.models)
+        return self._config.has_model(model)
 
     def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
                  report_url: str | None = None) -> Decision:

@@ -1,8 +1,8 @@
 """The retraining history on the fleet's PostgreSQL: `History` with another connection and schema.
 
 Every query is `History`'s own (one implementation, written in the dialect both databases share);
-this module only adds the connection (psycopg 3, reconnecting once after a lost connection like
-`monitor.core.pgstore.PgStore`, then `PgUnavailable`), the tables, and what fleet mode needs beside
+this module only adds the connection (`monitor.core.pgstore.PgConnection`: reconnecting once after
+a lost connection, then `PgUnavailable`), the tables, and what fleet mode needs beside
 them: the evaluation cursor of the leaseholder (`dw_retrain_cursor`, advanced in the same
 transaction as the decision an evaluation led to) and the alerts any replica received for the
 holder to decide (`dw_retrain_alerts`, marked done in the same transaction as their decision).
@@ -10,8 +10,6 @@ holder to decide (`dw_retrain_alerts`, marked done in the same transaction as th
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,16 +18,12 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg.rows import dict_row
 
-from monitor.core.pgstore import PgUnavailable
+from monitor.core.pgstore import PgConnection
 from retrain.history import DECISIONS_KEPT, Cursor, Db, History, T
 from retrain.policy import Decision
 
 __all__ = ["AlreadyDecided", "LeaseLost", "PgHistory", "QueuedAlert"]
 
-log = logging.getLogger("driftwatch.retrain.pghistory")
-
-_LOCK_SCHEMA = 0x64770002
-"""Advisory lock key serializing the creation of these tables across replicas starting together."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS retrain_decisions (
     id bigserial PRIMARY KEY,
@@ -109,43 +103,21 @@ class QueuedAlert(NamedTuple):
 
 
 class _Pg:
-    """One connection (rows as dicts), serialized by a lock; reconnects once after a lost connection."""
+    """History's connection: a `PgConnection` (rows as dicts) whose transactions see `_Dialect`."""
 
     def __init__(self, dsn: str, application_name: str, connect_timeout: float) -> None:
-        self._dsn, self._name, self._timeout = dsn, application_name, connect_timeout
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._dsn, autocommit=False, row_factory=dict_row,  # type: ignore[arg-type]
-                               connect_timeout=max(1, math.ceil(self._timeout)), application_name=self._name)
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))
-            conn.execute(_SCHEMA)
-        return conn
+        self._conn = PgConnection(dsn, application_name=application_name, setup=_create_schema,
+                                  connect_timeout=connect_timeout, row_factory=dict_row)
 
     def run(self, work: Callable[[Db], T], *, write: bool) -> T:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = self._connect()
-                    with self._conn.transaction():
-                        return work(_Dialect(self._conn))
-                except psycopg.OperationalError as exc:
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
-                    if attempt == 2:
-                        raise PgUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from None
-                    log.warning("postgres_reconnect what=retrain_history error=%s", type(exc).__name__)
-            raise AssertionError("unreachable")
+        return self._conn.run(lambda conn: work(_Dialect(conn)))
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._conn.close()
+
+
+def _create_schema(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_SCHEMA)
 
 
 class _Dialect:

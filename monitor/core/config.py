@@ -11,6 +11,7 @@ methods in `methods.py`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -518,6 +519,21 @@ class KafkaSecurity(_Strict):
     """Client certificate for mutual TLS."""
     key_file: Path | None = None
 
+    def client_settings(self, username: str | None = None, password: str | None = None) -> dict[str, object]:
+        """librdkafka's security settings; the SASL credentials given, else read from `username_env` and
+        `password_env`. Secrets are in it: never log it."""
+        out: dict[str, object] = {"security.protocol": self.protocol}
+        if self.sasl_mechanism is not None:
+            assert self.username_env and self.password_env  # checked below
+            out |= {"sasl.mechanism": self.sasl_mechanism,
+                    "sasl.username": username if username is not None else os.environ.get(self.username_env, ""),
+                    "sasl.password": password if password is not None else os.environ.get(self.password_env, "")}
+        for key, path in (("ssl.ca.location", self.ca_file), ("ssl.certificate.location", self.cert_file),
+                          ("ssl.key.location", self.key_file)):
+            if path is not None:
+                out[key] = str(path)
+        return out
+
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSecurity:
         sasl = self.protocol.startswith("SASL")
@@ -598,6 +614,16 @@ class Config(_Strict):
 
     def retrain_for(self, model: ModelConfig) -> RetrainConfig | None:
         return model.retrain or self.defaults.retrain
+
+    def retrain_named(self, name: str) -> RetrainConfig | None:
+        """The retraining config of the model called `name`; None when it has none or is not configured."""
+        try:
+            return self.retrain_for(self.model(name))
+        except KeyError:
+            return None
+
+    def has_model(self, name: str) -> bool:
+        return any(m.name == name for m in self.models)
 
     def local_log_dir(self, local: LocalLauncher) -> Path:
         """Where a local run's log goes: `local.log_dir`, else `retrain-logs` beside the store."""

@@ -22,7 +22,7 @@ import psycopg
 
 from monitor.core.store import EvaluationRow
 
-__all__ = ["Checkpoint", "PgStore", "PgUnavailable"]
+__all__ = ["Checkpoint", "PgConnection", "PgStore", "PgUnavailable"]
 
 log = logging.getLogger("driftwatch.pgstore")
 
@@ -87,13 +87,17 @@ class Checkpoint:
     replay_rec: int
 
 
-class PgStore:
-    """One connection (thread-safe by a lock: calls are short); open lazily, reconnected on loss."""
+class PgConnection:
+    """One connection, serialized by a lock (calls are short), opened lazily and reconnected once
+    after a loss: a database restart is ridden out; a second failure is `PgUnavailable`.
 
-    def __init__(self, dsn: str, *, replica: str = "", connect_timeout: float = 5.0) -> None:
-        self._dsn = dsn
-        self.replica = replica
-        self._timeout = connect_timeout
+    `setup` runs in the first transaction of every new connection (create the tables), under a
+    transaction-level advisory lock so replicas starting together do not race on the DDL."""
+
+    def __init__(self, dsn: str, *, application_name: str, setup: Callable[[psycopg.Connection[Any]], None],
+                 connect_timeout: float = 5.0, row_factory: Any = None) -> None:
+        self._dsn, self._name, self._setup = dsn, application_name, setup
+        self._timeout, self._row_factory = connect_timeout, row_factory
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
 
@@ -104,16 +108,15 @@ class PgStore:
                 self._conn = None
 
     def _connect(self) -> psycopg.Connection[Any]:
+        extra = {"row_factory": self._row_factory} if self._row_factory is not None else {}
         conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=max(1, math.ceil(self._timeout)),
-                               application_name=f"driftwatch {self.replica}".strip())
+                               application_name=self._name, **extra)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_SCHEMA,))
-            conn.execute(_SCHEMA)
-            if conn.execute("SELECT count(*) FROM dw_schema").fetchone()[0] == 0:  # type: ignore[index]
-                conn.execute("INSERT INTO dw_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            self._setup(conn)
         return conn
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """`work` in one transaction, reconnecting once if the connection was lost."""
         with self._lock:
             for attempt in (1, 2):
@@ -128,8 +131,27 @@ class PgStore:
                     self._conn = None
                     if attempt == 2:
                         raise PgUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from None
-                    log.warning("postgres_reconnect replica=%s error=%s", self.replica, type(exc).__name__)
+                    log.warning("postgres_reconnect application=%s error=%s", self._name, type(exc).__name__)
             raise AssertionError("unreachable")
+
+
+def _create_schema(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(_SCHEMA)
+    if conn.execute("SELECT count(*) FROM dw_schema").fetchone()[0] == 0:  # type: ignore[index]
+        conn.execute("INSERT INTO dw_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+
+class PgStore:
+    """The fleet's evaluations, checkpoints and lease over one `PgConnection`."""
+
+    def __init__(self, dsn: str, *, replica: str = "", connect_timeout: float = 5.0) -> None:
+        self.replica = replica
+        self._conn = PgConnection(dsn, application_name=f"driftwatch {replica}".strip(), setup=_create_schema,
+                                  connect_timeout=connect_timeout)
+        self._run = self._conn.run
+
+    def close(self) -> None:
+        self._conn.close()
 
     # -- evaluations ---------------------------------------------------------------------------------
 

@@ -62,10 +62,7 @@ class Evaluator:
             if model.profile is None:
                 continue
             with state.lock:
-                window = model.window.due(state.clock())
-                if window is not None and not model.window.evaluable(window):
-                    model.window.done(window)
-                    window = None
+                window = model.take_due(state.clock())
             if window is None:
                 continue
             started = time.perf_counter()

@@ -9,7 +9,6 @@ one partition whoever produces them (this monitor, the sidecar, or a Java/Go pro
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,17 +28,7 @@ class KafkaUnavailable(RuntimeError):
 
 def client_settings(cfg: KafkaConfig) -> dict[str, Any]:
     """librdkafka settings shared by producers and consumers: brokers and security (secrets from the environment)."""
-    sec = cfg.security
-    out: dict[str, Any] = {"bootstrap.servers": cfg.bootstrap_servers, "security.protocol": sec.protocol}
-    if sec.sasl_mechanism:
-        assert sec.username_env and sec.password_env  # checked by KafkaSecurity
-        out |= {"sasl.mechanism": sec.sasl_mechanism, "sasl.username": os.environ.get(sec.username_env, ""),
-                "sasl.password": os.environ.get(sec.password_env, "")}
-    for key, path in (("ssl.ca.location", sec.ca_file), ("ssl.certificate.location", sec.cert_file),
-                      ("ssl.key.location", sec.key_file)):
-        if path is not None:
-            out[key] = str(path)
-    return out
+    return {"bootstrap.servers": cfg.bootstrap_servers, **cfg.security.client_settings()}
 
 
 class EventProducer:

@@ -454,10 +454,7 @@ class FleetMonitor:
             if part is None or not part.caught_up or state.profile is None:
                 continue
             with self.lock:
-                window = state.window.due(self.clock())
-                if window is not None and not state.window.evaluable(window):
-                    state.window.done(window)
-                    window = None
+                window = state.take_due(self.clock())
             if window is None:
                 continue
             try:

@@ -20,7 +20,7 @@ from monitor.capture import ModelSchema, Record
 from monitor.core.config import Config, ModelConfig
 from monitor.core.store import EventStore
 from monitor.runtime.snapshot import WindowInfo
-from monitor.windows import SlidingWindow
+from monitor.windows import DueWindow, SlidingWindow
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]
 
@@ -46,6 +46,15 @@ class ModelState:
     """The last stored evaluation's records, re-evaluated at start-up to restore `result`."""
     cusum: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
     """The calibrated detector's CUSUM state before and after the last stored evaluation."""
+
+    def take_due(self, now: float) -> DueWindow | None:
+        """The window due at `now` if it can be evaluated; one with too few records is marked done
+        here and skipped (hold the runtime's lock)."""
+        window = self.window.due(now)
+        if window is not None and not self.window.evaluable(window):
+            self.window.done(window)
+            return None
+        return window
 
     def frame(self, records: Sequence[Record]) -> pd.DataFrame:
         """Records as the frame the drift engine evaluates (one column per configured column)."""

@@ -94,16 +94,8 @@ def producer_config(sink: KafkaSink, model: str, compression: str = "zstd") -> d
         "linger.ms": LINGER_MS,
         "message.timeout.ms": int(sink.delivery_timeout * 1000),
         "message.max.bytes": sink.message_max_bytes,
-        "security.protocol": security.protocol,
+        **security.client_settings(sink.username, sink.password),
     }
-    if security.sasl_mechanism is not None:
-        conf["sasl.mechanism"] = security.sasl_mechanism
-        conf["sasl.username"] = sink.username
-        conf["sasl.password"] = sink.password
-    for key, path in (("ssl.ca.location", security.ca_file), ("ssl.certificate.location", security.cert_file),
-                      ("ssl.key.location", security.key_file)):
-        if path is not None:
-            conf[key] = str(path)
     return conf
 
 
