@@ -210,11 +210,6 @@ class FleetMonitor:
             )
         return out
 
-    def evaluations(self, model: str, limit: int = 100) -> list[EvaluationRow]:
-        """Stored evaluations, oldest first (any replica answers for any model)."""
-        assert self._reader is not None, "start() first"
-        return list(reversed(self._reader.evaluations(model, limit)))
-
     # -- ingest -------------------------------------------------------------------------------------
 
     async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
