@@ -168,8 +168,9 @@ class FleetMonitor:
     @property
     def ready(self) -> bool:
         """Consumer started. Not PostgreSQL's health: ingest needs only Kafka, so a database restart
-        must not take every replica out of the Service (reads answer 503 meanwhile)."""
-        return self._started.is_set()
+        must not take every replica out of the Service (reads answer 503 meanwhile). A consumer that
+        died (it left the group, so its partitions moved) makes the replica unready."""
+        return self._started.is_set() and (self._thread is None or self._thread.is_alive())
 
     def has_model(self, name: str) -> bool:
         return name in self._configs
