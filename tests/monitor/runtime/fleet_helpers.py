@@ -31,8 +31,10 @@ STEP = 50
 DRIFTED = {"m0", "m1"}
 
 
-def write_configs(tmp_path: Path, *, bootstrap: str | None = None, topic: str = "", partitions: int = 6) -> Path:
-    """The models' config (embedded without `bootstrap`, fleet with it) in its own directory."""
+def write_configs(tmp_path: Path, *, bootstrap: str | None = None, topic: str = "", partitions: int = 6,
+                  retrain: dict[str, Any] | None = None, lease_seconds: float | None = None) -> Path:
+    """The models' config (embedded without `bootstrap`, fleet with it) in its own directory;
+    `retrain` is the retraining config of the drifted models."""
     rng = np.random.default_rng(3)
     ref = tmp_path / "reference.csv"
     if not ref.exists():
@@ -46,13 +48,16 @@ def write_configs(tmp_path: Path, *, bootstrap: str | None = None, topic: str = 
         "models": [
             {"name": m, "protocol": "json",
              "features": [{"name": "a", "type": "numeric"}, {"name": "b", "type": "numeric"}, {"name": "c", "type": "categorical"}],
-             "reference": {"path": str(ref)}, "window": {"records": 100, "step": STEP, "min_records": 20}}
+             "reference": {"path": str(ref)}, "window": {"records": 100, "step": STEP, "min_records": 20},
+             **({"retrain": retrain} if retrain and m in DRIFTED else {})}
             for m in MODELS
         ],
     }
     if bootstrap:
         data["fleet"] = {"kafka": {"bootstrap_servers": bootstrap, "topic": topic, "partitions": partitions,
                                    "group_id": f"g-{topic}"}}
+        if lease_seconds is not None:
+            data["fleet"]["postgres"] = {"lease_seconds": lease_seconds}
     path = where / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

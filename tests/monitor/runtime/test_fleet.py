@@ -94,6 +94,62 @@ def test_a_replica_killed_mid_stream_loses_nothing_and_its_models_move_within_30
     assert fleet_evaluations(postgres_dsn) == embedded  # nothing lost, no point twice, the same windows
 
 
+def test_killing_the_retraining_lease_holder_mid_stream_creates_no_job_twice(
+    tmp_path: Path, kafka_cluster: KafkaCluster, postgres_dsn: str, steps: list[list[dict[str, Any]]],
+) -> None:
+    """Replicas launch Jobs on the Kubernetes test API; the replica holding the retraining lease is
+    killed right after the drift that launches them: each drifted model gets one Job, whoever holds
+    the lease afterwards."""
+    from tests.retrain.kube_api import FakeKubeAPI
+
+    api = FakeKubeAPI().start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": api.url}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "u"}}],
+    }))
+    template = {"apiVersion": "batch/v1", "kind": "Job",
+                "spec": {"template": {"spec": {"containers": [{"name": "train", "image": "ghcr.io/x/train:1"}]}}}}
+    retrain = {"launcher": "kubernetes", "consecutive_windows": 2, "min_records": 20, "cooldown": "1h",
+               "enter_share": 0.3, "exit_share": 0.1,  # one of three features drifts
+               "kubernetes": {"namespace": "ml", "template": template}}
+    topic = f"events-{uuid.uuid4().hex[:8]}"
+    kafka_cluster.create_topic(topic, PARTITIONS, 3)
+    config = write_configs(tmp_path, bootstrap=kafka_cluster.bootstrap_servers, topic=topic, partitions=PARTITIONS,
+                           retrain=retrain, lease_seconds=3)
+    fleet = Fleet(config, postgres_dsn, 3)
+    for r in fleet.replicas:
+        r.env |= {"KUBECONFIG": str(kubeconfig)}
+        r.env.pop("KUBERNETES_SERVICE_HOST", None)
+    try:
+        with running(fleet):
+            wait_for(lambda: fleet.settled(PARTITIONS), 60, "partitions assigned")
+            feed(fleet, postgres_dsn, steps[:6])  # drift from step 4: two drifted windows launch
+            holder = lease_holder(postgres_dsn)
+            next(r for r in fleet.replicas if r.env["HOSTNAME"] == holder).signal(signal.SIGKILL)
+            feed(fleet, postgres_dsn, steps, first=6)
+            wait_for(lambda: lease_holder(postgres_dsn) not in (None, holder), 30, "another replica holds the lease")
+            time.sleep(3)  # the new holder reconciles the namespace and decides what is left
+            jobs = [j["metadata"]["labels"]["driftwatch.io/model"] for j in api.jobs("ml")]
+    finally:
+        api.stop()
+    assert sorted(jobs) == ["m0", "m1"]
+
+
+def lease_holder(dsn: str) -> str | None:
+    """The replica whose lease connection holds the retraining lease (its application_name)."""
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=2) as conn:
+        row = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'driftwatch-lease %'"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
+    return None if row is None else str(row[0]).removeprefix("driftwatch-lease ")
+
+
 def test_ingest_and_evaluation_go_on_with_one_of_three_brokers_down(
     tmp_path: Path, kafka_cluster: KafkaCluster, postgres_dsn: str, steps: list[list[dict[str, Any]]],
     embedded: dict[str, list[tuple[Any, ...]]],
