@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kube_api import BlackHole, FakeKubeAPI, running_api
+from kube_api import BlackHole, FakeKubeAPI, running_api, write_kubeconfig
 from kubernetes import client
 from kubernetes.config import kube_config
 
@@ -300,13 +299,7 @@ def test_the_default_client_does_not_retry_inside_each_attempt(tmp_path: Path, m
     # urllib3's default would send each request 4 times inside each of our attempts, so a hung API
     # server would cost 4 × the timeout per attempt: one connection per attempt is what bounds it.
     with BlackHole() as hole:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "hole",
-            "clusters": [{"name": "hole", "cluster": {"server": hole.url}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "hole", "context": {"cluster": "hole", "user": "u"}}],
-        }))
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", hole.url)
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         # $KUBECONFIG is read when the client is imported; this is where it lands.
         monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))

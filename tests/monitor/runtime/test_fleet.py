@@ -100,16 +100,10 @@ def test_killing_the_retraining_lease_holder_mid_stream_creates_no_job_twice(
     """Replicas launch Jobs on the Kubernetes test API; the replica holding the retraining lease is
     killed right after the drift that launches them: each drifted model gets one Job, whoever holds
     the lease afterwards."""
-    from tests.retrain.kube_api import FakeKubeAPI
+    from tests.retrain.kube_api import FakeKubeAPI, write_kubeconfig
 
     api = FakeKubeAPI().start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": api.url}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "u"}}],
-    }))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
     template = {"apiVersion": "batch/v1", "kind": "Job",
                 "spec": {"template": {"spec": {"containers": [{"name": "train", "image": "ghcr.io/x/train:1"}]}}}}
     retrain = {"launcher": "kubernetes", "consecutive_windows": 2, "min_records": 20, "cooldown": "1h",
