@@ -172,7 +172,7 @@ def create_app(
     @app.get("/v1/models/{model}/evaluations")
     async def model_evaluations(model: str, limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
-        if model not in mon.snapshot():
+        if not mon.has_model(model):
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
         rows = await run_in_threadpool(reports.evaluations, model, limit)
         return JSONResponse({"model": model, "evaluations": [_evaluation_view(e) for e in rows]})
@@ -180,7 +180,7 @@ def create_app(
     @app.get("/v1/models/{model}/retraining")
     async def model_retraining(model: str, limit: int = Query(default=50, ge=1, le=1000)) -> JSONResponse:
         """Retraining runs and the policy's recent decisions (launched, or skipped and why)."""
-        if model not in mon.snapshot():
+        if not mon.has_model(model):
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
         if controller is None:
             return JSONResponse({"model": model, "enabled": False, "jobs": [], "decisions": []})

@@ -187,6 +187,13 @@ class PgStore:
         ).fetchall())
         return [_evaluation(r) for r in rows]
 
+    def latest_evaluations(self, models: Sequence[str]) -> dict[str, EvaluationRow]:
+        """Each of these models' newest evaluation, in one query (models never evaluated are absent)."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT DISTINCT ON (model) {_COLUMNS} FROM dw_evaluations WHERE model = ANY(%s) ORDER BY model, id DESC",
+            (list(models),)).fetchall())
+        return {r[0]: _evaluation(r) for r in rows}
+
     def all_evaluations(self, models: Sequence[str]) -> dict[str, list[EvaluationRow]]:
         """Every stored evaluation of these models, oldest first (tests, `driftwatch` tooling)."""
         rows = self._run(lambda conn: conn.execute(

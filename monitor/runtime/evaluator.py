@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from monitor.core.store import EvaluationRow
 from monitor.runtime.recovery import restore_result
-from monitor.runtime.reference import load_reference
+from monitor.runtime.reference import profile_references
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import RuntimeState
 from monitor.runtime.verdict import VerdictListener, WindowVerdict
@@ -33,20 +33,12 @@ class Evaluator:
 
     def build_profiles(self) -> None:
         """Profile every reference; re-evaluate the last stored window so results survive restarts."""
-        from monitor.drift import build_profile, specs_from_config
-        from monitor.drift.calibration import calibrated_detector
-
         state = self._state
+        profiles, self.profile_errors = profile_references(state.config, [m.config for m in state.models.values()])
         for name, model in state.models.items():
-            try:
-                specs, settings = specs_from_config(state.config, model.config)
-                reference = load_reference(model.config)
-                profile = build_profile(reference, specs, settings)
-                detector = calibrated_detector(model.config, reference, profile)
-            except Exception as exc:  # a bad reference must not take the whole monitor down
-                self.profile_errors[name] = f"{type(exc).__name__}: {exc}"
-                log.error("reference_profile_failed model=%s error=%s", name, type(exc).__name__)
+            if name not in profiles:
                 continue
+            profile, detector = profiles[name]
             result = restore_result(model, profile, detector)
             with state.lock:
                 model.profile, model.detector = profile, detector

@@ -42,7 +42,7 @@ from monitor.runtime.eventlog import EventProducer, client_settings
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
 from monitor.runtime.recovery import cusum_state
-from monitor.runtime.reference import load_reference
+from monitor.runtime.reference import profile_references
 from monitor.runtime.snapshot import ModelSnapshot, WindowInfo
 from monitor.runtime.state import ModelState, UnknownModel
 from monitor.runtime.verdict import VerdictListener, WindowVerdict
@@ -131,7 +131,8 @@ class FleetMonitor:
         self._pg = PgStore(dsn, replica=self.replica)
         self._reader = PgStore(dsn, replica=self.replica)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._build_profiles)
+        self._profiles, self.profile_errors = await loop.run_in_executor(
+            None, profile_references, self.config, list(self._configs.values()))
         self._producer = EventProducer(self.fleet.kafka)
         await self._producer.start()
         if background:
@@ -148,20 +149,6 @@ class FleetMonitor:
         for pg in (self._pg, self._reader):
             if pg is not None:
                 pg.close()
-
-    def _build_profiles(self) -> None:
-        from monitor.drift import build_profile, specs_from_config
-        from monitor.drift.calibration import calibrated_detector
-
-        for name, model in self._configs.items():
-            try:
-                specs, settings = specs_from_config(self.config, model)
-                reference = load_reference(model)
-                profile = build_profile(reference, specs, settings)
-                self._profiles[name] = (profile, calibrated_detector(model, reference, profile))
-            except Exception as exc:  # a bad reference must not take the replica down
-                self.profile_errors[name] = f"{type(exc).__name__}: {exc}"
-                log.error("reference_profile_failed model=%s error=%s", name, type(exc).__name__)
 
     # -- views (the Monitor interface the API and the exporter read) ---------------------------------
 
@@ -192,19 +179,18 @@ class FleetMonitor:
             return {name: _snapshot(name, o.state) for name, o in self._owned.items()}
 
     def snapshot(self) -> Mapping[str, ModelSnapshot]:
-        """Every configured model: owned ones from memory, the others from their newest stored evaluation."""
+        """Every configured model: owned ones from memory, the others from their newest stored
+        evaluation (one query; none while PostgreSQL is unreachable)."""
         owned = self.owned_snapshot()
+        others = [name for name in self._configs if name not in owned]
+        try:
+            latest = self._reader.latest_evaluations(others) if self._reader is not None and others else {}
+        except PgUnavailable:
+            latest = {}
         out: dict[str, ModelSnapshot] = {}
         for name in self._configs:
-            if name in owned:
-                out[name] = owned[name]
-                continue
-            try:
-                rows = self._reader.evaluations(name, limit=1) if self._reader is not None else []
-            except PgUnavailable:
-                rows = []
-            ev = rows[0] if rows else None
-            out[name] = ModelSnapshot(
+            ev = latest.get(name)
+            out[name] = owned.get(name) or ModelSnapshot(
                 model=name, result=result_from_dict(ev.result) if ev else None,
                 window=WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records) if ev else None,
                 last_evaluation=ev.evaluated_at if ev else None,

@@ -1,12 +1,17 @@
-"""Loading a model's reference data (the runtime profiles it at start-up; reports and the CLI read it too)."""
+"""A model's reference data: loading it (reports and the CLI read it too) and profiling it at start-up."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pandas as pd
 
-from monitor.core.config import ModelConfig
+from monitor.core.config import Config, ModelConfig
 
-__all__ = ["load_reference"]
+__all__ = ["load_reference", "profile_references"]
+
+log = logging.getLogger("driftwatch.monitor")
 
 
 def load_reference(model: ModelConfig) -> pd.DataFrame:
@@ -17,3 +22,22 @@ def load_reference(model: ModelConfig) -> pd.DataFrame:
     if ref.max_rows is not None and len(df) > ref.max_rows:
         df = df.sample(n=ref.max_rows, random_state=0).reset_index(drop=True)
     return df
+
+
+def profile_references(config: Config, models: list[ModelConfig]) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+    """Each model's (reference profile, calibrated detector or None), and the models whose reference
+    could not be profiled, with the error: a bad reference must not take the whole monitor down."""
+    from monitor.drift import build_profile, specs_from_config
+    from monitor.drift.calibration import calibrated_detector
+
+    profiles, errors = {}, {}
+    for model in models:
+        try:
+            specs, settings = specs_from_config(config, model)
+            reference = load_reference(model)
+            profile = build_profile(reference, specs, settings)
+            profiles[model.name] = (profile, calibrated_detector(model, reference, profile))
+        except Exception as exc:
+            errors[model.name] = f"{type(exc).__name__}: {exc}"
+            log.error("reference_profile_failed model=%s error=%s", model.name, type(exc).__name__)
+    return profiles, errors

@@ -35,6 +35,14 @@ def test_evaluations_come_back_as_stored_newest_first(postgres_dsn: str) -> None
     assert store.evaluations("m") == [evaluation(200), evaluation(100)]
 
 
+def test_each_models_newest_evaluation_in_one_read(postgres_dsn: str) -> None:
+    store = PgStore(postgres_dsn)
+    for model, p in (("m", 100), ("m", 200), ("other", 50)):
+        store.add_evaluation(evaluation(p, model=model), [], "t")
+    latest = store.latest_evaluations(["m", "other", "never"])
+    assert {m: e.point for m, e in latest.items()} == {"m": ("count", 200), "other": ("count", 50)}
+
+
 def test_each_grids_newest_point_and_the_newest_ordinal(postgres_dsn: str) -> None:
     store = PgStore(postgres_dsn)
     store.add_evaluation(evaluation(300), [], "t")
