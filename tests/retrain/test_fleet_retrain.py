@@ -300,6 +300,9 @@ class _FleetMonitorStub:
     def snapshot(self) -> dict[str, Any]:
         return {"wine": None, "plain": None}
 
+    def has_model(self, name: str) -> bool:
+        return name in self.snapshot()
+
     def owned_snapshot(self) -> dict[str, Any]:
         return {}
 
