@@ -11,11 +11,15 @@ import math
 import re
 from collections.abc import Mapping
 
-__all__ = ["humanize", "humanize_duration", "humanize_percentage", "render"]
+__all__ = ["humanize", "humanize_duration", "humanize_percentage", "query_value", "render"]
 
 _ACTION_RE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _LABEL_RE = re.compile(r"^\$labels\.([A-Za-z_][A-Za-z0-9_]*)$")
 _PRINTF_RE = re.compile(r'^printf\s+"(%\.\dg)"\s+\$value$')
+_QUERY_BLOCK_RE = re.compile(
+    r'\{\{ with printf "([^"\\]*)"((?: \$labels\.[A-Za-z_][A-Za-z0-9_]*)+) \| query \}\}'
+    r'\{\{ \. \| first \| value \| printf "(%\.\dg)" \}\}\{\{ else \}\}([^{}]*)\{\{ end \}\}'
+)
 
 
 def _go_g(fmt: str, v: float) -> str:
@@ -78,8 +82,38 @@ _PIPES = {
 }
 
 
-def render(template: str, labels: Mapping[str, str], value: float) -> str:
-    """Render `template` as Prometheus would for an alert with `labels` and `value`."""
+def query_value(query: str, labels: tuple[str, ...], fmt: str = "%.3g", otherwise: str = "unknown") -> str:
+    """A template action printing the first value `query` returns (`%q` in it takes each of `labels`
+    in turn, quoted), or `otherwise` when it returns nothing: what an annotation uses to show a series
+    other than the alert's own (Prometheus' `query` template function)."""
+    if '"' in query or "\\" in query or "{{" in otherwise or "}}" in otherwise:
+        raise ValueError(f"query_value: quotes, backslashes and braces are not supported: {query!r}")
+    args = " ".join(f"$labels.{name}" for name in labels)
+    return (f'{{{{ with printf "{query}" {args} | query }}}}{{{{ . | first | value | printf "{fmt}" }}}}'
+            f"{{{{ else }}}}{otherwise}{{{{ end }}}}")
+
+
+def _go_quote(s: str) -> str:
+    if any(c in s for c in '"\\') or not s.isprintable():
+        raise ValueError(f"label value {s!r} needs escaping, which the generator does not model")
+    return f'"{s}"'
+
+
+def render(template: str, labels: Mapping[str, str], value: float,
+           queries: Mapping[str, float] | None = None) -> str:
+    """Render `template` as Prometheus would for an alert with `labels` and `value`; `queries` maps the
+    PromQL of each `query_value` action (its labels filled in) to the value Prometheus would find."""
+
+    def block(m: re.Match[str]) -> str:
+        names = [a.removeprefix("$labels.") for a in m.group(2).split()]
+        pieces = m.group(1).split("%q")
+        if len(pieces) != len(names) + 1:
+            raise ValueError(f"query_value: {len(pieces) - 1} %q for {len(names)} labels: {m.group(0)}")
+        promql = pieces[0] + "".join(_go_quote(labels.get(n, "")) + rest for n, rest in zip(names, pieces[1:], strict=True))
+        found = (queries or {}).get(promql)
+        return m.group(4) if found is None else _go_g(m.group(3), found)
+
+    template = _QUERY_BLOCK_RE.sub(block, template)
 
     def action(m: re.Match[str]) -> str:
         body = m.group(1)

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts.gotemplate import query_value
 from alerts.scopes import Scope, scopes
 from monitor.core.config import Config, ModelConfig, WindowConfig
+from monitor.core.performance_metrics import METRICS as PERFORMANCE_METRICS
 from monitor.core.units import format_duration
 from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
@@ -29,6 +31,10 @@ from monitor.exporter.names import (
     FEATURE_NEW_CATEGORY_RATIO,
     FEATURE_OUT_OF_RANGE_RATIO,
     LAST_EVALUATION_TIMESTAMP_SECONDS,
+    MODEL_PERFORMANCE,
+    MODEL_PERFORMANCE_DEGRADED,
+    MODEL_PERFORMANCE_REFERENCE,
+    MODEL_PERFORMANCE_THRESHOLD,
     PREDICTION_DRIFT_SCORE,
     RETRAIN_JOBS_TOTAL,
     WINDOW_RECORDS,
@@ -36,8 +42,9 @@ from monitor.exporter.names import (
 from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
 
 __all__ = [
-    "GROUPS", "NEVER_EVALUATED", "PROMETHEUS_UP", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
-    "prediction_output", "retrain_failed_window", "runbook_anchor",
+    "GROUPS", "NEVER_EVALUATED", "PERFORMANCE_KINDS", "PERFORMANCE_REFERENCE_QUERY",
+    "PERFORMANCE_THRESHOLD_QUERY", "PROMETHEUS_UP", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
+    "performance_kinds", "prediction_output", "retrain_failed_window", "runbook_anchor",
 ]
 
 PROMETHEUS_UP = "up"
@@ -50,8 +57,8 @@ FAILED_OUTCOMES = ("failed", "deadline_exceeded")
 NEVER_EVALUATED = {"reason": "never_evaluated"}
 """Label of DriftwatchEvaluationStale's second rule: the model has no evaluation at all."""
 
-GROUPS = ("driftwatch-drift", "driftwatch-data-quality", "driftwatch-capture", "driftwatch-monitor",
-          "driftwatch-retraining")
+GROUPS = ("driftwatch-drift", "driftwatch-data-quality", "driftwatch-performance", "driftwatch-capture",
+          "driftwatch-monitor", "driftwatch-retraining")
 
 
 @dataclass(frozen=True)
@@ -271,6 +278,85 @@ def _data_quality(cfg: Config) -> Iterator[Rule]:
             )
 
 
+PERFORMANCE_KINDS = ("estimated", "realized")
+"""The `kind` label of the performance families: estimated before labels arrive, realized from them."""
+
+
+def performance_kinds(model: ModelConfig) -> tuple[str, ...]:
+    """The kinds the monitor judges for `model`: estimated only for a metric CBPE can estimate from
+    the model's class probabilities, realized for every model with a `performance` section."""
+    perf = model.performance
+    if perf is None:
+        return ()
+    estimable = bool(perf.probabilities) and PERFORMANCE_METRICS[perf.headline].estimable
+    return PERFORMANCE_KINDS if estimable else ("realized",)
+
+
+def _models_matcher(models: tuple[ModelConfig, ...]) -> str:
+    names = [m.name for m in models]
+    return f'model="{names[0]}"' if len(names) == 1 else f'model=~"{"|".join(names)}"'
+
+
+PERFORMANCE_THRESHOLD_QUERY = f"max({MODEL_PERFORMANCE_THRESHOLD}{{model=%q,metric=%q,kind=%q}})"
+PERFORMANCE_REFERENCE_QUERY = f"max({MODEL_PERFORMANCE_REFERENCE}{{model=%q,metric=%q}})"
+"""What the description shows beside the value (`query` template function; the alert's own labels fill %q)."""
+
+_PERFORMANCE_TEXT = {
+    "estimated": ("estimated", "estimated from its calibrated class probabilities (CBPE, before labels arrive)"),
+    "realized": ("realized", "measured on its labelled predictions"),
+}
+
+
+def _performance_degraded(cfg: Config) -> Iterator[Rule]:
+    """DriftwatchPerformanceDegraded, one name at two severities: the estimate warns, the labels confirm.
+
+    The monitor judges degradation itself (`driftwatch_model_performance_degraded`, a threshold holding
+    the model's false-alarm rate per window); the rule fires on that judgement and carries the headline
+    metric's value, which the config names, so only models with a `performance` section are selected.
+    """
+    for scope, s in _enabled(cfg, "performance_degraded"):
+        by_metric: dict[str, list[ModelConfig]] = {}
+        for m in scope.models:
+            if m.performance is not None:
+                by_metric.setdefault(m.performance.headline, []).append(m)
+        for headline, group in sorted(by_metric.items()):
+            metric = PERFORMANCE_METRICS[headline]
+            direction = "below" if metric.higher_is_better else "above"
+            for kind in PERFORMANCE_KINDS:
+                models = tuple(m for m in group if kind in performance_kinds(m))
+                if not models:
+                    continue
+                matcher = _models_matcher(models)
+                value = f'{MODEL_PERFORMANCE}{{{matcher},kind="{kind}",metric="{headline}"}}'
+                degraded = f'{MODEL_PERFORMANCE_DEGRADED}{{{matcher},kind="{kind}"}}'
+                expr = (f"{_max_by(('model', 'kind', 'metric'), value)} "
+                        f"and on (model, kind) ({_max_by(('model', 'kind'), degraded)} == 1)")
+                severity = s.estimated_severity if kind == "estimated" else s.realized_severity
+                adjective, how = _PERFORMANCE_TEXT[kind]
+                yield Rule(
+                    "driftwatch-performance",
+                    "DriftwatchPerformanceDegraded",
+                    expr,
+                    s.for_,
+                    # kind and metric repeat the series' own values: they keep promtool's duplicate-rule
+                    # lint quiet where two headline metrics, or both kinds, share a severity.
+                    {**scope.labels, "severity": severity, "kind": kind, "metric": headline},
+                    _annotations(
+                        cfg, scope, "DriftwatchPerformanceDegraded",
+                        f"Model {{{{ $labels.model }}}}: {adjective} {headline} degraded to "
+                        '{{ printf "%.3g" $value }}',
+                        f"The {headline} of model {{{{ $labels.model }}}}, {how}, is "
+                        f'{{{{ printf "%.3g" $value }}}}, {direction} its degradation threshold of '
+                        f"{query_value(PERFORMANCE_THRESHOLD_QUERY, ('model', 'metric', 'kind'))} "
+                        f"(reference: {query_value(PERFORMANCE_REFERENCE_QUERY, ('model', 'metric'))}), "
+                        f"for at least {_dur(s.for_)}. The threshold is set from the reference so that unchanged "
+                        "data crosses it in at most `false_alarm_rate` of the windows.",
+                    ),
+                    models,
+                    ("model", "kind", "metric"),
+                )
+
+
 def _no_traffic(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "no_traffic"):
         rate = f"rate({scope.selector(EVENTS_INGESTED_TOTAL)}[{RATE_WINDOW}])"
@@ -402,8 +488,8 @@ def _monitor_down(cfg: Config) -> Iterator[Rule]:
 
 
 _BUILDERS = (
-    _dataset_drift, _feature_drift, _prediction_drift, _data_quality, _no_traffic, _sidecar_dropping,
-    _evaluation_stale, _monitor_down, _retrain_failed,
+    _dataset_drift, _feature_drift, _prediction_drift, _data_quality, _performance_degraded, _no_traffic,
+    _sidecar_dropping, _evaluation_stale, _monitor_down, _retrain_failed,
 )
 
 

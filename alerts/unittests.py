@@ -2,9 +2,11 @@
 
 For every alert and every model: series that stay quiet (no alert), cross the threshold (pending,
 then firing after `for`), and, for dataset drift, cross warning then critical (warning alone, then
-both). Windows below `min_records` must not alert, nor may a never-evaluated model whose window is
+both), and for performance, the estimated value at one severity and the realized one at the other,
+only for the models with a `performance` section. Windows below `min_records` must not alert, nor may a never-evaluated model whose window is
 still short of its first evaluation. Drift alerts keep firing (no new `for`) when the monitor restarts
-as a new pod and when a fleet replica hands a model over to another (its series move). Expected annotations are rendered by
+as a new pod and when a fleet replica hands a model over to another (its series move); so does
+performance degradation. Expected annotations are rendered by
 alerts.gotemplate, so promtool also checks the templates. Timelines use 1-minute samples and are
 sized from each alert's `for`, so they stay valid whatever the config says.
 """
@@ -21,20 +23,29 @@ from alerts.rules import (
     DATA_QUALITY_CHECKS,
     FAILED_OUTCOMES,
     NEVER_EVALUATED,
+    PERFORMANCE_REFERENCE_QUERY,
+    PERFORMANCE_THRESHOLD_QUERY,
     PROMETHEUS_UP,
     Rule,
     build,
     first_due_records,
+    performance_kinds,
     prediction_output,
     retrain_failed_window,
 )
 from monitor.core.config import Config, FeatureConfig, ModelConfig
+from monitor.core.performance_metrics import METRICS as PERFORMANCE_METRICS
+from monitor.core.performance_metrics import names_for
 from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
     FEATURE_DRIFT_DETECTED,
     FEATURE_DRIFT_SCORE,
     LAST_EVALUATION_TIMESTAMP_SECONDS,
+    MODEL_PERFORMANCE,
+    MODEL_PERFORMANCE_DEGRADED,
+    MODEL_PERFORMANCE_REFERENCE,
+    MODEL_PERFORMANCE_THRESHOLD,
     PREDICTION_DRIFT_SCORE,
     RETRAIN_JOBS_TOTAL,
     WINDOW_RECORDS,
@@ -98,22 +109,23 @@ class _Rules:
         return None
 
     def expected(self, alert: str, model: ModelConfig, series: dict[str, str], value: float,
-                 **labels: str) -> list[dict[str, Any]]:
-        """The alert the rule fires for `series` at `value`; none when the alert is disabled."""
+                 queries: dict[str, float] | None = None, **labels: str) -> list[dict[str, Any]]:
+        """The alert the rule fires for `series` at `value`; none when the alert is disabled.
+        `queries`: what the annotations' `query` actions find (alerts.gotemplate.render)."""
         rule = self.find(alert, model, **labels)
         if rule is None:
             return []
-        return [_alert(rule, series, value)]
+        return [_alert(rule, series, value, queries)]
 
 
 def _kept(rule: Rule, series: dict[str, str]) -> dict[str, str]:
     return series if rule.keeps is None else {k: v for k, v in series.items() if k in rule.keeps}
 
 
-def _alert(rule: Rule, series: dict[str, str], value: float) -> dict[str, Any]:
+def _alert(rule: Rule, series: dict[str, str], value: float, queries: dict[str, float] | None = None) -> dict[str, Any]:
     return {
         "exp_labels": dict(sorted({**_kept(rule, series), **rule.labels}.items())),
-        "exp_annotations": {k: render(v, series, value) for k, v in sorted(rule.annotations.items())},
+        "exp_annotations": {k: render(v, series, value, queries) for k, v in sorted(rule.annotations.items())},
     }
 
 
@@ -431,6 +443,139 @@ def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     return g
 
 
+PERFORMANCE_VALUES = {True: (0.86, 0.8, 0.9, 0.71), False: (12.0, 15.0, 11.5, 19.5)}
+"""(reference, threshold, healthy, degraded) of a headline metric, by higher_is_better."""
+
+
+def _query(template: str, *values: str) -> str:
+    """The PromQL a `query_value` action runs: its %q filled with the alert's quoted labels."""
+    pieces = template.split("%q")
+    return pieces[0] + "".join(f'"{v}"' + rest for v, rest in zip(values, pieces[1:], strict=True))
+
+
+@dataclass(frozen=True)
+class _Performance:
+    """The series of one model's judged performance, as the exporter serves them."""
+
+    model: ModelConfig
+    headline: str
+    kinds: tuple[str, ...]
+    reference: float
+    threshold: float
+    healthy: float
+    degraded: float
+
+    @classmethod
+    def of(cls, model: ModelConfig) -> _Performance | None:
+        perf = model.performance
+        if perf is None:
+            return None
+        reference, threshold, healthy, degraded = PERFORMANCE_VALUES[PERFORMANCE_METRICS[perf.headline].higher_is_better]
+        return cls(model, perf.headline, performance_kinds(model), reference, threshold, healthy, degraded)
+
+    def series(self, g: _Group, labels: dict[str, str], values: Callable[[str, float, float], str]) -> None:
+        """`values(kind, ok, bad)`: the timeline of a series of `kind` that is `ok` while that kind is
+        healthy and `bad` once degraded (the reference has kind ``)."""
+        perf = self.model.performance
+        assert perf is not None
+        g.add(MODEL_PERFORMANCE_REFERENCE, {**labels, "metric": self.headline},
+              values("", self.reference, self.reference))
+        for kind in self.kinds:
+            g.add(MODEL_PERFORMANCE, {**labels, "kind": kind, "metric": self.headline},
+                  values(kind, self.healthy, self.degraded))
+            g.add(MODEL_PERFORMANCE_THRESHOLD, {**labels, "kind": kind, "metric": self.headline},
+                  values(kind, self.threshold, self.threshold))
+            g.add(MODEL_PERFORMANCE_DEGRADED, {**labels, "kind": kind}, values(kind, 0, 1))
+        # Another metric of the same model, unchanged: it is shown, not judged.
+        other = next(n for n in names_for(perf.task, probabilities=bool(perf.probabilities)) if n != self.headline)
+        g.add(MODEL_PERFORMANCE, {**labels, "kind": "realized", "metric": other}, values("", 0.5, 0.5))
+
+    def fired(self, rules: _Rules, labels: dict[str, str], kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        out = []
+        for kind in self.kinds if kinds is None else kinds:
+            series = {**labels, "kind": kind, "metric": self.headline}
+            queries = {
+                _query(PERFORMANCE_THRESHOLD_QUERY, self.model.name, self.headline, kind): self.threshold,
+                _query(PERFORMANCE_REFERENCE_QUERY, self.model.name, self.headline): self.reference,
+            }
+            out += rules.expected("DriftwatchPerformanceDegraded", self.model, series, self.degraded, queries, kind=kind)
+        return sorted(out, key=lambda a: a["exp_labels"]["kind"])
+
+
+def _performance_degraded(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | None:
+    """The headline metric holds (degraded 0: quiet); then the estimate degrades (pending, then firing
+    after `for` at its severity) while the realized value still holds; then the labels confirm it
+    (both fire, the realized kind at its own severity)."""
+    perf = _Performance.of(model)
+    if perf is None:
+        return None
+    f = _minutes(cfg.alerts_for(model).performance_degraded.for_)
+    seg = f + 5
+    estimated = "estimated" in perf.kinds
+    realized_at = 2 * seg if estimated else seg
+    total = realized_at + seg
+    g = _Group(f"DriftwatchPerformanceDegraded {model.name}: {perf.headline} holds, then degrades "
+               f"({', then '.join(perf.kinds)})")
+
+    def values(kind: str, ok: float, bad: float) -> str:
+        start = {"estimated": seg, "realized": realized_at}.get(kind, total)
+        return _steps(*((v, n) for v, n in ((ok, start), (bad, total - start)) if n))
+
+    labels = _monitor(cfg, model)
+    perf.series(g, labels, values)
+    g.expect(seg - 1, "DriftwatchPerformanceDegraded", [])
+    if f >= 2:
+        g.expect(seg + f - 1, "DriftwatchPerformanceDegraded", [])
+    if estimated:
+        g.expect(seg + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {"model": model.name}, ("estimated",)))
+        if f >= 2:
+            g.expect(realized_at + f - 1, "DriftwatchPerformanceDegraded",
+                     perf.fired(rules, {"model": model.name}, ("estimated",)))
+    g.expect(realized_at + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {"model": model.name}))
+    return g
+
+
+def _performance_replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | None:
+    """Fleet mode or a monitor restart: the degraded model's series move from replica A to replica B;
+    the alert neither resolves nor starts its `for` again (B's series are younger than any `for`)."""
+    perf = _Performance.of(model)
+    if perf is None:
+        return None
+    move = _minutes(cfg.alerts_for(model).performance_degraded.for_) + 5
+    after = 3
+    g = _Group(f"DriftwatchPerformanceDegraded {model.name}: keeps firing when the model moves from replica A "
+               "to replica B")
+    old = {**_monitor(cfg, model), **REPLICA_A}
+    new = {**_monitor(cfg, model), **REPLICA_B}
+    perf.series(g, old, lambda _kind, _ok, bad: f"{_steps((bad, move))} stale")
+    perf.series(g, new, lambda _kind, _ok, bad: f"_x{move} {_steps((bad, after + 1))}")
+    for minute in (move - 1, move, move + 1, move + after):
+        g.expect(minute, "DriftwatchPerformanceDegraded", perf.fired(rules, {"model": model.name}))
+    return g
+
+
+def _performance_not_configured(cfg: Config, rules: _Rules) -> list[_Group]:
+    """A model without a `performance` section is no one's performance alert, whatever it exports (here:
+    every headline metric of the config, judged degraded)."""
+    if not any(r.alert == "DriftwatchPerformanceDegraded" for r in rules.all):
+        return []
+    headlines = sorted({m.performance.headline for m in cfg.models if m.performance is not None})
+    groups = []
+    for model in cfg.models:
+        if model.performance is not None:
+            continue
+        g = _Group(f"DriftwatchPerformanceDegraded {model.name}: no performance section, no alert")
+        labels = _monitor(cfg, model)
+        total = max(_minutes(cfg.alerts_for(m).performance_degraded.for_) for m in cfg.models) + 10
+        for kind in ("estimated", "realized"):
+            for headline in headlines:
+                g.add(MODEL_PERFORMANCE, {**labels, "kind": kind, "metric": headline}, _steps((0.1, total)))
+            g.add(MODEL_PERFORMANCE_DEGRADED, {**labels, "kind": kind}, _steps((1, total)))
+        g.expect(total - 1, "DriftwatchPerformanceDegraded", [])
+        groups.append(g)
+    return groups
+
+
 def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
     a = cfg.defaults.alerts
     rule = next((r for r in rules.all if r.alert == "DriftwatchMonitorDown"), None)
@@ -451,7 +596,8 @@ def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
 
 _PER_MODEL = (
     _dataset_drift, _monitor_restarted, _replica_moved, _feature_drift, _prediction_drift, _data_quality, _small_window,
-    _no_traffic, _sidecar_dropping, _evaluation_stale, _never_evaluated, _not_yet_due, _retrain_failed,
+    _performance_degraded, _performance_replica_moved, _no_traffic, _sidecar_dropping, _evaluation_stale,
+    _never_evaluated, _not_yet_due, _retrain_failed,
 )
 
 
@@ -459,6 +605,7 @@ def unit_tests(cfg: Config, rules_file: str = RULES_FILE) -> dict[str, Any]:
     """The promtool test document for the rules of `cfg` written to `rules_file` (relative to it)."""
     rules = _Rules(cfg)
     groups = [g for model in cfg.models for make in _PER_MODEL if (g := make(cfg, rules, model)) is not None]
+    groups += _performance_not_configured(cfg, rules)
     groups += _monitor_down(cfg, rules)
     return {
         "rule_files": [rules_file],

@@ -26,12 +26,18 @@ from tests.golden import assert_golden
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-CONFIGS = {"example": ROOT / "examples" / "config.yaml", "override": Path(__file__).parent / "configs" / "override.yaml"}
+CONFIGS = {
+    "example": ROOT / "examples" / "config.yaml",
+    "override": Path(__file__).parent / "configs" / "override.yaml",
+    "performance": Path(__file__).parent / "configs" / "performance.yaml",
+}
 REQUIRED = {
     "DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift", "DriftwatchDataQuality",
     "DriftwatchNoTraffic", "DriftwatchSidecarDroppingEvents", "DriftwatchEvaluationStale",
     "DriftwatchRetrainJobFailed", "DriftwatchMonitorDown",
 }
+PERFORMANCE = "DriftwatchPerformanceDegraded"
+"""Only for configs with a model's `performance` section."""
 CRD = {"name": "driftwatch", "namespace": "monitoring", "labels": {"release": "kube-prometheus-stack"}}
 
 
@@ -128,9 +134,10 @@ def test_unit_tests_catch_broken_rules(change: Any, broken_test: str, tmp_path: 
 def test_every_required_alert_with_firing_and_quiet_tests(case: tuple[str, Config, Path]) -> None:
     _, cfg, _ = case
     rules = all_rules(cfg)
-    assert {r["alert"] for r in rules} == REQUIRED
+    required = REQUIRED | ({PERFORMANCE} if any(m.performance for m in cfg.models) else set())
+    assert {r["alert"] for r in rules} == required
     tests = alerts.unit_tests(cfg)["tests"]
-    for alert in REQUIRED:
+    for alert in required:
         checks = [c for t in tests for c in t["alert_rule_test"] if c["alertname"] == alert]
         assert any(c["exp_alerts"] for c in checks), f"no promtool test where {alert} fires"
         assert any(not c["exp_alerts"] for c in checks), f"no promtool test where {alert} stays quiet"
@@ -166,7 +173,7 @@ def test_annotations_and_labels(case: tuple[str, Config, Path]) -> None:
             assert a["report_url"] == public + "/reports/{{ $labels.model }}"
         if rule["alert"] in {"DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
                              "DriftwatchDataQuality", "DriftwatchSidecarDroppingEvents",
-                             "DriftwatchEvaluationStale", "DriftwatchRetrainJobFailed"}:
+                             "DriftwatchEvaluationStale", "DriftwatchRetrainJobFailed", PERFORMANCE}:
             assert "$value" in a["description"]
 
 
@@ -303,3 +310,106 @@ def test_first_due_records_on_a_time_grid() -> None:
         assert due is not None
         assert window.evaluable(due) is evaluable
         assert window.current_size() == n
+
+
+# -- DriftwatchPerformanceDegraded -----------------------------------------------------------------
+
+
+def _performance_rules(name: str = "performance") -> list[dict[str, Any]]:
+    return [r for r in all_rules(load_config(CONFIGS[name])) if r["alert"] == PERFORMANCE]
+
+
+def _performance_rule(model: str, kind: str) -> dict[str, Any]:
+    (rule,) = [r for r in _performance_rules() if f'model="{model}",kind="{kind}"' in r["expr"]]
+    return rule
+
+
+def test_performance_rules_live_in_their_own_group() -> None:
+    groups = {g["name"]: g["rules"] for g in alerts.rules(load_config(CONFIGS["performance"]))["groups"]}
+    assert {r["alert"] for r in groups["driftwatch-performance"]} == {PERFORMANCE}
+
+
+@pytest.mark.parametrize("name", ["example", "override"])
+def test_no_performance_section_no_performance_alert(name: str) -> None:
+    assert _performance_rules(name) == []
+
+
+def test_models_without_a_performance_section_are_not_selected() -> None:
+    exprs = " ".join(r["expr"] for r in _performance_rules())
+    assert "churn" not in exprs
+
+
+def test_estimated_warns_and_realized_confirms_at_the_configured_severities() -> None:
+    assert _performance_rule("fraud", "estimated")["labels"]["severity"] == "warning"
+    assert _performance_rule("fraud", "realized")["labels"]["severity"] == "critical"
+
+
+def test_a_models_own_performance_alert_settings() -> None:
+    estimated, realized = _performance_rule("wine", "estimated"), _performance_rule("wine", "realized")
+    assert estimated["labels"] == {"kind": "estimated", "metric": "f1_macro", "model": "wine", "severity": "info"}
+    assert realized["labels"]["severity"] == "warning"
+    assert realized["for"] == "1h"
+    assert _performance_rule("fraud", "realized")["for"] == "30m"
+
+
+def test_the_alert_carries_the_headline_metric_of_the_config() -> None:
+    expr = _performance_rule("fraud", "realized")["expr"]
+    assert expr == (
+        'max by (model, kind, metric) (driftwatch_model_performance{model="fraud",kind="realized",metric="roc_auc"}) '
+        'and on (model, kind) (max by (model, kind) '
+        '(driftwatch_model_performance_degraded{model="fraud",kind="realized"}) == 1)'
+    )
+
+
+def test_a_metric_nothing_estimates_before_labels_has_only_the_realized_rule() -> None:
+    price = [r for r in _performance_rules() if 'model="price"' in r["expr"]]
+    assert [r["labels"]["kind"] for r in price] == ["realized"]
+
+
+def test_the_description_names_value_threshold_and_reference() -> None:
+    description = _performance_rule("price", "realized")["annotations"]["description"]
+    assert "The mae of model {{ $labels.model }}" in description
+    assert 'is {{ printf "%.3g" $value }}, above its degradation threshold of' in description
+    assert "driftwatch_model_performance_threshold{model=%q,metric=%q,kind=%q}" in description
+    assert "driftwatch_model_performance_reference{model=%q,metric=%q}" in description
+
+
+def test_the_alert_fires_with_the_reference_and_threshold_filled_in() -> None:
+    tests = alerts.unit_tests(load_config(CONFIGS["performance"]))["tests"]
+    fired = [a for t in tests if t["name"].startswith("DriftwatchPerformanceDegraded fraud: roc_auc holds")
+             for c in t["alert_rule_test"] for a in c["exp_alerts"]]
+    assert {a["exp_labels"]["severity"] for a in fired} == {"warning", "critical"}
+    realized = next(a for a in fired if a["exp_labels"]["kind"] == "realized")
+    assert "is 0.71, below its degradation threshold of 0.8 (reference: 0.86)" in realized["exp_annotations"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("change", "broken_test"),
+    [
+        # Keyed on the scrape target: a model moving to another replica would restart the `for`.
+        (lambda e: e.replace("max by (model, kind, metric) (", "max by (model, kind, metric, pod) ("),
+         "DriftwatchPerformanceDegraded fraud: keeps firing when the model moves from replica A to replica B"),
+        # The monitor's judgement ignored: a healthy value would page.
+        (lambda e: e.split(" and on (model, kind) ")[0],
+         "DriftwatchPerformanceDegraded fraud: roc_auc holds, then degrades (estimated, then realized)"),
+        # The model filter dropped: a model without a performance section would page.
+        (lambda e: e.replace('{model="fraud",', "{"),
+         "DriftwatchPerformanceDegraded churn: no performance section, no alert"),
+        # Both rules on the realized value: the estimate would no longer warn first.
+        (lambda e: e.replace('kind="estimated"', 'kind="realized"'),
+         "DriftwatchPerformanceDegraded fraud: roc_auc holds, then degrades (estimated, then realized)"),
+    ],
+)
+def test_performance_unit_tests_catch_broken_rules(change: Any, broken_test: str, tmp_path: Path) -> None:
+    alerts.write(load_config(CONFIGS["performance"]), tmp_path)
+    rules_path = tmp_path / alerts.RULES_FILE
+    doc = yaml.safe_load(rules_path.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if rule["alert"] == PERFORMANCE:
+                rule["expr"] = change(rule["expr"])
+    assert yaml.safe_dump(doc) != yaml.safe_dump(yaml.safe_load(rules_path.read_text())), "mutation did not apply"
+    rules_path.write_text(yaml.safe_dump(doc))
+    res = subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert broken_test in res.stdout + res.stderr
