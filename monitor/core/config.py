@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from monitor.core import methods as drift_methods
+from monitor.core import performance_metrics
 from monitor.core.methods import AutoMode
 from monitor.core.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 from monitor.core.units import parse_duration, parse_size
@@ -40,6 +41,7 @@ __all__ = [
     "DriftPolicy",
     "FeatureConfig",
     "ModelConfig",
+    "PerformanceConfig",
     "RetrainConfig",
     "load_config",
     "parse_config",
@@ -279,6 +281,15 @@ class DataQualityAlert(SimpleAlert):
     new_category_ratio: Ratio = 0.05
 
 
+class PerformanceAlert(_Strict):
+    """DriftwatchPerformanceDegraded: the estimated value warns first, the realized one confirms."""
+
+    enabled: bool = True
+    for_: Duration = Field(default=1800.0, alias="for")
+    estimated_severity: Severity = "warning"
+    realized_severity: Severity = "critical"
+
+
 class StaleAlert(SimpleAlert):
     max_age: Duration = 1800.0
 
@@ -288,6 +299,7 @@ class AlertsConfig(_Strict):
     feature_drift: SimpleAlert = SimpleAlert.model_validate({"for": 1800.0})
     prediction_drift: SimpleAlert = SimpleAlert.model_validate({"for": 1800.0})
     data_quality: DataQualityAlert = DataQualityAlert()
+    performance_degraded: PerformanceAlert = PerformanceAlert()
     no_traffic: SimpleAlert = SimpleAlert.model_validate({"for": 900.0})
     sidecar_dropping: SimpleAlert = SimpleAlert.model_validate({"for": 300.0})
     evaluation_stale: StaleAlert = StaleAlert.model_validate({"for": 300.0})
@@ -346,6 +358,9 @@ class RetrainConfig(_Strict):
     """Dataset drift share that counts a window as drifted."""
     exit_share: Ratio = 0.3
     """Share below which a drifted streak ends (hysteresis)."""
+    on_performance: Literal["none", "estimated", "realized", "either"] = "none"
+    """Count a window whose performance degraded (estimated before labels, realized after, or
+    either) as drifted, so degradation alone can build the streak (needs the model's `performance`)."""
     cooldown: Duration = 6 * 3600.0
     max_active: int = Field(default=1, ge=1)
     budget: RetrainBudget = RetrainBudget()
@@ -394,6 +409,62 @@ class ResourcesConfig(_Strict):
         return v
 
 
+class PerformanceConfig(_Strict):
+    """Model performance from delayed labels, and estimated before they arrive (docs/performance.md).
+
+    The prediction and the class probabilities are output columns; the reference file carries the
+    true label of each row in `label_column`, from which the reference performance, the thresholds
+    and the estimator's calibration are computed."""
+
+    task: performance_metrics.Task
+    prediction: str
+    """The output column holding the predicted class (classification) or value (regression)."""
+    probabilities: dict[str, str] = Field(default_factory=dict)
+    """Class label → numeric output column with its predicted probability. Binary models may name
+    only the positive class (its complement is the other class's); empty: no ROC AUC, log loss,
+    calibration error or estimation before labels."""
+    label_column: str = "label"
+    """The reference file's column of true labels."""
+    metric: str | None = None
+    """The headline metric that decides degradation (alerts, retraining); unset: roc_auc with
+    probabilities, accuracy without, mae for regression."""
+    label_delay: Duration = 14 * 86400.0
+    """Labels for predictions older than this are not joined (counted `too_late`); events are kept
+    at least this long for the join, whatever `server.store.max_age` says."""
+    false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    """Share of windows of unchanged data allowed to flag degradation (one-sided, per window)."""
+    min_labels: int = Field(default=50, ge=10)
+    """A window's realized performance is judged only with at least this many labelled records."""
+    resamples: int = Field(default=1000, ge=100, le=100_000)
+    """Bootstrap resamples of the reference behind each threshold."""
+    seed: int = 0
+
+    @field_validator("probabilities")
+    @classmethod
+    def _classes(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(set(v.values())) != len(v):
+            raise ValueError("two classes name the same probability column")
+        return v
+
+    @model_validator(mode="after")
+    def _metric_fits(self) -> PerformanceConfig:
+        if self.task == "regression" and self.probabilities:
+            raise ValueError("`probabilities` are for classification, not regression")
+        allowed = performance_metrics.names_for(self.task, probabilities=bool(self.probabilities))
+        if self.metric is not None and self.metric not in allowed:
+            extra = ""
+            known = performance_metrics.METRICS.get(self.metric)
+            if known is not None and known.task == self.task and known.needs_probabilities:
+                extra = " (it needs `probabilities`)"
+            raise ValueError(f"metric {self.metric!r} is not available for this {self.task} model{extra}; choose one of {', '.join(allowed)}")
+        return self
+
+    @property
+    def headline(self) -> str:
+        """The metric that decides degradation."""
+        return self.metric or performance_metrics.default_metric(self.task, probabilities=bool(self.probabilities))
+
+
 class ModelConfig(_Strict):
     name: str
     protocol: Literal["auto", "kserve_v1", "v2", "json"] = "auto"
@@ -407,6 +478,8 @@ class ModelConfig(_Strict):
     retrain: RetrainConfig | None = None
     resources: ResourcesConfig = ResourcesConfig()
     report_features: list[str] | None = None
+    performance: PerformanceConfig | None = None
+    """Performance from delayed labels (`POST /v1/labels`) and estimated before they arrive."""
 
     @field_validator("name")
     @classmethod
@@ -422,6 +495,25 @@ class ModelConfig(_Strict):
             if col.name in seen:
                 raise ValueError(f"column {col.name!r} is defined twice (features and outputs share one namespace)")
             seen.add(col.name)
+        return self
+
+    @model_validator(mode="after")
+    def _performance_columns(self) -> ModelConfig:
+        perf = self.performance
+        if perf is None:
+            return self
+        outputs = {o.name: o for o in self.outputs}
+        prediction = outputs.get(perf.prediction)
+        if prediction is None:
+            raise ValueError(f"performance.prediction {perf.prediction!r} is not an output column (outputs: {', '.join(outputs) or 'none'})")
+        if perf.task == "regression" and prediction.type != "numeric":
+            raise ValueError(f"performance.prediction {perf.prediction!r} must be a numeric output for regression")
+        for cls_name, column in perf.probabilities.items():
+            out = outputs.get(column)
+            if out is None or out.type != "numeric":
+                raise ValueError(f"performance.probabilities[{cls_name!r}]: {column!r} is not a numeric output column")
+        if perf.label_column in {c.name for c in self.columns}:
+            raise ValueError(f"performance.label_column {perf.label_column!r} is also a feature or output column")
         return self
 
     @model_validator(mode="after")

@@ -27,6 +27,23 @@ FEATURE_MISSING_RATIO = "driftwatch_feature_missing_ratio"
 FEATURE_OUT_OF_RANGE_RATIO = "driftwatch_feature_out_of_range_ratio"
 FEATURE_NEW_CATEGORY_RATIO = "driftwatch_feature_new_category_ratio"
 
+# Model performance (models with a `performance` section; docs/performance.md)
+MODEL_PERFORMANCE = "driftwatch_model_performance"
+"""{model, metric, kind="realized"|"estimated"}: the newest window's value (realized: the newest with
+at least `min_labels` labelled records; estimated: before labels, from calibrated probabilities)."""
+MODEL_PERFORMANCE_REFERENCE = "driftwatch_model_performance_reference"
+"""{model, metric}: the metric on the reference data."""
+MODEL_PERFORMANCE_THRESHOLD = "driftwatch_model_performance_threshold"
+"""{model, metric, kind}: the headline metric's degradation threshold at that window's (labelled) size."""
+MODEL_PERFORMANCE_DEGRADED = "driftwatch_model_performance_degraded"
+"""{model, kind}: 1 when the headline metric crossed its threshold (held false-alarm rate per window)."""
+LABEL_COVERAGE_RATIO = "driftwatch_label_coverage_ratio"
+"""{model}: labelled share of the window behind the realized value."""
+LABELS_TOTAL = "driftwatch_labels_total"
+"""{model, outcome}: labels received, by outcome (joined, duplicate, unknown_id, too_late, ...)."""
+LABEL_LAG_SECONDS = "driftwatch_label_lag_seconds"
+"""{model}: histogram of the time from a prediction to its label's arrival (joined labels)."""
+
 # Capture (ingest side)
 EVENTS_INGESTED_TOTAL = "driftwatch_events_ingested_total"
 EVENTS_REJECTED_TOTAL = "driftwatch_events_rejected_total"
@@ -64,6 +81,13 @@ MONITOR_METRICS = frozenset(
         FEATURE_MISSING_RATIO,
         FEATURE_OUT_OF_RANGE_RATIO,
         FEATURE_NEW_CATEGORY_RATIO,
+        MODEL_PERFORMANCE,
+        MODEL_PERFORMANCE_REFERENCE,
+        MODEL_PERFORMANCE_THRESHOLD,
+        MODEL_PERFORMANCE_DEGRADED,
+        LABEL_COVERAGE_RATIO,
+        LABELS_TOTAL,
+        LABEL_LAG_SECONDS,
         EVENTS_INGESTED_TOTAL,
         EVENTS_REJECTED_TOTAL,
         MODEL_CPU_USAGE_CORES,
