@@ -14,8 +14,9 @@ M = 'model=~"$model"'
 UID = gf.stable_uid("driftwatch", "overview")
 
 
-def _models_table(grid: gf.Grid) -> Any:
-    """One row per model; every query is reduced to the `model` label so the merge lines rows up."""
+def _models_table(cfg: Config, grid: gf.Grid) -> Any:
+    """One row per model; every query is reduced to the `model` label so the merge lines rows up.
+    With a model's `performance` section, a column shows whether the monitor judges it degraded."""
 
     def per_model(expr: str) -> str:
         return f"max by (model) ({expr})"
@@ -37,6 +38,9 @@ def _models_table(grid: gf.Grid) -> Any:
         "Value #E": "Since last evaluation",
         "Value #F": "Retraining jobs running",
     }
+    if any(m.performance is not None for m in cfg.models):
+        t.append(gf.target(q.performance_degraded(M, "model"), ref="G", instant=True, table=True))
+        rename["Value #G"] = "Performance degraded"
     return gf.table(
         "Models", t, grid.place(24, 7), rename=rename, sort_by="Dataset drift share",
         overrides=[
@@ -53,7 +57,7 @@ def build(cfg: Config) -> dict[str, Any]:
     grid = gf.Grid()
     panels = [
         gf.row("Models", grid),
-        _models_table(grid),
+        _models_table(cfg, grid),
         gf.row("Drift", grid),
         gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(12, 8),
                       unit="percentunit", thresholds=share, max_value=1,

@@ -1,4 +1,5 @@
-"""One dashboard per configured model: drift, data quality, capture, resources and retraining.
+"""One dashboard per configured model: drift, performance (models with a `performance` section), data
+quality, capture, resources and retraining.
 
 Queries are parameterised by the `model` variable (defaulting to this model) so the dashboard also
 works for a model renamed later; what the config knows is baked in: thresholds of the alert rules
@@ -12,6 +13,8 @@ from typing import Any
 from dashboards import grafana as gf
 from dashboards import queries as q
 from monitor.core.config import Config, ModelConfig
+from monitor.core.performance_metrics import METRICS as PERFORMANCE_METRICS
+from monitor.core.units import format_duration
 from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     FEATURE_DRIFT_SCORE,
@@ -79,6 +82,91 @@ def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
         ),
     ]
     return panels
+
+
+LABEL_OUTCOMES = "joined, duplicate, unknown_id, too_late, event_rejected, count_mismatch, invalid"
+
+
+def _performance_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    """Realized (from labels) and estimated (before them) performance, and the health of the labels."""
+    perf = model.performance
+    if perf is None:
+        return []
+    headline = perf.headline
+    metric = PERFORMANCE_METRICS[headline]
+    h = f'{M},metric="{headline}"'
+    direction = "below" if metric.higher_is_better else "above"
+    kinds = "realized and estimated" if perf.probabilities else "realized"
+    return [
+        gf.row("Performance", grid),
+        gf.timeseries(
+            f"{headline}: realized vs estimated",
+            [
+                gf.target(q.performance(h, "kind"), "{{kind}}", "A"),
+                gf.target(q.performance_reference(h, "metric"), "reference", "B"),
+                gf.target(q.performance_threshold(h), "threshold ({{kind}})", "C"),
+            ],
+            grid.place(16, 9),
+            unit="none",
+            description=f"The headline metric ({metric.doc}), {kinds}: realized on the labelled predictions of "
+            "the newest window with enough labels, estimated from the calibrated class probabilities before "
+            f"labels arrive (CBPE). Degraded {direction} the threshold, which holds a false-alarm rate of "
+            f"{perf.false_alarm_rate:g} per window; the reference is the metric on the reference data.",
+        ),
+        gf.stat(
+            "Performance degraded",
+            [gf.target(q.performance_degraded(M, "kind"), "{{kind}}")],
+            grid.place(8, 9),
+            unit="none",
+            thresholds=[(None, "green"), (1, "red")],
+            decimals=0,
+            description="1: the monitor judges the headline metric degraded (DriftwatchPerformanceDegraded "
+            "fires after its `for`).",
+        ),
+        gf.table(
+            "All metrics",
+            [
+                gf.target(q.performance(f'{M},kind="realized"', "metric"), ref="A", instant=True, table=True),
+                gf.target(q.performance(f'{M},kind="estimated"', "metric"), ref="B", instant=True, table=True),
+                gf.target(q.performance_reference(M, "metric"), ref="C", instant=True, table=True),
+            ],
+            grid.place(8, 8),
+            description=f"Every metric of the model; {headline} decides degradation. Estimated only where "
+            "calibrated probabilities allow it.",
+            rename={"metric": "Metric", "Value #A": "Realized", "Value #B": "Estimated", "Value #C": "Reference"},
+            sort_by="Metric",
+        ),
+        gf.timeseries(
+            "Label coverage",
+            [gf.target(q.label_coverage(M), "{{model}}")],
+            grid.place(5, 8),
+            unit="percentunit",
+            max_value=1,
+            description="Labelled share of the window behind the realized value. Low coverage: the realized "
+            f"value rests on few labels (judged from {perf.min_labels} labelled records).",
+        ),
+        gf.timeseries(
+            "Label lag",
+            [
+                gf.target(q.label_lag(0.5, M), "p50", "A"),
+                gf.target(q.label_lag(0.9, M), "p90", "B"),
+            ],
+            grid.place(5, 8),
+            unit="s",
+            thresholds=[(None, "green"), (perf.label_delay, "red")],
+            description="Time from a prediction to its label's arrival (joined labels). The line: label_delay "
+            f"({format_duration(perf.label_delay)}); later labels are not joined (too_late).",
+        ),
+        gf.timeseries(
+            "Labels by outcome",
+            [gf.target(q.labels_rate(M), "{{outcome}}")],
+            grid.place(6, 8),
+            unit="short",
+            axis_label="labels/s",
+            description=f"Labels received per second, by outcome ({LABEL_OUTCOMES}). Anything but joined "
+            "points at the label sender, not the model.",
+        ),
+    ]
 
 
 def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
@@ -232,6 +320,7 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
     grid = gf.Grid()
     panels = [
         *_drift_row(cfg, model, grid),
+        *_performance_row(cfg, model, grid),
         *_feature_row(model, grid),
         *_quality_row(cfg, model, grid),
         *_capture_row(grid),

@@ -14,7 +14,14 @@ from monitor.exporter.names import (
     FEATURE_DRIFT_DETECTED,
     FEATURE_DRIFT_SCORE,
     FEATURE_DRIFT_THRESHOLD,
+    LABEL_COVERAGE_RATIO,
+    LABEL_LAG_SECONDS,
+    LABELS_TOTAL,
     LAST_EVALUATION_TIMESTAMP_SECONDS,
+    MODEL_PERFORMANCE,
+    MODEL_PERFORMANCE_DEGRADED,
+    MODEL_PERFORMANCE_REFERENCE,
+    MODEL_PERFORMANCE_THRESHOLD,
     RETRAIN_JOBS_ACTIVE,
     RETRAIN_JOBS_TOTAL,
     WINDOW_RECORDS,
@@ -95,3 +102,36 @@ def sidecar(expr_of_selector: str, m: str) -> str:
 def sidecar_latency(quantile: float, m: str) -> str:
     rate = sidecar(f"rate({SIDECAR_REQUEST_DURATION_SECONDS_BUCKET}[{RATE}])", m)
     return f"histogram_quantile({quantile}, sum by (le, phase) ({rate}))"
+
+
+# Model performance (models with a `performance` section). Aggregated to the exported identity, so a
+# model moving between monitor pods or fleet replicas stays one line.
+
+
+def performance(m: str, *by: str) -> str:
+    """`driftwatch_model_performance` by `by` (e.g. kind, or metric for one kind's table column)."""
+    return f"max by ({', '.join(by)}) ({MODEL_PERFORMANCE}{{{m}}})"
+
+
+def performance_reference(m: str, *by: str) -> str:
+    return f"max by ({', '.join(by)}) ({MODEL_PERFORMANCE_REFERENCE}{{{m}}})"
+
+
+def performance_threshold(m: str) -> str:
+    return f"max by (kind) ({MODEL_PERFORMANCE_THRESHOLD}{{{m}}})"
+
+
+def performance_degraded(m: str, *by: str) -> str:
+    return f"max by ({', '.join(by)}) ({MODEL_PERFORMANCE_DEGRADED}{{{m}}})"
+
+
+def label_coverage(m: str) -> str:
+    return f"max by (model) ({LABEL_COVERAGE_RATIO}{{{m}}})"
+
+
+def label_lag(quantile: float, m: str) -> str:
+    return f"histogram_quantile({quantile}, sum by (le) (rate({LABEL_LAG_SECONDS}_bucket{{{m}}}[{RATE}])))"
+
+
+def labels_rate(m: str) -> str:
+    return f"sum by (outcome) (rate({LABELS_TOTAL}{{{m}}}[{RATE}]))"

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 EXAMPLE = ROOT / "examples" / "config.yaml"
 OVERRIDE = ROOT / "tests" / "alerts" / "configs" / "override.yaml"
+PERFORMANCE = ROOT / "tests" / "alerts" / "configs" / "performance.yaml"
 
 
 def check_golden(name: str, text: str) -> None:
@@ -38,6 +39,11 @@ def example() -> Config:
 @pytest.fixture(scope="module")
 def boards(example: Config) -> dict[str, dict[str, Any]]:
     return dashboards.generate(example)
+
+
+@pytest.fixture(scope="module")
+def performance_boards() -> dict[str, dict[str, Any]]:
+    return dashboards.generate(load_config(PERFORMANCE))
 
 
 def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -75,16 +81,24 @@ def test_output_is_deterministic(example: Config) -> None:
     assert first == second
 
 
-def test_every_queried_metric_is_exported(boards: dict[str, dict[str, Any]]) -> None:
+def _in_contract(name: str, contract: frozenset[str]) -> bool:
+    """A histogram's `_bucket` series is in the contract where the contract names its family."""
+    return name in contract or name.removesuffix("_bucket") in contract
+
+
+def test_every_queried_metric_is_exported(boards: dict[str, dict[str, Any]],
+                                          performance_boards: dict[str, dict[str, Any]]) -> None:
     contract = MONITOR_METRICS | SIDECAR_METRICS
     seen: set[str] = set()
-    for filename, board in boards.items():
+    for filename, board in [*boards.items(), *performance_boards.items()]:
         for where, expr in expressions(board):
             names = metric_names(expr)
             assert names, f"{filename} {where} selects no metric: {expr}"
-            assert names <= contract, f"{filename} {where} uses {sorted(names - contract)} outside the contract"
-            seen |= names
-    # The dashboards show every family the issue asks for (drift, quality, capture, resources, retraining).
+            outside = sorted(n for n in names if not _in_contract(n, contract))
+            assert not outside, f"{filename} {where} uses {outside} outside the contract"
+            seen |= names | {n.removesuffix("_bucket") for n in names}
+    # The dashboards show every family the issue asks for (drift, performance, quality, capture, resources,
+    # retraining).
     assert contract - seen == {
         "driftwatch_dataset_drift_detected",
         "driftwatch_build_info",
@@ -233,3 +247,90 @@ def test_panel_count_does_not_grow_with_columns() -> None:
     wide = dashboards.generate(cfg)["driftwatch-model-wine.json"]
     narrow = dashboards.generate(load_config(EXAMPLE))["driftwatch-model-wine.json"]
     assert len(list(panels(wide))) == len(list(panels(narrow)))
+
+
+# -- model performance -----------------------------------------------------------------------------
+
+
+def _row_titles(board: dict[str, Any]) -> list[str]:
+    return [p["title"] for p in board["panels"] if p["type"] == "row"]
+
+
+def _columns(board: dict[str, Any], title: str) -> list[str]:
+    """The column titles of table `title`, in order."""
+    (table,) = [p for p in panels(board) if p["title"] == title and p["type"] == "table"]
+    options = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    order = sorted(options["indexByName"], key=options["indexByName"].get)
+    return [options["renameByName"][field] for field in order]
+
+
+def _exprs(panel: dict[str, Any]) -> list[str]:
+    return [t["expr"] for t in panel["targets"]]
+
+
+def test_performance_golden_files(performance_boards: dict[str, dict[str, Any]]) -> None:
+    for filename, board in performance_boards.items():
+        check_golden(f"performance/{filename}", dumps(board))
+
+
+def test_a_model_with_performance_gets_a_performance_row(performance_boards: dict[str, dict[str, Any]]) -> None:
+    assert "Performance" in _row_titles(performance_boards["driftwatch-model-fraud.json"])
+
+
+def test_a_model_without_performance_gets_no_performance_row(performance_boards: dict[str, dict[str, Any]],
+                                                            boards: dict[str, dict[str, Any]]) -> None:
+    assert "Performance" not in _row_titles(performance_boards["driftwatch-model-churn.json"])
+    for board in boards.values():
+        assert "Performance" not in _row_titles(board)
+
+
+def test_the_headline_metric_realized_vs_estimated_with_reference_and_thresholds(
+        performance_boards: dict[str, dict[str, Any]]) -> None:
+    panel = _panel(performance_boards["driftwatch-model-fraud.json"], "roc_auc: realized vs estimated")
+    realized_vs_estimated, reference, threshold = panel["targets"]
+    assert realized_vs_estimated["expr"] == 'max by (kind) (driftwatch_model_performance{model="$model",metric="roc_auc"})'
+    assert realized_vs_estimated["legendFormat"] == "{{kind}}"
+    assert reference["expr"] == 'max by (metric) (driftwatch_model_performance_reference{model="$model",metric="roc_auc"})'
+    assert threshold["expr"] == 'max by (kind) (driftwatch_model_performance_threshold{model="$model",metric="roc_auc"})'
+
+
+def test_each_model_plots_its_own_headline_metric(performance_boards: dict[str, dict[str, Any]]) -> None:
+    wine = _panel(performance_boards["driftwatch-model-wine.json"], "f1_macro: realized vs estimated")
+    assert all('metric="f1_macro"' in e for e in _exprs(wine))
+    price = _panel(performance_boards["driftwatch-model-price.json"], "mae: realized vs estimated")
+    assert "degraded above the threshold" in price["description"].lower()
+
+
+def test_every_metric_in_one_table(performance_boards: dict[str, dict[str, Any]]) -> None:
+    assert _columns(performance_boards["driftwatch-model-fraud.json"], "All metrics") == [
+        "Metric", "Realized", "Estimated", "Reference"]
+    table = _panel(performance_boards["driftwatch-model-fraud.json"], "All metrics")
+    assert 'kind="realized"' in _exprs(table)[0]
+    assert 'kind="estimated"' in _exprs(table)[1]
+
+
+def test_label_coverage_lag_and_outcomes(performance_boards: dict[str, dict[str, Any]]) -> None:
+    fraud = performance_boards["driftwatch-model-fraud.json"]
+    assert _exprs(_panel(fraud, "Label coverage")) == ['max by (model) (driftwatch_label_coverage_ratio{model="$model"})']
+    lag = _panel(fraud, "Label lag")
+    assert [t["legendFormat"] for t in lag["targets"]] == ["p50", "p90"]
+    assert _exprs(lag)[1] == ('histogram_quantile(0.9, sum by (le) '
+                              '(rate(driftwatch_label_lag_seconds_bucket{model="$model"}[$__rate_interval])))')
+    # The line is the model's label_delay (7d): later labels are not joined.
+    steps = lag["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == 7 * 86400
+    outcomes = _panel(fraud, "Labels by outcome")
+    assert _exprs(outcomes) == ['sum by (outcome) (rate(driftwatch_labels_total{model="$model"}[$__rate_interval]))']
+
+
+def test_the_overview_shows_performance_degraded_only_with_a_performance_section(
+        performance_boards: dict[str, dict[str, Any]], boards: dict[str, dict[str, Any]]) -> None:
+    assert _columns(performance_boards["driftwatch-overview.json"], "Models")[-1] == "Performance degraded"
+    assert "Performance degraded" not in _columns(boards["driftwatch-overview.json"], "Models")
+
+
+def test_performance_rows_follow_the_grafana_conventions(performance_boards: dict[str, dict[str, Any]]) -> None:
+    """Layout without overlaps, unique ids, units, the datasource variable and $__rate_interval."""
+    test_uids_ids_and_layout(performance_boards)
+    test_every_panel_and_target_uses_the_datasource_variable(performance_boards)
+    test_rates_use_rate_interval_and_panels_have_units(performance_boards)
