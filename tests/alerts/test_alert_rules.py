@@ -413,3 +413,11 @@ def test_performance_unit_tests_catch_broken_rules(change: Any, broken_test: str
     res = subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode != 0
     assert broken_test in res.stdout + res.stderr
+
+
+def test_every_metric_a_rule_selects_is_documented(case: tuple[str, Config, Path]) -> None:
+    """The on-call engineer following an alert looks its series up in docs/metrics.md."""
+    _, cfg, _ = case
+    doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    selected = {n for rule in all_rules(cfg) for n in metric_names(rule["expr"])} - {PROMETHEUS_UP}
+    assert sorted(n for n in selected if f"`{n}`" not in doc) == []

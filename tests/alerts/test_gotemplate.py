@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from alerts.gotemplate import humanize, humanize_duration, humanize_percentage, render
+from alerts.gotemplate import humanize, humanize_duration, humanize_percentage, query_value, render
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,14 @@ def test_render() -> None:
 def test_unsupported_constructs_fail_loudly(construct: str) -> None:
     with pytest.raises(ValueError, match="not supported"):
         render(construct, {}, 1.0)
+
+
+def test_query_value_renders_what_the_query_finds() -> None:
+    template = "threshold " + query_value("max(x{model=%q,kind=%q})", ("model", "kind"))
+    found = {'max(x{model="wine",kind="realized"})': 0.80512}
+    assert render(template, {"model": "wine", "kind": "realized"}, 1.0, found) == "threshold 0.805"
+
+
+def test_query_value_says_unknown_when_the_query_finds_nothing() -> None:
+    template = "threshold " + query_value("max(x{model=%q})", ("model",))
+    assert render(template, {"model": "wine"}, 1.0, {}) == "threshold unknown"
