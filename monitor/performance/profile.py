@@ -1,0 +1,291 @@
+"""A model's performance profile: what its labelled reference says, and how to judge a window by it.
+
+Built once per model from the reference (`PerformanceProfile.from_reference`), it holds the
+reference's metric values, the CBPE calibrators and the bootstrap state of the thresholds; the
+runtime calls `evaluate` per window with the window's output frame (for the estimate) and the
+window's labelled records (for the realized value). The result is a plain, JSON-safe record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.core import performance_metrics
+from monitor.core.config import PerformanceConfig
+from monitor.performance.cbpe import CBPE, ESTIMABLE
+from monitor.performance.metrics import (
+    class_key,
+    class_keys,
+    classification_batch,
+    classification_metrics,
+    complete_binary,
+    encode,
+    regression_batch,
+    regression_metrics,
+)
+from monitor.performance.threshold import BootstrapThreshold
+
+__all__ = ["LabelledRecords", "PerformanceProfile", "PerformanceResult"]
+
+_REALIZED, _ESTIMATED = 1, 2
+
+
+@dataclass(frozen=True)
+class LabelledRecords:
+    """The window's records that have a label: raw label and predicted values as captured, and the
+    model's probabilities (columns in the order of `config.probabilities`) or None."""
+
+    labels: Sequence[Any]
+    predictions: Sequence[Any]
+    probabilities: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]], config: PerformanceConfig) -> LabelledRecords:
+        """From the runtime's stored rows {"label", "prediction", "probabilities": [..] | None}; a row
+        without probabilities gets NaN ones (left out of the probability metrics only)."""
+        rows = list(rows)
+        probabilities = None
+        if config.probabilities:
+            width = len(config.probabilities)
+            probabilities = np.full((len(rows), width), np.nan)
+            for i, row in enumerate(rows):
+                p = row.get("probabilities")
+                if p is not None:
+                    if len(p) != width:
+                        raise ValueError(f"labelled row {i} has {len(p)} probabilities, the config names {width}")
+                    probabilities[i] = [np.nan if v is None else float(v) for v in p]
+        return cls([row.get("label") for row in rows], [row.get("prediction") for row in rows], probabilities)
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf → None, recursively, so the record is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _nan(values: Mapping[str, Any] | None) -> dict[str, float] | None:
+    return None if values is None else {k: float("nan") if v is None else float(v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class PerformanceResult:
+    """One window's performance. Metric dicts map names of `monitor.core.performance_metrics` to
+    values (NaN where undefined, e.g. ROC AUC with one class); degraded flags are None when not
+    judged (too few labels, no probabilities, a metric that cannot be estimated)."""
+
+    metric: str
+    direction: str
+    """"higher_is_better" or "lower_is_better" (of the headline metric)."""
+    n_records: int
+    n_labelled: int
+    coverage: float | None
+    realized: dict[str, float] | None
+    per_class: tuple[dict[str, Any], ...] | None
+    estimated: dict[str, float] | None
+    band: tuple[float, float] | None
+    reference: dict[str, float]
+    threshold_realized: float | None
+    threshold_estimated: float | None
+    realized_degraded: bool | None
+    estimated_degraded: bool | None
+    n_excluded: int = 0
+    """Labelled records without a label or a prediction value."""
+    band_level: float = field(default=0.95)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: NaN and infinities become null."""
+        out: dict[str, Any] = _clean(asdict(self))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PerformanceResult:
+        d = dict(data)
+        for key in ("realized", "estimated", "reference"):
+            d[key] = _nan(d.get(key))
+        if d.get("band") is not None:
+            d["band"] = tuple(float("nan") if v is None else float(v) for v in d["band"])
+        if d.get("per_class") is not None:
+            d["per_class"] = tuple({k: float("nan") if v is None else v for k, v in row.items()} for row in d["per_class"])
+        return cls(**d)
+
+
+class PerformanceProfile:
+    """The labelled reference of one model, ready to judge windows (see module docstring)."""
+
+    def __init__(self, config: PerformanceConfig, classes: list[str], y: np.ndarray, pred: np.ndarray,
+                 scores: np.ndarray | None, reference: dict[str, float], n_reference: int) -> None:
+        self.config = config
+        self.headline = config.headline
+        self.spec = performance_metrics.METRICS[self.headline]
+        self.classes = classes
+        self.n_probability_classes = 0 if scores is None else scores.shape[1]
+        self.reference = reference
+        self.n_reference = n_reference
+        self.cbpe: CBPE | None = None
+        self.reference_estimated: dict[str, float] | None = None
+        self.threshold_estimated: BootstrapThreshold | None = None
+        common = {"higher_is_better": self.spec.higher_is_better, "false_alarm_rate": config.false_alarm_rate,
+                  "resamples": config.resamples, "seed": config.seed}
+        h = self.headline
+        n_codes = len(classes)
+        if config.task == "regression":
+            def realized(idx: np.ndarray) -> np.ndarray:
+                return regression_batch([h], y[idx], pred[idx])[h]
+        else:
+            def realized(idx: np.ndarray) -> np.ndarray:
+                proba = scores[idx] if scores is not None and self.spec.needs_probabilities else None
+                return classification_batch([h], y[idx], pred[idx], n_codes, proba)[h]
+        self.threshold_realized = BootstrapThreshold(realized, n_reference, reference[h], purpose=_REALIZED,
+                                                     width=n_codes + 1, **common)
+        if scores is not None:
+            cbpe = self.cbpe = CBPE.fit(y, scores)
+            calibrated = cbpe.calibrate(scores)
+            self.reference_estimated = cbpe.estimate(pred, scores, n_codes)
+            if h in ESTIMABLE:
+                def estimated(idx: np.ndarray) -> np.ndarray:
+                    return cbpe.estimate_batch([h], pred[idx], scores[idx], calibrated[idx], n_codes)[h]
+                self.threshold_estimated = BootstrapThreshold(estimated, n_reference, self.reference_estimated[h],
+                                                              purpose=_ESTIMATED, width=3 * n_codes, **common)
+
+    # -- building ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_reference(cls, frame: pd.DataFrame, config: PerformanceConfig) -> PerformanceProfile:
+        """Reference metrics, calibrators and threshold state from the labelled reference frame.
+
+        Raises ValueError naming a missing column, a label class without a probability column, a
+        binary single-column model whose reference does not show exactly one other class, or a
+        reference with fewer usable labelled rows than `min_labels`."""
+        needed = {config.label_column: "performance.label_column", config.prediction: "performance.prediction"}
+        needed.update({col: f"performance.probabilities[{c!r}]" for c, col in config.probabilities.items()})
+        for col, where in needed.items():
+            if col not in frame.columns:
+                raise ValueError(f"the reference has no column {col!r} (named by {where}); it has {sorted(map(str, frame.columns))}")
+        if config.task == "regression":
+            y = pd.to_numeric(frame[config.label_column], errors="coerce").to_numpy(float)
+            p = pd.to_numeric(frame[config.prediction], errors="coerce").to_numpy(float)
+            ok = np.isfinite(y) & np.isfinite(p)
+            cls._enough(int(ok.sum()), config)
+            got = regression_batch(performance_metrics.names_for("regression"), y[ok][None], p[ok][None])
+            return cls(config, [], y[ok], p[ok], None, {m: float(v[0]) for m, v in got.items()}, int(ok.sum()))
+        y_keys, y_ok = class_keys(frame[config.label_column])
+        p_keys, p_ok = class_keys(frame[config.prediction])
+        ok = y_ok & p_ok
+        scores = None
+        classes: list[str] = []
+        if config.probabilities:
+            scores, classes = cls._probabilities(frame, config, set(y_keys[ok]) | set(p_keys[ok]))
+            ok &= np.isfinite(scores).all(axis=1)
+            scores = scores[ok]
+            unknown = sorted(set(y_keys[ok]) - set(classes))
+            if unknown:
+                raise ValueError(f"class {unknown[0]!r} appears in the reference labels ({config.label_column!r}) "
+                                 "but has no column in performance.probabilities")
+        else:
+            classes = sorted(set(y_keys[ok]) | set(p_keys[ok]))
+        cls._enough(int(ok.sum()), config)
+        y = encode(y_keys[ok], classes)
+        pred = encode(p_keys[ok], classes)
+        realized = classification_metrics(y_keys[ok], p_keys[ok], scores, classes if scores is not None else None)
+        return cls(config, classes, y, pred, scores, realized.values, int(ok.sum()))
+
+    @staticmethod
+    def _enough(n: int, config: PerformanceConfig) -> None:
+        if n < config.min_labels:
+            raise ValueError(f"the reference has {n} rows with both a label and a prediction; "
+                             f"performance needs at least min_labels={config.min_labels}")
+
+    @staticmethod
+    def _probabilities(frame: pd.DataFrame, config: PerformanceConfig, seen: set[str]) -> tuple[np.ndarray, list[str]]:
+        """The (n, K) probability matrix in the profile's class order, and those classes."""
+        classes = [class_key(c) for c in config.probabilities]
+        columns = list(config.probabilities.values())
+        for col in columns:
+            if not pd.api.types.is_numeric_dtype(frame[col]):
+                raise ValueError(f"probability column {col!r} is not numeric")
+        raw = frame[columns].to_numpy(dtype=float)
+        if len(classes) == 1:
+            others = sorted(seen - set(classes))
+            if len(others) != 1:
+                raise ValueError(f"performance.probabilities names one class ({classes[0]!r}), so the model is binary, "
+                                 f"but the reference's labels and predictions hold {len(others)} other classes {others}: "
+                                 "expected exactly one")
+            return complete_binary(raw), [others[0], classes[0]]
+        return raw, classes
+
+    # -- judging a window ----------------------------------------------------------------------
+
+    def _window_scores(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+        """The window's predicted codes and probabilities (rows with both), and the code count."""
+        cfg = self.config
+        for col in [cfg.prediction, *cfg.probabilities.values()]:
+            if col not in frame.columns:
+                raise ValueError(f"the window has no column {col!r}")
+        keys, ok = class_keys(frame[cfg.prediction])
+        raw = frame[list(cfg.probabilities.values())].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        scores = complete_binary(raw) if raw.shape[1] == 1 else raw
+        ok &= np.isfinite(scores).all(axis=1)
+        classes = list(self.classes)
+        pred = encode(keys[ok], classes)
+        return pred, scores[ok], len(classes)
+
+    def _labelled_probabilities(self, labelled: LabelledRecords) -> np.ndarray | None:
+        if labelled.probabilities is None or self.n_probability_classes == 0:
+            return None
+        p = np.asarray(labelled.probabilities, dtype=float).reshape(len(labelled), -1)
+        return complete_binary(p) if p.shape[1] == 1 else p
+
+    def evaluate(self, window: pd.DataFrame, labelled: LabelledRecords | None) -> PerformanceResult:
+        """The window's estimate (from its outputs) and realized performance (from its labelled records),
+        each judged against its own threshold at the window's size."""
+        h = self.headline
+        estimated = band = threshold_estimated = estimated_degraded = None
+        if self.cbpe is not None:
+            pred, scores, n_codes = self._window_scores(window)
+            if len(pred):
+                estimated = self.cbpe.estimate(pred, scores, n_codes)
+                if h in ESTIMABLE:
+                    band = self.cbpe.band(h, pred, scores, n_codes, seed=[self.config.seed, len(pred)])
+            if self.threshold_estimated is not None and estimated is not None and len(pred) >= self.config.min_labels:
+                threshold_estimated = self.threshold_estimated.at(len(pred))
+                estimated_degraded = self.threshold_estimated.degraded(estimated[h], len(pred))
+        realized = per_class = threshold_realized = realized_degraded = None
+        n_labelled = n_excluded = 0
+        if labelled is not None and len(labelled):
+            if self.config.task == "regression":
+                r = regression_metrics(labelled.labels, labelled.predictions)
+            else:
+                proba = self._labelled_probabilities(labelled)
+                r = classification_metrics(labelled.labels, labelled.predictions, proba,
+                                           self.classes[: self.n_probability_classes] if proba is not None else None)
+                per_class = tuple({"class": row.label, "precision": row.precision, "recall": row.recall, "f1": row.f1,
+                                   "support": row.support} for row in r.per_class)
+            n_labelled, n_excluded = r.n_used, r.n_excluded
+            if n_labelled:
+                realized = r.values
+            if realized is not None and h in realized and n_labelled >= self.config.min_labels:
+                threshold_realized = self.threshold_realized.at(n_labelled)
+                realized_degraded = self.threshold_realized.degraded(realized[h], n_labelled)
+        n_records = len(window)
+        return PerformanceResult(
+            metric=h, direction="higher_is_better" if self.spec.higher_is_better else "lower_is_better",
+            n_records=n_records, n_labelled=n_labelled,
+            coverage=n_labelled / n_records if n_records else None,
+            realized=realized, per_class=per_class, estimated=estimated, band=band, reference=dict(self.reference),
+            threshold_realized=threshold_realized, threshold_estimated=threshold_estimated,
+            realized_degraded=realized_degraded, estimated_degraded=estimated_degraded, n_excluded=n_excluded,
+        )
