@@ -138,7 +138,7 @@ class PerformanceProfile:
         self.cbpe: CBPE | None = None
         self.reference_estimated: dict[str, float] | None = None
         self.threshold_estimated: BootstrapThreshold | None = None
-        common = {"higher_is_better": self.spec.higher_is_better, "false_alarm_rate": config.false_alarm_rate,
+        common: dict[str, Any] = {"higher_is_better": self.spec.higher_is_better, "false_alarm_rate": config.false_alarm_rate,
                   "resamples": config.resamples, "seed": config.seed}
         h = self.headline
         n_codes = len(classes)
@@ -185,6 +185,7 @@ class PerformanceProfile:
         y_keys, y_ok = class_keys(frame[config.label_column])
         p_keys, p_ok = class_keys(frame[config.prediction])
         ok = y_ok & p_ok
+        cls._enough(int(ok.sum()), config)
         scores = None
         classes: list[str] = []
         if config.probabilities:
