@@ -408,7 +408,7 @@ def _never_evaluated(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     if f >= 2:
         g.expect(f - 1, "DriftwatchEvaluationStale", [])
     g.expect(fire, "DriftwatchEvaluationStale",
-             rules.expected("DriftwatchEvaluationStale", model, labels, due, **NEVER_EVALUATED))
+             rules.expected("DriftwatchEvaluationStale", model, labels, due, None, **NEVER_EVALUATED))
     g.expect(fire + 2, "DriftwatchEvaluationStale", [])
     return g
 

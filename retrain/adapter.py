@@ -22,6 +22,12 @@ def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluatio
         critical = set()
     drifted = verdict.drifted_columns
     base = config.server.public_url
+    retrain = config.retrain_named(verdict.model)
+    perf, on = verdict.performance, retrain.on_performance if retrain is not None else "none"
+    degraded = perf is not None and (
+        (on in ("estimated", "either") and bool(perf.estimated_degraded))
+        or (on in ("realized", "either") and bool(perf.realized_degraded))
+    )
     return WindowEvaluation(
         window_start=verdict.window_start,
         window_end=verdict.window_end,
@@ -32,4 +38,5 @@ def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluatio
         critical_drifted=tuple(n for n in drifted if n in critical),
         report_url=f"{base.rstrip('/')}/reports/{verdict.model}" if base else None,
         point=verdict.point,
+        performance_degraded=degraded,
     )

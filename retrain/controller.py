@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.core.config import Config, ModelConfig, RetrainConfig
-from monitor.runtime import WindowVerdict
+from monitor.runtime import PerformanceVerdict, WindowVerdict
 from retrain import policy
 from retrain.adapter import window_evaluation
 from retrain.history import History
@@ -113,6 +113,27 @@ class RetrainController:
             return policy.decide_window(model, rc, state, evaluation, now, cap, self._launched)
 
         return self._decide(model, "window", decide)
+
+    def on_performance(self, verdict: PerformanceVerdict) -> Decision:
+        """Realized performance of the model's newest judged window (`PerformanceListener`)."""
+        model = verdict.model
+        fp = policy.performance_fingerprint(model, verdict.first_degraded_point, verdict.window_start)
+        base = self._config.server.public_url
+        result = verdict.result
+
+        def decide(rc: RetrainConfig, state: ModelState, now: float, cap: Capacity) -> tuple[Decision, ModelState]:
+            trigger = Trigger(
+                source="performance",
+                window_start=verdict.window_start,
+                window_end=verdict.window_end,
+                drift_share=None,
+                drifted_features=(),
+                report_url=f"{base.rstrip('/')}/reports/{model}" if base else None,
+                reason=f"realized {result.metric} degraded in {verdict.realized_streak} consecutive labelled windows",
+            )
+            return policy.decide_performance(model, rc, state, fp, trigger, verdict.realized_streak, now, cap, self._launched)
+
+        return self._decide(model, "performance", decide)
 
     def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
                  report_url: str | None = None) -> Decision:

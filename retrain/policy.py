@@ -30,10 +30,10 @@ from typing import Any, Literal
 from monitor.core.config import RetrainConfig
 
 Action = Literal["launch", "skip", "none"]
-Source = Literal["window", "alert"]
+Source = Literal["window", "alert", "performance"]
 
 # Reasons, by the action they come with.
-LAUNCH_REASONS = ("drift_streak", "alert")
+LAUNCH_REASONS = ("drift_streak", "alert", "performance_degraded")
 SKIP_REASONS = ("dry_run", "cooldown", "budget_exhausted", "max_active", "max_active_total")
 NONE_REASONS = ("unknown_model", "disabled", "stale_window", "insufficient_records", "no_drift", "streak_building", "duplicate")
 
@@ -57,6 +57,9 @@ class WindowEvaluation:
     point: tuple[str, float] | None = None
     """The grid point the window ends at (`DueWindow.point`): ("count", last record ordinal) or
     ("time", grid seconds of the monitor's clock). Decides staleness; without it `window_end` does."""
+    performance_degraded: bool = False
+    """The model's performance degraded in this window, as `retrain.on_performance` asks (estimated,
+    or realized when its labels were already in): the window counts as drifted."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,13 @@ def window_fingerprint(model: str, segment_start: float, segment_end: float, poi
     return fingerprint(model, "window", float(segment_start), float(segment_end), point[0], float(point[1]))
 
 
+def performance_fingerprint(model: str, first_point: tuple[str, float] | None, window_start: float) -> str:
+    """A realized-degradation trigger is identified by the first window of its streak."""
+    if first_point is None:
+        return fingerprint(model, "performance", float(window_start))
+    return fingerprint(model, "performance", first_point[0], float(first_point[1]))
+
+
 def alert_fingerprint(model: str, alert_fingerprint: str, starts_at: str) -> str:
     """An Alertmanager trigger is identified by the alert's fingerprint and start time."""
     return fingerprint(model, "alert", alert_fingerprint, starts_at)
@@ -281,8 +291,8 @@ def decide_window(
     if ev.n_records < cfg.min_records:
         return replace(none, reason="insufficient_records"), state
 
-    entering = ev.drift_share >= cfg.enter_share or bool(ev.critical_drifted)
-    leaving = ev.drift_share < cfg.exit_share and not ev.critical_drifted
+    entering = ev.drift_share >= cfg.enter_share or bool(ev.critical_drifted) or ev.performance_degraded
+    leaving = ev.drift_share < cfg.exit_share and not ev.critical_drifted and not ev.performance_degraded
     if not state.in_drift and not entering:
         return replace(none, reason="no_drift"), state
     if state.in_drift and leaving:
@@ -310,10 +320,34 @@ def decide_window(
         drift_share=ev.drift_share,
         drifted_features=features,
         report_url=ev.report_url,
-        reason=f"drift held for {state.segment_windows} consecutive windows",
+        reason=f"drift{' or performance degradation' if ev.performance_degraded else ''} held for {state.segment_windows} consecutive windows",
     )
     decision = replace(none, action="launch", reason="drift_streak", fingerprint=fp, trigger=trigger)
     return _fire(cfg, state, now, cap, decision)
+
+
+def decide_performance(
+    model: str,
+    cfg: RetrainConfig,
+    state: ModelState,
+    fp: str,
+    trigger: Trigger,
+    streak: int,
+    now: float,
+    cap: Capacity,
+    launched: Container[str],
+) -> tuple[Decision, ModelState]:
+    """Realized performance, judged once labels landed, degraded in `streak` consecutive judged
+    windows: a launch once the streak reaches `consecutive_windows` and `on_performance` asks for
+    realized degradation, through the same gates as every trigger."""
+    decision = Decision(model=model, at=now, source="performance", action="none", reason="", fingerprint=fp)
+    if not cfg.enabled or cfg.on_performance not in ("realized", "either"):
+        return replace(decision, reason="disabled"), state
+    if streak < cfg.consecutive_windows:
+        return replace(decision, reason="streak_building"), state
+    if _already_launched(cfg, state, fp, launched):
+        return replace(decision, reason="duplicate"), state
+    return _fire(cfg, state, now, cap, replace(decision, action="launch", reason="performance_degraded", trigger=trigger))
 
 
 def decide_alert(

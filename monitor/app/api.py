@@ -10,6 +10,7 @@ carry its token in the path (`POST /v1/cloudevents/<token>`, with `server.auth.c
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -24,11 +25,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from monitor.app.auth import AuthMiddleware, tokens_from_config
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
+from monitor.capture.labels import decode_labels
 from monitor.core.config import Config
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.reports import FleetReportSource, ReportSource, StoreReportSource
 from monitor.reports import create_router as create_reports_router
-from monitor.runtime import KafkaUnavailable, Monitor, PgUnavailable, StoreFull, UnknownModel, VerdictListener
+from monitor.runtime import (
+    KafkaUnavailable,
+    LabelError,
+    Monitor,
+    PgUnavailable,
+    StoreFull,
+    UnknownModel,
+    VerdictListener,
+)
 
 __all__ = ["create_app"]
 
@@ -155,6 +165,39 @@ def create_app(
             raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
         return JSONResponse({"status": outcome.status, "rejected": outcome.reason})
 
+    @app.post("/v1/labels")
+    async def post_labels(request: Request) -> JSONResponse:
+        """Delayed ground truth keyed by the captured event's id; 200 once durable, each label counted by outcome."""
+        if fleet:
+            raise ApiError(501, "not_supported", "labels are not yet accepted in fleet mode (docs/scale-out.md)")
+        if _media_type(request) != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+        body = await read_body(request, limit)
+        try:
+            batch, stamps = decode_labels(body)
+        except EnvelopeError as exc:
+            model = _batch_model(body)
+            if model is not None:
+                mon.refuse_labels(model, _batch_size(body))
+            raise ApiError(400 if exc.error == "invalid_json" else 422, exc.error, exc.detail) from None
+        try:
+            result = await mon.ingest_labels(batch, stamps)
+        except UnknownModel as exc:
+            raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
+        except LabelError as exc:
+            raise ApiError(exc.status, exc.error, exc.detail) from None
+        return JSONResponse(result.to_dict())
+
+    @app.get("/v1/models/{model}/performance")
+    async def model_performance(model: str, limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
+        """Each evaluated window's performance, oldest first: realized (labels so far) and estimated."""
+        if not mon.has_model(model):
+            raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
+        if fleet or config.model(model).performance is None:
+            return JSONResponse({"model": model, "enabled": False, "windows": []})
+        rows = await run_in_threadpool(mon.performance_history, model, limit)
+        return JSONResponse({"model": model, "enabled": True, "windows": [_performance_view(r) for r in reversed(rows)]})
+
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
         snaps = mon.snapshot()
@@ -247,6 +290,32 @@ def _evaluation_view(ev: Any) -> dict[str, Any]:
         "last_seq": ev.last_seq, "n_records": ev.n_records, "evaluated_at": ev.evaluated_at,
         "result": ev.result,
     }
+
+
+def _performance_view(row: Any) -> dict[str, Any]:
+    return {
+        "window_id": row.last_rec, "first_rec": row.first_rec, "start": row.window_start, "end": row.window_end,
+        "n_records": row.n_records, "n_labelled": row.n_labelled, "evaluated_at": row.evaluated_at,
+        "updated_at": row.updated_at, "pending_refresh": row.stale, "result": row.result,
+    }
+
+
+def _batch_model(body: bytes) -> str | None:
+    """The configured-or-not model a refused label batch names, if it names one (for the `invalid` count)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    model = value.get("model") if isinstance(value, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def _batch_size(body: bytes) -> int:
+    try:
+        labels = json.loads(body).get("labels")
+    except (ValueError, RecursionError, AttributeError):
+        return 0
+    return len(labels) if isinstance(labels, list) else 0
 
 
 def _job_view(job: Any) -> dict[str, Any]:

@@ -151,6 +151,53 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Retention deletes rows; without auto-vacuum the freed pages stay in the file for ever, so a
     # file that once grew past `server.store.max_bytes` never came back under it.
     Migration(4, "file: incremental auto-vacuum (freed pages can be returned to the file system)", "", vacuum=True),
+    # Labels arrive late: each joined label is stored with its record's ordinal and the prediction it
+    # judges (parsed from the event once, at the join), so a window's realized performance is one
+    # range read, however long ago its events were trimmed. `performance` holds one row per evaluated
+    # window; `stale` marks the windows new labels landed in, re-evaluated by the evaluator.
+    Migration(
+        5,
+        "ground truth: joined labels, label outcome counts, performance of each window",
+        """
+        CREATE TABLE labels (
+            model TEXT NOT NULL,
+            rec INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            label TEXT NOT NULL,
+            prediction TEXT NOT NULL,
+            predicted_at REAL NOT NULL,
+            labelled_at REAL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (model, rec)
+        );
+        CREATE INDEX labels_event ON labels (model, event_id);
+        CREATE INDEX labels_received ON labels (received_at);
+        CREATE TABLE label_counts (
+            model TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (model, outcome)
+        );
+        CREATE TABLE performance (
+            model TEXT NOT NULL,
+            first_rec INTEGER NOT NULL,
+            last_rec INTEGER NOT NULL,
+            window_start REAL NOT NULL,
+            window_end REAL NOT NULL,
+            point_kind TEXT,
+            point REAL,
+            n_records INTEGER NOT NULL,
+            n_labelled INTEGER NOT NULL,
+            result TEXT NOT NULL,
+            evaluated_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            stale INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (model, first_rec, last_rec)
+        );
+        CREATE INDEX performance_last ON performance (model, last_rec);
+        CREATE INDEX performance_stale ON performance (model) WHERE stale = 1
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _RETRAIN_TABLES = MIGRATIONS[2]

@@ -7,6 +7,7 @@
   assigned at insert, so window boundaries survive restarts and retention.
 - `ce_pending`: CloudEvent halves waiting for their partner (so a restart does not lose them).
 - `evaluations`: every evaluated window and its `DriftResult.to_dict()`.
+- labels and each window's performance: `monitor/core/labelstore.py`, on this connection (`labels`).
 
 Durability: `synchronous=FULL` by default: a commit is fsynced before the caller acknowledges.
 `NORMAL` (opt-in: `server.store.synchronous: normal`) survives a process crash but can lose the
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from monitor.core import schema
+from monitor.core.labelstore import LabelTables, PerformanceRow
 
 __all__ = [
     "EVALUATIONS_KEPT",
@@ -203,6 +205,8 @@ class EventStore:
         self._db.execute(f"PRAGMA wal_autocheckpoint={max(8, self.wal_limit // self._page_size)}")
         self._rec_totals: dict[str, int] = {}
         self._migrate()
+        self.labels = LabelTables(self._db)
+        """The ground-truth tables (use inside `transaction()` for writes, on the same thread)."""
         self._rec_totals = dict(
             self._db.execute("SELECT model, MAX(rec_end) FROM events WHERE rec_end IS NOT NULL GROUP BY model").fetchall()
         )
@@ -285,6 +289,16 @@ class EventStore:
         self._rec_totals = totals
         return out
 
+    def events_by_id(self, model: str, ids: Sequence[str]) -> dict[str, StoredEvent]:
+        """The model's stored events with these ids (accepted or rejected), by id."""
+        found: dict[str, StoredEvent] = {}
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT {_STORED_COLUMNS} FROM events WHERE model = ? AND id IN ({marks})", (model, *chunk)):
+                found[row[2]] = StoredEvent(*row)
+        return found
+
     def contains(self, model: str, event_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM events WHERE model = ? AND id = ?", (model, event_id)).fetchone() is not None
 
@@ -355,8 +369,11 @@ class EventStore:
 
     # -- evaluations --------------------------------------------------------------------------------
 
-    def add_evaluation(self, row: EvaluationRow) -> None:
+    def add_evaluation(self, row: EvaluationRow, performance: PerformanceRow | None = None) -> None:
+        """Store an evaluated window, with its performance (one transaction)."""
         with self.transaction():
+            if performance is not None:
+                self.labels.put(performance)
             kind, point = row.point if row.point is not None else (None, None)
             self._db.execute(
                 f"INSERT INTO evaluations ({_EVALUATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -365,6 +382,11 @@ class EventStore:
                     row.last_rec, row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at, kind, point,
                 ),
             )
+
+    def put_performance(self, row: PerformanceRow) -> None:
+        """Store a window's recomputed performance (its own transaction)."""
+        with self.transaction():
+            self.labels.put(row)
 
     def evaluations(self, model: str, limit: int = 100) -> list[EvaluationRow]:
         """The model's latest evaluations, newest first."""
@@ -440,7 +462,7 @@ class EventStore:
         ingest (`make_room` keeps the pages in use under the target and the rows reuse free ones)."""
         return self._pragma("page_count") * self._page_size > self.size_target(max_bytes)
 
-    def trim(self, *, older_than: float, max_bytes: int, batch: int = 2000) -> int:
+    def trim(self, *, older_than: float, max_bytes: int, batch: int = 2000, events_older_than: float | None = None) -> int:
         """One step of the periodic retention pass; the events deleted (repeat until 0).
 
         Oldest events first: those received before `older_than`, then, once none is, as many as
@@ -448,12 +470,13 @@ class EventStore:
         evaluated before `older_than` and beyond the newest `EVALUATIONS_KEPT` per model, retraining
         decisions made before `older_than` (the retraining history keeps at most its newest 10 000
         per model besides). Small batches in their own transactions keep ingest latency flat: the
-        caller repeats until it returns 0, letting ingest transactions interleave.
+        caller repeats until it returns 0, letting ingest transactions interleave. Events are kept
+        until `events_older_than` when given (earlier than `older_than`: labels may still join them).
         """
         with self.transaction():
             deleted = self._db.execute(
                 "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_at < ? ORDER BY seq LIMIT ?)",
-                (older_than, batch),
+                (older_than if events_older_than is None else min(older_than, events_older_than), batch),
             ).rowcount
             if not deleted:
                 deleted = self._delete_for_size(max_bytes, batch)
@@ -465,6 +488,7 @@ class EventStore:
                     (model, model, EVALUATIONS_KEPT),
                 )
             self._db.execute("DELETE FROM retrain_decisions WHERE at < ?", (older_than,))
+            self.labels.trim(older_than)
         self._release()
         return int(deleted)
 

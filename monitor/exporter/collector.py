@@ -15,11 +15,11 @@ p-value it would even mean "drifted"), and a timestamp of 0 would make staleness
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
@@ -27,7 +27,7 @@ from monitor.capture.message import SKIP_REASONS
 from monitor.core.config import Config
 from monitor.exporter import names as n
 from monitor.resources.usage import ResourceSnapshot
-from monitor.runtime import ModelSnapshot
+from monitor.runtime import LABEL_OUTCOMES, ModelSnapshot, PerformanceSnapshot
 
 __all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "RetrainSnapshot", "build_registry", "render"]
 
@@ -91,7 +91,9 @@ class DriftwatchCollector(Collector):
         info = _gauge(n.BUILD_INFO, "Always 1; the running driftwatch version.", ["version"])
         info.add_metric([__version__], 1)
         yield info
-        yield from self._drift(self._models())
+        snapshots = self._models()
+        yield from self._drift(snapshots)
+        yield from self._performance(snapshots)
         yield from self._resource_families(self._resources() if self._resources else ResourceSnapshot())
         yield from self._retrain_families(self._retrain() if self._retrain else {})
         if self._fleet is not None:
@@ -166,6 +168,52 @@ class DriftwatchCollector(Collector):
                 rejected.add_metric([name, reason], snap.rejected.get(reason, 0))
         yield from (score, threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
 
+    def _performance(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
+        """Models with a `performance` section: degraded and label counts from start-up, values once known."""
+        value = _gauge(n.MODEL_PERFORMANCE, "Performance metric of the model's newest window: realized from labels "
+                       "(the newest window with at least min_labels), or estimated before labels.", ["model", "metric", "kind"])
+        reference = _gauge(n.MODEL_PERFORMANCE_REFERENCE, "Performance metric on the reference data.", ["model", "metric"])
+        threshold = _gauge(n.MODEL_PERFORMANCE_THRESHOLD, "Degradation threshold of the headline metric at that "
+                           "window's (labelled) size.", ["model", "metric", "kind"])
+        degraded = _gauge(n.MODEL_PERFORMANCE_DEGRADED, "1 if the headline metric crossed its threshold in the newest "
+                          "judged window, else 0.", ["model", "kind"])
+        coverage = _gauge(n.LABEL_COVERAGE_RATIO, "Labelled share of the window behind the realized value.", ["model"])
+        labels = _counter(n.LABELS_TOTAL, "Labels received, by outcome.", ["model", "outcome"])
+        lag = HistogramMetricFamily(n.LABEL_LAG_SECONDS, "Time from a prediction to its label's arrival (joined labels "
+                                    "since the monitor started).", labels=["model"])
+        for model in self._config.models:
+            if model.performance is None:
+                continue
+            name = model.name
+            if self._fleet is not None and name not in snapshots:
+                continue
+            snap = snapshots.get(name)
+            perf = (snap.performance if snap is not None else None) or PerformanceSnapshot()
+            headline = model.performance.headline
+            estimated, realized = perf.estimated, perf.realized
+            source = realized or estimated
+            if source is not None:
+                for metric, v in sorted(source.reference.items()):
+                    if _finite(v):
+                        reference.add_metric([name, metric], v)
+            for kind, result in (("estimated", estimated), ("realized", realized)):
+                values = None if result is None else (result.estimated if kind == "estimated" else result.realized)
+                for metric, v in sorted((values or {}).items()):
+                    if _finite(v):
+                        value.add_metric([name, metric, kind], v)
+                bound = None if result is None else (result.threshold_estimated if kind == "estimated" else result.threshold_realized)
+                if _finite(bound):
+                    threshold.add_metric([name, headline, kind], bound)
+                flag = None if result is None else (result.estimated_degraded if kind == "estimated" else result.realized_degraded)
+                degraded.add_metric([name, kind], 1 if flag else 0)
+            if realized is not None and _finite(realized.coverage):
+                coverage.add_metric([name], realized.coverage)
+            for outcome in sorted(set(LABEL_OUTCOMES) | set(perf.labels)):
+                labels.add_metric([name, outcome], perf.labels.get(outcome, 0))
+            buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in perf.lag.cumulative()]
+            lag.add_metric([name], buckets, perf.lag.total)
+        yield from (value, reference, threshold, degraded, coverage, labels, lag)
+
     def _resource_families(self, snap: ResourceSnapshot) -> Iterator[Metric]:
         cpu = _gauge(n.MODEL_CPU_USAGE_CORES, "CPU used by the model's pod, in cores.", ["model", "pod"])
         memory = _gauge(n.MODEL_MEMORY_WORKING_SET_BYTES, "Working set memory of the model's pod, in bytes.", ["model", "pod"])
@@ -204,6 +252,10 @@ class DriftwatchCollector(Collector):
                     last.add_metric([model.name], snap.last_trigger)
             active.add_metric([model.name], snap.active if snap is not None else 0)
         yield from (jobs, decisions, last, active)
+
+
+def _finite(v: Any) -> TypeGuard[float]:
+    return isinstance(v, (int, float)) and v == v and abs(v) != float("inf")
 
 
 def build_registry(

@@ -11,6 +11,8 @@ Its modules, one concept each:
 - `state`     what the parts share: config, clock, per-model state, the writer thread, the store;
 - `ingest`    group-commit ingest of `/v1/events` batches (`IngestResult`);
 - `joining`   KServe CloudEvents request/response halves joined on `ce-id` (`CloudEventOutcome`);
+- `labels`    delayed ground truth joined to its predictions by event id (`LabelResult`);
+- `performance` each window's model performance, and its refresh when labels land;
 - `evaluator` reference profiles and the evaluation of due windows, handed to the listeners;
 - `recovery`  restart recovery: windows and the last result rebuilt from the store;
 - `reference` loading a model's reference data;
@@ -25,19 +27,28 @@ from monitor.core.store import StoreFull
 from monitor.runtime.eventlog import KafkaUnavailable, client_settings
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
+from monitor.runtime.labels import OUTCOMES as LABEL_OUTCOMES
+from monitor.runtime.labels import LabelError, LabelResult
 from monitor.runtime.monitor import Monitor
 from monitor.runtime.recovery import window_selection
 from monitor.runtime.reference import load_reference
-from monitor.runtime.snapshot import ModelSnapshot, WindowInfo
+from monitor.runtime.snapshot import LABEL_LAG_BUCKETS, ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import UnknownModel
-from monitor.runtime.verdict import VerdictListener, WindowVerdict
+from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
 
 __all__ = [
+    "LABEL_LAG_BUCKETS",
+    "LABEL_OUTCOMES",
     "CloudEventOutcome",
     "IngestResult",
     "KafkaUnavailable",
+    "LabelError",
+    "LabelResult",
     "ModelSnapshot",
     "Monitor",
+    "PerformanceListener",
+    "PerformanceSnapshot",
+    "PerformanceVerdict",
     "PgUnavailable",
     "StoreFull",
     "UnknownModel",

@@ -13,11 +13,12 @@ import traceback
 from collections.abc import Sequence
 
 from monitor.core.store import EvaluationRow
+from monitor.runtime.performance import PerformanceRuntime, performance_profiles
 from monitor.runtime.recovery import restore_result
 from monitor.runtime.reference import profile_references
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import RuntimeState
-from monitor.runtime.verdict import VerdictListener, WindowVerdict
+from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
 
 __all__ = ["Evaluator"]
 
@@ -30,6 +31,9 @@ class Evaluator:
         self.listeners = tuple(listeners)
         self.profile_errors: dict[str, str] = {}
         """Models whose reference could not be profiled (they are never evaluated), with the error."""
+        self.performance_errors: dict[str, str] = {}
+        """Models whose performance could not be profiled (drift goes on without it), with the error."""
+        self.performance = PerformanceRuntime(state, self._notify_performance)
 
     def build_profiles(self) -> None:
         """Profile every reference; re-evaluate the last stored window so results survive restarts."""
@@ -43,6 +47,10 @@ class Evaluator:
             with state.lock:
                 model.profile, model.detector = profile, detector
                 model.result = model.result or result
+        performance, self.performance_errors = performance_profiles(state.config, [m.config for m in state.models.values()])
+        with state.lock:
+            for name, perf in performance.items():
+                state.models[name].performance_profile = perf
 
     def evaluate_due(self) -> int:
         """Evaluate every model's newest due window (blocking; runs on the evaluator thread)."""
@@ -73,8 +81,11 @@ class Evaluator:
                 name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,
                 window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point,
             )
-            state.writer.submit(state.require_store().add_evaluation, row).result()
+            performance = self.performance.evaluate(model, window, frame, evaluated_at)
+            state.writer.submit(state.require_store().add_evaluation, row, performance).result()
             with state.lock:
+                if performance is not None:
+                    self.performance.published(model, performance)
                 model.window.done(window)
                 model.result = result
                 model.info = WindowInfo(window.start, window.end, window.first_seq, window.last_seq, window.n_records)
@@ -84,9 +95,23 @@ class Evaluator:
                 name, window.n_records, window.first_rec, window.last_rec, result.dataset.drift_share,
                 time.perf_counter() - started,
             )
-            self._notify(WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at))
+            self._notify(WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at,
+                                       model.estimated if performance is not None else None))
             done += 1
         return done
+
+    def refresh_performance(self) -> int:
+        """Recompute the windows new labels landed in (blocking; on the evaluator thread)."""
+        return self.performance.refresh()
+
+    def _notify_performance(self, verdict: PerformanceVerdict) -> None:
+        for listener in self.listeners:
+            if not isinstance(listener, PerformanceListener):
+                continue
+            try:
+                listener.on_performance(verdict)
+            except Exception:
+                log.exception("performance_listener_error model=%s listener=%s", verdict.model, type(listener).__name__)
 
     def _notify(self, verdict: WindowVerdict) -> None:
         """Hand the verdict to every listener; one that raises is logged and stops nothing."""

@@ -17,18 +17,21 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
+from monitor.capture.labels import LabelBatch
 from monitor.core.config import Config
 from monitor.core.store import EventStore, StoreFull
 from monitor.core.storelock import StoreLock
 from monitor.runtime.evaluator import Evaluator
 from monitor.runtime.ingest import GroupCommit, IngestResult
 from monitor.runtime.joining import CloudEventOutcome, HalfJoiner
+from monitor.runtime.labels import LabelIngest, LabelResult
 from monitor.runtime.recovery import rebuild
 from monitor.runtime.retention import RETENTION_INTERVAL, Retention
-from monitor.runtime.snapshot import ModelSnapshot
+from monitor.runtime.snapshot import ModelSnapshot, PerformanceSnapshot
 from monitor.runtime.state import RuntimeState
 from monitor.runtime.verdict import VerdictListener
 
@@ -55,6 +58,7 @@ class Monitor:
         self._state.on_commit = self._retention.after_commit
         self._ingest = GroupCommit(self._state)
         self._joiner = HalfJoiner(self._state)
+        self._labels = LabelIngest(self._state)
         self._evaluation = Evaluator(self._state, listeners)
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
         self._store_lock: StoreLock | None = None
@@ -82,6 +86,11 @@ class Monitor:
         return self._evaluation.profile_errors
 
     @property
+    def performance_errors(self) -> Mapping[str, str]:
+        """Models whose performance could not be profiled (they get drift only), with the error."""
+        return self._evaluation.performance_errors
+
+    @property
     def ready(self) -> bool:
         """Store open and every model's reference profiled."""
         return self._state.store is not None and all(s.profile is not None for s in self._state.models.values())
@@ -100,6 +109,8 @@ class Monitor:
                     last_evaluation=s.last_evaluation,
                     ingested=s.ingested,
                     rejected=dict(s.rejected),
+                    performance=None if s.config.performance is None else PerformanceSnapshot(
+                        s.estimated, s.realized, dict(s.label_counts), s.label_lag.copy()),
                 )
                 for name, s in self._state.models.items()
             }
@@ -138,6 +149,9 @@ class Monitor:
         for state in self._state.models.values():
             rebuild(store, state, self._state.clock())
         self._state.store = store
+        for state in self._state.models.values():
+            self._evaluation.performance.restore(state)
+        self._labels.load_counts()
         log.info("store_open path=%s pending_halves=%d", store.path, store.pending_count())
 
     # -- ingest -------------------------------------------------------------------------------------
@@ -150,11 +164,27 @@ class Monitor:
         """Keep a KServe request/response half, or join it with its waiting partner, durably."""
         return await self._joiner.ingest_half(half)
 
+    async def ingest_labels(self, batch: LabelBatch, stamps: Sequence[float | None]) -> LabelResult:
+        """Join a batch of labels to their predictions, durably (`monitor.runtime.labels`)."""
+        return await self._labels.ingest(batch, stamps)
+
+    def refuse_labels(self, model: str, n: int) -> None:
+        """Count the labels of a batch refused whole (malformed) as `invalid`."""
+        self._labels.refuse(model, n)
+
+    def performance_history(self, model: str, limit: int = 100) -> list[Any]:
+        """The model's windows' performance rows, newest first (blocking; any thread)."""
+        return self._state.writer.submit(self._state.require_store().labels.history, model, limit).result()
+
     # -- evaluation ---------------------------------------------------------------------------------
 
     def evaluate_due(self) -> int:
         """Evaluate every model's newest due window (blocking; runs on the evaluator thread)."""
         return self._evaluation.evaluate_due()
+
+    def refresh_performance(self) -> int:
+        """Recompute the performance of windows new labels landed in (blocking; on the evaluator thread)."""
+        return self._evaluation.refresh_performance()
 
     def _expire_halves(self) -> int:
         """Expire CloudEvent halves whose partner never came (blocking; on the writer thread)."""
@@ -167,6 +197,7 @@ class Monitor:
             try:
                 await loop.run_in_executor(self._state.writer, self._expire_halves)
                 await loop.run_in_executor(self._evaluator, self.evaluate_due)
+                await loop.run_in_executor(self._evaluator, self.refresh_performance)
                 if self._state.clock() - self._last_retention >= RETENTION_INTERVAL:
                     self._last_retention = self._state.clock()
                     await self._retention.run_pass()

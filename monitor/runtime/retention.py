@@ -1,7 +1,8 @@
 """Retention: the store's age and size limits, on the writer thread.
 
 Two triggers: the periodic pass (`RETENTION_INTERVAL`, from the monitor's loop) deletes what is
-older than `server.store.max_age` and trims evaluations and retraining decisions; and, between
+older than `server.store.max_age` (events: or the longest `performance.label_delay`, so
+late labels still find their predictions) and trims evaluations and retraining decisions; and, between
 passes, every ingest commit asks the store whether it is past its size target (two pragmas, no
 I/O) and, if so, queues one size step behind the commits already waiting. A step deletes one
 batch of the oldest events in its own transaction, gives the pages back to the file system and
@@ -69,8 +70,12 @@ class Retention:
         loop = asyncio.get_running_loop()
         clock = self._state.clock
         total = 0
+        # labels join their events up to `performance.label_delay` after the prediction
+        delays = [m.performance.label_delay for m in self._state.config.models if m.performance is not None]
+        keep_events = max([cfg.max_age, *delays])
         while deleted := await loop.run_in_executor(
-            self._state.writer, lambda: store.trim(older_than=clock() - cfg.max_age, max_bytes=cfg.max_bytes)
+            self._state.writer, lambda: store.trim(older_than=clock() - cfg.max_age, max_bytes=cfg.max_bytes,
+                                                   events_older_than=clock() - keep_events)
         ):
             total += deleted
         if total:

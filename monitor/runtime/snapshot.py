@@ -6,12 +6,17 @@ never races an evaluation and never blocks ingestion.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from monitor.drift import DriftResult
+    from monitor.performance.profile import PerformanceResult
+
+LABEL_LAG_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0)
+"""Upper bounds (seconds) of the label-lag histogram: a minute to a month."""
 
 
 @dataclass(frozen=True)
@@ -36,3 +41,46 @@ class ModelSnapshot:
     ingested: int = 0
     rejected: Mapping[str, int] = field(default_factory=dict)
     """Rejected records by reason (e.g. `invalid_json`, `schema_mismatch`, `unknown_model`)."""
+    performance: PerformanceSnapshot | None = None
+    """Models with a `performance` section only."""
+
+
+@dataclass
+class LabelLag:
+    """Cumulative histogram of prediction-to-label delays (the exporter renders it)."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LABEL_LAG_BUCKETS))
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        i = bisect.bisect_left(LABEL_LAG_BUCKETS, seconds)
+        if i < len(self.buckets):
+            self.buckets[i] += 1
+        self.count += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it), +Inf last."""
+        out, running = [], 0
+        for bound, n in zip(LABEL_LAG_BUCKETS, self.buckets, strict=True):
+            running += n
+            out.append((bound, running))
+        return [*out, (float("inf"), self.count)]
+
+    def copy(self) -> LabelLag:
+        return LabelLag(list(self.buckets), self.count, self.total)
+
+
+@dataclass(frozen=True)
+class PerformanceSnapshot:
+    """A model's performance as the exporter and the API show it."""
+
+    estimated: PerformanceResult | None = None
+    """The newest window's result (estimated before labels)."""
+    realized: PerformanceResult | None = None
+    """The newest window judged on at least `min_labels` labels."""
+    labels: Mapping[str, int] = field(default_factory=dict)
+    """Labels received by outcome."""
+    lag: LabelLag = field(default_factory=LabelLag)

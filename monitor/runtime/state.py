@@ -19,7 +19,7 @@ import pandas as pd
 from monitor.capture import ModelSchema, Record
 from monitor.core.config import Config, ModelConfig
 from monitor.core.store import EventStore
-from monitor.runtime.snapshot import WindowInfo
+from monitor.runtime.snapshot import LabelLag, WindowInfo
 from monitor.windows import DueWindow, SlidingWindow
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]
@@ -46,6 +46,17 @@ class ModelState:
     """The last stored evaluation's records, re-evaluated at start-up to restore `result`."""
     cusum: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
     """The calibrated detector's CUSUM state before and after the last stored evaluation."""
+    performance_profile: Any = None
+    """A `monitor.performance.PerformanceProfile` when the model has a `performance` section."""
+    estimated: Any = None
+    """The newest window's `PerformanceResult` (its estimate before labels)."""
+    realized: Any = None
+    """The newest window's `PerformanceResult` judged on labels (at least `min_labels` of them)."""
+    realized_last_rec: int = -1
+    label_counts: Counter[str] = field(default_factory=Counter)
+    """Labels received by outcome (monitor.runtime.labels.OUTCOMES), restored from the store."""
+    label_lag: LabelLag = field(default_factory=LabelLag)
+    """Prediction-to-label delays of the labels joined since start-up."""
 
     def take_due(self, now: float) -> DueWindow | None:
         """The window due at `now` if it can be evaluated; one with too few records is marked done

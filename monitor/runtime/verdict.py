@@ -10,12 +10,13 @@ quickly; one that raises is logged and does not stop evaluation or the other lis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from monitor.drift import DriftResult
+    from monitor.performance.profile import PerformanceResult
 
-__all__ = ["VerdictListener", "WindowVerdict"]
+__all__ = ["PerformanceListener", "PerformanceVerdict", "VerdictListener", "WindowVerdict"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class WindowVerdict:
     ("time", grid seconds of the monitor's clock)."""
     result: DriftResult
     evaluated_at: float
+    performance: PerformanceResult | None = None
+    """The window's performance as known at its evaluation: estimated, and realized from the labels
+    already joined (models with a `performance` section)."""
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:
@@ -42,3 +46,27 @@ class VerdictListener(Protocol):
     """Hears every evaluated window (on the evaluator thread, after the result is stored)."""
 
     def on_verdict(self, verdict: WindowVerdict) -> None: ...
+
+
+@dataclass(frozen=True)
+class PerformanceVerdict:
+    """Labels landed in an evaluated window and its realized performance was judged again; sent
+    when that window is the model's newest judged one (on at least `min_labels` labels)."""
+
+    model: str
+    window_start: float
+    window_end: float
+    point: tuple[str, float] | None
+    result: PerformanceResult
+    realized_streak: int
+    """Consecutive judged windows, ending at this one, whose realized headline metric degraded."""
+    first_degraded_point: tuple[str, float] | None
+    """The grid point of the streak's first window (what a trigger on it is identified by)."""
+    evaluated_at: float
+
+
+@runtime_checkable
+class PerformanceListener(Protocol):
+    """Hears each newly judged realized performance (on the evaluator thread)."""
+
+    def on_performance(self, verdict: PerformanceVerdict) -> None: ...

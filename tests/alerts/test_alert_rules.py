@@ -329,9 +329,12 @@ def test_performance_rules_live_in_their_own_group() -> None:
     assert {r["alert"] for r in groups["driftwatch-performance"]} == {PERFORMANCE}
 
 
-@pytest.mark.parametrize("name", ["example", "override"])
-def test_no_performance_section_no_performance_alert(name: str) -> None:
-    assert _performance_rules(name) == []
+def test_no_performance_section_no_performance_alert() -> None:
+    assert _performance_rules("override") == []
+
+
+def test_the_example_alerts_on_wine_performance_only() -> None:
+    assert {r["labels"]["kind"] for r in _performance_rules("example") if 'model="wine"' in r["expr"]} == {"estimated", "realized"}
 
 
 def test_models_without_a_performance_section_are_not_selected() -> None:

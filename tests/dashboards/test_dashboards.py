@@ -280,8 +280,15 @@ def test_a_model_with_performance_gets_a_performance_row(performance_boards: dic
 def test_a_model_without_performance_gets_no_performance_row(performance_boards: dict[str, dict[str, Any]],
                                                             boards: dict[str, dict[str, Any]]) -> None:
     assert "Performance" not in _row_titles(performance_boards["driftwatch-model-churn.json"])
-    for board in boards.values():
-        assert "Performance" not in _row_titles(board)
+    assert "Performance" not in _row_titles(boards["driftwatch-model-churn.json"])
+
+
+def test_the_example_wine_model_gets_a_performance_row(boards: dict[str, dict[str, Any]]) -> None:
+    assert "Performance" in _row_titles(boards["driftwatch-model-wine.json"])
+
+
+def _without_performance(config: Config) -> Config:
+    return config.model_copy(update={"models": [m.model_copy(update={"performance": None}) for m in config.models]})
 
 
 def test_the_headline_metric_realized_vs_estimated_with_reference_and_thresholds(
@@ -324,9 +331,10 @@ def test_label_coverage_lag_and_outcomes(performance_boards: dict[str, dict[str,
 
 
 def test_the_overview_shows_performance_degraded_only_with_a_performance_section(
-        performance_boards: dict[str, dict[str, Any]], boards: dict[str, dict[str, Any]]) -> None:
+        performance_boards: dict[str, dict[str, Any]], example: Config) -> None:
     assert _columns(performance_boards["driftwatch-overview.json"], "Models")[-1] == "Performance degraded"
-    assert "Performance degraded" not in _columns(boards["driftwatch-overview.json"], "Models")
+    plain = dashboards.generate(_without_performance(example))
+    assert "Performance degraded" not in _columns(plain["driftwatch-overview.json"], "Models")
 
 
 def test_performance_rows_follow_the_grafana_conventions(performance_boards: dict[str, dict[str, Any]]) -> None:

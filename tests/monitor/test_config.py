@@ -37,7 +37,8 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     assert wine.reference.path == EXAMPLE.parent / "data" / "wine_reference.csv"
     assert wine.reference.path.exists()
     assert cfg.server.store.path == EXAMPLE.parent / "driftwatch.db"
-    assert [c.name for c in wine.columns][-2:] == ["predicted_class", "confidence"]
+    assert [c.name for c in wine.columns][13:] == ["predicted_class", "confidence", "proba_class_0", "proba_class_1", "proba_class_2"]
+    assert wine.performance is not None and wine.performance.headline == "accuracy"
     assert wine.features[0].resolved_source().index == 0
     # churn overrides the drift policy; wine inherits the defaults
     assert cfg.drift_policy(cfg.model("churn")).numeric.method == "wasserstein"
@@ -260,3 +261,46 @@ def test_a_distance_method_accepts_a_threshold_above_one(method: str) -> None:
     kind = "numeric" if "numeric" in drift_methods.get(method).kinds else "categorical"
     policy = {"drift": {kind: {"method": method, "threshold": 5}}}
     assert getattr(parse_config(minimal(**policy)).models[0].drift, kind).threshold == 5
+
+
+CLASSIFIER_OUTPUTS = [{"name": "pred", "type": "categorical"}, {"name": "p_yes", "type": "numeric"}, {"name": "kind", "type": "categorical"}]
+
+
+def _performance(**performance: object) -> dict:
+    data = minimal(outputs=CLASSIFIER_OUTPUTS)
+    data["models"][0]["performance"] = {"task": "classification", "prediction": "pred", **performance}
+    return data
+
+
+@pytest.mark.parametrize(
+    ("performance", "path", "fragment"),
+    [
+        ({"prediction": "nope"}, "models[0:m]", "not an output column"),
+        ({"probabilities": {"yes": "kind"}}, "models[0:m]", "is not a numeric output column"),
+        ({"metric": "roc_auc"}, "models[0:m].performance", "it needs `probabilities`"),
+        ({"metric": "mae"}, "models[0:m].performance", "not available for this classification model"),
+        ({"task": "regression", "prediction": "p_yes", "probabilities": {"yes": "p_yes"}}, "models[0:m].performance", "are for classification"),
+        ({"task": "regression", "prediction": "kind"}, "models[0:m]", "must be a numeric output"),
+        ({"label_column": "x"}, "models[0:m]", "is also a feature or output column"),
+        ({"false_alarm_rate": 0.7}, "models[0:m].performance.false_alarm_rate", "less than 0.5"),
+        ({"min_labels": 3}, "models[0:m].performance.min_labels", "greater than or equal to 10"),
+    ],
+)
+def test_a_performance_section_names_what_is_wrong(performance: dict, path: str, fragment: str) -> None:
+    errors = errors_of(_performance(**performance))
+    assert fragment in errors.get(path, ""), errors
+
+
+@pytest.mark.parametrize(
+    ("performance", "headline"),
+    [({}, "accuracy"), ({"probabilities": {"yes": "p_yes"}}, "roc_auc"), ({"task": "regression", "prediction": "p_yes"}, "mae"),
+     ({"metric": "f1_macro"}, "f1_macro")],
+)
+def test_the_headline_metric_defaults_by_task_and_probabilities(performance: dict, headline: str) -> None:
+    cfg = parse_config(_performance(**performance))
+    assert cfg.models[0].performance is not None and cfg.models[0].performance.headline == headline
+
+
+def test_label_delay_defaults_to_fourteen_days() -> None:
+    cfg = parse_config(_performance())
+    assert cfg.models[0].performance is not None and cfg.models[0].performance.label_delay == 14 * 86400

@@ -21,10 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor import __version__
 from monitor.core.config import Config, load_config
 from monitor.drift import DriftResult, detect
+from monitor.exporter import names as n
 from monitor.exporter.collector import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
 from monitor.exporter.names import FLEET_METRICS, MONITOR_METRICS
+from monitor.performance.profile import LabelledRecords, PerformanceProfile
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
-from monitor.runtime import ModelSnapshot
+from monitor.runtime import ModelSnapshot, PerformanceSnapshot
+from monitor.runtime.snapshot import LabelLag
 from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +56,29 @@ CONTRACT = {
     "driftwatch_retrain_last_trigger_timestamp_seconds": ("gauge", {"model"}),
     "driftwatch_retrain_jobs_active": ("gauge", {"model"}),
     "driftwatch_build_info": ("gauge", {"version"}),
+    "driftwatch_model_performance": ("gauge", {"model", "metric", "kind"}),
+    "driftwatch_model_performance_reference": ("gauge", {"model", "metric"}),
+    "driftwatch_model_performance_threshold": ("gauge", {"model", "metric", "kind"}),
+    "driftwatch_model_performance_degraded": ("gauge", {"model", "kind"}),
+    "driftwatch_label_coverage_ratio": ("gauge", {"model"}),
+    "driftwatch_labels": ("counter", {"model", "outcome"}),
+    "driftwatch_label_lag_seconds": ("histogram", {"model"}),
 }
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+PERFORMANCE_FAMILIES = frozenset({
+    n.MODEL_PERFORMANCE, n.MODEL_PERFORMANCE_REFERENCE, n.MODEL_PERFORMANCE_THRESHOLD, n.MODEL_PERFORMANCE_DEGRADED,
+    n.LABEL_COVERAGE_RATIO, n.LABELS_TOTAL, n.LABEL_LAG_SECONDS,
+})
+"""Exported for models with a `performance` section only."""
+
+
+def _family(sample: str) -> str:
+    """A histogram's `_bucket`, `_sum` and `_count` samples belong to its family."""
+    for suffix in HISTOGRAM_SUFFIXES:
+        base = sample.removesuffix(suffix)
+        if base != sample and base in MONITOR_METRICS:
+            return base
+    return sample
 
 
 @dataclass(frozen=True)
@@ -80,7 +105,24 @@ def results(config: Config) -> dict[str, DriftResult]:
     return {"churn": churn, "wine": wine}
 
 
-def _evaluated(results: Mapping[str, DriftResult]) -> dict[str, ModelSnapshot]:
+@pytest.fixture(scope="module")
+def wine_performance(config: Config) -> PerformanceSnapshot:
+    """The real performance statistics on the example wine data: a labelled window of 300 reference rows."""
+    model = config.model("wine")
+    assert model.performance is not None
+    reference = pd.read_csv(EXAMPLES / "data/wine_reference.csv")
+    profile = PerformanceProfile.from_reference(reference, model.performance)
+    window = reference.sample(n=300, random_state=2)
+    rows = [{"label": r.label, "prediction": r.predicted_class,
+             "probabilities": [r.proba_class_0, r.proba_class_1, r.proba_class_2]} for r in window.itertuples()]
+    result = profile.evaluate(window, LabelledRecords.from_rows(rows, model.performance))
+    lag = LabelLag()
+    for seconds in (30.0, 4000.0, 90_000.0):
+        lag.observe(seconds)
+    return PerformanceSnapshot(estimated=result, realized=result, labels={"joined": 300, "unknown_id": 2}, lag=lag)
+
+
+def _evaluated(results: Mapping[str, DriftResult], performance: PerformanceSnapshot | None = None) -> dict[str, ModelSnapshot]:
     return {
         name: ModelSnapshot(
             model=name,
@@ -89,6 +131,7 @@ def _evaluated(results: Mapping[str, DriftResult]) -> dict[str, ModelSnapshot]:
             last_evaluation=1_767_000_000.5,
             ingested=result.dataset.n_current + 3,
             rejected={"schema_mismatch": 3},
+            performance=performance if name == "wine" else None,
         )
         for name, result in results.items()
     }
@@ -124,14 +167,14 @@ def _promtool_check(body: bytes) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def live(config: Config, results: dict[str, DriftResult]) -> Iterator[str]:
+def live(config: Config, results: dict[str, DriftResult], wine_performance: PerformanceSnapshot) -> Iterator[str]:
     """The registry behind a real HTTP server on 127.0.0.1, as Prometheus scrapes it."""
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    registry = build_registry(config, lambda: _evaluated(results), lambda: RESOURCES, lambda: RETRAIN)
+    registry = build_registry(config, lambda: _evaluated(results, wine_performance), lambda: RESOURCES, lambda: RETRAIN)
     server: WSGIServer = make_server("127.0.0.1", 0, make_wsgi_app(registry), handler_class=Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -152,15 +195,17 @@ def test_live_scrape_is_promtool_clean_with_help_and_type_everywhere(live: str) 
         assert families[name].type == kind, name
         assert families[name].documentation, name
         for sample in families[name].samples:
-            assert set(sample.labels) == labels, (name, sample.labels)
+            bucket = kind == "histogram" and sample.name.endswith("_bucket")
+            assert set(sample.labels) == labels | ({"le"} if bucket else set()), (name, sample.labels)
     help_lines = [line for line in response.text.splitlines() if line.startswith("# HELP ")]
     assert len(help_lines) == len(CONTRACT)
 
 
-def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(config: Config, results: dict[str, DriftResult]) -> None:
+def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(
+        config: Config, results: dict[str, DriftResult], wine_performance: PerformanceSnapshot) -> None:
     """monitor/exporter/names.py and the sidecar's constants list exactly the samples each exporter serves."""
-    body, _ = render(build_registry(config, lambda: _evaluated(results), lambda: RESOURCES, lambda: RETRAIN))
-    assert {name for name, _ in _samples(body)} == MONITOR_METRICS
+    body, _ = render(build_registry(config, lambda: _evaluated(results, wine_performance), lambda: RESOURCES, lambda: RETRAIN))
+    assert {_family(name) for name, _ in _samples(body)} == MONITOR_METRICS
     sidecar = SidecarMetrics("churn")
     sidecar.upstream_seconds.observe(0.001)
     scraped = {name for name, _ in _samples(sidecar.render()) if not name.endswith("_created")}
@@ -173,7 +218,8 @@ def test_a_fleet_replica_exports_only_its_own_models_and_its_share_of_the_group(
     body, _ = render(build_registry(config, lambda: own, lambda: RESOURCES, lambda: RETRAIN, fleet=lambda: membership))
     samples = _samples(body)
     assert {dict(labels)["model"] for name, labels in samples if name == "driftwatch_dataset_drift_share"} == {"churn"}
-    assert {name for name, _ in samples} == MONITOR_METRICS | FLEET_METRICS
+    # churn has no performance section, and wine (which has) is another replica's
+    assert {_family(name) for name, _ in samples} == (MONITOR_METRICS - PERFORMANCE_FAMILIES) | FLEET_METRICS
     assert _value(samples, "driftwatch_fleet_partitions_owned") == 2
     assert _value(samples, "driftwatch_fleet_records_skipped_total", reason="garbage") == 2
     assert _value(samples, "driftwatch_fleet_records_skipped_total", reason="unknown_model") == 0
@@ -297,3 +343,25 @@ def test_every_capture_rejection_reason_is_pre_initialised() -> None:
                 reasons.add(node.args[0].value)
     assert reasons, "monitor.capture no longer raises Rejected: update this test"
     assert reasons <= set(KNOWN_REJECT_REASONS)
+
+
+def test_performance_values_are_exported_as_computed(
+        config: Config, results: dict[str, DriftResult], wine_performance: PerformanceSnapshot) -> None:
+    body, _ = render(build_registry(config, lambda: _evaluated(results, wine_performance)))
+    samples = _samples(body)
+    realized = wine_performance.realized
+    assert realized is not None and realized.realized is not None
+    assert _value(samples, "driftwatch_model_performance", model="wine", metric="accuracy", kind="realized") == realized.realized["accuracy"]
+    assert _value(samples, "driftwatch_model_performance_degraded", model="wine", kind="realized") == 0
+    assert _value(samples, "driftwatch_labels_total", model="wine", outcome="unknown_id") == 2
+    assert _value(samples, "driftwatch_labels_total", model="wine", outcome="too_late") == 0
+    assert _value(samples, "driftwatch_label_lag_seconds_bucket", model="wine", le="3600.0") == 1
+    assert _value(samples, "driftwatch_label_coverage_ratio", model="wine") == realized.coverage
+
+
+def test_a_model_with_performance_exports_degraded_zero_and_label_counts_before_any_window(config: Config) -> None:
+    body, _ = render(build_registry(config, dict))
+    samples = _samples(body)
+    assert _value(samples, "driftwatch_model_performance_degraded", model="wine", kind="estimated") == 0
+    assert _value(samples, "driftwatch_labels_total", model="wine", outcome="joined") == 0
+    assert not [name for name, labels in samples if name == "driftwatch_model_performance"]

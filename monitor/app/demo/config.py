@@ -1,4 +1,4 @@
-"""The demo's embedded config: the wine model behind a sidecar, retrained by a local subprocess."""
+"""The demo's embedded config: the wine model behind a sidecar, judged on late labels, retrained by a local subprocess."""
 
 from __future__ import annotations
 
@@ -50,7 +50,15 @@ def demo_config(workdir: Path, port: int) -> dict[str, Any]:
                 "outputs": [
                     {"name": "predicted_class", "type": "categorical", "source": {"key": "predicted_class"}},
                     {"name": "confidence", "type": "numeric", "source": {"key": "confidence"}},
+                    *({"name": f"proba_{c}", "type": "numeric", "source": {"key": f"proba_{c}"}} for c in wine.CLASSES),
                 ],
+                "performance": {
+                    "task": "classification",
+                    "prediction": "predicted_class",
+                    "probabilities": {c: f"proba_{c}" for c in wine.CLASSES},
+                    "metric": "accuracy",
+                    "min_labels": 100,
+                },
                 "reference": {"path": str(workdir / "wine_reference.csv")},
                 "window": {"records": WINDOW_RECORDS, "step": WINDOW_STEP, "min_records": 100},
                 "resources": {"pid_file": str(workdir / "model.pid")},
@@ -60,6 +68,7 @@ def demo_config(workdir: Path, port: int) -> dict[str, Any]:
                     "min_records": 200,
                     "enter_share": 0.5,
                     "exit_share": 0.3,
+                    "on_performance": "either",
                     "cooldown": "1h",
                     "max_active": 1,
                     "budget": {"count": 3, "period": "7d"},

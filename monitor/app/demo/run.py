@@ -1,9 +1,11 @@
 """`driftwatch demo`: a model server, a sidecar, the monitor and a local retraining run, end to end.
 
 Traffic flows client → sidecar → model server; the sidecar ships captured pairs to the monitor,
-which evaluates sliding windows against the training data. The first half of the traffic is
+which evaluates sliding windows against the reference data. The first half of the traffic is
 unchanged, the second half drifted, so the summary shows when drift was caught, which features
-moved, which alert rules would fire and the retraining run it launched.
+moved, which alert rules would fire and the retraining run it launched. The true classes are sent
+as labels: the unchanged traffic's soon, the drifted traffic's late, so the estimated accuracy falls
+before they arrive and the realized accuracy confirms it after.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.table import Table
 from monitor.app.console import OutputConsole
 from monitor.app.demo import wine
 from monitor.app.demo.config import WINDOW_STEP, write_demo_config
+from monitor.app.demo.performance import performance, post_labels, print_performance, wait_for_labels
 from monitor.app.demo.processes import Supervisor, free_port
 from monitor.core.config import Config
 from monitor.drift import P_VALUE_METHODS
@@ -74,31 +77,40 @@ def _stack(workdir: Path) -> Iterator[tuple[Supervisor, Endpoints, Config]]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _send_traffic(ep: Endpoints, unchanged: int, drifted: int, batch: int, rate: float) -> int:
-    """Send the two phases through the sidecar at `rate` records/s; return inference errors seen.
+def _send_traffic(ep: Endpoints, unchanged: int, drifted: int, batch: int, rate: float) -> tuple[int, dict[str, list[str]]]:
+    """Send the two phases through the sidecar at `rate` records/s; return inference errors seen
+    and the true classes of the drifted phase's requests (by `x-request-id`), whose labels come late.
 
-    Pacing lets the monitor evaluate every window step as it passes, as it would in production,
-    instead of seeing the whole stream at once.
+    The unchanged phase's labels are sent as soon as it ends. Pacing lets the monitor evaluate every
+    window step as it passes, as it would in production, instead of seeing the whole stream at once.
     """
     errors = 0
     started, sent = time.monotonic(), 0
-    phases = [("unchanged traffic", wine.traffic(unchanged, drifted=False, seed=11)),
-              ("drifted traffic", wine.traffic(drifted, drifted=True, seed=12))]
+    phases = [("unchanged traffic", wine.labelled_traffic(unchanged, drifted=False, seed=11)),
+              ("drifted traffic", wine.labelled_traffic(drifted, drifted=True, seed=12))]
+    truth: list[dict[str, list[str]]] = []
+    not_yet: dict[str, list[str]] = {}
     with httpx.Client(base_url=ep.sidecar, timeout=10.0) as client, Progress(
         TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console,
     ) as progress:
-        for label, rows in phases:
+        for label, (rows, classes) in phases:
+            if truth:  # the unchanged phase's labels arrive early; those of requests not shipped yet go again later
+                _, unknown = post_labels(ep.monitor, "wine", truth[-1])
+                not_yet = {rid: truth[-1][rid] for rid in unknown}
+            truth.append({})
             task = progress.add_task(label, total=len(rows))
             for start in range(0, len(rows), batch):
                 chunk = rows[start : start + batch].tolist()
-                resp = client.post("/v1/models/wine:predict", json={"instances": chunk})
+                request_id = f"demo-{sent}"
+                resp = client.post("/v1/models/wine:predict", json={"instances": chunk}, headers={"x-request-id": request_id})
                 if resp.status_code != 200:
                     errors += 1
+                truth[-1][request_id] = classes[start : start + batch]
                 progress.advance(task, len(chunk))
                 sent += len(chunk)
                 time.sleep(max(0.0, started + sent / rate - time.monotonic()))
-    return errors
+    return errors, {**not_yet, **truth[-1]}
 
 
 def _get(ep: Endpoints, path: str) -> Any:
@@ -133,12 +145,17 @@ def run_demo(
             console.print(
                 f"[bold]driftwatch demo[/]: model {ep.model}  ←  sidecar {ep.sidecar}  →  monitor {ep.monitor}"
             )
-            errors = _send_traffic(ep, records, records, batch, rate)
+            errors, late_labels = _send_traffic(ep, records, records, batch, rate)
             total = 2 * records
             events = 2 * -(-records // batch)
             history = _wait_for_windows(ep, events, total - total % WINDOW_STEP)
+            before = performance(ep.monitor, "wine")  # every window judged, the drifted ones without labels
+            with console.status("the drifted traffic's labels arrive, late…"):
+                post_labels(ep.monitor, "wine", late_labels)
+                after = wait_for_labels(ep.monitor, "wine")
             retraining = _wait_for_retraining(ep)
-            _print_summary(ep, config, history, retraining, errors, keep_running=keep_running)
+            _print_summary(ep, config, history, retraining, errors, keep_running=keep_running,
+                           performance=(before, after, records))
             if keep_running:
                 console.print("\n[bold]still running[/] — press Ctrl-C to stop everything.")
                 while True:
@@ -177,6 +194,7 @@ def _print_summary(
     inference_errors: int,
     *,
     keep_running: bool,
+    performance: tuple[list[dict[str, Any]], list[dict[str, Any]], int] | None = None,
 ) -> None:
     evaluations = history["evaluations"]
     latest = evaluations[-1]
@@ -215,6 +233,9 @@ def _print_summary(
         console.print(feats)
 
     _print_alerts(config, latest)
+    if performance is not None:
+        before, after, drifted_from = performance
+        print_performance(console, before, after, drifted_from, alert=config.alerts_for(config.model("wine")).performance_degraded)
     for job in retraining:
         console.print(
             f"retraining run {job['name']}: [bold]{job['state']}[/], exit status {job['exit_code']}, "

@@ -1,8 +1,11 @@
 """The demo's model and data: scikit-learn's bundled wine dataset and a logistic regression.
 
-The dataset ships inside scikit-learn, so the demo needs no download. Traffic is resampled from it
-with a little noise ("unchanged") or with some features shifted ("drifted"), so the monitor sees a
-realistic stream whose ground truth we know.
+The dataset ships inside scikit-learn, so the demo needs no download. Every stream is resampled
+from it with measurement noise (`NOISE`), so the model is good but not perfect (about 92%
+accurate) and its confidence varies, as a real model's does: that is what lets performance be
+estimated before labels arrive. "Drifted" traffic mixes wines of different classes (ambiguous
+samples near the class boundaries) and shifts some features: inputs drift, accuracy falls, and
+the true class of every record is known, so the demo can send its labels late.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ FEATURES: tuple[str, ...] = (
     "alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols", "flavanoids",
     "nonflavanoid_phenols", "proanthocyanins", "color_intensity", "hue", "od280_od315", "proline",
 )
-OUTPUTS: tuple[str, ...] = ("predicted_class", "confidence")
+CLASSES: tuple[str, ...] = ("class_0", "class_1", "class_2")
+OUTPUTS: tuple[str, ...] = ("predicted_class", "confidence", *(f"proba_{c}" for c in CLASSES))
+NOISE = 0.8
+"""Resampling noise, in standard deviations of each feature."""
+SHIFT_SCALE = 0.5
+"""The drifted phase moves the `SHIFTS` features by this share of their listed shift."""
 SHIFTS: dict[str, float] = {
     "alcohol": 1.2, "flavanoids": -1.0, "color_intensity": 1.5, "proline": 0.9, "hue": -0.8,
     "total_phenols": -0.9, "od280_od315": -1.0, "malic_acid": 1.1,
@@ -35,35 +43,57 @@ def load_features() -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def train() -> Pipeline:
-    X, y = load_features()
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    rows, labels = labelled_traffic(3000, drifted=False, seed=5)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=0.05)).fit(
+        pd.DataFrame(rows, columns=list(FEATURES)), labels)
 
 
 def predict(model: Pipeline, rows: Sequence[Sequence[float]]) -> list[dict[str, object]]:
     """KServe-style predictions: one object per instance, keys as in the config's outputs."""
     proba = model.predict_proba(pd.DataFrame(list(rows), columns=list(FEATURES)))
     return [
-        {"predicted_class": f"class_{int(p.argmax())}", "confidence": round(float(p.max()), 6)} for p in proba
+        {"predicted_class": CLASSES[int(p.argmax())], "confidence": round(float(p.max()), 6),
+         **{f"proba_{c}": round(float(q), 6) for c, q in zip(CLASSES, p, strict=True)}}
+        for p in proba
     ]
 
 
 def reference(model: Pipeline) -> pd.DataFrame:
-    """The training data with the model's outputs: what 'normal' looks like."""
-    X, _ = load_features()
-    out = X.copy()
-    preds = predict(model, X.to_numpy().tolist())
-    out["predicted_class"] = [p["predicted_class"] for p in preds]
-    out["confidence"] = [p["confidence"] for p in preds]
+    """Held-out data like the training data, with the model's outputs and the true class
+    (`label`): what 'normal' looks like, and how well the model does on it."""
+    rows, labels = labelled_traffic(2000, drifted=False, seed=1)
+    out = pd.DataFrame(rows, columns=list(FEATURES))
+    preds = predict(model, rows.tolist())
+    for name in OUTPUTS:
+        out[name] = [p[name] for p in preds]
+    out["label"] = labels
     return out
 
 
 def traffic(n: int, *, drifted: bool, seed: int) -> np.ndarray:
-    """`n` feature rows resampled from the dataset with 5% noise; shifted when `drifted`."""
-    X, _ = load_features()
+    """`n` feature rows (see `labelled_traffic`)."""
+    return labelled_traffic(n, drifted=drifted, seed=seed)[0]
+
+
+def labelled_traffic(n: int, *, drifted: bool, seed: int) -> tuple[np.ndarray, list[str]]:
+    """`n` feature rows resampled from the dataset with `NOISE`, and each row's true class.
+
+    Drifted rows lie between two wines of different classes (30-70% of the way; the class of the
+    nearer one is the truth) and have the `SHIFTS` features moved by `SHIFT_SCALE` of their shift."""
+    X, y = load_features()
     rng = np.random.default_rng(seed)
     std = X.std(ddof=0).to_numpy()
-    rows = X.to_numpy()[rng.integers(0, len(X), n)] + rng.normal(0.0, 0.05, (n, len(FEATURES))) * std
+    data = X.to_numpy()
+    first = rng.integers(0, len(X), n)
+    rows, labels = data[first].copy(), y[first].copy()
+    if drifted:
+        second = rng.integers(0, len(X), n)
+        t = rng.uniform(0.3, 0.7, n)
+        mixed = y[second] != y[first]
+        rows[mixed] = (1 - t[mixed, None]) * data[first][mixed] + t[mixed, None] * data[second][mixed]
+        labels[mixed] = np.where(t[mixed] < 0.5, y[first][mixed], y[second][mixed])
+    rows = rows + rng.normal(0.0, NOISE, (n, len(FEATURES))) * std
     if drifted:
         for i, name in enumerate(FEATURES):
-            rows[:, i] += SHIFTS.get(name, 0.0) * std[i]
-    return np.round(rows, 4)
+            rows[:, i] += SHIFT_SCALE * SHIFTS.get(name, 0.0) * std[i]
+    return np.round(np.maximum(rows, 0.0), 4), [CLASSES[int(k)] for k in labels]  # every wine measurement is >= 0

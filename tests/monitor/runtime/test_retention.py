@@ -15,6 +15,7 @@ import httpx
 
 from monitor.app.api import create_app
 from monitor.capture import encode_event
+from monitor.core.schema import SCHEMA_VERSION
 from monitor.core.store import EventStore, disk_bytes, size_slack
 from monitor.runtime import Monitor
 from tests.monitor.ingest_helpers import event, load, serve_in_thread
@@ -74,7 +75,7 @@ def test_the_store_stays_within_its_limit_under_sustained_ingest(tmp_path: Path)
     try:
         newest = [e.id for e in store.accepted_since("toy", store.record_total("toy") - 5)]
         assert newest[-1] == "ev-29999"
-        assert store.schema_version == 4
+        assert store.schema_version == SCHEMA_VERSION
     finally:
         store.close()
 
