@@ -117,8 +117,10 @@ def test_feature_threshold_alone_keeps_the_type_method_and_ranges_flow_through()
 
 def test_model_config_alone_and_model_selection_errors() -> None:
     cfg = load_config(EXAMPLE)
-    specs, settings = specs_from_config(cfg.model("wine"))
-    assert len(specs) == 15 and settings == EngineSettings()
+    wine = cfg.model("wine")
+    specs, settings = specs_from_config(wine)
+    assert [s.name for s in specs] == [c.name for c in (*wine.features, *wine.outputs)]
+    assert settings == EngineSettings()
     with pytest.raises(ValueError, match="2 models"):
         specs_from_config(cfg)
     with pytest.raises(ValueError, match="no model named 'nope'"):

@@ -8,6 +8,7 @@ toy model server, Debian's Prometheus (scrape and rule evaluation every 1 s, the
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from promstack import (
 import alerts
 import dashboards
 from dashboards.promql import metric_names
+from monitor.capture import CapturedEvent, encode_event
 from monitor.core.config import Config, load_config
 from tests.ports import free_port
 
@@ -45,6 +47,9 @@ ROOT = HERE.parents[1]
 EXAMPLES = ROOT / "examples"
 MODEL = "churn"
 WINDOW = 400
+LABELLED = "wine"
+"""Posted to the monitor directly (one sidecar serves churn), then its labels: the performance families."""
+LABELLED_WINDOW = 200
 ALERT = "DriftwatchDatasetDrift"
 FOR_SECONDS = 3
 GPU_METRICS = {"driftwatch_model_gpu_utilization_ratio", "driftwatch_model_gpu_memory_used_bytes"}
@@ -76,6 +81,8 @@ def _e2e_config(workdir: Path, port: int) -> Path:
             }
         elif "retrain" in model:
             model["retrain"]["local"]["log_dir"] = str(workdir / "retrain-logs")
+        if model["name"] == LABELLED:
+            model["window"] = {"records": LABELLED_WINDOW, "step": LABELLED_WINDOW, "min_records": LABELLED_WINDOW}
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -106,6 +113,31 @@ class Stack:
             for start in range(0, len(records), per_request):
                 response = client.post(f"/v1/models/{MODEL}:predict", json=records[start : start + per_request])
                 assert response.status_code == 200, response.text
+
+    def predict_labelled(self, rows: pd.DataFrame) -> None:
+        """`rows` of the labelled model as captured events (one instance each, ids `wine-<i>`), then their
+        labels, both posted to the monitor as a sidecar and a label pipeline would."""
+        model = self.config.model(LABELLED)
+        features = [f.name for f in model.features]
+        outputs = [o.name for o in model.outputs]
+        now = time.time()
+        events = [
+            json.loads(encode_event(CapturedEvent.model_validate({
+                "id": f"{LABELLED}-{i}", "model": LABELLED, "timestamp": now + i * 0.001, "status": 200,
+                "path": f"/v1/models/{LABELLED}:predict",
+                "request": {"body": json.dumps({"instances": [[float(row[f]) for f in features]]}), "content_type": "application/json"},
+                "response": {"body": json.dumps({"predictions": [{o: row[o] for o in outputs}]}), "content_type": "application/json"},
+            })))
+            for i, row in enumerate(rows.to_dict(orient="records"))
+        ]
+        labels = [{"id": f"{LABELLED}-{i}", "label": label} for i, label in enumerate(rows["label"])]
+        with httpx.Client(base_url=self.monitor_url, timeout=30) as client:
+            for start in range(0, len(events), 50):
+                response = client.post("/v1/events", json={"events": events[start : start + 50]})
+                assert response.status_code == 200, response.text
+            response = client.post("/v1/labels", json={"model": LABELLED, "labels": labels})
+            assert response.status_code == 200, response.text
+            assert response.json()["outcomes"]["joined"] == len(labels), response.text
 
     def diagnostics(self) -> str:
         return "\n".join(f"--- {s.name} ---\n{s.log_tail()}" for s in self.services)
@@ -211,6 +243,8 @@ class Scenario:
 def scenario(stack: Stack) -> Scenario:
     reference = pd.read_csv(EXAMPLES / "data/churn_reference.csv")
     current = pd.read_csv(EXAMPLES / "data/churn_current.csv")
+    # The labelled model's window and its labels, judged while churn's scenario runs.
+    stack.predict_labelled(pd.read_csv(EXAMPLES / "data/wine_reference.csv").sample(LABELLED_WINDOW, random_state=11))
 
     # Unchanged traffic: a full window evaluated and seen by Prometheus; then watch rule evaluations
     # for longer than the `for` so a pending alert would have shown up.
@@ -283,6 +317,12 @@ def test_drifted_traffic_goes_pending_then_firing(stack: Stack, scenario: Scenar
 def test_alertmanager_webhook_triggers_retraining(scenario: Scenario) -> None:
     assert scenario.webhook_decisions >= 1, scenario.logs
     assert scenario.launched >= 1
+
+
+def test_labels_give_a_realized_performance_that_prometheus_sees(stack: Stack, scenario: Scenario) -> None:
+    query = f'driftwatch_model_performance{{model="{LABELLED}",kind="realized",metric="accuracy"}}'
+    series = wait_for("realized accuracy in Prometheus", lambda: prometheus_query(stack.prometheus_url, query), 30)
+    assert float(series[0]["value"][1]) > 0.5
 
 
 def test_every_dashboard_metric_exists_in_a_live_scrape(stack: Stack, scenario: Scenario) -> None:
