@@ -103,8 +103,9 @@ def encode(keys: np.ndarray, classes: list[str]) -> np.ndarray:
 def complete_binary(probabilities: np.ndarray) -> np.ndarray:
     """A binary model's single column (the positive class) → [negative, positive], the negative
     class's probability being the complement."""
-    p = np.asarray(probabilities, dtype=float).reshape(len(probabilities), -1)
-    if p.shape[1] != 1:
+    p = np.asarray(probabilities, dtype=float)
+    p = p[:, None] if p.ndim == 1 else p
+    if p.ndim != 2 or p.shape[1] != 1:
         raise ValueError("complete_binary takes exactly one probability column")
     return np.column_stack([1.0 - p[:, 0], p[:, 0]])
 

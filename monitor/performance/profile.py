@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -247,23 +247,23 @@ class PerformanceProfile:
     def _labelled_probabilities(self, labelled: LabelledRecords) -> np.ndarray | None:
         if labelled.probabilities is None or self.n_probability_classes == 0:
             return None
-        p = np.asarray(labelled.probabilities, dtype=float).reshape(len(labelled), -1)
-        return complete_binary(p) if p.shape[1] == 1 else p
+        p = np.asarray(labelled.probabilities, dtype=float)
+        return complete_binary(p) if p.ndim == 1 or p.shape[1] == 1 else p
 
     def evaluate(self, window: pd.DataFrame, labelled: LabelledRecords | None) -> PerformanceResult:
         """The window's estimate (from its outputs) and realized performance (from its labelled records),
         each judged against its own threshold at the window's size."""
+        unlabelled = PerformanceResult(
+            metric=self.headline, direction="higher_is_better" if self.spec.higher_is_better else "lower_is_better",
+            n_records=len(window), n_labelled=0, coverage=None, realized=None, per_class=None,
+            reference=dict(self.reference), threshold_realized=None, realized_degraded=None, **self._estimate(window),
+        )
+        return self.realize(unlabelled, labelled)
+
+    def realize(self, previous: PerformanceResult, labelled: LabelledRecords | None) -> PerformanceResult:
+        """`previous` (a window's result) with its realized part computed again from `labelled`, the
+        window's labelled records so far; the estimate, made before labels, is kept as it was."""
         h = self.headline
-        estimated = band = threshold_estimated = estimated_degraded = None
-        if self.cbpe is not None:
-            pred, scores, n_codes = self._window_scores(window)
-            if len(pred):
-                estimated = self.cbpe.estimate(pred, scores, n_codes)
-                if h in ESTIMABLE:
-                    band = self.cbpe.band(h, pred, scores, n_codes, seed=[self.config.seed, len(pred)])
-            if self.threshold_estimated is not None and estimated is not None and len(pred) >= self.config.min_labels:
-                threshold_estimated = self.threshold_estimated.at(len(pred))
-                estimated_degraded = self.threshold_estimated.degraded(estimated[h], len(pred))
         realized = per_class = threshold_realized = realized_degraded = None
         n_labelled = n_excluded = 0
         if labelled is not None and len(labelled):
@@ -281,12 +281,23 @@ class PerformanceProfile:
             if realized is not None and h in realized and n_labelled >= self.config.min_labels:
                 threshold_realized = self.threshold_realized.at(n_labelled)
                 realized_degraded = self.threshold_realized.degraded(realized[h], n_labelled)
-        n_records = len(window)
-        return PerformanceResult(
-            metric=h, direction="higher_is_better" if self.spec.higher_is_better else "lower_is_better",
-            n_records=n_records, n_labelled=n_labelled,
-            coverage=n_labelled / n_records if n_records else None,
-            realized=realized, per_class=per_class, estimated=estimated, band=band, reference=dict(self.reference),
-            threshold_realized=threshold_realized, threshold_estimated=threshold_estimated,
-            realized_degraded=realized_degraded, estimated_degraded=estimated_degraded, n_excluded=n_excluded,
-        )
+        n = previous.n_records
+        return replace(previous, n_labelled=n_labelled, coverage=n_labelled / n if n else None, realized=realized,
+                       per_class=per_class, threshold_realized=threshold_realized, realized_degraded=realized_degraded,
+                       n_excluded=n_excluded)
+
+    def _estimate(self, window: pd.DataFrame) -> dict[str, Any]:
+        """CBPE's estimate of the window, its band and judgement (all None without probabilities)."""
+        h = self.headline
+        estimated = band = threshold_estimated = estimated_degraded = None
+        if self.cbpe is not None:
+            pred, scores, n_codes = self._window_scores(window)
+            if len(pred):
+                estimated = self.cbpe.estimate(pred, scores, n_codes)
+                if h in ESTIMABLE:
+                    band = self.cbpe.band(h, pred, scores, n_codes, seed=[self.config.seed, len(pred)])
+            if self.threshold_estimated is not None and estimated is not None and len(pred) >= self.config.min_labels:
+                threshold_estimated = self.threshold_estimated.at(len(pred))
+                estimated_degraded = self.threshold_estimated.degraded(estimated[h], len(pred))
+        return {"estimated": estimated, "band": band, "threshold_estimated": threshold_estimated,
+                "estimated_degraded": estimated_degraded}

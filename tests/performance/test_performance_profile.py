@@ -89,3 +89,21 @@ def test_regression_is_realized_only() -> None:
     result = prof.evaluate(frame.iloc[:300], worse)
     assert result.estimated is None
     assert result.realized_degraded is True
+
+
+def test_an_empty_window_is_neither_estimated_nor_realized(profile: PerformanceProfile) -> None:
+    result = profile.evaluate(binary(np.random.default_rng(9), 300).iloc[:0], None)
+    assert (result.n_records, result.estimated, result.realized, result.coverage) == (0, None, None, None)
+
+
+def test_realize_keeps_the_estimate_made_before_labels(profile: PerformanceProfile) -> None:
+    window = binary(np.random.default_rng(10), 400)
+    before = profile.evaluate(window, None)
+    after = profile.realize(before, labelled(window.iloc[:200], profile.config))
+    assert (after.estimated, after.band, after.estimated_degraded) == (before.estimated, before.band, before.estimated_degraded)
+
+
+def test_realize_matches_evaluating_with_the_labels(profile: PerformanceProfile) -> None:
+    window = binary(np.random.default_rng(11), 400)
+    labels = labelled(window.iloc[:200], profile.config)
+    assert profile.realize(profile.evaluate(window, None), labels) == profile.evaluate(window, labels)
