@@ -117,18 +117,24 @@ def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
     ],
 )
 def test_unit_tests_catch_broken_rules(change: Any, broken_test: str, tmp_path: Path) -> None:
-    cfg = load_config(CONFIGS["example"])
-    alerts.write(cfg, tmp_path)
+    res = _promtool_on_mutated_rules(CONFIGS["example"], change, tmp_path)
+    assert res.returncode != 0
+    assert broken_test in res.stdout + res.stderr
+
+
+def _promtool_on_mutated_rules(config: Path, change: Any, tmp_path: Path, alert: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` on the generated tests, run against rules whose `expr` (of `alert`, or
+    every rule) went through `change`: a mutation the tests must catch."""
+    alerts.write(load_config(config), tmp_path)
     rules_path = tmp_path / alerts.RULES_FILE
     doc = yaml.safe_load(rules_path.read_text())
     for group in doc["groups"]:
         for rule in group["rules"]:
-            rule["expr"] = change(rule["expr"])
+            if alert is None or rule["alert"] == alert:
+                rule["expr"] = change(rule["expr"])
     assert yaml.safe_dump(doc) != yaml.safe_dump(yaml.safe_load(rules_path.read_text())), "mutation did not apply"
     rules_path.write_text(yaml.safe_dump(doc))
-    res = subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=tmp_path, capture_output=True, text=True)
-    assert res.returncode != 0
-    assert broken_test in res.stdout + res.stderr
+    return subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=tmp_path, capture_output=True, text=True)
 
 
 def test_every_required_alert_with_firing_and_quiet_tests(case: tuple[str, Config, Path]) -> None:
@@ -404,16 +410,7 @@ def test_the_alert_fires_with_the_reference_and_threshold_filled_in() -> None:
     ],
 )
 def test_performance_unit_tests_catch_broken_rules(change: Any, broken_test: str, tmp_path: Path) -> None:
-    alerts.write(load_config(CONFIGS["performance"]), tmp_path)
-    rules_path = tmp_path / alerts.RULES_FILE
-    doc = yaml.safe_load(rules_path.read_text())
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            if rule["alert"] == PERFORMANCE:
-                rule["expr"] = change(rule["expr"])
-    assert yaml.safe_dump(doc) != yaml.safe_dump(yaml.safe_load(rules_path.read_text())), "mutation did not apply"
-    rules_path.write_text(yaml.safe_dump(doc))
-    res = subprocess.run([promtool(), "test", "rules", alerts.TESTS_FILE], cwd=tmp_path, capture_output=True, text=True)
+    res = _promtool_on_mutated_rules(CONFIGS["performance"], change, tmp_path, alert=PERFORMANCE)
     assert res.returncode != 0
     assert broken_test in res.stdout + res.stderr
 
