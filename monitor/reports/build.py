@@ -30,9 +30,11 @@ from monitor.reports.page import (
     fmt_ts,
     page,
 )
+from monitor.reports.performance_view import PerformanceView, PerfPoint
 from monitor.reports.plots import (
     distribution_svg,
     history_svg,
+    performance_svg,
 )
 from monitor.reports.view import IndexRow, ReportView, decision_value, effect_size
 
@@ -262,6 +264,137 @@ def _evidently(view: ReportView, ev: EvidentlySection | None) -> str:
     )
 
 
+# -- performance -----------------------------------------------------------------------------------
+
+OUTCOME_MEANING = {
+    "joined": "matched to its prediction and counted in its window",
+    "duplicate": "the event already had its labels (the first label wins)",
+    "unknown_id": "no captured event with that id (never captured, or deleted by retention)",
+    "too_late": "the prediction was older than the model's label_delay",
+    "event_rejected": "the event was rejected at capture: no records to judge",
+    "count_mismatch": "not one label per record of the event",
+    "invalid": "in a batch refused whole",
+}
+
+
+def _judged(flag: bool | None, ok: str, bad: str, not_judged: str) -> str:
+    if flag is None:
+        return f'<span class="badge none">{escape(not_judged)}</span>'
+    return f'<span class="badge drift">{escape(bad)}</span>' if flag else f'<span class="badge ok">{escape(ok)}</span>'
+
+
+def _perf_status(perf: PerformanceView, w: PerfPoint) -> str:
+    """The table's window in words: which window, whether labels exist, and both verdicts."""
+    notes = []
+    if not perf.is_report_window:
+        notes.append(f'<p class="note">This window has no stored performance; the table shows window #{w.window_id}, the newest before it.</p>')
+    if perf.estimate_only:
+        notes.append(
+            f'<p class="warn" id="estimate-only">No labels yet for window #{w.window_id}: the estimate alone (CBPE, from the '
+            "model's own probabilities). Realized values appear as labels arrive.</p>"
+        )
+    if w.pending_refresh:
+        notes.append('<p class="note">Labels arrived since these numbers were computed: the window is being judged again.</p>')
+    realized = (
+        '<span class="badge none">no labels</span>' if w.n_labelled == 0
+        else _judged(w.realized_degraded, "not degraded", "degraded", "too few labels to judge")
+    )
+    estimated = _judged(w.estimated_degraded, "not degraded", "degraded", "not judged")
+    coverage = f"{w.n_labelled} of {w.n_records}" + (f" ({fmt_pct(w.coverage)})" if w.n_records else "")
+    excluded = (
+        f'<div><dt>left out (no label or prediction)</dt><dd class="warn">{perf.n_excluded}</dd></div>' if perf.n_excluded else ""
+    )
+    return (
+        f'<dl class="stats" id="perf-status" data-window="{w.window_id}">'
+        f'<div><dt>window</dt><dd>#{w.window_id}</dd></div>'
+        f'<div><dt>realized {escape(perf.metric)}</dt><dd id="perf-realized">{realized}</dd></div>'
+        f'<div><dt>estimated {escape(perf.metric)}</dt><dd id="perf-estimated">{estimated}</dd></div>'
+        f'<div><dt>labelled records</dt><dd id="perf-coverage">{coverage}</dd></div>{excluded}</dl>'
+        + "".join(notes)
+    )
+
+
+def _perf_metrics_table(perf: PerformanceView) -> str:
+    level = f"{100 * perf.band_level:.0f}%"
+    rows = []
+    for m in perf.metrics:
+        est = fmt_num(m.estimated) if m.estimated is not None else '<span class="muted">not estimable</span>'
+        if m.band is not None:
+            est += f"<small>{level} band {fmt_num(m.band[0])}–{fmt_num(m.band[1])}</small>"
+        realized = fmt_num(m.realized) if m.realized is not None else '<span class="muted">—</span>'
+        delta = (
+            f"{m.realized - m.reference:+.4f}" if m.realized is not None and m.reference is not None
+            else '<span class="muted">—</span>'
+        )
+        name = f"<strong>{escape(m.name)}</strong><small>headline</small>" if m.headline else escape(m.name)
+        rows.append(
+            f'<tr data-metric="{escape(m.name)}"><td class="name">{name}</td><td class="num realized">{realized}</td>'
+            f'<td class="num estimated">{est}</td><td class="num reference">{fmt_num(m.reference)}</td><td class="num">{delta}</td></tr>'
+        )
+    return (
+        '<div class="tablewrap"><table class="perf-metrics"><tr><th>metric</th><th class=num>realized</th>'
+        "<th class=num>estimated</th><th class=num>reference</th><th class=num>realized − reference</th></tr>"
+        f"{''.join(rows)}</table></div>"
+    )
+
+
+def _perf_classes_table(perf: PerformanceView) -> str:
+    if not perf.classes:
+        return ""
+    rows = "".join(
+        f'<tr data-class="{escape(c.label)}"><td class="name">{escape(c.label)}</td><td class=num>{fmt_num(c.precision, 3)}</td>'
+        f"<td class=num>{fmt_num(c.recall, 3)}</td><td class=num>{fmt_num(c.f1, 3)}</td>"
+        f"<td class=num>{'n/a' if c.support is None else c.support}</td></tr>"
+        for c in perf.classes
+    )
+    return (
+        "<div><h3>Per class (realized, from this window's labels)</h3>"
+        '<div class="tablewrap"><table class="perf-classes"><tr><th>class</th><th class=num>precision</th><th class=num>recall</th>'
+        f"<th class=num>F1</th><th class=num>labels</th></tr>{rows}</table></div></div>"
+    )
+
+
+def _perf_outcomes_table(perf: PerformanceView) -> str:
+    rows = "".join(
+        f'<tr data-outcome="{escape(o)}"><td title="{escape(OUTCOME_MEANING.get(o, ""))}">{escape(o)}'
+        f"<small class=muted> {escape(OUTCOME_MEANING.get(o, ''))}</small></td>"
+        f'<td class="num{" warn" if n and o != "joined" else ""}">{n}</td></tr>'
+        for o, n in perf.label_outcomes
+    )
+    return (
+        "<div><h3>Labels received for this model (all windows)</h3>"
+        f'<div class="tablewrap"><table class="perf-outcomes"><tr><th>outcome</th><th class=num>labels</th></tr>{rows}</table></div></div>'
+    )
+
+
+def _performance(view: ReportView) -> str:
+    """Realized vs estimated performance over the windows and this window's numbers; nothing for a
+    model without ground truth (no `performance` section in its config)."""
+    perf = view.performance
+    if perf is None:
+        return ""
+    head = '<section class="card" id="performance"><h2>Performance</h2>'
+    if perf.window is None:
+        return (
+            f'{head}<p class="sub" id="perf-none">No window up to this one has been judged yet: performance is computed '
+            "when a window is evaluated and again as its labels arrive.</p>"
+            f'<div class="grid perf">{_perf_outcomes_table(perf)}</div></section>'
+        )
+    direction = "higher" if perf.higher_is_better else "lower"
+    return (
+        f'{head}<p class="sub">The headline metric, {escape(perf.metric)} ({direction} is better), over the last '
+        f"{len(perf.points)} window(s): realized from the labels received so far (dot size and the lower panel: the "
+        "share of the window's records with a label), estimated by CBPE from the model's own probabilities before any "
+        "label arrives, with its band; the grey line is the labelled reference, the short dashed lines each window's "
+        "degradation thresholds (computed at that window's size, so they move), shaded windows are degraded. "
+        "Hover a point for its numbers.</p>"
+        f"{_perf_status(perf, perf.window)}"
+        f'<div class="plot">{performance_svg(perf.metric, perf.higher_is_better, perf.reference, perf.points)}</div>'
+        f"{_perf_metrics_table(perf)}"
+        f'<div class="grid perf">{_perf_classes_table(perf)}{_perf_outcomes_table(perf)}</div></section>'
+    )
+
+
 def _share_note(view: ReportView) -> str:
     """Why the drift share here and Evidently's "share of drifted columns" differ for the same columns."""
     ds = view.result.dataset
@@ -307,6 +440,7 @@ def render_report(
   </dl>
   {_share_note(view)}
 </section>
+{_performance(view)}
 <section class="card" id="drifted"><h2>Columns, largest effect first</h2>
 <p class="sub">Drifted: <strong id="drifted-names">{escape(drifted_names)}</strong>. Drifted columns come first, each group
 ranked by effect size: the distance for distance methods; for tests a standardized effect named under it (KS D,

@@ -30,7 +30,7 @@ from monitor.capture.message import BadRecord, decode_record
 from monitor.core.config import Config, KafkaConfig
 from monitor.core.pgstore import PgStore
 from monitor.core.store import StoredEvent
-from monitor.reports.source import ConfiguredModels, Evaluation
+from monitor.reports.source import ConfiguredModels, Evaluation, PerformanceHistory
 from monitor.runtime import client_settings, window_selection
 
 __all__ = ["FleetReportSource", "KafkaRecord", "numbered_events", "read_offsets"]
@@ -83,6 +83,11 @@ class FleetReportSource(ConfiguredModels):
     def evaluation(self, model: str, window_id: int) -> Evaluation | None:
         row = self._db().evaluation_at(model, window_id)
         return None if row is None else Evaluation.of(row)
+
+    def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
+        """None: fleet mode stores no ground truth yet (PostgreSQL has no performance table), so its
+        reports have no performance section rather than an empty or misleading one."""
+        return None
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
         db = self._db()

@@ -65,6 +65,9 @@ td.name {{ overflow-wrap: anywhere; min-width: 8em; }}
 td.name strong {{ font-weight: 600; }}
 .effect small, .pv small {{ display: block; color: var(--muted); font-size: 11px; white-space: normal; }}
 .tablewrap {{ overflow-x: auto; }}
+.perf-metrics small, .perf-outcomes small {{ display: block; color: var(--muted); font-size: 11px; font-weight: 400; white-space: normal; }}
+.grid.perf {{ margin-top: 16px; grid-template-columns: repeat(auto-fit, minmax(min(100%, 420px), 1fr)); gap: 24px; }}
+#performance .stats {{ margin: 0 0 10px; }}
 .note {{ color: var(--muted); font-size: 13px; margin: 12px 0 0; }}
 .dists .card h3 {{ overflow-wrap: anywhere; display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }}
 .dists .card .eff {{ color: var(--muted); font-size: 12px; margin: 0 0 6px; }}

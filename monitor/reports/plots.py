@@ -2,21 +2,26 @@
 
 Reports must render offline (no JS CDN, no network in a cluster's private zone), so plots are
 hand-written SVG: per feature, the score of each recent window as a line, the threshold as a dashed
-line, drifted windows as red dots; and the reference vs the window (overlaid histograms for numbers,
-side-by-side bars for categories). Output is deterministic (fixed rounding, no ids from counters or
+line, drifted windows as red dots; the reference vs the window (overlaid histograms for numbers,
+side-by-side bars for categories); and, for models with ground truth, the headline metric per window
+(realized, estimated with its band, reference, thresholds) above each window's labelled share. Output is deterministic (fixed rounding, no ids from counters or
 clocks) so reports can be golden-tested.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import TypeVar
 
 from monitor.reports.distributions import Bars, Distribution, Histogram, QuantileSteps
+from monitor.reports.performance_view import PerfPoint
 
-__all__ = ["CURRENT_COLOUR", "REFERENCE_COLOUR", "HistoryPoint", "ScoreSeries", "distribution_svg", "history_svg"]
+__all__ = [
+    "CURRENT_COLOUR", "REFERENCE_COLOUR", "HistoryPoint", "ScoreSeries", "distribution_svg", "history_svg", "performance_svg",
+]
 
 OK_COLOUR = "#2f7d5b"
 DRIFT_COLOUR = "#c8372d"
@@ -306,3 +311,179 @@ def distribution_svg(d: Distribution) -> str:
     if isinstance(d.shape, QuantileSteps):
         return _steps_svg(d, d.shape)
     return ""
+
+
+# -- performance -----------------------------------------------------------------------------------
+
+REALIZED_COLOUR = "#1d2330"
+ESTIMATED_COLOUR = CURRENT_COLOUR
+EST_THRESHOLD_COLOUR = "#a86400"
+PERF_W = 960
+PERF_MAIN_H, PERF_COV_H = 290, 104
+PERF_PAD_L, PERF_PAD_R, PERF_PAD_T = 56, 16, 62
+_T = TypeVar("_T")
+
+
+def _perf_axis(values: Sequence[float]) -> tuple[float, float, list[float]]:
+    """(low, high, ticks) around every plotted value, with a little air and round ticks."""
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, 0.02 * max(abs(hi), 1e-9), 1e-6)
+    lo, hi = lo - 0.08 * span, hi + 0.08 * span
+    step = _nice_step(hi - lo)
+    first = math.ceil(lo / step)
+    ticks = [step * k for k in range(first, math.floor(hi / step) + 1)]
+    return lo, hi, ticks
+
+
+def _runs(points: Sequence[PerfPoint], value: Callable[[PerfPoint], _T | None]) -> list[list[tuple[int, _T]]]:
+    """(index, value) of consecutive windows that have a value: lines break where a window has none."""
+    runs: list[list[tuple[int, _T]]] = []
+    for i, p in enumerate(points):
+        v = value(p)
+        if v is None:
+            continue
+        if runs and runs[-1][-1][0] == i - 1:
+            runs[-1].append((i, v))
+        else:
+            runs.append([(i, v)])
+    return runs
+
+
+def _perf_legend(y: float) -> list[str]:
+    x = PERF_PAD_L
+    items = [
+        f'<line x1="{x}" x2="{x + 18}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{REALIZED_COLOUR}" stroke-width="2"/>'
+        f'<circle cx="{x + 9}" cy="{_fmt(y)}" r="3.5" fill="{REALIZED_COLOUR}"/>'
+        f'<text x="{x + 24}" y="{_fmt(y + 4)}" class="tick">realized (dot size: labelled share)</text>',
+        f'<rect x="{x + 214}" y="{_fmt(y - 6)}" width="18" height="12" fill="{ESTIMATED_COLOUR}" fill-opacity="0.15"/>'
+        f'<line x1="{x + 214}" x2="{x + 232}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{ESTIMATED_COLOUR}" stroke-width="2" stroke-dasharray="5 3"/>'
+        f'<text x="{x + 238}" y="{_fmt(y + 4)}" class="tick">estimated (CBPE) and its band</text>',
+        f'<line x1="{x + 420}" x2="{x + 438}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{REFERENCE_COLOUR}" stroke-width="2"/>'
+        f'<text x="{x + 444}" y="{_fmt(y + 4)}" class="tick">reference</text>',
+        f'<line x1="{x + 510}" x2="{x + 528}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{DRIFT_COLOUR}" stroke-width="1.5" stroke-dasharray="4 3"/>'
+        f'<text x="{x + 534}" y="{_fmt(y + 4)}" class="tick">realized threshold</text>',
+        f'<line x1="{x + 640}" x2="{x + 658}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{EST_THRESHOLD_COLOUR}" stroke-width="1.5" stroke-dasharray="1.5 2.5"/>'
+        f'<text x="{x + 664}" y="{_fmt(y + 4)}" class="tick">estimated threshold</text>',
+        f'<rect x="{x + 784}" y="{_fmt(y - 6)}" width="12" height="12" fill="{DRIFT_COLOUR}" fill-opacity="0.12"/>'
+        f'<text x="{x + 802}" y="{_fmt(y + 4)}" class="tick">degraded</text>',
+    ]
+    return items
+
+
+def performance_svg(metric: str, higher_is_better: bool, reference: float | None, points: Sequence[PerfPoint]) -> str:
+    """The headline metric per window: realized (dot size = labelled share), the estimate and its band,
+    the reference, each window's thresholds (they depend on its size), degraded windows shaded; below
+    it, the labelled share per window. An empty string when no window has a value to plot."""
+    values = [v for p in points for v in (p.realized, p.estimated, p.threshold_realized, p.threshold_estimated, *(p.band or ())) if v is not None]
+    if not values:
+        return ""
+    low, high, ticks = _perf_axis([*values, *([reference] if reference is not None else [])])
+    n = len(points)
+    inner_w = PERF_W - PERF_PAD_L - PERF_PAD_R
+    top, inner_h = PERF_PAD_T, PERF_MAIN_H - PERF_PAD_T - 22
+    step = inner_w / n
+    height = PERF_MAIN_H + PERF_COV_H
+
+    def x_of(i: int) -> float:
+        return PERF_PAD_L + step * (i + 0.5)
+
+    def y_of(v: float) -> float:
+        return top + inner_h * (1.0 - (v - low) / (high - low))
+
+    better = "higher is better" if higher_is_better else "lower is better"
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="performance" viewBox="0 0 {PERF_W} {height}" width="{PERF_W}" height="{height}" '
+        f'role="img" aria-label="{escape(metric)} per window: realized, estimated with its band, reference and thresholds; labelled share below">',
+        "<style>"
+        f".ptitle{{font:600 12px system-ui,sans-serif;fill:#1d2330}}"
+        f".tick{{font:10px system-ui,sans-serif;fill:{TEXT_COLOUR}}}"
+        f".thr{{font:10px system-ui,sans-serif;fill:{DRIFT_COLOUR}}}"
+        "</style>",
+        *_perf_legend(36),
+    ]
+    for i, p in enumerate(points):  # degraded windows shaded behind everything, saying which judgement
+        if p.degraded:
+            which = " and ".join(w for w, flag in (("realized", p.realized_degraded), ("estimated", p.estimated_degraded)) if flag)
+            out.append(
+                f'<rect class="degraded" data-window="{p.window_id}" x="{_fmt(PERF_PAD_L + step * i)}" y="{top}" width="{_fmt(step)}" '
+                f'height="{_fmt(inner_h)}" fill="{DRIFT_COLOUR}" fill-opacity="0.12"><title>window {p.window_id}: {which} degraded</title></rect>'
+            )
+            if n <= 16:
+                out.append(f'<text x="{_fmt(x_of(i))}" y="{top - 4}" class="thr" text-anchor="middle">{which} degraded</text>')
+    for t in ticks:
+        y = y_of(t)
+        out.append(f'<line x1="{PERF_PAD_L}" x2="{PERF_PAD_L + inner_w}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{GRID_COLOUR}"/>')
+        out.append(f'<text x="{PERF_PAD_L - 6}" y="{_fmt(y + 4)}" class="tick" text-anchor="end">{_tick_label(round(t, 10))}</text>')
+    out.append(f'<text x="{PERF_PAD_L}" y="14" class="ptitle">{escape(metric)}<tspan class="tick"> · {better}</tspan></text>')
+    for bands in _runs(points, lambda p: p.band):  # the band: an area over consecutive windows, a bar for a lone one
+        if len(bands) == 1:
+            i, (lo, hi) = bands[0]
+            out.append(f'<rect class="band" x="{_fmt(x_of(i) - 5)}" y="{_fmt(y_of(hi))}" width="10" height="{_fmt(y_of(lo) - y_of(hi))}" fill="{ESTIMATED_COLOUR}" fill-opacity="0.15"/>')
+            continue
+        upper = [f"{_fmt(x_of(i))},{_fmt(y_of(b[1]))}" for i, b in bands]
+        lower = [f"{_fmt(x_of(i))},{_fmt(y_of(b[0]))}" for i, b in reversed(bands)]
+        out.append(f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{ESTIMATED_COLOUR}" fill-opacity="0.15"/>')
+    if reference is not None:
+        y = y_of(reference)
+        out.append(f'<line class="reference" x1="{PERF_PAD_L}" x2="{PERF_PAD_L + inner_w}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{REFERENCE_COLOUR}" stroke-width="1.5"/>')
+        out.append(f'<text x="{PERF_PAD_L + 4}" y="{_fmt(y - 4)}" class="tick">reference {reference:.4g}</text>')
+    half = min(step * 0.4, 40.0)
+    for i, p in enumerate(points):  # thresholds are per window: each is computed at that window's size
+        for value, colour, dash, what in ((p.threshold_realized, DRIFT_COLOUR, "4 3", "realized"),
+                                          (p.threshold_estimated, EST_THRESHOLD_COLOUR, "1.5 2.5", "estimated")):
+            if value is None:
+                continue
+            y = y_of(value)
+            out.append(
+                f'<line class="threshold-{what}" x1="{_fmt(x_of(i) - half)}" x2="{_fmt(x_of(i) + half)}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
+                f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"><title>window {p.window_id}: {what} threshold {value:.4g}</title></line>'
+            )
+    for run in _runs(points, lambda p: p.estimated):
+        if len(run) > 1:
+            path = " ".join(f"{_fmt(x_of(i))},{_fmt(y_of(v))}" for i, v in run)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{ESTIMATED_COLOUR}" stroke-width="1.8" stroke-dasharray="5 3"/>')
+    for run in _runs(points, lambda p: p.realized):
+        if len(run) > 1:
+            path = " ".join(f"{_fmt(x_of(i))},{_fmt(y_of(v))}" for i, v in run)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{REALIZED_COLOUR}" stroke-width="2"/>')
+    for i, p in enumerate(points):
+        if p.estimated is not None:
+            band = f", {p.band[0]:.4g}–{p.band[1]:.4g}" if p.band else ""
+            bad = " — degraded" if p.estimated_degraded else ""
+            colour = DRIFT_COLOUR if p.estimated_degraded else ESTIMATED_COLOUR
+            out.append(
+                f'<circle class="estimated" data-window="{p.window_id}" cx="{_fmt(x_of(i))}" cy="{_fmt(y_of(p.estimated))}" r="3.2" '
+                f'fill="#fff" stroke="{colour}" stroke-width="1.8"><title>window {p.window_id}: estimated {escape(metric)} '
+                f"{p.estimated:.4g}{band}{bad}</title></circle>"
+            )
+        if p.realized is not None:
+            judged = {True: " — degraded", False: "", None: " — not judged (too few labels)"}[p.realized_degraded]
+            colour = DRIFT_COLOUR if p.realized_degraded else REALIZED_COLOUR
+            out.append(
+                f'<circle class="realized" data-window="{p.window_id}" cx="{_fmt(x_of(i))}" cy="{_fmt(y_of(p.realized))}" '
+                f'r="{_fmt(2.5 + 4.5 * math.sqrt(p.coverage))}" fill="{colour}" fill-opacity="{0.4 + 0.6 * p.coverage:.2f}" stroke="#fff" stroke-width="1">'
+                f"<title>window {p.window_id}: realized {escape(metric)} {p.realized:.4g} ({p.n_labelled} of {p.n_records} labelled){judged}</title></circle>"
+            )
+    # the labelled share per window
+    cov_top = PERF_MAIN_H + 32
+    cov_h = PERF_COV_H - 54
+    out.append(f'<text x="{PERF_PAD_L}" y="{cov_top - 18}" class="ptitle">labelled share<tspan class="tick"> · of each window\'s records</tspan></text>')
+    for frac in (0.0, 1.0):
+        y = cov_top + cov_h * (1 - frac)
+        out.append(f'<line x1="{PERF_PAD_L}" x2="{PERF_PAD_L + inner_w}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="{GRID_COLOUR}"/>')
+        out.append(f'<text x="{PERF_PAD_L - 6}" y="{_fmt(y + 4)}" class="tick" text-anchor="end">{100 * frac:.0f}%</text>')
+    bar = min(step * 0.6, 28.0)
+    for i, p in enumerate(points):
+        h = cov_h * min(p.coverage, 1.0)
+        out.append(
+            f'<rect class="coverage" data-window="{p.window_id}" x="{_fmt(x_of(i) - bar / 2)}" y="{_fmt(cov_top + cov_h - h)}" width="{_fmt(bar)}" '
+            f'height="{_fmt(h)}" fill="{REALIZED_COLOUR}" fill-opacity="0.55"><title>window {p.window_id}: {p.n_labelled} of {p.n_records} labelled</title></rect>'
+        )
+        if n <= 16:
+            label = "no labels" if p.n_labelled == 0 else _pct_label(p.coverage)
+            out.append(f'<text x="{_fmt(x_of(i))}" y="{_fmt(cov_top + cov_h - h - 3)}" class="tick" text-anchor="middle">{label}</text>')
+    shown = range(n) if n <= 12 else sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})
+    for i in shown:
+        out.append(f'<text x="{_fmt(x_of(i))}" y="{_fmt(cov_top + cov_h + 15)}" class="tick" text-anchor="middle">#{points[i].window_id}</text>')
+    out.append("</svg>")
+    return "\n".join(out)

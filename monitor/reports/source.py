@@ -1,7 +1,7 @@
 """What reports need from the monitor, and nothing more.
 
-Reports read evaluated windows (their stored `DriftResult.to_dict()`), the records of one window and
-the model's reference data. Keeping this a small Protocol lets the HTTP routes be tested against any
+Reports read evaluated windows (their stored `DriftResult.to_dict()`), the records of one window,
+the model's reference data and, for models with ground truth, each window's stored performance. Keeping this a small Protocol lets the HTTP routes be tested against any
 source and keeps the reports package independent of how the store is laid out.
 """
 
@@ -16,10 +16,11 @@ import pandas as pd
 
 from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.core.config import Config
+from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow, EventStore
 from monitor.runtime import load_reference, window_selection
 
-__all__ = ["ConfiguredModels", "Evaluation", "ReportSource", "StoreReportSource"]
+__all__ = ["ConfiguredModels", "Evaluation", "PerformanceHistory", "ReportSource", "StoreReportSource", "StoredPerformance"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,50 @@ class Evaluation:
         )
 
 
+@dataclass(frozen=True)
+class StoredPerformance:
+    """One window's performance, as stored beside its drift evaluation (same window id)."""
+
+    window_id: int
+    start: float
+    end: float
+    n_records: int
+    n_labelled: int
+    evaluated_at: float
+    updated_at: float
+    pending_refresh: bool
+    """Labels arrived since `result` was computed; the evaluator will judge the window again."""
+    result: Mapping[str, Any]
+    """`PerformanceResult.to_dict()` of the window."""
+
+    @classmethod
+    def of(cls, row: PerformanceRow) -> StoredPerformance:
+        """A stored performance row; like an evaluation, its window id is its last record's ordinal."""
+        return cls(
+            window_id=row.last_rec, start=row.window_start, end=row.window_end, n_records=row.n_records,
+            n_labelled=row.n_labelled, evaluated_at=row.evaluated_at, updated_at=row.updated_at,
+            pending_refresh=row.stale, result=row.result,
+        )
+
+
+@dataclass(frozen=True)
+class PerformanceHistory:
+    """A model's recent windows' performance (oldest first) and the labels it has received, by outcome.
+
+    The outcome counts are the model's totals (every label ever received, across windows), so a
+    report can show whether labels are arriving and joining at all, not only this window's share.
+    """
+
+    windows: tuple[StoredPerformance, ...]
+    label_outcomes: Mapping[str, int]
+
+    @property
+    def version(self) -> tuple[int, float, int]:
+        """Changes whenever labels arrive or a window is judged again: pages are cached by it."""
+        newest = max((w.updated_at for w in self.windows), default=0.0)
+        return len(self.windows), newest, sum(self.label_outcomes.values())
+
+
 class ReportSource(Protocol):
     def models(self) -> Sequence[str]:
         """Configured model names, in config order."""
@@ -64,6 +109,11 @@ class ReportSource(Protocol):
         ...
 
     def reference_frame(self, model: str) -> pd.DataFrame:
+        ...
+
+    def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
+        """The latest `limit` windows' performance (window_id <= `before` if given), oldest first; None
+        when the model has no `performance` section or the source stores none (fleet mode)."""
         ...
 
 
@@ -139,3 +189,12 @@ class StoreReportSource(ConfiguredModels):
         if len(records) != ev.n_records:
             raise LookupError(f"the store holds {len(records)} of the window's {ev.n_records} records (retention)")
         return self._frame(model, records)
+
+    def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
+        if self.config.model(model).performance is None:
+            return None
+        with self._lock:
+            labels = self._db().labels
+            rows = labels.history(model, limit, up_to=before)
+            outcomes = labels.counts().get(model, {})
+        return PerformanceHistory(tuple(StoredPerformance.of(r) for r in reversed(rows)), outcomes)

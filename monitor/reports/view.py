@@ -22,6 +22,7 @@ import pandas as pd
 
 from monitor.drift.result import DriftResult, FeatureResult, result_from_dict
 from monitor.reports.distributions import Distribution, distributions
+from monitor.reports.performance_view import PerformanceView, performance_json
 from monitor.reports.plots import HistoryPoint, ScoreSeries
 from monitor.reports.source import Evaluation
 
@@ -71,6 +72,9 @@ class ReportView:
     series: tuple[ScoreSeries, ...]
     distributions: tuple[Distribution, ...] = ()
     """Reference vs window per column, in table order; empty until the worker adds them (they need the data)."""
+    performance: PerformanceView | None = None
+    """Realized vs estimated performance up to this window; None for a model without ground truth.
+    Unlike the drift part it changes as labels arrive, so it is attached per request, not cached."""
 
     @property
     def columns(self) -> list[FeatureResult]:
@@ -254,6 +258,7 @@ def report_json(view: ReportView, base: str) -> dict[str, Any]:
             for e in [effect_size(f)]
         ],
         "result": dict(view.raw_result),
+        "performance": performance_json(view.performance),
         "history": [
             {**w.to_dict(), "scores": {s.feature: s.points[i].value for s in view.series}}
             for i, w in enumerate(view.history)

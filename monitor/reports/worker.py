@@ -21,6 +21,7 @@ import multiprocessing
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -28,6 +29,7 @@ import pandas as pd
 from monitor.reports.build import EvidentlySection, render_agreement, render_report
 from monitor.reports.cache import ByteLRU
 from monitor.reports.evidently_report import EvidentlyOutcome, plans_from_result, run_evidently
+from monitor.reports.performance_view import PerformanceView, performance_view
 from monitor.reports.source import Evaluation, ReportSource
 from monitor.reports.view import IndexRow, ReportView, index_row, report_view, with_distributions
 
@@ -121,15 +123,23 @@ class ReportWorker:
 
         return await self._in(self._threads, rows)
 
+    def _performance(self, model: str, window_id: int) -> PerformanceView | None:
+        return performance_view(self.source.performance(model, self.history, before=window_id), window_id)
+
     async def view(self, model: str, window_id: int | None = None) -> ReportView:
-        """The report's data; raises NotFound. `None` means the latest window."""
+        """The report's data; raises NotFound. `None` means the latest window.
+
+        The drift part of a window never changes and is cached; its performance is read on every call
+        (a few stored rows), since labels keep arriving and windows are judged again."""
         if window_id is None:
             window_id = (await self._in(self._threads, self._evaluation, model, None)).window_id
 
         async def make() -> ReportView:
             return await self._in(self._threads, self._view, model, window_id)
 
-        return await self._cached(("view", model, window_id), make, lambda v: 16_384 + 512 * len(v.series) * len(v.history))
+        drift = await self._cached(("view", model, window_id), make, lambda v: 16_384 + 512 * len(v.series) * len(v.history))
+        performance = await self._in(self._threads, self._performance, model, window_id)
+        return drift if performance is None else replace(drift, performance=performance)
 
     # -- Evidently ------------------------------------------------------------------------------------
 
@@ -193,7 +203,8 @@ class ReportWorker:
                 section = EvidentlySection(scores={}, url=f"{url}/evidently", agreement_url=f"{url}/agreement")
             return await self._in(self._threads, lambda: render_report(with_distributions(view, reference, current), self.base, section))
 
-        html = await self._cached(("page", model, w), make, lambda html: None if failed else len(html))
+        version = None if view.performance is None else view.performance.version  # new labels: a new page
+        html = await self._cached(("page", model, w, version), make, lambda html: None if failed else len(html))
         if self.evidently_enabled and not failed:
             self._start_evidently(view)
         return html

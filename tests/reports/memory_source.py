@@ -13,7 +13,7 @@ import pandas as pd
 
 from monitor.core.config import Config, load_config
 from monitor.drift import build_profile, evaluate, specs_from_config
-from monitor.reports.source import Evaluation
+from monitor.reports.source import Evaluation, PerformanceHistory
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "config.yaml"
@@ -60,6 +60,10 @@ class MemorySource:
 
     def reference_frame(self, model: str) -> pd.DataFrame:
         return self.reference
+
+    def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
+        """None for a model without ground truth (churn); wine has a performance section but no window here."""
+        return None if self.config.model(model).performance is None else PerformanceHistory((), {})
 
     def _of(self, model: str) -> list[Evaluation]:
         return self.churn if model == "churn" else []
