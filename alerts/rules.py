@@ -5,9 +5,11 @@ for dataset drift (critical has the higher threshold, both fire above it); `summ
 `description`, `runbook_url` (an anchor per alert in docs/runbooks.md) and `report_url` annotations.
 Drift and data-quality alerts only consider windows holding at least the model's
 `window.min_records` records, so a nearly empty window never pages. Every rule aggregates to the
-labels the monitor exports (`max by (model, …)`): scrape target labels such as `instance` and `pod`
-change when the monitor restarts, and in fleet mode when a model's partition moves to another
-replica; an alert keyed on them would resolve and start its `for` again on every upgrade or rebalance.
+labels the monitor exports and the ones an SRE routes on (`max by (cluster, namespace, model, …)`,
+`IDENTITY`; a label a series lacks groups as empty, so single-cluster setups lose nothing): scrape
+target labels such as `instance` and `pod` change when the monitor restarts, and in fleet mode when
+a model's partition moves to another replica; an alert keyed on them would resolve and start its
+`for` again on every upgrade or rebalance.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from monitor.exporter.names import (
 from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
 
 __all__ = [
-    "GROUPS", "NEVER_EVALUATED", "PERFORMANCE_KINDS", "PERFORMANCE_REFERENCE_QUERY",
+    "GROUPS", "IDENTITY", "NEVER_EVALUATED", "PERFORMANCE_KINDS", "PERFORMANCE_REFERENCE_QUERY",
     "PERFORMANCE_THRESHOLD_QUERY", "PROMETHEUS_UP", "RATE_WINDOW", "RETRAIN_FAILED_WINDOW", "Rule", "build", "first_due_records", "groups",
     "performance_kinds", "prediction_output", "retrain_failed_window", "runbook_anchor",
 ]
@@ -56,6 +58,12 @@ RETRAIN_FAILED_WINDOW = 3600.0
 FAILED_OUTCOMES = ("failed", "deadline_exceeded")
 NEVER_EVALUATED = {"reason": "never_evaluated"}
 """Label of DriftwatchEvaluationStale's second rule: the model has no evaluation at all."""
+
+IDENTITY = ("cluster", "namespace", "model")
+"""The labels naming one model wherever it runs: every rule aggregates by them, joins on them, and
+the shipped inhibition rules compare them (`cluster` from Prometheus' external labels or relabeling
+in multi-cluster setups, `namespace` where the model runs)."""
+ON_MODEL = f"on ({', '.join(IDENTITY)})"
 
 GROUPS = ("driftwatch-drift", "driftwatch-data-quality", "driftwatch-performance", "driftwatch-capture",
           "driftwatch-monitor", "driftwatch-retraining")
@@ -72,7 +80,7 @@ class Rule:
     labels: dict[str, str]
     annotations: dict[str, str]
     models: tuple[ModelConfig, ...] = field(default=())
-    keeps: tuple[str, ...] | None = ("model",)
+    keeps: tuple[str, ...] | None = IDENTITY
     """The series labels an alert carries (what its expression aggregates by), None for all of them."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def _max_by(labels: tuple[str, ...], selector: str) -> str:
 
 
 def _gated(expr: str, scope: Scope) -> str:
-    return f"({expr}) and on (model) ({_records_gate(scope)})"
+    return f"({expr}) and {ON_MODEL} ({_records_gate(scope)})"
 
 
 def _dur(seconds: float) -> str:
@@ -168,7 +176,7 @@ def _dataset_drift(cfg: Config) -> Iterator[Rule]:
             yield Rule(
                 "driftwatch-drift",
                 "DriftwatchDatasetDrift",
-                _gated(f"{_max_by(('model',), scope.selector(DATASET_DRIFT_SHARE))} >= {_num(threshold)}",
+                _gated(f"{_max_by(IDENTITY, scope.selector(DATASET_DRIFT_SHARE))} >= {_num(threshold)}",
                        scope),
                 dd.for_,
                 labels,
@@ -193,8 +201,9 @@ def _enabled(cfg: Config, kind: str) -> Iterator[tuple[Scope, Any]]:
 def _feature_drift(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "feature_drift"):
         detected = scope.selector(FEATURE_DRIFT_DETECTED)
-        keeps = ("model", "feature", "method")
-        expr = f"{_max_by(keeps, scope.selector(FEATURE_DRIFT_SCORE))} and on (model, feature) ({detected} == 1)"
+        keeps = (*IDENTITY, "feature", "method")
+        expr = (f"{_max_by(keeps, scope.selector(FEATURE_DRIFT_SCORE))} "
+                f"and on ({', '.join((*IDENTITY, 'feature'))}) ({detected} == 1)")
         yield Rule(
             "driftwatch-drift",
             "DriftwatchFeatureDrift",
@@ -227,8 +236,8 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
         detected = " or ".join(
             f'{FEATURE_DRIFT_DETECTED}{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
         )
-        keeps = ("model", "method")
-        expr = f"{_max_by(keeps, scope.selector(PREDICTION_DRIFT_SCORE))} and on (model) ({detected})"
+        keeps = (*IDENTITY, "method")
+        expr = f"{_max_by(keeps, scope.selector(PREDICTION_DRIFT_SCORE))} and {ON_MODEL} ({detected})"
         yield Rule(
             "driftwatch-drift",
             "DriftwatchPredictionDrift",
@@ -257,7 +266,7 @@ DATA_QUALITY_CHECKS = (
 
 
 def _data_quality(cfg: Config) -> Iterator[Rule]:
-    keeps = ("model", "feature")
+    keeps = (*IDENTITY, "feature")
     for scope, s in _enabled(cfg, "data_quality"):
         for check, metric, attr, noun, verb in DATA_QUALITY_CHECKS:
             threshold = getattr(s, attr)
@@ -329,8 +338,9 @@ def _performance_degraded(cfg: Config) -> Iterator[Rule]:
                 matcher = _models_matcher(models)
                 value = f'{MODEL_PERFORMANCE}{{{matcher},kind="{kind}",metric="{headline}"}}'
                 degraded = f'{MODEL_PERFORMANCE_DEGRADED}{{{matcher},kind="{kind}"}}'
-                expr = (f"{_max_by(('model', 'kind', 'metric'), value)} "
-                        f"and on (model, kind) ({_max_by(('model', 'kind'), degraded)} == 1)")
+                keeps = (*IDENTITY, "kind", "metric")
+                expr = (f"{_max_by(keeps, value)} "
+                        f"and on ({', '.join((*IDENTITY, 'kind'))}) ({_max_by((*IDENTITY, 'kind'), degraded)} == 1)")
                 severity = s.estimated_severity if kind == "estimated" else s.realized_severity
                 adjective, how = _PERFORMANCE_TEXT[kind]
                 yield Rule(
@@ -353,7 +363,7 @@ def _performance_degraded(cfg: Config) -> Iterator[Rule]:
                         "data crosses it in at most `false_alarm_rate` of the windows.",
                     ),
                     models,
-                    ("model", "kind", "metric"),
+                    keeps,
                 )
 
 
@@ -363,7 +373,7 @@ def _no_traffic(cfg: Config) -> Iterator[Rule]:
         yield Rule(
             "driftwatch-capture",
             "DriftwatchNoTraffic",
-            f"sum by (model) ({rate}) == 0",
+            f"sum by ({', '.join(IDENTITY)}) ({rate}) == 0",
             s.for_,
             {**scope.labels, "severity": s.severity},
             _annotations(
@@ -380,10 +390,11 @@ def _no_traffic(cfg: Config) -> Iterator[Rule]:
 def _sidecar_dropping(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "sidecar_dropping"):
         rate = f"rate({scope.selector(SIDECAR_EVENTS_DROPPED_TOTAL)}[{RATE_WINDOW}])"
+        keeps = (*IDENTITY, "reason")
         yield Rule(
             "driftwatch-capture",
             "DriftwatchSidecarDroppingEvents",
-            f"sum by (model, reason) ({rate}) > 0",
+            f"sum by ({', '.join(keeps)}) ({rate}) > 0",
             s.for_,
             {**scope.labels, "severity": s.severity},
             _annotations(
@@ -393,15 +404,15 @@ def _sidecar_dropping(cfg: Config) -> Iterator[Rule]:
                 "(reason {{ $labels.reason }}): drift is evaluated on part of the traffic only.",
             ),
             scope.models,
-            ("model", "reason"),
+            keeps,
         )
 
 
 def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "evaluation_stale"):
         rate = f"rate({scope.selector(EVENTS_INGESTED_TOTAL)}[{RATE_WINDOW}])"
-        age = f"time() - {_max_by(('model',), scope.selector(LAST_EVALUATION_TIMESTAMP_SECONDS))}"
-        expr = f"({age} > {_num(s.max_age)}) and on (model) (sum by (model) ({rate}) > 0)"
+        age = f"time() - {_max_by(IDENTITY, scope.selector(LAST_EVALUATION_TIMESTAMP_SECONDS))}"
+        expr = f"({age} > {_num(s.max_age)}) and {ON_MODEL} (sum by ({', '.join(IDENTITY)}) ({rate}) > 0)"
         yield Rule(
             "driftwatch-monitor",
             "DriftwatchEvaluationStale",
@@ -423,7 +434,7 @@ def _evaluation_stale(cfg: Config) -> Iterator[Rule]:
         yield Rule(
             "driftwatch-monitor",
             "DriftwatchEvaluationStale",
-            f"{_max_by(('model',), _records_gate(scope, _first_due))} unless on (model) "
+            f"{_max_by(IDENTITY, _records_gate(scope, _first_due))} unless {ON_MODEL} "
             f"{scope.selector(LAST_EVALUATION_TIMESTAMP_SECONDS)}",
             never_for,
             {**scope.labels, "severity": s.severity, **NEVER_EVALUATED},
@@ -448,10 +459,11 @@ def _retrain_failed(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "retrain_failed"):
         window = _dur(retrain_failed_window(s.for_))
         increase = f"increase({scope.selector(RETRAIN_JOBS_TOTAL, outcome)}[{window}])"
+        keeps = (*IDENTITY, "outcome")
         yield Rule(
             "driftwatch-retraining",
             "DriftwatchRetrainJobFailed",
-            f"sum by (model, outcome) ({increase}) > 0",
+            f"sum by ({', '.join(keeps)}) ({increase}) > 0",
             s.for_,
             {**scope.labels, "severity": s.severity},
             _annotations(
@@ -461,7 +473,7 @@ def _retrain_failed(cfg: Config) -> Iterator[Rule]:
                 f"{{{{ $labels.outcome }}}} in the last {window}.",
             ),
             scope.models,
-            ("model", "outcome"),
+            keeps,
         )
 
 

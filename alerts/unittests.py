@@ -55,7 +55,9 @@ from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
 __all__ = ["RULES_FILE", "unit_tests"]
 
 RULES_FILE = "rules.yaml"
-SIDECAR = {"instance": "10.0.0.7:8081", "job": "driftwatch-sidecar"}
+WHERE = {"cluster": "eu-west", "namespace": "ml"}
+"""Where the test's models run: labels every series carries and every alert must keep (IDENTITY)."""
+SIDECAR = {"instance": "10.0.0.7:8081", "job": "driftwatch-sidecar", **WHERE}
 SCORE = 0.42
 PREDICTION_SCORE = 0.37
 
@@ -141,7 +143,25 @@ def _method(cfg: Config, model: ModelConfig, col: FeatureConfig) -> str:
 
 
 def _monitor(cfg: Config, model: ModelConfig, **extra: str) -> dict[str, str]:
-    return {"instance": "driftwatch:8080", "job": cfg.defaults.alerts.job_label, "model": model.name, **extra}
+    return {"instance": "driftwatch:8080", "job": cfg.defaults.alerts.job_label, "model": model.name, **WHERE, **extra}
+
+
+def _two_namespaces(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
+    """Models of one name in two namespaces are two models: one drifting pages for itself alone."""
+    dd = cfg.alerts_for(model).dataset_drift
+    seg = _minutes(dd.for_) + 5
+    g = _Group(f"DriftwatchDatasetDrift {model.name}: the same name in another namespace is another model")
+    drifting = _monitor(cfg, model)
+    quiet = _monitor(cfg, model, namespace="ml-staging")
+    for labels, share in ((drifting, dd.critical), (quiet, 0.0)):
+        g.add(DATASET_DRIFT_SHARE, labels, _steps((share, seg)))
+        g.add(WINDOW_RECORDS, labels, _steps((model.window.min_records, seg)))
+    fired = [
+        *rules.expected("DriftwatchDatasetDrift", model, drifting, dd.critical, severity="critical"),
+        *rules.expected("DriftwatchDatasetDrift", model, drifting, dd.critical, severity="warning"),
+    ]
+    g.expect(seg - 1, "DriftwatchDatasetDrift", sorted(fired, key=lambda a: a["exp_labels"]["severity"]))
+    return g
 
 
 def _dataset_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
@@ -362,7 +382,7 @@ def _no_traffic(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     g.add(EVENTS_INGESTED_TOTAL, _monitor(cfg, model),
           f"{_counter(0, 60, 10)} {_fmt(540)}x{fire - 9}")
     g.expect(9, "DriftwatchNoTraffic", [])
-    g.expect(fire, "DriftwatchNoTraffic", rules.expected("DriftwatchNoTraffic", model, {"model": model.name}, 0))
+    g.expect(fire, "DriftwatchNoTraffic", rules.expected("DriftwatchNoTraffic", model, {**WHERE, "model": model.name}, 0))
     return g
 
 
@@ -374,7 +394,7 @@ def _sidecar_dropping(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     g.add(SIDECAR_EVENTS_DROPPED_TOTAL, labels, f"0x9 {_counter(60, 60, fire - 9)}")
     g.expect(9, "DriftwatchSidecarDroppingEvents", [])
     g.expect(fire, "DriftwatchSidecarDroppingEvents",
-             rules.expected("DriftwatchSidecarDroppingEvents", model, {"model": model.name, "reason": "queue_full"}, 1))
+             rules.expected("DriftwatchSidecarDroppingEvents", model, {**WHERE, "model": model.name, "reason": "queue_full"}, 1))
     return g
 
 
@@ -439,7 +459,7 @@ def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
               _steps((0, step), (1, fire - step + 1)))
     g.expect(step - 1, "DriftwatchRetrainJobFailed", [])
     g.expect(fire, "DriftwatchRetrainJobFailed",
-             rules.expected("DriftwatchRetrainJobFailed", model, {"model": model.name, "outcome": "failed"}, 1))
+             rules.expected("DriftwatchRetrainJobFailed", model, {**WHERE, "model": model.name, "outcome": "failed"}, 1))
     return g
 
 
@@ -527,11 +547,11 @@ def _performance_degraded(cfg: Config, rules: _Rules, model: ModelConfig) -> _Gr
     if f >= 2:
         g.expect(seg + f - 1, "DriftwatchPerformanceDegraded", [])
     if estimated:
-        g.expect(seg + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {"model": model.name}, ("estimated",)))
+        g.expect(seg + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {**WHERE, "model": model.name}, ("estimated",)))
         if f >= 2:
             g.expect(realized_at + f - 1, "DriftwatchPerformanceDegraded",
-                     perf.fired(rules, {"model": model.name}, ("estimated",)))
-    g.expect(realized_at + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {"model": model.name}))
+                     perf.fired(rules, {**WHERE, "model": model.name}, ("estimated",)))
+    g.expect(realized_at + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {**WHERE, "model": model.name}))
     return g
 
 
@@ -550,7 +570,7 @@ def _performance_replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -
     perf.series(g, old, lambda _kind, _ok, bad: f"{_steps((bad, move))} stale")
     perf.series(g, new, lambda _kind, _ok, bad: f"_x{move} {_steps((bad, after + 1))}")
     for minute in (move - 1, move, move + 1, move + after):
-        g.expect(minute, "DriftwatchPerformanceDegraded", perf.fired(rules, {"model": model.name}))
+        g.expect(minute, "DriftwatchPerformanceDegraded", perf.fired(rules, {**WHERE, "model": model.name}))
     return g
 
 
@@ -595,7 +615,7 @@ def _monitor_down(cfg: Config, rules: _Rules) -> list[_Group]:
 
 
 _PER_MODEL = (
-    _dataset_drift, _monitor_restarted, _replica_moved, _feature_drift, _prediction_drift, _data_quality, _small_window,
+    _dataset_drift, _two_namespaces, _monitor_restarted, _replica_moved, _feature_drift, _prediction_drift, _data_quality, _small_window,
     _performance_degraded, _performance_replica_moved, _no_traffic, _sidecar_dropping, _evaluation_stale,
     _never_evaluated, _not_yet_due, _retrain_failed,
 )

@@ -95,12 +95,18 @@ def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
         (lambda e: e.replace("(driftwatch_dataset_drift_share) >= 0.3", "(driftwatch_dataset_drift_share) >= 0.45"),
          "DriftwatchDatasetDrift wine: quiet, warning, then critical"),
         # Keyed on the scrape target again: a monitor restart would resolve the alert and restart its `for`.
-        (lambda e: e.replace("max by (model) (driftwatch_dataset_drift_share)", "driftwatch_dataset_drift_share"),
+        (lambda e: e.replace("max by (cluster, namespace, model) (driftwatch_dataset_drift_share)", "driftwatch_dataset_drift_share"),
          "wine: drift alerts keep firing across a monitor restart (new pod and instance)"),
+        # The namespace aggregated away: a model of the same name in another namespace would merge with it.
+        (lambda e: e.replace("max by (cluster, namespace, model) (driftwatch_dataset_drift_share)",
+                             "max by (model) (driftwatch_dataset_drift_share)"),
+         "DriftwatchDatasetDrift wine: the same name in another namespace is another model"),
         # Keyed on the replica: a fleet handing the model over to another replica would resolve and re-fire it.
-        (lambda e: e.replace("max by (model) (driftwatch_dataset_drift_share)", "max by (model, pod) (driftwatch_dataset_drift_share)"),
+        (lambda e: e.replace("max by (cluster, namespace, model) (driftwatch_dataset_drift_share)",
+                             "max by (cluster, namespace, model, pod) (driftwatch_dataset_drift_share)"),
          "wine: drift alerts keep firing when the model moves from replica A to replica B"),
-        (lambda e: e.replace("max by (model, feature, method) (", "max by (model, feature, method, instance) ("),
+        (lambda e: e.replace("max by (cluster, namespace, model, feature, method) (",
+                             "max by (cluster, namespace, model, feature, method, instance) ("),
          "wine: drift alerts keep firing when the model moves from replica A to replica B"),
         # The min_records gate removed: the small-window test must notice.
         (lambda e: e.replace("driftwatch_window_records >= 100", "driftwatch_window_records >= 0"),
@@ -112,7 +118,7 @@ def test_promtool_unit_tests_pass(case: tuple[str, Config, Path]) -> None:
         (lambda e: e.replace('driftwatch_window_records{model="wine"} >= 250', 'driftwatch_window_records{model="wine"} >= 0'),
          "DriftwatchEvaluationStale wine: never evaluated, 249 records are not enough yet"),
         # The never-evaluated rule blind to evaluations: it would keep firing after the first one.
-        (lambda e: e.replace(" unless on (model) driftwatch_last_evaluation_timestamp_seconds", ""),
+        (lambda e: e.replace(" unless on (cluster, namespace, model) driftwatch_last_evaluation_timestamp_seconds", ""),
          "DriftwatchEvaluationStale wine: never evaluated with 250 records in its window, then evaluated"),
     ],
 )
@@ -259,7 +265,7 @@ def test_evaluation_stale_also_covers_models_never_evaluated(case: tuple[str, Co
     never = [r for r in build(cfg) if r.alert == "DriftwatchEvaluationStale" and r.labels.get("reason") == "never_evaluated"]
     assert {m.name for r in never for m in r.models} == {m.name for m in cfg.models}
     for rule in never:
-        assert "unless on (model) driftwatch_last_evaluation_timestamp_seconds" in rule.expr
+        assert "unless on (cluster, namespace, model) driftwatch_last_evaluation_timestamp_seconds" in rule.expr
         assert "never evaluated" in rule.annotations["summary"]
         assert "never been evaluated" in rule.annotations["description"]
         for model in rule.models:
@@ -364,8 +370,9 @@ def test_a_models_own_performance_alert_settings() -> None:
 def test_the_alert_carries_the_headline_metric_of_the_config() -> None:
     expr = _performance_rule("fraud", "realized")["expr"]
     assert expr == (
-        'max by (model, kind, metric) (driftwatch_model_performance{model="fraud",kind="realized",metric="roc_auc"}) '
-        'and on (model, kind) (max by (model, kind) '
+        'max by (cluster, namespace, model, kind, metric) '
+        '(driftwatch_model_performance{model="fraud",kind="realized",metric="roc_auc"}) '
+        'and on (cluster, namespace, model, kind) (max by (cluster, namespace, model, kind) '
         '(driftwatch_model_performance_degraded{model="fraud",kind="realized"}) == 1)'
     )
 
@@ -396,10 +403,10 @@ def test_the_alert_fires_with_the_reference_and_threshold_filled_in() -> None:
     ("change", "broken_test"),
     [
         # Keyed on the scrape target: a model moving to another replica would restart the `for`.
-        (lambda e: e.replace("max by (model, kind, metric) (", "max by (model, kind, metric, pod) ("),
+        (lambda e: e.replace("max by (cluster, namespace, model, kind, metric) (", "max by (cluster, namespace, model, kind, metric, pod) ("),
          "DriftwatchPerformanceDegraded fraud: keeps firing when the model moves from replica A to replica B"),
         # The monitor's judgement ignored: a healthy value would page.
-        (lambda e: e.split(" and on (model, kind) ")[0],
+        (lambda e: e.split(" and on (cluster, namespace, model, kind) ")[0],
          "DriftwatchPerformanceDegraded fraud: roc_auc holds, then degrades (estimated, then realized)"),
         # The model filter dropped: a model without a performance section would page.
         (lambda e: e.replace('{model="fraud",', "{"),
