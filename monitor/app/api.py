@@ -193,7 +193,7 @@ def create_app(
         """Each evaluated window's performance, oldest first: realized (labels so far) and estimated."""
         if not mon.has_model(model):
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
-        if fleet or config.model(model).performance is None:
+        if config.model(model).performance is None:
             return JSONResponse({"model": model, "enabled": False, "windows": []})
         rows = await run_in_threadpool(mon.performance_history, model, limit)
         return JSONResponse({"model": model, "enabled": True, "windows": [_performance_view(r) for r in reversed(rows)]})

@@ -14,19 +14,20 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
 
+from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow
 
-__all__ = ["Checkpoint", "PgConnection", "PgStore", "PgUnavailable"]
+__all__ = ["Checkpoint", "LabelledEvent", "PgConnection", "PgStore", "PgUnavailable", "Prediction"]
 
 log = logging.getLogger("driftwatch.pgstore")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dw_schema (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS dw_evaluations (
@@ -65,6 +66,50 @@ CREATE TABLE IF NOT EXISTS dw_partitions (
     PRIMARY KEY (topic, partition)
 );
 """
+_MIGRATE_V2 = """
+ALTER TABLE dw_evaluations ADD COLUMN IF NOT EXISTS performance jsonb;
+ALTER TABLE dw_evaluations ADD COLUMN IF NOT EXISTS n_labelled integer;
+ALTER TABLE dw_evaluations ADD COLUMN IF NOT EXISTS perf_updated_at double precision;
+ALTER TABLE dw_evaluations ADD COLUMN IF NOT EXISTS perf_stale boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS dw_evaluations_stale ON dw_evaluations (model, last_rec) WHERE perf_stale;
+CREATE TABLE IF NOT EXISTS dw_predictions (
+    model text NOT NULL,
+    event_id text NOT NULL,
+    ts double precision NOT NULL,
+    first_rec bigint,
+    last_rec bigint,
+    rejected text,
+    predictions jsonb NOT NULL,
+    PRIMARY KEY (model, event_id)
+);
+CREATE INDEX IF NOT EXISTS dw_predictions_ts ON dw_predictions (model, ts);
+CREATE TABLE IF NOT EXISTS dw_labels (
+    model text NOT NULL,
+    event_id text NOT NULL,
+    first_rec bigint NOT NULL,
+    last_rec bigint NOT NULL,
+    items jsonb NOT NULL,
+    predicted_at double precision NOT NULL,
+    labelled_at double precision,
+    received_at double precision NOT NULL,
+    PRIMARY KEY (model, event_id)
+);
+CREATE INDEX IF NOT EXISTS dw_labels_recs ON dw_labels (model, last_rec);
+CREATE TABLE IF NOT EXISTS dw_label_counts (
+    model text NOT NULL,
+    outcome text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (model, outcome)
+);
+CREATE TABLE IF NOT EXISTS dw_label_batches (
+    batch_id text PRIMARY KEY,
+    model text NOT NULL,
+    received_at double precision NOT NULL
+);
+"""
+"""Version 2 (ground truth in fleet mode): each evaluation's performance beside it, the predictions
+labels join to, the labels, their outcome counts and the label batches already processed. Every
+statement is idempotent, so it brings a version-1 database (or a new one) to version 2."""
 _COLUMNS = "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at, point_kind, point"
 _LOCK_SCHEMA = 0x64770001
 """Advisory lock key serializing schema creation across replicas starting together."""
@@ -85,6 +130,35 @@ class Checkpoint:
     partition: int
     replay_offset: int
     replay_rec: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A captured event of a model with a `performance` section, as labels join to it: its records'
+    ordinals (None when it was rejected, with the reason) and each record's prediction
+    (`{"prediction": v, "probabilities": [...] | None}`)."""
+
+    model: str
+    event_id: str
+    ts: float
+    first_rec: int | None
+    last_rec: int | None
+    rejected: str | None
+    predictions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledEvent:
+    """An event's labels as stored: one item per record, `{"label", "prediction", "probabilities"}`."""
+
+    model: str
+    event_id: str
+    first_rec: int
+    last_rec: int
+    items: list[dict[str, Any]]
+    predicted_at: float
+    labelled_at: float | None
+    received_at: float
 
 
 class PgConnection:
@@ -137,8 +211,17 @@ class PgConnection:
 
 def _create_schema(conn: psycopg.Connection[Any]) -> None:
     conn.execute(_SCHEMA)
-    if conn.execute("SELECT count(*) FROM dw_schema").fetchone()[0] == 0:  # type: ignore[index]
+    row = conn.execute("SELECT max(version) FROM dw_schema").fetchone()
+    version = row[0] if row is not None and row[0] is not None else None
+    if version is not None and version > SCHEMA_VERSION:
+        raise RuntimeError(f"the database's driftwatch schema is version {version}, newer than this version's "
+                           f"{SCHEMA_VERSION}: upgrade the replicas")
+    conn.execute(_MIGRATE_V2)
+    if version is None:
         conn.execute("INSERT INTO dw_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+    elif version < SCHEMA_VERSION:
+        conn.execute("UPDATE dw_schema SET version = %s", (SCHEMA_VERSION,))
+        log.info("postgres_schema_migrated from=%d to=%d", version, SCHEMA_VERSION)
 
 
 class PgStore:
@@ -156,7 +239,8 @@ class PgStore:
     # -- evaluations ---------------------------------------------------------------------------------
 
     def add_evaluation(self, row: EvaluationRow, checkpoints: Iterable[Checkpoint], topic: str, *,
-                       partition: int | None = None, first_base: int | None = None) -> bool:
+                       partition: int | None = None, first_base: int | None = None,
+                       performance: PerformanceRow | None = None) -> bool:
         """Store an evaluation with its model's checkpoint; False (nothing stored) when another replica
         already evaluated this grid point. `partition` and `first_base` (the ordinal before the first
         record of the event at offset `first_seq`) let a report re-read the window's records from Kafka."""
@@ -175,6 +259,8 @@ class PgStore:
             ).fetchone()
             if inserted is None:
                 return False
+            if performance is not None:
+                _put_performance(conn, performance, inserted[0])
             _put_checkpoints(conn, marks, topic, row.evaluated_at)
             return True
 
@@ -267,6 +353,133 @@ class PgStore:
             " SELECT MAX(id) FROM dw_evaluations WHERE model = ANY(%s) GROUP BY model, point_kind)",
             (list(models), older_than, list(models))).rowcount)
 
+    # -- performance of windows ---------------------------------------------------------------------
+
+    def performance_history(self, model: str, limit: int = 100, up_to: int | None = None) -> list[PerformanceRow]:
+        """The model's newest windows' performance (ending at or before record `up_to`), newest first."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {_PERF_COLUMNS} FROM dw_evaluations WHERE model = %s AND performance IS NOT NULL AND last_rec <= %s"
+            " ORDER BY last_rec DESC, first_rec DESC, id DESC LIMIT %s",
+            (model, _MAX_REC if up_to is None else up_to, limit)).fetchall())
+        return [_performance(r) for r in rows]
+
+    def stale_performance(self, model: str, limit: int = 50) -> list[PerformanceRow]:
+        """Windows that gained labels since their performance was computed, oldest first."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT {_PERF_COLUMNS} FROM dw_evaluations WHERE model = %s AND perf_stale ORDER BY last_rec, id LIMIT %s",
+            (model, limit)).fetchall())
+        return [_performance(r) for r in rows]
+
+    def put_performance(self, row: PerformanceRow) -> None:
+        """Store a window's recomputed performance; stale at once if labels landed in it after
+        `row.n_labelled` were read (the write and that check are one transaction)."""
+        self._run(lambda conn: _put_performance(conn, row, None))
+
+    def labelled_window(self, model: str, first_rec: int, last_rec: int) -> list[dict[str, Any]]:
+        """The labelled records of ordinals `first_rec..last_rec`, oldest first: `{"label", "prediction",
+        "probabilities"}` each (what `LabelledRecords.from_rows` takes)."""
+        rows = self._run(lambda conn: conn.execute(
+            "SELECT first_rec, items FROM dw_labels WHERE model = %s AND first_rec <= %s AND last_rec >= %s ORDER BY first_rec",
+            (model, last_rec, first_rec)).fetchall())
+        out: list[dict[str, Any]] = []
+        for first, items in rows:
+            lo, hi = max(first_rec - first, 0), min(last_rec - first, len(items) - 1)
+            out += items[lo : hi + 1]
+        return out
+
+    # -- predictions and labels ----------------------------------------------------------------------
+
+    def add_predictions(self, rows: Sequence[Prediction]) -> None:
+        """Keep these events' predictions for their labels (a replayed event is stored once)."""
+        if not rows:
+            return
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO dw_predictions (model, event_id, ts, first_rec, last_rec, rejected, predictions)"
+                    " VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (model, event_id) DO NOTHING",
+                    [(r.model, r.event_id, r.ts, r.first_rec, r.last_rec, r.rejected, json.dumps(r.predictions, allow_nan=True))
+                     for r in rows])
+
+        self._run(work)
+
+    def add_labels(self, batch_id: str, model: str, ids: Sequence[str],
+                   decide: Callable[[dict[str, Prediction], set[str]], tuple[list[LabelledEvent], dict[str, int]]],
+                   received_at: float) -> dict[str, int] | None:
+        """Process one label batch exactly once, in one transaction: `decide(predictions, labelled_ids)`
+        gives the events' labels to store and the batch's outcome counts; the labels, the counts, the
+        windows they make stale and the batch id are committed together. None (nothing done) when
+        the batch was processed already (a replay after a rebalance, or a second owner during one)."""
+
+        def work(conn: psycopg.Connection[Any]) -> dict[str, int] | None:
+            first = conn.execute(
+                "INSERT INTO dw_label_batches (batch_id, model, received_at) VALUES (%s,%s,%s)"
+                " ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id", (batch_id, model, received_at)).fetchone()
+            if first is None:
+                return None
+            found = {r[1]: Prediction(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in conn.execute(
+                "SELECT model, event_id, ts, first_rec, last_rec, rejected, predictions FROM dw_predictions"
+                " WHERE model = %s AND event_id = ANY(%s)", (model, list(ids))).fetchall()}
+            labelled = {r[0] for r in conn.execute(
+                "SELECT event_id FROM dw_labels WHERE model = %s AND event_id = ANY(%s)", (model, list(ids))).fetchall()}
+            events, outcomes = decide(found, labelled)
+            with conn.cursor() as cur:
+                if events:
+                    cur.executemany(
+                        "INSERT INTO dw_labels (model, event_id, first_rec, last_rec, items, predicted_at, labelled_at,"
+                        " received_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (model, event_id) DO NOTHING",
+                        [(e.model, e.event_id, e.first_rec, e.last_rec, json.dumps(e.items, allow_nan=True), e.predicted_at,
+                          e.labelled_at, e.received_at) for e in events])
+                    cur.executemany(
+                        "UPDATE dw_evaluations SET perf_stale = true WHERE model = %s AND performance IS NOT NULL"
+                        " AND first_rec <= %s AND last_rec >= %s AND NOT perf_stale",
+                        [(model, e.last_rec, e.first_rec) for e in events])
+                counted = [(model, outcome, n) for outcome, n in outcomes.items() if n]
+                if counted:
+                    cur.executemany(
+                        "INSERT INTO dw_label_counts (model, outcome, n) VALUES (%s,%s,%s)"
+                        " ON CONFLICT (model, outcome) DO UPDATE SET n = dw_label_counts.n + EXCLUDED.n", counted)
+            return outcomes
+
+        return self._run(work)
+
+    def count_labels(self, model: str, outcomes: Mapping[str, int]) -> None:
+        """Add to a model's outcome counts outside a batch (labels of a batch refused whole: `invalid`)."""
+        counted = [(model, outcome, n) for outcome, n in outcomes.items() if n]
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO dw_label_counts (model, outcome, n) VALUES (%s,%s,%s)"
+                                " ON CONFLICT (model, outcome) DO UPDATE SET n = dw_label_counts.n + EXCLUDED.n", counted)
+
+        if counted:
+            self._run(work)
+
+    def label_counts(self, models: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Labels received so far, by model and outcome."""
+        out: dict[str, dict[str, int]] = {}
+        for model, outcome, n in self._run(lambda conn: conn.execute(
+                "SELECT model, outcome, n FROM dw_label_counts WHERE model = ANY(%s)", (list(models),)).fetchall()):
+            out.setdefault(model, {})[outcome] = int(n)
+        return out
+
+    def trim_labels(self, predictions_before: Mapping[str, float], older_than: float) -> int:
+        """Each model's predictions made before its cut-off (their labels would be too late), and
+        labels and processed batch ids received before `older_than`; the rows deleted."""
+
+        def work(conn: psycopg.Connection[Any]) -> int:
+            n = 0
+            for model, cut in predictions_before.items():
+                n += conn.execute("DELETE FROM dw_predictions WHERE model = %s AND ts < %s", (model, cut)).rowcount
+            models = list(predictions_before)
+            n += conn.execute("DELETE FROM dw_labels WHERE model = ANY(%s) AND received_at < %s", (models, older_than)).rowcount
+            n += conn.execute("DELETE FROM dw_label_batches WHERE model = ANY(%s) AND received_at < %s",
+                              (models, older_than)).rowcount
+            return n
+
+        return self._run(work)
+
     # -- checkpoints ---------------------------------------------------------------------------------
 
     def put_checkpoints(self, topic: str, partitions: dict[int, int], checkpoints: Iterable[Checkpoint], now: float) -> None:
@@ -323,6 +536,31 @@ def _put_checkpoints(conn: psycopg.Connection[Any], marks: list[Checkpoint], top
             " replay_rec = EXCLUDED.replay_rec, updated_at = EXCLUDED.updated_at",
             (c.model, topic, c.partition, c.replay_offset, c.replay_rec, now),
         )
+
+
+_MAX_REC = 2**63 - 1
+_PERF_COLUMNS = ("model, first_rec, last_rec, window_start, window_end, point_kind, point, n_records, n_labelled, "
+                 "performance, evaluated_at, perf_updated_at, perf_stale")
+
+
+def _put_performance(conn: psycopg.Connection[Any], row: PerformanceRow, evaluation_id: int | None) -> None:
+    """A window's performance onto its evaluation row(s): the one just inserted, or every evaluation
+    of that window (a count and a time grid may both have evaluated it)."""
+    where, args = ("id = %s", (evaluation_id,)) if evaluation_id is not None else (
+        "model = %s AND first_rec = %s AND last_rec = %s", (row.model, row.first_rec, row.last_rec))
+    conn.execute(
+        "UPDATE dw_evaluations SET performance = %s, n_labelled = %s, perf_updated_at = %s,"
+        " perf_stale = (SELECT COALESCE(SUM(LEAST(l.last_rec, %s) - GREATEST(l.first_rec, %s) + 1), 0) FROM dw_labels l"
+        "  WHERE l.model = %s AND l.first_rec <= %s AND l.last_rec >= %s) <> %s"
+        f" WHERE {where}",
+        (json.dumps(row.result, allow_nan=True), row.n_labelled, row.updated_at, row.last_rec, row.first_rec, row.model,
+         row.last_rec, row.first_rec, row.n_labelled, *args))
+
+
+def _performance(row: tuple[Any, ...]) -> PerformanceRow:
+    m, fr, lr, ws, we, kind, point, n, nl, result, at, upd, stale = row
+    return PerformanceRow(m, fr, lr, ws, we, (kind, int(point) if kind == "count" else point), n, nl or 0, result, at,
+                          upd if upd is not None else at, bool(stale))
 
 
 def _evaluation(row: tuple[Any, ...]) -> EvaluationRow:

@@ -35,17 +35,19 @@ from monitor.capture import CapturedEvent, ModelSchema, Rejected, event_records
 from monitor.capture.cloudevents import Half, join_halves
 from monitor.capture.message import BadRecord, decode_record
 from monitor.core.config import Config
+from monitor.core.labelstore import PerformanceRow
 from monitor.core.pgstore import Checkpoint, PgStore, PgUnavailable
 from monitor.core.store import EvaluationRow
 from monitor.drift.result import result_from_dict
 from monitor.runtime.eventlog import EventProducer, client_settings
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
+from monitor.runtime.performance import WindowPerformance, performance_profiles
 from monitor.runtime.recovery import cusum_state
 from monitor.runtime.reference import profile_references
-from monitor.runtime.snapshot import ModelSnapshot, WindowInfo
+from monitor.runtime.snapshot import ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import ModelState, UnknownModel
-from monitor.runtime.verdict import VerdictListener, WindowVerdict
+from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
 from monitor.windows import SlidingWindow
 
 __all__ = ["FleetMonitor"]
@@ -112,6 +114,10 @@ class FleetMonitor:
         self._configs = {m.name: m for m in config.models}
         self._schemas = {m.name: ModelSchema.from_config(m) for m in config.models}
         self._profiles: dict[str, tuple[Any, Any]] = {}
+        self._perf_profiles: dict[str, Any] = {}
+        self.performance_errors: dict[str, str] = {}
+        """Models whose performance could not be profiled (they get drift only), with the error."""
+        self._performance: WindowPerformance | None = None
         self._owned: dict[str, _Owned] = {}
         self._partitions: dict[int, _Partition] = {}
         self._pg: PgStore | None = None
@@ -133,6 +139,10 @@ class FleetMonitor:
         loop = asyncio.get_running_loop()
         self._profiles, self.profile_errors = await loop.run_in_executor(
             None, profile_references, self.config, list(self._configs.values()))
+        self._perf_profiles, self.performance_errors = await loop.run_in_executor(
+            None, performance_profiles, self.config, list(self._configs.values()))
+        self._performance = WindowPerformance(_PgPerformance(self._pg), self.lock, self.clock, self._notify_performance,
+                                              transient=(PgUnavailable,))
         self._producer = EventProducer(self.fleet.kafka)
         await self._producer.start()
         if background:
@@ -172,6 +182,11 @@ class FleetMonitor:
             return {"replica": self.replica, "partitions": sorted(self._partitions),
                     "caught_up": sorted(p for p, part in self._partitions.items() if part.caught_up),
                     "models": sorted(self._owned), "skipped_records": dict(self.bad_records)}
+
+    def performance_history(self, model: str, limit: int = 100) -> list[PerformanceRow]:
+        """The model's windows' performance rows, newest first, from PostgreSQL (any replica, any model)."""
+        assert self._reader is not None, "start() first"
+        return self._reader.performance_history(model, limit)
 
     def owned_snapshot(self) -> Mapping[str, ModelSnapshot]:
         """Models this replica owns now: what its /metrics exports (each model by one replica)."""
@@ -260,6 +275,7 @@ class FleetMonitor:
                     self._caught_up(consumer)
                     self._expire_halves()
                     self.evaluate_due()
+                    self.refresh_performance()
                 if now - last_mark >= CHECKPOINT_INTERVAL:
                     last_mark = now
                     self._checkpoint(consumer, list(self._partitions))
@@ -405,6 +421,10 @@ class FleetMonitor:
             state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
             state.last_evaluation = ev.evaluated_at
             state.result = result_from_dict(ev.result)  # exported at once: an alert does not resolve on a move
+        state.performance_profile = self._perf_profiles.get(model)
+        if cfg.performance is not None and self._performance is not None:
+            _retrying(partial(self._performance.restore, state), self._stopping)
+            state.label_counts = Counter(_retrying(partial(pg.label_counts, [model]), self._stopping).get(model, {}))
         owned = _Owned(state, partition, mark.replay_offset if mark else 0, mark.replay_rec if mark else 0)
         with self.lock:
             self._owned[model] = owned
@@ -454,9 +474,10 @@ class FleetMonitor:
                 mark = owned.checkpoint()
                 first_base = next((rec for offset, rec in owned.marks if offset == window.first_seq), None)
             try:
-                assert self._pg is not None
+                assert self._pg is not None and self._performance is not None
+                performance = self._performance.evaluate(state, window, frame, evaluated_at)
                 stored = self._pg.add_evaluation(row, [mark], self.fleet.kafka.topic, partition=owned.partition,
-                                                 first_base=first_base)
+                                                 first_base=first_base, performance=performance)
             except PgUnavailable:  # not marked done: the point is evaluated again next turn
                 log.warning("evaluation_not_stored model=%s reason=postgres_unavailable", name)
                 continue
@@ -466,12 +487,15 @@ class FleetMonitor:
                 log.info("window_already_evaluated model=%s point=%s", name, window.point)
                 continue
             with self.lock:
+                if performance is not None:
+                    self._performance.published(state, performance)
                 state.result = result
                 state.info = WindowInfo(window.start, window.end, window.first_seq, window.last_seq, window.n_records)
                 state.last_evaluation = evaluated_at
             log.info("window_evaluated model=%s records=%d last_rec=%d drift_share=%.3f replica=%s",
                      name, window.n_records, window.last_rec, result.dataset.drift_share, self.replica)
-            verdict = WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at)
+            verdict = WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at,
+                                    state.estimated if performance is not None else None)
             for listener in self.listeners:
                 try:
                     listener.on_verdict(verdict)
@@ -479,6 +503,27 @@ class FleetMonitor:
                     log.exception("verdict_listener_error model=%s", name)
             done += 1
         return done
+
+    def refresh_performance(self) -> int:
+        """Judge again the realized performance of owned windows that gained labels (back-fill); how many."""
+        if self._performance is None:
+            return 0
+        done = 0
+        for owned in list(self._owned.values()):
+            try:
+                done += self._performance.refresh_model(owned.state)
+            except PgUnavailable:
+                log.warning("performance_not_refreshed model=%s reason=postgres_unavailable", owned.state.config.name)
+        return done
+
+    def _notify_performance(self, verdict: PerformanceVerdict) -> None:
+        for listener in self.listeners:
+            if not isinstance(listener, PerformanceListener):
+                continue
+            try:
+                listener.on_performance(verdict)
+            except Exception:
+                log.exception("performance_listener_error model=%s listener=%s", verdict.model, type(listener).__name__)
 
     def _trim(self) -> None:
         """Evaluations of the owned models older than `server.store.max_age` go, as in the embedded store."""
@@ -532,8 +577,30 @@ class _Partition:
 
 
 def _snapshot(name: str, state: ModelState) -> ModelSnapshot:
+    performance = None if state.config.performance is None else PerformanceSnapshot(
+        state.estimated, state.realized, dict(state.label_counts), state.label_lag.copy())
     return ModelSnapshot(model=name, result=state.result, window=state.info, window_records=state.window.current_size(),
-                         last_evaluation=state.last_evaluation, ingested=state.ingested, rejected=dict(state.rejected))
+                         last_evaluation=state.last_evaluation, ingested=state.ingested, rejected=dict(state.rejected),
+                         performance=performance)
+
+
+class _PgPerformance:
+    """`WindowPerformance`'s store in fleet mode: the performance beside each evaluation, the labels."""
+
+    def __init__(self, pg: PgStore) -> None:
+        self._pg = pg
+
+    def labelled(self, model: str, first_rec: int, last_rec: int) -> list[dict[str, Any]]:
+        return self._pg.labelled_window(model, first_rec, last_rec)
+
+    def stale(self, model: str, limit: int) -> list[PerformanceRow]:
+        return self._pg.stale_performance(model, limit)
+
+    def put(self, row: PerformanceRow) -> None:
+        self._pg.put_performance(row)
+
+    def history(self, model: str, limit: int, up_to: int | None = None) -> list[PerformanceRow]:
+        return self._pg.performance_history(model, limit, up_to)
 
 
 def _retrying(work: Callable[[], Any], stopping: threading.Event, limit: float = 120.0) -> Any:

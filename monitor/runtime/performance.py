@@ -13,7 +13,7 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -24,7 +24,7 @@ from monitor.runtime.state import ModelState, RuntimeState
 from monitor.runtime.verdict import PerformanceVerdict
 from monitor.windows import DueWindow
 
-__all__ = ["PerformanceRuntime", "performance_profiles"]
+__all__ = ["PerformanceRuntime", "PerformanceStore", "WindowPerformance", "performance_profiles"]
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -50,17 +50,40 @@ def performance_profiles(config: Config, models: Sequence[ModelConfig]) -> tuple
     return profiles, errors
 
 
-class PerformanceRuntime:
-    def __init__(self, state: RuntimeState, notify: Callable[[PerformanceVerdict], None]) -> None:
-        self._state = state
+class PerformanceStore(Protocol):
+    """Where windows' performance and their labelled records live: the embedded SQLite tables (on
+    the writer thread) or fleet mode's PostgreSQL (`monitor.core.pgstore.PgStore`)."""
+
+    def labelled(self, model: str, first_rec: int, last_rec: int) -> list[dict[str, Any]]: ...
+    def stale(self, model: str, limit: int) -> list[PerformanceRow]: ...
+    def put(self, row: PerformanceRow) -> None: ...
+    def history(self, model: str, limit: int, up_to: int | None = None) -> list[PerformanceRow]: ...
+
+
+class WindowPerformance:
+    """Each window's performance over a `PerformanceStore`: computed at evaluation, restored when a
+    model is (re)loaded, and refreshed when labels land in evaluated windows. The embedded monitor and
+    every fleet replica run this same code; only the store differs."""
+
+    def __init__(self, store: PerformanceStore, lock: Any, clock: Callable[[], float],
+                 notify: Callable[[PerformanceVerdict], None], *, transient: tuple[type[Exception], ...] = ()) -> None:
+        self._store = store
+        self._transient = transient
+        """The store's "unreachable, try again later" errors: raised, never taken for a failed window."""
+        self._lock = lock
+        self._clock = clock
         self._notify = notify
 
     def restore(self, model: ModelState) -> None:
-        """The newest estimate and the newest judged result from the store (on the writer thread)."""
+        """The newest estimate and the newest judged result from the store."""
+        if model.config.performance is not None:
+            self.restore_from(model, self._store.history(model.config.name, _STREAK_LOOKBACK))
+
+    def restore_from(self, model: ModelState, rows: Sequence[PerformanceRow]) -> None:
+        """The newest estimate and the newest judged result of these rows (newest first)."""
         perf = model.config.performance
         if perf is None:
             return
-        rows = self._state.require_store().labels.history(model.config.name, limit=_STREAK_LOOKBACK)
         results = _results(rows)
         if results:
             model.estimated = results[0][1]
@@ -75,10 +98,12 @@ class PerformanceRuntime:
         profile, perf = model.performance_profile, model.config.performance
         if profile is None or perf is None:
             return None
-        state, name = self._state, model.config.name
+        name = model.config.name
         try:
-            rows = state.writer.submit(state.require_store().labels.window, name, window.first_rec, window.last_rec).result()
+            rows = self._store.labelled(name, window.first_rec, window.last_rec)
             result = profile.evaluate(frame, LabelledRecords.from_rows(rows, perf) if rows else None)
+        except self._transient:
+            raise
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             log.error("performance_evaluation_failed model=%s last_rec=%d error=%s at=%s:%s", name, window.last_rec,
@@ -97,34 +122,28 @@ class PerformanceRuntime:
         if perf is not None and row.n_labelled >= perf.min_labels and row.last_rec >= model.realized_last_rec:
             model.realized, model.realized_last_rec = result, row.last_rec
 
-    def refresh(self) -> int:
-        """Recompute the realized part of windows that gained labels (evaluator thread); how many."""
-        done = 0
-        for model in self._state.models.values():
-            if model.performance_profile is not None:
-                done += self._refresh_model(model)
-        return done
-
-    def _refresh_model(self, model: ModelState) -> int:
+    def refresh_model(self, model: ModelState) -> int:
+        """Recompute the realized part of the model's windows that gained labels, oldest first; how many."""
         from monitor.performance.profile import LabelledRecords, PerformanceResult
 
-        state, name, perf = self._state, model.config.name, model.config.performance
-        assert perf is not None
-        store = state.require_store()
-        stale = state.writer.submit(store.labels.stale, name, _REFRESH_BATCH).result()
+        name, perf = model.config.name, model.config.performance
+        if model.performance_profile is None or perf is None:
+            return 0
+        store = self._store
+        stale = store.stale(name, _REFRESH_BATCH)
         newest: PerformanceRow | None = None
         for row in stale:
-            labelled = state.writer.submit(store.labels.window, name, row.first_rec, row.last_rec).result()
+            labelled = store.labelled(name, row.first_rec, row.last_rec)
             try:
                 previous = PerformanceResult.from_dict(row.result)
                 result = _realize(model, previous, LabelledRecords.from_rows(labelled, perf) if labelled else None)
             except Exception as exc:
                 log.error("performance_refresh_failed model=%s last_rec=%d error=%s detail=%s", name, row.last_rec, type(exc).__name__, exc)
                 continue
-            fresh = replace(row, n_labelled=len(labelled), result=result.to_dict(), updated_at=state.clock(), stale=False)
-            state.writer.submit(store.put_performance, fresh).result()
+            fresh = replace(row, n_labelled=len(labelled), result=result.to_dict(), updated_at=self._clock(), stale=False)
+            store.put(fresh)
             if fresh.n_labelled >= perf.min_labels and fresh.last_rec >= model.realized_last_rec:
-                with state.lock:
+                with self._lock:
                     model.realized, model.realized_last_rec = result, fresh.last_rec
                 newest = fresh
         if newest is not None:
@@ -137,9 +156,7 @@ class PerformanceRuntime:
         """Tell the listeners the newest judged window and how many judged windows degraded in a row."""
         perf = model.config.performance
         assert perf is not None
-        state = self._state
-        rows = state.writer.submit(state.require_store().labels.history, model.config.name, _STREAK_LOOKBACK,
-                                   newest.last_rec).result()
+        rows = self._store.history(model.config.name, _STREAK_LOOKBACK, newest.last_rec)
         streak, first = 0, None
         for row, result in _results(rows):
             if row.n_labelled < perf.min_labels:
@@ -147,12 +164,51 @@ class PerformanceRuntime:
             if not result.realized_degraded:
                 break
             streak, first = streak + 1, row.point
-        with state.lock:
+        with self._lock:
             result = model.realized
         if result is None:
             return
         self._notify(PerformanceVerdict(model.config.name, newest.window_start, newest.window_end, newest.point, result,
                                         streak, first, newest.updated_at))
+
+
+class _EmbeddedStore:
+    """The embedded monitor's SQLite tables, every call on its writer thread."""
+
+    def __init__(self, state: RuntimeState) -> None:
+        self._state = state
+
+    def _call(self, work: Callable[..., Any], *args: Any) -> Any:
+        return self._state.writer.submit(work, *args).result()
+
+    def labelled(self, model: str, first_rec: int, last_rec: int) -> list[dict[str, Any]]:
+        return self._call(self._state.require_store().labels.window, model, first_rec, last_rec)  # type: ignore[no-any-return]
+
+    def stale(self, model: str, limit: int) -> list[PerformanceRow]:
+        return self._call(self._state.require_store().labels.stale, model, limit)  # type: ignore[no-any-return]
+
+    def put(self, row: PerformanceRow) -> None:
+        self._call(self._state.require_store().put_performance, row)
+
+    def history(self, model: str, limit: int, up_to: int | None = None) -> list[PerformanceRow]:
+        return self._call(self._state.require_store().labels.history, model, limit, up_to)  # type: ignore[no-any-return]
+
+
+class PerformanceRuntime(WindowPerformance):
+    """The embedded monitor's: `WindowPerformance` over the SQLite store, refreshing every model."""
+
+    def __init__(self, state: RuntimeState, notify: Callable[[PerformanceVerdict], None]) -> None:
+        super().__init__(_EmbeddedStore(state), state.lock, state.clock, notify)
+        self._state = state
+
+    def restore(self, model: ModelState) -> None:
+        """At start-up, on the writer thread itself (so the store is read directly)."""
+        if model.config.performance is not None:
+            self.restore_from(model, self._state.require_store().labels.history(model.config.name, limit=_STREAK_LOOKBACK))
+
+    def refresh(self) -> int:
+        """Recompute the realized part of windows that gained labels (evaluator thread); how many."""
+        return sum(self.refresh_model(model) for model in self._state.models.values())
 
 
 def _realize(model: ModelState, previous: Any, labelled: Any) -> Any:

@@ -180,3 +180,71 @@ def running(fleet: Fleet) -> Iterator[Fleet]:
         yield fleet.start()
     finally:
         fleet.stop()
+
+
+# -- a labelled classifier in fleet mode (tests/monitor/runtime/test_fleet_performance.py, test_fleet_labels.py) --
+
+def write_classifier_fleet_config(tmp_path: Path, *, bootstrap: str | None, topic: str = "", partitions: int = 4,
+                                  performance: dict[str, Any] | None = None) -> Path:
+    """perf_helpers' calibrated classifier `clf` (plus the drift-only `m0`), embedded without `bootstrap`."""
+    from tests.monitor.runtime.perf_helpers import write_classifier_config
+
+    where = tmp_path / (f"fleet-{uuid.uuid4().hex[:6]}" if bootstrap else f"embedded-{uuid.uuid4().hex[:6]}")
+    where.mkdir()
+    write_classifier_config(where, performance=performance)
+    data = yaml.safe_load((where / "config.yaml").read_text())
+    data["models"][0]["reference"]["path"] = str(where / "clf_reference.csv")
+    data["server"]["store"]["path"] = str(where / "driftwatch.db")
+    if bootstrap:
+        data["fleet"] = {"kafka": {"bootstrap_servers": bootstrap, "topic": topic, "partitions": partitions,
+                                   "group_id": f"g-{topic}"}}
+    path = where / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def classifier_events(n: int, *, seed: int, first_id: int = 0, ts: float | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """`n` one-instance events of `clf` (wire dicts, ids `p-<first_id + i>`), and their inputs."""
+    from monitor.capture.wire import encode_event
+    from tests.monitor.runtime.perf_helpers import draw
+    from tests.monitor.runtime.perf_helpers import stream as clf_stream
+
+    x = draw(n, seed=seed)
+    events = clf_stream(x, first_id=first_id, ts=(time.time() - 3600.0) if ts is None else ts)
+    return [json.loads(encode_event(e)) for e in events], x
+
+
+def performance_rows(dsn: str, model: str = "clf") -> list[tuple[Any, ...]]:
+    """Stored window performance, oldest first, as comparable tuples (no wall-clock times)."""
+    store = PgStore(dsn)
+    try:
+        rows = store.performance_history(model, 1000)
+    finally:
+        store.close()
+    return sorted((r.first_rec, r.last_rec, r.n_records, r.n_labelled, json.dumps(r.result, sort_keys=True)) for r in rows)
+
+
+def embedded_performance(config_path: Path, batches: list[list[dict[str, Any]]],
+                         labels: list[dict[str, Any]] | None = None) -> list[tuple[Any, ...]]:
+    """The embedded monitor's window performance of these batches (each evaluated), after `labels`."""
+    from monitor.capture.labels import decode_labels
+
+    config = load_config(config_path)
+
+    async def run() -> list[tuple[Any, ...]]:
+        mon = Monitor(config)
+        await mon.start(background=False)
+        loop = asyncio.get_running_loop()
+        try:
+            for batch in batches:
+                await mon.ingest([CapturedEvent.model_validate(e) for e in batch])
+                await loop.run_in_executor(None, mon.evaluate_due)
+            if labels:
+                await mon.ingest_labels(*decode_labels(json.dumps({"model": "clf", "labels": labels}).encode()))
+                await loop.run_in_executor(None, mon.refresh_performance)
+            rows = await loop.run_in_executor(None, mon.performance_history, "clf", 1000)
+        finally:
+            await mon.stop()
+        return sorted((r.first_rec, r.last_rec, r.n_records, r.n_labelled, json.dumps(r.result, sort_keys=True)) for r in rows)
+
+    return asyncio.run(run())
