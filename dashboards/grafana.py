@@ -2,7 +2,10 @@
 
 Everything else builds dashboards through these helpers, so replacing grafanalib means rewriting
 this file only. The helpers bake in our conventions: every panel and target queries the
-`${datasource}` variable, panels carry units and explicit grid positions, JSON is deterministic.
+`${datasource}` variable, panels carry units and explicit grid positions, JSON is deterministic and
+carries no explicit nulls (grafanalib writes an unset option as `null`; Grafana treats a missing key
+the same way, and strict readers such as grafana-foundation-sdk's `Dashboard.from_json` refuse the
+nulls).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = [
     "Grid",
     "annotation",
     "dashboard",
+    "dashboards_link",
     "datasource_variable",
     "dumps",
     "link",
@@ -210,8 +214,13 @@ def query_variable(
     default: str | None = None,
     multi: bool = False,
     include_all: bool = False,
+    all_value: str | None = None,
 ) -> g.Template:
-    """A variable filled from Prometheus (`label_values(...)`), refreshed when the time range changes."""
+    """A variable filled from Prometheus (`label_values(...)`), refreshed when the time range changes.
+
+    `all_value` is what "All" stands for in queries (`.*` matches series without the label too);
+    without it Grafana expands "All" to the listed values, which matches nothing when there are none.
+    """
     return g.Template(
         name=name,
         label=label,
@@ -220,6 +229,7 @@ def query_variable(
         default=default,
         multi=multi,
         includeAll=include_all,
+        allValue=all_value,
         refresh=g.REFRESH_ON_TIME_RANGE_CHANGE,
         sort=g.SORT_ALPHA_ASC,
     )
@@ -241,11 +251,12 @@ def annotation(name: str, expr: str, title: str, color: str) -> dict[str, Any]:
 
 
 def link(title: str, uid: str, tooltip: str = "") -> dict[str, Any]:
-    """A dashboard link to another dashboard by uid, keeping the time range."""
+    """A dashboard link to another dashboard by uid, keeping the time range and the variables (the
+    cluster and namespace chosen here stay chosen there)."""
     return {
         "asDropdown": False,
         "icon": "dashboard",
-        "includeVars": False,
+        "includeVars": True,
         "keepTime": True,
         "tags": [],
         "targetBlank": False,
@@ -254,6 +265,35 @@ def link(title: str, uid: str, tooltip: str = "") -> dict[str, Any]:
         "type": "link",
         "url": f"/d/{uid}",
     }
+
+
+def dashboards_link(title: str, tags: list[str], tooltip: str = "") -> dict[str, Any]:
+    """A dropdown of every dashboard carrying all of `tags`, keeping the time range and the variables."""
+    return {
+        "asDropdown": True,
+        "icon": "external link",
+        "includeVars": True,
+        "keepTime": True,
+        "tags": tags,
+        "targetBlank": False,
+        "title": title,
+        "tooltip": tooltip,
+        "type": "dashboards",
+        "url": "",
+    }
+
+
+def without_nulls(value: Any) -> Any:
+    """`value` with every dict entry whose value is None removed, recursively (a threshold's base step
+    then has no `value`, which Grafana reads as the base). A None inside a list has no key to drop
+    and no meaning to Grafana, so it is refused rather than silently shifted."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        if any(v is None for v in value):
+            raise ValueError(f"null inside a list of the dashboard model: {value!r}")
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def dashboard(
@@ -267,7 +307,7 @@ def dashboard(
     annotations: list[dict[str, Any]],
     links: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The dashboard's JSON model (plain dicts), panel ids assigned in layout order."""
+    """The dashboard's JSON model (plain dicts, no explicit nulls), panel ids assigned in layout order."""
     builtin = {
         "builtIn": 1,
         "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -293,7 +333,7 @@ def dashboard(
         timezone="browser",
         schemaVersion=39,
     ).auto_panel_ids()
-    return json.loads(json.dumps(dash.to_json_data(), cls=DashboardEncoder, sort_keys=True))
+    return without_nulls(json.loads(json.dumps(dash.to_json_data(), cls=DashboardEncoder, sort_keys=True)))
 
 
 def dumps(model: dict[str, Any]) -> str:

@@ -1,4 +1,8 @@
-"""The overview dashboard: every model at a glance, linking to each model's own dashboard."""
+"""The overview dashboard: every model at a glance, linking to each model's own dashboard.
+
+Its `model` variable (multi, All by default) only narrows which models are listed: every panel here
+is model-agnostic (no column, threshold or metric of one model is baked in), so any choice is true.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,17 @@ from dashboards import queries as q
 from monitor.core.config import Config
 from monitor.exporter.names import DATASET_DRIFT_SHARE
 
-M = 'model=~"$model"'
+M = q.where('model=~"$model"')
 UID = gf.stable_uid("driftwatch", "overview")
 
 
 def _models_table(cfg: Config, grid: gf.Grid) -> Any:
-    """One row per model; every query is reduced to the `model` label so the merge lines rows up.
-    With a model's `performance` section, a column shows whether the monitor judges it degraded."""
+    """One row per model; every query is reduced to the model's identity (cluster, namespace, model) so
+    the merge lines rows up. With a model's `performance` section, a column shows whether the monitor
+    judges it degraded."""
 
     def per_model(expr: str) -> str:
-        return f"max by (model) ({expr})"
+        return f"max by ({q.ID}) ({expr})"
 
     t = [
         gf.target(per_model(q.drift_share(M)), ref="A", instant=True, table=True),
@@ -30,6 +35,8 @@ def _models_table(cfg: Config, grid: gf.Grid) -> Any:
         gf.target(per_model(q.retrain_active(M)), ref="F", instant=True, table=True),
     ]
     rename = {
+        "cluster": "Cluster",  # shown only where the series carry it
+        "namespace": "Namespace",
         "model": "Model",
         "Value #A": "Dataset drift share",
         "Value #B": "Drifted columns",
@@ -86,8 +93,8 @@ def build(cfg: Config) -> dict[str, Any]:
         tags=per_model.TAGS,
         panels=panels,
         variables=[
-            gf.datasource_variable(),
-            gf.query_variable("model", "Model", f"label_values({DATASET_DRIFT_SHARE}, model)",
+            *per_model.scope_variables(),
+            gf.query_variable("model", "Model", f"label_values({DATASET_DRIFT_SHARE}{{{q.SCOPE}}}, model)",
                               default="$__all", multi=True, include_all=True),
         ],
         annotations=[],

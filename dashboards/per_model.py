@@ -1,9 +1,15 @@
 """One dashboard per configured model: drift, performance (models with a `performance` section), data
 quality, capture, resources and retraining.
 
-Queries are parameterised by the `model` variable (defaulting to this model) so the dashboard also
-works for a model renamed later; what the config knows is baked in: thresholds of the alert rules
-drawn as lines, the model's first output as its prediction, its critical features, its pods.
+A model's dashboard is that model's, with no `model` dropdown: what the config knows about the model
+is baked in (the thresholds of its alert rules drawn as lines, its headline performance metric, its
+first output as the prediction, its critical columns, its data-quality checks, its pods), so a
+dropdown switching to another model would show that model's series against this one's thresholds,
+or empty panels for columns the other model does not have. Every selector names the model itself
+(`model="wine"`); the per-column panels repeat over a `feature` variable filled from this model's
+series. Other models are one click away: the "Driftwatch" dropdown lists every dashboard, keeping
+the time range, cluster and namespace. The datasource, `cluster` and `namespace` variables (All by
+default, `.*`, which also matches series without the label) narrow every selector.
 """
 
 from __future__ import annotations
@@ -32,15 +38,40 @@ from monitor.exporter.names import (
 )
 from monitor.sidecar.metrics import SIDECAR_QUEUE_EVENTS, SIDECAR_SPOOL_BYTES
 
-M = 'model="$model"'
 TAGS = ["driftwatch", "ml", "drift"]
+MODEL_VARIABLE_POLICY = (
+    "No model dropdown: this dashboard draws this model's own thresholds, columns and headline metric; "
+    "the Driftwatch links lead to the other models. Cluster and namespace (All matches series without "
+    "those labels) narrow every query."
+)
 
 
 def uid(model: ModelConfig) -> str:
     return gf.stable_uid("driftwatch", "model", model.name)
 
 
+def matcher(model: ModelConfig) -> str:
+    """The matchers every selector of `model`'s dashboard carries: cluster, namespace and the model itself."""
+    return q.where(f'model="{model.name}"')
+
+
+def scope_variables(model: ModelConfig | None = None) -> list[Any]:
+    """Datasource, then `cluster` and `namespace`, each filled from the series the one before allows
+    (and, on a model's dashboard, from that model's series only)."""
+    share = DATASET_DRIFT_SHARE if model is None else f'{DATASET_DRIFT_SHARE}{{model="{model.name}"}}'
+    share_in_cluster = ",".join([f'{q.CLUSTER}=~"${q.CLUSTER}"', *([] if model is None else [f'model="{model.name}"'])])
+    return [
+        gf.datasource_variable(),
+        gf.query_variable(q.CLUSTER, "Cluster", f"label_values({share}, {q.CLUSTER})",
+                          default="$__all", multi=True, include_all=True, all_value=q.ALL),
+        gf.query_variable(q.NAMESPACE, "Namespace",
+                          f"label_values({DATASET_DRIFT_SHARE}{{{share_in_cluster}}}, {q.NAMESPACE})",
+                          default="$__all", multi=True, include_all=True, all_value=q.ALL),
+    ]
+
+
 def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    M = matcher(model)
     alerts = cfg.alerts_for(model)
     share = [(None, "green"), (alerts.dataset_drift.warning, "orange"), (alerts.dataset_drift.critical, "red")]
     max_age = alerts.evaluation_stale.max_age
@@ -92,6 +123,7 @@ def _performance_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any
     perf = model.performance
     if perf is None:
         return []
+    M = matcher(model)
     headline = perf.headline
     metric = PERFORMANCE_METRICS[headline]
     h = f'{M},metric="{headline}"'
@@ -170,6 +202,7 @@ def _performance_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any
 
 
 def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    M = matcher(model)
     f = f'{M},feature="$feature"'
     panels: list[Any] = [
         gf.row("Drift score against threshold, per column", grid),
@@ -220,6 +253,7 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
 
 def _quality_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
     dq = cfg.alerts_for(model).data_quality
+    M = matcher(model)
     checks = [
         ("Missing values", FEATURE_MISSING_RATIO, dq.missing_ratio),
         ("Out of range", FEATURE_OUT_OF_RANGE_RATIO, dq.out_of_range_ratio),
@@ -237,7 +271,8 @@ def _quality_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
     return panels
 
 
-def _capture_row(grid: gf.Grid) -> list[Any]:
+def _capture_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    M = matcher(model)
     return [
         gf.row("Traffic and capture", grid),
         gf.timeseries("Events ingested", [gf.target(q.ingested_rate(M), "{{model}}")], grid.place(8, 8), unit="reqps"),
@@ -274,12 +309,13 @@ def _capture_row(grid: gf.Grid) -> list[Any]:
 def _resources_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     sel = ",".join(f"{k}={v}" for k, v in sorted(model.resources.selector.items())) or "(local process)"
     where = f"Pods in namespace {model.resources.namespace} selected by {sel}."
+    M = matcher(model)
     return [
         gf.row("Resources of the model's pods, beside drift", grid),
-        gf.timeseries("CPU", [gf.target(f"sum by (pod) ({MODEL_CPU_USAGE_CORES}{{{M}}})", "{{pod}}")],
+        gf.timeseries("CPU", [gf.target(f"sum by ({q.CLUSTER}, {q.NAMESPACE}, pod) ({MODEL_CPU_USAGE_CORES}{{{M}}})", "{{pod}}")],
                       grid.place(8, 8), unit="short", axis_label="cores", description=where),
         gf.timeseries("Memory working set",
-                      [gf.target(f"sum by (pod) ({MODEL_MEMORY_WORKING_SET_BYTES}{{{M}}})", "{{pod}}")],
+                      [gf.target(f"sum by ({q.CLUSTER}, {q.NAMESPACE}, pod) ({MODEL_MEMORY_WORKING_SET_BYTES}{{{M}}})", "{{pod}}")],
                       grid.place(8, 8), unit="bytes", description=where),
         gf.timeseries("Dataset drift share", [gf.target(q.drift_share(M), "{{model}}")], grid.place(8, 8),
                       unit="percentunit", max_value=1),
@@ -294,7 +330,8 @@ def _resources_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     ]
 
 
-def _retrain_row(grid: gf.Grid) -> list[Any]:
+def _retrain_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    M = matcher(model)
     return [
         gf.row("Retraining", grid),
         gf.timeseries("Retraining jobs", [gf.target(q.retrain_jobs(M), "{{outcome}}")], grid.place(12, 8),
@@ -305,7 +342,9 @@ def _retrain_row(grid: gf.Grid) -> list[Any]:
     ]
 
 
-def _retrain_annotations() -> list[dict[str, Any]]:
+def _retrain_annotations(model: ModelConfig) -> list[dict[str, Any]]:
+    M = matcher(model)
+
     def expr(outcomes: str) -> str:
         return f'changes({RETRAIN_JOBS_TOTAL}{{{M},outcome=~"{outcomes}"}}[{q.RATE}]) > 0'
 
@@ -323,24 +362,26 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
         *_performance_row(cfg, model, grid),
         *_feature_row(model, grid),
         *_quality_row(cfg, model, grid),
-        *_capture_row(grid),
+        *_capture_row(model, grid),
         *_resources_row(model, grid),
-        *_retrain_row(grid),
+        *_retrain_row(model, grid),
     ]
     return gf.dashboard(
         title=f"Driftwatch / {model.name}",
         uid=uid(model),
         description=f"Drift monitoring of model {model.name}: {len(model.features)} features, "
-        f"{len(model.outputs)} outputs.",
+        f"{len(model.outputs)} outputs. {MODEL_VARIABLE_POLICY}",
         tags=[*TAGS, f"model:{model.name}"],
         panels=panels,
         variables=[
-            gf.datasource_variable(),
-            gf.query_variable("model", "Model", f"label_values({DATASET_DRIFT_SHARE}, model)",
-                              default=model.name),
-            gf.query_variable("feature", "Column", f"label_values({FEATURE_DRIFT_SCORE}{{{M}}}, feature)",
+            *scope_variables(model),
+            gf.query_variable("feature", "Column",
+                              f"label_values({FEATURE_DRIFT_SCORE}{{{matcher(model)}}}, feature)",
                               default="$__all", multi=True, include_all=True),
         ],
-        annotations=_retrain_annotations(),
-        links=[gf.link("Driftwatch overview", overview_uid)],
+        annotations=_retrain_annotations(model),
+        links=[
+            gf.link("Driftwatch overview", overview_uid),
+            gf.dashboards_link("Driftwatch", ["driftwatch"], "Every driftwatch dashboard: the other models"),
+        ],
     )

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["PromQLSyntaxError", "metric_names"]
+__all__ = ["Matcher", "PromQLSyntaxError", "Selector", "metric_names", "selectors"]
 
 KEYWORDS = frozenset(
     {
@@ -151,3 +151,73 @@ def metric_names(expr: str) -> set[str]:
     tokens = _tokens(expr)
     _check_balanced(tokens, expr)
     return set(_walk(tokens))
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a selector: `label op "value"` (value unquoted, Grafana variables kept)."""
+
+    label: str
+    op: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A vector selector: its metric name (None for `{...}` without `__name__`) and its matchers."""
+
+    name: str | None
+    matchers: tuple[Matcher, ...]
+
+    def matching(self, label: str) -> list[Matcher]:
+        return [m for m in self.matchers if m.label == label]
+
+
+def _matchers(tokens: list[_Token], start: int) -> tuple[tuple[Matcher, ...], int]:
+    """The matchers in the braces opening at `start`; index after `}`."""
+    out: list[Matcher] = []
+    i = start + 1
+    while tokens[i].text != "}":
+        if tokens[i].kind in ("ident", "string") and i + 2 < len(tokens) and tokens[i + 2].kind == "string":
+            label = _unquote(tokens[i].text) if tokens[i].kind == "string" else tokens[i].text
+            out.append(Matcher(label, tokens[i + 1].text, _unquote(tokens[i + 2].text)))
+            i += 3
+            continue
+        if tokens[i].text != ",":
+            raise PromQLSyntaxError(f"unexpected {tokens[i].text!r} at offset {tokens[i].pos} in a selector")
+        i += 1
+    return tuple(out), i + 1
+
+
+def selectors(expr: str) -> list[Selector]:
+    """Every vector selector of `expr`, in order, e.g. `[Selector("up", (Matcher("job", "=", "x"),))]`
+    for `absent(up{job="x"})`. Raises PromQLSyntaxError like `metric_names`."""
+    tokens = _tokens(expr)
+    _check_balanced(tokens, expr)
+    out: list[Selector] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if tok.kind == "op" and tok.text == "[":
+            i = _skip_group(tokens, i)
+            continue
+        if tok.kind == "op" and tok.text == "{":
+            matchers, i = _matchers(tokens, i)
+            named = [m.value for m in matchers if m.label == "__name__" and m.op == "="]
+            out.append(Selector(named[0] if named else None, matchers))
+            continue
+        if tok.kind == "ident":
+            lowered = tok.text.lower()
+            if lowered in LABEL_LIST_KEYWORDS and nxt is not None and nxt.text == "(":
+                i = _skip_group(tokens, i + 1)
+                continue
+            if lowered not in KEYWORDS and not (nxt is not None and nxt.text == "("):
+                matchers = ()
+                i += 1
+                if nxt is not None and nxt.kind == "op" and nxt.text == "{":
+                    matchers, i = _matchers(tokens, i)
+                out.append(Selector(tok.text, matchers))
+                continue
+        i += 1
+    return out

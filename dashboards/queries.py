@@ -1,7 +1,12 @@
 """PromQL shared by the overview and per-model dashboards.
 
-Each function takes the model matcher (`model="$model"` on a model's dashboard, `model=~"$model"`
-on the overview) so both dashboards ask the same question the same way.
+Each function takes the matchers of the series it selects: the cluster and namespace variables
+(`SCOPE`) and the model (`model="wine"` on a model's own dashboard, `model=~"$model"` on the
+overview), built by `where(...)`, so both dashboards ask the same question the same way. Every
+selector carries `SCOPE`; every aggregation that keeps `model` keeps `cluster` and `namespace` too
+(`ID`), so two models of one name in two namespaces or clusters never add up to one line. Where the
+series carry neither label (one Prometheus, no namespace exported yet), both matchers are `=~".*"`
+and the `by` lists lose nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +38,28 @@ from monitor.sidecar.metrics import (
 )
 
 RATE = "$__rate_interval"
+
+CLUSTER = "cluster"
+NAMESPACE = "namespace"
+SCOPE = f'{CLUSTER}=~"${CLUSTER}",{NAMESPACE}=~"${NAMESPACE}"'
+"""The matchers of the cluster and namespace variables, on every selector of every dashboard."""
+ALL = ".*"
+"""What "All" of the cluster and namespace variables stands for: it also matches series without the label."""
+
+
+def _by(*labels: str) -> str:
+    """A `by (...)` list that keeps the cluster and namespace beside `labels`."""
+    return ", ".join([CLUSTER, NAMESPACE, *labels])
+
+
+ID = _by("model")
+"""A model's identity in `by (...)` lists."""
+
+
+def where(*matchers: str) -> str:
+    """`SCOPE` and `matchers`, comma-separated, for inside a selector's braces."""
+    return ",".join([SCOPE, *matchers])
+
 # The p-value methods, from the drift-method registry; every other method is a distance.
 _P_VALUE_RE = "|".join(sorted(P_VALUE_METHODS))
 
@@ -42,7 +69,7 @@ def drift_share(m: str) -> str:
 
 
 def drifted_columns(m: str) -> str:
-    return f"sum by (model) ({FEATURE_DRIFT_DETECTED}{{{m}}})"
+    return f"sum by ({ID}) ({FEATURE_DRIFT_DETECTED}{{{m}}})"
 
 
 def window_records(m: str) -> str:
@@ -54,19 +81,19 @@ def evaluation_age(m: str) -> str:
 
 
 def ingested_rate(m: str) -> str:
-    return f"sum by (model) (rate({EVENTS_INGESTED_TOTAL}{{{m}}}[{RATE}]))"
+    return f"sum by ({ID}) (rate({EVENTS_INGESTED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def rejected_rate(m: str) -> str:
-    return f"sum by (model, reason) (rate({EVENTS_REJECTED_TOTAL}{{{m}}}[{RATE}]))"
+    return f"sum by ({ID}, reason) (rate({EVENTS_REJECTED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def dropped_rate(m: str) -> str:
-    return f"sum by (model, reason) (rate({SIDECAR_EVENTS_DROPPED_TOTAL}{{{m}}}[{RATE}]))"
+    return f"sum by ({ID}, reason) (rate({SIDECAR_EVENTS_DROPPED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def retrain_jobs(m: str) -> str:
-    return f"sum by (model, outcome) (increase({RETRAIN_JOBS_TOTAL}{{{m}}}[{RATE}]))"
+    return f"sum by ({ID}, outcome) (increase({RETRAIN_JOBS_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def retrain_active(m: str) -> str:
@@ -89,19 +116,24 @@ def drift_severity(m: str) -> str:
     )
 
 
-def sidecar(expr_of_selector: str, m: str) -> str:
-    """Restrict a sidecar series without a `model` label to the model's sidecars.
+def sidecar(metric: str, m: str) -> str:
+    """A sidecar series without a `model` label, restricted to the model's sidecars.
 
     Sidecar histograms and gauges carry no `model` label; the sidecar's event counters do, so the
-    scrape `instance` joins them (one sidecar per model pod).
+    scrape `instance` joins them (one sidecar per model pod; `cluster` too, as instances repeat
+    across clusters).
     """
-    owned = f"clamp_max(count by (instance) ({SIDECAR_EVENTS_CAPTURED_TOTAL}{{{m}}}), 1)"
-    return f"{expr_of_selector} * on (instance) group_left () {owned}"
+    return _owned_by(f"{metric}{{{SCOPE}}}", m)
+
+
+def _owned_by(expr: str, m: str) -> str:
+    owned = f"clamp_max(count by ({CLUSTER}, instance) ({SIDECAR_EVENTS_CAPTURED_TOTAL}{{{m}}}), 1)"
+    return f"{expr} * on ({CLUSTER}, instance) group_left () {owned}"
 
 
 def sidecar_latency(quantile: float, m: str) -> str:
-    rate = sidecar(f"rate({SIDECAR_REQUEST_DURATION_SECONDS_BUCKET}[{RATE}])", m)
-    return f"histogram_quantile({quantile}, sum by (le, phase) ({rate}))"
+    rate = _owned_by(f"rate({SIDECAR_REQUEST_DURATION_SECONDS_BUCKET}{{{SCOPE}}}[{RATE}])", m)
+    return f"histogram_quantile({quantile}, sum by ({_by('le', 'phase')}) ({rate}))"
 
 
 # Model performance (models with a `performance` section). Aggregated to the exported identity, so a
@@ -110,28 +142,28 @@ def sidecar_latency(quantile: float, m: str) -> str:
 
 def performance(m: str, *by: str) -> str:
     """`driftwatch_model_performance` by `by` (e.g. kind, or metric for one kind's table column)."""
-    return f"max by ({', '.join(by)}) ({MODEL_PERFORMANCE}{{{m}}})"
+    return f"max by ({_by(*by)}) ({MODEL_PERFORMANCE}{{{m}}})"
 
 
 def performance_reference(m: str, *by: str) -> str:
-    return f"max by ({', '.join(by)}) ({MODEL_PERFORMANCE_REFERENCE}{{{m}}})"
+    return f"max by ({_by(*by)}) ({MODEL_PERFORMANCE_REFERENCE}{{{m}}})"
 
 
 def performance_threshold(m: str) -> str:
-    return f"max by (kind) ({MODEL_PERFORMANCE_THRESHOLD}{{{m}}})"
+    return f"max by ({_by('kind')}) ({MODEL_PERFORMANCE_THRESHOLD}{{{m}}})"
 
 
 def performance_degraded(m: str, *by: str) -> str:
-    return f"max by ({', '.join(by)}) ({MODEL_PERFORMANCE_DEGRADED}{{{m}}})"
+    return f"max by ({_by(*by)}) ({MODEL_PERFORMANCE_DEGRADED}{{{m}}})"
 
 
 def label_coverage(m: str) -> str:
-    return f"max by (model) ({LABEL_COVERAGE_RATIO}{{{m}}})"
+    return f"max by ({ID}) ({LABEL_COVERAGE_RATIO}{{{m}}})"
 
 
 def label_lag(quantile: float, m: str) -> str:
-    return f"histogram_quantile({quantile}, sum by (le) (rate({LABEL_LAG_SECONDS}_bucket{{{m}}}[{RATE}])))"
+    return f"histogram_quantile({quantile}, sum by ({_by('le')}) (rate({LABEL_LAG_SECONDS}_bucket{{{m}}}[{RATE}])))"
 
 
 def labels_rate(m: str) -> str:
-    return f"sum by (outcome) (rate({LABELS_TOTAL}{{{m}}}[{RATE}]))"
+    return f"sum by ({_by('outcome')}) (rate({LABELS_TOTAL}{{{m}}}[{RATE}]))"

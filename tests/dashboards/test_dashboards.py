@@ -13,12 +13,14 @@ import pytest
 import yaml
 
 import dashboards
-from dashboards.grafana import dumps, stable_uid
-from dashboards.promql import metric_names
+from dashboards.grafana import dumps, stable_uid, without_nulls
+from dashboards.promql import Matcher, Selector, metric_names, selectors
 from monitor.core.config import Config, load_config, parse_config
 from monitor.exporter.names import MONITOR_METRICS
 from monitor.sidecar.metrics import SIDECAR_METRICS
 from tests.golden import assert_golden
+
+SCOPE = 'cluster=~"$cluster",namespace=~"$namespace"'
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -119,8 +121,9 @@ def test_every_panel_and_target_uses_the_datasource_variable(boards: dict[str, d
         variables = {v["name"]: v for v in board["templating"]["list"]}
         assert variables["datasource"]["type"] == "datasource"
         assert variables["datasource"]["query"] == "prometheus"
-        assert variables["model"]["query"] == "label_values(driftwatch_dataset_drift_share, model)"
-        assert variables["model"]["datasource"] == ds
+        for name, variable in variables.items():
+            if variable["type"] == "query":
+                assert variable["datasource"] == ds, f"{filename} variable {name}"
         for p in panels(board):
             if p["type"] == "row":
                 continue
@@ -180,16 +183,15 @@ def test_the_config_shapes_the_dashboards() -> None:
     churn, fraud = boards["driftwatch-model-churn.json"], boards["driftwatch-model-fraud.json"]
     # The model's own alert thresholds are drawn, not the defaults.
     steps = _panel(churn, "Dataset drift share")["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert [s["value"] for s in steps] == [None, 0.6, 0.8]
+    assert [s.get("value") for s in steps] == [None, 0.6, 0.8]
     missing = _panel(churn, "Missing values")["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    assert [s["value"] for s in missing] == [None, 0.2]
+    assert [s.get("value") for s in missing] == [None, 0.2]
     # The prediction panel follows the first output; a model without outputs has none.
     prediction = _panel(churn, "Prediction drift (churn_probability)")
     assert 'feature="churn_probability"' in prediction["targets"][1]["expr"]
     assert not [p for p in panels(fraud) if p["title"].startswith("Prediction drift")]
-    # The default model of each per-model dashboard is that model; the overview links to all of them.
-    model_var = next(v for v in fraud["templating"]["list"] if v["name"] == "model")
-    assert model_var["current"]["value"] == "fraud"
+    # Each per-model dashboard queries that model; the overview links to all of them.
+    assert 'model="fraud"' in _panel(fraud, "Dataset drift share")["targets"][0]["expr"]
     links = {link["url"] for link in boards["driftwatch-overview.json"]["links"]}
     assert links == {f"/d/driftwatch-model-{m}" for m in ("wine", "churn", "fraud")}
 
@@ -295,10 +297,13 @@ def test_the_headline_metric_realized_vs_estimated_with_reference_and_thresholds
         performance_boards: dict[str, dict[str, Any]]) -> None:
     panel = _panel(performance_boards["driftwatch-model-fraud.json"], "roc_auc: realized vs estimated")
     realized_vs_estimated, reference, threshold = panel["targets"]
-    assert realized_vs_estimated["expr"] == 'max by (kind) (driftwatch_model_performance{model="$model",metric="roc_auc"})'
+    assert realized_vs_estimated["expr"] == ('max by (cluster, namespace, kind) (driftwatch_model_performance'
+                                             f'{{{SCOPE},model="fraud",metric="roc_auc"}})')
     assert realized_vs_estimated["legendFormat"] == "{{kind}}"
-    assert reference["expr"] == 'max by (metric) (driftwatch_model_performance_reference{model="$model",metric="roc_auc"})'
-    assert threshold["expr"] == 'max by (kind) (driftwatch_model_performance_threshold{model="$model",metric="roc_auc"})'
+    assert reference["expr"] == ('max by (cluster, namespace, metric) (driftwatch_model_performance_reference'
+                                 f'{{{SCOPE},model="fraud",metric="roc_auc"}})')
+    assert threshold["expr"] == ('max by (cluster, namespace, kind) (driftwatch_model_performance_threshold'
+                                 f'{{{SCOPE},model="fraud",metric="roc_auc"}})')
 
 
 def test_each_model_plots_its_own_headline_metric(performance_boards: dict[str, dict[str, Any]]) -> None:
@@ -318,16 +323,18 @@ def test_every_metric_in_one_table(performance_boards: dict[str, dict[str, Any]]
 
 def test_label_coverage_lag_and_outcomes(performance_boards: dict[str, dict[str, Any]]) -> None:
     fraud = performance_boards["driftwatch-model-fraud.json"]
-    assert _exprs(_panel(fraud, "Label coverage")) == ['max by (model) (driftwatch_label_coverage_ratio{model="$model"})']
+    assert _exprs(_panel(fraud, "Label coverage")) == [
+        f'max by (cluster, namespace, model) (driftwatch_label_coverage_ratio{{{SCOPE},model="fraud"}})']
     lag = _panel(fraud, "Label lag")
     assert [t["legendFormat"] for t in lag["targets"]] == ["p50", "p90"]
-    assert _exprs(lag)[1] == ('histogram_quantile(0.9, sum by (le) '
-                              '(rate(driftwatch_label_lag_seconds_bucket{model="$model"}[$__rate_interval])))')
+    assert _exprs(lag)[1] == ('histogram_quantile(0.9, sum by (cluster, namespace, le) '
+                              f'(rate(driftwatch_label_lag_seconds_bucket{{{SCOPE},model="fraud"}}[$__rate_interval])))')
     # The line is the model's label_delay (7d): later labels are not joined.
     steps = lag["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert steps[-1]["value"] == 7 * 86400
     outcomes = _panel(fraud, "Labels by outcome")
-    assert _exprs(outcomes) == ['sum by (outcome) (rate(driftwatch_labels_total{model="$model"}[$__rate_interval]))']
+    assert _exprs(outcomes) == [
+        f'sum by (cluster, namespace, outcome) (rate(driftwatch_labels_total{{{SCOPE},model="fraud"}}[$__rate_interval]))']
 
 
 def test_the_overview_shows_performance_degraded_only_with_a_performance_section(
@@ -342,3 +349,232 @@ def test_performance_rows_follow_the_grafana_conventions(performance_boards: dic
     test_uids_ids_and_layout(performance_boards)
     test_every_panel_and_target_uses_the_datasource_variable(performance_boards)
     test_rates_use_rate_interval_and_panels_have_units(performance_boards)
+
+
+# -- variables an SRE can trust: datasource, cluster, namespace; no model dropdown that lies -------------
+
+
+@pytest.fixture(scope="module")
+def every_board(boards: dict[str, dict[str, Any]], performance_boards: dict[str, dict[str, Any]]
+                ) -> dict[str, dict[str, Any]]:
+    """The dashboards of the example, performance and override configs, by config and filename."""
+    out = {f"example/{k}": v for k, v in boards.items()}
+    out |= {f"performance/{k}": v for k, v in performance_boards.items()}
+    out |= {f"override/{k}": v for k, v in dashboards.generate(load_config(OVERRIDE)).items()}
+    return out
+
+
+def _query_exprs(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target and annotation: what draws data."""
+    for where, expr in expressions(board):
+        if not where.startswith("variable"):
+            yield where, expr
+
+
+def _variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in board["templating"]["list"]}
+
+
+def _selector_of(variable: dict[str, Any]) -> Selector:
+    m = re.fullmatch(r"label_values\((.+), *(\w+)\)", variable["query"])
+    assert m, variable["query"]
+    (selector,) = selectors(m.group(1))
+    return selector
+
+
+def _per_model(every_board: dict[str, dict[str, Any]]) -> Iterator[tuple[str, Config, dict[str, Any]]]:
+    configs = {"example": load_config(EXAMPLE), "performance": load_config(PERFORMANCE), "override": load_config(OVERRIDE)}
+    for key, board in every_board.items():
+        config, filename = key.split("/")
+        if filename.startswith("driftwatch-model-"):
+            name = filename.removeprefix("driftwatch-model-").removesuffix(".json")
+            yield key, configs[config], board | {"_model": name}
+
+
+@pytest.mark.parametrize("label", ["cluster", "namespace"])
+def test_every_selector_carries_the_cluster_and_namespace_matchers(
+        every_board: dict[str, dict[str, Any]], label: str) -> None:
+    wanted = Matcher(label, "=~", f"${label}")
+    for filename, board in every_board.items():
+        for where, expr in _query_exprs(board):
+            for selector in selectors(expr):
+                assert wanted in selector.matchers, f"{filename} {where}: {selector.name} without {label}=~\"${label}\""
+
+
+@pytest.mark.parametrize("label", ["cluster", "namespace"])
+def test_cluster_and_namespace_variables_default_to_all_matching_series_without_the_label(
+        every_board: dict[str, dict[str, Any]], label: str) -> None:
+    for filename, board in every_board.items():
+        variable = _variables(board)[label]
+        assert (variable["type"], variable["multi"], variable["includeAll"]) == ("query", True, True), filename
+        assert variable["allValue"] == ".*", filename
+        assert variable["current"]["value"] == "$__all", filename
+
+
+def test_the_datasource_variable_comes_first_and_picks_prometheus(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        first = board["templating"]["list"][0]
+        assert (first["name"], first["type"], first["query"]) == ("datasource", "datasource", "prometheus"), filename
+
+
+def test_namespace_choices_follow_the_chosen_cluster(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        selector = _selector_of(_variables(board)["namespace"])
+        assert Matcher("cluster", "=~", "$cluster") in selector.matchers, filename
+
+
+@pytest.mark.parametrize("label", ["cluster", "namespace"])
+def test_model_and_column_choices_follow_the_chosen_cluster_and_namespace(
+        every_board: dict[str, dict[str, Any]], label: str) -> None:
+    for filename, board in every_board.items():
+        for name in ("model", "feature"):
+            if name in _variables(board):
+                selector = _selector_of(_variables(board)[name])
+                assert Matcher(label, "=~", f"${label}") in selector.matchers, f"{filename} variable {name}"
+
+
+def test_a_model_dashboard_has_no_model_variable(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, _config, board in _per_model(every_board):
+        assert "model" not in _variables(board), filename
+
+
+def test_a_model_dashboard_never_mentions_a_model_variable(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, _config, board in _per_model(every_board):
+        board = {k: v for k, v in board.items() if k != "_model"}
+        assert "$model" not in json.dumps(board), filename
+
+
+def test_every_selector_of_a_model_dashboard_names_that_model(every_board: dict[str, dict[str, Any]]) -> None:
+    """Sidecar histograms and gauges carry no `model` label: they are joined (on instance) to the model's
+    own sidecar counter in the same expression, which names the model."""
+    for filename, _config, board in _per_model(every_board):
+        this = Matcher("model", "=", board["_model"])
+        for where, expr in expressions(board):
+            found = selectors(expr)
+            for selector in found:
+                if selector.name in SIDECAR_METRICS and not selector.matching("model"):
+                    assert any(this in s.matchers for s in found), f"{filename} {where}: {selector.name} not joined"
+                    continue
+                assert selector.matching("model") == [this], f"{filename} {where}: {selector.name}"
+
+
+def test_a_model_dashboard_queries_only_its_own_columns(every_board: dict[str, dict[str, Any]]) -> None:
+    """Every `feature` matcher names this model's columns, or the `feature` variable filled from its series."""
+    for filename, config, board in _per_model(every_board):
+        own = {c.name for c in config.model(board["_model"]).columns}
+        for where, expr in expressions(board):
+            for selector in selectors(expr):
+                for m in selector.matching("feature"):
+                    named = {m.value} if m.op == "=" else set(m.value.split("|"))
+                    assert named == {"$feature"} or named <= own, f"{filename} {where}: {m}"
+
+
+def test_the_column_variable_lists_only_the_models_columns(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, _config, board in _per_model(every_board):
+        selector = _selector_of(_variables(board)["feature"])
+        assert selector.matching("model") == [Matcher("model", "=", board["_model"])], filename
+
+
+def test_a_model_dashboard_lists_the_other_dashboards(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, _config, board in _per_model(every_board):
+        dropdowns = [link for link in board["links"] if link["type"] == "dashboards"]
+        assert [(d["tags"], d["includeVars"], d["keepTime"]) for d in dropdowns] == [(["driftwatch"], True, True)], filename
+
+
+def test_the_model_dashboard_says_why_it_has_no_model_dropdown(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, _config, board in _per_model(every_board):
+        assert "No model dropdown" in board["description"], filename
+
+
+def test_every_overview_selector_follows_the_model_variable(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        if filename.endswith("driftwatch-overview.json"):
+            for where, expr in _query_exprs(board):
+                for selector in selectors(expr):
+                    assert selector.matching("model") == [Matcher("model", "=~", "$model")], f"{filename} {where}"
+
+
+def test_the_overview_hard_codes_no_column(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        if filename.endswith("driftwatch-overview.json"):
+            for where, expr in expressions(board):
+                assert all(not s.matching("feature") for s in selectors(expr)), f"{filename} {where}"
+
+
+# -- JSON that strict readers accept ----------------------------------------------------------------------
+
+
+def _nulls(value: Any, path: str = "") -> Iterator[str]:
+    if value is None:
+        yield path or "/"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _nulls(v, f"{path}/{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _nulls(v, f"{path}[{i}]")
+
+
+def test_no_dashboard_carries_an_explicit_null(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        assert list(_nulls(json.loads(dumps(board)))) == [], filename
+
+
+def test_no_configmap_dashboard_carries_an_explicit_null(example: Config) -> None:
+    for cm in dashboards.configmaps(example):
+        for filename, text in cm["data"].items():
+            assert list(_nulls(json.loads(text))) == [], filename
+
+
+def test_nulls_inside_lists_are_refused_not_dropped() -> None:
+    with pytest.raises(ValueError, match="null inside a list"):
+        without_nulls({"a": [1, None]})
+
+
+def _foundation_sdk_round_trip(board: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard read by grafana-foundation-sdk's `Dashboard.from_json` (with its panel and Prometheus
+    query plugins registered, as its own loaders do) and written back with its JSON encoder."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    register_default_plugins()
+    parsed = Dashboard.from_json(json.loads(dumps(board)))
+    return json.loads(json.dumps(parsed, cls=JSONEncoder))
+
+
+def _what_a_user_sees(panel: dict[str, Any]) -> dict[str, Any]:
+    defaults = panel.get("fieldConfig", {}).get("defaults", {})
+    return {
+        "type": panel["type"],
+        "title": panel["title"],
+        "description": panel.get("description"),
+        "gridPos": panel["gridPos"],
+        "datasource": panel.get("datasource"),
+        "repeat": panel.get("repeat"),
+        "unit": defaults.get("unit"),
+        "thresholds": [(s["color"], s.get("value")) for s in defaults.get("thresholds", {}).get("steps", [])],
+        "transformations": panel.get("transformations", []) if panel["type"] == "table" else [],
+        "targets": [(t["refId"], t["expr"], t.get("legendFormat"), t.get("instant"), t.get("format"))
+                    for t in panel.get("targets", [])],
+    }
+
+
+def test_grafana_foundation_sdk_parses_every_dashboard(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        assert _foundation_sdk_round_trip(board)["uid"] == board["uid"], filename
+
+
+def test_grafana_foundation_sdk_round_trips_every_panel(every_board: dict[str, dict[str, Any]]) -> None:
+    for filename, board in every_board.items():
+        again = _foundation_sdk_round_trip(board)
+        assert [_what_a_user_sees(p) for p in again["panels"]] == [_what_a_user_sees(p) for p in board["panels"]], filename
+
+
+def test_grafana_foundation_sdk_round_trips_every_variable(every_board: dict[str, dict[str, Any]]) -> None:
+    def seen(v: dict[str, Any]) -> tuple[Any, ...]:
+        return (v["name"], v["type"], v["query"], v.get("multi"), v.get("includeAll"), v.get("allValue"))
+
+    for filename, board in every_board.items():
+        again = _foundation_sdk_round_trip(board)
+        assert [seen(v) for v in again["templating"]["list"]] == [seen(v) for v in board["templating"]["list"]], filename

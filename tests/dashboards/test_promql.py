@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboards.promql import KEYWORDS, PromQLSyntaxError, metric_names
+from dashboards.promql import KEYWORDS, Matcher, PromQLSyntaxError, Selector, metric_names, selectors
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,17 @@ def test_names_survive_any_surrounding_syntax(a: str, b: str, label: str, value:
     quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     expr = f'sum by ({label}) (rate({a}{{{label}="{quoted}"}}[5m])) / on ({label}) group_left () {b}'
     assert metric_names(expr) == {a, b}
+
+
+def test_selectors_and_their_matchers() -> None:
+    found = selectors('sum by (model) (rate(a{x="1",y=~"$y"}[5m])) / on (model) b unless {__name__="c"}')
+    assert found == [
+        Selector("a", (Matcher("x", "=", "1"), Matcher("y", "=~", "$y"))),
+        Selector("b", ()),
+        Selector("c", (Matcher("__name__", "=", "c"),)),
+    ]
+
+
+def test_selectors_inside_label_values_and_functions() -> None:
+    (found,) = selectors('histogram_quantile(0.5, sum by (le) (x_bucket{model="m", phase!="up"}))')
+    assert found.matching("phase") == [Matcher("phase", "!=", "up")]
