@@ -2,7 +2,8 @@
 
 `rules(config)` is the `groups:` document (promtool, Prometheus `rule_files`), `prometheus_rule(...)`
 the same rules as a PrometheusRule for the Prometheus Operator, `unit_tests(config)` the promtool
-tests proving them; `write(...)` puts them on disk. Output is deterministic.
+tests proving them, `inhibit_rules()` the Alertmanager inhibition that keeps a warning quiet under
+its critical twin; `write(...)` puts them on disk. Output is deterministic.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ from typing import Any
 import yaml
 
 from alerts import crd
+from alerts.inhibition import inhibit_rules
 from alerts.rules import groups as rules
 from alerts.unittests import RULES_FILE
 from alerts.unittests import unit_tests as _unit_tests
 from monitor.core.config import Config
 
-__all__ = ["CRD_FILE", "RULES_FILE", "TESTS_FILE", "dump", "prometheus_rule", "rules", "unit_tests", "write"]
+__all__ = [
+    "CRD_FILE", "INHIBIT_FILE", "RULES_FILE", "TESTS_FILE", "dump", "inhibit_rules", "prometheus_rule", "rules", "unit_tests", "write",
+]
 
 TESTS_FILE = "rules.test.yaml"
+INHIBIT_FILE = "alertmanager-inhibit.yaml"
+"""`inhibit_rules:` to merge into the Alertmanager configuration."""
 CRD_FILE = "prometheusrule.yaml"
 
 
@@ -40,9 +46,9 @@ def dump(document: dict[str, Any]) -> str:
 
 
 def write(config: Config, out_dir: Path, crd_options: dict[str, Any] | None = None) -> list[Path]:
-    """Write rules.yaml and rules.test.yaml, and prometheusrule.yaml given `crd_options`
-    (`name`, `namespace`, `labels`); returns the paths."""
-    docs = {RULES_FILE: rules(config), TESTS_FILE: unit_tests(config)}
+    """Write rules.yaml, rules.test.yaml and alertmanager-inhibit.yaml, and prometheusrule.yaml given
+    `crd_options` (`name`, `namespace`, `labels`); returns the paths."""
+    docs = {RULES_FILE: rules(config), TESTS_FILE: unit_tests(config), INHIBIT_FILE: inhibit_rules()}
     if crd_options is not None:
         docs[CRD_FILE] = prometheus_rule(config, **crd_options)
     out_dir.mkdir(parents=True, exist_ok=True)

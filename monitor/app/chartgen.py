@@ -103,6 +103,8 @@ def generated_files(config: dict[str, Any]) -> dict[str, str]:
     return files
 
 
+INHIBIT_RULES = "files/inhibit-rules.yaml"
+"""The AlertmanagerConfig's `spec.inhibitRules` (alerts.inhibition; the same for every config)."""
 GENERATED_FROM = "files/generated-from.yaml"
 """The part of the config the chart's rules and dashboards were generated from: the templates compare
 it (parsed by helm) with `.Values.config` and refuse to render files that no longer match."""
@@ -182,7 +184,10 @@ def render_readme(readme_text: str, values_text: str) -> str:
 def chart_outputs(config_path: Path, chart_dir: Path) -> tuple[dict[str, str], dict[str, Path]]:
     """What the chart should contain: generated texts by relative path, and reference files to copy."""
     config, references = incluster_config(config_path)
+    from alerts.inhibition import alertmanager_config_inhibit_rules
+
     texts = generated_files(config)
+    texts[INHIBIT_RULES] = _dump(alertmanager_config_inhibit_rules())
     texts[GENERATED_FROM] = generated_from(config)
     values = render_values((chart_dir / "values.yaml").read_text(encoding="utf-8"), config)
     texts["values.yaml"] = values

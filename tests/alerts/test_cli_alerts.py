@@ -21,7 +21,7 @@ def test_writes_rules_tests_and_prometheus_rule(tmp_path: Path) -> None:
     res = driftwatch("alerts", "--config", str(EXAMPLE), "--out", str(tmp_path), "--crd",
                      "--label", "release=kube-prometheus-stack")
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["prometheusrule.yaml", "rules.test.yaml", "rules.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alertmanager-inhibit.yaml", "prometheusrule.yaml", "rules.test.yaml", "rules.yaml"]
     for name in ("rules.yaml", "rules.test.yaml", "prometheusrule.yaml"):
         assert (tmp_path / name).read_text() == (GOLDEN / name).read_text(), name
 
@@ -37,7 +37,7 @@ def test_crd_flags_and_default_without_crd(tmp_path: Path) -> None:
     assert meta["labels"]["release"] == "prom"
     res = driftwatch("alerts", "--config", str(EXAMPLE), "--out", str(tmp_path / "b"))
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["rules.test.yaml", "rules.yaml"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["alertmanager-inhibit.yaml", "rules.test.yaml", "rules.yaml"]
 
 
 def test_user_errors_exit_2_without_traceback(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ def validate(obj: dict[str, Any]) -> None:
     """Kubernetes objects against the 1.33 schemas (strict); Prometheus Operator CRs against ours."""
     where = f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}"
     try:
-        if obj.get("apiVersion") == "monitoring.coreos.com/v1":
+        if obj.get("apiVersion") in ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1alpha1"):
             jsonschema.validate(obj, OPERATOR_SCHEMAS[obj["kind"]])
         else:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)

@@ -11,13 +11,16 @@ import yaml
 from chart_helpers import by_kind, one, validate
 from conftest import CHART, Render
 
+from alerts.inhibition import alertmanager_config_inhibit_rules
 from monitor.app.inject import CAPTURE_LABEL, PORT_NAME, InjectOptions, sidecar_container, sidecar_volumes
 from monitor.core.config import parse_config
 
-OPERATOR_API = ("--api-versions", "monitoring.coreos.com/v1")
-FORCED_ON = {k: {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}} for k in ("serviceMonitor", "podMonitor", "prometheusRule")}
-FORCED_OFF = {k: {"enabled": False} for k in ("serviceMonitor", "podMonitor", "prometheusRule")}
-OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+OPERATOR_V1 = ("--api-versions", "monitoring.coreos.com/v1")
+OPERATOR_API = (*OPERATOR_V1, "--api-versions", "monitoring.coreos.com/v1alpha1")
+OPERATOR_VALUES = ("serviceMonitor", "podMonitor", "prometheusRule", "alertmanagerConfig")
+FORCED_ON = {k: {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}} for k in OPERATOR_VALUES}
+FORCED_OFF = {k: {"enabled": False} for k in OPERATOR_VALUES}
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
 
 COMBINATIONS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "defaults": ({}, ()),
@@ -157,9 +160,10 @@ def test_persistence_uses_a_claim_and_recreate(render: Render) -> None:
         ({}, OPERATOR_API, OPERATOR_KINDS),
         (FORCED_ON, (), OPERATOR_KINDS),
         (FORCED_OFF, OPERATOR_API, set()),
-        ({"podMonitor": {"enabled": False}, "prometheusRule": {"enabled": "auto"}}, OPERATOR_API, {"ServiceMonitor", "PrometheusRule"}),
+        ({"podMonitor": {"enabled": False}, "alertmanagerConfig": {"enabled": False}}, OPERATOR_API, {"ServiceMonitor", "PrometheusRule"}),
+        ({}, OPERATOR_V1, OPERATOR_KINDS - {"AlertmanagerConfig"}),
     ],
-    ids=["auto-unavailable", "auto-available", "forced-on", "forced-off", "mixed"],
+    ids=["auto-unavailable", "auto-available", "forced-on", "forced-off", "mixed", "v1alpha1-unavailable"],
 )
 def test_operator_objects_follow_enabled_and_capabilities(render: Render, values: dict[str, Any], flags: tuple[str, ...], expected: set[str]) -> None:
     kinds = {o["kind"] for o in render(values, *flags)} & OPERATOR_KINDS
@@ -204,6 +208,12 @@ def test_prometheus_rule_carries_the_generated_rules_with_the_release_url(render
     assert links
     assert all(link.startswith("https://dw.example.com/reports/") for link in links)
     assert "invalid" not in yaml.safe_dump(rule)
+
+
+def test_alertmanager_config_ships_the_inhibition_rules(render: Render) -> None:
+    """A critical alert mutes its warning twin in the operator's Alertmanager too (alerts/inhibition.py)."""
+    config = one(render({}, *OPERATOR_API), "AlertmanagerConfig")
+    assert config["spec"] == {"inhibitRules": alertmanager_config_inhibit_rules()}
 
 
 def default_config() -> dict[str, Any]:

@@ -111,8 +111,9 @@ def prometheus(*, port: int, monitor_port: int, alertmanager_port: int, rule_fil
     return Service("prometheus", argv, workdir, f"http://127.0.0.1:{port}/-/ready")
 
 
-def alertmanager(*, port: int, webhook_url: str, workdir: Path) -> Service:
-    config = {
+def alertmanager(*, port: int, webhook_url: str, workdir: Path, inhibit_rules: list[dict[str, Any]] | None = None) -> Service:
+    """Debian's Alertmanager routing every alert to `webhook_url`, with `inhibit_rules` if given."""
+    config: dict[str, Any] = {
         "route": {
             "receiver": "driftwatch",
             "group_by": ["alertname", "model"],
@@ -122,6 +123,8 @@ def alertmanager(*, port: int, webhook_url: str, workdir: Path) -> Service:
         },
         "receivers": [{"name": "driftwatch", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
     }
+    if inhibit_rules:
+        config["inhibit_rules"] = inhibit_rules
     path = workdir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=True))
     argv = [

@@ -256,12 +256,13 @@ Call with (dict "root" $ "what" "…" "key" "values key that replaces them").
 
 {{/*
 "true" when a Prometheus Operator object is to be rendered: `enabled: true` forces it, `"auto"`
-renders it only when the cluster (or `helm template --api-versions`) serves monitoring.coreos.com/v1.
-Call with (dict "enabled" .Values.x.enabled "root" $).
+renders it only when the cluster (or `helm template --api-versions`) serves its API group version,
+monitoring.coreos.com/v1 unless "api" says otherwise.
+Call with (dict "enabled" .Values.x.enabled "root" $ ["api" "monitoring.coreos.com/v1alpha1"]).
 */}}
 {{- define "driftwatch.operatorEnabled" -}}
 {{- $e := toString .enabled }}
-{{- if or (eq $e "true") (and (eq $e "auto") (.root.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) -}}
+{{- if or (eq $e "true") (and (eq $e "auto") (.root.Capabilities.APIVersions.Has (.api | default "monitoring.coreos.com/v1"))) -}}
 true
 {{- end }}
 {{- end }}

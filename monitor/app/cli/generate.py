@@ -57,13 +57,13 @@ def dashboards_cmd(
 @app.command("alerts")
 def alerts_cmd(
     config: Annotated[Path, typer.Option("--config", help="The YAML config.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for rules.yaml and rules.test.yaml (created if missing).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for rules.yaml, rules.test.yaml and alertmanager-inhibit.yaml (created if missing).")],
     crd: Annotated[bool, typer.Option("--crd", help="Also write prometheusrule.yaml (Prometheus Operator).")] = False,
     name: Annotated[str, typer.Option(help="metadata.name of the PrometheusRule.")] = "driftwatch",
     namespace: Annotated[str, typer.Option(help="metadata.namespace of the PrometheusRule.")] = "monitoring",
     label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE label of the PrometheusRule, repeatable (e.g. release=kube-prometheus-stack).")] = None,
 ) -> None:
-    """Prometheus alert rules, their promtool unit tests and optionally a PrometheusRule, from the config."""
+    """Prometheus alert rules, their promtool unit tests, Alertmanager inhibit rules and optionally a PrometheusRule, from the config."""
     cfg = load_config_or_exit(config)
     from alerts import write
 
