@@ -167,9 +167,9 @@ def create_app(
 
     @app.post("/v1/labels")
     async def post_labels(request: Request) -> JSONResponse:
-        """Delayed ground truth keyed by the captured event's id; 200 once durable, each label counted by outcome."""
-        if fleet:
-            raise ApiError(501, "not_supported", "labels are not yet accepted in fleet mode (docs/scale-out.md)")
+        """Delayed ground truth keyed by the captured event's id; 200 once durable, each label counted by outcome.
+        In fleet mode 200 once the batch is appended to the event log (acks=all): the model's owner
+        counts the outcomes (docs/scale-out.md, "Labels")."""
         if _media_type(request) != "application/json":
             raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
         body = await read_body(request, limit)

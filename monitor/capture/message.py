@@ -7,6 +7,12 @@ header `content-type: application/vnd.driftwatch.event+json`. A KafkaSink record
 mode carries the CloudEvent's attributes as `ce_*` headers and its data as the value (the Kafka
 protocol binding of CloudEvents, 1.0); structured mode is a JSON envelope with content type
 `application/cloudevents+json`. Pure: no Kafka client here.
+
+Ground truth travels on the same topic (docs/scale-out.md, "Labels"): a label record is keyed by
+its model like the events it labels, so it lands in their partition after every event that was
+acknowledged before it; value = `{"batch": id, "model": ..., "labels": [...]}` (the `/v1/labels`
+items, timestamps as unix seconds), header `content-type: application/vnd.driftwatch.labels+json`.
+`decode_item` reads every kind; `decode_record` (events and halves only) refuses label records.
 """
 
 from __future__ import annotations
@@ -18,18 +24,24 @@ from datetime import UTC, datetime
 import msgspec
 
 from monitor.capture.cloudevents import REQUEST_TYPE, RESPONSE_TYPE, CloudEventError, Half, parse_cloudevent
+from monitor.capture.labels import Label, LabelBatch
 from monitor.capture.wire import CapturedEvent, encode_event
 
-__all__ = ["EVENT_CONTENT_TYPE", "SKIP_REASONS", "BadRecord", "Headers", "decode_record", "encode_half", "encode_record"]
+__all__ = ["EVENT_CONTENT_TYPE", "LABELS_CONTENT_TYPE", "SKIP_REASONS", "BadRecord", "Headers", "LabelRecord", "decode_item",
+           "decode_record", "encode_half", "encode_labels_records", "encode_record"]
 
 EVENT_CONTENT_TYPE = "application/vnd.driftwatch.event+json"
+LABELS_CONTENT_TYPE = "application/vnd.driftwatch.labels+json"
+_LABEL_HEADERS = [("content-type", LABELS_CONTENT_TYPE.encode())]
+LABEL_RECORD_BYTES = 512 * 1024
+"""A label batch is split into records of about this size (Kafka's default record limit is 1 MB)."""
 _STRUCTURED = "application/cloudevents+json"
 _EVENT_HEADERS = [("content-type", EVENT_CONTENT_TYPE.encode())]
 
 Headers = Sequence[tuple[str, bytes | None]]
 
 SKIP_REASONS = ("empty", "garbage", "wrong_schema", "key_mismatch", "invalid_cloudevent", "unsupported_type",
-                "unknown_model", "wrong_partition")
+                "unknown_model", "wrong_partition", "not_an_event", "no_performance")
 """Why a replica skips a record: `decode_record`'s reasons, then the consumer's (monitor/runtime/fleet.py)."""
 
 
@@ -44,6 +56,50 @@ class BadRecord(ValueError):
 def encode_record(event: CapturedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of one captured event."""
     return event.model.encode(), encode_event(event).encode(), list(_EVENT_HEADERS)
+
+
+class LabelRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A label batch (or one part of a large one) as a Kafka record: `batch` is unique per record,
+    assigned by the replica that accepted it, so the owner processes it once however often it is
+    replayed. Timestamps are unix seconds (validated by the API)."""
+
+    batch: str
+    model: str
+    labels: list[Label]
+
+    def stamps(self) -> list[float | None]:
+        return [None if item.timestamp is None else float(item.timestamp) for item in self.labels]  # type: ignore[arg-type]
+
+
+_label_record = msgspec.json.Decoder(LabelRecord)
+
+
+def encode_labels_records(batch_id: str, batch: LabelBatch,
+                          stamps: Sequence[float | None]) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """(key, value, headers) of a validated label batch, split into records of about
+    `LABEL_RECORD_BYTES` (ids `<batch_id>/<part>`); each label keeps its order."""
+    items = [msgspec.json.encode(msgspec.structs.replace(item, timestamp=stamp))
+             for item, stamp in zip(batch.labels, stamps, strict=True)]
+    key = batch.model.encode()
+    head = msgspec.json.encode(batch.model)
+    out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    part: list[bytes] = []
+    size = 0
+
+    def close() -> None:
+        ident = msgspec.json.encode(f"{batch_id}/{len(out)}")
+        value = b'{"batch":' + ident + b',"model":' + head + b',"labels":[' + b",".join(part) + b"]}"
+        out.append((key, value, list(_LABEL_HEADERS)))
+
+    for item in items:
+        if part and size + len(item) > LABEL_RECORD_BYTES:
+            close()
+            part, size = [], 0
+        part.append(item)
+        size += len(item) + 1
+    if part:
+        close()
+    return out
 
 
 def encode_half(half: Half) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -62,6 +118,29 @@ def encode_half(half: Half) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return half.model.encode(), value, headers
 
 
+def decode_item(key: bytes | None, value: bytes | None, headers: Headers | None) -> CapturedEvent | Half | LabelRecord:
+    """What a record of the topic holds: an event, a CloudEvent half, or a label batch (`BadRecord`
+    with a reason otherwise, as `decode_record`'s)."""
+    if headers == _LABEL_HEADERS or (headers and headers != _EVENT_HEADERS and _is_labels(headers)):
+        if not value:
+            raise BadRecord("empty")
+        try:
+            record = _label_record.decode(value)
+        except msgspec.ValidationError:
+            raise BadRecord("wrong_schema") from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            raise BadRecord("garbage") from None
+        if key is not None and key != record.model.encode():
+            raise BadRecord("key_mismatch")
+        return record
+    return decode_record(key, value, headers)
+
+
+def _is_labels(headers: Headers) -> bool:
+    return any(name.lower() == "content-type" and raw is not None and raw.split(b";")[0].strip().lower() == LABELS_CONTENT_TYPE.encode()
+               for name, raw in headers)
+
+
 def decode_record(key: bytes | None, value: bytes | None, headers: Headers | None) -> CapturedEvent | Half:
     """The event (or the CloudEvent half) a record holds; `BadRecord` with a reason otherwise:
     `empty`, `garbage` (not JSON or not UTF-8), `wrong_schema` (JSON that is not an event),
@@ -69,6 +148,8 @@ def decode_record(key: bytes | None, value: bytes | None, headers: Headers | Non
     or the CloudEvent error (`invalid_cloudevent`, ...)."""
     if not value:
         raise BadRecord("empty")
+    if headers and headers != _EVENT_HEADERS and _is_labels(headers):
+        raise BadRecord("not_an_event")  # a label batch (decode_item reads those)
     if headers != _EVENT_HEADERS:  # the hot path (our own records) skips looking at the headers
         names = {name.lower(): (raw or b"") for name, raw in headers or ()}
         content_type = _text(names.get("content-type")) or ""

@@ -58,6 +58,10 @@ class EventProducer:
         """Produce every event and wait for all acknowledgements; `KafkaUnavailable` if any failed."""
         await self._produce([encode_record(e) for e in events])
 
+    async def append_labels(self, records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
+        """Produce a label batch's records (`encode_labels_records`) and wait for every acknowledgement."""
+        await self._produce(records)
+
     async def append_half(self, half: Half) -> None:
         """Produce a CloudEvent half (binary content mode) and wait for its acknowledgement."""
         await self._produce([encode_half(half)])

@@ -25,23 +25,27 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from monitor.capture import CapturedEvent, ModelSchema, Rejected, event_records
 from monitor.capture.cloudevents import Half, join_halves
-from monitor.capture.message import BadRecord, decode_record
+from monitor.capture.labels import LabelBatch
+from monitor.capture.message import BadRecord, LabelRecord, decode_item, encode_labels_records
 from monitor.core.config import Config
 from monitor.core.labelstore import PerformanceRow
-from monitor.core.pgstore import Checkpoint, PgStore, PgUnavailable
+from monitor.core.pgstore import Checkpoint, LabelledEvent, PgStore, PgUnavailable, Prediction
 from monitor.core.store import EvaluationRow
 from monitor.drift.result import result_from_dict
 from monitor.runtime.eventlog import EventProducer, client_settings
 from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
+from monitor.runtime.labels import OUTCOMES, LabelError, check_batch, judge, predictions_of
 from monitor.runtime.performance import WindowPerformance, performance_profiles
 from monitor.runtime.recovery import cusum_state
 from monitor.runtime.reference import profile_references
@@ -60,6 +64,9 @@ CHECKPOINT_INTERVAL = 2.0
 """Seconds between checkpoints of every owned partition (also written with every evaluation)."""
 RETENTION_INTERVAL = 60.0
 """Seconds between deletions of the owned models' evaluations older than `server.store.max_age`."""
+TOO_LATE_GRACE = 86_400.0
+"""Predictions are kept this long past `performance.label_delay`, so a late label is answered
+`too_late` (not `unknown_id`) for a day after its prediction expired."""
 
 
 @dataclass
@@ -126,6 +133,12 @@ class FleetMonitor:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = threading.Event()
+        self._side = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-fleet-side")
+        self._predictions: list[Prediction] = []
+        """Predictions of performance models consumed but not yet in PostgreSQL (flushed before any
+        label record is processed and at the end of every consumed batch, before a checkpoint)."""
+        self._failed = False
+        """The consumer loop failed: checkpoints are no longer written (a replay redoes what was not durable)."""
         self.store = None  # the API's readiness detail: there is no SQLite store in fleet mode
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -156,6 +169,7 @@ class FleetMonitor:
             await loop.run_in_executor(None, self._thread.join)
         if self._producer is not None:
             await self._producer.close()
+        await loop.run_in_executor(None, partial(self._side.shutdown, wait=True))
         for pg in (self._pg, self._reader):
             if pg is not None:
                 pg.close()
@@ -243,6 +257,35 @@ class FleetMonitor:
         await self._producer.append_half(half)
         return CloudEventOutcome("pending")
 
+    async def ingest_labels(self, batch: LabelBatch, stamps: Sequence[float | None]) -> LabelsAccepted:
+        """Append a validated label batch to the topic keyed by its model; answered once the brokers
+        acknowledged it. The owner of the model's partition joins and counts the labels."""
+        assert self._producer is not None, "start() first"
+        try:
+            check_batch(self._configs.get(batch.model), batch)
+        except LabelError as exc:
+            if exc.status == 422:
+                self.refuse_labels(batch.model, len(batch.labels))
+            raise
+        batch_id = uuid.uuid4().hex
+        if batch.labels:
+            await self._producer.append_labels(encode_labels_records(batch_id, batch, stamps))
+        return LabelsAccepted(batch_id, len(batch.labels))
+
+    def refuse_labels(self, model: str, n: int) -> None:
+        """Count the labels of a batch refused whole as `invalid`, in PostgreSQL (best effort)."""
+        if model not in self._configs or not n or self._reader is None:
+            return
+        reader = self._reader
+
+        def count() -> None:  # off the event loop
+            try:
+                reader.count_labels(model, {"invalid": n})
+            except PgUnavailable:
+                log.warning("invalid_labels_not_counted model=%s n=%d reason=postgres_unavailable", model, n)
+
+        self._side.submit(count)
+
     def _schema(self, model: str) -> ModelSchema:
         return self._schemas[model]
 
@@ -269,6 +312,7 @@ class FleetMonitor:
                         log.warning("kafka_consume_error error=%s", error.name())
                         continue
                     self._handle(msg)
+                self._flush_predictions()
                 now = time.monotonic()
                 if now - last_eval >= interval:
                     last_eval = now
@@ -279,10 +323,12 @@ class FleetMonitor:
                 if now - last_mark >= CHECKPOINT_INTERVAL:
                     last_mark = now
                     self._checkpoint(consumer, list(self._partitions))
+                    self._reload_label_counts()
                 if now - last_trim >= RETENTION_INTERVAL:
                     last_trim = now
                     self._trim()
         except Exception:
+            self._failed = True  # what this batch did not make durable must be replayed: no checkpoint moves past it
             log.exception("fleet_consumer_failed replica=%s", self.replica)
             raise
         finally:
@@ -328,7 +374,7 @@ class FleetMonitor:
         kind, stamp = msg.timestamp()
         arrival = stamp / 1000 if kind != 0 and stamp > 0 else self.clock()
         try:
-            item = decode_record(msg.key(), msg.value(), msg.headers())
+            item = decode_item(msg.key(), msg.value(), msg.headers())
         except BadRecord as exc:
             self._bad(exc.reason, partition, offset)
             return
@@ -341,7 +387,9 @@ class FleetMonitor:
         if owned is None or offset < owned.skip_below:
             return
         owned.next_offset = offset + 1
-        if isinstance(item, Half):
+        if isinstance(item, LabelRecord):
+            self._labels(owned, item, partition, offset, arrival)
+        elif isinstance(item, Half):
             self._half(owned, item, offset, arrival)
         else:
             self._event(owned, item, offset, arrival)
@@ -358,21 +406,94 @@ class FleetMonitor:
         if len(owned.ids) > DEDUP_IDS:
             owned.ids.popitem(last=False)
         state = owned.state
+        perf = state.config.performance
         try:
             records = event_records(state.schema, event)
-        except Rejected as exc:
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else "parse_error"
             with self.lock:
-                state.rejected[exc.reason] += 1
-            return
-        except Exception:
-            with self.lock:
-                state.rejected["parse_error"] += 1
+                state.rejected[reason] += 1
+            if perf is not None:  # its labels are answered `event_rejected`
+                self._predictions.append(Prediction(event.model, event.id, event.timestamp, None, None, reason, []))
             return
         with self.lock:
             owned.marks.append((offset, owned.total))
+            first = owned.total + 1
             owned.total += len(records)
             state.ingested += 1
             state.window.add(offset, event.timestamp, owned.total, records, now=arrival)
+        if perf is not None and records:
+            self._predictions.append(Prediction(event.model, event.id, event.timestamp, first, owned.total, None,
+                                                predictions_of(perf, records)))
+
+    def _flush_predictions(self) -> None:
+        """Store the predictions consumed so far (retried: a label must find every earlier prediction)."""
+        if not self._predictions or self._pg is None:
+            return
+        _retrying(partial(self._pg.add_predictions, list(self._predictions)), self._stopping)
+        self._predictions.clear()
+
+    def _labels(self, owned: _Owned, record: LabelRecord, partition: int, offset: int, now: float) -> None:
+        """Join a label batch to the predictions before it, exactly once (its batch id is committed
+        with its labels and counts). `now` is the record's Kafka timestamp, when the batch was
+        accepted: a replay judges `too_late` as the first reading did."""
+        state, pg = owned.state, self._pg
+        perf = state.config.performance
+        assert pg is not None
+        if perf is None:  # the API refuses these; a record from another producer is skipped
+            self._bad("no_performance", partition, offset)
+            return
+        self._flush_predictions()
+        stamps = record.stamps()
+        ids = list(dict.fromkeys(item.id for item in record.labels))
+        lags: list[float] = []
+
+        def decide(found: dict[str, Prediction], labelled: set[str]) -> tuple[list[LabelledEvent], dict[str, int]]:
+            lags.clear()
+            outcomes: Counter[str] = Counter()
+            events: list[LabelledEvent] = []
+            seen: set[str] = set()
+            for item, stamp in zip(record.labels, stamps, strict=True):
+                p = found.get(item.id)
+                values = item.values()
+                outcome = judge(perf, found=p is not None, rejected=p is not None and p.first_rec is None,
+                                duplicate=item.id in labelled or item.id in seen, age=now - p.ts if p is not None else 0.0,
+                                n_labels=len(values), n_records=len(p.predictions) if p is not None else 0)
+                outcomes[outcome] += 1
+                if outcome != "joined" or p is None or p.first_rec is None or p.last_rec is None:
+                    continue
+                seen.add(item.id)
+                items = [{"label": v, **pred} for v, pred in zip(values, p.predictions, strict=True)]
+                events.append(LabelledEvent(record.model, item.id, p.first_rec, p.last_rec, items, p.ts, stamp, now))
+                lags.append(now - p.ts)
+            return events, {o: outcomes.get(o, 0) for o in OUTCOMES}
+
+        outcomes = _retrying(partial(pg.add_labels, record.batch, record.model, ids, decide, now), self._stopping)
+        if outcomes is None:
+            log.info("labels_replayed model=%s batch=%s offset=%d counted=already", record.model, record.batch, offset)
+            return
+        with self.lock:
+            state.label_counts.update({k: v for k, v in outcomes.items() if v})
+            for lag in lags:
+                state.label_lag.observe(lag)
+        log.info("labels_ingested model=%s batch=%s %s", record.model, record.batch,
+                 " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()) if v))
+
+    def _reload_label_counts(self) -> None:
+        """The owned models' outcome counts from PostgreSQL, the one account (invalid batches are
+        counted there by whichever replica refused them)."""
+        models = [n for n, o in self._owned.items() if o.state.config.performance is not None]
+        if not models or self._pg is None:
+            return
+        try:
+            counts = self._pg.label_counts(models)
+        except PgUnavailable:
+            return
+        with self.lock:
+            for name in models:
+                owned = self._owned.get(name)
+                if owned is not None:
+                    owned.state.label_counts = Counter(counts.get(name, {}))
 
     def _half(self, owned: _Owned, half: Half, offset: int, arrival: float) -> None:
         waiting = owned.halves.get(half.id)
@@ -536,12 +657,22 @@ class FleetMonitor:
             return
         if deleted:
             log.info("evaluations_trimmed replica=%s deleted=%d", self.replica, deleted)
+        now = self.clock()
+        perf = {n: p for n in owned if (p := self._configs[n].performance) is not None}
+        if perf:
+            keep = max(self.config.server.store.max_age, max(p.label_delay for p in perf.values()) + TOO_LATE_GRACE)
+            try:
+                deleted = self._pg.trim_labels({n: now - p.label_delay - TOO_LATE_GRACE for n, p in perf.items()}, now - keep)
+            except PgUnavailable:
+                return
+            if deleted:
+                log.info("ground_truth_trimmed replica=%s deleted=%d", self.replica, deleted)
 
     def _checkpoint(self, consumer: Any, partitions: list[int]) -> None:
         """Each partition's replay offset: the least its models (live or only checkpointed) still need."""
         from confluent_kafka import TopicPartition
 
-        if not partitions or self._pg is None:
+        if not partitions or self._pg is None or self._failed or self._predictions:
             return
         positions = {tp.partition: tp.offset for tp in consumer.position(
             [TopicPartition(self.fleet.kafka.topic, p) for p in partitions])}
@@ -566,6 +697,19 @@ class FleetMonitor:
                 self._pg.put_checkpoints(self.fleet.kafka.topic, offsets, marks, self.clock())
             except PgUnavailable:
                 log.warning("checkpoint_not_stored reason=postgres_unavailable partitions=%s", sorted(offsets))
+
+
+@dataclass(frozen=True)
+class LabelsAccepted:
+    """The answer to a label batch in fleet mode: appended to the topic (durable, acks=all); the
+    owning replica counts its outcomes (`driftwatch_labels_total`)."""
+
+    batch: str
+    labels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": "accepted", "batch": self.batch, "labels": self.labels, "outcomes": {"accepted": self.labels},
+                "unknown_ids": []}
 
 
 @dataclass

@@ -29,11 +29,12 @@ from typing import Any
 
 from monitor.capture import CapturedEvent, Rejected, event_records
 from monitor.capture.labels import LabelBatch
+from monitor.core.config import ModelConfig
 from monitor.core.labelstore import LabelRow
 from monitor.core.store import StoredEvent
 from monitor.runtime.state import ModelState, RuntimeState, UnknownModel
 
-__all__ = ["OUTCOMES", "LabelError", "LabelIngest", "LabelResult"]
+__all__ = ["OUTCOMES", "LabelError", "LabelIngest", "LabelResult", "check_batch", "judge", "predictions_of"]
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -60,6 +61,42 @@ class LabelResult:
         return {"outcomes": dict(self.outcomes), "unknown_ids": list(self.unknown_ids)}
 
 
+def check_batch(model: ModelConfig | None, batch: LabelBatch) -> None:
+    """What refuses a well-formed batch whole, in embedded and fleet mode alike: `UnknownModel`, or
+    `LabelError` (409 for a model without `performance`, 422 for a regression label that is not a number)."""
+    if model is None:
+        raise UnknownModel(batch.model)
+    perf = model.performance
+    if perf is None:
+        raise LabelError(409, "no_performance", f"model {batch.model!r} has no `performance` section: its labels would judge nothing")
+    if perf.task == "regression":
+        for i, item in enumerate(batch.labels):
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in item.values()):
+                raise LabelError(422, "validation_failed", [{"loc": f"labels[{i}]", "msg": "a regression label must be a number"}])
+
+
+def judge(perf: Any, *, found: bool, rejected: bool, duplicate: bool, age: float, n_labels: int, n_records: int) -> str:
+    """One label's outcome from what is known of its event (`joined` when it can be joined)."""
+    if not found:
+        return "unknown_id"
+    if rejected:
+        return "event_rejected"
+    if duplicate:
+        return "duplicate"
+    if age > perf.label_delay:
+        return "too_late"
+    if n_labels != n_records:
+        return "count_mismatch"
+    return "joined"
+
+
+def predictions_of(perf: Any, records: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each record's prediction (and class probabilities) as a label is stored beside it."""
+    columns = list(perf.probabilities.values())
+    return [{"prediction": record.get(perf.prediction), "probabilities": [record.get(c) for c in columns] if columns else None}
+            for record in records]
+
+
 class LabelIngest:
     """The `/v1/labels` path of the embedded monitor."""
 
@@ -82,16 +119,13 @@ class LabelIngest:
 
     async def ingest(self, batch: LabelBatch, stamps: Sequence[float | None]) -> LabelResult:
         model = self._state.models.get(batch.model)
-        if model is None:
-            raise UnknownModel(batch.model)
-        perf = model.config.performance
-        if perf is None:
-            raise LabelError(409, "no_performance", f"model {batch.model!r} has no `performance` section: its labels would judge nothing")
-        if perf.task == "regression":
-            for i, item in enumerate(batch.labels):
-                if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in item.values()):
-                    self.refuse(batch.model, len(batch.labels))
-                    raise LabelError(422, "validation_failed", [{"loc": f"labels[{i}]", "msg": "a regression label must be a number"}])
+        try:
+            check_batch(model.config if model is not None else None, batch)
+        except LabelError as exc:
+            if exc.status == 422:
+                self.refuse(batch.model, len(batch.labels))
+            raise
+        assert model is not None
         if not batch.labels:
             return LabelResult({o: 0 for o in OUTCOMES})
         loop = asyncio.get_running_loop()
@@ -145,25 +179,16 @@ class LabelIngest:
         """One label's outcome and, when joined, each record's (label, prediction)."""
         perf = model.config.performance
         assert perf is not None
-        if event is None:
-            return "unknown_id", []
-        if event.reason is not None or event.rec_end is None:
-            return "event_rejected", []
-        if duplicate:
-            return "duplicate", []
-        if now - event.ts > perf.label_delay:
-            return "too_late", []
-        if len(values) != event.n_records:
-            return "count_mismatch", []
+        outcome = judge(perf, found=event is not None, rejected=event is not None and (event.reason is not None or event.rec_end is None),
+                        duplicate=duplicate, age=now - event.ts if event is not None else 0.0, n_labels=len(values),
+                        n_records=event.n_records if event is not None else 0)
+        if outcome != "joined":
+            return outcome, []
+        assert event is not None
         try:
             records = event_records(model.schema, CapturedEvent.model_validate_json(event.raw))
         except (Rejected, ValueError):  # stored by an older parser that accepted it: nothing to judge now
             return "event_rejected", []
         if len(records) != event.n_records:
             return "event_rejected", []
-        columns = list(perf.probabilities.values())
-        joined = []
-        for value, record in zip(values, records, strict=True):
-            probabilities = [record.get(c) for c in columns] if columns else None
-            joined.append((value, {"prediction": record.get(perf.prediction), "probabilities": probabilities}))
-        return "joined", joined
+        return "joined", list(zip(values, predictions_of(perf, records), strict=True))
