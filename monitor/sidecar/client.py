@@ -431,6 +431,7 @@ class ClientConnection(asyncio.Protocol):
         m = self.server.metrics
         m.upstream_seconds.observe(upstream)
         m.overhead_seconds.observe(max(0.0, end - ex.t0 - upstream))
+        m.responses[min(max(ex.status // 100, 0), 6)] += 1
         if ex.resp_body is not None:
             self.server.capture(ex, upstream)
         if ex.request_done:

@@ -12,12 +12,15 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["AUTH_STATUSES", "BUCKETS", "DROP_REASONS", "SIDECAR_METRICS", "UPSTREAM_ERROR_KINDS", "PhaseHistogram", "SidecarMetrics"]
+__all__ = [
+    "AUTH_STATUSES", "BUCKETS", "DROP_REASONS", "SIDECAR_METRICS", "STATUS_CLASSES", "UPSTREAM_ERROR_KINDS", "PhaseHistogram",
+    "SidecarMetrics",
+]
 
 # The sidecar's family names, written once: the collectors below create their families from them
 # and the generated dashboards and alert rules import them. Counters carry `_total` (the sample name
@@ -28,6 +31,7 @@ SIDECAR_EVENTS_CAPTURED_TOTAL = "driftwatch_sidecar_events_captured_total"
 SIDECAR_EVENTS_SHIPPED_TOTAL = "driftwatch_sidecar_events_shipped_total"
 SIDECAR_EVENTS_DROPPED_TOTAL = "driftwatch_sidecar_events_dropped_total"
 SIDECAR_UPSTREAM_ERRORS_TOTAL = "driftwatch_sidecar_upstream_errors_total"
+SIDECAR_UPSTREAM_RESPONSES_TOTAL = "driftwatch_sidecar_upstream_responses_total"
 SIDECAR_AUTH_REJECTED_TOTAL = "driftwatch_sidecar_auth_rejected_total"
 SIDECAR_QUEUE_EVENTS = "driftwatch_sidecar_queue_events"
 SIDECAR_SPOOL_EVENTS = "driftwatch_sidecar_spool_events"
@@ -41,13 +45,15 @@ SIDECAR_METRICS = frozenset(
         SIDECAR_EVENTS_SHIPPED_TOTAL,
         SIDECAR_EVENTS_DROPPED_TOTAL,
         SIDECAR_UPSTREAM_ERRORS_TOTAL,
+        SIDECAR_UPSTREAM_RESPONSES_TOTAL,
         SIDECAR_AUTH_REJECTED_TOTAL,
         SIDECAR_QUEUE_EVENTS,
         SIDECAR_SPOOL_EVENTS,
         SIDECAR_SPOOL_BYTES,
     }
 )
-"""Every sample name a sidecar's /driftwatch/metrics serves, besides `*_created` (a scrape job of its own)."""
+"""Every driftwatch sample name a sidecar's /driftwatch/metrics serves, besides `*_created` (a scrape
+job of its own), and besides the client library's `process_*` and `python_info`."""
 
 DROP_REASONS = (
     "spool_full",  # queue full or monitor unreachable, and the spool is at --spool-max-bytes (or disabled)
@@ -68,6 +74,9 @@ UPSTREAM_ERROR_KINDS = (
     "reset",  # the connection closed before the response was complete
     "protocol",  # the upstream's answer was not valid HTTP/1.x
 )
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+"""`code` of driftwatch_sidecar_upstream_responses_total: the model server's own answers, by class
+(a 5xx here is the model failing, not the sidecar; the sidecar's own 502/504 are upstream_errors)."""
 # Fine buckets from 50 µs: the overhead phase lives in the first few.
 BUCKETS = (
     0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
@@ -118,6 +127,13 @@ class _HotPathCollector(Collector):
         )
         captured.add_metric([m.model], float(m.captured))
         yield captured
+        responses = CounterMetricFamily(
+            SIDECAR_UPSTREAM_RESPONSES_TOTAL, "Responses the model server sent (forwarded to the client), by status class.",
+            labels=["model", "code"],
+        )
+        for code, count in zip(STATUS_CLASSES, m.responses[1:6], strict=True):
+            responses.add_metric([m.model, code], float(count))
+        yield responses
 
 
 class SidecarMetrics:
@@ -128,7 +144,12 @@ class SidecarMetrics:
         self.upstream_seconds = PhaseHistogram()
         self.overhead_seconds = PhaseHistogram()
         self.captured = 0  # incremented by the shipper for every capture it is handed
+        self.responses = [0] * 7
+        """Upstream responses by `status // 100` (slots 1-5 exported; 0 and 6 catch the impossible)."""
         r.register(_HotPathCollector(self))
+        # The process itself (CPU, RSS, open fds, start time) and the Python build, as every exporter has.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.shipped = Counter(
             SIDECAR_EVENTS_SHIPPED_TOTAL, "Events the monitor (or, with --kafka-bootstrap, the Kafka brokers, acks=all) acknowledged.", ["model"], registry=r
         ).labels(model=model)

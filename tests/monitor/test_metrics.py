@@ -209,7 +209,12 @@ def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(
     sidecar = SidecarMetrics("churn")
     sidecar.upstream_seconds.observe(0.001)
     scraped = {name for name, _ in _samples(sidecar.render()) if not name.endswith("_created")}
-    assert scraped == SIDECAR_METRICS
+    assert {n for n in scraped if n.startswith("driftwatch_")} == SIDECAR_METRICS
+
+
+def test_the_sidecar_exports_its_process_like_every_exporter() -> None:
+    scraped = {name for name, _ in _samples(SidecarMetrics("churn").render())}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "python_info"} <= scraped
 
 
 def test_a_fleet_replica_exports_only_its_own_models_and_its_share_of_the_group(config: Config, results: dict[str, DriftResult]) -> None:

@@ -248,6 +248,19 @@ def test_upstream_down_is_502_json_and_timeout_is_504(collector: Collector, star
     assert metric(metrics, "driftwatch_sidecar_upstream_errors_total", kind="timeout") == 1
     down_metrics = httpx.get(f"{down.url}/driftwatch/metrics").text
     assert metric(down_metrics, "driftwatch_sidecar_upstream_errors_total", kind="connect") == 1
+    # The sidecar's own 502 is not the model's answer: no upstream 5xx is counted for it.
+    assert 'driftwatch_sidecar_upstream_responses_total{code="5xx",model="wine"} 0.0' in down_metrics
+
+
+def test_the_model_servers_answers_are_counted_by_status_class(
+        collector: Collector, start_sidecar: Callable[..., Sidecar], model_server: ModelServer) -> None:
+    fresh = start_sidecar(model_server.url, collector.url)
+    for status in (200, 201, 404, 503, 503):
+        httpx.get(f"{fresh.url}/status/{status}")
+    text = httpx.get(f"{fresh.url}/driftwatch/metrics").text
+    counts = {code: metric(text, "driftwatch_sidecar_upstream_responses_total", model="wine", code=code)
+              for code in ("1xx", "2xx", "3xx", "4xx", "5xx")}
+    assert counts == {"1xx": 0, "2xx": 2, "3xx": 0, "4xx": 1, "5xx": 2}
 
 
 @pytest.mark.parametrize(
@@ -341,3 +354,5 @@ def test_own_endpoints_and_promtool_clean_metrics(sidecar: Sidecar) -> None:
     assert metric(text, "driftwatch_sidecar_request_duration_seconds_count", phase="overhead") >= 1
     assert metric(text, "driftwatch_sidecar_events_captured_total", model="wine") >= 1
     assert "_created" not in text
+    assert metric(text, "process_resident_memory_bytes") > 0
+    assert metric(text, "process_cpu_seconds_total") > 0
