@@ -69,6 +69,8 @@ class EventProducer:
     async def _produce(self, records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> None:
         if not records:
             return
+        if self._closed:
+            raise KafkaUnavailable("the monitor is shutting down")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         pending, failed = [len(records)], []
@@ -98,6 +100,9 @@ class EventProducer:
         if self._poller is not None:
             await self._poller
         await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, self._cfg.produce_timeout)
+        # librdkafka's threads live as long as the handle: release it now rather than whenever the
+        # app object is collected (they would keep reconnecting to brokers that are gone).
+        del self._producer
 
 
 def _settle(done: asyncio.Future[None], failed: list[Any]) -> None:

@@ -136,7 +136,7 @@ class WindowPerformance:
             labelled = store.labelled(name, row.first_rec, row.last_rec)
             try:
                 previous = PerformanceResult.from_dict(row.result)
-                result = _realize(model, previous, LabelledRecords.from_rows(labelled, perf) if labelled else None)
+                result = model.performance_profile.realize(previous, LabelledRecords.from_rows(labelled, perf) if labelled else None)
             except Exception as exc:
                 log.error("performance_refresh_failed model=%s last_rec=%d error=%s detail=%s", name, row.last_rec, type(exc).__name__, exc)
                 continue
@@ -209,25 +209,6 @@ class PerformanceRuntime(WindowPerformance):
     def refresh(self) -> int:
         """Recompute the realized part of windows that gained labels (evaluator thread); how many."""
         return sum(self.refresh_model(model) for model in self._state.models.values())
-
-
-def _realize(model: ModelState, previous: Any, labelled: Any) -> Any:
-    """`previous` with its realized part judged again on `labelled`; the estimate (which depends on
-    the window's records, not on labels) is kept as it was computed."""
-    perf = model.config.performance
-    assert perf is not None
-    if labelled is None:
-        return replace(previous, n_labelled=0, coverage=0.0 if previous.n_records else None, realized=None, per_class=None,
-                       threshold_realized=None, realized_degraded=None)
-    frame = pd.DataFrame({perf.prediction: list(labelled.predictions)})
-    if labelled.probabilities is not None:
-        for i, column in enumerate(perf.probabilities.values()):
-            frame[column] = labelled.probabilities[:, i]
-    fresh = model.performance_profile.evaluate(frame, labelled)  # its estimate, of the labelled records, is dropped
-    n = previous.n_records
-    return replace(fresh, n_records=n, coverage=fresh.n_labelled / n if n else None, estimated=previous.estimated,
-                   band=previous.band, threshold_estimated=previous.threshold_estimated,
-                   estimated_degraded=previous.estimated_degraded)
 
 
 def _results(rows: Sequence[PerformanceRow]) -> list[tuple[PerformanceRow, Any]]:
