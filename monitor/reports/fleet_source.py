@@ -30,7 +30,7 @@ from monitor.capture.message import BadRecord, decode_record
 from monitor.core.config import Config, KafkaConfig
 from monitor.core.pgstore import PgStore
 from monitor.core.store import StoredEvent
-from monitor.reports.source import ConfiguredModels, Evaluation, PerformanceHistory
+from monitor.reports.source import ConfiguredModels, Evaluation, PerformanceHistory, StoredPerformance
 from monitor.runtime import client_settings, window_selection
 
 __all__ = ["FleetReportSource", "KafkaRecord", "numbered_events", "read_offsets"]
@@ -85,9 +85,14 @@ class FleetReportSource(ConfiguredModels):
         return None if row is None else Evaluation.of(row)
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
-        """None: fleet mode stores no ground truth yet (PostgreSQL has no performance table), so its
-        reports have no performance section rather than an empty or misleading one."""
-        return None
+        """Each window's performance as the owning replica stored it beside the evaluation, and the
+        model's label outcomes (counted once in PostgreSQL by the owner)."""
+        if self.config.model(model).performance is None:
+            return None
+        db = self._db()
+        rows = db.performance_history(model, limit, up_to=before)
+        outcomes = db.label_counts([model]).get(model, {})
+        return PerformanceHistory(tuple(StoredPerformance.of(r) for r in reversed(rows)), outcomes)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
         db = self._db()

@@ -113,7 +113,7 @@ class ReportSource(Protocol):
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
         """The latest `limit` windows' performance (window_id <= `before` if given), oldest first; None
-        when the model has no `performance` section or the source stores none (fleet mode)."""
+        when the model has no `performance` section."""
         ...
 
 

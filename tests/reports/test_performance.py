@@ -17,8 +17,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from monitor.core.config import load_config
+from monitor.core.config import Config, load_config
 from monitor.core.labelstore import PerformanceRow
+from monitor.core.pgstore import PgStore
 from monitor.core.store import EvaluationRow, EventStore
 from monitor.reports import FleetReportSource, StoreReportSource, create_router
 from monitor.reports.build import render_report
@@ -292,10 +293,33 @@ def test_the_store_source_has_no_performance_for_a_model_without_it(tmp_path: Pa
     assert StoreReportSource(config).performance("churn", 30) is None
 
 
-def test_fleet_mode_has_no_performance_yet(tmp_path: Path) -> None:
+def _fleet_config(tmp_path: Path) -> Config:
     fleet = load_config(write_configs(tmp_path, bootstrap="127.0.0.1:1", topic="t")).fleet
-    config = load_config(CONFIG).model_copy(update={"fleet": fleet})
-    assert FleetReportSource(config, dsn="unused").performance("wine", 30) is None
+    return load_config(CONFIG).model_copy(update={"fleet": fleet})
+
+
+def test_the_fleet_source_reads_what_the_owning_replica_stored(tmp_path: Path, postgres_dsn: str, labelled: LabelledSource) -> None:
+    store = PgStore(postgres_dsn, replica="owner")
+    for stored in labelled.rows[:2]:
+        first = stored.window_id - stored.n_records + 1
+        point = ("count", float(stored.window_id))
+        store.add_evaluation(
+            EvaluationRow("wine", stored.start, stored.end, 1, 2, first, stored.window_id, stored.n_records, {"dataset": {}},
+                          stored.evaluated_at, point),
+            [], "t",
+            performance=PerformanceRow("wine", first, stored.window_id, stored.start, stored.end, point, stored.n_records, 0,
+                                       dict(stored.result), stored.evaluated_at, stored.updated_at),
+        )
+    store.count_labels("wine", {"joined": 5, "too_late": 2})
+    history = FleetReportSource(_fleet_config(tmp_path), dsn=postgres_dsn).performance("wine", 30)
+    assert history is not None
+    assert [w.window_id for w in history.windows] == [400, 800]
+    assert history.windows[1].result["estimated"] == labelled.rows[1].result["estimated"]
+    assert history.label_outcomes == {"joined": 5, "too_late": 2}
+
+
+def test_the_fleet_source_has_no_performance_for_a_model_without_it(tmp_path: Path) -> None:
+    assert FleetReportSource(_fleet_config(tmp_path), dsn="unused").performance("churn", 30) is None
 
 
 # -- the chart, golden ------------------------------------------------------------------------------
