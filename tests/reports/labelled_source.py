@@ -15,8 +15,6 @@ be able to read off the report:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
@@ -24,14 +22,14 @@ from monitor.core.config import Config, load_config
 from monitor.drift import build_profile, evaluate, specs_from_config
 from monitor.performance import LabelledRecords, PerformanceProfile
 from monitor.reports.source import Evaluation, PerformanceHistory, StoredPerformance
-from tests.reports.memory_source import CONFIG, DATA, T0
+from tests.reports.memory_source import CONFIG, DATA, T0, FramesSource
 
 WINDOW = 400
 LABELS = (400, 200, 300, 20, 0)
 OUTCOMES = {"joined": 920, "duplicate": 14, "unknown_id": 37, "too_late": 6}
 
 
-class LabelledSource:
+class LabelledSource(FramesSource):
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or load_config(CONFIG)
         model = self.config.model("wine")
@@ -73,22 +71,6 @@ class LabelledSource:
                 window_id=window_id, start=start, end=end, n_records=len(frame), n_labelled=result.n_labelled,
                 evaluated_at=end + 2, updated_at=end + 3600, pending_refresh=False, result=result.to_dict(),
             ))
-
-    def models(self) -> Sequence[str]:
-        return [m.name for m in self.config.models]
-
-    def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
-        evs = [e for e in self._of(model) if before is None or e.window_id <= before]
-        return evs[-limit:]
-
-    def evaluation(self, model: str, window_id: int) -> Evaluation | None:
-        return next((e for e in self._of(model) if e.window_id == window_id), None)
-
-    def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        return self.frames[window_id]
-
-    def reference_frame(self, model: str) -> pd.DataFrame:
-        return self.reference
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
         if self.config.model(model).performance is None:

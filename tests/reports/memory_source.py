@@ -22,7 +22,34 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, fixed so pages are deterministic
 WINDOW = 400
 
 
-class MemorySource:
+class FramesSource:
+    """The `ReportSource` reads over windows held in memory (`frames` by window id, `_of` per model)."""
+
+    config: Config
+    reference: pd.DataFrame
+    frames: dict[int, pd.DataFrame]
+
+    def models(self) -> Sequence[str]:
+        return [m.name for m in self.config.models]
+
+    def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
+        evs = [e for e in self._of(model) if before is None or e.window_id <= before]
+        return evs[-limit:]
+
+    def evaluation(self, model: str, window_id: int) -> Evaluation | None:
+        return next((e for e in self._of(model) if e.window_id == window_id), None)
+
+    def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
+        return self.frames[window_id]
+
+    def reference_frame(self, model: str) -> pd.DataFrame:
+        return self.reference
+
+    def _of(self, model: str) -> list[Evaluation]:
+        raise NotImplementedError
+
+
+class MemorySource(FramesSource):
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or load_config(CONFIG)
         self.reference = pd.read_csv(DATA / "churn_reference.csv")
@@ -44,22 +71,6 @@ class MemorySource:
                     evaluated_at=T0 + 600 * (i + 1) + 2, result=evaluate(profile, frame).to_dict(),
                 )
             )
-
-    def models(self) -> Sequence[str]:
-        return [m.name for m in self.config.models]
-
-    def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
-        evs = [e for e in self._of(model) if before is None or e.window_id <= before]
-        return evs[-limit:]
-
-    def evaluation(self, model: str, window_id: int) -> Evaluation | None:
-        return next((e for e in self._of(model) if e.window_id == window_id), None)
-
-    def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        return self.frames[window_id]
-
-    def reference_frame(self, model: str) -> pd.DataFrame:
-        return self.reference
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
         """None for a model without ground truth (churn); wine has a performance section but no window here."""
