@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,8 +20,11 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.app.auth import AuthMiddleware, tokens_from_config
 from monitor.capture import EnvelopeError, decode_batch
@@ -28,6 +32,8 @@ from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.capture.labels import decode_labels
 from monitor.core.config import Config
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
+from monitor.core.store import disk_bytes
+from monitor.exporter.service import UNMATCHED, ServiceStats
 from monitor.reports import FleetReportSource, ReportSource, StoreReportSource
 from monitor.reports import create_router as create_reports_router
 from monitor.runtime import (
@@ -87,9 +93,13 @@ def create_app(
     app = FastAPI(title="driftwatch monitor", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.monitor = mon
     app.state.tokens = tokens
+    stats = ServiceStats()
+    app.state.service_stats = stats
     if tokens is not None:  # every route, including any added later, unless listed open in monitor.app.auth
         app.add_middleware(AuthMiddleware, tokens=tokens, protect_metrics=config.server.auth.protect_metrics,
                            cloudevents_path_token=config.server.auth.cloudevents_path_token)
+    # outermost (added last): counts every answer, the auth middleware's 401/403 included
+    app.add_middleware(RequestMetrics, stats=stats, routes=app.router.routes)
     # GET /reports/... (monitor/reports): the embedded store's windows, or in fleet mode PostgreSQL's
     # evaluations with each window's records re-read from Kafka (any replica, any model)
     reports: ReportSource = FleetReportSource(config) if fleet else StoreReportSource(config)
@@ -139,6 +149,7 @@ def create_app(
         except EnvelopeError as exc:
             raise ApiError(400 if exc.error == "invalid_json" else 422, exc.error, exc.detail) from None
         result = await mon.ingest(batch.events)
+        stats.unknown_model_events += result.reasons.get("unknown_model", 0)  # counted, never named, in /metrics
         return JSONResponse(result.to_dict())
 
     @app.post("/v1/cloudevents")
@@ -162,6 +173,7 @@ def create_app(
         except CloudEventError as exc:
             raise ApiError(400, exc.error, exc.detail) from None
         except UnknownModel as exc:
+            stats.unknown_model_events += 1
             raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
         return JSONResponse({"status": outcome.status, "rejected": outcome.reason})
 
@@ -183,6 +195,7 @@ def create_app(
         try:
             result = await mon.ingest_labels(batch, stamps)
         except UnknownModel as exc:
+            stats.unknown_model_labels += len(batch.labels)
             raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
         except LabelError as exc:
             raise ApiError(exc.status, exc.error, exc.detail) from None
@@ -262,8 +275,53 @@ def create_app(
         from retrain.webhook import router
 
         app.include_router(router(controller, None, max_body_bytes=limit))  # the middleware checks its token
-    _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None)
+    _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None, stats)
+    stats.declare((method, route.path) for route in app.router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ()))
     return app
+
+
+class RequestMetrics:
+    """ASGI middleware: each answer counted by method, route template and status, and its duration observed.
+
+    The route is the one the router matched (`scope["route"]`, set on a match and on a 405); a request
+    answered before routing (the auth middleware's 401/403) is matched here against the same routes;
+    any other path is `unmatched`. Never the raw path: ids and path tokens stay out of the labels."""
+
+    def __init__(self, app: ASGIApp, stats: ServiceStats, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.stats = stats
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception that escapes is answered 500 by the outermost error middleware
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.stats.observe(scope["method"], self._route(scope), status, time.perf_counter() - started)
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            for candidate in self.routes:
+                match, _ = candidate.matches(scope)
+                if match is Match.FULL:
+                    route = candidate
+                    break
+                if match is Match.PARTIAL and route is None:
+                    route = candidate
+        path = getattr(route, "path", None)
+        return path if isinstance(path, str) else UNMATCHED
 
 
 def _model_view(config: Config, snap: Any) -> dict[str, Any]:
@@ -340,12 +398,17 @@ def _mount_metrics(
     mon: Any,
     resources: Callable[[], Any] | None,
     retrain: Callable[[], Mapping[str, Any]] | None,
+    stats: ServiceStats,
 ) -> None:
     from monitor.exporter.collector import build_registry, render
 
+    def store_size() -> int | None:
+        """The embedded store's file plus WAL while it is open (a stat, not the writer's connection)."""
+        return disk_bytes(config.server.store.path) if mon.store is not None else None
+
     # a fleet replica exports the models it owns, and nothing another replica exports too
     registry = build_registry(config, mon.owned_snapshot if config.fleet else mon.snapshot, resources, retrain,
-                              fleet=mon.membership if config.fleet else None)
+                              fleet=mon.membership if config.fleet else None, service=stats, store_size=None if config.fleet else store_size)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

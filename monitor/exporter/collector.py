@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeGuard
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -26,10 +26,12 @@ from monitor import __version__
 from monitor.capture.message import SKIP_REASONS
 from monitor.core.config import Config
 from monitor.exporter import names as n
+from monitor.exporter.service import ServiceStats
 from monitor.resources.usage import ResourceSnapshot
 from monitor.runtime import LABEL_OUTCOMES, ModelSnapshot, PerformanceSnapshot
+from monitor.runtime.snapshot import EvaluationTimes
 
-__all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "RetrainSnapshot", "build_registry", "render"]
+__all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "UNKNOWN_MODEL", "RetrainSnapshot", "ServiceStats", "build_registry", "render"]
 
 KNOWN_REJECT_REASONS = (
     "empty_payload",
@@ -41,11 +43,15 @@ KNOWN_REJECT_REASONS = (
     "unmatched_request",
     "unmatched_response",
     "upstream_error",
+    "parse_error",
 )
 """The per-event rejection reasons of monitor.capture and the KServe CloudEvents join, pre-initialised at 0 so `rate()` and
 `increase()` see the first rejection (a series that appears at 1 has no increase)."""
 KNOWN_SKIP_REASONS = SKIP_REASONS
 """A fleet replica's skipped-record reasons, pre-initialised at 0 likewise."""
+UNKNOWN_MODEL = ("", "unknown_model")
+"""(model, reason) of the events and labels naming a model that is not configured: the name they
+carry is never a label value (anyone can send any name); `model` is empty, which PromQL reads as no label."""
 RETRAIN_OUTCOMES = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
 
 
@@ -79,8 +85,12 @@ class DriftwatchCollector(Collector):
         retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None,
         *,
         fleet: Callable[[], Mapping[str, Any]] | None = None,
+        service: ServiceStats | None = None,
+        store_size: Callable[[], int | None] | None = None,
     ) -> None:
         self._config = config
+        self._service = service
+        self._store_size = store_size
         self._models = models
         self._fleet = fleet
         self._resources = resources
@@ -98,6 +108,27 @@ class DriftwatchCollector(Collector):
         yield from self._retrain_families(self._retrain() if self._retrain else {})
         if self._fleet is not None:
             yield from self._fleet_families(self._fleet())
+        yield from self._self_families(snapshots)
+
+    def _self_families(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
+        """The monitor itself: evaluation time per model, its requests (with a `service`), its store's size."""
+        evaluation = HistogramMetricFamily(n.EVALUATION_DURATION_SECONDS, "Wall time of each window evaluation "
+                                           "(drift, performance, storing the result) since the monitor started.", labels=["model"])
+        for model in self._config.models:
+            snap = snapshots.get(model.name)
+            if snap is None and self._fleet is not None:
+                continue
+            times = (snap.window.evaluation_seconds if snap is not None and snap.window is not None else None) or EvaluationTimes()
+            buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in times.cumulative()]
+            evaluation.add_metric([model.name], buckets, times.total)
+        yield evaluation
+        if self._service is not None:
+            yield from self._service.families()
+        size = self._store_size() if self._store_size is not None else None
+        if size is not None:
+            store = _gauge(n.STORE_SIZE_BYTES, "Size of the embedded SQLite store on disk (file plus WAL), in bytes.", [])
+            store.add_metric([], size)
+            yield store
 
     def _fleet_families(self, membership: Mapping[str, Any]) -> Iterator[Metric]:
         owned = _gauge(n.FLEET_PARTITIONS_OWNED, "Partitions of the event topic this replica owns now.", [])
@@ -166,6 +197,7 @@ class DriftwatchCollector(Collector):
             ingested.add_metric([name], snap.ingested)
             for reason in sorted(set(KNOWN_REJECT_REASONS) | set(snap.rejected)):
                 rejected.add_metric([name, reason], snap.rejected.get(reason, 0))
+        rejected.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_events if self._service is not None else 0)
         yield from (score, threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
 
     def _performance(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
@@ -212,6 +244,8 @@ class DriftwatchCollector(Collector):
                 labels.add_metric([name, outcome], perf.labels.get(outcome, 0))
             buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in perf.lag.cumulative()]
             lag.add_metric([name], buckets, perf.lag.total)
+        # labels of batches naming no configured model (404): always served, whether or not a model takes labels
+        labels.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_labels if self._service is not None else 0)
         yield from (value, reference, threshold, degraded, coverage, labels, lag)
 
     def _resource_families(self, snap: ResourceSnapshot) -> Iterator[Metric]:
@@ -265,13 +299,23 @@ def build_registry(
     retrain: Callable[[], Mapping[str, RetrainSnapshot]] | None = None,
     *,
     fleet: Callable[[], Mapping[str, Any]] | None = None,
+    service: ServiceStats | None = None,
+    store_size: Callable[[], int | None] | None = None,
+    process: bool = True,
 ) -> CollectorRegistry:
     """A registry whose every scrape renders the snapshots the callables return at that moment.
 
     `fleet`: a replica's membership (`FleetMonitor.membership`); then only the models `models`
-    returns (the replica's own) are exported, never every configured one, so no series is served twice."""
+    returns (the replica's own) are exported, never every configured one, so no series is served twice.
+    `service`: the app's request counts (`driftwatch_http_*`) and the events and labels it refused for
+    naming an unconfigured model (`reason`/`outcome="unknown_model"`, `model=""`); `store_size`: the embedded
+    store's bytes on disk (None: no gauge). `process`: prometheus-client's `process_*` and `python_info`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DriftwatchCollector(config, models, resources, retrain, fleet=fleet))
+    registry.register(DriftwatchCollector(config, models, resources, retrain, fleet=fleet, service=service,
+                                          store_size=store_size))
+    if process:  # process_* (CPU, memory, fds, start time) and python_info, like every exporter
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
     return registry
 
 

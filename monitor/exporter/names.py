@@ -61,8 +61,16 @@ RETRAIN_DECISIONS_TOTAL = "driftwatch_retrain_decisions_total"
 RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS = "driftwatch_retrain_last_trigger_timestamp_seconds"
 RETRAIN_JOBS_ACTIVE = "driftwatch_retrain_jobs_active"
 
-# Process
+# Process (the monitor itself; prometheus-client's `process_*` and `python_info` are served beside these)
 BUILD_INFO = "driftwatch_build_info"
+HTTP_REQUESTS_TOTAL = "driftwatch_http_requests_total"
+"""{method, route, code}: requests answered, `route` the route template (`unmatched` for unknown paths)."""
+HTTP_REQUEST_DURATION_SECONDS = "driftwatch_http_request_duration_seconds"
+"""{method, route}: histogram of the time from a request's arrival to its answer's end."""
+EVALUATION_DURATION_SECONDS = "driftwatch_evaluation_duration_seconds"
+"""{model}: histogram of each window evaluation's wall time (drift, performance, storing the result)."""
+STORE_SIZE_BYTES = "driftwatch_store_size_bytes"
+"""(no labels): the embedded SQLite store on disk, file plus WAL (absent in fleet mode)."""
 
 # Fleet mode (a replica's share of the consumer group; absent from an embedded monitor)
 FLEET_PARTITIONS_OWNED = "driftwatch_fleet_partitions_owned"
@@ -100,9 +108,20 @@ MONITOR_METRICS = frozenset(
         RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS,
         RETRAIN_JOBS_ACTIVE,
         BUILD_INFO,
+        HTTP_REQUESTS_TOTAL,
+        HTTP_REQUEST_DURATION_SECONDS,
+        EVALUATION_DURATION_SECONDS,
+        STORE_SIZE_BYTES,
     }
 )
-"""Every sample name the monitor's `/metrics` serves (scrape job `alerts.job_label`)."""
+"""Every driftwatch sample name the monitor's `/metrics` serves (scrape job `alerts.job_label`), histograms
+by family name; besides prometheus-client's `process_*` and `python_info` (`PROCESS_METRICS`)."""
+
+PROCESS_METRICS = frozenset({
+    "process_virtual_memory_bytes", "process_resident_memory_bytes", "process_start_time_seconds",
+    "process_cpu_seconds_total", "process_open_fds", "process_max_fds", "python_info",
+})
+"""What prometheus-client's ProcessCollector (Linux) and PlatformCollector add to the monitor's `/metrics`."""
 
 FLEET_METRICS = frozenset({FLEET_PARTITIONS_OWNED, FLEET_RECORDS_SKIPPED_TOTAL})
 """What a fleet replica's `/metrics` serves beside `MONITOR_METRICS` (docs/scale-out.md)."""

@@ -83,17 +83,19 @@ class Evaluator:
             )
             performance = self.performance.evaluate(model, window, frame, evaluated_at)
             state.writer.submit(state.require_store().add_evaluation, row, performance).result()
+            seconds = time.perf_counter() - started  # drift, performance and the stored result
             with state.lock:
                 if performance is not None:
                     self.performance.published(model, performance)
                 model.window.done(window)
                 model.result = result
-                model.info = WindowInfo(window.start, window.end, window.first_seq, window.last_seq, window.n_records)
+                model.evaluation_seconds.observe(seconds)
+                model.info = WindowInfo(window.start, window.end, window.first_seq, window.last_seq, window.n_records,
+                                        model.evaluation_seconds.copy())
                 model.last_evaluation = evaluated_at
             log.info(
                 "window_evaluated model=%s records=%d first_rec=%d last_rec=%d drift_share=%.3f seconds=%.3f",
-                name, window.n_records, window.first_rec, window.last_rec, result.dataset.drift_share,
-                time.perf_counter() - started,
+                name, window.n_records, window.first_rec, window.last_rec, result.dataset.drift_share, seconds,
             )
             self._notify(WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at,
                                        model.estimated if performance is not None else None))

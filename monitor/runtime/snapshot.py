@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 LABEL_LAG_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0)
 """Upper bounds (seconds) of the label-lag histogram: a minute to a month."""
+EVALUATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+"""Upper bounds (seconds) of the evaluation-duration histogram: 5 ms to two minutes."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class WindowInfo:
     first_seq: int
     last_seq: int
     n_records: int
+    evaluation_seconds: EvaluationTimes | None = field(default=None, compare=False)
+    """The model's window evaluations since start-up (wall time), as of this one: the exporter's
+    `driftwatch_evaluation_duration_seconds` (None for a window restored from the store)."""
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,31 @@ class PerformanceSnapshot:
     labels: Mapping[str, int] = field(default_factory=dict)
     """Labels received by outcome."""
     lag: LabelLag = field(default_factory=LabelLag)
+
+
+@dataclass
+class EvaluationTimes:
+    """Histogram of a model's window evaluations' wall time (plain counts; the exporter renders it)."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * len(EVALUATION_BUCKETS))
+    count: int = 0
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        i = bisect.bisect_left(EVALUATION_BUCKETS, seconds)
+        if i < len(self.buckets):
+            self.buckets[i] += 1
+        self.count += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it), +Inf last."""
+        out, running = [], 0
+        for bound, n in zip(EVALUATION_BUCKETS, self.buckets, strict=True):
+            running += n
+            out.append((bound, running))
+        return [*out, (float("inf"), self.count)]
+
+    def copy(self) -> EvaluationTimes:
+        return EvaluationTimes(list(self.buckets), self.count, self.total)

@@ -19,7 +19,7 @@ import pandas as pd
 from monitor.capture import ModelSchema, Record
 from monitor.core.config import Config, ModelConfig
 from monitor.core.store import EventStore
-from monitor.runtime.snapshot import LabelLag, WindowInfo
+from monitor.runtime.snapshot import EvaluationTimes, LabelLag, WindowInfo
 from monitor.windows import DueWindow, SlidingWindow
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]
@@ -57,6 +57,8 @@ class ModelState:
     """Labels received by outcome (monitor.runtime.labels.OUTCOMES), restored from the store."""
     label_lag: LabelLag = field(default_factory=LabelLag)
     """Prediction-to-label delays of the labels joined since start-up."""
+    evaluation_seconds: EvaluationTimes = field(default_factory=EvaluationTimes)
+    """Wall time of the window evaluations since start-up (published with each `WindowInfo`)."""
 
     def take_due(self, now: float) -> DueWindow | None:
         """The window due at `now` if it can be evaluated; one with too few records is marked done

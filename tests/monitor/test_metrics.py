@@ -23,7 +23,8 @@ from monitor.core.config import Config, load_config
 from monitor.drift import DriftResult, detect
 from monitor.exporter import names as n
 from monitor.exporter.collector import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
-from monitor.exporter.names import FLEET_METRICS, MONITOR_METRICS
+from monitor.exporter.names import FLEET_METRICS, MONITOR_METRICS, PROCESS_METRICS
+from monitor.exporter.service import ServiceStats
 from monitor.performance.profile import LabelledRecords, PerformanceProfile
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
 from monitor.runtime import ModelSnapshot, PerformanceSnapshot
@@ -63,7 +64,21 @@ CONTRACT = {
     "driftwatch_label_coverage_ratio": ("gauge", {"model"}),
     "driftwatch_labels": ("counter", {"model", "outcome"}),
     "driftwatch_label_lag_seconds": ("histogram", {"model"}),
+    "driftwatch_http_requests": ("counter", {"method", "route", "code"}),
+    "driftwatch_http_request_duration_seconds": ("histogram", {"method", "route"}),
+    "driftwatch_evaluation_duration_seconds": ("histogram", {"model"}),
+    "driftwatch_store_size_bytes": ("gauge", set()),
+    # prometheus-client's ProcessCollector (Linux) and PlatformCollector, on the monitor's registry
+    "process_virtual_memory_bytes": ("gauge", set()),
+    "process_resident_memory_bytes": ("gauge", set()),
+    "process_start_time_seconds": ("gauge", set()),
+    "process_cpu_seconds": ("counter", set()),
+    "process_open_fds": ("gauge", set()),
+    "process_max_fds": ("gauge", set()),
+    "python_info": ("gauge", {"implementation", "major", "minor", "patchlevel", "version"}),
 }
+SELF_EMBEDDED_ONLY = frozenset({n.STORE_SIZE_BYTES})
+"""Absent from a fleet replica (no embedded store)."""
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 PERFORMANCE_FAMILIES = frozenset({
     n.MODEL_PERFORMANCE, n.MODEL_PERFORMANCE_REFERENCE, n.MODEL_PERFORMANCE_THRESHOLD, n.MODEL_PERFORMANCE_DEGRADED,
@@ -150,6 +165,14 @@ RESOURCES = ResourceSnapshot(
 RETRAIN = {"churn": Retrain(active=1, outcomes={"launched": 2, "succeeded": 1}, last_trigger=1_767_000_100.0, decisions={"launch": 2, "cooldown": 5})}
 
 
+def _service() -> ServiceStats:
+    """What the app's request middleware would have counted after two requests."""
+    stats = ServiceStats()
+    stats.observe("GET", "/v1/models/{model}/drift", 200, 0.002)
+    stats.observe("POST", "unmatched", 404, 0.0004)
+    return stats
+
+
 def _samples(body: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -174,7 +197,8 @@ def live(config: Config, results: dict[str, DriftResult], wine_performance: Perf
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    registry = build_registry(config, lambda: _evaluated(results, wine_performance), lambda: RESOURCES, lambda: RETRAIN)
+    registry = build_registry(config, lambda: _evaluated(results, wine_performance), lambda: RESOURCES, lambda: RETRAIN,
+                              service=_service(), store_size=lambda: 4096)
     server: WSGIServer = make_server("127.0.0.1", 0, make_wsgi_app(registry), handler_class=Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -204,8 +228,9 @@ def test_live_scrape_is_promtool_clean_with_help_and_type_everywhere(live: str) 
 def test_the_names_dashboards_and_alerts_import_are_the_names_scraped(
         config: Config, results: dict[str, DriftResult], wine_performance: PerformanceSnapshot) -> None:
     """monitor/exporter/names.py and the sidecar's constants list exactly the samples each exporter serves."""
-    body, _ = render(build_registry(config, lambda: _evaluated(results, wine_performance), lambda: RESOURCES, lambda: RETRAIN))
-    assert {_family(name) for name, _ in _samples(body)} == MONITOR_METRICS
+    body, _ = render(build_registry(config, lambda: _evaluated(results, wine_performance), lambda: RESOURCES, lambda: RETRAIN,
+                                    service=_service(), store_size=lambda: 4096))
+    assert {_family(name) for name, _ in _samples(body)} == MONITOR_METRICS | PROCESS_METRICS
     sidecar = SidecarMetrics("churn")
     sidecar.upstream_seconds.observe(0.001)
     scraped = {name for name, _ in _samples(sidecar.render()) if not name.endswith("_created")}
@@ -220,11 +245,14 @@ def test_the_sidecar_exports_its_process_like_every_exporter() -> None:
 def test_a_fleet_replica_exports_only_its_own_models_and_its_share_of_the_group(config: Config, results: dict[str, DriftResult]) -> None:
     membership = {"partitions": [0, 3], "skipped_records": {"garbage": 2}}
     own = {"churn": _evaluated(results)["churn"]}
-    body, _ = render(build_registry(config, lambda: own, lambda: RESOURCES, lambda: RETRAIN, fleet=lambda: membership))
+    body, _ = render(build_registry(config, lambda: own, lambda: RESOURCES, lambda: RETRAIN, fleet=lambda: membership,
+                                    service=_service()))
     samples = _samples(body)
     assert {dict(labels)["model"] for name, labels in samples if name == "driftwatch_dataset_drift_share"} == {"churn"}
-    # churn has no performance section, and wine (which has) is another replica's
-    assert {_family(name) for name, _ in samples} == (MONITOR_METRICS - PERFORMANCE_FAMILIES) | FLEET_METRICS
+    # churn has no performance section, and wine (which has) is another replica's (the labels counter keeps its
+    # unknown-model series); no embedded store
+    assert {_family(name) for name, _ in samples} == (
+        (MONITOR_METRICS - PERFORMANCE_FAMILIES - SELF_EMBEDDED_ONLY) | {n.LABELS_TOTAL} | FLEET_METRICS | PROCESS_METRICS)
     assert _value(samples, "driftwatch_fleet_partitions_owned") == 2
     assert _value(samples, "driftwatch_fleet_records_skipped_total", reason="garbage") == 2
     assert _value(samples, "driftwatch_fleet_records_skipped_total", reason="unknown_model") == 0
@@ -370,3 +398,9 @@ def test_a_model_with_performance_exports_degraded_zero_and_label_counts_before_
     assert _value(samples, "driftwatch_model_performance_degraded", model="wine", kind="estimated") == 0
     assert _value(samples, "driftwatch_labels_total", model="wine", outcome="joined") == 0
     assert not [name for name, labels in samples if name == "driftwatch_model_performance"]
+
+
+def test_every_family_the_monitor_serves_is_documented() -> None:
+    """docs/metrics.md is where on-call engineers look a series up: every family and process metric is in it."""
+    doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    assert sorted(name for name in MONITOR_METRICS | FLEET_METRICS | PROCESS_METRICS if f"`{name}`" not in doc) == []
