@@ -83,6 +83,15 @@ def build(cfg: Config) -> dict[str, Any]:
                       unit="s", thresholds=[(None, "green"), (alerts.evaluation_stale.max_age, "red")]),
         gf.timeseries("Retraining jobs", [gf.target(q.retrain_jobs(M), "{{model}} {{outcome}}")],
                       grid.place(12, 8), unit="none", draw_style="bars"),
+        gf.row("The monitor itself", grid),
+        gf.timeseries("API requests", [gf.target(q.http_requests_rate(), "{{route}} {{code}}")], grid.place(6, 8),
+                      unit="reqps", description="By route template and status code; 401/403 are refused tokens."),
+        gf.timeseries("API latency p99", [gf.target(q.http_latency(0.99), "{{route}}")], grid.place(6, 8), unit="s",
+                      description="Ingest answers after the batch is durable (fsync), so its latency includes the disk."),
+        gf.timeseries("Evaluation time p90", [gf.target(q.evaluation_duration(0.9, M), "{{model}}")], grid.place(6, 8),
+                      unit="s", description="Wall time of a window's evaluation: drift, performance, storing the result."),
+        gf.timeseries("Store size", [gf.target(q.store_size(), "{{instance}}")], grid.place(6, 8), unit="bytes",
+                      description="The embedded SQLite store (file + WAL); bounded by server.store.max_bytes."),
     ]
     links = [gf.link(f"Model {m.name}", per_model.uid(m), f"Drift, data quality and resources of {m.name}")
              for m in cfg.models]

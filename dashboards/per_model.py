@@ -275,12 +275,16 @@ def _capture_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     M = matcher(model)
     return [
         gf.row("Traffic and capture", grid),
-        gf.timeseries("Events ingested", [gf.target(q.ingested_rate(M), "{{model}}")], grid.place(8, 8), unit="reqps"),
+        gf.timeseries("Events ingested", [gf.target(q.ingested_rate(M), "{{model}}")], grid.place(6, 8), unit="reqps"),
         gf.timeseries("Events rejected by the monitor", [gf.target(q.rejected_rate(M), "{{reason}}")],
-                      grid.place(8, 8), unit="reqps"),
+                      grid.place(6, 8), unit="reqps"),
         gf.timeseries("Events dropped by sidecars", [gf.target(q.dropped_rate(M), "{{reason}}")],
-                      grid.place(8, 8), unit="reqps",
+                      grid.place(6, 8), unit="reqps",
                       description="Dropped events are never evaluated: drift results then miss that traffic."),
+        gf.timeseries("Model server answers", [gf.target(q.upstream_responses_rate(M), "{{code}}")],
+                      grid.place(6, 8), unit="reqps",
+                      description="Responses of the model server itself through its sidecars, by status class: 5xx is the "
+                      "model failing (the sidecar's own 502/504 when it cannot reach the model are not counted here)."),
         gf.timeseries(
             "Sidecar latency: upstream vs capture overhead",
             [

@@ -14,11 +14,14 @@ from __future__ import annotations
 from monitor.core.methods import P_VALUE_METHODS
 from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
+    EVALUATION_DURATION_SECONDS,
     EVENTS_INGESTED_TOTAL,
     EVENTS_REJECTED_TOTAL,
     FEATURE_DRIFT_DETECTED,
     FEATURE_DRIFT_SCORE,
     FEATURE_DRIFT_THRESHOLD,
+    HTTP_REQUEST_DURATION_SECONDS,
+    HTTP_REQUESTS_TOTAL,
     LABEL_COVERAGE_RATIO,
     LABEL_LAG_SECONDS,
     LABELS_TOTAL,
@@ -29,12 +32,14 @@ from monitor.exporter.names import (
     MODEL_PERFORMANCE_THRESHOLD,
     RETRAIN_JOBS_ACTIVE,
     RETRAIN_JOBS_TOTAL,
+    STORE_SIZE_BYTES,
     WINDOW_RECORDS,
 )
 from monitor.sidecar.metrics import (
     SIDECAR_EVENTS_CAPTURED_TOTAL,
     SIDECAR_EVENTS_DROPPED_TOTAL,
     SIDECAR_REQUEST_DURATION_SECONDS_BUCKET,
+    SIDECAR_UPSTREAM_RESPONSES_TOTAL,
 )
 
 RATE = "$__rate_interval"
@@ -167,3 +172,29 @@ def label_lag(quantile: float, m: str) -> str:
 
 def labels_rate(m: str) -> str:
     return f"sum by ({_by('outcome')}) (rate({LABELS_TOTAL}{{{m}}}[{RATE}]))"
+
+
+def upstream_responses_rate(m: str) -> str:
+    """The model server's own answers through the sidecars, by status class (5xx: the model failing)."""
+    return f"sum by ({ID}, code) (rate({SIDECAR_UPSTREAM_RESPONSES_TOTAL}{{{m}}}[{RATE}]))"
+
+
+# The monitor itself (no `model` label): its API, its evaluations, its store.
+
+
+def http_requests_rate() -> str:
+    return f"sum by ({_by('route', 'code')}) (rate({HTTP_REQUESTS_TOTAL}{{{SCOPE}}}[{RATE}]))"
+
+
+def http_latency(quantile: float) -> str:
+    rate = f"rate({HTTP_REQUEST_DURATION_SECONDS}_bucket{{{SCOPE}}}[{RATE}])"
+    return f"histogram_quantile({quantile}, sum by ({_by('le', 'route')}) ({rate}))"
+
+
+def evaluation_duration(quantile: float, m: str) -> str:
+    rate = f"rate({EVALUATION_DURATION_SECONDS}_bucket{{{m}}}[{RATE}])"
+    return f"histogram_quantile({quantile}, sum by ({_by('le', 'model')}) ({rate}))"
+
+
+def store_size() -> str:
+    return f"max by ({_by('instance')}) ({STORE_SIZE_BYTES}{{{SCOPE}}})"

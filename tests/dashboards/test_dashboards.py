@@ -16,7 +16,7 @@ import dashboards
 from dashboards.grafana import dumps, stable_uid, without_nulls
 from dashboards.promql import Matcher, Selector, metric_names, selectors
 from monitor.core.config import Config, load_config, parse_config
-from monitor.exporter.names import MONITOR_METRICS
+from monitor.exporter.names import HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, MONITOR_METRICS, STORE_SIZE_BYTES
 from monitor.sidecar.metrics import SIDECAR_METRICS
 from tests.golden import assert_golden
 
@@ -486,12 +486,23 @@ def test_the_model_dashboard_says_why_it_has_no_model_dropdown(every_board: dict
         assert "No model dropdown" in board["description"], filename
 
 
+MONITOR_ITSELF = {HTTP_REQUESTS_TOTAL, f"{HTTP_REQUEST_DURATION_SECONDS}_bucket", STORE_SIZE_BYTES}
+"""The monitor's own series: no `model` label to follow."""
+
+
 def test_every_overview_selector_follows_the_model_variable(every_board: dict[str, dict[str, Any]]) -> None:
     for filename, board in every_board.items():
         if filename.endswith("driftwatch-overview.json"):
             for where, expr in _query_exprs(board):
                 for selector in selectors(expr):
-                    assert selector.matching("model") == [Matcher("model", "=~", "$model")], f"{filename} {where}"
+                    if selector.name not in MONITOR_ITSELF:
+                        assert selector.matching("model") == [Matcher("model", "=~", "$model")], f"{filename} {where}"
+
+
+def test_the_monitors_own_series_are_not_filtered_by_a_model(every_board: dict[str, dict[str, Any]]) -> None:
+    own = [s for name, board in every_board.items() if name.endswith("driftwatch-overview.json")
+           for _, expr in _query_exprs(board) for s in selectors(expr) if s.name in MONITOR_ITSELF]
+    assert own and all(s.matching("model") == [] for s in own)
 
 
 def test_the_overview_hard_codes_no_column(every_board: dict[str, dict[str, Any]]) -> None:
