@@ -18,7 +18,12 @@ from monitor.runtime.recovery import restore_result
 from monitor.runtime.reference import profile_references
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import RuntimeState
-from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
+from monitor.runtime.verdict import (
+    PerformanceVerdict,
+    VerdictListener,
+    WindowVerdict,
+    notify_performance,
+)
 
 __all__ = ["Evaluator"]
 
@@ -107,13 +112,7 @@ class Evaluator:
         return self.performance.refresh()
 
     def _notify_performance(self, verdict: PerformanceVerdict) -> None:
-        for listener in self.listeners:
-            if not isinstance(listener, PerformanceListener):
-                continue
-            try:
-                listener.on_performance(verdict)
-            except Exception:
-                log.exception("performance_listener_error model=%s listener=%s", verdict.model, type(listener).__name__)
+        notify_performance(self.listeners, verdict)
 
     def _notify(self, verdict: WindowVerdict) -> None:
         """Hand the verdict to every listener; one that raises is logged and stops nothing."""

@@ -51,7 +51,12 @@ from monitor.runtime.recovery import cusum_state
 from monitor.runtime.reference import profile_references
 from monitor.runtime.snapshot import ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import ModelState, UnknownModel
-from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
+from monitor.runtime.verdict import (
+    PerformanceVerdict,
+    VerdictListener,
+    WindowVerdict,
+    notify_performance,
+)
 from monitor.windows import SlidingWindow
 
 __all__ = ["FleetMonitor"]
@@ -638,13 +643,7 @@ class FleetMonitor:
         return done
 
     def _notify_performance(self, verdict: PerformanceVerdict) -> None:
-        for listener in self.listeners:
-            if not isinstance(listener, PerformanceListener):
-                continue
-            try:
-                listener.on_performance(verdict)
-            except Exception:
-                log.exception("performance_listener_error model=%s listener=%s", verdict.model, type(listener).__name__)
+        notify_performance(self.listeners, verdict)
 
     def _trim(self) -> None:
         """Evaluations of the owned models older than `server.store.max_age` go, as in the embedded store."""

@@ -9,6 +9,8 @@ quickly; one that raises is logged and does not stop evaluation or the other lis
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -16,7 +18,9 @@ if TYPE_CHECKING:
     from monitor.drift import DriftResult
     from monitor.performance.profile import PerformanceResult
 
-__all__ = ["PerformanceListener", "PerformanceVerdict", "VerdictListener", "WindowVerdict"]
+__all__ = ["PerformanceListener", "PerformanceVerdict", "VerdictListener", "WindowVerdict", "notify_performance"]
+
+log = logging.getLogger("driftwatch.monitor")
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,14 @@ class PerformanceListener(Protocol):
     """Hears each newly judged realized performance (on the evaluator thread)."""
 
     def on_performance(self, verdict: PerformanceVerdict) -> None: ...
+
+
+def notify_performance(listeners: Iterable[object], verdict: PerformanceVerdict) -> None:
+    """Hand `verdict` to every listener that hears performance; one that raises is logged and stops nothing."""
+    for listener in listeners:
+        if not isinstance(listener, PerformanceListener):
+            continue
+        try:
+            listener.on_performance(verdict)
+        except Exception:
+            log.exception("performance_listener_error model=%s listener=%s", verdict.model, type(listener).__name__)
