@@ -29,7 +29,7 @@ from monitor.exporter import names as n
 from monitor.exporter.service import ServiceStats
 from monitor.resources.usage import ResourceSnapshot
 from monitor.runtime import LABEL_OUTCOMES, ModelSnapshot, PerformanceSnapshot
-from monitor.runtime.snapshot import EvaluationTimes
+from monitor.runtime.snapshot import evaluation_histogram
 
 __all__ = ["KNOWN_REJECT_REASONS", "RETRAIN_OUTCOMES", "UNKNOWN_MODEL", "RetrainSnapshot", "ServiceStats", "build_registry", "render"]
 
@@ -118,7 +118,7 @@ class DriftwatchCollector(Collector):
             snap = snapshots.get(model.name)
             if snap is None and self._fleet is not None:
                 continue
-            times = (snap.window.evaluation_seconds if snap is not None and snap.window is not None else None) or EvaluationTimes()
+            times = (snap.window.evaluation_seconds if snap is not None and snap.window is not None else None) or evaluation_histogram()
             buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in times.cumulative()]
             evaluation.add_metric([model.name], buckets, times.total)
         yield evaluation

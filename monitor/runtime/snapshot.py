@@ -30,7 +30,7 @@ class WindowInfo:
     first_seq: int
     last_seq: int
     n_records: int
-    evaluation_seconds: EvaluationTimes | None = field(default=None, compare=False)
+    evaluation_seconds: Histogram | None = field(default=None, compare=False)
     """The model's window evaluations since start-up (wall time), as of this one: the exporter's
     `driftwatch_evaluation_duration_seconds` (None for a window restored from the store)."""
 
@@ -51,16 +51,22 @@ class ModelSnapshot:
 
 
 @dataclass
-class LabelLag:
-    """Cumulative histogram of prediction-to-label delays (the exporter renders it)."""
+class Histogram:
+    """Plain per-bucket counts under fixed upper `bounds` (the exporter renders them cumulatively):
+    an observation is a bisect and three additions, no lock, on the evaluator or writer thread."""
 
-    buckets: list[int] = field(default_factory=lambda: [0] * len(LABEL_LAG_BUCKETS))
+    bounds: tuple[float, ...]
+    buckets: list[int] = field(default_factory=list)
     count: int = 0
     total: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not self.buckets:
+            self.buckets = [0] * len(self.bounds)
+
     def observe(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
-        i = bisect.bisect_left(LABEL_LAG_BUCKETS, seconds)
+        i = bisect.bisect_left(self.bounds, seconds)
         if i < len(self.buckets):
             self.buckets[i] += 1
         self.count += 1
@@ -69,13 +75,23 @@ class LabelLag:
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, observations at or below it), +Inf last."""
         out, running = [], 0
-        for bound, n in zip(LABEL_LAG_BUCKETS, self.buckets, strict=True):
+        for bound, n in zip(self.bounds, self.buckets, strict=True):
             running += n
             out.append((bound, running))
         return [*out, (float("inf"), self.count)]
 
-    def copy(self) -> LabelLag:
-        return LabelLag(list(self.buckets), self.count, self.total)
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds, list(self.buckets), self.count, self.total)
+
+
+def label_lag_histogram() -> Histogram:
+    """Prediction-to-label delays of joined labels."""
+    return Histogram(LABEL_LAG_BUCKETS)
+
+
+def evaluation_histogram() -> Histogram:
+    """Wall time of a model's window evaluations."""
+    return Histogram(EVALUATION_BUCKETS)
 
 
 @dataclass(frozen=True)
@@ -88,32 +104,4 @@ class PerformanceSnapshot:
     """The newest window judged on at least `min_labels` labels."""
     labels: Mapping[str, int] = field(default_factory=dict)
     """Labels received by outcome."""
-    lag: LabelLag = field(default_factory=LabelLag)
-
-
-@dataclass
-class EvaluationTimes:
-    """Histogram of a model's window evaluations' wall time (plain counts; the exporter renders it)."""
-
-    buckets: list[int] = field(default_factory=lambda: [0] * len(EVALUATION_BUCKETS))
-    count: int = 0
-    total: float = 0.0
-
-    def observe(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        i = bisect.bisect_left(EVALUATION_BUCKETS, seconds)
-        if i < len(self.buckets):
-            self.buckets[i] += 1
-        self.count += 1
-        self.total += seconds
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        """(upper bound, observations at or below it), +Inf last."""
-        out, running = [], 0
-        for bound, n in zip(EVALUATION_BUCKETS, self.buckets, strict=True):
-            running += n
-            out.append((bound, running))
-        return [*out, (float("inf"), self.count)]
-
-    def copy(self) -> EvaluationTimes:
-        return EvaluationTimes(list(self.buckets), self.count, self.total)
+    lag: Histogram = field(default_factory=label_lag_histogram)

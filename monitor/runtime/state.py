@@ -19,7 +19,7 @@ import pandas as pd
 from monitor.capture import ModelSchema, Record
 from monitor.core.config import Config, ModelConfig
 from monitor.core.store import EventStore
-from monitor.runtime.snapshot import EvaluationTimes, LabelLag, WindowInfo
+from monitor.runtime.snapshot import Histogram, WindowInfo, evaluation_histogram, label_lag_histogram
 from monitor.windows import DueWindow, SlidingWindow
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]
@@ -55,9 +55,9 @@ class ModelState:
     realized_last_rec: int = -1
     label_counts: Counter[str] = field(default_factory=Counter)
     """Labels received by outcome (monitor.runtime.labels.OUTCOMES), restored from the store."""
-    label_lag: LabelLag = field(default_factory=LabelLag)
+    label_lag: Histogram = field(default_factory=label_lag_histogram)
     """Prediction-to-label delays of the labels joined since start-up."""
-    evaluation_seconds: EvaluationTimes = field(default_factory=EvaluationTimes)
+    evaluation_seconds: Histogram = field(default_factory=evaluation_histogram)
     """Wall time of the window evaluations since start-up (published with each `WindowInfo`)."""
 
     def take_due(self, now: float) -> DueWindow | None:

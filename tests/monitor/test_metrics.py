@@ -28,7 +28,7 @@ from monitor.exporter.service import ServiceStats
 from monitor.performance.profile import LabelledRecords, PerformanceProfile
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
 from monitor.runtime import ModelSnapshot, PerformanceSnapshot
-from monitor.runtime.snapshot import LabelLag
+from monitor.runtime.snapshot import label_lag_histogram
 from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def wine_performance(config: Config) -> PerformanceSnapshot:
     rows = [{"label": r.label, "prediction": r.predicted_class,
              "probabilities": [r.proba_class_0, r.proba_class_1, r.proba_class_2]} for r in window.itertuples()]
     result = profile.evaluate(window, LabelledRecords.from_rows(rows, model.performance))
-    lag = LabelLag()
+    lag = label_lag_histogram()
     for seconds in (30.0, 4000.0, 90_000.0):
         lag.observe(seconds)
     return PerformanceSnapshot(estimated=result, realized=result, labels={"joined": 300, "unknown_id": 2}, lag=lag)
