@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 import yaml
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Frame, Page, sync_playwright
+from playwright.sync_api import Browser, Frame, Page
 
 from monitor.app.api import create_app
 from monitor.core.config import load_config
@@ -39,13 +39,11 @@ from monitor.reports import create_router
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.offline import offline_report
 from monitor.reports.view import report_view, with_distributions
+from tests.browser import chromium
 from tests.monitor.ingest_helpers import serve_in_thread
 from tests.reports.memory_source import MemorySource
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _config(tmp: Path) -> Path:
@@ -116,31 +114,27 @@ def test_browse_reports_of_the_real_monitor(monitor_url: str) -> None:
     assert report["history"][-1]["drifted"] is True
     shot = ROOT / "test-artifacts" / "report.png"
     shot.parent.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{monitor_url}/reports/")
-            assert page.locator("tr[data-model=churn] .badge").inner_text().lower() == "drift"
-            with page.expect_navigation():
-                page.get_by_role("link", name="churn", exact=True).first.click()
-            page.wait_for_selector("#drifted-names", timeout=60_000)
-            assert page.url.rstrip("/").endswith("/reports/churn")
-            shown = page.locator("#drifted-names").inner_text().split(", ")
-            assert shown == drifted
-            for name in drifted:
-                assert page.locator(f'tr.drifted[data-feature="{name}"]').count() == 1
-                assert page.locator(f'.card[data-feature="{name}"]').is_visible()
-            assert page.locator("svg.history g.panel").count() == len(report["result"]["features"])
-            assert page.locator("svg.dist").count() == len(report["result"]["features"])  # our own plots
-            page.locator("iframe.evidently").scroll_into_view_if_needed()  # it loads lazily, near the viewport
-            evidently = page.frame_locator("iframe.evidently")
-            evidently.locator("text=Dataset Drift").first.wait_for(timeout=60_000)  # renders offline
-            agreement = page.frame_locator("iframe.agreement")
-            assert agreement.locator("table.agreement tr[data-feature]").count() == len(report["result"]["features"])
-            page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 1560}, full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{monitor_url}/reports/")
+        assert page.locator("tr[data-model=churn] .badge").inner_text().lower() == "drift"
+        with page.expect_navigation():
+            page.get_by_role("link", name="churn", exact=True).first.click()
+        page.wait_for_selector("#drifted-names", timeout=60_000)
+        assert page.url.rstrip("/").endswith("/reports/churn")
+        shown = page.locator("#drifted-names").inner_text().split(", ")
+        assert shown == drifted
+        for name in drifted:
+            assert page.locator(f'tr.drifted[data-feature="{name}"]').count() == 1
+            assert page.locator(f'.card[data-feature="{name}"]').is_visible()
+        assert page.locator("svg.history g.panel").count() == len(report["result"]["features"])
+        assert page.locator("svg.dist").count() == len(report["result"]["features"])  # our own plots
+        page.locator("iframe.evidently").scroll_into_view_if_needed()  # it loads lazily, near the viewport
+        evidently = page.frame_locator("iframe.evidently")
+        evidently.locator("text=Dataset Drift").first.wait_for(timeout=60_000)  # renders offline
+        agreement = page.frame_locator("iframe.agreement")
+        assert agreement.locator("table.agreement tr[data-feature]").count() == len(report["result"]["features"])
+        page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 1560}, full_page=True)
     assert shot.stat().st_size > 50_000
     if os.environ.get("DRIFTWATCH_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "img" / "report.png")
@@ -169,12 +163,8 @@ class _PoisonedSource(MemorySource):
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,15 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from monitor.reports import create_router
+from tests.browser import chromium
 from tests.monitor.ingest_helpers import serve_in_thread
 from tests.reports.labelled_source import LabelledSource
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install -y chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +30,8 @@ def wine_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 OVERFLOWING = """() => [...document.querySelectorAll('#performance, #performance .tablewrap'), document.documentElement]
