@@ -10,7 +10,6 @@ Grafana variables (`$model`, `${datasource}`, `$__rate_interval`) are skipped. S
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["Matcher", "PromQLSyntaxError", "Selector", "metric_names", "selectors"]
@@ -91,22 +90,6 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", body)
 
 
-def _matcher_names(tokens: list[_Token], start: int) -> tuple[set[str], int]:
-    """Names from `__name__="x"` matchers in the braces opening at `start`; index after `}`."""
-    names: set[str] = set()
-    i = start + 1
-    while tokens[i].text != "}":
-        if (
-            tokens[i].kind == "ident"
-            and tokens[i].text == "__name__"
-            and tokens[i + 1].text == "="
-            and tokens[i + 2].kind == "string"
-        ):
-            names.add(_unquote(tokens[i + 2].text))
-        i += 1
-    return names, i + 1
-
-
 def _skip_group(tokens: list[_Token], start: int) -> int:
     """Index just after the bracket group opening at `start`."""
     depth = 0
@@ -120,37 +103,12 @@ def _skip_group(tokens: list[_Token], start: int) -> int:
     return len(tokens)
 
 
-def _walk(tokens: list[_Token]) -> Iterator[str]:
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if tok.kind == "op" and tok.text == "{":
-            names, i = _matcher_names(tokens, i)
-            yield from names
-            continue
-        if tok.kind == "op" and tok.text == "[":  # range or subquery: durations only
-            i = _skip_group(tokens, i)
-            continue
-        if tok.kind == "ident":
-            lowered = tok.text.lower()
-            if lowered in LABEL_LIST_KEYWORDS and nxt is not None and nxt.text == "(":
-                i = _skip_group(tokens, i + 1)
-                continue
-            is_call = nxt is not None and nxt.text == "("
-            if lowered not in KEYWORDS and not is_call:
-                yield tok.text
-        i += 1
-
-
 def metric_names(expr: str) -> set[str]:
     """The metric names `expr` selects, e.g. `{"up"}` for `absent(up{job="x"}) or up == 0`.
 
     Raises PromQLSyntaxError for text that is not tokenizable PromQL (with Grafana variables).
     """
-    tokens = _tokens(expr)
-    _check_balanced(tokens, expr)
-    return set(_walk(tokens))
+    return {s.name for s in selectors(expr) if s.name is not None}
 
 
 @dataclass(frozen=True)
