@@ -28,7 +28,7 @@ from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
     FEATURE_DRIFT_DETECTED,
-    FEATURE_DRIFT_SCORE,
+    FEATURE_DRIFT_SEVERITY,
     FEATURE_MISSING_RATIO,
     FEATURE_NEW_CATEGORY_RATIO,
     FEATURE_OUT_OF_RANGE_RATIO,
@@ -37,8 +37,8 @@ from monitor.exporter.names import (
     MODEL_PERFORMANCE_DEGRADED,
     MODEL_PERFORMANCE_REFERENCE,
     MODEL_PERFORMANCE_THRESHOLD,
-    PREDICTION_DRIFT_SCORE,
-    RETRAIN_JOBS_TOTAL,
+    PREDICTION_DRIFT_SEVERITY,
+    RETRAIN_JOBS_FINISHED_TOTAL,
     WINDOW_RECORDS,
 )
 from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
@@ -202,7 +202,7 @@ def _feature_drift(cfg: Config) -> Iterator[Rule]:
     for scope, s in _enabled(cfg, "feature_drift"):
         detected = scope.selector(FEATURE_DRIFT_DETECTED)
         keeps = (*IDENTITY, "feature", "method")
-        expr = (f"{_max_by(keeps, scope.selector(FEATURE_DRIFT_SCORE))} "
+        expr = (f"{_max_by(keeps, scope.selector(FEATURE_DRIFT_SEVERITY))} "
                 f"and on ({', '.join((*IDENTITY, 'feature'))}) ({detected} == 1)")
         yield Rule(
             "driftwatch-drift",
@@ -213,8 +213,8 @@ def _feature_drift(cfg: Config) -> Iterator[Rule]:
             _annotations(
                 cfg, scope, "DriftwatchFeatureDrift",
                 "Model {{ $labels.model }}: column {{ $labels.feature }} drifted",
-                'Column {{ $labels.feature }} of model {{ $labels.model }} drifted: {{ $labels.method }} score '
-                '{{ printf "%.3g" $value }}.',
+                'Column {{ $labels.feature }} of model {{ $labels.model }} drifted: {{ $labels.method }} at '
+                '{{ printf "%.3g" $value }} times its threshold.',
             ),
             scope.models,
             keeps,
@@ -237,7 +237,7 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
             f'{FEATURE_DRIFT_DETECTED}{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
         )
         keeps = (*IDENTITY, "method")
-        expr = f"{_max_by(keeps, scope.selector(PREDICTION_DRIFT_SCORE))} and {ON_MODEL} ({detected})"
+        expr = f"{_max_by(keeps, scope.selector(PREDICTION_DRIFT_SEVERITY))} and {ON_MODEL} ({detected})"
         yield Rule(
             "driftwatch-drift",
             "DriftwatchPredictionDrift",
@@ -247,8 +247,8 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
             _annotations(
                 cfg, scope, "DriftwatchPredictionDrift",
                 "Model {{ $labels.model }}: predictions drifted",
-                'The predictions of model {{ $labels.model }} drifted: {{ $labels.method }} score '
-                '{{ printf "%.3g" $value }}.',
+                'The predictions of model {{ $labels.model }} drifted: {{ $labels.method }} at '
+                '{{ printf "%.3g" $value }} times its threshold.',
             ),
             tuple(m for m, _ in outputs),
             keeps,
@@ -458,7 +458,7 @@ def _retrain_failed(cfg: Config) -> Iterator[Rule]:
     outcome = f'outcome=~"{"|".join(FAILED_OUTCOMES)}"'
     for scope, s in _enabled(cfg, "retrain_failed"):
         window = _dur(retrain_failed_window(s.for_))
-        increase = f"increase({scope.selector(RETRAIN_JOBS_TOTAL, outcome)}[{window}])"
+        increase = f"increase({scope.selector(RETRAIN_JOBS_FINISHED_TOTAL, outcome)}[{window}])"
         keeps = (*IDENTITY, "outcome")
         yield Rule(
             "driftwatch-retraining",

@@ -40,14 +40,14 @@ from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVENTS_INGESTED_TOTAL,
     FEATURE_DRIFT_DETECTED,
-    FEATURE_DRIFT_SCORE,
+    FEATURE_DRIFT_SEVERITY,
     LAST_EVALUATION_TIMESTAMP_SECONDS,
     MODEL_PERFORMANCE,
     MODEL_PERFORMANCE_DEGRADED,
     MODEL_PERFORMANCE_REFERENCE,
     MODEL_PERFORMANCE_THRESHOLD,
-    PREDICTION_DRIFT_SCORE,
-    RETRAIN_JOBS_TOTAL,
+    PREDICTION_DRIFT_SEVERITY,
+    RETRAIN_JOBS_FINISHED_TOTAL,
     WINDOW_RECORDS,
 )
 from monitor.sidecar.metrics import SIDECAR_EVENTS_DROPPED_TOTAL
@@ -58,8 +58,9 @@ RULES_FILE = "rules.yaml"
 WHERE = {"cluster": "eu-west", "namespace": "ml"}
 """Where the test's models run: labels every series carries and every alert must keep (IDENTITY)."""
 SIDECAR = {"instance": "10.0.0.7:8081", "job": "driftwatch-sidecar", **WHERE}
-SCORE = 0.42
-PREDICTION_SCORE = 0.37
+SEVERITY = 2.5
+"""A drifted column's severity (multiples of its threshold)."""
+PREDICTION_SEVERITY = 1.75
 
 
 def _minutes(seconds: float) -> int:
@@ -220,7 +221,7 @@ def _monitor_restarted(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group
     g.expect(after, "DriftwatchDatasetDrift", sorted(fired, key=lambda x: x["exp_labels"]["severity"]))
     if col is not None:
         g.expect(after, "DriftwatchFeatureDrift", rules.expected(
-            "DriftwatchFeatureDrift", model, {**new, "feature": col.name, "method": _method(cfg, model, col)}, SCORE))
+            "DriftwatchFeatureDrift", model, {**new, "feature": col.name, "method": _method(cfg, model, col)}, SEVERITY))
     return g
 
 
@@ -230,7 +231,7 @@ def _drifting(g: _Group, cfg: Config, model: ModelConfig, col: Any, labels: dict
     g.add(DATASET_DRIFT_SHARE, labels, values(share))
     g.add(WINDOW_RECORDS, labels, values(model.window.min_records))
     if col is not None:
-        g.add(FEATURE_DRIFT_SCORE, {**labels, "feature": col.name, "method": _method(cfg, model, col)}, values(SCORE))
+        g.add(FEATURE_DRIFT_SEVERITY, {**labels, "feature": col.name, "method": _method(cfg, model, col)}, values(SEVERITY))
         g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": col.name}, values(1))
 
 
@@ -264,7 +265,7 @@ def _replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
         _drifting(g, cfg, model, col, labels, values, share)
         if out is not None:
             output = next(c for c in model.outputs if c.name == out)
-            g.add(PREDICTION_DRIFT_SCORE, {**labels, "method": _method(cfg, model, output)}, values(PREDICTION_SCORE))
+            g.add(PREDICTION_DRIFT_SEVERITY, {**labels, "method": _method(cfg, model, output)}, values(PREDICTION_SEVERITY))
             g.add(FEATURE_DRIFT_DETECTED, {**labels, "feature": out}, values(1))
     for minute, labels in ((move - 1, old), (move, new), (move + 1, new), (move + after, new)):
         fired = [*rules.expected("DriftwatchDatasetDrift", model, labels, share, severity="critical"),
@@ -273,12 +274,12 @@ def _replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
         if col is not None:
             g.expect(minute, "DriftwatchFeatureDrift", rules.expected(
                 "DriftwatchFeatureDrift", model, {**labels, "feature": col.name, "method": _method(cfg, model, col)},
-                SCORE))
+                SEVERITY))
         if out is not None:
             output = next(c for c in model.outputs if c.name == out)
             g.expect(minute, "DriftwatchPredictionDrift", rules.expected(
                 "DriftwatchPredictionDrift", model, {**labels, "method": _method(cfg, model, output)},
-                PREDICTION_SCORE))
+                PREDICTION_SEVERITY))
     return g
 
 
@@ -294,11 +295,11 @@ def _feature_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group | N
     for i, col in enumerate(cols):
         drifts = i == 0
         score = _monitor(cfg, model, feature=col.name, method=_method(cfg, model, col))
-        g.add(FEATURE_DRIFT_SCORE, score, _steps((SCORE, 2 * seg)))
+        g.add(FEATURE_DRIFT_SEVERITY, score, _steps((SEVERITY, 2 * seg)))
         g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=col.name),
               _steps((0, seg), (1 if drifts else 0, seg)))
         if drifts:
-            fired = rules.expected("DriftwatchFeatureDrift", model, score, SCORE)
+            fired = rules.expected("DriftwatchFeatureDrift", model, score, SEVERITY)
     g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
     g.expect(seg - 1, "DriftwatchFeatureDrift", [])
     if f >= 2:
@@ -315,12 +316,12 @@ def _prediction_drift(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group 
     seg = f + 5
     g = _Group(f"DriftwatchPredictionDrift {model.name}: output {out.name} drifts")
     score = _monitor(cfg, model, method=_method(cfg, model, out))
-    g.add(PREDICTION_DRIFT_SCORE, score, _steps((PREDICTION_SCORE, 2 * seg)))
+    g.add(PREDICTION_DRIFT_SEVERITY, score, _steps((PREDICTION_SEVERITY, 2 * seg)))
     g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=out.name), _steps((0, seg), (1, seg)))
     g.add(WINDOW_RECORDS, _monitor(cfg, model), _steps((model.window.min_records, 2 * seg)))
     g.expect(seg - 1, "DriftwatchPredictionDrift", [])
     g.expect(seg + f + 1, "DriftwatchPredictionDrift",
-             rules.expected("DriftwatchPredictionDrift", model, score, PREDICTION_SCORE))
+             rules.expected("DriftwatchPredictionDrift", model, score, PREDICTION_SEVERITY))
     return g
 
 
@@ -359,15 +360,15 @@ def _small_window(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     g.add(DATASET_DRIFT_SHARE, _monitor(cfg, model), _steps((1, total)))
     for name in exported[:1]:
         col = next(c for c in model.columns if c.name == name)
-        g.add(FEATURE_DRIFT_SCORE, _monitor(cfg, model, feature=name, method=_method(cfg, model, col)),
-              _steps((SCORE, total)))
+        g.add(FEATURE_DRIFT_SEVERITY, _monitor(cfg, model, feature=name, method=_method(cfg, model, col)),
+              _steps((SEVERITY, total)))
         g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=name), _steps((1, total)))
         for _check, metric, _attr, _noun, _verb in DATA_QUALITY_CHECKS:
             g.add(metric, _monitor(cfg, model, feature=name), _steps((1, total)))
     if model.outputs:
         out = model.outputs[0]
-        g.add(PREDICTION_DRIFT_SCORE, _monitor(cfg, model, method=_method(cfg, model, out)),
-              _steps((PREDICTION_SCORE, total)))
+        g.add(PREDICTION_DRIFT_SEVERITY, _monitor(cfg, model, method=_method(cfg, model, out)),
+              _steps((PREDICTION_SEVERITY, total)))
         g.add(FEATURE_DRIFT_DETECTED, _monitor(cfg, model, feature=out.name), _steps((1, total)))
     for alert in ("DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
                   "DriftwatchDataQuality"):
@@ -455,7 +456,7 @@ def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     step = window + 1
     fire = step + f + 1
     for outcome in ("succeeded", FAILED_OUTCOMES[0]):
-        g.add(RETRAIN_JOBS_TOTAL, _monitor(cfg, model, outcome=outcome),
+        g.add(RETRAIN_JOBS_FINISHED_TOTAL, _monitor(cfg, model, outcome=outcome),
               _steps((0, step), (1, fire - step + 1)))
     g.expect(step - 1, "DriftwatchRetrainJobFailed", [])
     g.expect(fire, "DriftwatchRetrainJobFailed",

@@ -39,7 +39,8 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
 def _baseline(models: list[str], result: DriftResult) -> CollectorRegistry:
     registry = CollectorRegistry()
     per_feature = {
-        "driftwatch_feature_drift_score": ["model", "feature", "method"],
+        "driftwatch_feature_drift_severity": ["model", "feature", "method"],
+        "driftwatch_feature_drift_statistic": ["model", "feature", "method"],
         "driftwatch_feature_drift_threshold": ["model", "feature", "method"],
         "driftwatch_feature_drift_detected": ["model", "feature"],
         "driftwatch_feature_missing_ratio": ["model", "feature"],
@@ -49,7 +50,8 @@ def _baseline(models: list[str], result: DriftResult) -> CollectorRegistry:
     gauges = {name: Gauge(name, name, labels, registry=registry) for name, labels in per_feature.items()}
     for model in models:
         for name, fr in result.features.items():
-            gauges["driftwatch_feature_drift_score"].labels(model, name, fr.method).set(fr.score)
+            gauges["driftwatch_feature_drift_severity"].labels(model, name, fr.method).set(fr.excess)
+            gauges["driftwatch_feature_drift_statistic"].labels(model, name, fr.method).set(fr.score)
             gauges["driftwatch_feature_drift_threshold"].labels(model, name, fr.method).set(fr.threshold)
             gauges["driftwatch_feature_drift_detected"].labels(model, name).set(int(fr.drifted))
             gauges["driftwatch_feature_missing_ratio"].labels(model, name).set(fr.quality.missing_ratio)

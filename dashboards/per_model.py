@@ -23,8 +23,11 @@ from monitor.core.performance_metrics import METRICS as PERFORMANCE_METRICS
 from monitor.core.units import format_duration
 from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
-    FEATURE_DRIFT_SCORE,
-    FEATURE_DRIFT_THRESHOLD,
+    FEATURE_DRIFT_DISTANCE,
+    FEATURE_DRIFT_DISTANCE_THRESHOLD,
+    FEATURE_DRIFT_P_VALUE,
+    FEATURE_DRIFT_P_VALUE_THRESHOLD,
+    FEATURE_DRIFT_SEVERITY,
     FEATURE_MISSING_RATIO,
     FEATURE_NEW_CATEGORY_RATIO,
     FEATURE_OUT_OF_RANGE_RATIO,
@@ -32,8 +35,9 @@ from monitor.exporter.names import (
     MODEL_GPU_MEMORY_USED_BYTES,
     MODEL_GPU_UTILIZATION_RATIO,
     MODEL_MEMORY_WORKING_SET_BYTES,
-    PREDICTION_DRIFT_SCORE,
-    RETRAIN_JOBS_TOTAL,
+    PREDICTION_DRIFT_SEVERITY,
+    RETRAIN_JOBS_FINISHED_TOTAL,
+    RETRAIN_JOBS_LAUNCHED_TOTAL,
     RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS,
 )
 from monitor.sidecar.metrics import SIDECAR_QUEUE_EVENTS, SIDECAR_SPOOL_BYTES
@@ -99,16 +103,18 @@ def _drift_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
             "Most drifted columns",
             [
                 gf.target(f"topk(10, {q.drift_severity(M)})", ref="A", instant=True, table=True),
-                gf.target(f"{FEATURE_DRIFT_SCORE}{{{M}}}", ref="B", instant=True, table=True),
-                gf.target(f"{FEATURE_DRIFT_THRESHOLD}{{{M}}}", ref="C", instant=True, table=True),
+                gf.target(f"{FEATURE_DRIFT_DISTANCE}{{{M}}} or {FEATURE_DRIFT_P_VALUE}{{{M}}}", ref="B",
+                          instant=True, table=True),
+                gf.target(f"{FEATURE_DRIFT_DISTANCE_THRESHOLD}{{{M}}} or {FEATURE_DRIFT_P_VALUE_THRESHOLD}{{{M}}}",
+                          ref="C", instant=True, table=True),
             ],
             grid.place(12, 9),
-            description="Severity ranks columns across methods: score/threshold for distances, threshold/p-value "
-            "for tests (the raw p-value). The verdict of a test uses the p-value adjusted for testing many "
-            "columns (or, under a false-alarm budget, accumulated evidence), so a column slightly above 1 "
-            "may not be drifted: the Drifted columns panel and the alerts show the verdict.",
+            description="Severity ranks columns across methods: distance/threshold, or threshold/p-value (adjusted for "
+            "testing many columns) for tests. Under a false-alarm budget the verdict is accumulated evidence, "
+            "so a column slightly above 1 may not be drifted: the Drifted columns panel and the alerts show the "
+            "verdict. Statistic: the method's raw value (a distance, drift when high; or a p-value, drift when low).",
             rename={"feature": "Column", "method": "Method", "Value #A": "Severity (x threshold)",
-                    "Value #B": "Score", "Value #C": "Threshold"},
+                    "Value #B": "Statistic", "Value #C": "Threshold"},
             sort_by="Severity (x threshold)",
         ),
     ]
@@ -205,17 +211,16 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     M = matcher(model)
     f = f'{M},feature="$feature"'
     panels: list[Any] = [
-        gf.row("Drift score against threshold, per column", grid),
+        gf.row("Drift severity per column", grid),
         gf.timeseries(
             "$feature",
-            [
-                gf.target(f"{FEATURE_DRIFT_SCORE}{{{f}}}", "{{method}} score", "A"),
-                gf.target(f"{FEATURE_DRIFT_THRESHOLD}{{{f}}}", "threshold", "B"),
-            ],
+            [gf.target(f"{FEATURE_DRIFT_SEVERITY}{{{f}}}", "{{method}}", "A")],
             grid.place(6, 7),
             unit="none",
+            thresholds=[(None, "green"), (1, "red")],
             repeat="feature",
-            description="p-value methods (ks, chisquare, ...) drift below the threshold; distances at or above it.",
+            description="Multiples of the column's threshold (distance/threshold, or threshold/p-value for tests): "
+            "above 1 is past it, whatever the method.",
         ),
     ]
     grid.newline()
@@ -230,8 +235,7 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
                 unit="none",
                 thresholds=[(None, "green"), (1, "red")],
                 description=f"Columns marked critical in the config ({', '.join(critical)}): "
-                "their drift alone may trigger retraining. Above 1: beyond the raw threshold (the verdict of a test "
-                "also adjusts for testing many columns).",
+                "their drift alone may trigger retraining. Above 1: past the threshold.",
             )
         )
     if model.outputs:
@@ -239,13 +243,11 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
         panels.append(
             gf.timeseries(
                 f"Prediction drift ({first})",
-                [
-                    gf.target(f"{PREDICTION_DRIFT_SCORE}{{{M}}}", "{{method}} score", "A"),
-                    gf.target(f'{FEATURE_DRIFT_THRESHOLD}{{{M},feature="{first}"}}', "threshold", "B"),
-                ],
+                [gf.target(f"{PREDICTION_DRIFT_SEVERITY}{{{M}}}", "{{method}}", "A")],
                 grid.place(12, 8),
                 unit="none",
-                description=f"Drift of the model's first output, {first!r}, against its threshold.",
+                thresholds=[(None, "green"), (1, "red")],
+                description=f"Drift severity of the model's first output, {first!r}: multiples of its threshold.",
             )
         )
     return panels
@@ -338,9 +340,11 @@ def _retrain_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     M = matcher(model)
     return [
         gf.row("Retraining", grid),
-        gf.timeseries("Retraining jobs", [gf.target(q.retrain_jobs(M), "{{outcome}}")], grid.place(12, 8),
+        gf.timeseries("Retraining runs", [gf.target(q.retrain_launched(M), "launched"),
+                                          gf.target(q.retrain_finished(M), "{{outcome}}", "B")], grid.place(12, 8),
                       unit="none", draw_style="bars",
-                      description="Jobs per outcome: launched, succeeded, failed, deadline_exceeded, skipped."),
+                      description="Runs launched, and runs ended by outcome (succeeded, failed, deadline_exceeded). "
+                      "Triggers held back by a cooldown or budget are decisions, not runs."),
         gf.timeseries("Retraining jobs running", [gf.target(q.retrain_active(M), "{{model}}")], grid.place(12, 8),
                       unit="none"),
     ]
@@ -349,13 +353,14 @@ def _retrain_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
 def _retrain_annotations(model: ModelConfig) -> list[dict[str, Any]]:
     M = matcher(model)
 
-    def expr(outcomes: str) -> str:
-        return f'changes({RETRAIN_JOBS_TOTAL}{{{M},outcome=~"{outcomes}"}}[{q.RATE}]) > 0'
+    def ended(outcomes: str) -> str:
+        return f'changes({RETRAIN_JOBS_FINISHED_TOTAL}{{{M},outcome=~"{outcomes}"}}[{q.RATE}]) > 0'
 
     return [
-        gf.annotation("Retraining launched", expr("launched"), "Retraining launched", "blue"),
-        gf.annotation("Retraining succeeded", expr("succeeded"), "Retraining succeeded", "green"),
-        gf.annotation("Retraining failed", expr("failed|deadline_exceeded"), "Retraining {{outcome}}", "red"),
+        gf.annotation("Retraining launched", f"changes({RETRAIN_JOBS_LAUNCHED_TOTAL}{{{M}}}[{q.RATE}]) > 0",
+                      "Retraining launched", "blue"),
+        gf.annotation("Retraining succeeded", ended("succeeded"), "Retraining succeeded", "green"),
+        gf.annotation("Retraining failed", ended("failed|deadline_exceeded"), "Retraining {{outcome}}", "red"),
     ]
 
 
@@ -380,7 +385,7 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
         variables=[
             *scope_variables(model),
             gf.query_variable("feature", "Column",
-                              f"label_values({FEATURE_DRIFT_SCORE}{{{matcher(model)}}}, feature)",
+                              f"label_values({FEATURE_DRIFT_SEVERITY}{{{matcher(model)}}}, feature)",
                               default="$__all", multi=True, include_all=True),
         ],
         annotations=_retrain_annotations(model),

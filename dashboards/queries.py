@@ -11,15 +11,13 @@ and the `by` lists lose nothing.
 
 from __future__ import annotations
 
-from monitor.core.methods import P_VALUE_METHODS
 from monitor.exporter.names import (
     DATASET_DRIFT_SHARE,
     EVALUATION_DURATION_SECONDS,
     EVENTS_INGESTED_TOTAL,
     EVENTS_REJECTED_TOTAL,
     FEATURE_DRIFT_DETECTED,
-    FEATURE_DRIFT_SCORE,
-    FEATURE_DRIFT_THRESHOLD,
+    FEATURE_DRIFT_SEVERITY,
     HTTP_REQUEST_DURATION_SECONDS,
     HTTP_REQUESTS_TOTAL,
     LABEL_COVERAGE_RATIO,
@@ -31,7 +29,8 @@ from monitor.exporter.names import (
     MODEL_PERFORMANCE_REFERENCE,
     MODEL_PERFORMANCE_THRESHOLD,
     RETRAIN_JOBS_ACTIVE,
-    RETRAIN_JOBS_TOTAL,
+    RETRAIN_JOBS_FINISHED_TOTAL,
+    RETRAIN_JOBS_LAUNCHED_TOTAL,
     STORE_SIZE_BYTES,
     WINDOW_RECORDS,
 )
@@ -65,9 +64,6 @@ def where(*matchers: str) -> str:
     """`SCOPE` and `matchers`, comma-separated, for inside a selector's braces."""
     return ",".join([SCOPE, *matchers])
 
-# The p-value methods, from the drift-method registry; every other method is a distance.
-_P_VALUE_RE = "|".join(sorted(P_VALUE_METHODS))
-
 
 def drift_share(m: str) -> str:
     return f"{DATASET_DRIFT_SHARE}{{{m}}}"
@@ -97,8 +93,12 @@ def dropped_rate(m: str) -> str:
     return f"sum by ({ID}, reason) (rate({SIDECAR_EVENTS_DROPPED_TOTAL}{{{m}}}[{RATE}]))"
 
 
-def retrain_jobs(m: str) -> str:
-    return f"sum by ({ID}, outcome) (increase({RETRAIN_JOBS_TOTAL}{{{m}}}[{RATE}]))"
+def retrain_launched(m: str) -> str:
+    return f"sum by ({ID}) (increase({RETRAIN_JOBS_LAUNCHED_TOTAL}{{{m}}}[{RATE}]))"
+
+
+def retrain_finished(m: str) -> str:
+    return f"sum by ({ID}, outcome) (increase({RETRAIN_JOBS_FINISHED_TOTAL}{{{m}}}[{RATE}]))"
 
 
 def retrain_active(m: str) -> str:
@@ -106,19 +106,12 @@ def retrain_active(m: str) -> str:
 
 
 def drift_severity(m: str) -> str:
-    """Score relative to threshold, > 1 beyond the threshold for every method.
+    """How far past its threshold each column is, > 1 beyond it, whatever its method.
 
-    Distance methods drift when score >= threshold, p-value methods when p < threshold, so the
-    ratio is inverted for the latter; one number then ranks columns across methods. It ranks, it
-    does not decide: the exported p-value is raw, while the verdict (`*_drift_detected`) uses the
-    Benjamini-Hochberg adjusted one, or the CUSUM under a false-alarm budget.
+    It ranks, it does not decide: under a false-alarm budget the verdict (`*_drift_detected`) is the
+    CUSUM's, and a driftwatch-mode test also asks for a minimum effect size.
     """
-    dist = f'{m},method!~"{_P_VALUE_RE}"'
-    pval = f'{m},method=~"{_P_VALUE_RE}"'
-    return (
-        f"({FEATURE_DRIFT_SCORE}{{{dist}}} / {FEATURE_DRIFT_THRESHOLD}{{{dist}}})"
-        f" or ({FEATURE_DRIFT_THRESHOLD}{{{pval}}} / {FEATURE_DRIFT_SCORE}{{{pval}}})"
-    )
+    return f"{FEATURE_DRIFT_SEVERITY}{{{m}}}"
 
 
 def sidecar(metric: str, m: str) -> str:

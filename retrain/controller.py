@@ -33,7 +33,7 @@ from monitor.core.config import Config, ModelConfig, RetrainConfig
 from monitor.runtime import PerformanceVerdict, WindowVerdict
 from retrain import policy
 from retrain.adapter import window_evaluation
-from retrain.history import History
+from retrain.history import OUTCOMES, History
 from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError
 from retrain.local import LocalLauncher, Started
 from retrain.policy import Capacity, Decision, ModelState, Trigger, WindowEvaluation
@@ -41,14 +41,16 @@ from retrain.run import Run, job_name, rfc3339
 
 log = logging.getLogger("driftwatch.retrain")
 
-OUTCOME_KEYS = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
 
 
 @dataclass(frozen=True)
 class RetrainSnapshot:
     active: int
-    outcomes: Mapping[str, int]
-    """Cumulative counts for launched / succeeded / failed / deadline_exceeded / skipped."""
+    launched: int
+    """Runs ever launched (each once, whatever became of it)."""
+    finished: Mapping[str, int]
+    """Runs ever ended, by outcome (every one of `history.OUTCOMES`): each launched run ends at most once,
+    so the sum never exceeds `launched`. Skipped triggers are decisions, not runs."""
     last_trigger: float | None
     decisions: Mapping[str, int] = field(default_factory=dict)
     """Cumulative decisions by reason (see retrain.policy for the reasons)."""
@@ -372,23 +374,16 @@ class RetrainController:
         """Per model with a retrain config: active runs, cumulative outcomes and decisions."""
         jobs = self.history.job_counts()
         decisions = self.history.decision_counts()
-        skips = self.history.skip_counts()
         last = self.history.last_triggers()
         out: dict[str, RetrainSnapshot] = {}
         for m in self._config.models:
             if self._config.retrain_for(m) is None:
                 continue
             jc = jobs.get(m.name, {})
-            outcomes = {
-                "launched": sum(jc.values()),
-                "succeeded": jc.get("succeeded", 0),
-                "failed": jc.get("failed", 0),
-                "deadline_exceeded": jc.get("deadline_exceeded", 0),
-                "skipped": skips.get(m.name, 0),
-            }
             out[m.name] = RetrainSnapshot(
                 active=jc.get("pending", 0) + jc.get("running", 0),
-                outcomes=outcomes,
+                launched=sum(jc.values()),
+                finished={o: jc.get(o, 0) for o in OUTCOMES},
                 last_trigger=last.get(m.name),
                 decisions=dict(decisions.get(m.name, {})),
             )

@@ -240,12 +240,6 @@ class History:
             out.setdefault(r["model"], {})[r["reason"]] = int(r["n"])
         return out
 
-    def skip_counts(self) -> dict[str, int]:
-        rows = self._rows(
-            "SELECT model, SUM(n) AS n FROM retrain_decision_counts WHERE action = 'skip' GROUP BY model"
-        )
-        return {r["model"]: int(r["n"]) for r in rows}
-
     def job_counts(self) -> dict[str, dict[str, int]]:
         """{model: {state: count}} over all runs ever recorded."""
         out: dict[str, dict[str, int]] = {}

@@ -7,13 +7,14 @@ can live in one process (tests) without colliding on the global one.
 
 Series that exist from start-up for every configured model, before any evaluation (docs/metrics.md):
 `*_drift_detected` 0, `dataset_drift_share` 0, data-quality ratios 0, `window_records`, the event
-counters (every known rejection reason at 0) and the retraining counters and gauge. Drift scores,
-thresholds and timestamps appear only once there is a value: a score of 0 would be a claim (for a
-p-value it would even mean "drifted"), and a timestamp of 0 would make staleness alerts fire.
+counters (every known rejection reason at 0) and the retraining counters and gauge. Drift severities,
+distances, p-values, thresholds and timestamps appear only once there is a value: a value of 0 would be
+a claim (for a p-value it would even mean "drifted"), and a timestamp of 0 would make staleness alerts fire.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeGuard
 
@@ -25,6 +26,7 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.capture.message import SKIP_REASONS
 from monitor.core.config import Config
+from monitor.drift.result import FeatureResult
 from monitor.exporter import names as n
 from monitor.exporter.service import ServiceStats
 from monitor.resources.usage import ResourceSnapshot
@@ -52,7 +54,8 @@ KNOWN_SKIP_REASONS = SKIP_REASONS
 UNKNOWN_MODEL = ("", "unknown_model")
 """(model, reason) of the events and labels naming a model that is not configured: the name they
 carry is never a label value (anyone can send any name); `model` is empty, which PromQL reads as no label."""
-RETRAIN_OUTCOMES = ("launched", "succeeded", "failed", "deadline_exceeded", "skipped")
+RETRAIN_OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
+"""How a retraining run ends (retrain.history.OUTCOMES; a test holds the two equal), pre-initialised at 0."""
 
 
 class RetrainSnapshot(Protocol):
@@ -61,7 +64,9 @@ class RetrainSnapshot(Protocol):
     @property
     def active(self) -> int: ...
     @property
-    def outcomes(self) -> Mapping[str, int]: ...
+    def launched(self) -> int: ...
+    @property
+    def finished(self) -> Mapping[str, int]: ...
     @property
     def last_trigger(self) -> float | None: ...
     @property
@@ -140,20 +145,20 @@ class DriftwatchCollector(Collector):
         yield from (owned, skipped)
 
     def _drift(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
-        score = _gauge(
-            n.FEATURE_DRIFT_SCORE,
-            "Drift statistic of a feature's last evaluated window against the reference (a distance, or a p-value for test methods).",
-            ["model", "feature", "method"],
-        )
-        threshold = _gauge(
-            n.FEATURE_DRIFT_THRESHOLD,
-            "Threshold in force for the feature's drift method (distance >= threshold, or p-value < threshold, is drift).",
-            ["model", "feature", "method"],
-        )
+        labels = ["model", "feature", "method"]
+        severity = _gauge(n.FEATURE_DRIFT_SEVERITY, "How far past its threshold a feature's last evaluated window drifted: "
+                          "distance over threshold, or threshold over (adjusted) p-value; 1 at the threshold, higher is more drift.", labels)
+        distance = _gauge(n.FEATURE_DRIFT_DISTANCE, "A distance method's value for the feature's last evaluated window "
+                          "(drift at or above its threshold).", labels)
+        distance_threshold = _gauge(n.FEATURE_DRIFT_DISTANCE_THRESHOLD, "Threshold in force for the feature's distance method.", labels)
+        p_value = _gauge(n.FEATURE_DRIFT_P_VALUE, "A test's raw p-value for the feature's last evaluated window (the verdict "
+                         "compares the Benjamini-Hochberg adjusted one when enabled).", labels)
+        p_value_threshold = _gauge(n.FEATURE_DRIFT_P_VALUE_THRESHOLD, "Significance level in force for the feature's test.", labels)
         detected = _gauge(n.FEATURE_DRIFT_DETECTED, "1 if the feature drifted in the last evaluated window, else 0.", ["model", "feature"])
         share = _gauge(n.DATASET_DRIFT_SHARE, "Share of the model's input features (not its outputs) that drifted in the last evaluated window.", ["model"])
         dataset = _gauge(n.DATASET_DRIFT_DETECTED, "1 if the drifted share reached the model's dataset drift share, else 0.", ["model"])
-        prediction = _gauge(n.PREDICTION_DRIFT_SCORE, "Drift statistic of the model's first output in the last evaluated window.", ["model", "method"])
+        prediction = _gauge(n.PREDICTION_DRIFT_SEVERITY, "Drift severity of the model's first output in the last evaluated "
+                            "window (as the feature severity).", ["model", "method"])
         records = _gauge(n.WINDOW_RECORDS, "Records currently in the model's sliding window.", ["model"])
         last = _gauge(n.LAST_EVALUATION_TIMESTAMP_SECONDS, "Unix time of the model's last drift evaluation.", ["model"])
         quality = {
@@ -182,15 +187,21 @@ class DriftwatchCollector(Collector):
                     for gauge in quality.values():
                         gauge.add_metric([name, feature], 0)
                     continue
-                score.add_metric([name, feature, fr.method], fr.score)
-                threshold.add_metric([name, feature, fr.method], fr.threshold)
+                key = [name, feature, fr.method]
+                severity.add_metric(key, _severity(fr))
+                if fr.is_test:
+                    p_value.add_metric(key, fr.score)
+                    p_value_threshold.add_metric(key, fr.threshold)
+                else:
+                    distance.add_metric(key, fr.score)
+                    distance_threshold.add_metric(key, fr.threshold)
                 detected.add_metric([name, feature], 1 if fr.drifted else 0)
                 for attr, gauge in quality.items():
                     gauge.add_metric([name, feature], getattr(fr.quality, attr))
             share.add_metric([name], result.dataset.drift_share if result is not None else 0)
             dataset.add_metric([name], 1 if result is not None and result.dataset.drifted else 0)
             if result is not None and result.prediction is not None:
-                prediction.add_metric([name, result.prediction.method], result.prediction.score)
+                prediction.add_metric([name, result.prediction.method], _severity(result.prediction))
             records.add_metric([name], snap.window_records)
             if snap.last_evaluation is not None:
                 last.add_metric([name], snap.last_evaluation)
@@ -198,7 +209,7 @@ class DriftwatchCollector(Collector):
             for reason in sorted(set(KNOWN_REJECT_REASONS) | set(snap.rejected)):
                 rejected.add_metric([name, reason], snap.rejected.get(reason, 0))
         rejected.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_events if self._service is not None else 0)
-        yield from (score, threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
+        yield from (severity, distance, distance_threshold, p_value, p_value_threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
 
     def _performance(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
         """Models with a `performance` section: degraded and label counts from start-up, values once known."""
@@ -270,22 +281,32 @@ class DriftwatchCollector(Collector):
         yield from (cpu, memory, gpu_util, gpu_mem, errors)
 
     def _retrain_families(self, snapshots: Mapping[str, RetrainSnapshot]) -> Iterator[Metric]:
-        jobs = _counter(n.RETRAIN_JOBS_TOTAL, "Retraining jobs by outcome.", ["model", "outcome"])
+        launched = _counter(n.RETRAIN_JOBS_LAUNCHED_TOTAL, "Retraining runs launched (each once, whatever became of it).", ["model"])
+        finished = _counter(n.RETRAIN_JOBS_FINISHED_TOTAL, "Retraining runs ended, by outcome (each launched run ends "
+                            "at most once).", ["model", "outcome"])
         decisions = _counter(n.RETRAIN_DECISIONS_TOTAL, "Retraining policy decisions (drift windows and Alertmanager webhooks), by decision.", ["model", "decision"])
         last = _gauge(n.RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS, "Unix time retraining was last triggered for the model.", ["model"])
         active = _gauge(n.RETRAIN_JOBS_ACTIVE, "Retraining jobs running for the model.", ["model"])
         for model in self._config.models:
             snap = snapshots.get(model.name)
-            outcomes = snap.outcomes if snap is not None else {}
-            for outcome in sorted(set(RETRAIN_OUTCOMES) | set(outcomes)):
-                jobs.add_metric([model.name, outcome], outcomes.get(outcome, 0))
+            launched.add_metric([model.name], snap.launched if snap is not None else 0)
+            ended = snap.finished if snap is not None else {}
+            for outcome in sorted(set(RETRAIN_OUTCOMES) | set(ended)):
+                finished.add_metric([model.name, outcome], ended.get(outcome, 0))
             if snap is not None:
                 for decision, count in sorted(snap.decisions.items()):
                     decisions.add_metric([model.name, decision], count)
                 if snap.last_trigger is not None:
                     last.add_metric([model.name], snap.last_trigger)
             active.add_metric([model.name], snap.active if snap is not None else 0)
-        yield from (jobs, decisions, last, active)
+        yield from (launched, finished, decisions, last, active)
+
+
+def _severity(fr: FeatureResult) -> float:
+    """`FeatureResult.excess`, but NaN (not 0) when the window gave no score: unknown is not calm."""
+    if math.isnan(fr.score) and not fr.details.get("type_changed"):
+        return math.nan
+    return fr.excess
 
 
 def _finite(v: Any) -> TypeGuard[float]:

@@ -13,12 +13,24 @@ is the same). This module imports nothing, so consumers pull in no exporter mach
 from __future__ import annotations
 
 # Drift
-FEATURE_DRIFT_SCORE = "driftwatch_feature_drift_score"
-FEATURE_DRIFT_THRESHOLD = "driftwatch_feature_drift_threshold"
+# One meaning per family (docs/metrics.md#drift): the severity is the one every method shares (how far past
+# its threshold, 1 at the threshold, higher is more drift); the raw statistic sits in the family of its kind,
+# so no series mixes distances (drift when high) with p-values (drift when low).
+FEATURE_DRIFT_SEVERITY = "driftwatch_feature_drift_severity"
+"""{model, feature, method}: statistic over threshold for distances, threshold over p-value for tests (the
+p-value the verdict compared: Benjamini-Hochberg adjusted when enabled); +Inf for a changed type."""
+FEATURE_DRIFT_DISTANCE = "driftwatch_feature_drift_distance"
+"""{model, feature, method}: a distance method's value (drift at or above its threshold); distance methods only."""
+FEATURE_DRIFT_DISTANCE_THRESHOLD = "driftwatch_feature_drift_distance_threshold"
+FEATURE_DRIFT_P_VALUE = "driftwatch_feature_drift_p_value"
+"""{model, feature, method}: a test's p-value as the verdict compared it (BH-adjusted when enabled); tests only."""
+FEATURE_DRIFT_P_VALUE_THRESHOLD = "driftwatch_feature_drift_p_value_threshold"
 FEATURE_DRIFT_DETECTED = "driftwatch_feature_drift_detected"
 DATASET_DRIFT_SHARE = "driftwatch_dataset_drift_share"
 DATASET_DRIFT_DETECTED = "driftwatch_dataset_drift_detected"
-PREDICTION_DRIFT_SCORE = "driftwatch_prediction_drift_score"
+PREDICTION_DRIFT_SEVERITY = "driftwatch_prediction_drift_severity"
+"""{model, method}: `FEATURE_DRIFT_SEVERITY` of the model's first output (its raw statistic is in the feature
+families under `feature=<output>`)."""
 WINDOW_RECORDS = "driftwatch_window_records"
 LAST_EVALUATION_TIMESTAMP_SECONDS = "driftwatch_last_evaluation_timestamp_seconds"
 
@@ -56,7 +68,11 @@ MODEL_GPU_MEMORY_USED_BYTES = "driftwatch_model_gpu_memory_used_bytes"
 RESOURCE_COLLECTION_ERRORS_TOTAL = "driftwatch_resource_collection_errors_total"
 
 # Retraining
-RETRAIN_JOBS_TOTAL = "driftwatch_retrain_jobs_total"
+RETRAIN_JOBS_LAUNCHED_TOTAL = "driftwatch_retrain_jobs_launched_total"
+"""{model}: runs launched; a sum over models is the runs launched."""
+RETRAIN_JOBS_FINISHED_TOTAL = "driftwatch_retrain_jobs_finished_total"
+"""{model, outcome}: runs ended, by outcome (succeeded, failed, deadline_exceeded); launched minus finished
+is what still runs. Triggers a gate skipped are decisions (`RETRAIN_DECISIONS_TOTAL`), not runs."""
 RETRAIN_DECISIONS_TOTAL = "driftwatch_retrain_decisions_total"
 RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS = "driftwatch_retrain_last_trigger_timestamp_seconds"
 RETRAIN_JOBS_ACTIVE = "driftwatch_retrain_jobs_active"
@@ -78,12 +94,15 @@ FLEET_RECORDS_SKIPPED_TOTAL = "driftwatch_fleet_records_skipped_total"
 
 MONITOR_METRICS = frozenset(
     {
-        FEATURE_DRIFT_SCORE,
-        FEATURE_DRIFT_THRESHOLD,
+        FEATURE_DRIFT_SEVERITY,
+        FEATURE_DRIFT_DISTANCE,
+        FEATURE_DRIFT_DISTANCE_THRESHOLD,
+        FEATURE_DRIFT_P_VALUE,
+        FEATURE_DRIFT_P_VALUE_THRESHOLD,
         FEATURE_DRIFT_DETECTED,
         DATASET_DRIFT_SHARE,
         DATASET_DRIFT_DETECTED,
-        PREDICTION_DRIFT_SCORE,
+        PREDICTION_DRIFT_SEVERITY,
         WINDOW_RECORDS,
         LAST_EVALUATION_TIMESTAMP_SECONDS,
         FEATURE_MISSING_RATIO,
@@ -103,7 +122,8 @@ MONITOR_METRICS = frozenset(
         MODEL_GPU_UTILIZATION_RATIO,
         MODEL_GPU_MEMORY_USED_BYTES,
         RESOURCE_COLLECTION_ERRORS_TOTAL,
-        RETRAIN_JOBS_TOTAL,
+        RETRAIN_JOBS_LAUNCHED_TOTAL,
+        RETRAIN_JOBS_FINISHED_TOTAL,
         RETRAIN_DECISIONS_TOTAL,
         RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS,
         RETRAIN_JOBS_ACTIVE,

@@ -446,7 +446,7 @@ def render_report(
 ranked by effect size: the distance for distance methods; for tests a standardized effect named under it (KS D,
 Cramér's V, …), because a p-value shrinks with the number of rows however small the change. Distances drift at or
 above their threshold; tests when their p-value (Benjamini–Hochberg adjusted across the window when enabled) is below
-it. The p-value column gives the raw p-value, as <code>driftwatch_feature_drift_score</code> exports it, and the
+it. The p-value column gives the raw p-value, as <code>driftwatch_feature_drift_p_value</code> exports it, and the
 adjusted one the verdict uses.</p>
 {_columns_table(view)}</section>
 <section class="card" id="history"><h2>Score history</h2>

@@ -5,7 +5,7 @@ so verdicts and p-value handling are defined once, in monitor.drift: the report'
 metrics' and the alerts'. Columns are ranked by effect size (`effect_size`), not by p-value: with
 thousands of rows a negligible shift has a p-value of 1e-40, so "how small is p" says more about the
 sample size than about how much a column moved. Its numbers differ in one place,
-on purpose: for p-value tests `driftwatch_feature_drift_score` exports the raw p-value, while the
+on purpose: for p-value tests `driftwatch_feature_drift_p_value` exports the raw p-value, while the
 history plot shows the value the verdict compares with the threshold (`decision_value`: the
 Benjamini-Hochberg adjusted p-value when that correction is on), so drifted windows sit on the drift
 side of the threshold line. The plot names what it shows and the columns table gives both p-values.

@@ -188,7 +188,7 @@ def test_the_config_shapes_the_dashboards() -> None:
     assert [s.get("value") for s in missing] == [None, 0.2]
     # The prediction panel follows the first output; a model without outputs has none.
     prediction = _panel(churn, "Prediction drift (churn_probability)")
-    assert 'feature="churn_probability"' in prediction["targets"][1]["expr"]
+    assert prediction["targets"][0]["expr"].startswith("driftwatch_prediction_drift_severity{")
     assert not [p for p in panels(fraud) if p["title"].startswith("Prediction drift")]
     # Each per-model dashboard queries that model; the overview links to all of them.
     assert 'model="fraud"' in _panel(fraud, "Dataset drift share")["targets"][0]["expr"]

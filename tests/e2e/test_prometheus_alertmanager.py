@@ -305,7 +305,7 @@ def scenario(stack: Stack) -> Scenario:
         critical=critical,
         alertmanager_states={a["labels"]["severity"]: a["status"]["state"] for a in am},
         webhook_decisions=metrics.get(decisions, 0),
-        launched=metrics[("driftwatch_retrain_jobs_total", frozenset({("model", MODEL), ("outcome", "launched")}))],
+        launched=metrics[("driftwatch_retrain_jobs_launched_total", frozenset({("model", MODEL)}))],
         logs=stack.diagnostics(),
     )
 

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import __version__
 from monitor.core.config import Config, load_config
+from monitor.core.methods import DISTANCE_METHODS, P_VALUE_METHODS
 from monitor.drift import DriftResult, detect
 from monitor.exporter import names as n
 from monitor.exporter.collector import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
@@ -30,16 +31,20 @@ from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
 from monitor.runtime import ModelSnapshot, PerformanceSnapshot
 from monitor.runtime.snapshot import label_lag_histogram
 from monitor.sidecar.metrics import SIDECAR_METRICS, SidecarMetrics
+from retrain import history as retrain_history
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 CONTRACT = {
-    "driftwatch_feature_drift_score": ("gauge", {"model", "feature", "method"}),
-    "driftwatch_feature_drift_threshold": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_severity": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_distance": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_distance_threshold": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_p_value": ("gauge", {"model", "feature", "method"}),
+    "driftwatch_feature_drift_p_value_threshold": ("gauge", {"model", "feature", "method"}),
     "driftwatch_feature_drift_detected": ("gauge", {"model", "feature"}),
     "driftwatch_dataset_drift_share": ("gauge", {"model"}),
     "driftwatch_dataset_drift_detected": ("gauge", {"model"}),
-    "driftwatch_prediction_drift_score": ("gauge", {"model", "method"}),
+    "driftwatch_prediction_drift_severity": ("gauge", {"model", "method"}),
     "driftwatch_window_records": ("gauge", {"model"}),
     "driftwatch_last_evaluation_timestamp_seconds": ("gauge", {"model"}),
     "driftwatch_feature_missing_ratio": ("gauge", {"model", "feature"}),
@@ -52,7 +57,8 @@ CONTRACT = {
     "driftwatch_model_gpu_utilization_ratio": ("gauge", {"model", "pod", "gpu"}),
     "driftwatch_model_gpu_memory_used_bytes": ("gauge", {"model", "pod", "gpu"}),
     "driftwatch_resource_collection_errors": ("counter", {"source", "reason"}),
-    "driftwatch_retrain_jobs": ("counter", {"model", "outcome"}),
+    "driftwatch_retrain_jobs_launched": ("counter", {"model"}),
+    "driftwatch_retrain_jobs_finished": ("counter", {"model", "outcome"}),
     "driftwatch_retrain_decisions": ("counter", {"model", "decision"}),
     "driftwatch_retrain_last_trigger_timestamp_seconds": ("gauge", {"model"}),
     "driftwatch_retrain_jobs_active": ("gauge", {"model"}),
@@ -101,7 +107,8 @@ class Retrain:
     """The shape of retrain.controller.RetrainSnapshot."""
 
     active: int
-    outcomes: Mapping[str, int]
+    launched: int
+    finished: Mapping[str, int]
     last_trigger: float | None
     decisions: Mapping[str, int] = field(default_factory=dict)
 
@@ -162,7 +169,7 @@ RESOURCES = ResourceSnapshot(
     gpus={"wine": (GpuUsage("wine-7d9c-abcde", "0", 0.87, 12 * 2**30),)},
     errors={("kubernetes", "forbidden"): 4, ("gpu", "unavailable"): 1},
 )
-RETRAIN = {"churn": Retrain(active=1, outcomes={"launched": 2, "succeeded": 1}, last_trigger=1_767_000_100.0, decisions={"launch": 2, "cooldown": 5})}
+RETRAIN = {"churn": Retrain(active=1, launched=2, finished={"succeeded": 1}, last_trigger=1_767_000_100.0, decisions={"launch": 2, "cooldown": 5})}
 
 
 def _service() -> ServiceStats:
@@ -268,15 +275,17 @@ def test_values_from_the_real_drift_engine(config: Config, results: dict[str, Dr
     assert _value(samples, "driftwatch_dataset_drift_share", model="churn") == pytest.approx(churn.dataset.drift_share)
     assert _value(samples, "driftwatch_dataset_drift_detected", model="wine") == 0
     for name, fr in churn.features.items():
-        assert _value(samples, "driftwatch_feature_drift_score", model="churn", feature=name, method=fr.method) == pytest.approx(fr.score)
-        assert _value(samples, "driftwatch_feature_drift_threshold", model="churn", feature=name, method=fr.method) == fr.threshold
+        kind = "p_value" if fr.is_test else "distance"
+        assert _value(samples, f"driftwatch_feature_drift_{kind}", model="churn", feature=name, method=fr.method) == pytest.approx(fr.score)
+        assert _value(samples, f"driftwatch_feature_drift_{kind}_threshold", model="churn", feature=name, method=fr.method) == fr.threshold
+        assert _value(samples, "driftwatch_feature_drift_severity", model="churn", feature=name, method=fr.method) == pytest.approx(fr.excess)
         assert _value(samples, "driftwatch_feature_drift_detected", model="churn", feature=name) == int(fr.drifted)
         assert _value(samples, "driftwatch_feature_missing_ratio", model="churn", feature=name) == fr.quality.missing_ratio
     assert _value(samples, "driftwatch_feature_drift_detected", model="churn", feature="contract") == 1
     prediction = churn.prediction
     assert prediction is not None
     assert prediction.name == "churn_probability"
-    assert _value(samples, "driftwatch_prediction_drift_score", model="churn", method=prediction.method) == pytest.approx(prediction.score)
+    assert _value(samples, "driftwatch_prediction_drift_severity", model="churn", method=prediction.method) == pytest.approx(prediction.excess)
     assert _value(samples, "driftwatch_last_evaluation_timestamp_seconds", model="wine") == 1_767_000_000.5
     assert _value(samples, "driftwatch_window_records", model="churn") == 2000
     assert _value(samples, "driftwatch_events_ingested_total", model="churn") == 2003
@@ -290,7 +299,9 @@ def test_every_model_and_feature_has_series_from_start_up(config: Config) -> Non
     assert _promtool_check(body).returncode == 0
     samples = _samples(body)
     names = {name for name, _ in samples}
-    assert not names & {"driftwatch_feature_drift_score", "driftwatch_feature_drift_threshold", "driftwatch_prediction_drift_score", "driftwatch_last_evaluation_timestamp_seconds"}
+    assert not names & {"driftwatch_feature_drift_severity", "driftwatch_feature_drift_distance", "driftwatch_feature_drift_p_value",
+                        "driftwatch_feature_drift_distance_threshold", "driftwatch_feature_drift_p_value_threshold",
+                        "driftwatch_prediction_drift_severity", "driftwatch_last_evaluation_timestamp_seconds"}
     for model in config.models:
         for feature in config.exported_features(model):
             for family in ("detected", "missing_ratio", "out_of_range_ratio", "new_category_ratio"):
@@ -301,7 +312,7 @@ def test_every_model_and_feature_has_series_from_start_up(config: Config) -> Non
         for reason in KNOWN_REJECT_REASONS:
             assert _value(samples, "driftwatch_events_rejected_total", model=model.name, reason=reason) == 0
         for outcome in RETRAIN_OUTCOMES:
-            assert _value(samples, "driftwatch_retrain_jobs_total", model=model.name, outcome=outcome) == 0
+            assert _value(samples, "driftwatch_retrain_jobs_finished_total", model=model.name, outcome=outcome) == 0
 
 
 def test_feature_label_is_bounded_by_allowlist_then_cap(tmp_path: Path, results: dict[str, DriftResult]) -> None:
@@ -330,9 +341,10 @@ def test_resource_and_retrain_families(config: Config) -> None:
     assert _value(samples, "driftwatch_model_gpu_utilization_ratio", model="wine", pod="wine-7d9c-abcde", gpu="0") == 0.87
     assert _value(samples, "driftwatch_model_gpu_memory_used_bytes", model="wine", pod="wine-7d9c-abcde", gpu="0") == 12 * 2**30
     assert _value(samples, "driftwatch_resource_collection_errors_total", source="kubernetes", reason="forbidden") == 4
-    assert _value(samples, "driftwatch_retrain_jobs_total", model="churn", outcome="launched") == 2
-    assert _value(samples, "driftwatch_retrain_jobs_total", model="churn", outcome="failed") == 0
-    assert _value(samples, "driftwatch_retrain_jobs_total", model="wine", outcome="launched") == 0
+    assert _value(samples, "driftwatch_retrain_jobs_launched_total", model="churn") == 2
+    assert _value(samples, "driftwatch_retrain_jobs_finished_total", model="churn", outcome="succeeded") == 1
+    assert _value(samples, "driftwatch_retrain_jobs_finished_total", model="churn", outcome="failed") == 0
+    assert _value(samples, "driftwatch_retrain_jobs_launched_total", model="wine") == 0
     assert _value(samples, "driftwatch_retrain_decisions_total", model="churn", decision="cooldown") == 5
     assert _value(samples, "driftwatch_retrain_last_trigger_timestamp_seconds", model="churn") == 1_767_000_100.0
     assert ("driftwatch_retrain_last_trigger_timestamp_seconds", frozenset({("model", "wine")})) not in samples
@@ -349,7 +361,9 @@ def test_uncomputable_score_is_nan_and_still_promtool_clean(config: Config, resu
     assert _promtool_check(body).returncode == 0
     samples = _samples(body)
     method = result.features["tenure_months"].method
-    assert math.isnan(_value(samples, "driftwatch_feature_drift_score", model="churn", feature="tenure_months", method=method))
+    kind = "p_value" if result.features["tenure_months"].is_test else "distance"
+    assert math.isnan(_value(samples, f"driftwatch_feature_drift_{kind}", model="churn", feature="tenure_months", method=method))
+    assert math.isnan(_value(samples, "driftwatch_feature_drift_severity", model="churn", feature="tenure_months", method=method))
     assert _value(samples, "driftwatch_feature_missing_ratio", model="churn", feature="tenure_months") == 1
 
 
@@ -404,3 +418,17 @@ def test_every_family_the_monitor_serves_is_documented() -> None:
     """docs/metrics.md is where on-call engineers look a series up: every family and process metric is in it."""
     doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
     assert sorted(name for name in MONITOR_METRICS | FLEET_METRICS | PROCESS_METRICS if f"`{name}`" not in doc) == []
+
+
+@pytest.mark.parametrize(("family", "methods"), [("driftwatch_feature_drift_distance", DISTANCE_METHODS),
+                                                 ("driftwatch_feature_drift_p_value", P_VALUE_METHODS)])
+def test_each_statistic_family_holds_one_kind_of_method(config: Config, results: dict[str, DriftResult], family: str,
+                                                        methods: frozenset[str]) -> None:
+    """A distance never sits beside a p-value: summing or thresholding one family means one thing."""
+    samples = _samples(render(build_registry(config, lambda: _evaluated(results)))[0])
+    exported = {dict(labels)["method"] for name, labels in samples if name == family}
+    assert exported and exported <= methods
+
+
+def test_retrain_outcomes_are_the_ones_a_run_can_end_with() -> None:
+    assert RETRAIN_OUTCOMES == retrain_history.OUTCOMES

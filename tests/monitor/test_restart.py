@@ -96,14 +96,14 @@ def test_sigterm_is_graceful_and_the_restarted_monitor_shows_the_same_windows(tm
             while (before := http.get("/v1/models/toy/drift").json())["window"] is None or before["window"]["n_records"] != 100 or before["window"]["last_seq"] < 200:
                 assert time.monotonic() < deadline, before
                 time.sleep(0.05)
-            before_metrics = [line for line in http.get("/metrics").text.splitlines() if line.startswith("driftwatch_feature_drift_score")]
+            before_metrics = [line for line in http.get("/metrics").text.splitlines() if line.startswith("driftwatch_feature_drift_severity")]
         assert monitor.signal(signal.SIGTERM) == 0
         assert "monitor_stopped" in monitor.log.read_text()
         monitor.start()
         with httpx.Client(base_url=monitor.url, timeout=30) as http:
             after = http.get("/v1/models/toy/drift").json()
             metrics = http.get("/metrics").text.splitlines()
-            after_metrics = [line for line in metrics if line.startswith("driftwatch_feature_drift_score")]
+            after_metrics = [line for line in metrics if line.startswith("driftwatch_feature_drift_severity")]
             # `serve` wires the retraining controller: its history (same SQLite file) survived too.
             assert any(line.startswith("driftwatch_retrain_decisions_total{") and 'model="toy"' in line for line in metrics)
     finally:

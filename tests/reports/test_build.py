@@ -191,7 +191,7 @@ def test_a_tests_raw_and_adjusted_p_values_are_both_shown_and_the_plot_names_the
     html = render_report(view)
     row = re.search(r'<tr class="\w+" data-feature="a">.*?</tr>', html)
     assert row is not None and f'<td class="num pv">{a.p_value:.4g}<small>adjusted {a.adjusted_p_value:.4g}</small>' in row.group(0)
-    assert "ks · BH-adjusted p" in html and "driftwatch_feature_drift_score" in html
+    assert "ks · BH-adjusted p" in html and "driftwatch_feature_drift_p_value" in html
 
 
 def test_a_column_that_could_not_be_tested_says_why_instead_of_no_drift() -> None:

@@ -115,17 +115,19 @@ def test_a_drift_streak_launches_one_job_and_its_outcome_is_counted(api: FakeKub
     wait_for(lambda: c.history.jobs(model="wine")[0].state == "running")
     assert c.snapshot()["wine"].active == 1
     api.complete("ml", job["metadata"]["name"])
-    wait_for(lambda: c.snapshot()["wine"].outcomes["succeeded"] == 1)
+    wait_for(lambda: c.snapshot()["wine"].finished["succeeded"] == 1)
     snap = c.snapshot()["wine"]
     assert snap.active == 0
     assert snap.last_trigger == clock.t
-    assert dict(snap.outcomes) == {"launched": 1, "succeeded": 1, "failed": 0, "deadline_exceeded": 0, "skipped": 0}
+    assert snap.launched == 1
+    assert dict(snap.finished) == {"succeeded": 1, "failed": 0, "deadline_exceeded": 0}
     assert dict(snap.decisions) == {"streak_building": 1, "drift_streak": 1}
     # The drift persists: inside the cooldown the next trigger is skipped, and reported as such.
     clock.t += 60
     c.on_evaluation("wine", window(2))
     assert c.on_evaluation("wine", window(3)).reason == "cooldown"
-    assert c.snapshot()["wine"].outcomes["skipped"] == 1
+    assert c.snapshot()["wine"].decisions["cooldown"] == 1
+    assert c.snapshot()["wine"].launched == 1
     recent = c.history.recent_decisions("wine", 10, triggered_only=True)
     assert [(r.action, r.reason) for r in recent] == [("skip", "cooldown"), ("launch", "drift_streak")]
     assert len(api.jobs("ml")) == 1
@@ -138,13 +140,13 @@ def test_failed_and_deadline_exceeded_jobs_free_their_slot(api: FakeKubeAPI, mak
     wait_for(lambda: len(api.jobs("ml")) == 1)
     assert c.on_evaluation("wine", window(1)).reason == "max_active"
     api.fail("ml", api.jobs("ml")[0]["metadata"]["name"], "DeadlineExceeded")
-    wait_for(lambda: c.snapshot()["wine"].outcomes["deadline_exceeded"] == 1)
+    wait_for(lambda: c.snapshot()["wine"].finished["deadline_exceeded"] == 1)
     clock.t += 1
     assert c.on_evaluation("wine", window(2)).action == "launch"
     wait_for(lambda: len(api.jobs("ml")) == 2)
     second = next(j for j in api.jobs("ml") if not j["status"].get("conditions"))
     api.fail("ml", second["metadata"]["name"], "BackoffLimitExceeded")
-    wait_for(lambda: c.snapshot()["wine"].outcomes["failed"] == 1)
+    wait_for(lambda: c.snapshot()["wine"].finished["failed"] == 1)
     assert c.snapshot()["wine"].active == 0
 
 
@@ -152,7 +154,7 @@ def test_the_local_launcher_records_exit_status_duration_and_log(make_controller
     c = make_controller()
     d = c.on_evaluation("churn", window(0))
     assert d.action == "launch"
-    wait_for(lambda: c.snapshot()["churn"].outcomes["succeeded"] == 1)
+    wait_for(lambda: c.snapshot()["churn"].finished["succeeded"] == 1)
     (rec,) = c.history.jobs(model="churn")
     assert rec.exit_code == 0
     assert rec.duration is not None
@@ -175,8 +177,8 @@ def test_dry_run_records_and_counts_but_launches_nothing(api: FakeKubeAPI, make_
     d = c.on_evaluation("wine", window(1))
     assert (d.action, d.reason) == ("skip", "dry_run")
     snap = c.snapshot()["wine"]
-    assert snap.outcomes["launched"] == 0
-    assert snap.outcomes["skipped"] == 1
+    assert snap.launched == 0
+    assert snap.decisions["dry_run"] == 1
     assert snap.last_trigger is not None
     assert not any(m == "POST" for m, _ in api.requests)
 
@@ -186,7 +188,7 @@ def test_a_refused_launch_is_a_failed_outcome(api: FakeKubeAPI, make_controller)
     c = make_controller()
     c.on_evaluation("wine", window(0))
     c.on_evaluation("wine", window(1))
-    wait_for(lambda: c.snapshot()["wine"].outcomes["failed"] == 1)
+    wait_for(lambda: c.snapshot()["wine"].finished["failed"] == 1)
     (rec,) = c.history.jobs(model="wine")
     assert rec.detail
     assert rec.detail.startswith("launch failed")
@@ -295,8 +297,8 @@ def test_a_restart_in_the_middle_of_a_trigger_produces_exactly_one_job(
     posts_after = sum(1 for m, _ in api.requests if m == "POST")
     assert posts_after == (1 if landed else 2)
     api.complete("ml", api.jobs("ml")[0]["metadata"]["name"])
-    wait_for(lambda: restarted.snapshot()["wine"].outcomes["succeeded"] == 1)
-    assert restarted.snapshot()["wine"].outcomes["launched"] == 1
+    wait_for(lambda: restarted.snapshot()["wine"].finished["succeeded"] == 1)
+    assert restarted.snapshot()["wine"].launched == 1
     assert len(api.jobs("ml")) == 1
 
 
@@ -349,7 +351,7 @@ def test_start_returns_while_the_api_never_answers(tmp_path: Path) -> None:
             wait_for(lambda: hole.accepted >= 1)  # reconciliation is under way, in the background
             # Decisions are made meanwhile: a local run proceeds, a Kubernetes launch waits for its namespace.
             assert c.on_evaluation("churn", window(0)).action == "launch"
-            wait_for(lambda: c.snapshot()["churn"].outcomes["succeeded"] == 1)
+            wait_for(lambda: c.snapshot()["churn"].finished["succeeded"] == 1)
             assert c.on_evaluation("wine", window(0)).action == "launch"
             assert [r.state for r in c.history.jobs(model="wine")] == ["pending"]
         finally:

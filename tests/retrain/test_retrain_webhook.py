@@ -140,7 +140,7 @@ def test_a_firing_retrain_alert_launches_once_per_fingerprint_and_start(server: 
     (d,) = body["decisions"]
     assert (d["model"], d["action"], d["reason"], body["received"]) == ("wine", "launch", "alert", 1)
     assert d["job"].startswith("wine-retrain-")
-    wait_for(lambda: controller.snapshot()["wine"].outcomes["succeeded"] == 1)
+    wait_for(lambda: controller.snapshot()["wine"].finished["succeeded"] == 1)
     (rec,) = controller.history.jobs(model="wine")
     assert rec.run.trigger.report_url == "http://127.0.0.1:8080/reports/wine"
     assert rec.run.trigger.reason == "alert DriftwatchDatasetDrift firing since 2026-11-22T11:58:23Z"
@@ -311,7 +311,7 @@ def test_alertmanager_delivers_and_a_silence_stops_retraining(alertmanager: str,
     assert httpx.post(f"{alertmanager}/api/v2/silences", json=silence, timeout=5).status_code == 200
     fire(alertmanager, "churn")
     fire(alertmanager, "wine")
-    wait_for(lambda: controller.snapshot()["wine"].outcomes["launched"] == 1, 20)
+    wait_for(lambda: controller.snapshot()["wine"].launched == 1, 20)
     (d,) = controller.history.recent_decisions("wine", 10)
     assert (d.source, d.action, d.reason) == ("alert", "launch", "alert")
     # Alertmanager holds the silenced model's alert as suppressed and never delivers it.
