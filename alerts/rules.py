@@ -105,7 +105,9 @@ def _annotations(cfg: Config, scope: Scope, alert: str, summary: str, descriptio
         "runbook_url": f"{scope.alerts.runbook_url}#{runbook_anchor(alert)}",
     }
     if cfg.server.public_url:
-        out["report_url"] = cfg.server.public_url.rstrip("/") + "/reports/{{ $labels.model }}"
+        # the namespace picks the model when several namespaces share its name; otherwise (or empty) it is ignored
+        out["report_url"] = (cfg.server.public_url.rstrip("/") + "/reports/{{ $labels.model }}"
+                             "?namespace={{ $labels.namespace }}")
     return out
 
 
@@ -134,17 +136,13 @@ def _first_due(model: ModelConfig) -> int:
 
 def _records_gate(scope: Scope, threshold: Callable[[ModelConfig], int] = _min_records) -> str:
     """`driftwatch_window_records >= threshold` (default min_records), per model where they differ."""
-    by_min: dict[int, list[str]] = {}
+    by_min: dict[int, list[ModelConfig]] = {}
     for m in scope.models:
-        by_min.setdefault(threshold(m), []).append(m.name)
+        by_min.setdefault(threshold(m), []).append(m)
     if len(by_min) == 1:
         (n,) = by_min
         return f"{scope.selector(WINDOW_RECORDS)} >= {n}"
-    parts = [
-        f'{WINDOW_RECORDS}{{model="{names[0]}"}} >= {n}' if len(names) == 1
-        else f'{WINDOW_RECORDS}{{model=~"{"|".join(names)}"}} >= {n}'
-        for n, names in sorted(by_min.items())
-    ]
+    parts = [f"{WINDOW_RECORDS}{{{_models_matcher(tuple(models))}}} >= {n}" for n, models in sorted(by_min.items())]
     return "(" + " or ".join(parts) + ")"
 
 
@@ -234,7 +232,7 @@ def _prediction_drift(cfg: Config) -> Iterator[Rule]:
         if not outputs:
             continue
         detected = " or ".join(
-            f'{FEATURE_DRIFT_DETECTED}{{model="{m.name}",feature="{out}"}} == 1' for m, out in outputs
+            f'{FEATURE_DRIFT_DETECTED}{{{m.matcher},feature="{out}"}} == 1' for m, out in outputs
         )
         keeps = (*IDENTITY, "method")
         expr = f"{_max_by(keeps, scope.selector(PREDICTION_DRIFT_SEVERITY))} and {ON_MODEL} ({detected})"
@@ -302,8 +300,10 @@ def performance_kinds(model: ModelConfig) -> tuple[str, ...]:
 
 
 def _models_matcher(models: tuple[ModelConfig, ...]) -> str:
-    names = [m.name for m in models]
-    return f'model="{names[0]}"' if len(names) == 1 else f'model=~"{"|".join(names)}"'
+    """One model's matchers, or several models' names (models sharing a name share their settings)."""
+    if len(models) == 1:
+        return models[0].matcher
+    return f'model=~"{"|".join(sorted({m.name for m in models}))}"'
 
 
 PERFORMANCE_THRESHOLD_QUERY = f"max({MODEL_PERFORMANCE_THRESHOLD}{{model=%q,metric=%q,kind=%q}})"

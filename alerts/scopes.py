@@ -29,7 +29,10 @@ class Scope:
     def labels(self) -> dict[str, str]:
         """Rule labels: a model's own rule names its model, which also keeps promtool's duplicate-rule
         lint (same alert, same labels) quiet; the value equals the series' own `model` label."""
-        return {"model": self.models[0].name} if self.matcher.startswith('model="') else {}
+        if len(self.models) != 1 or self.matcher != self.models[0].matcher:
+            return {}
+        m = self.models[0]
+        return {"model": m.name} if m.namespace is None else {"namespace": m.namespace, "model": m.name}
 
     def selector(self, metric: str, *extra: str) -> str:
         matchers = [m for m in (self.matcher, *extra) if m]
@@ -50,7 +53,9 @@ def scopes(cfg: Config, kind: str) -> list[Scope]:
     own = [m for m in cfg.models if m not in shared]
     out = []
     if shared:
-        matcher = f'model!~"{"|".join(m.name for m in own)}"' if own else ""
+        # by name: models sharing a name override alerts all or none (the config says so), so no name here
+        # is also the name of a shared-scope model in another namespace
+        matcher = f'model!~"{"|".join(sorted({m.name for m in own}))}"' if own else ""
         out.append(Scope(tuple(shared), default, matcher))
-    out.extend(Scope((m,), cfg.alerts_for(m), f'model="{m.name}"') for m in own)
+    out.extend(Scope((m,), cfg.alerts_for(m), m.matcher) for m in own)
     return out

@@ -63,6 +63,11 @@ SEVERITY = 2.5
 PREDICTION_SEVERITY = 1.75
 
 
+def _where(model: ModelConfig) -> dict[str, str]:
+    """`WHERE`, with the model's own namespace when it has one (its series carry that, not the target's)."""
+    return {**WHERE, "namespace": model.namespace} if model.namespace else WHERE
+
+
 def _minutes(seconds: float) -> int:
     return math.ceil(seconds / 60)
 
@@ -144,7 +149,7 @@ def _method(cfg: Config, model: ModelConfig, col: FeatureConfig) -> str:
 
 
 def _monitor(cfg: Config, model: ModelConfig, **extra: str) -> dict[str, str]:
-    return {"instance": "driftwatch:8080", "job": cfg.defaults.alerts.job_label, "model": model.name, **WHERE, **extra}
+    return {"instance": "driftwatch:8080", "job": cfg.defaults.alerts.job_label, "model": model.name, **_where(model), **extra}
 
 
 def _two_namespaces(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
@@ -383,7 +388,7 @@ def _no_traffic(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     g.add(EVENTS_INGESTED_TOTAL, _monitor(cfg, model),
           f"{_counter(0, 60, 10)} {_fmt(540)}x{fire - 9}")
     g.expect(9, "DriftwatchNoTraffic", [])
-    g.expect(fire, "DriftwatchNoTraffic", rules.expected("DriftwatchNoTraffic", model, {**WHERE, "model": model.name}, 0))
+    g.expect(fire, "DriftwatchNoTraffic", rules.expected("DriftwatchNoTraffic", model, {**_where(model), "model": model.name}, 0))
     return g
 
 
@@ -391,11 +396,11 @@ def _sidecar_dropping(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
     f = _minutes(cfg.alerts_for(model).sidecar_dropping.for_)
     g = _Group(f"DriftwatchSidecarDroppingEvents {model.name}: a sidecar starts dropping 1 event/s")
     fire = max(10 + f, 14) + 1  # rising from minute 10; the 5m rate is exactly 1/s from minute 14
-    labels = {**SIDECAR, "model": model.name, "reason": "queue_full"}
+    labels = {**SIDECAR, **_where(model), "model": model.name, "reason": "queue_full"}
     g.add(SIDECAR_EVENTS_DROPPED_TOTAL, labels, f"0x9 {_counter(60, 60, fire - 9)}")
     g.expect(9, "DriftwatchSidecarDroppingEvents", [])
     g.expect(fire, "DriftwatchSidecarDroppingEvents",
-             rules.expected("DriftwatchSidecarDroppingEvents", model, {**WHERE, "model": model.name, "reason": "queue_full"}, 1))
+             rules.expected("DriftwatchSidecarDroppingEvents", model, {**_where(model), "model": model.name, "reason": "queue_full"}, 1))
     return g
 
 
@@ -460,7 +465,7 @@ def _retrain_failed(cfg: Config, rules: _Rules, model: ModelConfig) -> _Group:
               _steps((0, step), (1, fire - step + 1)))
     g.expect(step - 1, "DriftwatchRetrainJobFailed", [])
     g.expect(fire, "DriftwatchRetrainJobFailed",
-             rules.expected("DriftwatchRetrainJobFailed", model, {**WHERE, "model": model.name, "outcome": "failed"}, 1))
+             rules.expected("DriftwatchRetrainJobFailed", model, {**_where(model), "model": model.name, "outcome": "failed"}, 1))
     return g
 
 
@@ -548,11 +553,11 @@ def _performance_degraded(cfg: Config, rules: _Rules, model: ModelConfig) -> _Gr
     if f >= 2:
         g.expect(seg + f - 1, "DriftwatchPerformanceDegraded", [])
     if estimated:
-        g.expect(seg + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {**WHERE, "model": model.name}, ("estimated",)))
+        g.expect(seg + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {**_where(model), "model": model.name}, ("estimated",)))
         if f >= 2:
             g.expect(realized_at + f - 1, "DriftwatchPerformanceDegraded",
-                     perf.fired(rules, {**WHERE, "model": model.name}, ("estimated",)))
-    g.expect(realized_at + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {**WHERE, "model": model.name}))
+                     perf.fired(rules, {**_where(model), "model": model.name}, ("estimated",)))
+    g.expect(realized_at + f + 1, "DriftwatchPerformanceDegraded", perf.fired(rules, {**_where(model), "model": model.name}))
     return g
 
 
@@ -571,7 +576,7 @@ def _performance_replica_moved(cfg: Config, rules: _Rules, model: ModelConfig) -
     perf.series(g, old, lambda _kind, _ok, bad: f"{_steps((bad, move))} stale")
     perf.series(g, new, lambda _kind, _ok, bad: f"_x{move} {_steps((bad, after + 1))}")
     for minute in (move - 1, move, move + 1, move + after):
-        g.expect(minute, "DriftwatchPerformanceDegraded", perf.fired(rules, {**WHERE, "model": model.name}))
+        g.expect(minute, "DriftwatchPerformanceDegraded", perf.fired(rules, {**_where(model), "model": model.name}))
     return g
 
 

@@ -27,7 +27,7 @@ def generate(config: Config) -> dict[str, dict[str, Any]]:
     """Filename -> dashboard JSON model: the overview and one dashboard per configured model."""
     out = {"driftwatch-overview.json": overview.build(config)}
     for model in config.models:
-        out[f"driftwatch-model-{model.name}.json"] = per_model.build(config, model, overview.UID)
+        out[f"driftwatch-model-{model.slug}.json"] = per_model.build(config, model, overview.UID)
     return out
 
 

@@ -51,19 +51,19 @@ MODEL_VARIABLE_POLICY = (
 
 
 def uid(model: ModelConfig) -> str:
-    return gf.stable_uid("driftwatch", "model", model.name)
+    return gf.stable_uid("driftwatch", "model", model.slug)
 
 
 def matcher(model: ModelConfig) -> str:
     """The matchers every selector of `model`'s dashboard carries: cluster, namespace and the model itself."""
-    return q.where(f'model="{model.name}"')
+    return q.where(model.matcher)
 
 
 def scope_variables(model: ModelConfig | None = None) -> list[Any]:
     """Datasource, then `cluster` and `namespace`, each filled from the series the one before allows
     (and, on a model's dashboard, from that model's series only)."""
-    share = DATASET_DRIFT_SHARE if model is None else f'{DATASET_DRIFT_SHARE}{{model="{model.name}"}}'
-    share_in_cluster = ",".join([f'{q.CLUSTER}=~"${q.CLUSTER}"', *([] if model is None else [f'model="{model.name}"'])])
+    share = DATASET_DRIFT_SHARE if model is None else f'{DATASET_DRIFT_SHARE}{{{model.matcher}}}'
+    share_in_cluster = ",".join([f'{q.CLUSTER}=~"${q.CLUSTER}"', *([] if model is None else [model.matcher])])
     return [
         gf.datasource_variable(),
         gf.query_variable(q.CLUSTER, "Cluster", f"label_values({share}, {q.CLUSTER})",
@@ -376,11 +376,11 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
         *_retrain_row(model, grid),
     ]
     return gf.dashboard(
-        title=f"Driftwatch / {model.name}",
+        title=f"Driftwatch / {model.display}",
         uid=uid(model),
         description=f"Drift monitoring of model {model.name}: {len(model.features)} features, "
         f"{len(model.outputs)} outputs. {MODEL_VARIABLE_POLICY}",
-        tags=[*TAGS, f"model:{model.name}"],
+        tags=[*TAGS, f"model:{model.name}", *([f"namespace:{model.namespace}"] if model.namespace else [])],
         panels=panels,
         variables=[
             *scope_variables(model),

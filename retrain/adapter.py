@@ -8,6 +8,7 @@ drifted columns are critical, and the link to the model's report that a launched
 from __future__ import annotations
 
 from monitor.core.config import Config
+from monitor.core.names import report_path
 from monitor.runtime import WindowVerdict
 from retrain.policy import WindowEvaluation
 
@@ -36,7 +37,7 @@ def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluatio
         dataset_drifted=verdict.result.dataset.drifted,
         drifted_features=drifted,
         critical_drifted=tuple(n for n in drifted if n in critical),
-        report_url=f"{base.rstrip('/')}/reports/{verdict.model}" if base else None,
+        report_url=base.rstrip("/") + report_path(verdict.model) if base else None,
         point=verdict.point,
         performance_degraded=degraded,
     )

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.core.config import Config, ModelConfig, RetrainConfig
+from monitor.core.names import report_path
 from monitor.runtime import PerformanceVerdict, WindowVerdict
 from retrain import policy
 from retrain.adapter import window_evaluation
@@ -102,6 +103,13 @@ class RetrainController:
     def knows(self, model: str) -> bool:
         return self._config.has_model(model)
 
+    def model_key(self, name: str, namespace: str | None) -> str | None:
+        """The key of the configured model an alert's `model` and `namespace` labels name, if any."""
+        try:
+            return self._config.resolve(name, namespace).key
+        except KeyError:
+            return None
+
     def on_verdict(self, verdict: WindowVerdict) -> None:
         """The runtime's verdict on a window (`VerdictListener`): decided as its `WindowEvaluation`."""
         self.on_evaluation(verdict.model, window_evaluation(verdict, self._config))
@@ -130,7 +138,7 @@ class RetrainController:
                 window_end=verdict.window_end,
                 drift_share=None,
                 drifted_features=(),
-                report_url=f"{base.rstrip('/')}/reports/{model}" if base else None,
+                report_url=base.rstrip("/") + report_path(model) if base else None,
                 reason=f"realized {result.metric} degraded in {verdict.realized_streak} consecutive labelled windows",
             )
             return policy.decide_performance(model, rc, state, fp, trigger, verdict.realized_streak, now, cap, self._launched)
@@ -379,12 +387,12 @@ class RetrainController:
         for m in self._config.models:
             if self._config.retrain_for(m) is None:
                 continue
-            jc = jobs.get(m.name, {})
-            out[m.name] = RetrainSnapshot(
+            jc = jobs.get(m.key, {})
+            out[m.key] = RetrainSnapshot(
                 active=jc.get("pending", 0) + jc.get("running", 0),
                 launched=sum(jc.values()),
                 finished={o: jc.get(o, 0) for o in OUTCOMES},
-                last_trigger=last.get(m.name),
-                decisions=dict(decisions.get(m.name, {})),
+                last_trigger=last.get(m.key),
+                decisions=dict(decisions.get(m.key, {})),
             )
         return out

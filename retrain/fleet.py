@@ -121,6 +121,13 @@ class FleetRetrainer:
     def knows(self, model: str) -> bool:
         return self._config.has_model(model)
 
+    def model_key(self, name: str, namespace: str | None) -> str | None:
+        """The key of the configured model an alert's `model` and `namespace` labels name, if any."""
+        try:
+            return self._config.resolve(name, namespace).key
+        except KeyError:
+            return None
+
     def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
                  report_url: str | None = None) -> Decision:
         """Queue the alert for the holder; decided here and now when this replica is the holder."""

@@ -27,7 +27,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from monitor.core.config import KubernetesLauncher as KubernetesConfig
-from retrain.manifest import LABEL_MODEL, LABEL_TRIGGER, SELECTOR, build_job
+from retrain.manifest import LABEL_MODEL, LABEL_MODEL_NAMESPACE, LABEL_TRIGGER, SELECTOR, build_job
 from retrain.run import Run
 
 log = logging.getLogger("driftwatch.retrain.kubernetes")
@@ -86,8 +86,10 @@ def job_status(job: dict[str, Any], deleted: bool = False) -> JobStatus:
     meta = job.get("metadata") or {}
     lbl = meta.get("labels") or {}
     outcome, detail = job_outcome(job, deleted)
+    model, model_ns = lbl.get(LABEL_MODEL), lbl.get(LABEL_MODEL_NAMESPACE)
     return JobStatus(
-        name=meta.get("name", ""), namespace=meta.get("namespace", ""), model=lbl.get(LABEL_MODEL),
+        name=meta.get("name", ""), namespace=meta.get("namespace", ""),
+        model=f"{model_ns}/{model}" if model and model_ns else model,
         fingerprint=lbl.get(LABEL_TRIGGER), outcome=outcome, detail=detail, raw=job,
     )
 

@@ -16,6 +16,8 @@ from retrain.run import Run, rfc3339
 APP_NAME = "driftwatch-retrain"
 MANAGED_BY = "driftwatch"
 LABEL_MODEL = "driftwatch.io/model"
+LABEL_MODEL_NAMESPACE = "driftwatch.io/model-namespace"
+"""On Jobs of a model configured with a namespace (a label value cannot hold `namespace/name`)."""
 LABEL_TRIGGER = "driftwatch.io/trigger"
 SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY},{LABEL_MODEL}"
 MAX_ANNOTATION_FEATURES = 4096
@@ -27,8 +29,9 @@ def job_labels(run: Run) -> dict[str, str]:
         "app.kubernetes.io/name": APP_NAME,
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/instance": run.name,
-        LABEL_MODEL: run.model,
+        LABEL_MODEL: run.model_name,
         LABEL_TRIGGER: run.fingerprint,
+        **({LABEL_MODEL_NAMESPACE: run.model_namespace} if run.model_namespace else {}),
     }
 
 

@@ -38,11 +38,22 @@ class Run:
     trigger: Trigger
     reference: str
 
+    @property
+    def model_name(self) -> str:
+        """The model's name (`model` is its key: `namespace/name` for a namespaced model)."""
+        return self.model.rpartition("/")[2]
+
+    @property
+    def model_namespace(self) -> str:
+        """The model's namespace; empty for a model configured without one."""
+        return self.model.rpartition("/")[0]
+
     def env(self) -> dict[str, str]:
         """The environment every retraining process or container gets."""
         t = self.trigger
         return {
-            "DRIFTWATCH_MODEL": self.model,
+            "DRIFTWATCH_MODEL": self.model_name,
+            "DRIFTWATCH_MODEL_NAMESPACE": self.model_namespace,
             "DRIFTWATCH_TRIGGER": self.fingerprint,
             "DRIFTWATCH_WINDOW_START": rfc3339(t.window_start),
             "DRIFTWATCH_WINDOW_END": rfc3339(t.window_end),

@@ -31,7 +31,7 @@ ACTION_LABEL = "driftwatch_action"
 
 
 class Controller(Protocol):
-    def knows(self, model: str) -> bool: ...
+    def model_key(self, name: str, namespace: str | None) -> str | None: ...
 
     def on_alert(self, model: str, alert_fingerprint: str, starts_at: float, *, alertname: str = "",
                  report_url: str | None = None) -> Decision: ...
@@ -93,10 +93,10 @@ def _handle(controller: Controller, payload: Payload) -> dict[str, Any]:
             ignored.append({**base, "reason": "resolved"})
         elif not model:
             ignored.append({**base, "reason": "missing_model_label"})
-        elif not controller.knows(model):
+        elif (key := controller.model_key(model, alert.labels.get("namespace"))) is None:
             ignored.append({**base, "reason": "unknown_model"})
         else:
-            d = controller.on_alert(model, alert.fingerprint, alert.startsAt.timestamp(),
+            d = controller.on_alert(key, alert.fingerprint, alert.startsAt.timestamp(),
                                     alertname=alertname, report_url=alert.annotations.get("report_url") or None)
             decisions.append({
                 **base, "startsAt": alert.startsAt.isoformat(), "action": d.action, "reason": d.reason,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -30,7 +31,7 @@ from monitor.app.auth import AuthMiddleware, tokens_from_config
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.capture.labels import decode_labels
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelRouter
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.core.store import disk_bytes
 from monitor.exporter.service import UNMATCHED, ServiceStats
@@ -95,6 +96,7 @@ def create_app(
     app.state.tokens = tokens
     stats = ServiceStats()
     app.state.service_stats = stats
+    models = ModelRouter(m.key for m in config.models)
     if tokens is not None:  # every route, including any added later, unless listed open in monitor.app.auth
         app.add_middleware(AuthMiddleware, tokens=tokens, protect_metrics=config.server.auth.protect_metrics,
                            cloudevents_path_token=config.server.auth.cloudevents_path_token)
@@ -174,7 +176,7 @@ def create_app(
             raise ApiError(400, exc.error, exc.detail) from None
         except UnknownModel as exc:
             stats.unknown_model_events += 1
-            raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
+            raise ApiError(404, "unknown_model", exc.reason) from None
         return JSONResponse({"status": outcome.status, "rejected": outcome.reason})
 
     @app.post("/v1/labels")
@@ -188,37 +190,56 @@ def create_app(
         try:
             batch, stamps = decode_labels(body)
         except EnvelopeError as exc:
-            model = _batch_model(body)
-            if model is not None:
-                mon.refuse_labels(model, _batch_size(body))
+            named = _batch_model(body)
+            key = _key_or_none(*named) if named is not None else None
+            if key is not None:
+                mon.refuse_labels(key, _batch_size(body))
             raise ApiError(400 if exc.error == "invalid_json" else 422, exc.error, exc.detail) from None
-        try:
+        try:  # from here on the batch names its model by key (namespace/name for a namespaced model)
+            batch = msgspec.structs.replace(batch, model=models.key(batch.model, batch.namespace), namespace=None)
             result = await mon.ingest_labels(batch, stamps)
         except UnknownModel as exc:
             stats.unknown_model_labels += len(batch.labels)
-            raise ApiError(404, "unknown_model", f"no model {exc.args[0]!r} is configured") from None
+            raise ApiError(404, "unknown_model", exc.reason) from None
         except LabelError as exc:
             raise ApiError(exc.status, exc.error, exc.detail) from None
         return JSONResponse(result.to_dict())
 
-    @app.get("/v1/models/{model}/performance")
-    async def model_performance(model: str, limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
-        """Each evaluated window's performance, oldest first: realized (labels so far) and estimated."""
-        if not mon.has_model(model):
+    def model_key(model: str, namespace: str | None) -> str:
+        """The key of the model a path names (`?namespace=` when several namespaces share the name)."""
+        try:
+            key = models.key(model, namespace)
+        except UnknownModel as exc:
+            raise ApiError(404, "unknown_model", exc.reason) from None
+        if not mon.has_model(key):
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
-        if config.model(model).performance is None:
-            return JSONResponse({"model": model, "enabled": False, "windows": []})
-        rows = await run_in_threadpool(mon.performance_history, model, limit)
-        return JSONResponse({"model": model, "enabled": True, "windows": [_performance_view(r) for r in reversed(rows)]})
+        return key
+
+    def _key_or_none(model: str, namespace: str | None) -> str | None:
+        try:
+            return models.key(model, namespace)
+        except UnknownModel:
+            return None
+
+    @app.get("/v1/models/{model}/performance")
+    async def model_performance(model: str, namespace: str | None = NAMESPACE,
+                                limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
+        """Each evaluated window's performance, oldest first: realized (labels so far) and estimated."""
+        key = model_key(model, namespace)
+        cfg = config.model(key)
+        if cfg.performance is None:
+            return JSONResponse({**_identity(cfg), "enabled": False, "windows": []})
+        rows = await run_in_threadpool(mon.performance_history, key, limit)
+        return JSONResponse({**_identity(cfg), "enabled": True, "windows": [_performance_view(r) for r in reversed(rows)]})
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
         snaps = mon.snapshot()
-        return JSONResponse({"models": [_model_view(config, snaps[m.name]) for m in config.models]})
+        return JSONResponse({"models": [_model_view(config, snaps[m.key]) for m in config.models]})
 
     @app.get("/v1/models/{model}/drift")
-    async def model_drift(model: str) -> JSONResponse:
-        snap = mon.snapshot().get(model)
+    async def model_drift(model: str, namespace: str | None = NAMESPACE) -> JSONResponse:
+        snap = mon.snapshot().get(model_key(model, namespace))
         if snap is None:
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
         view = _model_view(config, snap)
@@ -226,26 +247,27 @@ def create_app(
         return JSONResponse(view)
 
     @app.get("/v1/models/{model}/evaluations")
-    async def model_evaluations(model: str, limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
+    async def model_evaluations(model: str, namespace: str | None = NAMESPACE,
+                                limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
-        if not mon.has_model(model):
-            raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
-        rows = await run_in_threadpool(reports.evaluations, model, limit)
-        return JSONResponse({"model": model, "evaluations": [_evaluation_view(e) for e in rows]})
+        key = model_key(model, namespace)
+        rows = await run_in_threadpool(reports.evaluations, key, limit)
+        return JSONResponse({**_identity(config.model(key)), "evaluations": [_evaluation_view(e) for e in rows]})
 
     @app.get("/v1/models/{model}/retraining")
-    async def model_retraining(model: str, limit: int = Query(default=50, ge=1, le=1000)) -> JSONResponse:
+    async def model_retraining(model: str, namespace: str | None = NAMESPACE,
+                               limit: int = Query(default=50, ge=1, le=1000)) -> JSONResponse:
         """Retraining runs and the policy's recent decisions (launched, or skipped and why)."""
-        if not mon.has_model(model):
-            raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
+        key = model_key(model, namespace)
+        ident = _identity(config.model(key))
         if controller is None:
-            return JSONResponse({"model": model, "enabled": False, "jobs": [], "decisions": []})
+            return JSONResponse({**ident, "enabled": False, "jobs": [], "decisions": []})
         history = controller.history
-        jobs = await run_in_threadpool(history.jobs, model=model)
-        decisions = await run_in_threadpool(history.recent_decisions, model, limit)
+        jobs = await run_in_threadpool(history.jobs, model=key)
+        decisions = await run_in_threadpool(history.recent_decisions, key, limit)
         return JSONResponse({
-            "model": model,
-            "enabled": controller.retrain_config(model) is not None,
+            **ident,
+            "enabled": controller.retrain_config(key) is not None,
             "jobs": [_job_view(j) for j in jobs],
             "decisions": [_decision_view(d) for d in decisions],
         })
@@ -272,9 +294,9 @@ def create_app(
         return error_response(503, "not_ready", detail)
 
     if controller is not None:
-        from retrain.webhook import router
+        from retrain.webhook import router as webhook_router
 
-        app.include_router(router(controller, None, max_body_bytes=limit))  # the middleware checks its token
+        app.include_router(webhook_router(controller, None, max_body_bytes=limit))  # the middleware checks its token
     _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None, stats)
     stats.declare((method, route.path) for route in app.router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ()))
     return app
@@ -324,11 +346,20 @@ class RequestMetrics:
         return path if isinstance(path, str) else UNMATCHED
 
 
+NAMESPACE = Query(default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                  description="The model's namespace, when models of this name run in several")
+
+
+def _identity(model: Any) -> dict[str, Any]:
+    """How a model is named in answers: `model` (its name) and `namespace` (null when it has none)."""
+    return {"model": model.name, "namespace": model.namespace}
+
+
 def _model_view(config: Config, snap: Any) -> dict[str, Any]:
     model = config.model(snap.model)
     window = snap.window
     return {
-        "model": snap.model,
+        **_identity(model),
         "protocol": model.protocol,
         "columns": [c.name for c in model.columns],
         "window_records": snap.window_records,
@@ -358,14 +389,15 @@ def _performance_view(row: Any) -> dict[str, Any]:
     }
 
 
-def _batch_model(body: bytes) -> str | None:
-    """The configured-or-not model a refused label batch names, if it names one (for the `invalid` count)."""
+def _batch_model(body: bytes) -> tuple[str, str | None] | None:
+    """(model, namespace) a refused label batch names, if it names one (for the `invalid` count)."""
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):
         return None
     model = value.get("model") if isinstance(value, dict) else None
-    return model if isinstance(model, str) else None
+    namespace = value.get("namespace") if isinstance(value, dict) else None
+    return (model, namespace if isinstance(namespace, str) else None) if isinstance(model, str) else None
 
 
 def _batch_size(body: bytes) -> int:

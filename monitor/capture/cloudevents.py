@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from monitor.capture.wire import Body, CapturedEvent
+from monitor.core.names import DNS1123_LABEL_RE as NAMESPACE_RE
 from monitor.core.units import MAX_TIMESTAMP
 
 __all__ = ["CloudEventError", "Half", "join_halves", "parse_cloudevent"]
@@ -49,6 +50,12 @@ class Half:
     time: float | None
     body: Body
     context: dict[str, str]
+
+    @property
+    def namespace(self) -> str | None:
+        """The InferenceService's namespace (`Ce-Namespace`), when it is one (a DNS label)."""
+        ns = self.context.get("namespace")
+        return ns if ns is not None and NAMESPACE_RE.match(ns) else None
 
     def to_json(self) -> str:
         return json.dumps({
@@ -162,6 +169,7 @@ def join_halves(request: Half | None, response: Half | None, received: float) ->
     return CapturedEvent(
         id=first.id,
         model=first.model,
+        namespace=first.namespace,
         timestamp=timestamp,
         latency_seconds=latency,
         path=first.context.get("endpoint", ""),

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from monitor.capture.wire import ID_PATTERN, MAX_ID, MAX_MODEL, EnvelopeError
+from monitor.capture.wire import ID_PATTERN, MAX_ID, MAX_MODEL, EnvelopeError, Namespace
 from monitor.core.units import MAX_TIMESTAMP
 
 __all__ = ["MAX_LABELS", "MAX_RECORDS_PER_LABEL", "Label", "LabelBatch", "decode_labels", "encode_labels"]
@@ -50,6 +50,8 @@ class Label(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 class LabelBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MODEL)]
+    namespace: Namespace | None = None
+    """Needed only when models of this name run in several namespaces."""
     labels: Annotated[list[Label], msgspec.Meta(max_length=MAX_LABELS)]
 
 

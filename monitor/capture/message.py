@@ -2,7 +2,7 @@
 produce and the replicas consume, plus KServe CloudEvents arriving through Knative's KafkaSink.
 
 A driftwatch record: key = the model name (UTF-8), so one model's events always land in one
-partition; value = the event as normalized JSON (`encode_event`, what the embedded store keeps);
+partition (models of one name in several namespaces share it; the event's `namespace` tells them apart); value = the event as normalized JSON (`encode_event`, what the embedded store keeps);
 header `content-type: application/vnd.driftwatch.event+json`. A KafkaSink record in binary content
 mode carries the CloudEvent's attributes as `ce_*` headers and its data as the value (the Kafka
 protocol binding of CloudEvents, 1.0); structured mode is a JSON envelope with content type
@@ -11,7 +11,7 @@ protocol binding of CloudEvents, 1.0); structured mode is a JSON envelope with c
 Ground truth travels on the same topic (docs/scale-out.md, "Labels"): a label record is keyed by
 its model like the events it labels, so it lands in their partition after every event that was
 acknowledged before it; value = `{"batch": id, "model": ..., "labels": [...]}` (the `/v1/labels`
-items, timestamps as unix seconds), header `content-type: application/vnd.driftwatch.labels+json`.
+items, timestamps as unix seconds; `model` is the resolved key, `namespace/name` for a namespaced model), header `content-type: application/vnd.driftwatch.labels+json`.
 `decode_item` reads every kind; `decode_record` (events and halves only) refuses label records.
 """
 
@@ -74,13 +74,19 @@ class LabelRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 _label_record = msgspec.json.Decoder(LabelRecord)
 
 
+def partition_key(model: str) -> bytes:
+    """The Kafka key of a model's records: its name, also for a label batch whose `model` is already
+    resolved to `namespace/name`, so labels land in the partition of the events they label."""
+    return model.rpartition("/")[2].encode()
+
+
 def encode_labels_records(batch_id: str, batch: LabelBatch,
                           stamps: Sequence[float | None]) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """(key, value, headers) of a validated label batch, split into records of about
     `LABEL_RECORD_BYTES` (ids `<batch_id>/<part>`); each label keeps its order."""
     items = [msgspec.json.encode(msgspec.structs.replace(item, timestamp=stamp))
              for item, stamp in zip(batch.labels, stamps, strict=True)]
-    key = batch.model.encode()
+    key = partition_key(batch.model)
     head = msgspec.json.encode(batch.model)
     out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
     part: list[bytes] = []
@@ -130,7 +136,7 @@ def decode_item(key: bytes | None, value: bytes | None, headers: Headers | None)
             raise BadRecord("wrong_schema") from None
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             raise BadRecord("garbage") from None
-        if key is not None and key != record.model.encode():
+        if key is not None and key != partition_key(record.model):
             raise BadRecord("key_mismatch")
         return record
     return decode_record(key, value, headers)

@@ -40,6 +40,7 @@ __all__ = [
     "CapturedEvent",
     "EnvelopeError",
     "EventBatch",
+    "Namespace",
     "decode_batch",
     "decode_body",
     "encode_event",
@@ -58,6 +59,8 @@ MAX_CONTENT_TYPE = 256
 MAX_HEADERS = 64
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
+Namespace = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")]
+"""A Kubernetes namespace (a DNS label): where the model serving the traffic runs."""
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
 """Finite and non-negative (NaN fails `ge`, infinity fails `le`)."""
 Timestamp = Annotated[float, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
@@ -85,6 +88,9 @@ class Body(_Wire, frozen=True, gc=False, kw_only=True):
 class CapturedEvent(_Wire, frozen=True, gc=False, kw_only=True):
     id: EventId
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MODEL)]
+    namespace: Namespace | None = None
+    """The model's namespace (the sidecar's pod's); with `model`, which configured model this is
+    (`monitor.core.config.ModelRouter`)."""
     timestamp: Timestamp
     latency_seconds: Seconds | None = None
     status: Annotated[int, msgspec.Meta(ge=MIN_STATUS, le=MAX_STATUS)] = 200

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -465,8 +465,23 @@ class PerformanceConfig(_Strict):
         return self.metric or performance_metrics.default_metric(self.task, probabilities=bool(self.probabilities))
 
 
+class UnknownModel(KeyError):
+    """Traffic or a request naming no configured model (`args[0]`: what it named), or a name several
+    namespaces share without saying which (`reason`)."""
+
+    def __init__(self, named: str, reason: str | None = None) -> None:
+        super().__init__(named)
+        self.named = named
+        self.reason = reason or f"no model {named!r} is configured"
+
+
 class ModelConfig(_Strict):
     name: str
+    namespace: str | None = None
+    """The Kubernetes namespace the model serves in. Unset, the model is known by its name alone (traffic
+    from any namespace); set, its identity is (namespace, name), so two InferenceServices of one name in two
+    namespaces are two models (docs/metrics.md#namespaces): their events, windows, series, reports and
+    retraining never mix. Required for every model whose name another model shares."""
     protocol: Literal["auto", "kserve_v1", "v2", "json"] = "auto"
     features: list[FeatureConfig] = Field(min_length=1)
     outputs: list[FeatureConfig] = Field(default_factory=list)
@@ -487,6 +502,48 @@ class ModelConfig(_Strict):
         if not MODEL_NAME_RE.match(v):
             raise ValueError(f"invalid model name {v!r}: lowercase letters, digits and '-' (a DNS label, max 63)")
         return v
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str | None) -> str | None:
+        if v is not None and not DNS1123_LABEL_RE.match(v):
+            raise ValueError(f"invalid namespace {v!r}: a Kubernetes namespace is a DNS label "
+                             "(lowercase letters, digits and '-', max 63)")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pods_in_its_namespace(cls, data: Any) -> Any:
+        """A model with a namespace has its pods there unless `resources.namespace` says otherwise."""
+        if isinstance(data, dict) and isinstance(data.get("namespace"), str):
+            resources = data.get("resources")
+            if resources is None or (isinstance(resources, dict) and "namespace" not in resources):
+                data = {**data, "resources": {**(resources or {}), "namespace": data["namespace"]}}
+        return data
+
+    @property
+    def key(self) -> str:
+        """The model's identity inside driftwatch (store rows, windows, Kafka keys): its name, or
+        `namespace/name` when it has a namespace (neither may contain '/', so keys never collide)."""
+        return self.name if self.namespace is None else f"{self.namespace}/{self.name}"
+
+    @property
+    def matcher(self) -> str:
+        """PromQL label matchers selecting the model's series: `model="x"`, after `namespace="ns"` when it
+        has one (its series carry that label; a model without one has the scrape target's)."""
+        own = f'model="{self.name}"'
+        return own if self.namespace is None else f'namespace="{self.namespace}",{own}'
+
+    @property
+    def slug(self) -> str:
+        """The key as one file-name or uid part: `name`, or `namespace.name` (neither a namespace nor a
+        name may hold a '.', so slugs never collide)."""
+        return self.name if self.namespace is None else f"{self.namespace}.{self.name}"
+
+    @property
+    def display(self) -> str:
+        """How people read the model's name: `name`, or `name (namespace)`."""
+        return self.name if self.namespace is None else f"{self.name} ({self.namespace})"
 
     @model_validator(mode="after")
     def _unique_columns(self) -> ModelConfig:
@@ -675,6 +732,38 @@ class Defaults(_Strict):
     max_active_jobs_total: int = Field(default=4, ge=1)
 
 
+class ModelRouter:
+    """Traffic's (name, namespace) to the key of the configured model it belongs to, in O(1).
+
+    A model with a namespace takes traffic naming its namespace, or naming none when no other model
+    shares its name; a model without one takes its name from any namespace. Anything else is
+    `UnknownModel`: no such model, or a name several namespaces share without saying which.
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        """`keys`: the models' `ModelConfig.key`s (`name`, or `namespace/name`)."""
+        parts = [(key, *key.rpartition("/")[::2]) for key in keys]  # (key, namespace or "", name)
+        self._exact = {(ns, name): key for key, ns, name in parts if ns}
+        self._bare = {name: key for key, ns, name in parts if not ns}
+        names = [name for _, _, name in parts]
+        self._only = {name: key for key, _, name in parts if names.count(name) == 1}
+        self._shared = {n: sorted(ns for _, ns, name in parts if name == n) for n in set(names) if names.count(n) > 1}
+
+    def key(self, name: str, namespace: str | None = None) -> str:
+        if namespace is not None:
+            key = self._exact.get((namespace, name)) or self._bare.get(name)
+            if key is not None:
+                return key
+            raise UnknownModel(f"{namespace}/{name}", f"no model {name!r} is configured in namespace {namespace!r}")
+        key = self._only.get(name)
+        if key is not None:
+            return key
+        if name in self._shared:
+            raise UnknownModel(name, f"model {name!r} runs in several namespaces ({', '.join(self._shared[name])}): "
+                                     "name the namespace")
+        raise UnknownModel(name)
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     server: ServerConfig = ServerConfig()
@@ -686,17 +775,32 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _unique_models(self) -> Config:
-        names = [m.name for m in self.models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        keys = [m.key for m in self.models]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
-            raise ValueError(f"model names must be unique; duplicated: {', '.join(dupes)}")
+            raise ValueError(f"models must be unique by namespace and name; duplicated: {', '.join(dupes)}")
+        names = [m.name for m in self.models]
+        shared = sorted({m.name for m in self.models if m.namespace is None and names.count(m.name) > 1})
+        if shared:
+            raise ValueError(f"models sharing a name must each set `namespace` (which one would traffic naming "
+                             f"only the name belong to?): {', '.join(shared)}")
+        mixed = sorted({m.name for m in self.models if names.count(m.name) > 1
+                        and len({o.alerts is None for o in self.models if o.name == m.name}) > 1})
+        if mixed:
+            raise ValueError(f"models sharing a name across namespaces set `alerts` all or none (alert rules "
+                             f"select the default settings' models by name): {', '.join(mixed)}")
         return self
 
-    def model(self, name: str) -> ModelConfig:
+    def model(self, key: str) -> ModelConfig:
+        """The model whose `key` (name, or namespace/name) this is; KeyError if none."""
         for m in self.models:
-            if m.name == name:
+            if m.key == key:
                 return m
-        raise KeyError(name)
+        raise KeyError(key)
+
+    def resolve(self, name: str, namespace: str | None = None) -> ModelConfig:
+        """The model traffic naming `name` (and `namespace`, when it says) belongs to (`ModelRouter`)."""
+        return self.model(ModelRouter(m.key for m in self.models).key(name, namespace))
 
     def drift_policy(self, model: ModelConfig) -> DriftPolicy:
         return model.drift or self.defaults.drift
@@ -707,15 +811,15 @@ class Config(_Strict):
     def retrain_for(self, model: ModelConfig) -> RetrainConfig | None:
         return model.retrain or self.defaults.retrain
 
-    def retrain_named(self, name: str) -> RetrainConfig | None:
-        """The retraining config of the model called `name`; None when it has none or is not configured."""
+    def retrain_named(self, key: str) -> RetrainConfig | None:
+        """The retraining config of the model `key`; None when it has none or is not configured."""
         try:
-            return self.retrain_for(self.model(name))
+            return self.retrain_for(self.model(key))
         except KeyError:
             return None
 
-    def has_model(self, name: str) -> bool:
-        return any(m.name == name for m in self.models)
+    def has_model(self, key: str) -> bool:
+        return any(m.key == key for m in self.models)
 
     def local_log_dir(self, local: LocalLauncher) -> Path:
         """Where a local run's log goes: `local.log_dir`, else `retrain-logs` beside the store."""

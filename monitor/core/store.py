@@ -34,7 +34,7 @@ import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -214,6 +214,29 @@ class EventStore:
     def close(self) -> None:
         self.closed = True
         self._db.close()
+
+    def adopt_namespaces(self, keys: Mapping[str, str]) -> dict[str, int]:
+        """Move the rows of models that gained a namespace to their new key (`{name: namespace/name}`),
+        in every table that has a `model` column (events, halves, evaluations, labels, retraining),
+        in one transaction. Only when the new key has no events yet: a store already keyed by
+        namespace is left as it is. Returns the events moved per model (logged by the caller)."""
+        tables = [t for (t,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if any(col[1] == "model" for col in self._db.execute(f'PRAGMA table_info("{t}")'))]
+        moved: dict[str, int] = {}
+        with self.transaction():
+            for old, new in keys.items():
+                if old == new or self._db.execute("SELECT 1 FROM events WHERE model = ? LIMIT 1", (new,)).fetchone():
+                    continue
+                n = self._db.execute("SELECT COUNT(*) FROM events WHERE model = ?", (old,)).fetchone()[0]
+                if not n:
+                    continue
+                for table in tables:
+                    self._db.execute(f'UPDATE "{table}" SET model = ? WHERE model = ?', (new, old))
+                moved[old] = int(n)
+        for old, new in ((o, keys[o]) for o in moved):
+            if old in self._rec_totals:
+                self._rec_totals[new] = self._rec_totals.pop(old)
+        return moved
 
     def _migrate(self) -> None:
         schema.migrate(self._db, self.path)  # SchemaVersionError (a RuntimeError) for a newer file

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.capture.message import SKIP_REASONS
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelConfig
 from monitor.drift.result import FeatureResult
 from monitor.exporter import names as n
 from monitor.exporter.service import ServiceStats
@@ -51,8 +51,8 @@ KNOWN_REJECT_REASONS = (
 `increase()` see the first rejection (a series that appears at 1 has no increase)."""
 KNOWN_SKIP_REASONS = SKIP_REASONS
 """A fleet replica's skipped-record reasons, pre-initialised at 0 likewise."""
-UNKNOWN_MODEL = ("", "unknown_model")
-"""(model, reason) of the events and labels naming a model that is not configured: the name they
+UNKNOWN_MODEL = ("", "", "unknown_model")
+"""(namespace, model, reason) of the events and labels naming a model that is not configured: the name they
 carry is never a label value (anyone can send any name); `model` is empty, which PromQL reads as no label."""
 RETRAIN_OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
 """How a retraining run ends (retrain.history.OUTCOMES; a test holds the two equal), pre-initialised at 0."""
@@ -100,9 +100,10 @@ class DriftwatchCollector(Collector):
         self._fleet = fleet
         self._resources = resources
         self._retrain = retrain
-        self._exported = {m.name: config.exported_features(m) for m in config.models}
+        self._exported = {m.key: config.exported_features(m) for m in config.models}
+        self._ids = {m.key: _id(m) for m in config.models}
 
-    def collect(self) -> Iterator[Metric]:
+    def _families(self) -> Iterator[Metric]:
         info = _gauge(n.BUILD_INFO, "Always 1; the running driftwatch version.", ["version"])
         info.add_metric([__version__], 1)
         yield info
@@ -115,17 +116,21 @@ class DriftwatchCollector(Collector):
             yield from self._fleet_families(self._fleet())
         yield from self._self_families(snapshots)
 
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families():
+            yield _without_empty_namespace(family)
+
     def _self_families(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
         """The monitor itself: evaluation time per model, its requests (with a `service`), its store's size."""
         evaluation = HistogramMetricFamily(n.EVALUATION_DURATION_SECONDS, "Wall time of each window evaluation "
-                                           "(drift, performance, storing the result) since the monitor started.", labels=["model"])
+                                           "(drift, performance, storing the result) since the monitor started.", labels=MODEL)
         for model in self._config.models:
-            snap = snapshots.get(model.name)
+            snap = snapshots.get(model.key)
             if snap is None and self._fleet is not None:
                 continue
             times = (snap.window.evaluation_seconds if snap is not None and snap.window is not None else None) or evaluation_histogram()
             buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in times.cumulative()]
-            evaluation.add_metric([model.name], buckets, times.total)
+            evaluation.add_metric(_id(model), buckets, times.total)
         yield evaluation
         if self._service is not None:
             yield from self._service.families()
@@ -145,7 +150,7 @@ class DriftwatchCollector(Collector):
         yield from (owned, skipped)
 
     def _drift(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
-        labels = ["model", "feature", "method"]
+        labels = [*MODEL, "feature", "method"]
         severity = _gauge(n.FEATURE_DRIFT_SEVERITY, "How far past its threshold a feature's last evaluated window drifted: "
                           "distance over threshold, or threshold over (adjusted) p-value; 1 at the threshold, higher is more drift.", labels)
         distance = _gauge(n.FEATURE_DRIFT_DISTANCE, "A distance method's value for the feature's last evaluated window "
@@ -154,27 +159,27 @@ class DriftwatchCollector(Collector):
         p_value = _gauge(n.FEATURE_DRIFT_P_VALUE, "A test's raw p-value for the feature's last evaluated window (the verdict "
                          "compares the Benjamini-Hochberg adjusted one when enabled).", labels)
         p_value_threshold = _gauge(n.FEATURE_DRIFT_P_VALUE_THRESHOLD, "Significance level in force for the feature's test.", labels)
-        detected = _gauge(n.FEATURE_DRIFT_DETECTED, "1 if the feature drifted in the last evaluated window, else 0.", ["model", "feature"])
-        share = _gauge(n.DATASET_DRIFT_SHARE, "Share of the model's input features (not its outputs) that drifted in the last evaluated window.", ["model"])
-        dataset = _gauge(n.DATASET_DRIFT_DETECTED, "1 if the drifted share reached the model's dataset drift share, else 0.", ["model"])
+        detected = _gauge(n.FEATURE_DRIFT_DETECTED, "1 if the feature drifted in the last evaluated window, else 0.", [*MODEL, "feature"])
+        share = _gauge(n.DATASET_DRIFT_SHARE, "Share of the model's input features (not its outputs) that drifted in the last evaluated window.", MODEL)
+        dataset = _gauge(n.DATASET_DRIFT_DETECTED, "1 if the drifted share reached the model's dataset drift share, else 0.", MODEL)
         prediction = _gauge(n.PREDICTION_DRIFT_SEVERITY, "Drift severity of the model's first output in the last evaluated "
-                            "window (as the feature severity).", ["model", "method"])
-        records = _gauge(n.WINDOW_RECORDS, "Records currently in the model's sliding window.", ["model"])
-        last = _gauge(n.LAST_EVALUATION_TIMESTAMP_SECONDS, "Unix time of the model's last drift evaluation.", ["model"])
+                            "window (as the feature severity).", [*MODEL, "method"])
+        records = _gauge(n.WINDOW_RECORDS, "Records currently in the model's sliding window.", MODEL)
+        last = _gauge(n.LAST_EVALUATION_TIMESTAMP_SECONDS, "Unix time of the model's last drift evaluation.", MODEL)
         quality = {
-            "missing_ratio": _gauge(n.FEATURE_MISSING_RATIO, "Share of the window's records missing the feature.", ["model", "feature"]),
+            "missing_ratio": _gauge(n.FEATURE_MISSING_RATIO, "Share of the window's records missing the feature.", [*MODEL, "feature"]),
             "out_of_range_ratio": _gauge(
-                n.FEATURE_OUT_OF_RANGE_RATIO, "Share of the window's numeric values outside the feature's valid range.", ["model", "feature"]
+                n.FEATURE_OUT_OF_RANGE_RATIO, "Share of the window's numeric values outside the feature's valid range.", [*MODEL, "feature"]
             ),
             "new_category_ratio": _gauge(
-                n.FEATURE_NEW_CATEGORY_RATIO, "Share of the window's categorical values never seen in the reference.", ["model", "feature"]
+                n.FEATURE_NEW_CATEGORY_RATIO, "Share of the window's categorical values never seen in the reference.", [*MODEL, "feature"]
             ),
         }
-        ingested = _counter(n.EVENTS_INGESTED_TOTAL, "Captured events accepted for the model (durable before acknowledged).", ["model"])
-        rejected = _counter(n.EVENTS_REJECTED_TOTAL, "Captured events rejected for the model, by reason.", ["model", "reason"])
+        ingested = _counter(n.EVENTS_INGESTED_TOTAL, "Captured events accepted for the model (durable before acknowledged).", MODEL)
+        rejected = _counter(n.EVENTS_REJECTED_TOTAL, "Captured events rejected for the model, by reason.", [*MODEL, "reason"])
 
         for model in self._config.models:
-            name = model.name
+            name, ident = model.key, _id(model)
             if self._fleet is not None and name not in snapshots:
                 continue
             snap = snapshots.get(name) or ModelSnapshot(model=name)
@@ -183,11 +188,11 @@ class DriftwatchCollector(Collector):
             for feature in self._exported[name]:
                 fr = features.get(feature)
                 if fr is None:
-                    detected.add_metric([name, feature], 0)
+                    detected.add_metric([*ident, feature], 0)
                     for gauge in quality.values():
-                        gauge.add_metric([name, feature], 0)
+                        gauge.add_metric([*ident, feature], 0)
                     continue
-                key = [name, feature, fr.method]
+                key = [*ident, feature, fr.method]
                 severity.add_metric(key, _severity(fr))
                 if fr.is_test:
                     p_value.add_metric(key, fr.score)
@@ -195,39 +200,39 @@ class DriftwatchCollector(Collector):
                 else:
                     distance.add_metric(key, fr.score)
                     distance_threshold.add_metric(key, fr.threshold)
-                detected.add_metric([name, feature], 1 if fr.drifted else 0)
+                detected.add_metric([*ident, feature], 1 if fr.drifted else 0)
                 for attr, gauge in quality.items():
-                    gauge.add_metric([name, feature], getattr(fr.quality, attr))
-            share.add_metric([name], result.dataset.drift_share if result is not None else 0)
-            dataset.add_metric([name], 1 if result is not None and result.dataset.drifted else 0)
+                    gauge.add_metric([*ident, feature], getattr(fr.quality, attr))
+            share.add_metric(ident, result.dataset.drift_share if result is not None else 0)
+            dataset.add_metric(ident, 1 if result is not None and result.dataset.drifted else 0)
             if result is not None and result.prediction is not None:
-                prediction.add_metric([name, result.prediction.method], _severity(result.prediction))
-            records.add_metric([name], snap.window_records)
+                prediction.add_metric([*ident, result.prediction.method], _severity(result.prediction))
+            records.add_metric(ident, snap.window_records)
             if snap.last_evaluation is not None:
-                last.add_metric([name], snap.last_evaluation)
-            ingested.add_metric([name], snap.ingested)
+                last.add_metric(ident, snap.last_evaluation)
+            ingested.add_metric(ident, snap.ingested)
             for reason in sorted(set(KNOWN_REJECT_REASONS) | set(snap.rejected)):
-                rejected.add_metric([name, reason], snap.rejected.get(reason, 0))
+                rejected.add_metric([*ident, reason], snap.rejected.get(reason, 0))
         rejected.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_events if self._service is not None else 0)
         yield from (severity, distance, distance_threshold, p_value, p_value_threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
 
     def _performance(self, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[Metric]:
         """Models with a `performance` section: degraded and label counts from start-up, values once known."""
         value = _gauge(n.MODEL_PERFORMANCE, "Performance metric of the model's newest window: realized from labels "
-                       "(the newest window with at least min_labels), or estimated before labels.", ["model", "metric", "kind"])
-        reference = _gauge(n.MODEL_PERFORMANCE_REFERENCE, "Performance metric on the reference data.", ["model", "metric"])
+                       "(the newest window with at least min_labels), or estimated before labels.", [*MODEL, "metric", "kind"])
+        reference = _gauge(n.MODEL_PERFORMANCE_REFERENCE, "Performance metric on the reference data.", [*MODEL, "metric"])
         threshold = _gauge(n.MODEL_PERFORMANCE_THRESHOLD, "Degradation threshold of the headline metric at that "
-                           "window's (labelled) size.", ["model", "metric", "kind"])
+                           "window's (labelled) size.", [*MODEL, "metric", "kind"])
         degraded = _gauge(n.MODEL_PERFORMANCE_DEGRADED, "1 if the headline metric crossed its threshold in the newest "
-                          "judged window, else 0.", ["model", "kind"])
-        coverage = _gauge(n.LABEL_COVERAGE_RATIO, "Labelled share of the window behind the realized value.", ["model"])
-        labels = _counter(n.LABELS_TOTAL, "Labels received, by outcome.", ["model", "outcome"])
+                          "judged window, else 0.", [*MODEL, "kind"])
+        coverage = _gauge(n.LABEL_COVERAGE_RATIO, "Labelled share of the window behind the realized value.", MODEL)
+        labels = _counter(n.LABELS_TOTAL, "Labels received, by outcome.", [*MODEL, "outcome"])
         lag = HistogramMetricFamily(n.LABEL_LAG_SECONDS, "Time from a prediction to its label's arrival (joined labels "
-                                    "since the monitor started).", labels=["model"])
+                                    "since the monitor started).", labels=MODEL)
         for model in self._config.models:
             if model.performance is None:
                 continue
-            name = model.name
+            name, ident = model.key, _id(model)
             if self._fleet is not None and name not in snapshots:
                 continue
             snap = snapshots.get(name)
@@ -238,68 +243,86 @@ class DriftwatchCollector(Collector):
             if source is not None:
                 for metric, v in sorted(source.reference.items()):
                     if _finite(v):
-                        reference.add_metric([name, metric], v)
+                        reference.add_metric([*ident, metric], v)
             for kind, result in (("estimated", estimated), ("realized", realized)):
                 values = None if result is None else (result.estimated if kind == "estimated" else result.realized)
                 for metric, v in sorted((values or {}).items()):
                     if _finite(v):
-                        value.add_metric([name, metric, kind], v)
+                        value.add_metric([*ident, metric, kind], v)
                 bound = None if result is None else (result.threshold_estimated if kind == "estimated" else result.threshold_realized)
                 if _finite(bound):
-                    threshold.add_metric([name, headline, kind], bound)
+                    threshold.add_metric([*ident, headline, kind], bound)
                 flag = None if result is None else (result.estimated_degraded if kind == "estimated" else result.realized_degraded)
-                degraded.add_metric([name, kind], 1 if flag else 0)
+                degraded.add_metric([*ident, kind], 1 if flag else 0)
             if realized is not None and _finite(realized.coverage):
-                coverage.add_metric([name], realized.coverage)
+                coverage.add_metric(ident, realized.coverage)
             for outcome in sorted(set(LABEL_OUTCOMES) | set(perf.labels)):
-                labels.add_metric([name, outcome], perf.labels.get(outcome, 0))
+                labels.add_metric([*ident, outcome], perf.labels.get(outcome, 0))
             buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in perf.lag.cumulative()]
-            lag.add_metric([name], buckets, perf.lag.total)
+            lag.add_metric(ident, buckets, perf.lag.total)
         # labels of batches naming no configured model (404): always served, whether or not a model takes labels
         labels.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_labels if self._service is not None else 0)
         yield from (value, reference, threshold, degraded, coverage, labels, lag)
 
     def _resource_families(self, snap: ResourceSnapshot) -> Iterator[Metric]:
-        cpu = _gauge(n.MODEL_CPU_USAGE_CORES, "CPU used by the model's pod, in cores.", ["model", "pod"])
-        memory = _gauge(n.MODEL_MEMORY_WORKING_SET_BYTES, "Working set memory of the model's pod, in bytes.", ["model", "pod"])
-        gpu_util = _gauge(n.MODEL_GPU_UTILIZATION_RATIO, "Utilisation of a GPU the model's pod runs on (0-1, device-wide).", ["model", "pod", "gpu"])
-        gpu_mem = _gauge(n.MODEL_GPU_MEMORY_USED_BYTES, "Memory used on a GPU the model's pod runs on, in bytes (device-wide).", ["model", "pod", "gpu"])
+        cpu = _gauge(n.MODEL_CPU_USAGE_CORES, "CPU used by the model's pod, in cores.", [*MODEL, "pod"])
+        memory = _gauge(n.MODEL_MEMORY_WORKING_SET_BYTES, "Working set memory of the model's pod, in bytes.", [*MODEL, "pod"])
+        gpu_util = _gauge(n.MODEL_GPU_UTILIZATION_RATIO, "Utilisation of a GPU the model's pod runs on (0-1, device-wide).", [*MODEL, "pod", "gpu"])
+        gpu_mem = _gauge(n.MODEL_GPU_MEMORY_USED_BYTES, "Memory used on a GPU the model's pod runs on, in bytes (device-wide).", [*MODEL, "pod", "gpu"])
         errors = _counter(n.RESOURCE_COLLECTION_ERRORS_TOTAL, "Failed resource collections, by source and reason.", ["source", "reason"])
-        for model in sorted(snap.pods):
+        for model in sorted(k for k in snap.pods if k in self._ids):
             for pod in snap.pods[model]:
                 if pod.cpu_cores is not None:
-                    cpu.add_metric([model, pod.pod], float(pod.cpu_cores))
-                memory.add_metric([model, pod.pod], float(pod.memory_working_set_bytes))
-        for model in sorted(snap.gpus):
+                    cpu.add_metric([*self._ids[model], pod.pod], float(pod.cpu_cores))
+                memory.add_metric([*self._ids[model], pod.pod], float(pod.memory_working_set_bytes))
+        for model in sorted(k for k in snap.gpus if k in self._ids):
             for g in snap.gpus[model]:
                 if g.utilization_ratio is not None:  # unreadable fields (MIG utilisation) are left out
-                    gpu_util.add_metric([model, g.pod, g.gpu], g.utilization_ratio)
+                    gpu_util.add_metric([*self._ids[model], g.pod, g.gpu], g.utilization_ratio)
                 if g.memory_used_bytes is not None:
-                    gpu_mem.add_metric([model, g.pod, g.gpu], g.memory_used_bytes)
+                    gpu_mem.add_metric([*self._ids[model], g.pod, g.gpu], g.memory_used_bytes)
         for (source, reason), count in sorted(snap.errors.items()):
             errors.add_metric([source, reason], count)
         yield from (cpu, memory, gpu_util, gpu_mem, errors)
 
     def _retrain_families(self, snapshots: Mapping[str, RetrainSnapshot]) -> Iterator[Metric]:
-        launched = _counter(n.RETRAIN_JOBS_LAUNCHED_TOTAL, "Retraining runs launched (each once, whatever became of it).", ["model"])
+        launched = _counter(n.RETRAIN_JOBS_LAUNCHED_TOTAL, "Retraining runs launched (each once, whatever became of it).", MODEL)
         finished = _counter(n.RETRAIN_JOBS_FINISHED_TOTAL, "Retraining runs ended, by outcome (each launched run ends "
-                            "at most once).", ["model", "outcome"])
-        decisions = _counter(n.RETRAIN_DECISIONS_TOTAL, "Retraining policy decisions (drift windows and Alertmanager webhooks), by decision.", ["model", "decision"])
-        last = _gauge(n.RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS, "Unix time retraining was last triggered for the model.", ["model"])
-        active = _gauge(n.RETRAIN_JOBS_ACTIVE, "Retraining jobs running for the model.", ["model"])
+                            "at most once).", [*MODEL, "outcome"])
+        decisions = _counter(n.RETRAIN_DECISIONS_TOTAL, "Retraining policy decisions (drift windows and Alertmanager webhooks), by decision.", [*MODEL, "decision"])
+        last = _gauge(n.RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS, "Unix time retraining was last triggered for the model.", MODEL)
+        active = _gauge(n.RETRAIN_JOBS_ACTIVE, "Retraining jobs running for the model.", MODEL)
         for model in self._config.models:
-            snap = snapshots.get(model.name)
-            launched.add_metric([model.name], snap.launched if snap is not None else 0)
+            snap = snapshots.get(model.key)
+            launched.add_metric(_id(model), snap.launched if snap is not None else 0)
             ended = snap.finished if snap is not None else {}
             for outcome in sorted(set(RETRAIN_OUTCOMES) | set(ended)):
-                finished.add_metric([model.name, outcome], ended.get(outcome, 0))
+                finished.add_metric([*_id(model), outcome], ended.get(outcome, 0))
             if snap is not None:
                 for decision, count in sorted(snap.decisions.items()):
-                    decisions.add_metric([model.name, decision], count)
+                    decisions.add_metric([*_id(model), decision], count)
                 if snap.last_trigger is not None:
-                    last.add_metric([model.name], snap.last_trigger)
-            active.add_metric([model.name], snap.active if snap is not None else 0)
+                    last.add_metric(_id(model), snap.last_trigger)
+            active.add_metric(_id(model), snap.active if snap is not None else 0)
         yield from (launched, finished, decisions, last, active)
+
+
+MODEL = ["namespace", "model"]
+"""A model's identity labels; `namespace` is left out of the samples of models without one (`_id`)."""
+
+
+def _id(model: ModelConfig) -> list[str]:
+    """The values of `MODEL` for `model` (an empty namespace is removed from the exposition)."""
+    return [model.namespace or "", model.name]
+
+
+def _without_empty_namespace(family: Metric) -> Metric:
+    """Drop `namespace=""` from a family's samples. A model without a namespace must not export the label
+    at all: with `honor_labels` an empty exported label would erase the scrape target's namespace."""
+    for sample in family.samples:
+        if sample.labels.get("namespace") == "":
+            del sample.labels["namespace"]
+    return family
 
 
 def _severity(fr: FeatureResult) -> float:

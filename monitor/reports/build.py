@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from monitor.core.names import report_path
 from monitor.drift.result import FeatureResult
 from monitor.reports.distributions import Distribution
 from monitor.reports.evidently_report import EvidentlyScore, definition_note
@@ -210,7 +211,7 @@ def _windows(view: ReportView, base: str) -> str:
     for w in reversed(view.history):
         cls = "current" if w.window_id == view.window.window_id else ("drift" if w.drifted else "")
         links.append(
-            f'<li><a class="{cls}" href="{escape(base)}/{escape(view.model)}/{w.window_id}" '
+            f'<li><a class="{cls}" href="{escape(report_path(view.model, w.window_id, base))}" '
             f'title="{fmt_ts(w.start)} – {fmt_ts(w.end)}">#{w.window_id}</a></li>'
         )
     return f'<ul class="windows">{"".join(links)}</ul>'
@@ -474,7 +475,7 @@ def render_index(rows: Sequence[IndexRow], base: str = "/reports") -> str:
     """The list of models with their latest verdict."""
     trs = []
     for r in rows:
-        link = f'<a class="model" href="{escape(base)}/{escape(r.model)}">{escape(r.model)}</a>'
+        link = f'<a class="model" href="{escape(report_path(r.model, base=base))}">{escape(r.model)}</a>'
         if r.latest is None:
             trs.append(f'<tr class="ok"><td>{link}</td><td>{badge(None)}</td><td colspan=3 class="muted">not evaluated yet</td></tr>')
             continue

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from monitor.core.config import ModelRouter, UnknownModel
 from monitor.reports.build import render_error, render_index
 from monitor.reports.page import EVIDENTLY_HEADER_CSP
 from monitor.reports.source import ReportSource
@@ -30,6 +31,7 @@ from monitor.reports.worker import NotFound, ReportWorker
 __all__ = ["create_router"]
 
 MAX_NAME_IN_MESSAGE = 80
+NAMESPACE = Query(None, max_length=63, description="The model's namespace, when models of this name run in several")
 
 
 class _BadRequest(ValueError):
@@ -66,6 +68,14 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
                 close()
 
     router = APIRouter(lifespan=lifespan)
+    models = ModelRouter(source.models())
+
+    def model_key(name: str, namespace: str | None) -> str:
+        """The key of the model a path names; `?namespace=` picks among namespaces sharing the name."""
+        try:
+            return models.key(name, namespace or None)
+        except UnknownModel as exc:
+            raise NotFound(exc.reason[:200]) from None
     router.worker = worker  # type: ignore[attr-defined]  # for tests and the service's shutdown
 
     def error(status: int, message: str, as_json: bool) -> Response:
@@ -90,15 +100,16 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
     async def reports_index_json() -> Response:
         return await index(True)
 
-    async def report(model_seg: str, window_seg: str | None, format: str | None) -> Response:
+    async def report(model_seg: str, window_seg: str | None, format: str | None, namespace: str | None) -> Response:
         as_json = format == "json" or (window_seg or model_seg).endswith(".json")
         try:
             if window_seg is None:
-                model, as_json = _split(model_seg, format)
+                name, as_json = _split(model_seg, format)
                 window = None
             else:
                 raw, as_json = _split(window_seg, format)
-                model, window = model_seg, _window_id(raw)
+                name, window = model_seg, _window_id(raw)
+            model = model_key(name, namespace)
             if as_json:
                 view = await worker.view(model, window)
                 return JSONResponse(_json_safe(report_json(view, base)))
@@ -109,17 +120,18 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
             return error(404, str(exc), as_json)
 
     @router.get(f"{base}/{{model}}", summary="The latest drift report of a model")
-    async def model_report(model: str, format: str | None = Query(None)) -> Response:
-        return await report(model, None, format)
+    async def model_report(model: str, format: str | None = Query(None), namespace: str | None = NAMESPACE) -> Response:
+        return await report(model, None, format, namespace)
 
     @router.get(f"{base}/{{model}}/{{window}}", summary="The drift report of one evaluated window")
-    async def window_report(model: str, window: str, format: str | None = Query(None)) -> Response:
-        return await report(model, window, format)
+    async def window_report(model: str, window: str, format: str | None = Query(None),
+                            namespace: str | None = NAMESPACE) -> Response:
+        return await report(model, window, format, namespace)
 
     @router.get(f"{base}/{{model}}/{{window}}/evidently", summary="Evidently's data drift report of one window")
-    async def evidently_report(model: str, window: str) -> Response:
+    async def evidently_report(model: str, window: str, namespace: str | None = NAMESPACE) -> Response:
         try:
-            view = await worker.view(model, _window_id(window))
+            view = await worker.view(model_key(model, namespace), _window_id(window))
         except _BadRequest as exc:
             return error(400, str(exc), False)
         except NotFound as exc:
@@ -131,9 +143,9 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
         return HTMLResponse(outcome.html, headers={"Content-Security-Policy": EVIDENTLY_HEADER_CSP})
 
     @router.get(f"{base}/{{model}}/{{window}}/agreement", summary="driftwatch's and Evidently's score of each column")
-    async def agreement(model: str, window: str) -> Response:
+    async def agreement(model: str, window: str, namespace: str | None = NAMESPACE) -> Response:
         try:
-            return HTMLResponse(await worker.agreement(model, _window_id(window)))
+            return HTMLResponse(await worker.agreement(model_key(model, namespace), _window_id(window)))
         except _BadRequest as exc:
             return error(400, str(exc), False)
         except NotFound as exc:

@@ -94,7 +94,7 @@ class PerformanceHistory:
 
 class ReportSource(Protocol):
     def models(self) -> Sequence[str]:
-        """Configured model names, in config order."""
+        """Configured models' keys (`ModelConfig.key`), in config order."""
         ...
 
     def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
@@ -126,7 +126,7 @@ class ConfiguredModels:
         self._references: dict[str, pd.DataFrame] = {}
 
     def models(self) -> Sequence[str]:
-        return [m.name for m in self.config.models]
+        return [m.key for m in self.config.models]
 
     def reference_frame(self, model: str) -> pd.DataFrame:
         if model not in self._references:

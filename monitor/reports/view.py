@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from monitor.core.names import report_path
 from monitor.drift.result import DriftResult, FeatureResult, result_from_dict
 from monitor.reports.distributions import Distribution, distributions
 from monitor.reports.performance_view import PerformanceView, performance_json
@@ -247,9 +248,11 @@ def index_row(model: str, latest: Evaluation | None) -> IndexRow:
 
 def report_json(view: ReportView, base: str) -> dict[str, Any]:
     """The JSON twin of a report page; `base` is the URL prefix of the reports (e.g. `/reports`)."""
-    m = view.model
+    m, w = view.model, view.window.window_id
+    namespace, _, name = m.rpartition("/")
     return {
-        "model": m,
+        "model": name,
+        "namespace": namespace or None,
         "window": view.window.to_dict(),
         "drifted_features": [f.name for f in view.drifted],
         "columns": [
@@ -264,10 +267,10 @@ def report_json(view: ReportView, base: str) -> dict[str, Any]:
             for i, w in enumerate(view.history)
         ],
         "links": {
-            "html": f"{base}/{m}/{view.window.window_id}",
-            "json": f"{base}/{m}/{view.window.window_id}.json",
-            "evidently": f"{base}/{m}/{view.window.window_id}/evidently",
-            "earlier": [f"{base}/{m}/{w.window_id}" for w in reversed(view.history[:-1])],
+            "html": report_path(m, w, base),
+            "json": report_path(m, w, base, ".json"),
+            "evidently": report_path(m, w, base, "/evidently"),
+            "earlier": [report_path(m, e.window_id, base) for e in reversed(view.history[:-1])],
         },
     }
 
@@ -280,10 +283,11 @@ def index_json(rows: Sequence[IndexRow], base: str) -> dict[str, Any]:
     return {
         "models": [
             {
-                "model": r.model,
+                "model": r.model.rpartition("/")[2],
+                "namespace": r.model.rpartition("/")[0] or None,
                 "latest": r.latest.to_dict() if r.latest else None,
                 "drifted_features": list(r.top_features),
-                "links": {"html": f"{base}/{r.model}", "json": f"{base}/{r.model}.json"},
+                "links": {"html": report_path(r.model, base=base), "json": report_path(r.model, base=base, suffix=".json")},
             }
             for r in rows
         ]

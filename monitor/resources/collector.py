@@ -71,7 +71,7 @@ class ResourceCollector:
         if interval <= 0:
             raise ValueError("interval must be > 0")
         pids = pids or {}
-        self._targets = {m.name: t for m in config.models if (t := _target(m, pids.get(m.name))) is not None}
+        self._targets = {m.key: t for m in config.models if (t := _target(m, pids.get(m.key))) is not None}
         self._interval = interval
         self._kubernetes: PodMetricsSource | None = kubernetes or PodMetricsSource()
         self._gpu: NvmlSampler | None = gpu or NvmlSampler()

@@ -34,7 +34,7 @@ class GpuUsage:
 @dataclass(frozen=True)
 class ResourceSnapshot:
     pods: Mapping[str, tuple[PodUsage, ...]] = field(default_factory=dict)
-    """By model name."""
+    """By model key (`ModelConfig.key`)."""
     gpus: Mapping[str, tuple[GpuUsage, ...]] = field(default_factory=dict)
     errors: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """Cumulative failed collections by (source, reason)."""

@@ -37,7 +37,7 @@ from monitor.capture import CapturedEvent, ModelSchema, Rejected, event_records
 from monitor.capture.cloudevents import Half, join_halves
 from monitor.capture.labels import LabelBatch
 from monitor.capture.message import BadRecord, LabelRecord, decode_item, encode_labels_records
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelRouter
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.pgstore import Checkpoint, LabelledEvent, PgStore, PgUnavailable, Prediction
 from monitor.core.store import EvaluationRow
@@ -104,7 +104,7 @@ class _Owned:
             offset, rec = self.marks[0] if self.marks else (oldest, self.total)
         if waiting is not None and waiting < offset:
             offset = waiting  # events before the half's own offset are skipped on replay: rec is unchanged
-        return Checkpoint(self.state.config.name, self.partition, offset, rec)
+        return Checkpoint(self.state.config.key, self.partition, offset, rec)
 
 
 class FleetMonitor:
@@ -123,8 +123,9 @@ class FleetMonitor:
         self.bad_records: Counter[str] = Counter()
         """Records skipped by reason (garbage, wrong_schema, unknown_model, ...)."""
         self.unknown_model_events = 0
-        self._configs = {m.name: m for m in config.models}
-        self._schemas = {m.name: ModelSchema.from_config(m) for m in config.models}
+        self._configs = {m.key: m for m in config.models}
+        self._router = ModelRouter(m.key for m in config.models)
+        self._schemas = {m.key: ModelSchema.from_config(m) for m in config.models}
         self._profiles: dict[str, tuple[Any, Any]] = {}
         self._perf_profiles: dict[str, Any] = {}
         self.performance_errors: dict[str, str] = {}
@@ -239,11 +240,16 @@ class FleetMonitor:
         Parsed here too, so the sender hears about rejected payloads as from the embedded monitor;
         duplicates are only known to the owning replica (counted there, answered as accepted here)."""
         assert self._producer is not None, "start() first"
-        known = [e for e in events if e.model in self._configs]
+        known = []
         reasons: Counter[str] = Counter()
-        for e in known:
+        for e in events:
             try:
-                event_records(self._schema(e.model), e)
+                schema = self._schema(self._router.key(e.model, e.namespace))
+            except UnknownModel:
+                continue
+            known.append(e)
+            try:
+                event_records(schema, e)
             except Rejected as exc:
                 reasons[exc.reason] += 1
             except Exception:
@@ -257,8 +263,7 @@ class FleetMonitor:
     async def ingest_half(self, half: Half) -> CloudEventOutcome:
         """Append a CloudEvent half to the topic keyed by its model; the owner joins the halves."""
         assert self._producer is not None, "start() first"
-        if half.model not in self._configs:
-            raise UnknownModel(half.model)
+        self._router.key(half.model, half.namespace)  # UnknownModel: answered 404, never appended
         await self._producer.append_half(half)
         return CloudEventOutcome("pending")
 
@@ -383,12 +388,16 @@ class FleetMonitor:
         except BadRecord as exc:
             self._bad(exc.reason, partition, offset)
             return
-        if item.model not in self._configs:
+        try:
+            key = item.model if isinstance(item, LabelRecord) else self._router.key(item.model, item.namespace)
+        except UnknownModel:
+            key = None
+        if key not in self._configs:
             with self.lock:
                 self.unknown_model_events += 1
             self._bad("unknown_model", partition, offset)
             return
-        owned = self._own(item.model, partition, arrival)
+        owned = self._own(key, partition, arrival)
         if owned is None or offset < owned.skip_below:
             return
         owned.next_offset = offset + 1
@@ -419,7 +428,7 @@ class FleetMonitor:
             with self.lock:
                 state.rejected[reason] += 1
             if perf is not None:  # its labels are answered `event_rejected`
-                self._predictions.append(Prediction(event.model, event.id, event.timestamp, None, None, reason, []))
+                self._predictions.append(Prediction(state.config.key, event.id, event.timestamp, None, None, reason, []))
             return
         with self.lock:
             owned.marks.append((offset, owned.total))
@@ -428,7 +437,7 @@ class FleetMonitor:
             state.ingested += 1
             state.window.add(offset, event.timestamp, owned.total, records, now=arrival)
         if perf is not None and records:
-            self._predictions.append(Prediction(event.model, event.id, event.timestamp, first, owned.total, None,
+            self._predictions.append(Prediction(state.config.key, event.id, event.timestamp, first, owned.total, None,
                                                 predictions_of(perf, records)))
 
     def _flush_predictions(self) -> None:
@@ -639,7 +648,7 @@ class FleetMonitor:
             try:
                 done += self._performance.refresh_model(owned.state)
             except PgUnavailable:
-                log.warning("performance_not_refreshed model=%s reason=postgres_unavailable", owned.state.config.name)
+                log.warning("performance_not_refreshed model=%s reason=postgres_unavailable", owned.state.config.key)
         return done
 
     def _notify_performance(self, verdict: PerformanceVerdict) -> None:

@@ -15,14 +15,14 @@ import logging
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.capture import CapturedEvent, Record, Rejected, encode_event, event_records
 from monitor.core.store import EventRow, StoredEvent, StoreFull, wal_limit
-from monitor.runtime.state import RuntimeState
+from monitor.runtime.state import RuntimeState, UnknownModel
 
 __all__ = ["GroupCommit", "IngestResult", "feed", "group_commit_bytes", "prepare"]
 
@@ -71,7 +71,7 @@ class GroupCommit:
     async def ingest(self, events: Sequence[CapturedEvent]) -> IngestResult:
         """Store a batch durably (committed with whatever queued beside it), then feed the windows."""
         state = self._state
-        known = [e for e in events if e.model in state.models]
+        known = list(keyed(state, events))
         now = state.clock()
         rows, parsed = prepare(state, known, now)
         batch = _Queued(rows, parsed, len(events) - len(known), Future(), now)
@@ -129,22 +129,31 @@ class GroupCommit:
             b.future.set_result(result)
 
 
-def prepare(state: RuntimeState, events: Iterable[CapturedEvent], now: float) -> tuple[list[EventRow], list[list[Record]]]:
+def keyed(state: RuntimeState, events: Iterable[CapturedEvent]) -> Iterator[tuple[str, CapturedEvent]]:
+    """(model key, event) of the events of configured models; the others are left out (`unknown_model`)."""
+    for e in events:
+        try:
+            yield state.router.key(e.model, e.namespace), e
+        except UnknownModel:
+            continue
+
+
+def prepare(state: RuntimeState, events: Iterable[tuple[str, CapturedEvent]], now: float) -> tuple[list[EventRow], list[list[Record]]]:
     """Parse events of configured models into store rows (and their records) before the commit.
 
     A payload the parser fails on unexpectedly (a bug, or input nobody foresaw) is one rejected
     event (`parse_error`), never a failed batch: a sender would retry that batch for ever."""
     rows, parsed = [], []
-    for e in events:
+    for key, e in events:
         try:
-            records, reason = event_records(state.models[e.model].schema, e), None
+            records, reason = event_records(state.models[key].schema, e), None
         except Rejected as exc:
             records, reason = [], exc.reason
         except Exception as exc:
             records, reason = [], "parse_error"
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error("payload_parse_failed model=%s error=%s at=%s:%s", e.model, type(exc).__name__, where.filename, where.lineno)
-        rows.append(EventRow(e.model, e.id, e.timestamp, now, reason, len(records), encode_event(e)))
+            log.error("payload_parse_failed model=%s error=%s at=%s:%s", key, type(exc).__name__, where.filename, where.lineno)
+        rows.append(EventRow(key, e.id, e.timestamp, now, reason, len(records), encode_event(e)))
         parsed.append(records)
     return rows, parsed
 

@@ -15,7 +15,7 @@ from monitor.capture import CapturedEvent, encode_event
 from monitor.capture.cloudevents import Half, join_halves
 from monitor.core.store import EventRow, PendingHalf
 from monitor.runtime.ingest import feed, prepare
-from monitor.runtime.state import RuntimeState, UnknownModel
+from monitor.runtime.state import RuntimeState
 
 __all__ = ["CloudEventOutcome", "HalfJoiner"]
 
@@ -35,25 +35,25 @@ class HalfJoiner:
         self._state = state
 
     async def ingest_half(self, half: Half) -> CloudEventOutcome:
-        """Keep a KServe request/response half, or join it with its waiting partner, durably."""
-        if half.model not in self._state.models:
-            raise UnknownModel(half.model)
-        return await asyncio.get_running_loop().run_in_executor(self._state.writer, self._ingest_half, half)
+        """Keep a KServe request/response half, or join it with its waiting partner, durably.
+        `UnknownModel` when its InferenceService (in its namespace) is not a configured model."""
+        key = self._state.router.key(half.model, half.namespace)
+        return await asyncio.get_running_loop().run_in_executor(self._state.writer, self._ingest_half, key, half)
 
-    def _ingest_half(self, half: Half) -> CloudEventOutcome:
+    def _ingest_half(self, key: str, half: Half) -> CloudEventOutcome:
         state = self._state
         store = state.require_store()
         now = state.clock()
         other = "response" if half.kind == "request" else "request"
         with store.transaction():
-            if store.contains(half.model, half.id):
+            if store.contains(key, half.id):
                 return CloudEventOutcome("duplicate")
-            partner = store.take_half(half.model, half.id, other)
+            partner = store.take_half(key, half.id, other)
             if partner is None:
-                added = store.put_half(PendingHalf(half.model, half.id, half.kind, now, half.to_json()))
+                added = store.put_half(PendingHalf(key, half.id, half.kind, now, half.to_json()))
                 return CloudEventOutcome("pending" if added else "duplicate")
             halves = {half.kind: half, partner.kind: Half.from_json(partner.half)}
-            rows, parsed = prepare(state, [join_halves(halves["request"], halves["response"], now)], now)
+            rows, parsed = prepare(state, [(key, join_halves(halves["request"], halves["response"], now))], now)
             stored = store.append(rows)
         state.on_commit()
         with state.lock:
@@ -67,7 +67,7 @@ class HalfJoiner:
         now = state.clock()
         with store.transaction():
             expired = store.take_expired_halves(now - state.config.server.cloudevents_join_timeout)
-            events: list[CapturedEvent] = []
+            events: list[tuple[str, CapturedEvent]] = []
             kinds: list[str] = []
             for p in expired:
                 if p.model not in state.models or store.contains(p.model, p.id):
@@ -81,7 +81,7 @@ class HalfJoiner:
                     with state.lock:
                         state.models[p.model].rejected["parse_error"] += 1
                     continue
-                events.append(event)
+                events.append((p.model, event))
                 kinds.append(p.kind)
             rows, parsed = prepare(state, events, now)
             rows = [r if k == "request" else _with_reason(r, "unmatched_response") for r, k in zip(rows, kinds, strict=True)]

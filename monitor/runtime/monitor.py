@@ -146,6 +146,10 @@ class Monitor:
         cfg = self.config.server.store
         self._store_lock = StoreLock(cfg.path).acquire()  # StoreInUse when another monitor writes this file
         store = EventStore(cfg.path, synchronous="FULL" if cfg.synchronous == "full" else "NORMAL", max_bytes=cfg.max_bytes)
+        names = [m.name for m in self.config.models]  # a name several namespaces now share: whose rows? left alone
+        gained = {m.name: m.key for m in self.config.models if m.namespace is not None and names.count(m.name) == 1}
+        for name, events in store.adopt_namespaces(gained).items():
+            log.info("store_model_renamed from=%s to=%s events=%d", name, gained[name], events)
         for state in self._state.models.values():
             rebuild(store, state, self._state.clock())
         self._state.store = store

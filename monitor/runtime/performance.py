@@ -43,10 +43,10 @@ def performance_profiles(config: Config, models: Sequence[ModelConfig]) -> tuple
         if model.performance is None:
             continue
         try:
-            profiles[model.name] = PerformanceProfile.from_reference(load_reference(model), model.performance)
+            profiles[model.key] = PerformanceProfile.from_reference(load_reference(model), model.performance)
         except Exception as exc:
-            errors[model.name] = f"{type(exc).__name__}: {exc}"
-            log.error("performance_profile_failed model=%s error=%s detail=%s", model.name, type(exc).__name__, exc)
+            errors[model.key] = f"{type(exc).__name__}: {exc}"
+            log.error("performance_profile_failed model=%s error=%s detail=%s", model.key, type(exc).__name__, exc)
     return profiles, errors
 
 
@@ -77,7 +77,7 @@ class WindowPerformance:
     def restore(self, model: ModelState) -> None:
         """The newest estimate and the newest judged result from the store."""
         if model.config.performance is not None:
-            self.restore_from(model, self._store.history(model.config.name, _STREAK_LOOKBACK))
+            self.restore_from(model, self._store.history(model.config.key, _STREAK_LOOKBACK))
 
     def restore_from(self, model: ModelState, rows: Sequence[PerformanceRow]) -> None:
         """The newest estimate and the newest judged result of these rows (newest first)."""
@@ -98,7 +98,7 @@ class WindowPerformance:
         profile, perf = model.performance_profile, model.config.performance
         if profile is None or perf is None:
             return None
-        name = model.config.name
+        name = model.config.key
         try:
             rows = self._store.labelled(name, window.first_rec, window.last_rec)
             result = profile.evaluate(frame, LabelledRecords.from_rows(rows, perf) if rows else None)
@@ -126,7 +126,7 @@ class WindowPerformance:
         """Recompute the realized part of the model's windows that gained labels, oldest first; how many."""
         from monitor.performance.profile import LabelledRecords, PerformanceResult
 
-        name, perf = model.config.name, model.config.performance
+        name, perf = model.config.key, model.config.performance
         if model.performance_profile is None or perf is None:
             return 0
         store = self._store
@@ -156,7 +156,7 @@ class WindowPerformance:
         """Tell the listeners the newest judged window and how many judged windows degraded in a row."""
         perf = model.config.performance
         assert perf is not None
-        rows = self._store.history(model.config.name, _STREAK_LOOKBACK, newest.last_rec)
+        rows = self._store.history(model.config.key, _STREAK_LOOKBACK, newest.last_rec)
         streak, first = 0, None
         for row, result in _results(rows):
             if row.n_labelled < perf.min_labels:
@@ -168,7 +168,7 @@ class WindowPerformance:
             result = model.realized
         if result is None:
             return
-        self._notify(PerformanceVerdict(model.config.name, newest.window_start, newest.window_end, newest.point, result,
+        self._notify(PerformanceVerdict(model.config.key, newest.window_start, newest.window_end, newest.point, result,
                                         streak, first, newest.updated_at))
 
 
@@ -204,7 +204,7 @@ class PerformanceRuntime(WindowPerformance):
     def restore(self, model: ModelState) -> None:
         """At start-up, on the writer thread itself (so the store is read directly)."""
         if model.config.performance is not None:
-            self.restore_from(model, self._state.require_store().labels.history(model.config.name, limit=_STREAK_LOOKBACK))
+            self.restore_from(model, self._state.require_store().labels.history(model.config.key, limit=_STREAK_LOOKBACK))
 
     def refresh(self) -> int:
         """Recompute the realized part of windows that gained labels (evaluator thread); how many."""

@@ -36,8 +36,8 @@ def profile_references(config: Config, models: list[ModelConfig]) -> tuple[dict[
             specs, settings = specs_from_config(config, model)
             reference = load_reference(model)
             profile = build_profile(reference, specs, settings)
-            profiles[model.name] = (profile, calibrated_detector(model, reference, profile))
+            profiles[model.key] = (profile, calibrated_detector(model, reference, profile))
         except Exception as exc:
-            errors[model.name] = f"{type(exc).__name__}: {exc}"
-            log.error("reference_profile_failed model=%s error=%s", model.name, type(exc).__name__)
+            errors[model.key] = f"{type(exc).__name__}: {exc}"
+            log.error("reference_profile_failed model=%s error=%s", model.key, type(exc).__name__)
     return profiles, errors

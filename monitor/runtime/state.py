@@ -17,16 +17,12 @@ from typing import Any
 import pandas as pd
 
 from monitor.capture import ModelSchema, Record
-from monitor.core.config import Config, ModelConfig
+from monitor.core.config import Config, ModelConfig, ModelRouter, UnknownModel
 from monitor.core.store import EventStore
 from monitor.runtime.snapshot import Histogram, WindowInfo, evaluation_histogram, label_lag_histogram
 from monitor.windows import DueWindow, SlidingWindow
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]
-
-
-class UnknownModel(KeyError):
-    """A model name that is not in the config."""
 
 
 @dataclass
@@ -81,8 +77,10 @@ class RuntimeState:
         self.lock = threading.Lock()
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-store")
         self.models = {
-            m.name: ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window)) for m in config.models
+            m.key: ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window)) for m in config.models
         }
+        self.router = ModelRouter(m.key for m in config.models)
+        """Traffic's (model, namespace) to the key of `models` it belongs to."""
         self.store: EventStore | None = None
         self.unknown_model_events = 0
         self.on_commit: Callable[[], None] = _nothing

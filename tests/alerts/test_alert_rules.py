@@ -30,6 +30,7 @@ CONFIGS = {
     "example": ROOT / "examples" / "config.yaml",
     "override": Path(__file__).parent / "configs" / "override.yaml",
     "performance": Path(__file__).parent / "configs" / "performance.yaml",
+    "namespaces": Path(__file__).parent / "configs" / "namespaces.yaml",
 }
 REQUIRED = {
     "DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift", "DriftwatchDataQuality",
@@ -182,7 +183,7 @@ def test_annotations_and_labels(case: tuple[str, Config, Path]) -> None:
         assert base == cfg.defaults.alerts.runbook_url
         if rule["alert"] != "DriftwatchMonitorDown":
             assert "{{ $labels.model }}" in a["summary"] + a["description"]
-            assert a["report_url"] == public + "/reports/{{ $labels.model }}"
+            assert a["report_url"] == public + "/reports/{{ $labels.model }}?namespace={{ $labels.namespace }}"
         if rule["alert"] in {"DriftwatchDatasetDrift", "DriftwatchFeatureDrift", "DriftwatchPredictionDrift",
                              "DriftwatchDataQuality", "DriftwatchSidecarDroppingEvents",
                              "DriftwatchEvaluationStale", "DriftwatchRetrainJobFailed", PERFORMANCE}:

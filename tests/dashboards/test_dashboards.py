@@ -589,3 +589,17 @@ def test_grafana_foundation_sdk_round_trips_every_variable(every_board: dict[str
     for filename, board in every_board.items():
         again = _foundation_sdk_round_trip(board)
         assert [seen(v) for v in again["templating"]["list"]] == [seen(v) for v in board["templating"]["list"]], filename
+
+
+def test_models_of_one_name_in_two_namespaces_get_a_dashboard_each() -> None:
+    boards = dashboards.generate(load_config(ROOT / "tests" / "alerts" / "configs" / "namespaces.yaml"))
+    assert {"driftwatch-model-payments.fraud.json", "driftwatch-model-risk.fraud.json"} <= set(boards)
+
+
+@pytest.mark.parametrize("namespace", ["payments", "risk"])
+def test_a_namespaced_models_dashboard_selects_its_namespace_only(namespace: str) -> None:
+    board = dashboards.generate(load_config(ROOT / "tests" / "alerts" / "configs" / "namespaces.yaml"))[
+        f"driftwatch-model-{namespace}.fraud.json"]
+    exprs = [t["expr"] for p in panels(board) for t in p.get("targets", []) if "driftwatch_" in t.get("expr", "")
+             and 'model="fraud"' in t["expr"]]
+    assert exprs and all(f'namespace="{namespace}",model="fraud"' in e for e in exprs)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from monitor.core import methods as drift_methods
-from monitor.core.config import ConfigError, load_config, parse_config
+from monitor.core.config import ConfigError, ModelRouter, UnknownModel, load_config, parse_config
 from monitor.core.units import format_duration, parse_duration, parse_size
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "config.yaml"
@@ -304,3 +304,59 @@ def test_the_headline_metric_defaults_by_task_and_probabilities(performance: dic
 def test_label_delay_defaults_to_fourteen_days() -> None:
     cfg = parse_config(_performance())
     assert cfg.models[0].performance is not None and cfg.models[0].performance.label_delay == 14 * 86400
+
+
+def _models(*namespaces: str | None, **extra: object) -> dict:
+    (model,) = minimal(**extra)["models"]
+    return {"version": 1, "models": [{**model, **({"namespace": ns} if ns else {})} for ns in namespaces]}
+
+
+def test_one_name_in_two_namespaces_is_two_models() -> None:
+    cfg = parse_config(_models("team-a", "team-b"))
+    assert [m.key for m in cfg.models] == ["team-a/m", "team-b/m"]
+
+
+def test_a_name_shared_without_namespaces_is_refused() -> None:
+    assert "each set `namespace`" in " ".join(errors_of(_models("team-a", None)).values())
+
+
+def test_the_same_namespace_and_name_twice_is_refused() -> None:
+    assert "duplicated: team-a/m" in " ".join(errors_of(_models("team-a", "team-a")).values())
+
+
+def test_a_namespace_must_be_a_kubernetes_namespace() -> None:
+    assert "models[0:m].namespace" in errors_of(_models("Team_A"))
+
+
+def test_models_sharing_a_name_override_alerts_all_or_none() -> None:
+    data = _models("team-a", "team-b")
+    data["models"][0]["alerts"] = {"dataset_drift": {"warning": 0.6, "critical": 0.8}}
+    assert "set `alerts` all or none" in " ".join(errors_of(data).values())
+
+
+def test_a_namespaced_models_pods_are_in_its_namespace() -> None:
+    assert parse_config(_models("team-a")).models[0].resources.namespace == "team-a"
+
+
+@pytest.mark.parametrize(("name", "namespace", "key"), [
+    ("m", "team-a", "team-a/m"),      # the namespace it names
+    ("solo", None, "ml/solo"),        # the only model of that name, traffic naming no namespace
+    ("any", "elsewhere", "any"),      # a model without a namespace takes traffic from any
+    ("any", None, "any"),
+])
+def test_traffic_finds_its_model(name: str, namespace: str | None, key: str) -> None:
+    router = ModelRouter(["team-a/m", "team-b/m", "ml/solo", "any"])
+    assert router.key(name, namespace) == key
+
+
+@pytest.mark.parametrize(("name", "namespace", "says"), [
+    ("m", None, "several namespaces (team-a, team-b)"),
+    ("m", "team-c", "in namespace 'team-c'"),
+    ("solo", "team-a", "in namespace 'team-a'"),
+    ("nobody", None, "no model 'nobody'"),
+])
+def test_traffic_without_a_model_is_refused_precisely(name: str, namespace: str | None, says: str) -> None:
+    router = ModelRouter(["team-a/m", "team-b/m", "ml/solo", "any"])
+    with pytest.raises(UnknownModel) as exc:
+        router.key(name, namespace)
+    assert says in exc.value.reason
