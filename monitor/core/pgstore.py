@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import sql
 
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow
@@ -518,6 +519,32 @@ class PgStore:
         The lock lives as long as the connection: a replica that dies or loses the database loses
         it, and another replica's next `try_lease` takes it over."""
         return bool(self._run(lambda conn: conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]))  # type: ignore[index]
+
+    def adopt_namespaces(self, keys: Mapping[str, str]) -> dict[str, int]:
+        """Move the rows of models that gained a namespace to their new key (`{name: namespace/name}`) in every
+        driftwatch table with a `model` column (retraining's too), in one transaction, unless the new key has evaluations or
+        checkpoints already (another replica moved them first); the embedded store's `adopt_namespaces` twin.
+        Returns the evaluations moved per model."""
+
+        def work(conn: psycopg.Connection[Any]) -> dict[str, int]:
+            tables = [t for (t,) in conn.execute(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND column_name = 'model' AND (table_name LIKE 'dw\\_%' OR table_name LIKE 'retrain\\_%') "
+                "ORDER BY table_name").fetchall()]
+            moved: dict[str, int] = {}
+            for old, new in keys.items():
+                if old == new or conn.execute("SELECT 1 FROM dw_evaluations WHERE model = %s UNION ALL "
+                                              "SELECT 1 FROM dw_checkpoints WHERE model = %s LIMIT 1", (new, new)).fetchone():
+                    continue
+                row = conn.execute("SELECT count(*) FROM dw_evaluations WHERE model = %s", (old,)).fetchone()
+                n = int(row[0]) if row else 0
+                for table in tables:
+                    conn.execute(sql.SQL("UPDATE {} SET model = %s WHERE model = %s").format(sql.Identifier(table)), (new, old))
+                if n:
+                    moved[old] = n
+            return moved
+
+        return self._run(work)
 
     def ping(self) -> bool:
         try:

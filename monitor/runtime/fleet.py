@@ -155,6 +155,12 @@ class FleetMonitor:
             raise RuntimeError(f"fleet mode needs the PostgreSQL DSN in ${self.fleet.postgres.dsn_env}")
         self._pg = PgStore(dsn, replica=self.replica)
         self._reader = PgStore(dsn, replica=self.replica)
+        names = [m.name for m in self.config.models]  # as the embedded store: a name now shared is left alone
+        gained = {m.name: m.key for m in self.config.models if m.namespace is not None and names.count(m.name) == 1}
+        if gained:
+            moved = await asyncio.get_running_loop().run_in_executor(None, self._pg.adopt_namespaces, gained)
+            for name, n in moved.items():
+                log.info("postgres_model_renamed from=%s to=%s evaluations=%d", name, gained[name], n)
         loop = asyncio.get_running_loop()
         self._profiles, self.profile_errors = await loop.run_in_executor(
             None, profile_references, self.config, list(self._configs.values()))

@@ -191,3 +191,18 @@ def test_old_predictions_labels_and_batch_ids_are_trimmed(postgres_dsn: str) -> 
     store.add_labels("b", "m", ["old"], lambda found, done: ([labelled("old", 1, 1)], {"joined": 1}), 5.0)
     assert store.trim_labels({"m": 10.0}, older_than=6.0) == 3  # one prediction, one label, one batch id
     assert store.add_labels("b2", "m", ["old", "new"], lambda found, done: ([], {o: 1 for o in found}), 7.0) == {"new": 1}
+
+
+def test_a_model_that_gained_a_namespace_keeps_its_evaluations_and_checkpoints(postgres_dsn: str) -> None:
+    store = PgStore(postgres_dsn)
+    store.add_evaluation(evaluation(100), [Checkpoint("m", 0, 5, 3)], "t")
+    assert store.adopt_namespaces({"m": "team-a/m"}) == {"m": 1}
+    assert (store.evaluations("team-a/m"), store.replay_from("t", 0)[1]) == (
+        [replace(evaluation(100), model="team-a/m")], {"team-a/m": Checkpoint("team-a/m", 0, 5, 3)})
+
+
+def test_a_second_replica_moving_the_same_model_moves_nothing(postgres_dsn: str) -> None:
+    a, b = PgStore(postgres_dsn, replica="a"), PgStore(postgres_dsn, replica="b")
+    a.add_evaluation(evaluation(100), [], "t")
+    a.adopt_namespaces({"m": "team-a/m"})
+    assert (b.adopt_namespaces({"m": "team-a/m"}), len(b.evaluations("team-a/m"))) == ({}, 1)
