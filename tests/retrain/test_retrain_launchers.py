@@ -1,0 +1,350 @@
+"""Each pipeline launcher against its faithful test server: exactly once, 409s, 5xx, status, parameters.
+
+Argo Workflows through the fake Kubernetes API (Workflows validated against Argo's published
+schema), Kubeflow Pipelines and Airflow through their REST test servers, the signed webhook through
+a receiver that verifies the signature. The same scenarios run for every launcher.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_api import FakeAirflowAPI
+from hook_receiver import HookReceiver
+from kfp_api import FakeKfpAPI
+from kube_api import FakeKubeAPI, running_api
+
+from monitor.core.config import AirflowLauncher as AirflowConfig
+from monitor.core.config import ArgoLauncher as ArgoConfig
+from monitor.core.config import KubeflowLauncher as KubeflowConfig
+from monitor.core.config import WebhookLauncher as WebhookConfig
+from retrain.airflow import AirflowLauncher
+from retrain.argo import ArgoLauncher, build_workflow
+from retrain.kubeflow import KubeflowLauncher
+from retrain.launcher import LaunchError, PipelineLauncher, Retry
+from retrain.policy import Trigger
+from retrain.run import Run, job_name
+from retrain.signed_webhook import WebhookLauncher, payload, sign, verify
+
+TRIGGER = Trigger("window", 1795348800.0, 1795352400.0, 0.6, ("alcohol", "ash"), "http://dw/reports/wine",
+                  "drift held for 2 windows")
+FAST = Retry(attempts=4, base=0.01, cap=0.05, timeout=(1.0, 0.5))
+CONTEXT_KEYS = {"DRIFTWATCH_MODEL", "DRIFTWATCH_TRIGGER", "DRIFTWATCH_WINDOW_START", "DRIFTWATCH_WINDOW_END",
+                "DRIFTWATCH_DRIFTED_FEATURES", "DRIFTWATCH_REPORT_URL", "DRIFTWATCH_REFERENCE"}
+
+
+def make_run(fp: str = "00112233445566ff", model: str = "wine") -> Run:
+    return Run(job_name(model, fp), model, fp, TRIGGER, "ref.csv")
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        time.sleep(seconds)
+
+
+@dataclass
+class Rig:
+    """One launcher kind wired to its test server, with the server-side view the tests need."""
+
+    kind: str
+    make: Callable[[Retry], PipelineLauncher]
+    cfg: Any
+    server: Any
+    create_path: str
+    created: Callable[[], list[dict[str, Any]]]
+    """Runs the server holds (whatever their shape)."""
+    params: Callable[[dict[str, Any]], dict[str, Any]]
+    """The DRIFTWATCH_* context as the server received it, from one of `created()`."""
+    finish: Callable[[Run, bool], None]
+    """Play the pipeline's own controller: end the run in success or failure."""
+    remove: Callable[[Run], None]
+
+
+SECRET = "s3cr3t-hmac-key"
+
+
+@pytest.fixture(params=["argo", "kubeflow", "airflow", "webhook"])
+def rig(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    kind = request.param
+    if kind == "argo":
+        with running_api() as kube:
+            cfg = ArgoConfig(namespace="ml", workflow_template="train-wine", service_account="trainer")
+            yield Rig(kind, lambda r: ArgoLauncher(kube.api_client(), retry=r, sleep=Sleeps(), rng=random.Random(3)),
+                      cfg, kube, "/workflows$", lambda: kube.workflows("ml"),
+                      lambda wf: {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]},
+                      lambda run, ok: kube.set_phase("ml", run.name, "Succeeded" if ok else "Failed",
+                                                     "" if ok else "child 'train' failed"),
+                      lambda run: kube.delete_workflow("ml", run.name))
+    elif kind == "kubeflow":
+        token = tmp_path / "kfp-token"
+        token.write_text("kfp-bearer\n")
+        with FakeKfpAPI(token="kfp-bearer") as kfp:
+            kfp.add_pipeline("p-1", "v-1", CONTEXT_KEYS)
+            cfg = KubeflowConfig(host=kfp.url, pipeline_id="p-1", pipeline_version_id="v-1",
+                                 experiment_id="exp-retrain", auth={"token_file": token})
+
+            def kfp_id(run: Run) -> str:
+                return next(r["run_id"] for r in kfp.runs() if r["display_name"] == run.name)
+
+            def kfp_remove(run: Run) -> None:
+                with kfp.lock:
+                    del kfp._runs[kfp_id(run)]
+
+            yield Rig(kind, lambda r: KubeflowLauncher(retry=r, sleep=Sleeps(), rng=random.Random(3)), cfg, kfp,
+                      "/apis/v2beta1/runs$", kfp.runs, lambda r: r["runtime_config"]["parameters"],
+                      lambda run, ok: kfp.set_state(kfp_id(run), "SUCCEEDED" if ok else "FAILED",
+                                                    None if ok else "task train failed"),
+                      kfp_remove)
+    elif kind == "airflow":
+        monkeypatch.setenv("AIRFLOW_PASSWORD", "pw")
+        with FakeAirflowAPI(username="driftwatch", password="pw") as af:
+            af.add_dag("retrain_wine")
+            cfg = AirflowConfig(host=af.url, dag_id="retrain_wine",
+                                auth={"username": "driftwatch", "password_env": "AIRFLOW_PASSWORD"})
+
+            def af_remove(run: Run) -> None:
+                with af.lock:
+                    del af._runs[("retrain_wine", run.name)]
+
+            yield Rig(kind, lambda r: AirflowLauncher(retry=r, sleep=Sleeps(), rng=random.Random(3)), cfg, af,
+                      "/dagRuns$", lambda: af.dag_runs("retrain_wine"),
+                      lambda d: {k: v for k, v in d["conf"].items() if k.startswith("DRIFTWATCH_")},
+                      lambda run, ok: af.set_state("retrain_wine", run.name, "success" if ok else "failed"),
+                      af_remove)
+    else:
+        monkeypatch.setenv("HOOK_SECRET", SECRET)
+        with HookReceiver(SECRET) as hook:
+            cfg = WebhookConfig(url=f"{hook.url}/hooks/retrain", secret_env="HOOK_SECRET",
+                                status_url=hook.url + "/runs/{name}")
+
+            def hook_remove(run: Run) -> None:
+                with hook.lock:
+                    del hook._states[run.name]
+
+            yield Rig(kind, lambda r: WebhookLauncher(retry=r, sleep=Sleeps(), rng=random.Random(3)), cfg, hook,
+                      "/hooks/retrain$", lambda: hook.deliveries, lambda d: d["parameters"],
+                      lambda run, ok: hook.set_state(run.name, "succeeded" if ok else "failed",
+                                                     None if ok else "trainer crashed"),
+                      hook_remove)
+
+
+def posts(rig: Rig) -> int:
+    server = rig.server
+    if isinstance(server, FakeKubeAPI):
+        return sum(1 for m, p in server.requests if m == "POST" and p.endswith("/workflows"))
+    return int(server.count("POST", rig.create_path))
+
+
+# -- the same scenarios for every launcher ----------------------------------------------------------------
+
+
+def test_a_launch_creates_one_run_carrying_the_context(rig: Rig) -> None:
+    run = make_run()
+    assert rig.make(FAST).launch(run, rig.cfg) == "created"
+    (created,) = rig.created()
+    assert rig.params(created) == {**run.env()}  # the Job's DRIFTWATCH_* environment, as parameters
+
+
+def test_relaunching_the_same_trigger_from_a_new_process_creates_nothing(rig: Rig) -> None:
+    run = make_run()
+    rig.make(FAST).launch(run, rig.cfg)
+    restarted = rig.make(FAST)  # a restarted monitor: a new launcher, nothing in memory
+    assert restarted.launch(run, rig.cfg) == "exists"
+    assert len(rig.created()) == 1
+
+
+def lose_next_answer(rig: Rig) -> None:
+    """The next create takes effect, but its answer is lost: a 503 from a proxy, or (Kubernetes) a
+    read timeout (the fake API server's faults with a status never take effect)."""
+    if isinstance(rig.server, FakeKubeAPI):
+        rig.server.inject("POST", rig.create_path, status=None, delay=1.5, after=True)
+    else:
+        rig.server.inject("POST", rig.create_path, status=503, after=True)
+
+
+def test_a_create_that_landed_but_whose_answer_was_lost_is_not_repeated(rig: Rig) -> None:
+    lose_next_answer(rig)
+    run = make_run()
+    assert rig.make(FAST).launch(run, rig.cfg) == "exists"
+    assert len(rig.created()) == 1
+
+
+def test_5xx_before_the_create_are_retried_then_it_is_created(rig: Rig) -> None:
+    rig.server.inject("POST", rig.create_path, status=500, times=2)
+    assert rig.make(FAST).launch(make_run(), rig.cfg) == "created"
+    assert posts(rig) == 3
+    assert len(rig.created()) == 1
+
+
+def test_5xx_that_never_stop_are_reported_as_transient_without_a_run(rig: Rig) -> None:
+    rig.server.inject("POST", rig.create_path, status=502, times=100)
+    with pytest.raises(LaunchError, match="gave up after 4 attempt") as err:
+        rig.make(FAST).launch(make_run(), rig.cfg)
+    assert err.value.transient
+    assert rig.created() == []
+
+
+def test_a_refused_create_is_not_retried(rig: Rig) -> None:
+    rig.server.inject("POST", rig.create_path, status=403, times=5)
+    with pytest.raises(LaunchError) as err:
+        rig.make(FAST).launch(make_run(), rig.cfg)
+    assert not err.value.transient
+    assert posts(rig) == 1
+
+
+@pytest.mark.parametrize("ok", [True, False], ids=["succeeded", "failed"])
+def test_status_follows_the_run_to_its_outcome(rig: Rig, ok: bool) -> None:
+    run = make_run()
+    launcher = rig.make(FAST)
+    launcher.launch(run, rig.cfg)
+    assert launcher.status(run, rig.cfg).outcome is None
+    rig.finish(run, ok)
+    status = launcher.status(run, rig.cfg)
+    assert status.outcome == ("succeeded" if ok else "failed")
+
+
+def test_a_failed_run_says_why(rig: Rig) -> None:
+    run = make_run()
+    launcher = rig.make(FAST)
+    launcher.launch(run, rig.cfg)
+    rig.finish(run, False)
+    assert launcher.status(run, rig.cfg).detail
+
+
+def test_a_run_deleted_on_the_other_side_is_not_found(rig: Rig) -> None:
+    run = make_run()
+    launcher = rig.make(FAST)
+    launcher.launch(run, rig.cfg)
+    rig.remove(run)
+    assert not launcher.status(run, rig.cfg).found
+
+
+# -- per launcher --------------------------------------------------------------------------------------
+
+
+def test_the_argo_workflow_references_its_template_and_passes_the_schema() -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent / "argo_workflow_schema.json").read_text())
+    wf = build_workflow(make_run(), ArgoConfig(namespace="ml", workflow_template="train-wine", cluster_scope=True))
+    jsonschema.validate(wf, schema)
+    assert wf["spec"]["workflowTemplateRef"] == {"name": "train-wine", "clusterScope": True}
+
+
+def test_the_fake_api_refuses_a_workflow_the_schema_refuses() -> None:
+    with running_api() as kube:
+        bad = build_workflow(make_run(), ArgoConfig(namespace="ml", workflow_template="t"))
+        bad["spec"]["arguments"]["parameters"][0]["value"] = 7  # Argo parameter values are strings
+        code, body = kube.create_workflow("ml", bad)
+        assert (code, body["reason"]) == (422, "Invalid")
+
+
+def test_an_argo_name_taken_by_another_trigger_is_an_error() -> None:
+    with running_api() as kube:
+        cfg = ArgoConfig(namespace="ml", workflow_template="t")
+        k = ArgoLauncher(kube.api_client(), retry=FAST)
+        k.launch(make_run("aaaaaaaaaaaaaaaa"), cfg)
+        clash = Run(job_name("wine", "aaaaaaaaaaaaaaaa"), "wine", "aaaaaaaaaaaaaaab", TRIGGER, "ref.csv")
+        with pytest.raises(LaunchError, match="another trigger"):
+            k.launch(clash, cfg)
+
+
+@pytest.mark.parametrize(("phase", "outcome"), [("", None), ("Pending", None), ("Running", None),
+                                                ("Succeeded", "succeeded"), ("Failed", "failed"), ("Error", "failed")])
+def test_every_argo_phase_maps_to_an_outcome(phase: str, outcome: str | None) -> None:
+    from retrain.argo import workflow_status
+
+    assert workflow_status({"status": {"phase": phase}}).outcome == outcome
+
+
+def test_kfp_lookup_sends_kfps_json_filter_on_the_display_name() -> None:
+    with FakeKfpAPI() as kfp:
+        kfp.add_pipeline("p", "v", CONTEXT_KEYS)
+        cfg = KubeflowConfig(host=kfp.url, pipeline_id="p", pipeline_version_id="v")
+        run = make_run()
+        KubeflowLauncher(retry=FAST).launch(run, cfg)
+        other = make_run("ffffffffffffffff", "churn")
+        KubeflowLauncher(retry=FAST).launch(other, cfg)
+        found = KubeflowLauncher(retry=FAST).find(run, cfg)
+        assert found is not None
+        assert found["display_name"] == run.name
+
+
+def test_kfp_without_the_token_is_refused_with_its_message(tmp_path: Path) -> None:
+    with FakeKfpAPI(token="right") as kfp:
+        kfp.add_pipeline("p", "v", CONTEXT_KEYS)
+        (tmp_path / "t").write_text("wrong")
+        cfg = KubeflowConfig(host=kfp.url, pipeline_id="p", pipeline_version_id="v", auth={"token_file": tmp_path / "t"})
+        with pytest.raises(LaunchError, match="HTTP 401: Unauthenticated") as err:
+            KubeflowLauncher(retry=FAST).launch(make_run(), cfg)
+        assert not err.value.transient
+
+
+def test_kfp_refuses_parameters_the_pipeline_does_not_declare() -> None:
+    with FakeKfpAPI() as kfp:
+        kfp.add_pipeline("p", "v", {"DRIFTWATCH_MODEL"})
+        cfg = KubeflowConfig(host=kfp.url, pipeline_id="p", pipeline_version_id="v")
+        with pytest.raises(LaunchError, match="not declared by the pipeline"):
+            KubeflowLauncher(retry=FAST).launch(make_run(), cfg)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_airflow_gets_the_trigger_in_conf_on_both_api_versions(version: str) -> None:
+    with FakeAirflowAPI(token="jwt") as af:
+        af.add_dag("retrain_wine")
+        cfg = AirflowConfig(host=af.url, dag_id="retrain_wine", api_version=version, auth={"token_env": "AF_TOKEN"})
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AF_TOKEN", "jwt")
+            AirflowLauncher(retry=FAST).launch(make_run(), cfg)
+        (dag_run,) = af.dag_runs()
+        assert dag_run["conf"]["driftwatch"]["trigger"]["reason"] == TRIGGER.reason
+
+
+def test_an_airflow_dag_that_does_not_exist_is_a_precise_error() -> None:
+    with FakeAirflowAPI() as af:
+        cfg = AirflowConfig(host=af.url, dag_id="nope")
+        with pytest.raises(LaunchError, match="DAG with dag_id: 'nope' not found"):
+            AirflowLauncher(retry=FAST).launch(make_run(), cfg)
+
+
+def test_the_webhook_signature_covers_the_timestamp() -> None:
+    body = payload(make_run())
+    header = sign(SECRET.encode(), body, 1_800_000_000)
+    assert verify(SECRET.encode(), body, header, now=1_800_000_100)
+    assert not verify(SECRET.encode(), body, header, now=1_800_000_000 + 301)  # a replay, too late
+    assert not verify(SECRET.encode(), body + b" ", header, now=1_800_000_000)
+
+
+def test_each_webhook_attempt_is_signed_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    with HookReceiver(SECRET) as hook:
+        hook.inject("POST", status=500, times=1)
+        ticks = iter([time.time() - 60, time.time()])
+        cfg = WebhookConfig(url=f"{hook.url}/hooks/retrain", secret_env="HOOK_SECRET")
+        WebhookLauncher(retry=FAST, clock=lambda: next(ticks)).launch(make_run(), cfg)
+        (accepted,) = hook.signatures
+        assert accepted.startswith(f"t={int(time.time())}") or accepted.startswith(f"t={int(time.time()) - 1}")
+
+
+def test_a_webhook_signed_with_another_secret_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "not-the-secret")
+    with HookReceiver(SECRET) as hook:
+        cfg = WebhookConfig(url=f"{hook.url}/hooks/retrain", secret_env="HOOK_SECRET")
+        with pytest.raises(LaunchError, match="HTTP 401"):
+            WebhookLauncher(retry=FAST).launch(make_run(), cfg)
+        assert hook.deliveries == []
+
+
+def test_an_unset_secret_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOOK_SECRET", raising=False)
+    cfg = WebhookConfig(url="http://127.0.0.1:9/hooks", secret_env="HOOK_SECRET")
+    with pytest.raises(LaunchError, match="HOOK_SECRET is unset"):
+        WebhookLauncher(retry=FAST).launch(make_run(), cfg)
