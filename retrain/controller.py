@@ -265,7 +265,10 @@ class RetrainController:
     def poll_pipelines_once(self, *, force: bool = False) -> None:
         """One round: ask each due running pipeline run for its status and record outcomes."""
         now = time.monotonic()
-        for rec in self.history.jobs(active_only=True):
+        active = self.history.jobs(active_only=True)
+        for name in set(self._polled) - {r.name for r in active}:  # closed elsewhere (a failed launch)
+            self._polled.pop(name, None)
+        for rec in active:
             if rec.launcher not in PIPELINE_LAUNCHERS or rec.state != "running" or self._stopping.is_set():
                 continue
             if not force and self._polled.get(rec.name, 0.0) > now:
@@ -438,6 +441,10 @@ class RetrainController:
             self._poller.join(5.0)
         self._pool.shutdown(wait=True, cancel_futures=True)  # before the launchers: a launch may be mid-way
         self._local.stop()
+        for launcher in self._pipelines.values():
+            close = getattr(launcher, "close", None)
+            if close is not None:
+                close()
         if self._owns_history:
             self.history.close()
 

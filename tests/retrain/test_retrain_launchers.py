@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow_api import FakeAirflowAPI
@@ -25,9 +26,10 @@ from monitor.core.config import WebhookLauncher as WebhookConfig
 from retrain.airflow import AirflowLauncher
 from retrain.argo import ArgoLauncher, build_workflow
 from retrain.kubeflow import KubeflowLauncher
-from retrain.launcher import LaunchError
+from retrain.launcher import LaunchError, PipelineLauncher
 from retrain.run import Run, job_name
 from retrain.signed_webhook import WebhookLauncher, payload, sign, verify
+from tests.ports import free_port
 
 # -- the same scenarios for every launcher ----------------------------------------------------------------
 
@@ -234,3 +236,21 @@ def test_an_unset_secret_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> N
     cfg = WebhookConfig(url="http://127.0.0.1:9/hooks", secret_env="HOOK_SECRET")
     with pytest.raises(LaunchError, match="HOOK_SECRET is unset"):
         WebhookLauncher(retry=FAST).launch(make_run(), cfg)
+
+
+@pytest.mark.parametrize("kind", ["kubeflow", "airflow", "webhook"])
+def test_an_api_that_refuses_connections_is_retried_then_reported_as_transient(
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    launcher: PipelineLauncher
+    cfg: Any
+    if kind == "kubeflow":
+        launcher, cfg = KubeflowLauncher(retry=FAST), KubeflowConfig(host=host, pipeline_id="p", pipeline_version_id="v")
+    elif kind == "airflow":
+        launcher, cfg = AirflowLauncher(retry=FAST), AirflowConfig(host=host, dag_id="d")
+    else:
+        launcher, cfg = WebhookLauncher(retry=FAST), WebhookConfig(url=host + "/h", secret_env="HOOK_SECRET")
+    with pytest.raises(LaunchError, match=r"gave up after 4 attempt.*ConnectError") as err:
+        launcher.launch(make_run(), cfg)
+    assert err.value.transient
