@@ -107,7 +107,8 @@ class FakeAirflowAPI(FakeHttpServer):
         if not isinstance(doc, dict):
             return problem(400, "Bad Request", "the body must be a JSON object")
         allowed = {"dag_run_id", "logical_date", "conf", "note", "data_interval_start", "data_interval_end"}
-        allowed |= {"run_after"} if version == "v2" else {"execution_date"}
+        # v2 is Airflow 3's TriggerDAGRunPostBody (a StrictBaseModel: extra fields are 422s).
+        allowed |= {"run_after", "partition_key", "bundle_version"} if version == "v2" else {"execution_date"}
         if unknown := sorted(set(doc) - allowed):
             if version == "v2":
                 return 422, {"detail": [{"type": "extra_forbidden", "loc": ["body", k], "msg": "Extra inputs are not permitted"}

@@ -228,6 +228,23 @@ def test_a_bad_pipeline_section_is_a_precise_config_error(section: dict[str, Any
     assert message in msg
 
 
+def test_credential_files_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    import yaml
+
+    from monitor.core.config import load_config
+
+    retrain = {"launcher": "webhook", "webhook": {"url": "http://h/x", "secret_file": "secrets/hook",
+                                                  "auth": {"token_file": "secrets/token"}}}
+    path = tmp_path / "conf" / "driftwatch.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump({"models": [{"name": "wine", "features": FEATURES, "reference": {"path": "w.csv"},
+                                                "retrain": retrain}]}))
+    rc = load_config(path).models[0].retrain
+    assert rc is not None
+    assert rc.webhook is not None
+    assert (rc.webhook.secret_file, rc.webhook.auth.token_file) == (path.parent / "secrets/hook", path.parent / "secrets/token")
+
+
 def test_defaults_are_unchanged() -> None:
     data = {"models": [{"name": "wine", "features": FEATURES, "reference": {"path": "w.csv"},
                         "retrain": {"local": {"command": ["true"]}}}]}
