@@ -29,13 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.core.config import Config, ModelConfig, RetrainConfig
+from monitor.core.config import PIPELINE_LAUNCHERS, Config, ModelConfig, RetrainConfig
 from monitor.core.names import report_path
 from monitor.runtime import PerformanceVerdict, WindowVerdict
 from retrain import policy
 from retrain.adapter import window_evaluation
 from retrain.history import OUTCOMES, History
-from retrain.kubernetes import JobStatus, KubernetesLauncher, LaunchError
+from retrain.kubernetes import JobStatus, KubernetesLauncher
+from retrain.launcher import LaunchError, PipelineLauncher
 from retrain.local import LocalLauncher, Started
 from retrain.policy import Capacity, Decision, ModelState, Trigger, WindowEvaluation
 from retrain.run import Run, job_name, rfc3339
@@ -76,14 +77,24 @@ class RetrainController:
         clock: Callable[[], float] = time.time,
         kubernetes: KubernetesLauncher | None = None,
         local: LocalLauncher | None = None,
+        pipelines: Mapping[str, PipelineLauncher] | None = None,
+        pipeline_poll: float | None = None,
         launch_workers: int = 2,
     ) -> None:
+        """`pipelines` maps launcher kinds (argo, kubeflow, airflow, webhook) to launchers; a kind
+        missing is built on first use. `pipeline_poll` overrides every pipeline section's
+        `poll_interval` (tests)."""
         self._config = config
         self._owns_history = not isinstance(store, History)
         self.history = store if isinstance(store, History) else History(store)
         self._clock = clock
         self._kube = kubernetes
         self._local = local or LocalLauncher(clock=clock)
+        self._pipelines: dict[str, PipelineLauncher] = dict(pipelines or {})
+        self._pipeline_poll = pipeline_poll
+        self._polled: dict[str, float] = {}
+        """Run name → monotonic time of its next status poll."""
+        self._poller: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=launch_workers, thread_name_prefix="retrain-launch")
         self._lock = threading.Lock()
         self._kube_lock = threading.Lock()
@@ -179,14 +190,14 @@ class RetrainController:
             cap = Capacity(counts.get(model, 0), sum(counts.values()), self._config.defaults.max_active_jobs_total)
             decision, state = fn(rc, self._states.get(model, ModelState()), now, cap)
             run = self._run(mc, decision) if decision.action == "launch" else None
-            ns = rc.kubernetes.namespace if run and rc.launcher == "kubernetes" and rc.kubernetes else None
+            ns = _namespace(rc) if run else None
             self.history.record(decision, state, run, rc.launcher if run else None, ns)
             self._states[model] = state
         level = logging.INFO if decision.triggered else logging.DEBUG
         log.log(level, "retrain_decision model=%s source=%s action=%s reason=%s fingerprint=%s job=%s",
                 model, source, decision.action, decision.reason, decision.fingerprint, run.name if run else None)
         if run is not None:
-            self._submit(run, ns)
+            self._submit(run, ns if rc.launcher == "kubernetes" else None)
         return decision
 
     def _submit(self, run: Run, namespace: str | None) -> None:
@@ -201,7 +212,7 @@ class RetrainController:
     @staticmethod
     def _run(mc: ModelConfig, decision: Decision) -> Run:
         assert decision.fingerprint is not None and decision.trigger is not None
-        return Run(name=job_name(mc.name, decision.fingerprint), model=mc.name, fingerprint=decision.fingerprint,
+        return Run(name=job_name(mc.name, decision.fingerprint), model=mc.key, fingerprint=decision.fingerprint,
                    trigger=decision.trigger, reference=str(mc.reference.path))
 
     # -- launching and outcomes -------------------------------------------------------------------
@@ -218,6 +229,8 @@ class RetrainController:
                                           detail="already existed" if result == "exists" else None)
                 log.info("retrain_launched model=%s job=%s namespace=%s result=%s", run.model, run.name,
                          rc.kubernetes.namespace, result)
+            elif rc.launcher in PIPELINE_LAUNCHERS:
+                self._launch_pipeline(run, rc)
             else:
                 assert rc.local is not None
                 local = rc.local.model_copy(update={"log_dir": self._config.local_log_dir(rc.local)})
@@ -234,6 +247,64 @@ class RetrainController:
         except Exception as exc:  # an unexpected API answer must not leave the run pending forever
             log.exception("retrain_launch_error job=%s", run.name)
             self._on_outcome(run.name, "failed", None, f"launch failed: {type(exc).__name__}: {exc}")
+
+    def _launch_pipeline(self, run: Run, rc: RetrainConfig) -> None:
+        cfg = rc.pipeline()
+        launcher = self._pipeline(rc.launcher)
+        result = launcher.launch(run, cfg)
+        self.history.mark_running(run.name, self._clock(), detail="already existed" if result == "exists" else None)
+        log.info("retrain_launched model=%s run=%s launcher=%s result=%s", run.model, run.name, rc.launcher, result)
+        if not launcher.follows(cfg):
+            self._on_outcome(run.name, "succeeded", None, "delivered; completion not followed (no status_url)")
+
+    def _pipeline(self, kind: str) -> PipelineLauncher:
+        with self._kube_lock:
+            if kind not in self._pipelines:
+                self._pipelines[kind] = _default_pipeline(kind)
+            return self._pipelines[kind]
+
+    def _poll_pipelines(self) -> None:
+        """Follow every running pipeline run to its outcome, each at its section's `poll_interval`."""
+        while not self._stopping.wait(min(1.0, self._pipeline_poll or 1.0)):
+            try:
+                self.poll_pipelines_once()
+            except Exception:  # the store closed under us at shutdown, or a bug: keep following
+                if not self._stopping.is_set():
+                    log.exception("retrain_poll_error")
+
+    def poll_pipelines_once(self, *, force: bool = False) -> None:
+        """One round: ask each due running pipeline run for its status and record outcomes."""
+        now = time.monotonic()
+        active = self.history.jobs(active_only=True)
+        for name in set(self._polled) - {r.name for r in active}:  # closed elsewhere (a failed launch)
+            self._polled.pop(name, None)
+        for rec in active:
+            if rec.launcher not in PIPELINE_LAUNCHERS or rec.state != "running" or self._stopping.is_set():
+                continue
+            if not force and self._polled.get(rec.name, 0.0) > now:
+                continue
+            rc = self.retrain_config(rec.model)
+            cfg = rc.pipeline() if rc is not None and rc.launcher == rec.launcher else None
+            if cfg is None:
+                self._on_outcome(rec.name, "failed", None, f"not followed: model {rec.model!r} no longer "
+                                 f"launches with {rec.launcher} (its run may still finish there)")
+                continue
+            self._polled[rec.name] = now + (self._pipeline_poll or cfg.poll_interval)
+            try:
+                launcher = self._pipeline(rec.launcher)
+                if not launcher.follows(cfg):
+                    self._on_outcome(rec.name, "succeeded", None, "delivered; completion not followed (no status_url)")
+                    continue
+                status = launcher.status(rec.run, cfg)
+            except LaunchError as exc:
+                log.warning("retrain_status_failed run=%s launcher=%s error=%r", rec.name, rec.launcher, str(exc))
+                continue
+            if not status.found:
+                self._on_outcome(rec.name, "failed", None, f"{rec.launcher} run not found (deleted before finishing)")
+            elif status.outcome is not None:
+                self._on_outcome(rec.name, status.outcome, None, status.detail)
+            if status.outcome is not None or not status.found:
+                self._polled.pop(rec.name, None)
 
     def _on_local_started(self, name: str) -> Callable[[Started], None]:
         def started(s: Started) -> None:
@@ -301,6 +372,11 @@ class RetrainController:
                                  name=f"retrain-k8s-start-{ns}", daemon=True)
             self._starters.append(t)
             t.start()
+        for rec in active:
+            if rec.launcher in PIPELINE_LAUNCHERS and rec.state == "pending":
+                self._pool.submit(self._launch, rec.run)  # decided, maybe created: the launch finds out which
+        self._poller = threading.Thread(target=self._poll_pipelines, name="retrain-pipeline-poll", daemon=True)
+        self._poller.start()
         for rec in active:
             if rec.launcher != "local":
                 continue
@@ -371,8 +447,14 @@ class RetrainController:
             self._kube.stop()
         for t in self._starters:
             t.join(1.0)  # one stuck in an API call is a daemon; it touches nothing once stopping is set
+        if self._poller is not None:
+            self._poller.join(5.0)
         self._pool.shutdown(wait=True, cancel_futures=True)  # before the launchers: a launch may be mid-way
         self._local.stop()
+        for launcher in self._pipelines.values():
+            close = getattr(launcher, "close", None)
+            if close is not None:
+                close()
         if self._owns_history:
             self.history.close()
 
@@ -396,3 +478,30 @@ class RetrainController:
                 decisions=dict(decisions.get(m.key, {})),
             )
         return out
+
+
+def _namespace(rc: RetrainConfig) -> str | None:
+    """The Kubernetes namespace a run is launched into (Jobs and Argo Workflows), for the history."""
+    if rc.launcher == "kubernetes" and rc.kubernetes:
+        return rc.kubernetes.namespace
+    if rc.launcher == "argo" and rc.argo:
+        return rc.argo.namespace
+    return None
+
+
+def _default_pipeline(kind: str) -> PipelineLauncher:
+    """The launcher for `kind` with its defaults (Argo's needs a Kubernetes API configuration)."""
+    if kind == "argo":
+        from retrain.argo import ArgoLauncher
+        try:
+            return ArgoLauncher()
+        except Exception as exc:  # no in-cluster service account and no usable kubeconfig
+            raise LaunchError(f"no Kubernetes API configuration: {exc}", transient=False) from exc
+    if kind == "kubeflow":
+        from retrain.kubeflow import KubeflowLauncher
+        return KubeflowLauncher()
+    if kind == "airflow":
+        from retrain.airflow import AirflowLauncher
+        return AirflowLauncher()
+    from retrain.signed_webhook import WebhookLauncher
+    return WebhookLauncher()

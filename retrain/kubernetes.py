@@ -27,32 +27,11 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from monitor.core.config import KubernetesLauncher as KubernetesConfig
+from retrain.launcher import DEFAULT_RETRY, LaunchError, Retry
 from retrain.manifest import LABEL_MODEL, LABEL_MODEL_NAMESPACE, LABEL_TRIGGER, SELECTOR, build_job
 from retrain.run import Run
 
 log = logging.getLogger("driftwatch.retrain.kubernetes")
-
-
-class LaunchError(RuntimeError):
-    """A run could not be started; `transient` says whether retries were exhausted or it was refused."""
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
-
-
-@dataclass(frozen=True)
-class Retry:
-    attempts: int = 5
-    base: float = 0.5
-    cap: float = 10.0
-    timeout: tuple[float, float] = (5.0, 15.0)
-    """(connect, read) seconds for each API call."""
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Equal jitter: half the capped exponential step, plus a random half."""
-        step = min(self.cap, self.base * 2**attempt)
-        return step / 2 + rng.uniform(0, step / 2)
 
 
 @dataclass(frozen=True)
@@ -109,13 +88,13 @@ def default_api_client() -> client.ApiClient:
     return client.ApiClient(cfg)
 
 
-def _transient(exc: BaseException) -> bool:
+def api_transient(exc: BaseException) -> bool:
     if isinstance(exc, ApiException):
         return exc.status in (0, 429) or exc.status >= 500
     return isinstance(exc, (urllib3.exceptions.HTTPError, OSError))
 
 
-def _describe(exc: BaseException) -> str:
+def api_describe(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
@@ -128,7 +107,7 @@ class KubernetesLauncher:
         self,
         api_client: client.ApiClient | None = None,
         *,
-        retry: Retry = Retry(),
+        retry: Retry = DEFAULT_RETRY,
         watch_timeout: int = 300,
         poll_interval: float = 30.0,
         watch_failures_before_polling: int = 3,
@@ -156,14 +135,14 @@ class KubernetesLauncher:
             try:
                 return fn()
             except Exception as exc:
-                if not _transient(exc):
+                if not api_transient(exc):
                     raise
                 if attempt + 1 >= self.retry.attempts or self._stop.is_set():
-                    raise LaunchError(f"{what}: gave up after {attempt + 1} attempt(s): {_describe(exc)}",
+                    raise LaunchError(f"{what}: gave up after {attempt + 1} attempt(s): {api_describe(exc)}",
                                       transient=True) from exc
                 pause = self.retry.delay(attempt, self._rng)
                 log.warning("k8s_retry call=%s attempt=%d error=%r pause_s=%.2f", what, attempt + 1,
-                            _describe(exc), pause)
+                            api_describe(exc), pause)
                 self._sleep(pause)
         raise AssertionError("unreachable")
 
@@ -180,14 +159,14 @@ class KubernetesLauncher:
             raise LaunchError(f"create {ns}/{run.name}: the template is not a valid Job: {_invalid(exc)}",
                               transient=False) from exc
         except ApiException as exc:
-            if exc.status != 409 or _api_reason(exc) != "AlreadyExists":
-                raise LaunchError(f"create {ns}/{run.name}: {_describe(exc)}: {_api_message(exc)}",
+            if exc.status != 409 or api_reason(exc) != "AlreadyExists":
+                raise LaunchError(f"create {ns}/{run.name}: {api_describe(exc)}: {api_message(exc)}",
                                   transient=False) from exc
         try:
             existing = self._call(f"get {ns}/{run.name}", lambda: self._batch.read_namespaced_job(
                 run.name, ns, _request_timeout=self.retry.timeout))
         except ApiException as exc:  # e.g. deleted between the 409 and the read
-            raise LaunchError(f"create {ns}/{run.name} answered AlreadyExists, then get: {_describe(exc)}",
+            raise LaunchError(f"create {ns}/{run.name} answered AlreadyExists, then get: {api_describe(exc)}",
                               transient=True) from exc
         labels = existing.metadata.labels or {}
         if labels.get(LABEL_TRIGGER) != run.fingerprint:
@@ -275,14 +254,14 @@ class KubernetesLauncher:
                     continue
                 failures += 1
                 rv = None
-                log.warning("k8s_watch_error namespace=%s error=%r failures=%d", ns, _describe(exc), failures)
+                log.warning("k8s_watch_error namespace=%s error=%r failures=%d", ns, api_describe(exc), failures)
                 self._stop.wait(min(self.poll_interval, self.retry.delay(failures, self._rng)))
             except Exception as exc:
                 if self._stop.is_set():
                     return
                 failures += 1
                 rv = None
-                log.warning("k8s_watch_error namespace=%s error=%r failures=%d", ns, _describe(exc), failures)
+                log.warning("k8s_watch_error namespace=%s error=%r failures=%d", ns, api_describe(exc), failures)
                 self._stop.wait(min(self.poll_interval, self.retry.delay(failures, self._rng)))
 
     def _watch_once(self, ns: str, rv: str, on_status: Callable[[JobStatus], None]) -> str:
@@ -319,11 +298,11 @@ def _status_field(exc: ApiException, key: str) -> str:
     return str(data.get(key, "")) if isinstance(data, dict) else ""
 
 
-def _api_message(exc: ApiException) -> str:
+def api_message(exc: ApiException) -> str:
     return _status_field(exc, "message")
 
 
-def _api_reason(exc: ApiException) -> str:
+def api_reason(exc: ApiException) -> str:
     return _status_field(exc, "reason")
 
 

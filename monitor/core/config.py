@@ -343,6 +343,117 @@ class KubernetesLauncher(_Strict):
         return v
 
 
+class HttpAuth(_Strict):
+    """Credentials for a pipeline API, read at each request (so rotated tokens are picked up).
+
+    A bearer token from `token_file` or `token_env`, or basic auth with `username` and a password
+    from `password_file` or `password_env`; nothing set means no Authorization header."""
+
+    token_file: Path | None = None
+    token_env: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> HttpAuth:
+        bearer = self.token_file is not None or self.token_env is not None
+        basic = self.username is not None or self.password_file is not None or self.password_env is not None
+        if bearer and basic:
+            raise ValueError("use either a bearer token (`token_file`/`token_env`) or basic auth (`username` + password), not both")
+        if self.token_file is not None and self.token_env is not None:
+            raise ValueError("set one of `token_file` and `token_env`")
+        if basic and (self.username is None or (self.password_file is None) == (self.password_env is None)):
+            raise ValueError("basic auth needs `username` and exactly one of `password_file` and `password_env`")
+        return self
+
+
+def _http_url(v: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError(f"{v!r} is not an http(s) URL")
+    return v.rstrip("/")
+
+
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+
+
+class ArgoLauncher(_Strict):
+    """A Workflow submitted from a WorkflowTemplate through the Kubernetes API (docs/retraining.md)."""
+
+    namespace: str = "default"
+    workflow_template: str
+    """The WorkflowTemplate's name (or a ClusterWorkflowTemplate's, with `cluster_scope`)."""
+    cluster_scope: bool = False
+    service_account: str | None = None
+    poll_interval: Duration = Field(default=30.0, gt=0)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        if not DNS1123_LABEL_RE.match(v):
+            raise ValueError(f"namespace {v!r} is not a Kubernetes namespace name")
+        return v
+
+    @field_validator("workflow_template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if not DNS1123_SUBDOMAIN_RE.match(v):
+            raise ValueError(f"workflow_template {v!r} is not a Kubernetes object name (DNS-1123 subdomain)")
+        return v
+
+
+class KubeflowLauncher(_Strict):
+    """A run of a pipeline version through the Kubeflow Pipelines v2beta1 REST API."""
+
+    host: HttpUrl
+    """The KFP API server, e.g. http://ml-pipeline.kubeflow:8888 (the path prefix `/apis/v2beta1` is added)."""
+    pipeline_id: str = Field(min_length=1)
+    pipeline_version_id: str = Field(min_length=1)
+    experiment_id: str | None = None
+    namespace: str | None = None
+    """Multi-user KFP: the profile namespace the runs list is scoped to."""
+    service_account: str | None = None
+    auth: HttpAuth = HttpAuth()
+    poll_interval: Duration = Field(default=30.0, gt=0)
+
+
+class AirflowLauncher(_Strict):
+    """A DAG run through Airflow's stable REST API (v1: Airflow 2; v2: Airflow 3)."""
+
+    host: HttpUrl
+    """The Airflow webserver / API server base URL, e.g. http://airflow-webserver.airflow:8080."""
+    dag_id: str = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-]+$")
+    api_version: Literal["v1", "v2"] = "v1"
+    auth: HttpAuth = HttpAuth()
+    poll_interval: Duration = Field(default=30.0, gt=0)
+
+
+class WebhookLauncher(_Strict):
+    """A signed JSON POST for any other system (docs/retraining.md, "The webhook launcher")."""
+
+    url: HttpUrl
+    secret_file: Path | None = None
+    secret_env: str | None = None
+    """The HMAC-SHA256 key; exactly one of `secret_file` and `secret_env`."""
+    status_url: str | None = None
+    """Optional: a URL with `{name}` (the run name) answering `{"state": ...}`, to follow completion."""
+    auth: HttpAuth = HttpAuth()
+    poll_interval: Duration = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secret(self) -> WebhookLauncher:
+        if (self.secret_file is None) == (self.secret_env is None):
+            raise ValueError("set exactly one of `secret_file` and `secret_env` (the HMAC key)")
+        if self.status_url is not None:
+            _http_url(self.status_url)
+            if "{name}" not in self.status_url:
+                raise ValueError("status_url must contain `{name}` (replaced by the run name)")
+        return self
+
+
+PIPELINE_LAUNCHERS = ("argo", "kubeflow", "airflow", "webhook")
+
+
 class RetrainBudget(_Strict):
     count: int = Field(default=3, ge=1)
     period: Duration = 7 * 86400.0
@@ -351,7 +462,7 @@ class RetrainBudget(_Strict):
 class RetrainConfig(_Strict):
     enabled: bool = True
     dry_run: bool = False
-    launcher: Literal["local", "kubernetes"] = "local"
+    launcher: Literal["local", "kubernetes", "argo", "kubeflow", "airflow", "webhook"] = "local"
     consecutive_windows: int = Field(default=3, ge=1)
     min_records: int = Field(default=100, ge=1)
     enter_share: Ratio = 0.5
@@ -366,6 +477,14 @@ class RetrainConfig(_Strict):
     budget: RetrainBudget = RetrainBudget()
     local: LocalLauncher | None = None
     kubernetes: KubernetesLauncher | None = None
+    argo: ArgoLauncher | None = None
+    kubeflow: KubeflowLauncher | None = None
+    airflow: AirflowLauncher | None = None
+    webhook: WebhookLauncher | None = None
+
+    def pipeline(self) -> ArgoLauncher | KubeflowLauncher | AirflowLauncher | WebhookLauncher | None:
+        """The section of the chosen pipeline launcher (None for `local` and `kubernetes`)."""
+        return getattr(self, self.launcher) if self.launcher in PIPELINE_LAUNCHERS else None
 
     @model_validator(mode="after")
     def _launcher_configured(self) -> RetrainConfig:
@@ -375,6 +494,8 @@ class RetrainConfig(_Strict):
             raise ValueError("launcher is `local` but no `local.command` is configured")
         if self.enabled and self.launcher == "kubernetes" and self.kubernetes is None:
             raise ValueError("launcher is `kubernetes` but no `kubernetes.template` is configured")
+        if self.enabled and self.launcher in PIPELINE_LAUNCHERS and getattr(self, self.launcher) is None:
+            raise ValueError(f"launcher is `{self.launcher}` but no `{self.launcher}` section is configured")
         return self
 
 
@@ -883,14 +1004,27 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     def fix(p: Path) -> Path:
         return p if p.is_absolute() else (base / p)
 
+    def fix_auth(a: HttpAuth) -> HttpAuth:
+        return a.model_copy(update={"token_file": a.token_file and fix(a.token_file),
+                                    "password_file": a.password_file and fix(a.password_file)})
+
     def fix_retrain(r: RetrainConfig | None) -> RetrainConfig | None:
-        if r is None or r.local is None:
+        if r is None:
             return r
-        local = r.local.model_copy(
-            update={"log_dir": fix(r.local.log_dir) if r.local.log_dir else None,
-                    "cwd": fix(r.local.cwd) if r.local.cwd else None}
-        )
-        return r.model_copy(update={"local": local})
+        update: dict[str, Any] = {}
+        if r.local is not None:
+            update["local"] = r.local.model_copy(
+                update={"log_dir": fix(r.local.log_dir) if r.local.log_dir else None,
+                        "cwd": fix(r.local.cwd) if r.local.cwd else None}
+            )
+        for name in ("kubeflow", "airflow"):
+            section = getattr(r, name)
+            if section is not None:
+                update[name] = section.model_copy(update={"auth": fix_auth(section.auth)})
+        if r.webhook is not None:
+            update["webhook"] = r.webhook.model_copy(update={
+                "auth": fix_auth(r.webhook.auth), "secret_file": r.webhook.secret_file and fix(r.webhook.secret_file)})
+        return r.model_copy(update=update) if update else r
 
     def fix_model(m: ModelConfig) -> ModelConfig:
         update: dict[str, Any] = {

@@ -451,6 +451,20 @@ def test_roles_grant_each_namespace_only_what_the_monitor_does_there(render: Ren
     assert role_rules(only_listed) == {"ml": JOBS | POD_METRICS}
 
 
+WORKFLOWS = {("argoproj.io", "workflows"): {"create", "get"}}  # retrain/argo.py: create and get Workflows
+
+
+def test_the_argo_launcher_gets_workflow_rights_in_its_namespace_only(render: Render) -> None:
+    config = default_config()
+    wine = config["models"][0]
+    wine["retrain"] = {"launcher": "argo", "argo": {"namespace": "pipelines", "workflow_template": "train-wine"}}
+    wine["resources"]["namespace"] = "serving"
+    assert role_rules(render({"config": config, **WITHOUT_GENERATED})) == {"pipelines": WORKFLOWS, "serving": POD_METRICS}
+    cluster = one(render({"rbac": {"clusterWide": True}, "config": config, **WITHOUT_GENERATED}), "ClusterRole")
+    rules = {(g, r): set(rule["verbs"]) for rule in cluster["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert rules == JOBS | POD_METRICS | WORKFLOWS
+
+
 def test_default_install_only_reads_pod_metrics_where_the_example_model_runs(render: Render) -> None:
     # The example retrains locally: no Job rights anywhere, and core pods are never read.
     assert role_rules(render()) == {"default": POD_METRICS}

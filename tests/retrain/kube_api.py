@@ -10,6 +10,11 @@ Test controls: `inject()` faults (status codes, delays before or after the reque
 `complete()` / `fail()` a Job, `compact()` the event history (so old watches get 410),
 `faults_left()` (has the injected fault been hit yet?) and `requests` (method, path) for assertions. Reusable by any test that needs a cluster. `BlackHole`
 is the API server that accepts and never answers.
+
+It also serves Argo's `argoproj.io/v1alpha1` Workflows as the custom resource they are
+(`/apis/argoproj.io/v1alpha1/namespaces/{ns}/workflows[/{name}]`): create (201, validated against
+Argo's published JSON schema, vendored in argo_workflow_schema.json; 409 AlreadyExists; 422
+Invalid), get (404 NotFound Status), with the same faults. `set_phase()` plays Argo's controller.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import jsonschema
 import kubernetes_validate
 import yaml
 from kubernetes import client
 
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[a-z0-9-]+)/jobs(?:/(?P<name>[^/]+))?$")
 _ALL_JOBS = "/apis/batch/v1/jobs"
+_WORKFLOWS = re.compile(r"^/apis/argoproj\.io/v1alpha1/namespaces/(?P<ns>[a-z0-9-]+)/workflows(?:/(?P<name>[^/]+))?$")
+ARGO_SCHEMA = json.loads((Path(__file__).parent / "argo_workflow_schema.json").read_text())
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -144,6 +152,7 @@ class FakeKubeAPI:
         self.validate = validate
         self._cond = threading.Condition()
         self._jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._workflows: dict[tuple[str, str], dict[str, Any]] = {}
         self._rv = 100
         self._events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, ns, type, object)
         self._compacted = 0
@@ -216,6 +225,63 @@ class FakeKubeAPI:
             {"type": "Failed", "status": "True", "reason": reason, "message": message,
              "lastProbeTime": ts, "lastTransitionTime": ts},
         ]})
+
+    def workflows(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        with self._cond:
+            return [json.loads(json.dumps(w)) for (ns, _), w in sorted(self._workflows.items())
+                    if namespace is None or ns == namespace]
+
+    def set_phase(self, namespace: str, name: str, phase: str, message: str = "") -> None:
+        """What Argo's workflow controller writes: `status.phase` (and `message` when it failed)."""
+        with self._cond:
+            wf = self._workflows[(namespace, name)]
+            wf["status"] = {**wf.get("status", {}), "phase": phase, "startedAt": _now()}
+            if phase in ("Succeeded", "Failed", "Error"):
+                wf["status"]["finishedAt"] = _now()
+            if message:
+                wf["status"]["message"] = message
+            self._rv += 1
+            wf["metadata"]["resourceVersion"] = str(self._rv)
+
+    def delete_workflow(self, namespace: str, name: str) -> None:
+        with self._cond:
+            del self._workflows[(namespace, name)]
+
+    def create_workflow(self, ns: str, body: Any) -> tuple[int, dict[str, Any]]:
+        if not isinstance(body, dict):
+            return 400, status_object(400, "BadRequest", "the body must be a Workflow object")
+        try:
+            jsonschema.validate(body, ARGO_SCHEMA)
+        except jsonschema.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
+            return 422, status_object(422, "Invalid", f"Workflow.argoproj.io is invalid: {path}: {exc.message}",
+                                      {"kind": "Workflow", "group": "argoproj.io",
+                                       "causes": [{"reason": "FieldValueInvalid", "message": exc.message, "field": path}]})
+        meta = body.get("metadata") or {}
+        name = meta.get("name")
+        if meta.get("namespace") not in (None, ns):
+            return 400, status_object(400, "BadRequest",
+                                      "the namespace of the provided object does not match the namespace sent on the request")
+        if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
+            return 422, status_object(422, "Invalid", f"metadata.name: Invalid value: {name!r}")
+        with self._cond:
+            if (ns, name) in self._workflows:
+                return 409, status_object(409, "AlreadyExists", f'workflows.argoproj.io "{name}" already exists',
+                                          {"name": name, "group": "argoproj.io", "kind": "workflows"})
+            self._rv += 1
+            wf = json.loads(json.dumps(body))
+            wf["metadata"] = {**meta, "namespace": ns, "uid": str(uuid.uuid4()), "generation": 1,
+                              "creationTimestamp": _now(), "resourceVersion": str(self._rv)}
+            self._workflows[(ns, name)] = wf
+            return 201, json.loads(json.dumps(wf))
+
+    def get_workflow(self, ns: str, name: str) -> tuple[int, dict[str, Any]]:
+        with self._cond:
+            wf = self._workflows.get((ns, name))
+        if wf is None:
+            return 404, status_object(404, "NotFound", f'workflows.argoproj.io "{name}" not found',
+                                      {"name": name, "group": "argoproj.io", "kind": "workflows"})
+        return 200, json.loads(json.dumps(wf))
 
     def compact(self) -> None:
         """Forget the event history: watches from an older resourceVersion now get 410 Expired."""
@@ -393,6 +459,22 @@ class FakeKubeAPI:
                     selector = parse_selector(query.get("labelSelector", ""))
                 except ValueError as exc:
                     self._send(400, status_object(400, "BadRequest", str(exc)))
+                    return
+                if w := _WORKFLOWS.match(url.path):
+                    if method == "POST" and w["name"] is None:
+                        try:
+                            wf_body = json.loads(raw)
+                        except ValueError as exc:
+                            self._send(400, status_object(400, "BadRequest", f"invalid JSON: {exc}"))
+                            return
+                        code, out = api.create_workflow(w["ns"], wf_body)
+                    elif method == "GET" and w["name"] is not None:
+                        code, out = api.get_workflow(w["ns"], w["name"])
+                    else:
+                        code, out = 405, status_object(405, "MethodNotAllowed", f"{method} is not supported here")
+                    if fault and fault.delay and fault.after:
+                        time.sleep(fault.delay)
+                    self._send(code, out)
                     return
                 m = _JOBS.match(url.path)
                 if url.path == _ALL_JOBS and method == "GET":

@@ -268,10 +268,13 @@ true
 {{- end }}
 
 {{/*
-What the monitor does in which namespace, as JSON {namespace: {"jobs": bool, "podMetrics": bool}}
-(the only API calls it makes: retrain/kubernetes.py, monitor/resources/kubernetes.py):
+What the monitor does in which namespace, as JSON {namespace: {"jobs": bool, "podMetrics": bool,
+"workflows": bool}} (the only API calls it makes: retrain/kubernetes.py, retrain/argo.py,
+monitor/resources/kubernetes.py):
 - "jobs": batch Jobs create/get/list/watch/delete, where a model retrains with the kubernetes
   launcher (`retrain.kubernetes.namespace` of each enabled model's retrain, or of `defaults.retrain`);
+- "workflows": Argo Workflows create/get, where a model retrains with the argo launcher
+  (`retrain.argo.namespace`);
 - "podMetrics": metrics.k8s.io pods list, where a model's pods are measured (`resources.namespace`
   of models with a `resources.selector` and no `resources.pid_file`).
 Derived from `config` with `rbac.namespacesFromConfig`; each of `rbac.namespaces` gets both.
@@ -289,6 +292,10 @@ Derived from `config` with `rbac.namespacesFromConfig`; each of `rbac.namespaces
 {{- $ns := default "default" (get (get $retrain "kubernetes") "namespace") }}
 {{- $_ := set $grants $ns (merge (dict "jobs" true) (default dict (get $grants $ns))) }}
 {{- end }}
+{{- if and $retrain (ne (toString (get $retrain "enabled")) "false") (eq (toString (get $retrain "launcher")) "argo") (get $retrain "argo") }}
+{{- $ns := default "default" (get (get $retrain "argo") "namespace") }}
+{{- $_ := set $grants $ns (merge (dict "workflows" true) (default dict (get $grants $ns))) }}
+{{- end }}
 {{- with (get . "resources") }}
 {{- if and (get . "selector") (not (get . "pid_file")) }}
 {{- $ns := default "default" (get . "namespace") }}
@@ -302,7 +309,7 @@ Derived from `config` with `rbac.namespacesFromConfig`; each of `rbac.namespaces
 
 {{/*
 The rules of one grant (see driftwatch.rbacGrants), each verb one the monitor calls.
-Call with (dict "jobs" BOOL "podMetrics" BOOL).
+Call with (dict "jobs" BOOL "podMetrics" BOOL "workflows" BOOL).
 */}}
 {{- define "driftwatch.rbacRules" -}}
 {{- if .jobs }}
@@ -314,6 +321,11 @@ Call with (dict "jobs" BOOL "podMetrics" BOOL).
 - apiGroups: ["metrics.k8s.io"]
   resources: ["pods"]
   verbs: ["list"]
+{{- end }}
+{{- if .workflows }}
+- apiGroups: ["argoproj.io"]
+  resources: ["workflows"]
+  verbs: ["create", "get"]
 {{- end }}
 {{- end }}
 
