@@ -53,7 +53,8 @@ class Run:
         t = self.trigger
         return {
             "DRIFTWATCH_MODEL": self.model_name,
-            "DRIFTWATCH_MODEL_NAMESPACE": self.model_namespace,
+            # only for a model configured with a namespace: a pipeline run refuses parameters it does not declare
+            **({"DRIFTWATCH_MODEL_NAMESPACE": self.model_namespace} if self.model_namespace else {}),
             "DRIFTWATCH_TRIGGER": self.fingerprint,
             "DRIFTWATCH_WINDOW_START": rfc3339(t.window_start),
             "DRIFTWATCH_WINDOW_END": rfc3339(t.window_end),

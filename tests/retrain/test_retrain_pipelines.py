@@ -169,7 +169,7 @@ def test_a_restart_in_the_middle_of_a_create_launches_exactly_once(
     (rec,) = restarted.history.jobs()
     rig.finish(rec.run, True)
     wait_for(lambda: state(restarted) == "succeeded")
-    assert restarted.snapshot()["wine"].outcomes["launched"] == 1
+    assert restarted.snapshot()["wine"].launched == 1
     assert len(rig.created()) == 1
 
 
