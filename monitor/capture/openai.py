@@ -119,6 +119,14 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _token_ids(value: Any) -> bool:
+    """A non-empty list of token ids, or of such lists."""
+    def ids(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+
+    return ids(value) or (isinstance(value, list) and bool(value) and all(ids(v) for v in value))
+
+
 def parse_request(operation: Operation, obj: Any) -> GenRequest:
     """The request's prompt, model and sampling parameters; `Rejected` when it is not the API's shape."""
     if not isinstance(obj, dict):
@@ -135,10 +143,10 @@ def parse_request(operation: Operation, obj: Any) -> GenRequest:
         value = obj.get(key)
         if isinstance(value, str):
             inputs = (value,)
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             inputs = tuple(value)
-        elif not (isinstance(value, list) and value):  # a list of token ids (or of lists of them) is not text
-            raise Rejected("schema_mismatch", f"`{key}` must be a string or a list of strings (or token ids)")
+        elif not _token_ids(value):  # token ids are valid input but not text: no prompt text
+            raise Rejected("schema_mismatch", f"`{key}` must be a string, a non-empty list of strings, or token ids")
         prompt = "\n".join(inputs)
     options = obj.get("stream_options")
     max_tokens = obj.get("max_completion_tokens", obj.get("max_tokens"))

@@ -21,6 +21,7 @@ __all__ = [
     "AUTH_STATUSES",
     "BUCKETS",
     "DROP_REASONS",
+    "GENAI_HISTOGRAMS",
     "GENAI_OPERATIONS",
     "SIDECAR_METRICS",
     "STATUS_CLASSES",

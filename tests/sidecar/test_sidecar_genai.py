@@ -109,6 +109,7 @@ def test_non_streamed_chat_completions_and_embeddings_keep_their_bodies_and_are_
     assert set(events) == {"c", "t", "e"}
     assert json.loads(events["c"]["response"]["body"]) == chat.json()  # kept as the model server sent it
     assert json.loads(events["t"]["response"]["body"]) == completion.json()
+    assert json.loads(events["e"]["response"]["body"]) == embeddings.json()
     assert parse_response("embeddings", json.loads(events["e"]["response"]["body"])).vectors == ([3.0, 0.5, -1.0], [5.0, 0.5, -1.0])
     assert parse_request("embeddings", json.loads(events["e"]["request"]["body"])).inputs == ("one", "three")
     assert [events[k]["generation"]["operation"] for k in "cte"] == ["chat", "text_completion", "embeddings"]
