@@ -112,8 +112,8 @@ def bench(requests: int, rounds: int, chunks: int, gap_ms: float) -> None:
             procs += [on, off]
             targets = {"direct": port, "sidecar, capture on": on_port, "sidecar, capture off": off_port}
             sizes = {}
-            for name, p in targets.items():  # warm up: pooled upstream connections, caches
-                with _connect(p) as s:
+            for name, target_port in targets.items():  # warm up: pooled upstream connections, caches
+                with _connect(target_port) as s:
                     for _ in range(20):
                         sizes[name] = one(s)[2]
             load_before = os.getloadavg()
@@ -121,10 +121,10 @@ def bench(requests: int, rounds: int, chunks: int, gap_ms: float) -> None:
             ttlb: dict[str, list[float]] = {n: [] for n in targets}
             per_round = max(1, requests // rounds)
             for _ in range(rounds):
-                for name, p in targets.items():
+                for name, target_port in targets.items():
                     # A fresh keep-alive connection per target and round (an idle one would meet the
                     # server's keep-alive timeout while the other targets run), warmed untimed.
-                    with _connect(p) as s:
+                    with _connect(target_port) as s:
                         one(s)
                         for _ in range(per_round):
                             first, last, _size = one(s)
