@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -253,41 +252,56 @@ class SSEDecoder:
 
     Lines end in CRLF, LF or CR (a CRLF split between two pieces counts once); `:` starts a comment;
     only the `data` field matters here (`event`, `id`, `retry` are read past); a blank line
-    dispatches the event's data lines joined by newlines. Bytes are decoded as UTF-8 incrementally,
-    so a character split between pieces is whole again. A line longer than `max_line` characters is
-    dropped and `truncated` set, so a stream without line breaks cannot grow memory.
+    dispatches the event's data lines joined by newlines. Lines are split as bytes (line ends are
+    ASCII, so a UTF-8 character cut between pieces is whole again in its line) and an event's data
+    is returned as bytes for the JSON decoder to read directly. A line longer than `max_line` bytes
+    is dropped and `truncated` set, so a stream without line breaks cannot grow memory.
     """
 
-    __slots__ = ("_after_cr", "_data", "_decoder", "_line", "_line_size", "_skipping", "max_line", "truncated")
+    __slots__ = ("_after_cr", "_data", "_line", "_line_size", "_skipping", "_started", "max_line", "truncated")
 
     def __init__(self, max_line: int) -> None:
         self.max_line = max_line
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self._line: list[str] = []
+        self._line: list[bytes] = []
         self._line_size = 0
         self._skipping = False
         self._after_cr = False
-        self._data: list[str] | None = None
+        self._started = False
+        self._data: list[bytes] | None = None
         self.truncated = False
 
-    def feed(self, data: bytes) -> list[str]:
+    def feed(self, data: bytes) -> list[bytes]:
         """The data of every event this piece completes."""
-        text = self._decoder.decode(data)
-        if self._after_cr and text.startswith("\n"):
-            text = text[1:]
+        if not self._started and data:
+            self._started = True
+            if data.startswith(b"\xef\xbb\xbf"):  # a byte order mark may start the stream
+                data = data[3:]
+        if self._after_cr and data.startswith(b"\n"):
+            data = data[1:]
         self._after_cr = False
-        if not text:
+        if not data:
             return []
-        events: list[str] = []
-        parts = re.split(r"\r\n|\r|\n", text)
-        self._after_cr = text.endswith("\r")
-        for part in parts[:-1]:
-            self._take(part)
-            self._line_done(events)
-        self._take(parts[-1])
+        if b"\r" in data:
+            self._after_cr = data.endswith(b"\r")
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[bytes] = []
+        lines = data.split(b"\n")
+        for line in lines[:-1]:
+            if self._line or self._skipping:
+                self._take(line)
+                line = b"".join(self._line)
+                skipped = self._skipping
+                self._line, self._line_size, self._skipping = [], 0, False
+                if skipped:
+                    continue
+            elif len(line) > self.max_line:
+                self.truncated = True
+                continue
+            self._complete(line, events)
+        self._take(lines[-1])
         return events
 
-    def _take(self, part: str) -> None:
+    def _take(self, part: bytes) -> None:
         if self._skipping or not part:
             return
         self._line_size += len(part)
@@ -298,32 +312,49 @@ class SSEDecoder:
             return
         self._line.append(part)
 
-    def _line_done(self, events: list[str]) -> None:
-        skipped, self._skipping = self._skipping, False
-        line = "".join(self._line)
-        self._line = []
-        self._line_size = 0
-        if skipped:
-            return
+    def _complete(self, line: bytes, events: list[bytes]) -> None:
         if not line:
             if self._data is not None:
-                events.append("\n".join(self._data))
+                events.append(self._data[0] if len(self._data) == 1 else b"\n".join(self._data))
                 self._data = None
             return
-        if line.startswith(":"):
-            return
-        name, colon, value = line.partition(":")
-        if name != "data":
-            return
-        if colon and value.startswith(" "):
-            value = value[1:]
+        if line.startswith(b"data:"):
+            value = line[6:] if line.startswith(b"data: ") else line[5:]
+        elif line == b"data":
+            value = b""
+        else:
+            return  # a comment (`:`), another field, or a line without a colon naming another field
         if self._data is None:
-            self._data = []
-        self._data.append(value)
+            self._data = [value]
+        else:
+            self._data.append(value)
 
 
-_decode = msgspec.json.Decoder().decode
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    role: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    text: str | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    """The fields of a stream chunk that reassembly reads (others are skipped by the decoder)."""
+
+    id: str | None = None
+    model: str | None = None
+    choices: list[_Choice] | None = None
+    usage: dict[str, Any] | None = None
+    error: Any = None
+
+
+_decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _encode = msgspec.json.Encoder().encode
+_DONE = b"[DONE]"
 
 
 class StreamAssembler:
@@ -332,16 +363,17 @@ class StreamAssembler:
     `feed` takes body pieces as they come off the wire; `body()` returns the equivalent non-streamed
     answer (id, model, choices with their text and finish reason, usage when the server sent it,
     `error` when it sent an error event, and `"truncated": true` when content beyond `max_chars`
-    was dropped). Events that are not JSON are counted in `invalid` and skipped.
+    was dropped). Events that are not JSON chunks of this shape are counted in `invalid` and skipped.
     """
 
     __slots__ = (
-        "_chars", "_choices", "content_events", "done", "error", "events", "id", "invalid", "max_chars", "model", "operation",
-        "sse", "truncated", "usage",
+        "_chars", "_chat", "_choices", "content_events", "done", "error", "events", "id", "invalid", "max_chars", "model",
+        "operation", "sse", "truncated", "usage",
     )
 
     def __init__(self, operation: Operation, max_chars: int) -> None:
         self.operation = operation
+        self._chat = operation == "chat"
         self.max_chars = max_chars
         self.sse = SSEDecoder(max(max_chars, 64 * 1024))
         self._choices: dict[int, tuple[list[str], list[str | None], list[str | None]]] = {}
@@ -354,59 +386,52 @@ class StreamAssembler:
         self.truncated = False
         self.id: str | None = None
         self.model: str | None = None
-        self.usage: Any = None
+        self.usage: dict[str, Any] | None = None
         self.error: Any = None
 
     def feed(self, data: bytes) -> None:
         for payload in self.sse.feed(data):
             self._event(payload)
 
-    def _event(self, payload: str) -> None:
+    def _event(self, payload: bytes) -> None:
         self.events += 1
-        if payload.strip() == "[DONE]":
+        if payload.strip() == _DONE:
             self.done = True
             return
         try:
-            chunk = _decode(payload)
-        except (msgspec.DecodeError, RecursionError):
+            chunk = _decode_chunk(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             self.invalid += 1
             return
-        if not isinstance(chunk, dict):
-            self.invalid += 1
-            return
-        if "error" in chunk:
-            self.error = chunk["error"]
-        if self.id is None and isinstance(chunk.get("id"), str):
-            self.id = chunk["id"]
-        if self.model is None and isinstance(chunk.get("model"), str):
-            self.model = chunk["model"]
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]  # the last one wins (continuous usage grows)
-        choices = chunk.get("choices")
-        if not isinstance(choices, list):
+        if chunk.error is not None:
+            self.error = chunk.error
+        if self.id is None:
+            self.id = chunk.id
+        if self.model is None:
+            self.model = chunk.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage  # the last one wins (continuous usage grows)
+        if not chunk.choices:
             return
         had_content = False
-        for c in choices:
-            if not isinstance(c, dict):
-                continue
-            index = c.get("index", 0)
-            if not isinstance(index, int) or isinstance(index, bool):
-                continue
-            slot = self._choices.get(index)
+        for c in chunk.choices:
+            slot = self._choices.get(c.index)
             if slot is None:
                 if len(self._choices) >= MAX_CHOICES:
                     self.truncated = True
                     continue
-                slot = self._choices[index] = ([], [None], [None])
+                slot = self._choices[c.index] = ([], [None], [None])
             texts, reason, role = slot
-            if self.operation == "chat":
-                delta = c.get("delta")
-                piece = delta.get("content") if isinstance(delta, dict) else None
-                if isinstance(delta, dict) and isinstance(delta.get("role"), str):
-                    role[0] = delta["role"]
+            if self._chat:
+                delta = c.delta
+                piece = None
+                if delta is not None:
+                    piece = delta.content
+                    if delta.role is not None:
+                        role[0] = delta.role
             else:
-                piece = c.get("text")
-            if isinstance(piece, str) and piece:
+                piece = c.text
+            if piece:
                 had_content = True
                 room = self.max_chars - self._chars
                 if len(piece) > room:
@@ -415,8 +440,8 @@ class StreamAssembler:
                 if piece:
                     texts.append(piece)
                     self._chars += len(piece)
-            if isinstance(c.get("finish_reason"), str):
-                reason[0] = c["finish_reason"]
+            if c.finish_reason is not None:
+                reason[0] = c.finish_reason
         if had_content:
             self.content_events += 1
 

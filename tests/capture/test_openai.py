@@ -137,16 +137,17 @@ def test_every_single_byte_piece_of_a_crlf_stream_reassembles_too() -> None:
 def test_comments_other_fields_multi_line_data_and_cr_line_ends_follow_the_sse_rules() -> None:
     d = SSEDecoder(1000)
     events = d.feed(b": keep-alive\n\nevent: message\nid: 7\nretry: 10\ndata: a\ndata:b\r\rdata\n\n")
-    assert events == ["a\nb", ""]
+    assert events == [b"a\nb", b""]
     assert d.feed(b"data: tail-without-blank-line") == []  # an event ends only at a blank line
 
 
 def test_an_error_event_is_recorded_and_events_that_are_not_json_are_counted() -> None:
-    a = assemble([sse(chat_chunk("part"), "{not json", {"error": {"message": "engine died", "code": 500}}, "[DONE]")])
+    a = assemble([sse(chat_chunk("part"), "{not json", "[1, 2]", {"error": {"message": "engine died", "code": 500}}, "[DONE]")
+                  + b'data: {"choices": [{"delta": {"content": "\xff"}}]}\n\n'])
     answer = parse_response("chat", a.body())
     assert answer.error == "engine died"
     assert answer.completion == "part"
-    assert a.invalid == 1
+    assert a.invalid == 3  # not JSON, JSON of another shape, not UTF-8
 
 
 def test_content_beyond_the_limit_is_dropped_and_marked_but_the_end_is_still_read() -> None:
@@ -164,7 +165,7 @@ def test_a_line_without_end_cannot_grow_memory() -> None:
         d.feed(b"data: " + b"x" * 1000)
     assert d.truncated is True
     assert sum(map(len, d._line)) <= 100
-    assert d.feed(b"\n\ndata: ok\n\n") == ["ok"]  # the stream recovers at the next line
+    assert d.feed(b"\n\ndata: ok\n\n") == [b"ok"]  # the stream recovers at the next line
 
 
 def test_several_choices_are_kept_apart_and_a_completions_stream_reads_text() -> None:
