@@ -3,6 +3,10 @@ server called directly, and through `driftwatch sidecar` with capture on (the st
 after each forwarded read, shipped to a local collector) and with capture off, at concurrency 1.
 
     python benchmarks/sidecar_streaming.py [--requests 500] [--rounds 5] [--chunks 16] [--gap-ms 2]
+    python benchmarks/sidecar_streaming.py --reassembly
+
+`--reassembly` times, without servers, what the sidecar spends per event after forwarding it:
+`StreamAssembler.feed` on a vLLM-sized chunk, beside the floor of decoding the same JSON alone.
 
 Each request is `POST /v1/chat/completions` with `"stream": true`; the server answers vLLM's event
 sequence (a role-only chunk, `--chunks` content chunks `--gap-ms` apart, a usage chunk, `[DONE]`).
@@ -160,6 +164,25 @@ def bench(requests: int, rounds: int, chunks: int, gap_ms: float) -> None:
           f"{_mean(metrics, 'driftwatch_sidecar_time_per_output_token_seconds') * 1e3:.3f} ms")
 
 
+def reassembly(number: int = 200_000) -> None:
+    import timeit
+
+    import msgspec
+
+    from monitor.capture.openai import StreamAssembler
+
+    payload = json.dumps({"id": "chatcmpl-8f2c1d", "object": "chat.completion.chunk", "created": 1733450000,
+                          "model": "meta-llama/Llama-3.1-8B-Instruct",
+                          "choices": [{"index": 0, "delta": {"content": " word"}, "logprobs": None, "finish_reason": None}]}).encode()
+    event = b"data: " + payload + b"\n\n"
+    assembler = StreamAssembler("chat", 1 << 40)
+    decode = msgspec.json.Decoder().decode
+    cases = [("msgspec decode of the JSON alone (floor)", lambda: decode(payload)), ("StreamAssembler.feed (one event)", lambda: assembler.feed(event))]
+    print(f"reassembly: one {len(event)} B vLLM chat event, best of 5 x {number}; load average {os.getloadavg()[0]:.2f}\n")
+    for label, fn in cases:
+        print(f"{label:<42} {min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6:>7.2f} us")
+
+
 def _scrape(port: int) -> dict[str, float]:
     import urllib.request
 
@@ -189,7 +212,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--chunks", type=int, default=16, help="content chunks per answer")
     parser.add_argument("--gap-ms", type=float, default=2.0, help="milliseconds between content chunks")
+    parser.add_argument("--reassembly", action="store_true", help="time the per-event reassembly instead")
     args = parser.parse_args()
+    if args.reassembly:
+        reassembly()
+        return
     bench(args.requests, max(1, args.rounds), args.chunks, args.gap_ms)
 
 
