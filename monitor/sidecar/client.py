@@ -13,6 +13,9 @@ Decisions:
 - What the model server could route or frame differently from llhttp is refused, never forwarded:
   two Hosts, HTTP/1.1 without Host, Transfer-Encoding in HTTP/1.0 (400), a transfer coding other
   than chunked (501). Trailers are dropped.
+- Response bodies are written per upstream read, so a streamed answer (SSE) reaches the client
+  chunk by chunk; a captured OpenAI-compatible stream is reassembled only after each write
+  (genai.py), never before it.
 - Own endpoints under `/driftwatch/` on the same port (healthz, readyz, metrics); everything else,
   including the model's probe paths, passes through and is captured only if it matches
   --capture-path.
