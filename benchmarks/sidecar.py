@@ -284,7 +284,8 @@ def capture_types(number: int = 500_000) -> None:
     sys.path.insert(0, str(REPO))
     from monitor.sidecar.capture import RawCapture
 
-    names = list(RawCapture.__struct_fields__)
+    fields = RawCapture.__struct_fields__
+    names = list(fields[: len(fields) - len(RawCapture.__struct_defaults__)])  # the 11 every capture sets
     tuple_type = NamedTuple("Capture", [(n, object) for n in names])  # type: ignore[misc]
     slots_type = type("SlotsCapture", (), {"__slots__": tuple(names), "__init__": _slots_init(names)})
     dataclass_type = dataclasses.make_dataclass("DataclassCapture", names, slots=True)

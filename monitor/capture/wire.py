@@ -40,6 +40,7 @@ __all__ = [
     "CapturedEvent",
     "EnvelopeError",
     "EventBatch",
+    "Generation",
     "Namespace",
     "decode_batch",
     "decode_body",
@@ -85,6 +86,24 @@ class Body(_Wire, frozen=True, gc=False, kw_only=True):
     content_type: Annotated[str, msgspec.Meta(max_length=MAX_CONTENT_TYPE)] | None = None
 
 
+class Generation(_Wire, frozen=True, gc=False, kw_only=True):
+    """What the sidecar measured of an OpenAI-compatible generative call (docs/capture-format.md).
+
+    Optional and new: a sender that does not know it omits it, a monitor that does not know it
+    ignores it. For a streamed answer the response body is the stream reassembled into the
+    non-streamed shape (monitor/capture/openai.py), not the raw Server-Sent Events.
+    """
+
+    operation: Literal["chat", "text_completion", "embeddings"]
+    streamed: bool = False
+    time_to_first_byte_seconds: Seconds | None = None
+    """From the request sent upstream to the first byte of the response body."""
+    time_to_first_token_seconds: Seconds | None = None
+    """Streamed only: to the first event that carried content (vLLM's first event carries only the role)."""
+    events: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Streamed only: Server-Sent Events received, `[DONE]` included."""
+
+
 class CapturedEvent(_Wire, frozen=True, gc=False, kw_only=True):
     id: EventId
     model: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MODEL)]
@@ -99,6 +118,7 @@ class CapturedEvent(_Wire, frozen=True, gc=False, kw_only=True):
     request: Body
     response: Body | None = None
     headers: Annotated[dict[str, str], msgspec.Meta(max_length=MAX_HEADERS)] = {}
+    generation: Generation | None = None
 
 
 class EventBatch(_Wire, frozen=True, gc=False, kw_only=True):

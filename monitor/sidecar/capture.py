@@ -31,6 +31,7 @@ from monitor.capture.wire import (
     MAX_PATH,
     MAX_STATUS,
     MIN_STATUS,
+    Generation,
 )
 
 __all__ = ["BodyBuffer", "EventEncoder", "RawCapture", "choose_id", "encode_body"]
@@ -91,6 +92,9 @@ class RawCapture(msgspec.Struct, gc=False):
     request_truncated: bool
     response_body: bytes
     response_truncated: bool
+    generation: Generation | None = None
+    """Set for OpenAI-compatible generative calls (monitor/sidecar/genai.py); the response body of a
+    streamed one is the reassembled answer."""
 
 
 def choose_id(ce_id: bytes | None, request_id: bytes | None) -> str | None:
@@ -124,7 +128,7 @@ class _Body(msgspec.Struct, gc=False):
     content_type: str | None
 
 
-class _Event(msgspec.Struct, gc=False):
+class _Event(msgspec.Struct, gc=False, omit_defaults=True):
     id: str
     model: str
     timestamp: float
@@ -135,6 +139,7 @@ class _Event(msgspec.Struct, gc=False):
     request: _Body
     response: _Body
     headers: dict[str, str]
+    generation: Generation | None = None  # omitted when None: other events' bytes are unchanged
 
 
 def _body(body: bytes, truncated: bool, content_type: str | None) -> _Body:
@@ -186,5 +191,6 @@ class EventEncoder:
             _body(c.request_body, c.request_truncated, req_ct),
             _body(c.response_body, c.response_truncated, None if resp_ct is None else resp_ct[:MAX_CONTENT_TYPE].decode("latin-1")),
             headers,
+            c.generation,
         )
         return self._encode(event)

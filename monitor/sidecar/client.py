@@ -13,6 +13,9 @@ Decisions:
 - What the model server could route or frame differently from llhttp is refused, never forwarded:
   two Hosts, HTTP/1.1 without Host, Transfer-Encoding in HTTP/1.0 (400), a transfer coding other
   than chunked (501). Trailers are dropped.
+- Response bodies are written per upstream read, so a streamed answer (SSE) reaches the client
+  chunk by chunk; a captured OpenAI-compatible stream is reassembled only after each write
+  (genai.py), never before it.
 - Own endpoints under `/driftwatch/` on the same port (healthz, readyz, metrics); everything else,
   including the model's probe paths, passes through and is captured only if it matches
   --capture-path.
@@ -35,6 +38,7 @@ import httptools
 from monitor.sidecar.capture import BodyBuffer
 from monitor.sidecar.exchange import BODY_BUFFER_LIMIT, REPLAY_LIMIT, WRITE_HIGH_WATER, Exchange
 from monitor.sidecar.framing import error_body, local_response, request_head, response_head
+from monitor.sidecar.genai import GenCapture
 
 if TYPE_CHECKING:
     from monitor.sidecar.server import ProxyServer
@@ -253,6 +257,9 @@ class ClientConnection(asyncio.Protocol):
             ex.resp_body = BodyBuffer(self.s.max_capture_bytes)
             for chunk in ex.body_chunks:
                 ex.req_body.add(chunk)
+            operation = server.genai_operation(path) if ex.method == b"POST" else None
+            if operation is not None:
+                ex.gen = GenCapture(operation)
         head = request_head(ex.method, ex.url, ex.headers, chunked=ex.req_chunked, default_host=None if ex.has_host else server.authority)
         out = [head]
         for chunk in ex.body_chunks:
@@ -403,6 +410,8 @@ class ClientConnection(asyncio.Protocol):
         if self.server.draining or not ex.request_done:
             ex.keep_alive = False
         ex.close_after = not ex.keep_alive
+        if ex.gen is not None and ex.gen.head(ex.resp_ctype, self.s.max_capture_bytes):
+            ex.resp_body = None  # streamed: reassembled after each write instead of kept raw
         ex.resp_out.append(
             response_head(ex.status, ex.reason, ex.resp_headers, chunked=ex.resp_chunked, close=ex.close_after)
         )
@@ -411,6 +420,8 @@ class ClientConnection(asyncio.Protocol):
     def response_body(self, ex: Exchange, body: bytes) -> None:
         if ex.resp_body is not None:
             ex.resp_body.add(body)
+        if ex.gen is not None:
+            ex.gen.body(body)
         ex.resp_out.append(b"%x\r\n%s\r\n" % (len(body), body) if ex.resp_chunked else body)
 
     def flush_response(self, ex: Exchange) -> None:
@@ -419,6 +430,8 @@ class ClientConnection(asyncio.Protocol):
         if out and self.transport is not None:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+        if ex.gen is not None:
+            ex.gen.written()  # after the write: reassembly never delays the client's bytes
 
     def response_complete(self, ex: Exchange) -> None:
         assert self.transport is not None
@@ -432,8 +445,8 @@ class ClientConnection(asyncio.Protocol):
         m.upstream_seconds.observe(upstream)
         m.overhead_seconds.observe(max(0.0, end - ex.t0 - upstream))
         m.responses[min(max(ex.status // 100, 0), 6)] += 1
-        if ex.resp_body is not None:
-            self.server.capture(ex, upstream)
+        if ex.resp_body is not None or ex.gen is not None:
+            self.server.capture(ex, upstream, end)
         if ex.request_done:
             self.finish(ex)
         else:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from monitor.sidecar.capture import BodyBuffer
     from monitor.sidecar.client import ClientConnection
+    from monitor.sidecar.genai import GenCapture
     from monitor.sidecar.upstream import UpstreamConnection
 
 __all__ = ["BODY_BUFFER_LIMIT", "REPLAY_LIMIT", "WRITE_HIGH_WATER", "Exchange"]
@@ -30,6 +31,7 @@ class Exchange:
         "body_size",
         "client",
         "close_after",
+        "gen",
         "has_host",
         "head_sent",
         "head_size",
@@ -95,6 +97,7 @@ class Exchange:
         self.retried = False
         self.req_body: BodyBuffer | None = None  # set when captured
         self.resp_body: BodyBuffer | None = None
+        self.gen: GenCapture | None = None  # a captured OpenAI-compatible call (genai.py)
         self.status = 0
         self.reason = b""
         self.resp_headers: list[tuple[bytes, bytes]] = []

@@ -18,7 +18,17 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 __all__ = [
-    "AUTH_STATUSES", "BUCKETS", "DROP_REASONS", "SIDECAR_METRICS", "STATUS_CLASSES", "UPSTREAM_ERROR_KINDS", "PhaseHistogram",
+    "AUTH_STATUSES",
+    "BUCKETS",
+    "DROP_REASONS",
+    "GENAI_HISTOGRAMS",
+    "GENAI_OPERATIONS",
+    "SIDECAR_METRICS",
+    "STATUS_CLASSES",
+    "TOKEN_TYPES",
+    "UPSTREAM_ERROR_KINDS",
+    "GenAIMetrics",
+    "PhaseHistogram",
     "SidecarMetrics",
 ]
 
@@ -36,8 +46,18 @@ SIDECAR_AUTH_REJECTED_TOTAL = "driftwatch_sidecar_auth_rejected_total"
 SIDECAR_QUEUE_EVENTS = "driftwatch_sidecar_queue_events"
 SIDECAR_SPOOL_EVENTS = "driftwatch_sidecar_spool_events"
 SIDECAR_SPOOL_BYTES = "driftwatch_sidecar_spool_bytes"
+# Generative calls (OpenAI-compatible paths), after OpenTelemetry's GenAI metrics (docs/metrics.md).
+SIDECAR_TIME_TO_FIRST_TOKEN_SECONDS = "driftwatch_sidecar_time_to_first_token_seconds"  # gen_ai.server.time_to_first_token
+SIDECAR_TIME_PER_OUTPUT_TOKEN_SECONDS = "driftwatch_sidecar_time_per_output_token_seconds"  # gen_ai.server.time_per_output_token
+SIDECAR_OUTPUT_TOKENS_PER_SECOND = "driftwatch_sidecar_output_tokens_per_second"  # no OTel counterpart
+SIDECAR_TOKEN_USAGE_TOKENS = "driftwatch_sidecar_token_usage_tokens"  # gen_ai.client.token.usage
+GENAI_HISTOGRAMS = (
+    SIDECAR_TIME_TO_FIRST_TOKEN_SECONDS, SIDECAR_TIME_PER_OUTPUT_TOKEN_SECONDS, SIDECAR_OUTPUT_TOKENS_PER_SECOND,
+    SIDECAR_TOKEN_USAGE_TOKENS,
+)
 SIDECAR_METRICS = frozenset(
     {
+        *(name + suffix for name in GENAI_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")),
         SIDECAR_REQUEST_DURATION_SECONDS_BUCKET,
         SIDECAR_REQUEST_DURATION_SECONDS + "_sum",
         SIDECAR_REQUEST_DURATION_SECONDS + "_count",
@@ -77,6 +97,15 @@ UPSTREAM_ERROR_KINDS = (
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 """`code` of driftwatch_sidecar_upstream_responses_total: the model server's own answers, by class
 (a 5xx here is the model failing, not the sidecar; the sidecar's own 502/504 are upstream_errors)."""
+GENAI_OPERATIONS = ("chat", "text_completion", "embeddings")
+"""`operation` label: OpenTelemetry's `gen_ai.operation.name` for /v1/chat/completions, /v1/completions, /v1/embeddings."""
+TOKEN_TYPES = ("input", "output")
+"""`type` label of the token-usage histogram (OpenTelemetry's `gen_ai.token.type`)."""
+# Bucket bounds advised by the OpenTelemetry GenAI conventions for the same instruments.
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+TOKENS_PER_SECOND_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 # Fine buckets from 50 µs: the overhead phase lives in the first few.
 BUCKETS = (
     0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
@@ -88,21 +117,23 @@ _LE = (*(floatToGoString(b) for b in BUCKETS), "+Inf")
 class PhaseHistogram:
     """A histogram as plain per-bucket counts (not cumulative; the last slot is +Inf)."""
 
-    __slots__ = ("counts", "sum")
+    __slots__ = ("bounds", "counts", "le", "sum")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
+    def __init__(self, bounds: tuple[float, ...] = BUCKETS) -> None:
+        self.bounds = bounds
+        self.le = _LE if bounds is BUCKETS else (*(floatToGoString(b) for b in bounds), "+Inf")
+        self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
 
     def observe(self, seconds: float) -> None:
         # bisect_left: the first bound >= seconds, i.e. Prometheus' `le` bucket.
-        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.counts[bisect_left(self.bounds, seconds)] += 1
         self.sum += seconds
 
     def cumulative(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         total = 0
-        for bound, count in zip(_LE, self.counts, strict=True):
+        for bound, count in zip(self.le, self.counts, strict=True):
             total += count
             out.append((bound, float(total)))
         return out
@@ -134,6 +165,37 @@ class _HotPathCollector(Collector):
         for code, count in zip(STATUS_CLASSES, m.responses[1:6], strict=True):
             responses.add_metric([m.model, code], float(count))
         yield responses
+        yield from m.genai.families(m.model)
+
+
+class GenAIMetrics:
+    """Histograms of OpenAI-compatible calls, per operation; observed once per captured call, after
+    its response was written (never per chunk)."""
+
+    def __init__(self) -> None:
+        self.ttft = {op: PhaseHistogram(TTFT_BUCKETS) for op in GENAI_OPERATIONS[:2]}
+        self.tpot = {op: PhaseHistogram(TPOT_BUCKETS) for op in GENAI_OPERATIONS[:2]}
+        self.tokens_per_second = {op: PhaseHistogram(TOKENS_PER_SECOND_BUCKETS) for op in GENAI_OPERATIONS[:2]}
+        self.tokens = {(op, t): PhaseHistogram(TOKEN_BUCKETS) for op in GENAI_OPERATIONS for t in TOKEN_TYPES}
+
+    def families(self, model: str) -> Iterator[Metric]:
+        specs = (
+            (SIDECAR_TIME_TO_FIRST_TOKEN_SECONDS, "Streamed generative calls: request sent upstream to the first event carrying content.", self.ttft),
+            (SIDECAR_TIME_PER_OUTPUT_TOKEN_SECONDS, "Streamed generative calls: (last byte - first token) / (output tokens - 1), when the server reports usage.", self.tpot),
+            (SIDECAR_OUTPUT_TOKENS_PER_SECOND, "Generative calls: output tokens / (request sent upstream to last byte), when the server reports usage.", self.tokens_per_second),
+        )
+        for name, doc, hists in specs:
+            family = HistogramMetricFamily(name, doc, labels=["model", "operation"])
+            for op, hist in hists.items():
+                family.add_metric([model, op], hist.cumulative(), hist.sum)
+            yield family
+        usage = HistogramMetricFamily(
+            SIDECAR_TOKEN_USAGE_TOKENS, "Tokens per generative or embeddings call as the server reported them (usage), by type.",
+            labels=["model", "operation", "type"],
+        )
+        for (op, kind), hist in self.tokens.items():
+            usage.add_metric([model, op, kind], hist.cumulative(), hist.sum)
+        yield usage
 
 
 class SidecarMetrics:
@@ -144,6 +206,7 @@ class SidecarMetrics:
         self.upstream_seconds = PhaseHistogram()
         self.overhead_seconds = PhaseHistogram()
         self.captured = 0  # incremented by the shipper for every capture it is handed
+        self.genai = GenAIMetrics()
         self.responses = [0] * 7
         """Upstream responses by `status // 100` (slots 1-5 exported; 0 and 6 catch the impossible)."""
         r.register(_HotPathCollector(self))

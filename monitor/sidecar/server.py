@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from monitor.capture.openai import Operation, operation_of
 from monitor.sidecar.capture import RawCapture
 from monitor.sidecar.client import ClientConnection
 from monitor.sidecar.framing import error_body
@@ -58,6 +59,7 @@ class ProxyServer:
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_closed = asyncio.Event()
         self._capture_cache: dict[str, bool] = {}
+        self._genai_cache: dict[str, Operation | None] = {}
         self._random = random.random
 
     async def start(self) -> int:
@@ -78,13 +80,29 @@ class ProxyServer:
         ratio = self.settings.sample_ratio
         return hit and (ratio >= 1.0 or self._random() < ratio)
 
-    def capture(self, ex: Exchange, upstream_seconds: float) -> None:
+    def genai_operation(self, path: str) -> Operation | None:
+        """The OpenAI-compatible operation of a captured path (cached like `should_capture`)."""
+        cache = self._genai_cache
+        if path in cache:
+            return cache[path]
+        found = operation_of(path)
+        if len(cache) < 4096:
+            cache[path] = found
+        return found
+
+    def capture(self, ex: Exchange, upstream_seconds: float, end: float) -> None:
         """Hand the pair on as references already held (the response is written by now)."""
-        req, resp = ex.req_body, ex.resp_body
-        assert req is not None and resp is not None
+        req, resp, gen = ex.req_body, ex.resp_body, ex.gen
+        assert req is not None
+        body, truncated = (resp.value(), resp.truncated) if resp is not None else (b"", False)
+        ctype, generation = ex.resp_ctype, None
+        if gen is not None:
+            reassembled, generation = gen.finish(ex.t_sent, end, ex.status, body, truncated, self.metrics.genai)
+            if reassembled is not None:
+                body, truncated, ctype = reassembled, False, b"application/json"
         self.submit(RawCapture(
-            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, ex.headers, ex.resp_ctype,
-            req.value(), req.truncated, resp.value(), resp.truncated,
+            ex.ts, upstream_seconds, ex.status, ex.method, ex.url, ex.headers, ctype,
+            req.value(), req.truncated, body, truncated, generation,
         ))
 
     def connect_for(self, ex: Exchange) -> None:

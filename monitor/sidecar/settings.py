@@ -31,6 +31,7 @@ _BOOTSTRAP_RE = re.compile(r"^[^\s,:]+:\d{1,5}$")
 DEFAULT_CAPTURE_PATHS = (
     r"^/v1/models/[^/]+:predict$",  # KServe v1
     r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$",  # Open Inference Protocol v2
+    r"(^|/)v1/(chat/completions|completions|embeddings)$",  # OpenAI-compatible (vLLM, KServe's /openai/v1/..., TGI)
 )
 DEFAULT_HEADER_ALLOW = ("x-request-id", "ce-id", "traceparent")
 _HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")

@@ -176,3 +176,19 @@ def test_bodies_decode_exactly_as_python_json_reads_them(value: object) -> None:
     decoded = decode_body(Body(body=text))
     assert decoded == json.loads(text)
     assert json.dumps(decoded) == text  # same types too: 1 stays an int, 1.0 a float
+
+
+def test_generation_is_optional_and_round_trips_in_the_stored_copy() -> None:
+    generation = {"operation": "chat", "streamed": True, "time_to_first_byte_seconds": 0.002, "time_to_first_token_seconds": 0.02, "events": 23}
+    event = decode_batch(_batch({**GOOD, "generation": generation})).events[0]
+    assert event.generation is not None and event.generation.time_to_first_token_seconds == 0.02
+    assert CapturedEvent.model_validate_json(encode_event(event)) == event
+    assert decode_batch(_batch(GOOD)).events[0].generation is None  # senders that predate it
+
+
+@pytest.mark.parametrize("bad", [{"operation": "rerank"}, {"operation": "chat", "time_to_first_token_seconds": -1.0}, {"operation": "chat", "events": -1}, {}])
+def test_a_malformed_generation_is_refused_with_its_field_path(bad: dict[str, object]) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_batch(_batch({**GOOD, "generation": bad}))
+    assert info.value.error == "validation_failed"
+    assert info.value.detail[0]["loc"].startswith("events[0].generation")

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import threading
@@ -431,3 +432,157 @@ class ScriptedUpstream(_Served):
 
         self._serve(_ThreadingServer(("127.0.0.1", self.port), Handler))
         return self
+
+
+# -- an OpenAI-compatible model server that streams ------------------------------------------------
+
+
+class OpenAIServer(_Served):
+    """vLLM's OpenAI-compatible API in miniature, on h11: `/v1/chat/completions`, `/v1/completions`
+    (streamed as Server-Sent Events when the body says `"stream": true`) and `/v1/embeddings`.
+
+    The stream is what vLLM sends: a first chunk with only the assistant role (chat), `chunks`
+    content chunks `delay` seconds apart (each its own HTTP chunk, written at once), the last one
+    with `finish_reason`, a usage chunk with empty `choices` when `stream_options.include_usage`,
+    then `data: [DONE]`. Request headers script it: `x-chunks`, `x-delay`, `x-piece` (content of
+    each chunk, `{i}` replaced), `x-split` (each event sent in two writes cut inside a multi-byte
+    character), `x-fail` (`error-event` after half the chunks, as vLLM reports a failure once the
+    head is sent, or `reset`: the connection is reset mid-stream). `sent` records, per request, the
+    monotonic time each event was written and the exact body bytes written.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.sent: list[tuple[list[float], bytes]] = []
+        self.lock = threading.Lock()
+
+    def start(self) -> OpenAIServer:
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                conn = h11.Connection(h11.SERVER)
+                sock: socket.socket = self.request
+                sock.settimeout(30)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                while True:
+                    request, body = None, b""
+                    while True:
+                        event = conn.next_event()
+                        if event is h11.NEED_DATA:
+                            try:
+                                data = sock.recv(65536)
+                            except OSError:
+                                return
+                            conn.receive_data(data)
+                            if not data:
+                                return
+                        elif isinstance(event, h11.Request):
+                            request = event
+                        elif isinstance(event, h11.Data):
+                            body += event.data
+                        elif isinstance(event, h11.EndOfMessage):
+                            break
+                        else:
+                            return
+                    assert request is not None
+                    try:
+                        owner._answer(conn, sock, request, json.loads(body))
+                    except (OSError, _Reset):
+                        return
+                    if conn.our_state is h11.MUST_CLOSE:
+                        return
+                    conn.start_next_cycle()
+
+        self._serve(_ThreadingServer(("127.0.0.1", self.port), Handler))
+        return self
+
+    def _answer(self, conn: h11.Connection, sock: socket.socket, req: h11.Request, body: dict) -> None:
+        headers = {n.decode().lower(): v.decode() for n, v in req.headers.raw_items()}
+        path = req.target.decode().split("?", 1)[0]
+        chunks = int(headers.get("x-chunks", 5))
+        piece = headers.get("x-piece", "tok{i} é€😀 ")
+        texts = [piece.replace("{i}", str(i)) for i in range(chunks)]
+        usage = {"prompt_tokens": 7, "completion_tokens": chunks, "total_tokens": 7 + chunks}
+
+        def send(event: object) -> None:
+            data = conn.send(event)  # type: ignore[arg-type]
+            if data:
+                sock.sendall(data)
+
+        if path.endswith("/v1/embeddings"):
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            answer = {"object": "list", "model": body.get("model", "toy"), "data": [
+                {"object": "embedding", "index": i, "embedding": [float(len(t)), 0.5, -1.0]} for i, t in enumerate(inputs)
+            ], "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}}
+            self._json(send, answer)
+            return
+        chat = path.endswith("/chat/completions")
+        cid = "chatcmpl-1" if chat else "cmpl-1"
+        if not body.get("stream"):
+            choice = ({"index": 0, "message": {"role": "assistant", "content": "".join(texts)}, "finish_reason": "stop"} if chat
+                      else {"index": 0, "text": "".join(texts), "finish_reason": "length"})
+            self._json(send, {"id": cid, "object": "chat.completion" if chat else "text_completion", "model": body.get("model", "toy"),
+                              "choices": [choice], "usage": usage})
+            return
+        delay = float(headers.get("x-delay", 0))
+        fail = headers.get("x-fail")
+        obj = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(choices: list[dict], extra: dict | None = None) -> bytes:
+            payload = {"id": cid, "object": obj, "created": 1, "model": body.get("model", "toy"), "choices": choices, **(extra or {})}
+            return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+        events: list[bytes] = []
+        if chat:
+            events.append(chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]))
+        for i, text in enumerate(texts):
+            last = i == len(texts) - 1
+            reason = ("stop" if chat else "length") if last else None
+            choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
+            events.append(chunk([{**choice, "logprobs": None, "finish_reason": reason}]))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(chunk([], {"usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+        times: list[float] = []
+        written = bytearray()
+        with self.lock:
+            self.sent.append((times, written))  # type: ignore[arg-type]
+        send(h11.Response(status_code=200, headers=[("content-type", "text/event-stream; charset=utf-8"), ("transfer-encoding", "chunked")]))
+        half = len(events) // 2
+        for n, event in enumerate(events):
+            if fail == "error-event" and n == half:
+                event = b'data: {"error": {"object": "error", "message": "engine died", "type": "InternalServerError", "code": 500}}\n\n'
+                self._write(send, event, times, written, headers, delay)
+                self._write(send, b"data: [DONE]\n\n", times, written, headers, 0)
+                break
+            if fail == "reset" and n == half:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+                raise _Reset
+            self._write(send, event, times, written, headers, delay if n else 0)
+        send(h11.EndOfMessage())
+
+    @staticmethod
+    def _write(send: Callable[[object], None], event: bytes, times: list[float], written: bytearray, headers: dict[str, str], delay: float) -> None:
+        time.sleep(delay)
+        if headers.get("x-split") and len(event) > 12:
+            cut = next((i for i in range(6, len(event)) if event[i] >= 0x80 and (event[i] & 0xC0) == 0x80), len(event) // 2)
+            send(h11.Data(data=event[:cut]))
+            time.sleep(0.01)
+            send(h11.Data(data=event[cut:]))
+        else:
+            send(h11.Data(data=event))
+        times.append(time.monotonic())
+        written += event
+
+    @staticmethod
+    def _json(send: Callable[[object], None], obj: object) -> None:
+        data = json.dumps(obj).encode()
+        send(h11.Response(status_code=200, headers=[("content-type", "application/json"), ("content-length", str(len(data)))]))
+        send(h11.Data(data=data))
+        send(h11.EndOfMessage())
+
+
+class _Reset(Exception):
+    """The scripted server reset its connection mid-stream."""
