@@ -99,7 +99,9 @@ def sidecar_container(opts: InjectOptions, model: str, upstream_port: int) -> di
         "--port", str(opts.port),
         "--spool-dir", SPOOL_DIR,
     ]
-    container: dict[str, Any] = {"name": CONTAINER_NAME, "image": opts.image, "imagePullPolicy": "IfNotPresent", "args": args}
+    container: dict[str, Any] = {"name": CONTAINER_NAME, "image": opts.image, "imagePullPolicy": "IfNotPresent", "args": args,
+                                 # the pod's namespace goes with every event: same-named models in two namespaces stay two
+                                 "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]}
     mounts: list[dict[str, Any]] = [{"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}, {"name": TMP_VOLUME, "mountPath": "/tmp"}]
     if opts.token_secret:
         # A whole-Secret volume, never subPath (the kubelet does not refresh subPath mounts).

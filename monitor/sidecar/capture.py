@@ -140,6 +140,7 @@ class _Event(msgspec.Struct, gc=False, omit_defaults=True):
     response: _Body
     headers: dict[str, str]
     generation: Generation | None = None  # omitted when None: other events' bytes are unchanged
+    namespace: str | None = None  # likewise, for a sidecar not told its pod's namespace
 
 
 def _body(body: bytes, truncated: bool, content_type: str | None) -> _Body:
@@ -155,8 +156,10 @@ class EventEncoder:
     index appends at its end.
     """
 
-    def __init__(self, model: str, header_allow: frozenset[str], id_prefix: str | None = None) -> None:
+    def __init__(self, model: str, header_allow: frozenset[str], id_prefix: str | None = None,
+                 namespace: str | None = None) -> None:
         self.model = model
+        self.namespace = namespace
         self.allow = header_allow
         self.prefix = id_prefix or secrets.token_hex(8)
         self._counter = itertools.count()
@@ -192,5 +195,6 @@ class EventEncoder:
             _body(c.response_body, c.response_truncated, None if resp_ct is None else resp_ct[:MAX_CONTENT_TYPE].decode("latin-1")),
             headers,
             c.generation,
+            self.namespace,
         )
         return self._encode(event)

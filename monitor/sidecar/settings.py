@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from monitor.core.config import KafkaSecurity
-from monitor.core.names import MODEL_NAME_RE
+from monitor.core.names import DNS1123_LABEL_RE, MODEL_NAME_RE
 from monitor.core.units import parse_duration, parse_size
 
 __all__ = [
@@ -76,6 +76,8 @@ class SidecarSettings:
     monitor_url: str | None
     """POST /v1/events here; None when `kafka` is set."""
     model: str
+    namespace: str | None = None
+    """Sent with every event: the monitor tells models of one name in several namespaces apart by it."""
     host: str = "0.0.0.0"
     port: int = 8000
     token: str | None = None
@@ -179,6 +181,7 @@ def build_settings(
     upstream: str,
     monitor: str | None = None,
     model: str,
+    namespace: str | None = None,
     host: str = "0.0.0.0",
     port: int = 8000,
     token_env: str | None = None,
@@ -224,6 +227,9 @@ def build_settings(
         raise SettingsError("--kafka-topic / --kafka-*: need --kafka-bootstrap")
     if not MODEL_NAME_RE.match(model):
         raise SettingsError(f"--model {model!r}: lowercase letters, digits and '-' (a DNS label, max 63), as in the config")
+    namespace = namespace or env.get("POD_NAMESPACE") or None
+    if namespace is not None and not DNS1123_LABEL_RE.match(namespace):
+        raise SettingsError(f"--namespace {namespace!r}: a Kubernetes namespace (lowercase letters, digits and '-', max 63)")
     if not 0 <= port <= 65535:
         raise SettingsError(f"--port {port}: must be 0..65535")
     token = None
@@ -267,6 +273,7 @@ def build_settings(
         upstream=_parse_upstream(upstream),
         monitor_url=None if monitor is None else _parse_monitor(monitor),
         model=model,
+        namespace=namespace,
         host=host,
         port=port,
         token=token,

@@ -94,7 +94,7 @@ def test_deployment_gets_a_valid_sidecar_on_its_own_port() -> None:
     assert sidecar["ports"] == [{"name": PORT_NAME, "containerPort": 8081, "protocol": "TCP"}]
     assert sidecar["readinessProbe"]["httpGet"] == {"path": "/driftwatch/readyz", "port": PORT_NAME}
     assert sidecar["livenessProbe"]["httpGet"] == {"path": "/driftwatch/healthz", "port": PORT_NAME}
-    assert "env" not in sidecar
+    assert sidecar["env"] == [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
     security = sidecar["securityContext"]
     assert security["readOnlyRootFilesystem"] and security["runAsNonRoot"] and security["capabilities"] == {"drop": ["ALL"]}
     assert sidecar["resources"]["limits"]["memory"]

@@ -499,3 +499,19 @@ def test_spool_read_can_be_committed_record_by_record(tmp_path: Path) -> None:
     spool.commit(read.ends[2])  # across a segment boundary
     assert spool.pending == 2 and len(list(tmp_path.glob("*.seg"))) == 2
     assert _drain(spool) == records[3:]
+
+
+def test_events_carry_the_pods_namespace() -> None:
+    encoder = EventEncoder("wine", frozenset(), id_prefix="p", namespace="team-a")
+    assert json.loads(encoder.encode(_raw([], b"{}", b"{}")))["namespace"] == "team-a"
+
+
+def test_the_namespace_defaults_to_the_pods() -> None:
+    settings = build_settings(upstream="http://127.0.0.1:8080", monitor="http://m:8080", model="wine",
+                              environ={"POD_NAMESPACE": "team-a"})
+    assert settings.namespace == "team-a"
+
+
+def test_a_namespace_that_is_not_one_is_refused() -> None:
+    with pytest.raises(SettingsError, match="--namespace"):
+        build_settings(upstream="http://127.0.0.1:8080", monitor="http://m:8080", model="wine", namespace="Team A")

@@ -354,6 +354,11 @@ identical). Call with (dict "root" $ "upstreamPort" N "model" NAME).
     - --token-file
     - /var/run/secrets/driftwatch/{{ $v.auth.secretKey }}
     {{- end }}
+  env:
+    - name: POD_NAMESPACE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.namespace
   ports:
     - name: driftwatch-capture
       containerPort: {{ $v.sidecar.port }}

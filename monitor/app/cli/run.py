@@ -58,6 +58,8 @@ def serve(
 def sidecar(
     upstream: Annotated[str, typer.Option(help="The model server, e.g. http://127.0.0.1:8080 (same pod).")],
     model: Annotated[str, typer.Option(help="Model name in the driftwatch config.")],
+    namespace: Annotated[str | None, typer.Option(help="The model's namespace (default: $POD_NAMESPACE, which "
+                                                  "`driftwatch inject` sets from the pod); tells same-named models apart.")] = None,
     monitor: Annotated[str | None, typer.Option(help="The monitor's base URL; events go to POST /v1/events (or give --kafka-bootstrap).")] = None,
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port, printed on stdout).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
@@ -91,7 +93,7 @@ def sidecar(
 
     try:
         settings = build_settings(
-            upstream=upstream, monitor=monitor, model=model, host=host, port=port, token_env=token_env,
+            upstream=upstream, monitor=monitor, model=model, namespace=namespace, host=host, port=port, token_env=token_env,
             token_file=token_file, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
             linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
             header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
