@@ -30,10 +30,12 @@ PII_PATTERNS: dict[str, str] = {
     "credit_card": r"\b\d(?:[ -]?\d){12,18}\b",
     "us_ssn": r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b",
     "ipv4": rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b",
-    "phone": r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,4}(?!\w)",
+    "phone": r"(?<![\w+])(?!\d{3}-\d{2}-\d{4}\b)\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,4}(?!\w)",
 }
 PII = re.compile("|".join(f"(?P<{name}>{p})" for name, p in PII_PATTERNS.items()))
-PHONE_DIGITS = (9, 15)  # E.164 allows at most 15 digits; fewer than 9 is a date, a price or a count
+# E.164 allows at most 15 digits; fewer than 9 is a date, a price or a count. A number shaped like a
+# US SSN (3-2-4 with dashes) is never a phone number, even when it is not a valid SSN.
+PHONE_DIGITS = (9, 15)
 
 
 def luhn_valid(digits: str) -> bool:
