@@ -157,7 +157,7 @@ def _pii(strings: Sequence[str], cps: NDArray[np.uint32], offsets: NDArray[np.in
     hits = np.zeros(len(strings))
     candidate = per_text(((cps >= _DIGIT_LO) & (cps <= _DIGIT_HI)) | (cps == _AT), offsets) > 0
     for i in np.flatnonzero(candidate):
-        text = strings[i]
+        text = strings[int(i)]
         hits[i] = pii_hits(text) if PII.search(text) else 0
     return hits
 

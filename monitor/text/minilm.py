@@ -75,9 +75,9 @@ class MiniLM:
         w, length = self.w, max(len(x) for x in batch)
         ids = np.zeros((len(batch), length), dtype=np.int64)
         mask = np.zeros((len(batch), length), dtype=np.float32)
-        for i, x in enumerate(batch):
-            ids[i, : len(x)] = x
-            mask[i, : len(x)] = 1.0
+        for i, row in enumerate(batch):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1.0
         x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length]
         x = _layer_norm(x + w["embeddings.token_type_embeddings.weight"][0], w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]

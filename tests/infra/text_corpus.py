@@ -1,7 +1,8 @@
 """Synthetic prompts from word lists, for the text descriptor tests and benchmarks/text_descriptors.py.
 
 Each corpus draws words Zipf-like from its list (as natural text does), sentence lengths from a
-shifted Poisson, and sprinkles the occasional number, email address or refusal, so every descriptor
+shifted Poisson, and mixes in words of a long tail shared by all topics, and
+sprinkles the occasional number, email address or refusal, so every descriptor
 has a non-degenerate distribution. A language or topic change is a change of word list.
 """
 
@@ -35,6 +36,11 @@ WORDS = {
     ).split(),
 }
 REFUSAL = "I'm sorry, but I can't help with that."
+# A long tail shared by every topic: 8,000 pseudo-words (names, places, jargon), so a reference never
+# sees all of them and the out-of-vocabulary share is a real distribution, not a constant 0.
+_SYLLABLES = "ka lo mi ne ru sa ti vo we yu ba de fi go hu ja ko li mo nu".split()
+RARE = np.array([a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES], dtype=object)
+RARE_SHARE = 0.1
 
 
 def corpus(rng: np.random.Generator, n: int, topic: str = "weather", mean_words: float = 12.0) -> list[str]:
@@ -45,6 +51,9 @@ def corpus(rng: np.random.Generator, n: int, topic: str = "weather", mean_words:
     p /= p.sum()
     lengths = 3 + rng.poisson(mean_words - 3, n)
     flat = rng.choice(words, size=int(lengths.sum()), p=p)
+    rare = rng.random(flat.size) < RARE_SHARE
+    tail = 1.0 / np.arange(1, RARE.size + 1)
+    flat[rare] = rng.choice(RARE, size=int(rare.sum()), p=tail / tail.sum())
     cuts = np.cumsum(lengths)[:-1]
     texts = []
     extras = rng.random(n)
