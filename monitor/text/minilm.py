@@ -86,7 +86,10 @@ class MiniLM:
             p = f"encoder.layer.{layer}."
 
             def dense(v: F32, name: str, p: str = p) -> F32:
-                return np.asarray(v @ w[p + name + ".weight"] + w[p + name + ".bias"], dtype=np.float32)
+                # one 2-D GEMM over all tokens of the batch (a 3-D matmul may miss BLAS)
+                weight = w[p + name + ".weight"]
+                flat = np.ascontiguousarray(v).reshape(-1, weight.shape[0]) @ weight + w[p + name + ".bias"]
+                return np.asarray(flat.reshape(*v.shape[:-1], weight.shape[1]), dtype=np.float32)
 
             def split(v: F32) -> F32:
                 return v.reshape(b, length, h, d // h).transpose(0, 2, 1, 3)
