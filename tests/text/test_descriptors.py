@@ -10,6 +10,8 @@ import unicodedata
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.text import INPUT_TOKENS, OUTPUT_TOKENS, TextProfile, build_text_profile, describe, describe_reference
 from tests.infra.text_corpus import corpus
@@ -255,3 +257,12 @@ def test_the_reference_oov_share_is_out_of_sample_like_a_windows() -> None:
     in_sample = np.nanmean(describe(reference[0::2], profile)["oov_share"])
     win_oov = np.nanmean(describe(window, profile)["oov_share"])
     assert (abs(ref_oov - win_oov) < 0.2 * win_oov, in_sample < 0.2 * win_oov) == (True, True), (ref_oov, in_sample, win_oov)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(), min_size=1, max_size=20))
+def test_character_and_word_descriptors_match_their_definitions_on_any_unicode(texts: list[str]) -> None:
+    columns = describe(texts, build_text_profile(["a", "b"]))
+    expected = [reference_implementation(t, {"a"}) for t in texts]
+    for name in ("chars", "words", "non_ascii_share", "non_letter_share"):  # scripts: by block, checked above
+        np.testing.assert_allclose(columns[name], [e[name] for e in expected], rtol=1e-12, equal_nan=True, err_msg=name)
