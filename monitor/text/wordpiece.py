@@ -42,6 +42,8 @@ def pre_tokenize(text: str) -> list[str]:
         if kind == "w":
             current.append(ch)
             continue
+        if kind == "x":  # removed by the normalizer before words are split: it joins, not separates
+            continue
         if current:
             out.append("".join(current))
             current = []
