@@ -2,6 +2,7 @@
 
     python3 benchmarks/text_descriptors.py                 # 100k texts, 3 repeats (~2 minutes on 2 cores)
     python3 benchmarks/text_descriptors.py --size 10000    # quick run
+    python3 benchmarks/text_descriptors.py --torch         # also sentence-transformers on torch (own venv)
 
 Texts: synthetic prompts of the weather corpus (tests/infra/text_corpus.py: ~12 words, a long tail of
 rare words, some numbers, emails and refusals). Per descriptor, driftwatch's time (its part of
@@ -9,7 +10,9 @@ rare words, some numbers, emails and refusals). Per descriptor, driftwatch's tim
 through `Dataset.from_pandas(..., descriptors=[d]).as_dataframe()`; both sides' values are compared
 (equal = every row agrees). Evidently's OOVWordsPercentage downloads NLTK corpora at run time and so
 cannot run here; it has no PII, script or non-ASCII descriptor. Times are wall-clock medians; the
-load average is printed. Then `embed_texts` throughput (all-MiniLM-L6-v2 in numpy) on 2,000 texts.
+load average is printed. Then `embed_texts` throughput (all-MiniLM-L6-v2 in numpy) on 2,000 texts;
+with `--torch`, beside sentence-transformers on torch (CPU) on the same texts and weights, in a venv
+of its own (tests/infra/venvs.py), with the largest difference between the two sets of vectors.
 """
 
 from __future__ import annotations
@@ -92,19 +95,58 @@ def evidently_descriptors(texts: list[str], repeats: int) -> dict[str, tuple[flo
     return out
 
 
-def embedding_rate(n: int) -> tuple[float, float, float]:
-    """Model load seconds, texts/s and word pieces/s of `embed_texts` (cost grows with pieces)."""
-    from monitor.text.embed import embed_texts, model
+ST_VERSION = "6.3.0"
+ST_RUNNER = r"""
+import json, sys, time
+import numpy as np
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[1], device="cpu")
+texts = json.load(open(sys.argv[2]))
+model.encode(texts[:64], batch_size=64)  # warm-up
+start = time.perf_counter()
+vectors = model.encode(texts, batch_size=64)
+seconds = time.perf_counter() - start
+np.save(sys.argv[3], vectors.astype(np.float32))
+json.dump({"seconds": seconds}, open(sys.argv[4], "w"))
+"""
+
+
+def embedding_rate(n: int, with_torch: bool) -> list[str]:
+    """`embed_texts` throughput (cost grows with word pieces), and with `with_torch` the same texts
+    through sentence-transformers on torch (CPU) in a venv of its own, with the largest difference."""
+    from monitor.text.embed import embed_texts, model, model_dir
 
     start = time.perf_counter()
     encoder = model()
     load = time.perf_counter() - start
     texts = corpus(np.random.default_rng(2), n)
     pieces = sum(len(encoder.tokenizer.encode(t, encoder.max_seq_length - 2)) + 2 for t in texts)
+    embed_texts(texts[:64])  # warm-up, as for torch
     start = time.perf_counter()
-    embed_texts(texts)
+    ours = embed_texts(texts)
     seconds = time.perf_counter() - start
-    return load, n / seconds, pieces / seconds
+    lines = [f"embed_texts (numpy): model load {load:.1f} s, {n / seconds:,.0f} texts/s ({pieces / seconds:,.0f} word "
+             f"pieces/s) on {n:,} texts (load average {os.getloadavg()[0]:.1f})"]
+    if with_torch:
+        import json
+        import subprocess
+        import tempfile
+
+        from tests.infra.venvs import isolated_python
+
+        python = isolated_python(f"sentence-transformers-{ST_VERSION}", (f"sentence-transformers=={ST_VERSION}",))
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [Path(tmp, name) for name in ("run.py", "texts.json", "vectors.npy", "out.json")]
+            paths[0].write_text(ST_RUNNER)
+            paths[1].write_text(json.dumps(texts))
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+            subprocess.run([str(python), *map(str, [paths[0], model_dir(), *paths[1:]])], check=True, env=env, timeout=1800)
+            theirs, t_seconds = np.load(paths[2]), json.loads(paths[3].read_text())["seconds"]
+        diff = float(np.abs(ours - theirs).max())
+        cosine = float(np.min(np.sum(ours * theirs, axis=1)))
+        lines.append(f"sentence-transformers {ST_VERSION} (torch, CPU): {n / t_seconds:,.0f} texts/s; largest "
+                     f"|difference| {diff:.1e}, lowest cosine to ours {cosine:.6f} (load average {os.getloadavg()[0]:.1f})")
+    return lines
 
 
 def main() -> None:
@@ -112,6 +154,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000, help="texts")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (median)")
     parser.add_argument("--embed", type=int, default=2000, help="texts to embed (0: skip)")
+    parser.add_argument("--torch", action="store_true",
+                        help="also run sentence-transformers on torch in a venv of its own (first run: ~3 GB of wheels)")
     args = parser.parse_args()
     texts = corpus(np.random.default_rng(1), args.size)
     mean_chars = statistics.fmean(map(len, texts))
@@ -134,9 +178,7 @@ def main() -> None:
         else:
             print(f"{name:<22} {seconds:>12.3f} {'-':>12} {'':>9}  (no Evidently descriptor runs offline)")
     if args.embed:
-        load, rate, pieces = embedding_rate(args.embed)
-        print(f"embed_texts: model load {load:.1f} s, {rate:,.0f} texts/s ({pieces:,.0f} word pieces/s) on "
-              f"{args.embed:,} texts (load average {os.getloadavg()[0]:.1f})")
+        print("\n".join(embedding_rate(args.embed, args.torch)))
 
 
 if __name__ == "__main__":
