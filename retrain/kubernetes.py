@@ -28,17 +28,9 @@ from pydantic import ValidationError
 
 from monitor.core.config import KubernetesLauncher as KubernetesConfig
 from retrain.manifest import LABEL_MODEL, LABEL_TRIGGER, SELECTOR, build_job
-from retrain.run import Run
+from retrain.run import LaunchError, Run
 
 log = logging.getLogger("driftwatch.retrain.kubernetes")
-
-
-class LaunchError(RuntimeError):
-    """A run could not be started; `transient` says whether retries were exhausted or it was refused."""
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,46 @@ class PerformanceResult:
         return cls(**d)
 
 
+# The bootstraps' statistics: (B, m) reference indices -> (B,) values of the headline metric. Classes,
+# not closures, so a profile pickles (the monitor profiles in a child process: monitor.runtime.profiling).
+@dataclass(frozen=True, eq=False)
+class _RealizedRegression:
+    headline: str
+    y: np.ndarray
+    pred: np.ndarray
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        return regression_batch([self.headline], self.y[idx], self.pred[idx])[self.headline]
+
+
+@dataclass(frozen=True, eq=False)
+class _Realized:
+    headline: str
+    y: np.ndarray
+    pred: np.ndarray
+    n_codes: int
+    scores: np.ndarray | None
+    """The probabilities when the metric needs them."""
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        proba = self.scores[idx] if self.scores is not None else None
+        return classification_batch([self.headline], self.y[idx], self.pred[idx], self.n_codes, proba)[self.headline]
+
+
+@dataclass(frozen=True, eq=False)
+class _Estimated:
+    headline: str
+    cbpe: CBPE
+    pred: np.ndarray
+    scores: np.ndarray
+    calibrated: np.ndarray
+    n_codes: int
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        h = self.headline
+        return self.cbpe.estimate_batch([h], self.pred[idx], self.scores[idx], self.calibrated[idx], self.n_codes)[h]
+
+
 class PerformanceProfile:
     """The labelled reference of one model, ready to judge windows (see module docstring)."""
 
@@ -142,13 +182,11 @@ class PerformanceProfile:
                   "resamples": config.resamples, "seed": config.seed}
         h = self.headline
         n_codes = len(classes)
+        realized: _Realized | _RealizedRegression
         if config.task == "regression":
-            def realized(idx: np.ndarray) -> np.ndarray:
-                return regression_batch([h], y[idx], pred[idx])[h]
+            realized = _RealizedRegression(h, y, pred)
         else:
-            def realized(idx: np.ndarray) -> np.ndarray:
-                proba = scores[idx] if scores is not None and self.spec.needs_probabilities else None
-                return classification_batch([h], y[idx], pred[idx], n_codes, proba)[h]
+            realized = _Realized(h, y, pred, n_codes, scores if self.spec.needs_probabilities else None)
         self.threshold_realized = BootstrapThreshold(realized, n_reference, reference[h], purpose=_REALIZED,
                                                      width=n_codes + 1, **common)
         if scores is not None:
@@ -156,8 +194,7 @@ class PerformanceProfile:
             calibrated = cbpe.calibrate(scores)
             self.reference_estimated = cbpe.estimate(pred, scores, n_codes)
             if h in ESTIMABLE:
-                def estimated(idx: np.ndarray) -> np.ndarray:
-                    return cbpe.estimate_batch([h], pred[idx], scores[idx], calibrated[idx], n_codes)[h]
+                estimated = _Estimated(h, cbpe, pred, scores, calibrated, n_codes)
                 self.threshold_estimated = BootstrapThreshold(estimated, n_reference, self.reference_estimated[h],
                                                               purpose=_ESTIMATED, width=3 * n_codes, **common)
 
