@@ -115,7 +115,7 @@ class WindowPerformance:
 
     def published(self, model: ModelState, row: PerformanceRow) -> None:
         """After the row is stored: the snapshot's newest estimate (and judged result) (hold the lock)."""
-        from monitor.performance.profile import PerformanceResult
+        from monitor.performance.result import PerformanceResult
 
         result = PerformanceResult.from_dict(row.result)
         model.estimated = result
@@ -216,9 +216,7 @@ class PerformanceRuntime(WindowPerformance):
 
 
 def _results(rows: Sequence[PerformanceRow]) -> list[tuple[PerformanceRow, Any]]:
-    if not rows:  # a model without stored windows: nothing to load monitor.performance for
-        return []
-    from monitor.performance.profile import PerformanceResult
+    from monitor.performance.result import PerformanceResult
 
     out = []
     for row in rows:
