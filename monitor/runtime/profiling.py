@@ -1,7 +1,7 @@
 """Start-up profiling: every model's reference profile, calibrated detector, restored result and
 performance profile, made in this process or in a short-lived child process.
 
-Profiling needs pandas and scipy (~150 MiB resident once imported, and CPython never gives a loaded
+Profiling needs pandas and scipy (~140 MiB resident once imported, and CPython never gives a loaded
 module back). `driftwatch serve` profiles in a spawned child instead (`in_child`), which pickles
 each model's products: the monitor keeps them pickled (`ModelState.packed`) until the model's first
 window is evaluated, so the idle monitor never loads pandas or scipy (docs/architecture.md, "The
@@ -44,7 +44,7 @@ class Profiles:
     performance: dict[str, Any] = field(default_factory=dict)
     """`PerformanceProfile`s of the models with a `performance` section."""
     packed: dict[str, bytes] = field(default_factory=dict)
-    """From the child: `engines` pickled (one pickle each, so a detector keeps its own profile)."""
+    """From the child: `engines` pickled, one pickle per model (its detector and the model share one profile)."""
     packed_performance: dict[str, bytes] = field(default_factory=dict)
     """From the child: `performance` pickled."""
     profile_errors: dict[str, str] = field(default_factory=dict)
