@@ -70,7 +70,7 @@ def _interpreter(imports: str, seconds: float) -> float:
         proc.wait()
 
 
-def _example(tmp: Path) -> Path:
+def example(tmp: Path) -> Path:
     """examples/config.yaml and its data in `tmp` (the store is created beside the config)."""
     data = EXAMPLES / "data"
     if not all((data / f).exists() for f in ("wine_reference.csv", "churn_reference.csv")):
@@ -98,7 +98,7 @@ def _wine_events() -> list[dict[str, Any]]:
     return out
 
 
-def _wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> float:
+def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
@@ -112,7 +112,7 @@ def _wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], timeout: fl
     raise RuntimeError(f"driftwatch serve was not ready within {timeout:.0f} s")
 
 
-def _first_evaluation(client: httpx.Client, timeout: float = 120.0) -> None:
+def first_evaluation(client: httpx.Client, timeout: float = 120.0) -> None:
     events = _wine_events()
     for k in range(0, len(events), 50):
         client.post("/v1/events", json={"events": events[k : k + 50]}).raise_for_status()
@@ -124,7 +124,7 @@ def _first_evaluation(client: httpx.Client, timeout: float = 120.0) -> None:
     raise RuntimeError(f"the monitor evaluated no wine window within {timeout:.0f} s")
 
 
-def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
     env["KUBECONFIG"] = str(config.parent / "no-kubeconfig")  # outside a cluster: the pod metrics source fails once
     with open(log, "ab") as out:
@@ -139,16 +139,16 @@ def measure_serve(seconds: float) -> dict[str, float]:
     again after a restart over that store (its last window and performance restored)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        config, log = _example(Path(tmp)), Path(tmp) / "monitor.log"
+        config, log = example(Path(tmp)), Path(tmp) / "monitor.log"
         for phase in ("first", "restart"):
             port = _free_port()
-            proc = _serve(config, port, log)
+            proc = serve(config, port, log)
             try:
                 with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-                    out[f"ready_{phase}"] = _wait_ready(client, proc)
+                    out[f"ready_{phase}"] = wait_ready(client, proc)
                     out[f"idle_{phase}"] = _sample(proc.pid, seconds)
                     if phase == "first":
-                        _first_evaluation(client)
+                        first_evaluation(client)
                         out["evaluated"] = _sample(proc.pid, seconds)
             except BaseException:
                 sys.stderr.write(log.read_text(errors="replace")[-4000:])

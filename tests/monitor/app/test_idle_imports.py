@@ -3,7 +3,8 @@ out of the idle process (docs/architecture.md, "The idle process").
 
 A real `driftwatch serve` on 127.0.0.1, started as the command starts it, lists its `sys.modules`
 once it is ready (every reference profiled) and its evaluation loop has turned a few times with no
-traffic; then it stops itself with SIGTERM. One listing, one fact per module.
+traffic; then it stops itself with SIGTERM. Twice: on a fresh store, and restarted over a store
+that holds an evaluated wine window and its performance (restored at start-up). One fact per module.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
+from tests.benchmark_modules import load_benchmark
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,28 +56,49 @@ main()
 ONLY_ON_DEMAND = ["pandas", "scipy", "pyarrow", "evidently", "psycopg", "confluent_kafka", "kubernetes", "matplotlib", "plotly"]
 
 
-@pytest.fixture(scope="module")
-def idle_modules(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    tmp = tmp_path_factory.mktemp("idle")
-    shutil.copytree(EXAMPLES / "data", tmp / "data")
-    config = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
-    config["server"]["evaluation_interval"] = "1s"
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
-    env["KUBECONFIG"] = str(tmp / "no-kubeconfig")  # outside a cluster, as on a laptop or in CI
-    out = tmp / "modules.json"
+def _idle_listing(config: Path, env: dict[str, str]) -> set[str]:
+    out = config.parent / "modules.json"
+    out.unlink(missing_ok=True)
     res = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(tmp / "config.yaml"), str(free_port()), str(out), str(IDLE_SECONDS)],
-        capture_output=True, text=True, timeout=180, env=env, cwd=tmp,
+        [sys.executable, "-c", _SCRIPT, str(config), str(free_port()), str(out), str(IDLE_SECONDS)],
+        capture_output=True, text=True, timeout=180, env=env, cwd=config.parent,
     )
     assert res.returncode == 0 and out.exists(), res.stdout + res.stderr
     return set(json.loads(out.read_text()))
 
 
-def test_the_listing_is_of_a_serving_monitor(idle_modules: set[str]) -> None:
-    assert "monitor.runtime.monitor" in idle_modules
+@pytest.fixture(scope="module")
+def listings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """The idle monitor's modules on a fresh store, and after a restart over an evaluated window."""
+    tmp = tmp_path_factory.mktemp("idle")
+    shutil.copytree(EXAMPLES / "data", tmp / "data")
+    config = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    config["server"]["evaluation_interval"] = "1s"
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    env["KUBECONFIG"] = str(tmp / "no-kubeconfig")  # outside a cluster, as on a laptop or in CI
+    out = {"fresh": _idle_listing(path, env)}
+    bench = load_benchmark("idle_rss")  # its wine traffic, until the first window is evaluated
+    port = free_port()
+    proc = bench.serve(path, port, tmp / "monitor.log")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            bench.wait_ready(client, proc)
+            bench.first_evaluation(client)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    out["restarted"] = _idle_listing(path, env)
+    return out
 
 
+@pytest.mark.parametrize("store", ["fresh", "restarted"])
+def test_the_listing_is_of_a_serving_monitor(listings: dict[str, set[str]], store: str) -> None:
+    assert "monitor.runtime.monitor" in listings[store]
+
+
+@pytest.mark.parametrize("store", ["fresh", "restarted"])
 @pytest.mark.parametrize("module", ONLY_ON_DEMAND)
-def test_the_idle_monitor_has_not_imported(idle_modules: set[str], module: str) -> None:
-    assert module not in idle_modules
+def test_the_idle_monitor_has_not_imported(listings: dict[str, set[str]], store: str, module: str) -> None:
+    assert module not in listings[store]
