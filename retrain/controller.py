@@ -28,6 +28,7 @@ from collections.abc import Callable, Container, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.core.config import PIPELINE_LAUNCHERS, Config, ModelConfig, RetrainConfig
 from monitor.core.names import report_path
@@ -35,11 +36,13 @@ from monitor.runtime import PerformanceVerdict, WindowVerdict
 from retrain import policy
 from retrain.adapter import window_evaluation
 from retrain.history import OUTCOMES, History
-from retrain.kubernetes import JobStatus, KubernetesLauncher
 from retrain.launcher import LaunchError, PipelineLauncher
 from retrain.local import LocalLauncher, Started
 from retrain.policy import Capacity, Decision, ModelState, Trigger, WindowEvaluation
 from retrain.run import Run, job_name, rfc3339
+
+if TYPE_CHECKING:  # the Kubernetes client (~35 MiB) loads only when a model launches there
+    from retrain.kubernetes import JobStatus, KubernetesLauncher
 
 log = logging.getLogger("driftwatch.retrain")
 
@@ -343,6 +346,8 @@ class RetrainController:
     def _kubernetes(self) -> KubernetesLauncher:
         with self._kube_lock:  # not the decision lock: loading a kubeconfig may run an exec plugin
             if self._kube is None:
+                from retrain.kubernetes import KubernetesLauncher
+
                 try:
                     self._kube = KubernetesLauncher()
                 except Exception as exc:  # no in-cluster service account and no usable kubeconfig

@@ -24,20 +24,12 @@ from typing import Any, Literal, Protocol, TypeVar
 import httpx
 
 from monitor.core.config import HttpAuth
-from retrain.run import Run
+from retrain.run import LaunchError, Run
 
 log = logging.getLogger("driftwatch.retrain.launcher")
 
 T = TypeVar("T")
 Created = Literal["created", "exists"]
-
-
-class LaunchError(RuntimeError):
-    """A run could not be started; `transient` says whether retries were exhausted or it was refused."""
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,14 @@ MAX_NAME = 63
 _SUFFIX = "-retrain-"
 
 
+class LaunchError(RuntimeError):
+    """A run could not be started; `transient` says whether retries were exhausted or it was refused."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 def job_name(model: str, fingerprint: str) -> str:
     """`<model>-retrain-<10 hex>`, at most 63 characters (a DNS label, and a valid label value).
 

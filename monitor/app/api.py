@@ -35,7 +35,7 @@ from monitor.core.config import Config, ModelRouter
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
 from monitor.core.store import disk_bytes
 from monitor.exporter.service import UNMATCHED, ServiceStats
-from monitor.reports import FleetReportSource, ReportSource, StoreReportSource
+from monitor.reports import ReportSource, StoreReportSource
 from monitor.reports import create_router as create_reports_router
 from monitor.runtime import (
     KafkaUnavailable,
@@ -65,6 +65,7 @@ def create_app(
     controller: Any = None,
     listeners: Sequence[VerdictListener] | None = None,
     resources: Callable[[], Any] | None = None,
+    profile_in_child: bool = False,
 ) -> FastAPI:
     """The monitor app. Without `monitor` it creates one and starts/stops it with the app's lifespan.
 
@@ -72,11 +73,13 @@ def create_app(
     retraining view and has its snapshot exported; `listeners` hear every evaluated window of the
     monitor created here (default: the controller, when there is one). `resources` is the resource
     collector's snapshot callable (monitor.exporter.collector.build_registry renders both beside the drift state).
+    `profile_in_child`: the embedded monitor created here profiles its references in a child process
+    (`driftwatch serve`: pandas and scipy stay out of the idle process; monitor.runtime.profiling).
     """
     owned = monitor is None
     if listeners is None:
         listeners = [controller] if controller is not None else []
-    mon: Any = monitor if monitor is not None else _new_monitor(config, listeners)
+    mon: Any = monitor if monitor is not None else _new_monitor(config, listeners, profile_in_child)
     fleet = config.fleet is not None
     limit = config.server.max_body_bytes
     tokens = tokens_from_config(config.server)  # AuthConfigError (fail closed) before anything starts
@@ -104,7 +107,7 @@ def create_app(
     app.add_middleware(RequestMetrics, stats=stats, routes=app.router.routes)
     # GET /reports/... (monitor/reports): the embedded store's windows, or in fleet mode PostgreSQL's
     # evaluations with each window's records re-read from Kafka (any replica, any model)
-    reports: ReportSource = FleetReportSource(config) if fleet else StoreReportSource(config)
+    reports: ReportSource = _fleet_reports(config) if fleet else StoreReportSource(config)
     app.include_router(create_reports_router(reports))
 
     @app.exception_handler(ApiError)
@@ -448,10 +451,17 @@ def _mount_metrics(
         return Response(body, media_type=content_type)
 
 
-def _new_monitor(config: Config, listeners: Sequence[VerdictListener]) -> Any:
+def _new_monitor(config: Config, listeners: Sequence[VerdictListener], profile_in_child: bool) -> Any:
     """The embedded `Monitor`, or a fleet replica when the config has a `fleet` section."""
     if config.fleet is None:
-        return Monitor(config, listeners=listeners)
+        return Monitor(config, listeners=listeners, profile_in_child=profile_in_child)
     from monitor.runtime.fleet import FleetMonitor
 
     return FleetMonitor(config, listeners=listeners)
+
+
+def _fleet_reports(config: Config) -> ReportSource:
+    """Fleet mode's report source (its Kafka reader and PostgreSQL client load only in fleet mode)."""
+    from monitor.reports.fleet_source import FleetReportSource
+
+    return FleetReportSource(config)

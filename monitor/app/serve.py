@@ -84,7 +84,8 @@ def run_server(config: Config, *, host: str, port: int) -> None:
         # in fleet mode the leaseholder reads the evaluations from PostgreSQL instead (retrain/fleet.py)
         listeners = [controller] if controller is not None and config.fleet is None else []
         try:
-            app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot)
+            app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot,
+                             profile_in_child=True)  # pandas and scipy stay out of the idle process
         except AuthConfigError as exc:
             raise ServeError(str(exc)) from None
 

@@ -16,13 +16,13 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow
+
+if TYPE_CHECKING:  # imported where a connection is made: the embedded monitor never loads psycopg
+    import psycopg
 
 __all__ = ["Checkpoint", "LabelledEvent", "PgConnection", "PgStore", "PgUnavailable", "Prediction"]
 
@@ -183,6 +183,8 @@ class PgConnection:
                 self._conn = None
 
     def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         extra = {"row_factory": self._row_factory} if self._row_factory is not None else {}
         conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=max(1, math.ceil(self._timeout)),
                                application_name=self._name, **extra)
@@ -193,6 +195,8 @@ class PgConnection:
 
     def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """`work` in one transaction, reconnecting once if the connection was lost."""
+        import psycopg
+
         with self._lock:
             for attempt in (1, 2):
                 try:
@@ -538,6 +542,8 @@ class PgStore:
                     continue
                 row = conn.execute("SELECT count(*) FROM dw_evaluations WHERE model = %s", (old,)).fetchone()
                 n = int(row[0]) if row else 0
+                from psycopg import sql
+
                 for table in tables:
                     conn.execute(sql.SQL("UPDATE {} SET model = %s WHERE model = %s").format(sql.Identifier(table)), (new, old))
                 if n:

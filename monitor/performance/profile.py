@@ -8,9 +8,8 @@ window's labelled records (for the realized value). The result is a plain, JSON-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from monitor.performance.metrics import (
     regression_batch,
     regression_metrics,
 )
+from monitor.performance.result import PerformanceResult
 from monitor.performance.threshold import BootstrapThreshold
 
 __all__ = ["LabelledRecords", "PerformanceProfile", "PerformanceResult"]
@@ -66,61 +66,44 @@ class LabelledRecords:
         return cls([row.get("label") for row in rows], [row.get("prediction") for row in rows], probabilities)
 
 
-def _clean(value: Any) -> Any:
-    """NaN/inf → None, recursively, so the record is valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+# The bootstraps' statistics: (B, m) reference indices -> (B,) values of the headline metric. Classes,
+# not closures, so a profile pickles (the monitor profiles in a child process: monitor.runtime.profiling).
+@dataclass(frozen=True, eq=False)
+class _RealizedRegression:
+    headline: str
+    y: np.ndarray
+    pred: np.ndarray
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        return regression_batch([self.headline], self.y[idx], self.pred[idx])[self.headline]
 
 
-def _nan(values: Mapping[str, Any] | None) -> dict[str, float] | None:
-    return None if values is None else {k: float("nan") if v is None else float(v) for k, v in values.items()}
+@dataclass(frozen=True, eq=False)
+class _Realized:
+    headline: str
+    y: np.ndarray
+    pred: np.ndarray
+    n_codes: int
+    scores: np.ndarray | None
+    """The probabilities when the metric needs them."""
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        proba = self.scores[idx] if self.scores is not None else None
+        return classification_batch([self.headline], self.y[idx], self.pred[idx], self.n_codes, proba)[self.headline]
 
 
-@dataclass(frozen=True)
-class PerformanceResult:
-    """One window's performance. Metric dicts map names of `monitor.core.performance_metrics` to
-    values (NaN where undefined, e.g. ROC AUC with one class); degraded flags are None when not
-    judged (too few labels, no probabilities, a metric that cannot be estimated)."""
+@dataclass(frozen=True, eq=False)
+class _Estimated:
+    headline: str
+    cbpe: CBPE
+    pred: np.ndarray
+    scores: np.ndarray
+    calibrated: np.ndarray
+    n_codes: int
 
-    metric: str
-    direction: str
-    """"higher_is_better" or "lower_is_better" (of the headline metric)."""
-    n_records: int
-    n_labelled: int
-    coverage: float | None
-    realized: dict[str, float] | None
-    per_class: tuple[dict[str, Any], ...] | None
-    estimated: dict[str, float] | None
-    band: tuple[float, float] | None
-    reference: dict[str, float]
-    threshold_realized: float | None
-    threshold_estimated: float | None
-    realized_degraded: bool | None
-    estimated_degraded: bool | None
-    n_excluded: int = 0
-    """Labelled records without a label or a prediction value."""
-    band_level: float = field(default=0.95)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: NaN and infinities become null."""
-        out: dict[str, Any] = _clean(asdict(self))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PerformanceResult:
-        d = dict(data)
-        for key in ("realized", "estimated", "reference"):
-            d[key] = _nan(d.get(key))
-        if d.get("band") is not None:
-            d["band"] = tuple(float("nan") if v is None else float(v) for v in d["band"])
-        if d.get("per_class") is not None:
-            d["per_class"] = tuple({k: float("nan") if v is None else v for k, v in row.items()} for row in d["per_class"])
-        return cls(**d)
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        h = self.headline
+        return self.cbpe.estimate_batch([h], self.pred[idx], self.scores[idx], self.calibrated[idx], self.n_codes)[h]
 
 
 class PerformanceProfile:
@@ -142,13 +125,11 @@ class PerformanceProfile:
                   "resamples": config.resamples, "seed": config.seed}
         h = self.headline
         n_codes = len(classes)
+        realized: _Realized | _RealizedRegression
         if config.task == "regression":
-            def realized(idx: np.ndarray) -> np.ndarray:
-                return regression_batch([h], y[idx], pred[idx])[h]
+            realized = _RealizedRegression(h, y, pred)
         else:
-            def realized(idx: np.ndarray) -> np.ndarray:
-                proba = scores[idx] if scores is not None and self.spec.needs_probabilities else None
-                return classification_batch([h], y[idx], pred[idx], n_codes, proba)[h]
+            realized = _Realized(h, y, pred, n_codes, scores if self.spec.needs_probabilities else None)
         self.threshold_realized = BootstrapThreshold(realized, n_reference, reference[h], purpose=_REALIZED,
                                                      width=n_codes + 1, **common)
         if scores is not None:
@@ -156,8 +137,7 @@ class PerformanceProfile:
             calibrated = cbpe.calibrate(scores)
             self.reference_estimated = cbpe.estimate(pred, scores, n_codes)
             if h in ESTIMABLE:
-                def estimated(idx: np.ndarray) -> np.ndarray:
-                    return cbpe.estimate_batch([h], pred[idx], scores[idx], calibrated[idx], n_codes)[h]
+                estimated = _Estimated(h, cbpe, pred, scores, calibrated, n_codes)
                 self.threshold_estimated = BootstrapThreshold(estimated, n_reference, self.reference_estimated[h],
                                                               purpose=_ESTIMATED, width=3 * n_codes, **common)
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from monitor.drift.result import FeatureResult
-from monitor.drift.values import numeric_values
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Bars", "Distribution", "Histogram", "QuantileSteps", "distribution", "distributions"]
 
@@ -139,6 +140,8 @@ def distribution(f: FeatureResult, reference: pd.Series | None, current: pd.Seri
         bars = _category_bars(f)
         return Distribution(f.name, kind, f.drifted, bars, "" if bars else "no values to compare")
     if reference is not None and current is not None:
+        from monitor.drift.values import numeric_values  # pandas: loaded by a report's first request, not at idle
+
         ref = numeric_values(reference, datetime=spec_datetime).finite
         cur = numeric_values(current, datetime=spec_datetime).finite
         if ref.size and cur.size:
@@ -155,7 +158,7 @@ def _column(frame: pd.DataFrame | None, name: str) -> pd.Series | None:
     if frame is None or name not in frame.columns:
         return None
     column = frame[name]
-    return column.iloc[:, 0] if isinstance(column, pd.DataFrame) else column
+    return column.iloc[:, 0] if column.ndim == 2 else column  # a duplicated label gives a DataFrame: the first counts
 
 
 def distributions(

@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = [
     "DIFFERENT_DEFINITIONS",
@@ -143,6 +145,8 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame, plans: Sequenc
 
 def _prepared(frame: pd.DataFrame, plans: Sequence[ColumnPlan]) -> pd.DataFrame:
     """The planned columns only; categorical ones as strings so Evidently sees the categories we saw."""
+    import pandas as pd  # on a report's first request, not in the idle monitor
+
     out = {}
     for p in plans:
         col = frame[p.name] if p.name in frame.columns else pd.Series([None] * len(frame), index=frame.index)

@@ -20,9 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from monitor.capture import ModelSchema, Record, event_records
 from monitor.capture.cloudevents import Half
@@ -32,6 +30,9 @@ from monitor.core.pgstore import PgStore
 from monitor.core.store import StoredEvent
 from monitor.reports.source import ConfiguredModels, Evaluation, PerformanceHistory, StoredPerformance
 from monitor.runtime import client_settings, window_selection
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FleetReportSource", "KafkaRecord", "numbered_events", "read_offsets"]
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.core.config import Config
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow, EventStore
 from monitor.runtime import load_reference, window_selection
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ConfiguredModels", "Evaluation", "PerformanceHistory", "ReportSource", "StoreReportSource", "StoredPerformance"]
 
@@ -134,6 +135,8 @@ class ConfiguredModels:
         return self._references[model]
 
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        import pandas as pd  # on a report's first request, not in the idle monitor
+
         return pd.DataFrame.from_records(records, columns=[c.name for c in self.config.model(model).columns])
 
 

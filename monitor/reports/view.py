@@ -16,9 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from monitor.core.names import report_path
 from monitor.drift.result import DriftResult, FeatureResult, result_from_dict
@@ -26,6 +24,9 @@ from monitor.reports.distributions import Distribution, distributions
 from monitor.reports.performance_view import PerformanceView, performance_json
 from monitor.reports.plots import HistoryPoint, ScoreSeries
 from monitor.reports.source import Evaluation
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "Effect", "IndexRow", "ReportView", "WindowRef", "decision_value", "effect_size", "index_json", "ranked",

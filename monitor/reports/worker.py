@@ -22,9 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
-from typing import Any, TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.reports.build import EvidentlySection, render_agreement, render_report
 from monitor.reports.cache import ByteLRU
@@ -32,6 +30,9 @@ from monitor.reports.evidently_report import EvidentlyOutcome, plans_from_result
 from monitor.reports.performance_view import PerformanceView, performance_view
 from monitor.reports.source import Evaluation, ReportSource
 from monitor.reports.view import IndexRow, ReportView, index_row, report_view, with_distributions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["NotFound", "ReportWorker"]
 

@@ -51,8 +51,13 @@ def pod_usage_from_list(body: Any) -> list[PodUsage]:
 def _default_configuration() -> Configuration:
     """In-cluster service account first, then kubeconfig; no config at all is a permanent failure.
 
-    `KUBECONFIG` is read at call time (the client reads it once at import).
+    `KUBECONFIG` is read at call time (the client reads it once at import). With neither a service
+    (`KUBERNETES_SERVICE_HOST`) nor a kubeconfig file, the client (~35 MiB) is not even imported.
     """
+    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    if not os.environ.get("KUBERNETES_SERVICE_HOST") and not any(os.path.exists(p) for p in kubeconfig.split(os.pathsep) if p):
+        raise CollectionError(SOURCE, "no_config", f"no in-cluster config or kubeconfig: no $KUBERNETES_SERVICE_HOST and no {kubeconfig}",
+                              permanent=True)
     from kubernetes import client, config
 
     configuration = client.Configuration()
@@ -60,7 +65,6 @@ def _default_configuration() -> Configuration:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         try:
-            kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         except Exception as exc:  # the loader raises several types for absent or broken files
             raise CollectionError(SOURCE, "no_config", f"no in-cluster config or kubeconfig: {exc}", permanent=True) from None
@@ -104,12 +108,12 @@ class PodMetricsSource:
         self._timeout = timeout
 
     def pod_usage(self, namespace: str, selector: Mapping[str, str]) -> list[PodUsage]:
+        if self._api_client is None:
+            self._api_client = _without_retries(_default_configuration())
         from kubernetes.client import CustomObjectsApi
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        if self._api_client is None:
-            self._api_client = _without_retries(_default_configuration())
         api = CustomObjectsApi(self._api_client)
         try:
             body = api.list_namespaced_custom_object(

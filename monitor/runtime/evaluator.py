@@ -1,5 +1,8 @@
 """The evaluator: profiles each reference at start-up, then evaluates every model's due windows.
 
+With `profile_in_child` (`driftwatch serve`) the profiling runs in a child process and each model's
+profile stays pickled until its first due window (`monitor.runtime.profiling`).
+
 It runs on its own thread (the `Monitor`'s evaluator executor), so an evaluation (up to ~1 s)
 never delays an acknowledgement. Each result is stored (on the writer thread) before it is
 published in the snapshot and handed to the listeners as a `WindowVerdict`.
@@ -13,9 +16,8 @@ import traceback
 from collections.abc import Sequence
 
 from monitor.core.store import EvaluationRow
-from monitor.runtime.performance import PerformanceRuntime, performance_profiles
-from monitor.runtime.recovery import restore_result
-from monitor.runtime.reference import profile_references
+from monitor.runtime import profiling
+from monitor.runtime.performance import PerformanceRuntime
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import RuntimeState
 from monitor.runtime.verdict import (
@@ -31,9 +33,10 @@ log = logging.getLogger("driftwatch.monitor")
 
 
 class Evaluator:
-    def __init__(self, state: RuntimeState, listeners: Sequence[VerdictListener] = ()) -> None:
+    def __init__(self, state: RuntimeState, listeners: Sequence[VerdictListener] = (), *, profile_in_child: bool = False) -> None:
         self._state = state
         self.listeners = tuple(listeners)
+        self._profile_in_child = profile_in_child
         self.profile_errors: dict[str, str] = {}
         """Models whose reference could not be profiled (they are never evaluated), with the error."""
         self.performance_errors: dict[str, str] = {}
@@ -43,28 +46,25 @@ class Evaluator:
     def build_profiles(self) -> None:
         """Profile every reference; re-evaluate the last stored window so results survive restarts."""
         state = self._state
-        profiles, self.profile_errors = profile_references(state.config, [m.config for m in state.models.values()])
-        for name, model in state.models.items():
-            if name not in profiles:
-                continue
-            profile, detector = profiles[name]
-            result = restore_result(model, profile, detector)
-            with state.lock:
-                model.profile, model.detector = profile, detector
-                model.result = model.result or result
-        performance, self.performance_errors = performance_profiles(state.config, [m.config for m in state.models.values()])
+        made = (profiling.in_child if self._profile_in_child else profiling.in_process)(state.config, state.models)
+        self.profile_errors, self.performance_errors = made.profile_errors, made.performance_errors
         with state.lock:
-            for name, perf in performance.items():
-                state.models[name].performance_profile = perf
+            for name, model in state.models.items():
+                if name in made.engines:
+                    model.profile, model.detector = made.engines[name]
+                model.packed = made.packed.get(name)
+                if name in made.restored:
+                    model.result = model.result or made.restored[name]
+                if name in made.performance:
+                    model.performance_profile = made.performance[name]
+                model.packed_performance = made.packed_performance.get(name)
 
     def evaluate_due(self) -> int:
         """Evaluate every model's newest due window (blocking; runs on the evaluator thread)."""
-        from monitor.drift import evaluate
-
         state = self._state
         done = 0
         for name, model in state.models.items():
-            if model.profile is None:
+            if not model.profiled:
                 continue
             with state.lock:
                 window = model.take_due(state.clock())
@@ -72,6 +72,9 @@ class Evaluator:
                 continue
             started = time.perf_counter()
             try:
+                from monitor.drift import evaluate  # the engine (pandas, scipy) loads with the first due window
+
+                model.unpack(state.lock)  # the first window of a model profiled in the child
                 frame = model.frame(window.records)
                 result = model.detector.evaluate(frame) if model.detector is not None else evaluate(model.profile, frame)
             except Exception as exc:  # a window that cannot be evaluated must not block this model's next ones, or other models

@@ -43,7 +43,9 @@ log = logging.getLogger("driftwatch.monitor")
 class Monitor:
     """State, ingest and evaluation of all configured models; `start()` before use, `stop()` after.
 
-    `listeners` hear every evaluated window as a `WindowVerdict` (see monitor.runtime.verdict)."""
+    `listeners` hear every evaluated window as a `WindowVerdict` (see monitor.runtime.verdict).
+    `profile_in_child` profiles the references in a child process, keeping pandas and scipy out of
+    this one until the first evaluation (`driftwatch serve`; see monitor.runtime.profiling)."""
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class Monitor:
         *,
         listeners: Sequence[VerdictListener] = (),
         clock: Callable[[], float] = time.time,
+        profile_in_child: bool = False,
     ) -> None:
         self.config = config
         self._state = RuntimeState(config, clock)
@@ -59,7 +62,7 @@ class Monitor:
         self._ingest = GroupCommit(self._state)
         self._joiner = HalfJoiner(self._state)
         self._labels = LabelIngest(self._state)
-        self._evaluation = Evaluator(self._state, listeners)
+        self._evaluation = Evaluator(self._state, listeners, profile_in_child=profile_in_child)
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
         self._store_lock: StoreLock | None = None
         self._task: asyncio.Task[None] | None = None
@@ -93,7 +96,7 @@ class Monitor:
     @property
     def ready(self) -> bool:
         """Store open and every model's reference profiled."""
-        return self._state.store is not None and all(s.profile is not None for s in self._state.models.values())
+        return self._state.store is not None and all(s.profiled for s in self._state.models.values())
 
     def has_model(self, name: str) -> bool:
         return name in self._state.models

@@ -13,9 +13,7 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor.core.config import Config, ModelConfig
 from monitor.core.labelstore import PerformanceRow
@@ -23,6 +21,9 @@ from monitor.runtime.reference import load_reference
 from monitor.runtime.state import ModelState, RuntimeState
 from monitor.runtime.verdict import PerformanceVerdict
 from monitor.windows import DueWindow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PerformanceRuntime", "PerformanceStore", "WindowPerformance", "performance_profiles"]
 
@@ -114,7 +115,7 @@ class WindowPerformance:
 
     def published(self, model: ModelState, row: PerformanceRow) -> None:
         """After the row is stored: the snapshot's newest estimate (and judged result) (hold the lock)."""
-        from monitor.performance.profile import PerformanceResult
+        from monitor.performance.result import PerformanceResult
 
         result = PerformanceResult.from_dict(row.result)
         model.estimated = result
@@ -124,13 +125,16 @@ class WindowPerformance:
 
     def refresh_model(self, model: ModelState) -> int:
         """Recompute the realized part of the model's windows that gained labels, oldest first; how many."""
-        from monitor.performance.profile import LabelledRecords, PerformanceResult
-
         name, perf = model.config.key, model.config.performance
-        if model.performance_profile is None or perf is None:
+        if (model.performance_profile is None and model.packed_performance is None) or perf is None:
             return 0
         store = self._store
         stale = store.stale(name, _REFRESH_BATCH)
+        if not stale:  # the idle monitor's every turn: nothing to load monitor.performance (pandas) for
+            return 0
+        from monitor.performance.profile import LabelledRecords, PerformanceResult
+
+        model.unpack(self._lock)  # when profiled in the child, labels may land before a first evaluation
         newest: PerformanceRow | None = None
         for row in stale:
             labelled = store.labelled(name, row.first_rec, row.last_rec)
@@ -212,7 +216,7 @@ class PerformanceRuntime(WindowPerformance):
 
 
 def _results(rows: Sequence[PerformanceRow]) -> list[tuple[PerformanceRow, Any]]:
-    from monitor.performance.profile import PerformanceResult
+    from monitor.performance.result import PerformanceResult
 
     out = []
     for row in rows:

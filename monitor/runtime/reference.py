@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from monitor.core.config import Config, ModelConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["load_reference", "profile_references"]
 
@@ -16,6 +17,8 @@ log = logging.getLogger("driftwatch.monitor")
 
 def load_reference(model: ModelConfig) -> pd.DataFrame:
     """The model's reference data (CSV or Parquet), sampled to `max_rows` with a fixed seed."""
+    import pandas as pd
+
     ref = model.reference
     fmt = ref.format if ref.format != "auto" else ("parquet" if ref.path.suffix.lower() in (".parquet", ".pq") else "csv")
     df = pd.read_parquet(ref.path) if fmt == "parquet" else pd.read_csv(ref.path)

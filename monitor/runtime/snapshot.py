@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from monitor.drift import DriftResult
-    from monitor.performance.profile import PerformanceResult
+    from monitor.performance.result import PerformanceResult
 
 LABEL_LAG_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0, 14 * 86400.0, 30 * 86400.0)
 """Upper bounds (seconds) of the label-lag histogram: a minute to a month."""

@@ -7,20 +7,22 @@ and counters that the event loop, the writer and the evaluator all touch.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from monitor.capture import ModelSchema, Record
 from monitor.core.config import Config, ModelConfig, ModelRouter, UnknownModel
 from monitor.core.store import EventStore
 from monitor.runtime.snapshot import Histogram, WindowInfo, evaluation_histogram, label_lag_histogram
 from monitor.windows import DueWindow, SlidingWindow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ModelState", "RuntimeState", "UnknownModel"]
 
@@ -44,6 +46,11 @@ class ModelState:
     """The calibrated detector's CUSUM state before and after the last stored evaluation."""
     performance_profile: Any = None
     """A `monitor.performance.PerformanceProfile` when the model has a `performance` section."""
+    packed: bytes | None = None
+    """(profile, detector) as the profiling process pickled them (`monitor.runtime.profiling.in_child`),
+    until `unpack()`: unpickling loads pandas and scipy, which the idle monitor does without."""
+    packed_performance: bytes | None = None
+    """`performance_profile`, pickled likewise."""
     estimated: Any = None
     """The newest window's `PerformanceResult` (its estimate before labels)."""
     realized: Any = None
@@ -56,6 +63,25 @@ class ModelState:
     evaluation_seconds: Histogram = field(default_factory=evaluation_histogram)
     """Wall time of the window evaluations since start-up (published with each `WindowInfo`)."""
 
+    @property
+    def profiled(self) -> bool:
+        """Its reference is profiled (the profile may still be packed)."""
+        return self.profile is not None or self.packed is not None
+
+    def unpack(self, lock: threading.Lock) -> None:
+        """Unpickle what the profiling process packed (from the thread that evaluates: this loads the
+        drift engine, pandas and scipy; `lock` is taken only to publish the objects)."""
+        if self.packed is None and self.packed_performance is None:
+            return
+        engine = pickle.loads(self.packed) if self.packed is not None else None
+        performance = pickle.loads(self.packed_performance) if self.packed_performance is not None else None
+        with lock:
+            if engine is not None:
+                self.profile, self.detector = engine
+            if performance is not None:
+                self.performance_profile = performance
+            self.packed = self.packed_performance = None
+
     def take_due(self, now: float) -> DueWindow | None:
         """The window due at `now` if it can be evaluated; one with too few records is marked done
         here and skipped (hold the runtime's lock)."""
@@ -67,6 +93,8 @@ class ModelState:
 
     def frame(self, records: Sequence[Record]) -> pd.DataFrame:
         """Records as the frame the drift engine evaluates (one column per configured column)."""
+        import pandas as pd  # at the first evaluation, not at start-up (docs/architecture.md, "The idle process")
+
         return pd.DataFrame.from_records(records, columns=[c.name for c in self.config.columns])
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from monitor.drift import DriftResult
-    from monitor.performance.profile import PerformanceResult
+    from monitor.performance.result import PerformanceResult
 
 __all__ = ["PerformanceListener", "PerformanceVerdict", "VerdictListener", "WindowVerdict", "notify_performance"]
 
