@@ -919,6 +919,15 @@ class Config(_Strict):
                 return m
         raise KeyError(key)
 
+    def named(self, ref: str) -> ModelConfig:
+        """The model a person names on a command line: its key (`namespace/name`) or, when no other
+        namespace shares it, its name. `UnknownModel` naming the choices otherwise."""
+        namespace, _, name = ref.rpartition("/")
+        try:
+            return self.resolve(name, namespace or None)
+        except UnknownModel as exc:
+            raise UnknownModel(ref, f"{exc.reason}; models: {', '.join(m.key for m in self.models)}") from None
+
     def resolve(self, name: str, namespace: str | None = None) -> ModelConfig:
         """The model traffic naming `name` (and `namespace`, when it says) belongs to (`ModelRouter`)."""
         return self.model(ModelRouter(m.key for m in self.models).key(name, namespace))

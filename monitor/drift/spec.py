@@ -180,16 +180,15 @@ def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | N
 def _pick_model(config: Any, model: str | Any | None) -> Any:
     if model is None:
         if len(config.models) != 1:
-            names = ", ".join(m.name for m in config.models)
+            names = ", ".join(m.key for m in config.models)
             raise ValueError(f"the config has {len(config.models)} models ({names}); name one")
         return config.models[0]
     if not isinstance(model, str):
         return model
-    for m in config.models:
-        if m.name == model:
-            return m
-    names = ", ".join(m.name for m in config.models)
-    raise ValueError(f"no model named {model!r} in the config; models: {names}")
+    try:
+        return config.named(model)
+    except KeyError as exc:
+        raise ValueError(getattr(exc, "reason", str(exc))) from None
 
 
 def _column_spec(col: Any, role: Role, policy: Any) -> ColumnSpec:

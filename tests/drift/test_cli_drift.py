@@ -69,7 +69,7 @@ def test_parquet_input_and_inferred_types(tmp_path: Path) -> None:
         (lambda t: [str(REF), str(_write(t / "other.csv", b"a,b\n1,2\n")), "--config", str(CONFIG), "--model", "churn"], "none of the columns of model 'churn'"),
         (lambda t: [str(REF), str(CUR), "--model", "churn"], "--model needs --config"),
         (lambda t: [str(REF), str(CUR), "--config", str(CONFIG)], "name one"),
-        (lambda t: [str(REF), str(CUR), "--config", str(CONFIG), "--model", "nope"], "no model named 'nope'"),
+        (lambda t: [str(REF), str(CUR), "--config", str(CONFIG), "--model", "nope"], "no model 'nope' is configured"),
         (lambda t: [str(ROOT / "examples" / "data" / "wine_reference.csv"), str(CUR), "--config", str(CONFIG), "--model", "churn"], "missing column(s) of model 'churn'"),
     ],
 )

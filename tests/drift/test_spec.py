@@ -123,7 +123,7 @@ def test_model_config_alone_and_model_selection_errors() -> None:
     assert settings == EngineSettings()
     with pytest.raises(ValueError, match="2 models"):
         specs_from_config(cfg)
-    with pytest.raises(ValueError, match="no model named 'nope'"):
+    with pytest.raises(ValueError, match="no model 'nope' is configured"):
         specs_from_config(cfg, "nope")
 
 

@@ -96,8 +96,13 @@ def report(
     if model is not None and config is None:
         fail("--model needs --config")
     cfg = load_config_or_exit(config) if config is not None else None
-    if cfg is not None and model is not None and model not in [m.name for m in cfg.models]:
-        fail(f"no model named {model!r} in {config}; models: {', '.join(m.name for m in cfg.models)}")
+    if cfg is not None and model is not None:
+        from monitor.core.config import UnknownModel
+
+        try:
+            cfg.named(model)
+        except UnknownModel as exc:
+            fail(f"{config}: {exc.reason}")
     if out.suffix.lower() not in (".html", ".htm"):
         fail(f"--out must be an .html file, got {out}")
     if not out.parent.is_dir():
@@ -239,7 +244,7 @@ def calibrate_cmd(
         specs, settings = specs_from_config(cfg, model)
     except ValueError as exc:
         fail(str(exc))
-    model_cfg = cfg.model(model) if model is not None else cfg.models[0]
+    model_cfg = cfg.named(model) if model is not None else cfg.models[0]
     budget_cfg = model_cfg.false_alarm_budget
     if budget_cfg is None:
         fail(f"model {model_cfg.name!r} has no false_alarm_budget in {config}; add e.g. `false_alarm_budget: {{alarms: 1, period: 30d}}`")
