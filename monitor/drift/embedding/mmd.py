@@ -106,8 +106,8 @@ def mmd_test(reference: np.ndarray, window: np.ndarray, alpha: float = 0.01, sam
     bandwidth = median_bandwidth(pooled, rng)
     labels = np.zeros((total, permutations + 1))
     labels[:n, 0] = 1.0
-    for j in range(1, permutations + 1):
-        labels[rng.permutation(total)[:n], j] = 1.0
+    drawn = np.argsort(rng.random((permutations, total)), axis=1)[:, :n]  # a uniform n-subset per permutation
+    labels[drawn, np.arange(1, permutations + 1)[:, None]] = 1.0
     stats = mmd2_permutations(pooled, labels, bandwidth)
     observed = stats[0]
     exceed = int(np.count_nonzero(stats[1:] >= observed - 1e-12 * abs(observed)))
