@@ -226,8 +226,8 @@ def main() -> None:
             make_data(rows, d, args.seed, Path(tmp))
             base = [sys.executable, __file__, "--data", tmp, "--repeats", str(args.repeats), "--child"]
             runs: list[tuple[str, list[str] | None, float | None, str]] = [
-                ("driftwatch test", base + ["driftwatch"], args.memory_gib, "always-on; profile prepared once"),
-                ("driftwatch MMD", base + ["driftwatch-mmd"], args.memory_gib, "2k+2k subsample, 500 permutations"),
+                ("driftwatch test", [*base, "driftwatch"], args.memory_gib, "always-on; profile prepared once"),
+                ("driftwatch MMD", [*base, "driftwatch-mmd"], args.memory_gib, "2k+2k subsample, 500 permutations"),
             ]
             small = rows <= args.baseline_max_rows
             for method in ("model", "ratio", "distance", "mmd"):
@@ -240,7 +240,7 @@ def main() -> None:
                 elif not small:
                     runs.append((name, None, None, f"not run above {args.baseline_max_rows:,} rows"))
                 else:
-                    runs.append((name, base + [f"evidently-{method}"], args.memory_gib, ""))
+                    runs.append((name, [*base, f"evidently-{method}"], args.memory_gib, ""))
             if "alibi" not in skip:
                 kernel_gib = (2 * rows) ** 2 * 4 / 2**30
                 if kernel_gib > args.memory_gib:

@@ -287,10 +287,23 @@ def test_bad_window_is_a_clear_error(small, window, message):
 def test_infinite_reference_value_names_its_row():
     ref = np.ones((30, 4), dtype=F32)
     ref[17, 2] = np.inf
-    with pytest.raises(ValueError, match="infinite values in 1 row.*row 17"):
+    with pytest.raises(ValueError, match=r"infinite values in 1 row.*row 17"):
         embedding.profile(ref)
 
 
 def test_mmd_rejects_mismatched_widths():
     with pytest.raises(ValueError, match="3 dimensions, the reference has 4"):
         embedding.mmd_test(np.ones((10, 4)), np.ones((10, 3)))
+
+
+def test_principal_axes_match_a_full_eigendecomposition():
+    """Block power iteration finds the top eigenpairs of an embedding-like spectrum (1/i decay)."""
+    from monitor.drift.embedding.profile import top_eigenpairs
+
+    rng = np.random.default_rng(9)
+    basis = np.linalg.qr(rng.standard_normal((200, 200)))[0]
+    cov = basis @ np.diag(1.0 / np.arange(1, 201)) @ basis.T
+    values, vectors = top_eigenpairs(cov, 8, rng)
+    expected_values, expected_vectors = np.linalg.eigh(cov)
+    alignment = np.abs(np.sum(vectors * expected_vectors[:, ::-1][:, :8], axis=0))
+    np.testing.assert_allclose(np.c_[values, alignment], np.c_[expected_values[::-1][:8], np.ones(8)], rtol=1e-3)
