@@ -20,3 +20,8 @@ def test_mypy_finds_nothing() -> None:
     res = subprocess.run([sys.executable, "-m", "mypy", "monitor", "dashboards", "alerts", "retrain"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:
+    found = subprocess.run(["git", "grep", "-n", "-E", "^(<<<<<<<|>>>>>>>) "], cwd=ROOT, capture_output=True, text=True)
+    assert found.stdout == ""
