@@ -46,7 +46,7 @@ def test_report_json_twin_names_the_ranked_drifted_features(client: httpx.Client
 def test_unknown_model_or_window_is_a_clear_404(client: httpx.Client) -> None:
     r = client.get("/reports/nope")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
-    assert "no model named &#x27;nope&#x27;" in r.text
+    assert "no model &#x27;nope&#x27; is configured" in r.text
     r = client.get("/reports/churn/999.json")
     assert r.status_code == 404 and r.json() == {"error": "not_found", "detail": "model 'churn' has no evaluated window 999 (it may be older than the store's retention)"}
     assert client.get("/reports/wine.json").json()["detail"] == "model 'wine' has no evaluated window yet"
