@@ -126,6 +126,12 @@ def test_the_report_shows_the_descriptors(monitored: tuple[httpx.Client, list[di
     assert set(PROMPT_DESCRIPTORS) <= set(page.json()["result"]["features"])
 
 
+def test_the_report_page_renders_the_descriptors(monitored: tuple[httpx.Client, list[dict[str, Any]], dict[str, Any]]) -> None:
+    client, _, _ = monitored
+    page = client.get("/reports/chat")
+    assert (page.status_code, "prompt.non_ascii_share" in page.text) == (200, True)
+
+
 def test_a_call_that_is_not_a_chat_is_rejected_with_its_reason(monitored: tuple[httpx.Client, list[dict[str, Any]], dict[str, Any]]) -> None:
     client, _, _ = monitored
     bad = {**chat_event(9000, "hello", streamed=False), "request": {

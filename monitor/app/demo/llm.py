@@ -9,6 +9,7 @@ the summary shows which text descriptors drifted in which window, and the sideca
 
 from __future__ import annotations
 
+import json
 import signal
 import tempfile
 import time
@@ -27,6 +28,7 @@ from rich.table import Table
 
 from monitor.app.console import OutputConsole
 from monitor.app.demo import chat
+from monitor.app.demo.chat_server import MODEL as SERVED_MODEL
 from monitor.app.demo.processes import Supervisor, free_port
 from monitor.app.demo.run import drifted_columns_cell
 from monitor.core.config import Config, load_config
@@ -105,7 +107,7 @@ def _send_traffic(ep: Endpoints, phases: list[tuple[str, list[str]]], rate: floa
         for label, prompts in phases:
             task = progress.add_task(label, total=len(prompts))
             for prompt in prompts:
-                body: dict[str, Any] = {"model": "toy-chat",
+                body: dict[str, Any] = {"model": SERVED_MODEL,
                                         "messages": [{"role": "system", "content": "You are a weather assistant."},
                                                      {"role": "user", "content": prompt}]}
                 if sent % 2 == 0:
@@ -124,8 +126,6 @@ def _send_traffic(ep: Endpoints, phases: list[tuple[str, list[str]]], rate: floa
 
 def _streamed(client: httpx.Client, body: dict[str, Any]) -> tuple[str, bool]:
     """The answer a client reads off the event stream, and whether the call succeeded."""
-    import json
-
     pieces: list[str] = []
     with client.stream("POST", "/v1/chat/completions", json=body) as resp:
         if resp.status_code != 200:
