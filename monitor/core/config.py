@@ -11,6 +11,7 @@ methods in `methods.py`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -212,15 +213,18 @@ class FeatureConfig(_Strict):
 
     def descriptors(self) -> list[FeatureConfig]:
         """The columns the drift engine evaluates for this one: itself, or a text column's descriptors."""
-        if self.type != "text":
-            return [self]
+        return [self] if self.type != "text" else list(self._text_descriptors)
+
+    @functools.cached_property
+    def _text_descriptors(self) -> tuple[FeatureConfig, ...]:
+        """Built once per (frozen) column: `ModelConfig.columns` is read on every scrape and evaluation."""
         opts = self.options
         names = [*TEXT_DESCRIPTORS]
         if opts.json_expected or opts.json_schema is not None:
             names.append("json_valid")
         if self.token_descriptor is not None:
             names.append(self.token_descriptor)
-        return [FeatureConfig(name=f"{self.name}.{d}", type=KINDS[d], critical=self.critical) for d in names]
+        return tuple(FeatureConfig(name=f"{self.name}.{d}", type=KINDS[d], critical=self.critical) for d in names)
 
     @model_validator(mode="after")
     def _range_ordered(self) -> FeatureConfig:
