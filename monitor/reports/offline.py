@@ -96,7 +96,8 @@ def load_inputs(
     except ValueError as exc:
         raise ReportInputError(str(exc)) from None
     name = model if model is not None else config.models[0].name
-    ref, cur = _described(next(m for m in config.models if m.name == name), ref, cur, reference)
+    # `specs_from_config` accepted `name` (a model's name or key), so one model matches it
+    ref, cur = _described(next(m for m in config.models if name in (m.name, m.key)), ref, cur, reference)
     names = [s.name for s in specs]
     if missing := [n for n in names if n not in ref.columns]:
         raise ReportInputError(f"{reference}: missing column(s) of model {name!r}: {', '.join(missing)}")
