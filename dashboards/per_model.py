@@ -40,7 +40,13 @@ from monitor.exporter.names import (
     RETRAIN_JOBS_LAUNCHED_TOTAL,
     RETRAIN_LAST_TRIGGER_TIMESTAMP_SECONDS,
 )
-from monitor.sidecar.metrics import SIDECAR_QUEUE_EVENTS, SIDECAR_SPOOL_BYTES
+from monitor.sidecar.metrics import (
+    SIDECAR_OUTPUT_TOKENS_PER_SECOND,
+    SIDECAR_QUEUE_EVENTS,
+    SIDECAR_SPOOL_BYTES,
+    SIDECAR_TIME_PER_OUTPUT_TOKEN_SECONDS,
+    SIDECAR_TIME_TO_FIRST_TOKEN_SECONDS,
+)
 
 TAGS = ["driftwatch", "ml", "drift"]
 MODEL_VARIABLE_POLICY = (
@@ -253,6 +259,58 @@ def _feature_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
     return panels
 
 
+def _llm_row(model: ModelConfig, grid: gf.Grid) -> list[Any]:
+    """Tokens, time to first token and speed from the sidecars, beside the text descriptors' drift
+    (models with `protocol: openai`; docs/text.md)."""
+    if model.protocol != "openai":
+        return []
+    M = matcher(model)
+    texts = "|".join(c.name for c in model.text_columns)
+    descriptors = f'{M},feature=~"({texts})[.].+"'
+    panels = [
+        gf.row("LLM: tokens, latency and text descriptors", grid),
+        gf.timeseries("Tokens per second", [gf.target(q.tokens_rate(M), "{{type}}")], grid.place(6, 8), unit="short",
+                      axis_label="tokens/s",
+                      description="Input (prompt) and output (completion) tokens per second, as the model server reported "
+                      "them in `usage` (gen_ai.client.token.usage). Streamed calls report usage only when asked "
+                      "(stream_options.include_usage)."),
+        gf.timeseries("Tokens per call", [gf.target(q.tokens_per_call(M), "{{type}}")], grid.place(6, 8), unit="short",
+                      description="Mean input and output tokens per call, from the same histogram."),
+        gf.timeseries(
+            "Time to first token",
+            [gf.target(q.genai_quantile(SIDECAR_TIME_TO_FIRST_TOKEN_SECONDS, 0.5, M), "p50", "A"),
+             gf.target(q.genai_quantile(SIDECAR_TIME_TO_FIRST_TOKEN_SECONDS, 0.9, M), "p90", "B")],
+            grid.place(6, 8), unit="s",
+            description="Streamed calls: from the request sent upstream to the first event carrying content "
+            "(gen_ai.server.time_to_first_token), measured by the sidecars.",
+        ),
+        gf.timeseries(
+            "Output tokens per second",
+            [gf.target(q.genai_quantile(SIDECAR_OUTPUT_TOKENS_PER_SECOND, 0.5, M), "p50", "A"),
+             gf.target(q.genai_quantile(SIDECAR_OUTPUT_TOKENS_PER_SECOND, 0.9, M), "p90", "B")],
+            grid.place(6, 8), unit="short", axis_label="tokens/s",
+            description="Output tokens over the whole call (request sent to last byte), when the server reports usage.",
+        ),
+        gf.timeseries(
+            "Time per output token",
+            [gf.target(q.genai_quantile(SIDECAR_TIME_PER_OUTPUT_TOKEN_SECONDS, 0.5, M), "p50", "A"),
+             gf.target(q.genai_quantile(SIDECAR_TIME_PER_OUTPUT_TOKEN_SECONDS, 0.9, M), "p90", "B")],
+            grid.place(6, 8), unit="s",
+            description="Streamed calls: (last byte - first token) / (output tokens - 1) (gen_ai.server.time_per_output_token).",
+        ),
+        gf.timeseries(
+            "Text descriptor drift severity",
+            [gf.target(q.drift_severity(descriptors), "{{feature}}")],
+            grid.place(18, 8), unit="none", thresholds=[(None, "green"), (1, "red")],
+            description=f"Drift severity of the descriptors of the text columns ({', '.join(c.name for c in model.text_columns)}): "
+            "length, script, non-ASCII and out-of-vocabulary shares, refusals, PII hits, token counts (docs/text.md). "
+            "Above 1: past the threshold.",
+        ),
+    ]
+    grid.newline()
+    return panels
+
+
 def _quality_row(cfg: Config, model: ModelConfig, grid: gf.Grid) -> list[Any]:
     dq = cfg.alerts_for(model).data_quality
     M = matcher(model)
@@ -369,6 +427,7 @@ def build(cfg: Config, model: ModelConfig, overview_uid: str) -> dict[str, Any]:
     panels = [
         *_drift_row(cfg, model, grid),
         *_performance_row(cfg, model, grid),
+        *_llm_row(model, grid),
         *_feature_row(model, grid),
         *_quality_row(cfg, model, grid),
         *_capture_row(model, grid),

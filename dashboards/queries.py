@@ -38,6 +38,7 @@ from monitor.sidecar.metrics import (
     SIDECAR_EVENTS_CAPTURED_TOTAL,
     SIDECAR_EVENTS_DROPPED_TOTAL,
     SIDECAR_REQUEST_DURATION_SECONDS_BUCKET,
+    SIDECAR_TOKEN_USAGE_TOKENS,
     SIDECAR_UPSTREAM_RESPONSES_TOTAL,
 )
 
@@ -132,6 +133,29 @@ def _owned_by(expr: str, m: str) -> str:
 def sidecar_latency(quantile: float, m: str) -> str:
     rate = _owned_by(f"rate({SIDECAR_REQUEST_DURATION_SECONDS_BUCKET}{{{SCOPE}}}[{RATE}])", m)
     return f"histogram_quantile({quantile}, sum by ({_by('le', 'phase')}) ({rate}))"
+
+
+# Generative calls (the sidecar's GenAI histograms carry `model` and `operation`): chat and completions.
+GENERATIVE = 'operation=~"chat|text_completion"'
+
+
+def genai_quantile(histogram: str, quantile: float, m: str) -> str:
+    """A quantile of one of the sidecar's generative-call histograms, over the model's sidecars."""
+    return (f"histogram_quantile({quantile}, sum by ({_by('model', 'le')}) "
+            f"(rate({histogram}_bucket{{{m},{GENERATIVE}}}[{RATE}])))")
+
+
+def tokens_rate(m: str) -> str:
+    """Tokens per second the server reported (usage), by `type` (input, output)."""
+    return f"sum by ({ID}, type) (rate({SIDECAR_TOKEN_USAGE_TOKENS}_sum{{{m},{GENERATIVE}}}[{RATE}]))"
+
+
+def tokens_per_call(m: str) -> str:
+    """Mean tokens per call, by `type`: the usage histogram's sum over its count."""
+    def total(part: str) -> str:
+        return f"sum by ({ID}, type) (rate({SIDECAR_TOKEN_USAGE_TOKENS}_{part}{{{m},{GENERATIVE}}}[{RATE}]))"
+
+    return f"{total('sum')} / {total('count')}"
 
 
 # Model performance (models with a `performance` section). Aggregated to the exported identity, so a

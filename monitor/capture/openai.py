@@ -39,6 +39,7 @@ __all__ = [
     "operation_of",
     "parse_request",
     "parse_response",
+    "prompt_text",
     "usage_from",
     "usage_of",
 ]
@@ -156,6 +157,15 @@ def parse_request(operation: Operation, obj: Any) -> GenRequest:
         max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
         _number(obj.get("temperature")),
     )
+
+
+def prompt_text(operation: Operation, obj: Any) -> str:
+    """The text a user wrote: a chat's `user` messages (system prompts are the deployment's, assistant
+    turns earlier answers), a completion's prompt(s); what a `field: prompt` text column monitors."""
+    if operation != "chat":
+        return parse_request(operation, obj).prompt
+    parse_request(operation, obj)  # the same shape checks, the same rejections
+    return "\n".join(_text(m.get("content")) for m in obj["messages"] if m.get("role") == "user")
 
 
 # -- responses -----------------------------------------------------------------------------------

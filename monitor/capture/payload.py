@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 from monitor.core.config import FeatureConfig, ModelConfig
 
-__all__ = ["ModelSchema", "Record", "Rejected", "parse_payload", "sniff_protocol"]
+__all__ = ["ModelSchema", "Record", "Rejected", "TextColumn", "parse_payload", "sniff_protocol"]
 
 Record = dict[str, Any]
 Protocol = Literal["kserve_v1", "v2", "json"]
+"""The tabular protocols; `openai` calls are read by `monitor.capture.generative`."""
 
 
 class Rejected(Exception):
@@ -108,15 +109,36 @@ class Columns:
 
 
 @dataclass(frozen=True, slots=True)
+class TextColumn:
+    """A text column of a `protocol: openai` model: its name, the part of the call it reads, and the
+    record key of its token count (None without one)."""
+
+    name: str
+    field: Literal["prompt", "completion"]
+    tokens: str | None
+
+    @classmethod
+    def from_config(cls, col: FeatureConfig) -> TextColumn:
+        assert col.source is not None and col.source.field is not None  # the config requires it for `protocol: openai`
+        token = col.token_descriptor
+        return cls(col.name, col.source.field, None if token is None else f"{col.name}.{token}")
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSchema:
     """A model's columns compiled once at start-up (parsing runs per event on the ingest path)."""
 
-    protocol: Literal["auto", "kserve_v1", "v2", "json"]
+    protocol: Literal["auto", "kserve_v1", "v2", "json", "openai"]
     features: Columns
     outputs: Columns
+    texts: tuple[TextColumn, ...] = ()
+    """`protocol: openai`: its columns (then `features` and `outputs` are not read)."""
 
     @classmethod
     def from_config(cls, model: ModelConfig) -> ModelSchema:
+        if model.protocol == "openai":
+            texts = tuple(TextColumn.from_config(c) for c in (*model.features, *model.outputs))
+            return cls(model.protocol, Columns.of([]), Columns.of([]), texts)
         return cls(
             model.protocol,
             Columns.of([Column.from_config(c) for c in model.features]),
@@ -180,6 +202,8 @@ def parse_payload(schema: ModelSchema, request: Any, response: Any | None) -> li
     outputs are then missing, except for plain JSON records, which may carry their own outputs.
     Raises `Rejected` when the payload does not fit the schema.
     """
+    if schema.protocol == "openai":
+        raise ValueError("an OpenAI-compatible call is parsed by monitor.capture.generative (it needs the path)")
     protocol = sniff_protocol(request) if schema.protocol == "auto" else schema.protocol
     if protocol == "v2":
         return _parse_v2(schema, request, response)

@@ -11,6 +11,7 @@ methods in `methods.py`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -30,6 +31,7 @@ from pydantic import (
 
 from monitor.core import methods as drift_methods
 from monitor.core import performance_metrics
+from monitor.core.descriptors import INPUT_TOKENS, KINDS, OUTPUT_TOKENS, TEXT_DESCRIPTORS
 from monitor.core.methods import AutoMode
 from monitor.core.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 from monitor.core.units import parse_duration, parse_size
@@ -43,6 +45,7 @@ __all__ = [
     "ModelConfig",
     "PerformanceConfig",
     "RetrainConfig",
+    "TextOptions",
     "load_config",
     "parse_config",
 ]
@@ -82,19 +85,24 @@ class FeatureSource(_Strict):
     - `index`: position in a list instance (`{"instances": [[...]]}`) or column of a v2 tensor.
     - `input`: name of an Open Inference Protocol v2 input (or output) tensor; with `index` for a
       column of a 2-D tensor, without it for a 1-D tensor of one value per row.
+    - `field`: a part of an OpenAI-compatible call (`protocol: openai`): `prompt` (the user's text)
+      or `completion` (the model's answer); both are `type: text` columns (docs/text.md).
     With no source the feature is looked up by its name as `key`, and as `input` in v2 payloads.
     """
 
     key: str | None = None
     index: int | None = Field(default=None, ge=0)
     input: str | None = None
+    field: Literal["prompt", "completion"] | None = None
 
     @model_validator(mode="after")
     def _one_place(self) -> FeatureSource:
+        if self.field is not None and (self.key is not None or self.index is not None or self.input is not None):
+            raise ValueError("`field` names a part of an OpenAI-compatible call: use it alone")
         if self.key is not None and (self.index is not None or self.input is not None):
             raise ValueError("use either `key`, or `index` and/or `input`, not both")
-        if self.key is None and self.index is None and self.input is None:
-            raise ValueError("a source needs `key`, `index` or `input`")
+        if self.key is None and self.index is None and self.input is None and self.field is None:
+            raise ValueError("a source needs `key`, `index`, `input` or `field`")
         return self
 
 
@@ -113,13 +121,31 @@ class DriftMethodConfig(_Strict):
         return self
 
 
+class TextOptions(_Strict):
+    """How a `type: text` column is described (docs/text.md)."""
+
+    tokens: bool | None = None
+    """Add the token count the server reported in `usage` (`<column>.gen_ai.usage.input_tokens` for the
+    prompt, `...output_tokens` for the completion); the reference file then holds that column too.
+    Unset: on for a `field` source, off otherwise (other payloads carry no usage)."""
+    json_expected: bool = False
+    """The texts should be JSON: adds `<column>.json_valid`."""
+    json_schema: dict[str, Any] | None = None
+    """...and satisfy this JSON Schema (implies `json`; needs the `text` extra's jsonschema)."""
+    max_vocabulary: int = Field(default=50_000, ge=1)
+    """Words of the reference vocabulary the out-of-vocabulary share is measured against."""
+
+
 class FeatureConfig(_Strict):
     """A monitored column. `type: datetime` is a numeric column of date/times (ISO 8601 text or
     datetimes, compared as epoch seconds in UTC): it is stored as `type: numeric` with `datetime: true`,
-    so the numeric drift policy and methods apply to it."""
+    so the numeric drift policy and methods apply to it. `type: text` is a column of texts that the
+    drift engine sees as its descriptor columns, `<name>.<descriptor>` (`descriptors()`, docs/text.md)."""
 
     name: str
-    type: Literal["numeric", "categorical", "datetime"]
+    type: Literal["numeric", "categorical", "datetime", "text"]
+    text: TextOptions | None = None
+    """Only for `type: text`; unset: the defaults of `TextOptions`."""
     datetime: bool = False
     """Parse text values as ISO 8601 date/times; set by `type: datetime`."""
     source: FeatureSource | None = None
@@ -152,6 +178,53 @@ class FeatureConfig(_Strict):
         if self.datetime and self.type != "numeric":
             raise ValueError(f"`datetime: true` needs `type: numeric` (or write `type: datetime`), not {self.type!r}")
         return self
+
+    @model_validator(mode="after")
+    def _text_fits(self) -> FeatureConfig:
+        field = self.source.field if self.source is not None else None
+        if self.type != "text":
+            if self.text is not None:
+                raise ValueError(f"`text` options are for `type: text` columns, not {self.type!r}")
+            if field is not None:
+                raise ValueError(f"`source.field: {field}` is a text: the column needs `type: text`, not {self.type!r}")
+            return self
+        if self.drift is not None:
+            raise ValueError("a text column has no `drift` of its own: its descriptors follow the model's numeric and categorical policies")
+        if self.min_value is not None or self.max_value is not None:
+            raise ValueError("`min_value`/`max_value` are for numeric columns, not `type: text`")
+        if self.options.tokens and field is None:
+            raise ValueError("`text.tokens: true` needs `source.field` (token counts come from an OpenAI-compatible answer's `usage`)")
+        return self
+
+    @property
+    def options(self) -> TextOptions:
+        """The text options with their defaults resolved (`tokens` on for a `field` source)."""
+        opts = self.text or TextOptions()
+        if opts.tokens is None:
+            opts = opts.model_copy(update={"tokens": self.source is not None and self.source.field is not None})
+        return opts
+
+    @property
+    def token_descriptor(self) -> str | None:
+        """The token-count descriptor of a text column that has one (prompt: input, completion: output)."""
+        if self.type != "text" or not self.options.tokens or self.source is None:
+            return None
+        return INPUT_TOKENS if self.source.field == "prompt" else OUTPUT_TOKENS
+
+    def descriptors(self) -> list[FeatureConfig]:
+        """The columns the drift engine evaluates for this one: itself, or a text column's descriptors."""
+        return [self] if self.type != "text" else list(self._text_descriptors)
+
+    @functools.cached_property
+    def _text_descriptors(self) -> tuple[FeatureConfig, ...]:
+        """Built once per (frozen) column: `ModelConfig.columns` is read on every scrape and evaluation."""
+        opts = self.options
+        names = [*TEXT_DESCRIPTORS]
+        if opts.json_expected or opts.json_schema is not None:
+            names.append("json_valid")
+        if self.token_descriptor is not None:
+            names.append(self.token_descriptor)
+        return tuple(FeatureConfig(name=f"{self.name}.{d}", type=KINDS[d], critical=self.critical) for d in names)
 
     @model_validator(mode="after")
     def _range_ordered(self) -> FeatureConfig:
@@ -603,7 +676,9 @@ class ModelConfig(_Strict):
     from any namespace); set, its identity is (namespace, name), so two InferenceServices of one name in two
     namespaces are two models (docs/metrics.md#namespaces): their events, windows, series, reports and
     retraining never mix. Required for every model whose name another model shares."""
-    protocol: Literal["auto", "kserve_v1", "v2", "json"] = "auto"
+    protocol: Literal["auto", "kserve_v1", "v2", "json", "openai"] = "auto"
+    """`openai`: OpenAI-compatible chat and completions calls (vLLM, TGI, KServe's Hugging Face
+    runtime); its columns are `type: text` with `source.field` (docs/text.md)."""
     features: list[FeatureConfig] = Field(min_length=1)
     outputs: list[FeatureConfig] = Field(default_factory=list)
     reference: ReferenceConfig
@@ -673,6 +748,24 @@ class ModelConfig(_Strict):
             if col.name in seen:
                 raise ValueError(f"column {col.name!r} is defined twice (features and outputs share one namespace)")
             seen.add(col.name)
+        for col in (*self.features, *self.outputs):
+            if col.type == "text":
+                for d in col.descriptors():
+                    if d.name in seen:
+                        raise ValueError(f"column {d.name!r} is defined twice: it is also a descriptor of text column {col.name!r}")
+                    seen.add(d.name)
+        return self
+
+    @model_validator(mode="after")
+    def _openai_fields(self) -> ModelConfig:
+        """An OpenAI-compatible call has a prompt and a completion, no keys or tensors; `field` means nothing elsewhere."""
+        for col in (*self.features, *self.outputs):
+            field = col.source.field if col.source is not None else None
+            if self.protocol == "openai" and field is None:
+                raise ValueError(f"column {col.name!r}: a `protocol: openai` model reads `source: {{field: prompt}}` "
+                                 "or `{field: completion}` (`type: text`)")
+            if self.protocol != "openai" and field is not None:
+                raise ValueError(f"column {col.name!r}: `source.field` needs `protocol: openai`, not {self.protocol!r}")
         return self
 
     @model_validator(mode="after")
@@ -709,8 +802,22 @@ class ModelConfig(_Strict):
 
     @property
     def columns(self) -> list[FeatureConfig]:
-        """Features then outputs: everything the drift engine evaluates."""
-        return [*self.features, *self.outputs]
+        """Features then outputs, text columns as their descriptors: everything the drift engine evaluates."""
+        return [*self.drift_features, *self.drift_outputs]
+
+    @property
+    def drift_features(self) -> list[FeatureConfig]:
+        """The features as the drift engine sees them (a text column as its descriptor columns)."""
+        return [d for c in self.features for d in c.descriptors()]
+
+    @property
+    def drift_outputs(self) -> list[FeatureConfig]:
+        return [d for c in self.outputs for d in c.descriptors()]
+
+    @property
+    def text_columns(self) -> list[FeatureConfig]:
+        """The `type: text` features and outputs (the reference file holds their raw texts)."""
+        return [c for c in (*self.features, *self.outputs) if c.type == "text"]
 
 
 class StoreConfig(_Strict):

@@ -9,7 +9,8 @@ and thresholds are resolved here, so every window of a model uses the same ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,9 @@ class ReferenceProfile:
     columns: Mapping[str, ColumnProfile]
     settings: EngineSettings
     n_rows: int
+    text: Mapping[str, Any] = field(default_factory=dict)
+    """The `monitor.text.TextProfile` of each text column the descriptor columns were computed from
+    (set by the runtime: windows' texts are described against the same vocabularies)."""
 
 
 def build_profile(

@@ -172,7 +172,7 @@ def specs_from_config(config: Config | ModelConfig, model: str | ModelConfig | N
         min_effect_numeric=float(policy.min_effect_numeric),
         min_effect_categorical=float(policy.min_effect_categorical),
     )
-    groups: tuple[tuple[Role, Any], ...] = (("feature", model_cfg.features), ("output", model_cfg.outputs))
+    groups: tuple[tuple[Role, Any], ...] = (("feature", model_cfg.drift_features), ("output", model_cfg.drift_outputs))
     specs = [_column_spec(col, role, policy) for role, cols in groups for col in cols]
     return specs, settings
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelConfig
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.evidently_report import plans_from_result, run_evidently
 from monitor.reports.source import Evaluation
@@ -96,6 +96,8 @@ def load_inputs(
     except ValueError as exc:
         raise ReportInputError(str(exc)) from None
     name = model if model is not None else config.models[0].name
+    # `specs_from_config` accepted `name` (a model's name or key), so one model matches it
+    ref, cur = _described(next(m for m in config.models if name in (m.name, m.key)), ref, cur, reference)
     names = [s.name for s in specs]
     if missing := [n for n in names if n not in ref.columns]:
         raise ReportInputError(f"{reference}: missing column(s) of model {name!r}: {', '.join(missing)}")
@@ -103,6 +105,24 @@ def load_inputs(
     if len(absent) == len(names):
         raise ReportInputError(f"{current}: none of the columns of model {name!r} ({', '.join(names)})")
     return Inputs(ref, cur, specs, settings, name, [], [], absent)
+
+
+def _described(model: ModelConfig, ref: pd.DataFrame, cur: pd.DataFrame, reference: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both files as the engine's columns when the model has text columns: the current texts described
+    against the reference's vocabularies (`monitor.text.columns`, as the monitor does); the descriptors
+    of a text column the current file lacks are left out, so they count as absent."""
+    from monitor.text.columns import describe_reference_frame, model_frame, record_columns
+
+    if not model.text_columns:
+        return ref, cur
+    try:
+        ref, profiles = describe_reference_frame(model, ref)
+    except ValueError as exc:
+        raise ReportInputError(f"{reference}: {exc}") from None
+    lacking = {c.name for c in model.text_columns if c.name not in cur.columns}
+    records = cur[[c for c in record_columns(model) if c in cur.columns]].to_dict("records")
+    absent = [d.name for c in model.text_columns if c.name in lacking for d in c.descriptors()]
+    return ref, model_frame(model, records, profiles).drop(columns=absent)
 
 
 def evaluate_inputs(inputs: Inputs, strict: bool, step: Callable[[str], None] = lambda _: None) -> DriftResult:

@@ -16,7 +16,7 @@ from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.core.config import Config
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow, EventStore
-from monitor.runtime import load_reference, window_selection
+from monitor.runtime import load_reference_texts, window_selection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,20 +124,25 @@ class ConfiguredModels:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._references: dict[str, pd.DataFrame] = {}
+        self._references: dict[str, tuple[pd.DataFrame, dict[str, Any]]] = {}
 
     def models(self) -> Sequence[str]:
         return [m.key for m in self.config.models]
 
     def reference_frame(self, model: str) -> pd.DataFrame:
+        return self._reference(model)[0]
+
+    def _reference(self, model: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """The reference frame and its text profiles, loaded once."""
         if model not in self._references:
-            self._references[model] = load_reference(self.config.model(model))
+            self._references[model] = load_reference_texts(self.config.model(model))
         return self._references[model]
 
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-        import pandas as pd  # on a report's first request, not in the idle monitor
+        from monitor.text.columns import model_frame  # on a report's first request, not in the idle monitor
 
-        return pd.DataFrame.from_records(records, columns=[c.name for c in self.config.model(model).columns])
+        model_cfg = self.config.model(model)
+        return model_frame(model_cfg, records, self._reference(model)[1] if model_cfg.text_columns else {})
 
 
 class StoreReportSource(ConfiguredModels):

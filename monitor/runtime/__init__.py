@@ -31,7 +31,7 @@ from monitor.runtime.labels import OUTCOMES as LABEL_OUTCOMES
 from monitor.runtime.labels import LabelError, LabelResult
 from monitor.runtime.monitor import Monitor
 from monitor.runtime.recovery import window_selection
-from monitor.runtime.reference import load_reference
+from monitor.runtime.reference import load_reference, load_reference_texts
 from monitor.runtime.snapshot import LABEL_LAG_BUCKETS, ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import UnknownModel
 from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
@@ -57,5 +57,6 @@ __all__ = [
     "WindowVerdict",
     "client_settings",
     "load_reference",
+    "load_reference_texts",
     "window_selection",
 ]

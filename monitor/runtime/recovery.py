@@ -74,7 +74,7 @@ def restore_result(state: ModelState, profile: Any, detector: Any) -> Any:
     if not records:
         return None
     try:
-        frame = state.frame(records)
+        frame = state.frame(records, profile)
         return detector.evaluate(frame) if detector is not None else evaluate(profile, frame)
     except Exception as exc:  # start without the last result rather than not at all
         log.error("restore_evaluation_failed model=%s error=%s", state.config.key, type(exc).__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -10,13 +11,26 @@ from monitor.core.config import Config, ModelConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_reference", "profile_references"]
+__all__ = ["load_reference", "load_reference_texts", "profile_references"]
 
 log = logging.getLogger("driftwatch.monitor")
 
 
 def load_reference(model: ModelConfig) -> pd.DataFrame:
-    """The model's reference data (CSV or Parquet), sampled to `max_rows` with a fixed seed."""
+    """The model's reference data (CSV or Parquet), sampled to `max_rows` with a fixed seed, as the
+    drift engine's columns (a text column as its descriptors)."""
+    return load_reference_texts(model)[0]
+
+
+def load_reference_texts(model: ModelConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`load_reference` and the text profiles (vocabularies) of the model's text columns, built from
+    the file's raw texts (monitor.text.columns)."""
+    from monitor.text.columns import describe_reference_frame
+
+    return describe_reference_frame(model, _read_reference(model))
+
+
+def _read_reference(model: ModelConfig) -> pd.DataFrame:
     import pandas as pd
 
     ref = model.reference
@@ -37,8 +51,8 @@ def profile_references(config: Config, models: list[ModelConfig]) -> tuple[dict[
     for model in models:
         try:
             specs, settings = specs_from_config(config, model)
-            reference = load_reference(model)
-            profile = build_profile(reference, specs, settings)
+            reference, text = load_reference_texts(model)
+            profile = dataclasses.replace(build_profile(reference, specs, settings), text=text)
             profiles[model.key] = (profile, calibrated_detector(model, reference, profile))
         except Exception as exc:
             errors[model.key] = f"{type(exc).__name__}: {exc}"

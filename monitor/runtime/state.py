@@ -91,11 +91,14 @@ class ModelState:
             return None
         return window
 
-    def frame(self, records: Sequence[Record]) -> pd.DataFrame:
-        """Records as the frame the drift engine evaluates (one column per configured column)."""
-        import pandas as pd  # at the first evaluation, not at start-up (docs/architecture.md, "The idle process")
+    def frame(self, records: Sequence[Record], profile: Any = None) -> pd.DataFrame:
+        """Records as the frame the drift engine evaluates (one column per `ModelConfig.columns`): text
+        columns described against the text profiles of `profile` (default: the model's own)."""
+        # at the first evaluation, not at start-up (docs/architecture.md, "The idle process")
+        from monitor.text.columns import model_frame
 
-        return pd.DataFrame.from_records(records, columns=[c.name for c in self.config.columns])
+        profile = self.profile if profile is None else profile
+        return model_frame(self.config, records, getattr(profile, "text", {}))
 
 
 class RuntimeState:

@@ -22,32 +22,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.drift.spec import ColumnSpec, Kind
+from monitor.core.descriptors import INPUT_TOKENS, KINDS, OUTPUT_TOKENS
+from monitor.drift.spec import ColumnSpec
 from monitor.text.chars import FIRST_SCRIPT, SCRIPTS, SPACE, class_table, code_points, per_text
 from monitor.text.patterns import PII, REFUSAL, pii_hits
 from monitor.text.profile import TextProfile, tokens, vocabulary
 
-# OpenTelemetry GenAI semantic conventions name token usage; the other descriptors have no OTel name.
-INPUT_TOKENS = "gen_ai.usage.input_tokens"
-OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 # usage keys as servers report them: OpenAI chat/completions (prompt/completion), OpenAI Responses and
 # Anthropic (input/output)
 _USAGE_KEYS = {INPUT_TOKENS: ("input_tokens", "prompt_tokens"), OUTPUT_TOKENS: ("output_tokens", "completion_tokens")}
 
-KINDS: dict[str, Kind] = {
-    "chars": "numeric",
-    "words": "numeric",
-    "non_ascii_share": "numeric",
-    "non_letter_share": "numeric",
-    "script": "categorical",
-    "script_mix": "numeric",
-    "oov_share": "numeric",
-    "refusal": "numeric",
-    "pii_hits": "numeric",
-    "json_valid": "numeric",
-    INPUT_TOKENS: "numeric",
-    OUTPUT_TOKENS: "numeric",
-}
 NO_LETTERS = "none"
 _SPACE_CHAR, _ASCII_MAX = 0x20, 0x7F
 _DIGIT_LO, _DIGIT_HI, _AT = 0x30, 0x39, 0x40

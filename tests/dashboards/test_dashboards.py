@@ -17,7 +17,7 @@ from dashboards.grafana import dumps, stable_uid, without_nulls
 from dashboards.promql import Matcher, Selector, metric_names, selectors
 from monitor.core.config import Config, load_config, parse_config
 from monitor.exporter.names import HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, MONITOR_METRICS, STORE_SIZE_BYTES
-from monitor.sidecar.metrics import GENAI_HISTOGRAMS, SIDECAR_METRICS
+from monitor.sidecar.metrics import GENAI_HISTOGRAMS, SIDECAR_METRICS, SIDECAR_TOKEN_USAGE_TOKENS
 from tests.golden import assert_golden
 
 SCOPE = 'cluster=~"$cluster",namespace=~"$namespace"'
@@ -27,6 +27,7 @@ GOLDEN = Path(__file__).parent / "golden"
 EXAMPLE = ROOT / "examples" / "config.yaml"
 OVERRIDE = ROOT / "tests" / "alerts" / "configs" / "override.yaml"
 PERFORMANCE = ROOT / "tests" / "alerts" / "configs" / "performance.yaml"
+LLM = ROOT / "examples" / "llm" / "config.yaml"
 
 
 def check_golden(name: str, text: str) -> None:
@@ -46,6 +47,12 @@ def boards(example: Config) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def performance_boards() -> dict[str, dict[str, Any]]:
     return dashboards.generate(load_config(PERFORMANCE))
+
+
+@pytest.fixture(scope="module")
+def llm_boards() -> dict[str, dict[str, Any]]:
+    """The generative model's example (`protocol: openai`, text columns)."""
+    return dashboards.generate(load_config(LLM))
 
 
 def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -89,10 +96,11 @@ def _in_contract(name: str, contract: frozenset[str]) -> bool:
 
 
 def test_every_queried_metric_is_exported(boards: dict[str, dict[str, Any]],
-                                          performance_boards: dict[str, dict[str, Any]]) -> None:
+                                          performance_boards: dict[str, dict[str, Any]],
+                                          llm_boards: dict[str, dict[str, Any]]) -> None:
     contract = MONITOR_METRICS | SIDECAR_METRICS
     seen: set[str] = set()
-    for filename, board in [*boards.items(), *performance_boards.items()]:
+    for filename, board in [*boards.items(), *performance_boards.items(), *llm_boards.items()]:
         for where, expr in expressions(board):
             names = metric_names(expr)
             assert names, f"{filename} {where} selects no metric: {expr}"
@@ -112,9 +120,22 @@ def test_every_queried_metric_is_exported(boards: dict[str, dict[str, Any]],
         "driftwatch_sidecar_spool_events",
         "driftwatch_sidecar_request_duration_seconds_sum",
         "driftwatch_sidecar_request_duration_seconds_count",
-        # Generative calls' histograms (issue 17): the LLM panels are a later step of that issue.
-        *(name + suffix for name in GENAI_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")),
+        # Generative calls: the LLM row reads quantiles of the latency histograms and sums of the token one.
+        *(name + suffix for name in GENAI_HISTOGRAMS if name != SIDECAR_TOKEN_USAGE_TOKENS for suffix in ("_sum", "_count")),
+        SIDECAR_TOKEN_USAGE_TOKENS + "_bucket",
     }
+
+
+def test_the_llm_row_is_on_generative_models_only(boards: dict[str, dict[str, Any]], llm_boards: dict[str, dict[str, Any]]) -> None:
+    def rows(board: dict[str, Any]) -> list[str]:
+        return [p["title"] for p in board["panels"] if p["type"] == "row"]
+
+    llm_row = "LLM: tokens, latency and text descriptors"
+    assert [llm_row in rows(b) for b in (boards["driftwatch-model-wine.json"], llm_boards["driftwatch-model-chat.json"])] == [False, True]
+
+
+def test_the_llm_row_golden(llm_boards: dict[str, dict[str, Any]]) -> None:
+    check_golden("driftwatch-model-chat.json", dumps(llm_boards["driftwatch-model-chat.json"]))
 
 
 def test_every_panel_and_target_uses_the_datasource_variable(boards: dict[str, dict[str, Any]]) -> None:

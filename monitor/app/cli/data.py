@@ -68,8 +68,10 @@ def _reference_problems(cfg: Config) -> list[tuple[str, str]]:
         specs, settings = specs_from_config(cfg, model)
         present = [s for s in specs if s.name in reference.columns]
         lacks = unusable_columns(build_profile(reference, present, settings))
-        fields = [*(f"features[{j}:{c.name}]" for j, c in enumerate(model.features)), *(f"outputs[{j}:{c.name}]" for j, c in enumerate(model.outputs))]
-        for field, col in zip(fields, model.columns, strict=True):
+        # a text column's descriptors are reported at the text column's own path
+        fields = [*((f"features[{j}:{c.name}]", d) for j, c in enumerate(model.features) for d in c.descriptors()),
+                  *((f"outputs[{j}:{c.name}]", d) for j, c in enumerate(model.outputs) for d in c.descriptors())]
+        for field, col in fields:
             if col.name in lacks:
                 problems.append((f"models[{i}:{model.name}].{field}", f"column {col.name} of {path} has no {lacks[col.name]}: it could never drift"))
     return problems

@@ -21,6 +21,7 @@ def demo(
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave everything up for browsing.")] = False,
     records: Annotated[int, typer.Option(min=400, max=100_000, help="Records per phase (unchanged, then drifted).")] = 1200,
     workdir: Annotated[Path | None, typer.Option(help="Keep the store, logs and config here instead of a temp dir.")] = None,
+    llm: Annotated[bool, typer.Option("--llm", help="A streaming chat model instead: text descriptors, tokens, time to first token.")] = False,
 ) -> None:
     """End to end on embedded defaults: model server, sidecar, monitor, drifted traffic, alerts, retraining."""
     from monitor.app.demo.run import run_demo
@@ -35,6 +36,10 @@ def demo(
             fail(f"--workdir {workdir}: {exc.strerror or exc}")
         if not os.access(workdir, os.W_OK):
             fail(f"--workdir {workdir}: not writable")
+    if llm:
+        from monitor.app.demo.llm import run_llm_demo
+
+        raise typer.Exit(run_llm_demo(keep_running=keep_running, records=records, workdir=workdir))
     raise typer.Exit(run_demo(keep_running=keep_running, records=records, workdir=workdir))
 
 
