@@ -131,7 +131,7 @@ class ConfiguredModels:
 
     def reference_frame(self, model: str) -> pd.DataFrame:
         if model not in self._references:
-            self._references[model] = load_reference(self.config.model(model))
+            self._references[model] = load_reference(self.config.model(model), self.config)
         return self._references[model]
 
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
