@@ -27,7 +27,12 @@ log = logging.getLogger("driftwatch.monitor")
 
 class MlflowReferenceError(ValueError):
     """The reference could not be read from MLflow: no such version or alias, no such artifact, the
-    server unreachable, or a download that does not match what MLflow lists."""
+    server unreachable, or a download that does not match what MLflow lists. `transient`: MLflow did
+    not answer (or answered 429/5xx), rather than said no."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -62,36 +67,53 @@ def fetch_reference(config: Config, model: ModelConfig, *, client: MlflowClient 
     own = client is None
     mlflow = client or MlflowClient(config.mlflow)
     try:
-        try:
-            mv = (mlflow.model_version(ref.model, ref.version) if ref.version is not None
-                  else mlflow.model_version_by_alias(ref.model, str(ref.alias)))
-        except MlflowError as exc:
-            raise MlflowReferenceError(f"MLflow model {ref.model!r} {ref.selector}: {exc}") from None
-        if not mv.run_id:
-            raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version} was not registered from a run: "
-                                       "it has no run artifacts to read the reference from")
-        try:
-            size = mlflow.artifact_size(mv.run_id, ref.artifact)
-        except MlflowError as exc:
-            raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version}: {exc}") from None
-        if size is None:
-            raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version}: run {mv.run_id} has no "
-                                       f"artifact {ref.artifact!r}")
-        dest = _model_dir(config, model.key) / safe_name(mv.run_id) / safe_name(ref.artifact)
-        sha = _verified(dest, size)
-        if sha is None:
-            try:
-                sha = mlflow.download_artifact(mv.run_id, ref.artifact, dest)
-            except MlflowError as exc:
-                raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version}: {exc}") from None
-            got = dest.stat().st_size
-            if size >= 0 and got != size:
-                dest.unlink(missing_ok=True)
-                raise MlflowReferenceError(f"artifact {ref.artifact!r} of run {mv.run_id}: downloaded {got} bytes, "
-                                           f"MLflow lists {size}")
+        return _fetch(config, model, mlflow)
+    except MlflowReferenceError as exc:
+        if not exc.transient:
+            raise
+        cached = _last_good(config, model)
+        if cached is None:
+            raise
+        log.warning("reference_from_mlflow_cache model=%s version=%s run_id=%s sha256=%s reason=%s",
+                    model.key, cached.version, cached.run_id, cached.sha256, exc)
+        return cached
     finally:
         if own:
             mlflow.close()
+
+
+def _fetch(config: Config, model: ModelConfig, mlflow: MlflowClient) -> ReferenceProvenance:
+    ref = model.reference.mlflow
+    assert ref is not None
+    try:
+        mv = (mlflow.model_version(ref.model, ref.version) if ref.version is not None
+              else mlflow.model_version_by_alias(ref.model, str(ref.alias)))
+    except MlflowError as exc:
+        raise MlflowReferenceError(f"MLflow model {ref.model!r} {ref.selector}: {exc}", transient=exc.transient) from None
+    if not mv.run_id:
+        raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version} was not registered from a run: "
+                                   "it has no run artifacts to read the reference from")
+    try:
+        size = mlflow.artifact_size(mv.run_id, ref.artifact)
+    except MlflowError as exc:
+        raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version}: {exc}",
+                                   transient=exc.transient) from None
+    if size is None:
+        raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version}: run {mv.run_id} has no "
+                                   f"artifact {ref.artifact!r}")
+    dest = _model_dir(config, model.key) / safe_name(mv.run_id) / safe_name(ref.artifact)
+    sha = _verified(dest, size)
+    if sha is None:
+        try:
+            sha = mlflow.download_artifact(mv.run_id, ref.artifact, dest)
+        except MlflowError as exc:
+            raise MlflowReferenceError(f"MLflow model {ref.model!r} version {mv.version}: {exc}",
+                                       transient=exc.transient) from None
+        got = dest.stat().st_size
+        if size >= 0 and got != size:
+            dest.unlink(missing_ok=True)
+            raise MlflowReferenceError(f"artifact {ref.artifact!r} of run {mv.run_id}: downloaded {got} bytes, "
+                                       f"MLflow lists {size}")
     prov = ReferenceProvenance(mlflow_model=ref.model, version=mv.version, alias=ref.alias, run_id=mv.run_id,
                                artifact=ref.artifact, sha256=sha, size=dest.stat().st_size, path=str(dest),
                                fetched_at=time.time())
@@ -115,6 +137,22 @@ def _verified(dest: Path, size: int) -> str | None:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _last_good(config: Config, model: ModelConfig) -> ReferenceProvenance | None:
+    """The reference this model was last profiled against, when MLflow cannot be asked: only for the
+    same registered model and version (or alias), and only if the cached file still has its sha256."""
+    ref = model.reference.mlflow
+    try:
+        data = json.loads((_model_dir(config, model.key) / "current.json").read_text(encoding="utf-8"))
+        prov = ReferenceProvenance(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    same = ref is not None and prov.mlflow_model == ref.model and prov.artifact == ref.artifact and (
+        prov.alias == ref.alias if ref.alias is not None else prov.version == str(ref.version))
+    if not same or _verified(Path(prov.path), prov.size) != prov.sha256:
+        return None
+    return prov
 
 
 def reference_provenance(config: Config, key: str) -> dict[str, Any] | None:

@@ -150,3 +150,48 @@ def test_the_client_sends_the_configured_bearer_token(tmp_path: Path, mlflow_ser
     assert cfg.mlflow is not None
     MlflowClient(cfg.mlflow, transport=httpx.MockTransport(handler)).model_version("m", 1)
     assert seen == ["Bearer s3cret"]
+
+
+def test_while_mlflow_is_down_the_last_verified_download_of_the_same_version_is_used(
+        tmp_path: Path, mlflow_server: MlflowServer) -> None:
+    body = reference_csv(tmp_path / "ref")
+    model = name()
+    run_id, version = log_reference(mlflow_server, model, body)
+    cfg = mlflow_config(tmp_path, mlflow_server, {"model": model, "version": int(version), "artifact": "reference/train.csv"})
+    fetch_reference(cfg, cfg.models[0])
+    mlflow_server.stop()
+    try:
+        prov = fetch_reference(cfg, cfg.models[0])  # a monitor restarted during an MLflow outage
+    finally:
+        mlflow_server.start()
+    assert (prov.run_id, prov.sha256) == (run_id, hashlib.sha256(body).hexdigest())
+
+
+def test_while_mlflow_is_down_a_tampered_cache_is_not_used(tmp_path: Path, mlflow_server: MlflowServer) -> None:
+    body = reference_csv(tmp_path / "ref")
+    model = name()
+    _, version = log_reference(mlflow_server, model, body)
+    cfg = mlflow_config(tmp_path, mlflow_server, {"model": model, "version": int(version), "artifact": "reference/train.csv"})
+    cached = Path(fetch_reference(cfg, cfg.models[0]).path)
+    cached.write_bytes(body.replace(b"red", b"RED"))  # same size, other content
+    mlflow_server.stop()
+    try:
+        with pytest.raises(MlflowReferenceError, match="is unreachable"):
+            fetch_reference(cfg, cfg.models[0])
+    finally:
+        mlflow_server.start()
+
+
+def test_a_cached_version_does_not_stand_in_for_another(tmp_path: Path, mlflow_server: MlflowServer) -> None:
+    body = reference_csv(tmp_path / "ref")
+    model = name()
+    _, version = log_reference(mlflow_server, model, body)
+    cfg = mlflow_config(tmp_path, mlflow_server, {"model": model, "version": int(version), "artifact": "reference/train.csv"})
+    fetch_reference(cfg, cfg.models[0])
+    other = mlflow_config(tmp_path, mlflow_server, {"model": model, "version": int(version) + 1, "artifact": "reference/train.csv"})
+    mlflow_server.stop()
+    try:
+        with pytest.raises(MlflowReferenceError, match="is unreachable"):
+            fetch_reference(other, other.models[0])
+    finally:
+        mlflow_server.start()
