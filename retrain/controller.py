@@ -216,7 +216,7 @@ class RetrainController:
     def _run(mc: ModelConfig, decision: Decision) -> Run:
         assert decision.fingerprint is not None and decision.trigger is not None
         return Run(name=job_name(mc.name, decision.fingerprint), model=mc.key, fingerprint=decision.fingerprint,
-                   trigger=decision.trigger, reference=str(mc.reference.path))
+                   trigger=decision.trigger, reference=mc.reference.source)
 
     # -- launching and outcomes -------------------------------------------------------------------
 

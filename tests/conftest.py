@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.infra.kafka import KafkaCluster
+from tests.infra.mlflow_server import MlflowServer
 from tests.infra.postgres import PostgresServer
 
 
@@ -39,3 +40,10 @@ def postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:
     if postgres_server.running:
         with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def mlflow_server() -> Iterator[MlflowServer]:
+    """A real `mlflow server` (its own venv, SQLite, served artifacts); tests/infra/mlflow_server.py."""
+    with MlflowServer() as server:
+        yield server

@@ -45,6 +45,7 @@ from monitor.runtime import (
     StoreFull,
     UnknownModel,
     VerdictListener,
+    reference_provenance,
 )
 
 __all__ = ["create_app"]
@@ -66,6 +67,7 @@ def create_app(
     listeners: Sequence[VerdictListener] | None = None,
     resources: Callable[[], Any] | None = None,
     profile_in_child: bool = False,
+    mlflow: Any = None,
 ) -> FastAPI:
     """The monitor app. Without `monitor` it creates one and starts/stops it with the app's lifespan.
 
@@ -75,10 +77,12 @@ def create_app(
     collector's snapshot callable (monitor.exporter.collector.build_registry renders both beside the drift state).
     `profile_in_child`: the embedded monitor created here profiles its references in a child process
     (`driftwatch serve`: pandas and scipy stay out of the idle process; monitor.runtime.profiling).
+    `mlflow` (a `retrain.mlflow.MlflowSync`): its failure counts are exported and its retraining links
+    shown; it hears evaluated windows when `listeners` is not given.
     """
     owned = monitor is None
     if listeners is None:
-        listeners = [controller] if controller is not None else []
+        listeners = [x for x in (controller, mlflow) if x is not None]
     mon: Any = monitor if monitor is not None else _new_monitor(config, listeners, profile_in_child)
     fleet = config.fleet is not None
     limit = config.server.max_body_bytes
@@ -247,6 +251,8 @@ def create_app(
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
         view = _model_view(config, snap)
         view["result"] = snap.result.to_dict() if snap.result is not None else None
+        if config.model(snap.model).reference.mlflow is not None:  # which model version's reference judges it
+            view["reference"] = await run_in_threadpool(reference_provenance, config, snap.model)
         return JSONResponse(view)
 
     @app.get("/v1/models/{model}/evaluations")
@@ -268,10 +274,11 @@ def create_app(
         history = controller.history
         jobs = await run_in_threadpool(history.jobs, model=key)
         decisions = await run_in_threadpool(history.recent_decisions, key, limit)
+        links = mlflow.links() if mlflow is not None else {}  # retraining run → MLflow run and model versions
         return JSONResponse({
             **ident,
             "enabled": controller.retrain_config(key) is not None,
-            "jobs": [_job_view(j) for j in jobs],
+            "jobs": [_job_view(j, links.get(j.name)) for j in jobs],
             "decisions": [_decision_view(d) for d in decisions],
         })
 
@@ -300,7 +307,8 @@ def create_app(
         from retrain.webhook import router as webhook_router
 
         app.include_router(webhook_router(controller, None, max_body_bytes=limit))  # the middleware checks its token
-    _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None, stats)
+    _mount_metrics(app, config, mon, resources, controller.snapshot if controller is not None else None, stats,
+                   mlflow.failures if mlflow is not None else None)
     stats.declare((method, route.path) for route in app.router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ()))
     return app
 
@@ -411,8 +419,9 @@ def _batch_size(body: bytes) -> int:
     return len(labels) if isinstance(labels, list) else 0
 
 
-def _job_view(job: Any) -> dict[str, Any]:
+def _job_view(job: Any, mlflow_link: Any = None) -> dict[str, Any]:
     return {
+        **({"mlflow": mlflow_link} if mlflow_link is not None else {}),
         "name": job.name, "launcher": job.launcher, "namespace": job.namespace, "state": job.state,
         "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         "duration_seconds": job.duration, "exit_code": job.exit_code, "log_path": job.log_path,
@@ -434,6 +443,7 @@ def _mount_metrics(
     resources: Callable[[], Any] | None,
     retrain: Callable[[], Mapping[str, Any]] | None,
     stats: ServiceStats,
+    mlflow: Callable[[], Mapping[str, int]] | None = None,
 ) -> None:
     from monitor.exporter.collector import build_registry, render
 
@@ -443,7 +453,8 @@ def _mount_metrics(
 
     # a fleet replica exports the models it owns, and nothing another replica exports too
     registry = build_registry(config, mon.owned_snapshot if config.fleet else mon.snapshot, resources, retrain,
-                              fleet=mon.membership if config.fleet else None, service=stats, store_size=None if config.fleet else store_size)
+                              fleet=mon.membership if config.fleet else None, service=stats, store_size=None if config.fleet else store_size,
+                              mlflow=mlflow)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

@@ -65,6 +65,8 @@ def incluster_config(config_path: Path, reference_mount: str = REFERENCE_MOUNT) 
     sources: list[Path] = []
     for raw_model, model in zip(raw["models"], typed.models, strict=True):
         src = model.reference.path
+        if src is None:  # read from MLflow at start-up, nothing to mount
+            continue
         if src.name in {p.name for p in sources if p.resolve() != src.resolve()}:  # one file shared by models is fine
             raise ConfigError([(f"models[{model.name}].reference.path", f"two reference files are named {src.name}")])
         if all(p.resolve() != src.resolve() for p in sources):

@@ -14,6 +14,7 @@ import signal
 import socket
 import sqlite3
 import ssl
+from typing import Any
 
 from monitor.core.config import Config
 from monitor.core.schema import SchemaVersionError
@@ -78,14 +79,17 @@ def run_server(config: Config, *, host: str, port: int) -> None:
         _check_store(config)
     tls = _check_tls(config)
     controller = _retrain_controller(config)
+    mlflow = _mlflow_sync(config, controller)
     resources = ResourceCollector(config).start()
     try:
         # the controller hears every evaluated window (a VerdictListener) and serves the webhook;
         # in fleet mode the leaseholder reads the evaluations from PostgreSQL instead (retrain/fleet.py)
         listeners = [controller] if controller is not None and config.fleet is None else []
+        if mlflow is not None:  # drift tags on the watched MLflow model version (docs/mlflow.md)
+            listeners.append(mlflow)
         try:
             app = create_app(config, controller=controller, listeners=listeners, resources=resources.snapshot,
-                             profile_in_child=True)  # pandas and scipy stay out of the idle process
+                             profile_in_child=True, mlflow=mlflow)  # pandas and scipy stay out of the idle process
         except AuthConfigError as exc:
             raise ServeError(str(exc)) from None
 
@@ -113,6 +117,8 @@ def run_server(config: Config, *, host: str, port: int) -> None:
             raise ServeError("the monitor failed to start (see the log above)")
     finally:
         resources.stop()
+        if mlflow is not None:
+            mlflow.stop()
         if controller is not None:
             controller.stop()
     log.info("monitor_stopped")
@@ -152,3 +158,13 @@ def _retrain_controller(config: Config):  # type: ignore[no-untyped-def]
         raise ServeError(f"cannot use the event store {config.server.store.path}: {exc}") from None
     controller.start()
     return controller
+
+
+def _mlflow_sync(config: Config, controller: Any):  # type: ignore[no-untyped-def]
+    """The MLflow tagger and retraining linker when the config has an `mlflow` section (docs/mlflow.md)."""
+    if config.mlflow is None:
+        return None
+    from retrain.mlflow import MlflowSync
+
+    history = getattr(controller, "history", None)
+    return MlflowSync(config, history=(lambda: history) if history is not None else None).start()

@@ -244,13 +244,60 @@ class FeatureConfig(_Strict):
         return self.source or FeatureSource(key=self.name)
 
 
-class ReferenceConfig(_Strict):
-    """The reference dataset: a CSV or Parquet file with a column per feature and output."""
+class MlflowReference(_Strict):
+    """A reference logged as an artifact of the run behind an MLflow model version (docs/mlflow.md)."""
 
-    path: Path
+    model: str = Field(min_length=1)
+    """The registered model's name in MLflow."""
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = Field(default=None, min_length=1)
+    artifact: str = Field(min_length=1)
+    """The artifact's path inside the run (`reference/train.csv`): a CSV or Parquet file."""
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> MlflowReference:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError("set exactly one of `version` and `alias` (which model version holds the reference?)")
+        if self.artifact.startswith("/") or ".." in self.artifact.split("/"):
+            raise ValueError(f"`artifact` {self.artifact!r} must be a relative path inside the run's artifacts")
+        return self
+
+    @property
+    def selector(self) -> str:
+        """`version 3` or `alias champion`, for messages."""
+        return f"version {self.version}" if self.version is not None else f"alias {self.alias}"
+
+
+class ReferenceConfig(_Strict):
+    """The reference dataset: a CSV or Parquet file with a column per feature and output, given as a
+    `path` or as an artifact of an MLflow model version (`mlflow`, with the top-level `mlflow` section)."""
+
+    path: Path | None = None
+    mlflow: MlflowReference | None = None
     format: Literal["auto", "csv", "parquet"] = "auto"
     max_rows: int | None = Field(default=None, gt=0)
     """Sample this many rows (seeded) from a larger reference."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ReferenceConfig:
+        if (self.path is None) == (self.mlflow is None):
+            raise ValueError("set exactly one of `path` (a file) and `mlflow` (a model version's artifact)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """The file's path, or the MLflow model URI with the artifact (`models:/churn@champion#reference.csv`)."""
+        if self.mlflow is not None:
+            m = self.mlflow
+            at = f"/{m.version}" if m.version is not None else f"@{m.alias}"
+            return f"models:/{m.model}{at}#{m.artifact}"
+        return str(self.path)
+
+    def file_format(self, name: str) -> Literal["csv", "parquet"]:
+        """The format of the file `name` (`format`, or its suffix when `auto`)."""
+        if self.format != "auto":
+            return self.format
+        return "parquet" if name.lower().endswith((".parquet", ".pq")) else "csv"
 
 
 class WindowConfig(_Strict):
@@ -992,6 +1039,24 @@ class ModelRouter:
         raise UnknownModel(name)
 
 
+class MlflowConfig(_Strict):
+    """The MLflow tracking server driftwatch reads references from and tags model versions on (docs/mlflow.md)."""
+
+    tracking_uri: HttpUrl
+    auth: HttpAuth = HttpAuth()
+    timeout: Duration = Field(default=10.0, gt=0)
+    """Seconds for one request to the tracking server."""
+    tag_versions: bool = True
+    """Tag the watched model version with its drift status after evaluations (when the status changes,
+    and at most every `tag_interval` otherwise)."""
+    tag_interval: Duration = Field(default=600.0, ge=0)
+    link_runs: bool = True
+    """Find the MLflow run tagged `driftwatch.trigger=<fingerprint>` of each retraining run and the model
+    versions registered from it."""
+    poll_interval: Duration = Field(default=60.0, gt=0)
+    """Seconds between looks for retraining runs not yet linked (bounded: the newest runs of each model)."""
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     server: ServerConfig = ServerConfig()
@@ -999,6 +1064,8 @@ class Config(_Strict):
     defaults: Defaults = Defaults()
     fleet: FleetConfig | None = None
     """Replicas on Kafka and PostgreSQL; unset (the default) is the embedded single process."""
+    mlflow: MlflowConfig | None = None
+    """An MLflow tracking server: references from model versions, drift tags, retraining links (docs/mlflow.md)."""
     models: list[ModelConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -1017,6 +1084,10 @@ class Config(_Strict):
         if mixed:
             raise ValueError(f"models sharing a name across namespaces set `alerts` all or none (alert rules "
                              f"select the default settings' models by name): {', '.join(mixed)}")
+        from_mlflow = [m.key for m in self.models if m.reference.mlflow is not None]
+        if from_mlflow and self.mlflow is None:
+            raise ValueError(f"models {', '.join(from_mlflow)} read their reference from MLflow: set the top-level "
+                             "`mlflow` section (tracking_uri)")
         return self
 
     def model(self, key: str) -> ModelConfig:
@@ -1144,7 +1215,7 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
 
     def fix_model(m: ModelConfig) -> ModelConfig:
         update: dict[str, Any] = {
-            "reference": m.reference.model_copy(update={"path": fix(m.reference.path)}),
+            "reference": m.reference.model_copy(update={"path": m.reference.path and fix(m.reference.path)}),
             "retrain": fix_retrain(m.retrain),
         }
         if m.resources.pid_file is not None:
@@ -1158,8 +1229,10 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     })
     tls = cfg.server.tls and cfg.server.tls.model_copy(
         update={"cert_file": fix(cfg.server.tls.cert_file), "key_file": fix(cfg.server.tls.key_file)})
+    mlflow = cfg.mlflow and cfg.mlflow.model_copy(update={"auth": fix_auth(cfg.mlflow.auth)})
     return cfg.model_copy(
         update={
+            "mlflow": mlflow,
             "models": [fix_model(m) for m in cfg.models],
             "server": cfg.server.model_copy(update={"store": store, "auth": auth, "tls": tls}),
             "defaults": cfg.defaults.model_copy(update={"retrain": fix_retrain(cfg.defaults.retrain)}),

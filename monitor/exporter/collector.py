@@ -92,8 +92,10 @@ class DriftwatchCollector(Collector):
         fleet: Callable[[], Mapping[str, Any]] | None = None,
         service: ServiceStats | None = None,
         store_size: Callable[[], int | None] | None = None,
+        mlflow: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._config = config
+        self._mlflow = mlflow
         self._service = service
         self._store_size = store_size
         self._models = models
@@ -114,6 +116,12 @@ class DriftwatchCollector(Collector):
         yield from self._retrain_families(self._retrain() if self._retrain else {})
         if self._fleet is not None:
             yield from self._fleet_families(self._fleet())
+        if self._mlflow is not None:
+            failed = _counter(n.MLFLOW_REQUESTS_FAILED_TOTAL, "Writes to the MLflow tracking server that failed, by "
+                              "operation (logged, retried when transient; evaluations never wait on them).", ["operation"])
+            for operation, count in sorted(self._mlflow().items()):
+                failed.add_metric([operation], count)
+            yield failed
         yield from self._self_families(snapshots)
 
     def collect(self) -> Iterator[Metric]:
@@ -346,6 +354,7 @@ def build_registry(
     service: ServiceStats | None = None,
     store_size: Callable[[], int | None] | None = None,
     process: bool = True,
+    mlflow: Callable[[], Mapping[str, int]] | None = None,
 ) -> CollectorRegistry:
     """A registry whose every scrape renders the snapshots the callables return at that moment.
 
@@ -353,10 +362,10 @@ def build_registry(
     returns (the replica's own) are exported, never every configured one, so no series is served twice.
     `service`: the app's request counts (`driftwatch_http_*`) and the events and labels it refused for
     naming an unconfigured model (`reason`/`outcome="unknown_model"`, `model=""`); `store_size`: the embedded
-    store's bytes on disk (None: no gauge). `process`: prometheus-client's `process_*` and `python_info`."""
+    store's bytes on disk (None: no gauge); `mlflow`: failed MLflow writes by operation (`retrain.mlflow`). `process`: prometheus-client's `process_*` and `python_info`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DriftwatchCollector(config, models, resources, retrain, fleet=fleet, service=service,
-                                          store_size=store_size))
+                                          store_size=store_size, mlflow=mlflow))
     if process:  # process_* (CPU, memory, fds, start time) and python_info, like every exporter
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)

@@ -145,3 +145,9 @@ PROCESS_METRICS = frozenset({
 
 FLEET_METRICS = frozenset({FLEET_PARTITIONS_OWNED, FLEET_RECORDS_SKIPPED_TOTAL})
 """What a fleet replica's `/metrics` serves beside `MONITOR_METRICS` (docs/scale-out.md)."""
+
+# MLflow (only with the config's `mlflow` section; docs/mlflow.md)
+MLFLOW_REQUESTS_FAILED_TOTAL = "driftwatch_mlflow_requests_failed_total"
+"""{operation}: writes to the MLflow tracking server that failed (`tag_version`, `link_run`); each is logged,
+retried when transient, and never fails an evaluation."""
+MLFLOW_METRICS = frozenset({MLFLOW_REQUESTS_FAILED_TOTAL})

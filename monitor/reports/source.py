@@ -135,7 +135,7 @@ class ConfiguredModels:
     def _reference(self, model: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The reference frame and its text profiles, loaded once."""
         if model not in self._references:
-            self._references[model] = load_reference_texts(self.config.model(model))
+            self._references[model] = load_reference_texts(self.config.model(model), self.config)
         return self._references[model]
 
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

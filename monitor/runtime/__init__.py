@@ -29,6 +29,7 @@ from monitor.runtime.ingest import IngestResult
 from monitor.runtime.joining import CloudEventOutcome
 from monitor.runtime.labels import OUTCOMES as LABEL_OUTCOMES
 from monitor.runtime.labels import LabelError, LabelResult
+from monitor.runtime.mlflow_reference import MlflowReferenceError, reference_provenance
 from monitor.runtime.monitor import Monitor
 from monitor.runtime.recovery import window_selection
 from monitor.runtime.reference import load_reference, load_reference_texts
@@ -44,6 +45,7 @@ __all__ = [
     "KafkaUnavailable",
     "LabelError",
     "LabelResult",
+    "MlflowReferenceError",
     "ModelSnapshot",
     "Monitor",
     "PerformanceListener",
@@ -58,5 +60,6 @@ __all__ = [
     "client_settings",
     "load_reference",
     "load_reference_texts",
+    "reference_provenance",
     "window_selection",
 ]

@@ -44,7 +44,7 @@ def performance_profiles(config: Config, models: Sequence[ModelConfig]) -> tuple
         if model.performance is None:
             continue
         try:
-            profiles[model.key] = PerformanceProfile.from_reference(load_reference(model), model.performance)
+            profiles[model.key] = PerformanceProfile.from_reference(load_reference(model, config), model.performance)
         except Exception as exc:
             errors[model.key] = f"{type(exc).__name__}: {exc}"
             log.error("performance_profile_failed model=%s error=%s detail=%s", model.key, type(exc).__name__, exc)

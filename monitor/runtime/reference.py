@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.core.config import Config, ModelConfig
+from monitor.runtime.mlflow_reference import fetch_reference
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,26 +18,35 @@ __all__ = ["load_reference", "load_reference_texts", "profile_references"]
 log = logging.getLogger("driftwatch.monitor")
 
 
-def load_reference(model: ModelConfig) -> pd.DataFrame:
+def load_reference(model: ModelConfig, config: Config | None = None) -> pd.DataFrame:
     """The model's reference data (CSV or Parquet), sampled to `max_rows` with a fixed seed, as the
-    drift engine's columns (a text column as its descriptors)."""
-    return load_reference_texts(model)[0]
+    drift engine's columns (a text column as its descriptors). A reference in MLflow (`reference.mlflow`)
+    needs `config` (its `mlflow` section, the cache beside the store): it is downloaded first
+    (`monitor.runtime.mlflow_reference`)."""
+    return load_reference_texts(model, config)[0]
 
 
-def load_reference_texts(model: ModelConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+def load_reference_texts(model: ModelConfig, config: Config | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """`load_reference` and the text profiles (vocabularies) of the model's text columns, built from
     the file's raw texts (monitor.text.columns)."""
     from monitor.text.columns import describe_reference_frame
 
-    return describe_reference_frame(model, _read_reference(model))
+    return describe_reference_frame(model, _read_reference(model, config))
 
 
-def _read_reference(model: ModelConfig) -> pd.DataFrame:
+def _read_reference(model: ModelConfig, config: Config | None) -> pd.DataFrame:
     import pandas as pd
 
     ref = model.reference
-    fmt = ref.format if ref.format != "auto" else ("parquet" if ref.path.suffix.lower() in (".parquet", ".pq") else "csv")
-    df = pd.read_parquet(ref.path) if fmt == "parquet" else pd.read_csv(ref.path)
+    if ref.mlflow is not None:
+        if config is None:
+            raise ValueError(f"model {model.key}: its reference is in MLflow; reading it needs the whole config")
+        path = Path(fetch_reference(config, model).path)
+        fmt = ref.file_format(ref.mlflow.artifact)
+    else:
+        assert ref.path is not None  # the config holds exactly one of path and mlflow
+        path, fmt = ref.path, ref.file_format(ref.path.name)
+    df = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
     if ref.max_rows is not None and len(df) > ref.max_rows:
         df = df.sample(n=ref.max_rows, random_state=0).reset_index(drop=True)
     return df
@@ -51,7 +62,7 @@ def profile_references(config: Config, models: list[ModelConfig]) -> tuple[dict[
     for model in models:
         try:
             specs, settings = specs_from_config(config, model)
-            reference, text = load_reference_texts(model)
+            reference, text = load_reference_texts(model, config)
             profile = dataclasses.replace(build_profile(reference, specs, settings), text=text)
             profiles[model.key] = (profile, calibrated_detector(model, reference, profile))
         except Exception as exc:

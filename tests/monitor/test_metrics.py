@@ -24,7 +24,7 @@ from monitor.core.methods import DISTANCE_METHODS, P_VALUE_METHODS
 from monitor.drift import DriftResult, detect
 from monitor.exporter import names as n
 from monitor.exporter.collector import KNOWN_REJECT_REASONS, RETRAIN_OUTCOMES, build_registry, render
-from monitor.exporter.names import FLEET_METRICS, MONITOR_METRICS, PROCESS_METRICS
+from monitor.exporter.names import FLEET_METRICS, MLFLOW_METRICS, MONITOR_METRICS, PROCESS_METRICS
 from monitor.exporter.service import ServiceStats
 from monitor.performance.profile import LabelledRecords, PerformanceProfile
 from monitor.resources import GpuUsage, PodUsage, ResourceSnapshot
@@ -417,7 +417,8 @@ def test_a_model_with_performance_exports_degraded_zero_and_label_counts_before_
 def test_every_family_the_monitor_serves_is_documented() -> None:
     """docs/metrics.md is where on-call engineers look a series up: every family and process metric is in it."""
     doc = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    assert sorted(name for name in MONITOR_METRICS | FLEET_METRICS | PROCESS_METRICS if f"`{name}`" not in doc) == []
+    assert sorted(name for name in MONITOR_METRICS | FLEET_METRICS | MLFLOW_METRICS | PROCESS_METRICS
+                  if f"`{name}`" not in doc) == []
 
 
 @pytest.mark.parametrize(("family", "methods"), [("driftwatch_feature_drift_distance", DISTANCE_METHODS),

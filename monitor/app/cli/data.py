@@ -55,11 +55,13 @@ def _reference_problems(cfg: Config) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for i, model in enumerate(cfg.models):
         where, path = f"models[{i}:{model.name}].reference.path", model.reference.path
+        if path is None:  # an MLflow model version's artifact: read (and checked) when the monitor starts
+            continue
         if not path.exists():
             problems.append((where, f"file not found: {path}"))
             continue
         try:
-            reference = load_reference(model)
+            reference = load_reference(model, cfg)
         except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
             problems.append((where, f"cannot read {path} ({type(exc).__name__}: {str(exc)[:200]})"))
             continue
@@ -252,7 +254,7 @@ def calibrate_cmd(
         fail(f"model {model_cfg.name!r} has no false_alarm_budget in {config}; add e.g. `false_alarm_budget: {{alarms: 1, period: 30d}}`")
     try:
         plan = plan_from_config(model_cfg.window, budget_cfg)
-        reference = load_reference(model_cfg)
+        reference = load_reference(model_cfg, cfg)
         profile = build_profile(reference, specs, settings)
     except FileNotFoundError as exc:
         fail(f"reference data not found: {exc.filename or model_cfg.reference.path}")
