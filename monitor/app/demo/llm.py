@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from rich.table import Table
 from monitor.app.console import OutputConsole
 from monitor.app.demo import chat
 from monitor.app.demo.chat_server import MODEL as SERVED_MODEL
-from monitor.app.demo.processes import Supervisor, free_port
+from monitor.app.demo.processes import Supervisor, free_port, run_guarded
 from monitor.app.demo.run import drifted_columns_cell
 from monitor.core.config import Config, load_config
 
@@ -158,10 +157,8 @@ def _wait_for_windows(ep: Endpoints, calls: int, timeout: float = 60.0) -> list[
 
 def run_llm_demo(*, records: int = 600, rate: float = 100.0, workdir: Path | None = None, keep_running: bool = False) -> int:
     """Run the LLM demo (`records` calls per phase); returns the process exit code."""
-    tmp = None if workdir else tempfile.TemporaryDirectory(prefix="driftwatch-demo-llm-")
-    root = workdir or Path(tmp.name)  # type: ignore[union-attr]
-    root.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def body(root: Path) -> int:
         with _stack(root) as (ep, _config):
             console.print(f"[bold]driftwatch demo --llm[/]: chat server {ep.model}  ←  sidecar {ep.sidecar}  →  monitor {ep.monitor}")
             phases = [("English prompts", chat.prompts(records, "english", seed=2)),
@@ -178,17 +175,8 @@ def run_llm_demo(*, records: int = 600, rate: float = 100.0, workdir: Path | Non
                 while True:
                     time.sleep(3600)
         return 0
-    except KeyboardInterrupt:
-        console.print("interrupted; everything the demo started has been stopped.")
-        return 130
-    except (RuntimeError, httpx.HTTPError) as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}")
-        if workdir is None:
-            console.print("re-run with --workdir DIR to keep the processes' logs")
-        return 1
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+
+    return run_guarded(console, workdir, "driftwatch-demo-llm-", body)
 
 
 def _print_summary(evaluations: list[dict[str, Any]], records: int, errors: int, garbled: int) -> None:

@@ -11,13 +11,37 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 _handed_out: set[int] = set()
+
+
+def run_guarded(console: Any, workdir: Path | None, prefix: str, body: Callable[[Path], int]) -> int:
+    """A demo's frame: `body` in `workdir` (a temporary one, removed after, unless given); Ctrl-C exits
+    130 and a failed step 1, each with one line saying so (`body` stops what it started on the way out)."""
+    tmp = None if workdir else tempfile.TemporaryDirectory(prefix=prefix)
+    root = workdir or Path(tmp.name)  # type: ignore[union-attr]
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        return body(root)
+    except KeyboardInterrupt:
+        console.print("interrupted; everything the demo started has been stopped.")
+        return 130
+    except (RuntimeError, httpx.HTTPError) as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}")
+        if workdir is None:
+            console.print("re-run with --workdir DIR to keep the processes' logs")
+        return 1
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
 
 
 def free_port() -> int:

@@ -11,7 +11,6 @@ before they arrive and the realized accuracy confirms it after.
 from __future__ import annotations
 
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from monitor.app.console import OutputConsole
 from monitor.app.demo import wine
 from monitor.app.demo.config import WINDOW_STEP, write_demo_config
 from monitor.app.demo.performance import performance, post_labels, print_performance, wait_for_labels
-from monitor.app.demo.processes import Supervisor, free_port
+from monitor.app.demo.processes import Supervisor, free_port, run_guarded
 from monitor.core.config import Config
 from monitor.drift import P_VALUE_METHODS
 
@@ -137,10 +136,8 @@ def run_demo(
     *, keep_running: bool = False, records: int = 1200, batch: int = 4, rate: float = 200.0, workdir: Path | None = None
 ) -> int:
     """Run the demo; returns the process exit code."""
-    tmp = None if workdir else tempfile.TemporaryDirectory(prefix="driftwatch-demo-")
-    root = workdir or Path(tmp.name)  # type: ignore[union-attr]
-    root.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def body(root: Path) -> int:
         with _stack(root) as (_, ep, config):
             console.print(
                 f"[bold]driftwatch demo[/]: model {ep.model}  ←  sidecar {ep.sidecar}  →  monitor {ep.monitor}"
@@ -161,17 +158,8 @@ def run_demo(
                 while True:
                     time.sleep(3600)
         return 0
-    except KeyboardInterrupt:
-        console.print("interrupted; everything the demo started has been stopped.")
-        return 130
-    except (RuntimeError, httpx.HTTPError) as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}")
-        if workdir is None:
-            console.print("re-run with --workdir DIR to keep the processes' logs")
-        return 1
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+
+    return run_guarded(console, workdir, "driftwatch-demo-", body)
 
 
 def _wait_for_retraining(ep: Endpoints, timeout: float = 60.0) -> list[dict[str, Any]]:
