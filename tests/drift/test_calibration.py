@@ -416,7 +416,7 @@ def test_cli_calibrate_prints_thresholds_and_json(tmp_path: Path) -> None:
     [
         (None, [], "has no false_alarm_budget"),
         ({"alarms": 1, "period": "7d"}, [], "expected_records_per_second"),
-        ({"alarms": 1, "period": "7d", "expected_records_per_second": 5}, ["--model", "nope"], "no model named 'nope'"),
+        ({"alarms": 1, "period": "7d", "expected_records_per_second": 5}, ["--model", "nope"], "no model 'nope' is configured"),
         ({"alarms": 100000, "period": "1h", "expected_records_per_second": 5}, [], "constrains nothing"),
     ],
 )

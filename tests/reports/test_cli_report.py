@@ -48,7 +48,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("tenure_months,contract\n")
     cases = [
-        (("--model", "nope", "--reference", str(ref), "--current", str(ref), "--out", str(tmp_path / "a.html")), "no model named 'nope'"),
+        (("--model", "nope", "--reference", str(ref), "--current", str(ref), "--out", str(tmp_path / "a.html")), "no model 'nope' is configured"),
         (("--model", "churn", "--reference", str(tmp_path / "missing.csv"), "--current", str(ref), "--out", str(tmp_path / "a.html")), "no such file"),
         (("--model", "churn", "--reference", str(ref), "--current", str(bad), "--out", str(tmp_path / "a.html")), "not a readable Parquet file"),
         (("--model", "churn", "--reference", str(empty), "--current", str(ref), "--out", str(tmp_path / "a.html")), "no rows"),
