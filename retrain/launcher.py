@@ -11,9 +11,7 @@ followed across restarts from the store alone (no state lives in the launcher).
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +21,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
+from monitor.core import secrets
 from monitor.core.config import HttpAuth
 from retrain.run import LaunchError, Run
 
@@ -184,30 +183,16 @@ class HttpApi:
 
 
 def read_secret(*, env: str | None = None, file: Path | None = None, what: str) -> str | None:
-    """A secret from an environment variable or a file, read at each use (tokens rotate)."""
-    if env:
-        value = os.environ.get(env)
-        if not value:
-            raise LaunchError(f"{what}: environment variable {env} is unset or empty", transient=False)
-        return value.strip()
-    if file is not None:
-        try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise LaunchError(f"{what}: cannot read {file}: {exc}", transient=False) from exc
-        if not value:
-            raise LaunchError(f"{what}: {file} is empty", transient=False)
-        return value
-    return None
+    """`monitor.core.secrets.read_secret`, its failure a `LaunchError` that is not retried."""
+    try:
+        return secrets.read_secret(env=env, file=file, what=what)
+    except secrets.SecretError as exc:
+        raise LaunchError(str(exc), transient=False) from None
 
 
 def auth_headers(auth: HttpAuth, what: str) -> dict[str, str]:
-    """The Authorization header for `auth` (bearer or basic), read fresh at each call."""
-    token = read_secret(env=auth.token_env, file=auth.token_file, what=f"{what} token")
-    if token is not None:
-        return {"Authorization": f"Bearer {token}"}
-    if auth.username is not None:
-        password = read_secret(env=auth.password_env, file=auth.password_file, what=f"{what} password") or ""
-        basic = base64.b64encode(f"{auth.username}:{password}".encode()).decode("ascii")
-        return {"Authorization": f"Basic {basic}"}
-    return {}
+    """`monitor.core.secrets.auth_headers`, its failure a `LaunchError` that is not retried."""
+    try:
+        return secrets.auth_headers(auth, what)
+    except secrets.SecretError as exc:
+        raise LaunchError(str(exc), transient=False) from None

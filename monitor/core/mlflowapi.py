@@ -10,7 +10,6 @@ and retraining (tags, links) share it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from monitor.core.config import HttpAuth, MlflowConfig
+from monitor.core.secrets import SecretError, auth_headers
 
 __all__ = ["MlflowClient", "MlflowError", "ModelVersion", "Run", "quote_filter"]
 
@@ -68,33 +68,13 @@ def _version(d: Mapping[str, Any]) -> ModelVersion:
                         tags=_tags(d.get("tags")))
 
 
-def _secret(env: str | None, file: Path | None) -> str | None:
-    if env is not None:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise MlflowError(f"MLflow credential: ${env} is not set", transient=False)
-        return value
-    if file is not None:
-        try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise MlflowError(f"MLflow credential: cannot read {file}: {exc.strerror or exc}", transient=False) from None
-        if not value:
-            raise MlflowError(f"MLflow credential: {file} is empty", transient=False)
-        return value
-    return None
-
-
 def _auth_headers(auth: HttpAuth) -> dict[str, str]:
     """Bearer or basic, read at each request (a rotated token is picked up); MLflow's own clients send
     the same from MLFLOW_TRACKING_TOKEN / MLFLOW_TRACKING_USERNAME+PASSWORD."""
-    token = _secret(auth.token_env, auth.token_file)
-    if token is not None:
-        return {"Authorization": f"Bearer {token}"}
-    if auth.username is not None:
-        password = _secret(auth.password_env, auth.password_file) or ""
-        return {"Authorization": "Basic " + base64.b64encode(f"{auth.username}:{password}".encode()).decode("ascii")}
-    return {}
+    try:
+        return auth_headers(auth, "MLflow credential")
+    except SecretError as exc:
+        raise MlflowError(str(exc), transient=False) from None
 
 
 class MlflowClient:
