@@ -56,6 +56,18 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
+class MlflowLink:
+    run_id: str
+    model_versions: tuple[tuple[str, str], ...]
+    """(registered model name, version) of each version registered from the run."""
+    linked_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "linked_at": self.linked_at,
+                "model_versions": [{"name": n, "version": v} for n, v in self.model_versions]}
+
+
+@dataclass(frozen=True)
 class JobRecord:
     name: str
     model: str
@@ -72,6 +84,8 @@ class JobRecord:
     log_path: str | None
     detail: str | None
     run: Run
+    mlflow: MlflowLink | None = None
+    """The MLflow run it was found to be, and the model versions registered from that run (retrain.mlflow)."""
 
     @property
     def duration(self) -> float | None:
@@ -187,6 +201,15 @@ class History:
             (outcome, at, exit_code, at, detail, name),
         ).rowcount == 1)
 
+    def link(self, name: str, link: MlflowLink) -> None:
+        """Keep a run's MLflow link (replacing an earlier one: versions registered later are added)."""
+        self._write(lambda db: db.execute(
+            "INSERT INTO retrain_links (job_name, run_id, model_versions, linked_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (job_name) DO UPDATE SET run_id = excluded.run_id,"
+            " model_versions = excluded.model_versions, linked_at = excluded.linked_at",
+            (name, link.run_id, json.dumps([list(v) for v in link.model_versions]), link.linked_at),
+        ))
+
     # -- reads ----------------------------------------------------------------------------------
 
     def _rows(self, sql: str, args: Any = ()) -> list[Any]:
@@ -206,17 +229,17 @@ class History:
         return {r["model"]: int(r["n"]) for r in rows}
 
     def job(self, name: str) -> JobRecord | None:
-        rows = self._rows("SELECT * FROM retrain_jobs WHERE name = ?", (name,))
+        rows = self._rows(_JOBS + " WHERE j.name = ?", (name,))
         return _job(rows[0]) if rows else None
 
     def jobs(self, *, model: str | None = None, active_only: bool = False) -> list[JobRecord]:
-        sql, args = "SELECT * FROM retrain_jobs WHERE 1=1", []
+        sql, args = _JOBS + " WHERE 1=1", []
         if model is not None:
-            sql += " AND model = ?"
+            sql += " AND j.model = ?"
             args.append(model)
         if active_only:
-            sql += " AND state IN ('pending', 'running')"
-        return [_job(r) for r in self._rows(sql + " ORDER BY created_at, name", args)]
+            sql += " AND j.state IN ('pending', 'running')"
+        return [_job(r) for r in self._rows(sql + " ORDER BY j.created_at, j.name", args)]
 
     def recent_decisions(self, model: str, limit: int = 50, *, triggered_only: bool = False) -> list[DecisionRecord]:
         """Newest first; `triggered_only` keeps launches and gate skips (what reports show)."""
@@ -288,10 +311,16 @@ class _Sqlite:
             return out
 
 
+_JOBS = ("SELECT j.*, l.run_id AS link_run_id, l.model_versions AS link_versions, l.linked_at AS link_at"
+         " FROM retrain_jobs j LEFT JOIN retrain_links l ON l.job_name = j.name")
+
+
 def _job(row: Mapping[str, Any]) -> JobRecord:
+    link = None if row["link_run_id"] is None else MlflowLink(
+        row["link_run_id"], tuple((str(n), str(v)) for n, v in json.loads(row["link_versions"])), row["link_at"])
     return JobRecord(
         name=row["name"], model=row["model"], fingerprint=row["fingerprint"], launcher=row["launcher"],
         namespace=row["namespace"], state=row["state"], created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"], exit_code=row["exit_code"], pid=row["pid"], pid_created=row["pid_created"],
-        log_path=row["log_path"], detail=row["detail"], run=Run.from_json(json.loads(row["run"])),
+        log_path=row["log_path"], detail=row["detail"], run=Run.from_json(json.loads(row["run"])), mlflow=link,
     )

@@ -10,27 +10,26 @@ every `mlflow.tag_interval` otherwise, to keep the load on the tracking server l
 
 The same thread looks, every `mlflow.poll_interval`, for the MLflow run of each recent retraining run
 (tagged `driftwatch.trigger=<DRIFTWATCH_TRIGGER>` by the user's training code) and for the model versions
-registered from it; each such version is tagged `driftwatch.trigger` and the link is kept in
-`mlflow-links.json` beside the store, which `GET /v1/models/{model}/retraining` shows.
+registered from it; each such version is tagged `driftwatch.trigger` and the link is kept beside the
+run in the retraining history (`History.link`: the SQLite file, or PostgreSQL in fleet mode, so every
+replica and a restart see it), which `GET /v1/models/{model}/retraining` shows.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from monitor.core.config import Config
 from monitor.core.mlflowapi import MlflowClient, MlflowError, quote_filter
 from monitor.core.names import report_path
 from monitor.runtime import WindowVerdict, reference_provenance
+from retrain.history import JobRecord, MlflowLink
 
 __all__ = ["OPERATIONS", "TRIGGER_TAG", "MlflowSync"]
 
@@ -49,9 +48,11 @@ BACKOFF = (1.0, 2.0, 5.0, 15.0, 60.0)
 
 
 class JobSource(Protocol):
-    """What the linker reads of the retraining history (`retrain.history.History.jobs`)."""
+    """What the linker reads and writes of the retraining history (`retrain.history.History`)."""
 
-    def jobs(self, *, model: str | None = None, active_only: bool = False) -> list[Any]: ...
+    def jobs(self, *, model: str | None = None, active_only: bool = False) -> list[JobRecord]: ...
+
+    def link(self, name: str, link: MlflowLink) -> None: ...
 
 
 @dataclass
@@ -83,8 +84,6 @@ class MlflowSync:
         self._pending: dict[str, _Pending] = {}
         self._tagged: dict[str, tuple[str, str, float]] = {}  # model → (version, status, when) last written
         self._failures = dict.fromkeys(OPERATIONS, 0)
-        self._links_path = config.server.store.path.parent / "mlflow-links.json"
-        self._links: dict[str, dict[str, Any]] = self._load_links()
         self._next_poll = 0.0
 
     # -- what the app reads ------------------------------------------------------------------------
@@ -93,11 +92,6 @@ class MlflowSync:
         """Failed MLflow writes by operation, since start (the exporter's counter)."""
         with self._lock:
             return dict(self._failures)
-
-    def links(self) -> Mapping[str, Mapping[str, Any]]:
-        """Retraining run name → {run_id, model_versions: [{name, version}], linked_at}."""
-        with self._lock:
-            return dict(self._links)
 
     # -- tags after evaluations --------------------------------------------------------------------
 
@@ -165,14 +159,13 @@ class MlflowSync:
         if source is None or not self.settings.link_runs:
             return 0
         now, linked = self._clock(), 0
-        with self._lock:
-            done = {name for name, link in self._links.items() if link.get("model_versions")}
         todo = []
         for model in self.config.models:
             if self.config.retrain_for(model) is None:
                 continue
             recent = [j for j in source.jobs(model=model.key) if now - j.created_at <= LINK_MAX_AGE]
-            todo += [j for j in sorted(recent, key=lambda j: -j.created_at)[:RECENT_JOBS] if j.name not in done]
+            todo += [j for j in sorted(recent, key=lambda j: -j.created_at)[:RECENT_JOBS]
+                     if j.mlflow is None or not j.mlflow.model_versions]
         if not todo:
             return 0
         try:
@@ -186,11 +179,7 @@ class MlflowSync:
                 for v in versions:
                     if v.tags.get(TRIGGER_TAG) != job.fingerprint:
                         self._client.set_model_version_tag(v.name, v.version, TRIGGER_TAG, job.fingerprint)
-                link = {"run_id": run.run_id, "model_versions": [{"name": v.name, "version": v.version} for v in versions],
-                        "linked_at": now}
-                with self._lock:
-                    self._links[job.name] = link
-                    self._save_links()
+                source.link(job.name, MlflowLink(run.run_id, tuple((v.name, v.version) for v in versions), now))
                 if versions:
                     linked += 1
                     log.info("mlflow_run_linked job=%s run_id=%s versions=%s", job.name, run.run_id,
@@ -230,16 +219,3 @@ class MlflowSync:
             self._failures[operation] += 1
         log.warning("mlflow_request_failed operation=%s model=%s transient=%s error=%s",
                     operation, model or "", exc.transient, exc)
-
-    def _load_links(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self._links_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def _save_links(self) -> None:
-        """Written whole and renamed (a crash leaves the previous file); held under `_lock`."""
-        part = Path(str(self._links_path) + ".part")
-        part.write_text(json.dumps(self._links, sort_keys=True), encoding="utf-8")
-        os.replace(part, self._links_path)

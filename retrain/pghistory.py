@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS retrain_jobs (
 );
 CREATE INDEX IF NOT EXISTS retrain_jobs_state ON retrain_jobs (state, model);
 CREATE TABLE IF NOT EXISTS retrain_state (model text PRIMARY KEY, state text NOT NULL);
+CREATE TABLE IF NOT EXISTS retrain_links (
+    job_name text PRIMARY KEY,
+    run_id text NOT NULL,
+    model_versions text NOT NULL,
+    linked_at double precision NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dw_retrain_cursor (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
     last_evaluation bigint NOT NULL

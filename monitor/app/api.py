@@ -77,8 +77,8 @@ def create_app(
     collector's snapshot callable (monitor.exporter.collector.build_registry renders both beside the drift state).
     `profile_in_child`: the embedded monitor created here profiles its references in a child process
     (`driftwatch serve`: pandas and scipy stay out of the idle process; monitor.runtime.profiling).
-    `mlflow` (a `retrain.mlflow.MlflowSync`): its failure counts are exported and its retraining links
-    shown; it hears evaluated windows when `listeners` is not given.
+    `mlflow` (a `retrain.mlflow.MlflowSync`): its failure counts are exported; it hears evaluated
+    windows when `listeners` is not given.
     """
     owned = monitor is None
     if listeners is None:
@@ -274,11 +274,10 @@ def create_app(
         history = controller.history
         jobs = await run_in_threadpool(history.jobs, model=key)
         decisions = await run_in_threadpool(history.recent_decisions, key, limit)
-        links = mlflow.links() if mlflow is not None else {}  # retraining run → MLflow run and model versions
         return JSONResponse({
             **ident,
             "enabled": controller.retrain_config(key) is not None,
-            "jobs": [_job_view(j, links.get(j.name)) for j in jobs],
+            "jobs": [_job_view(j) for j in jobs],
             "decisions": [_decision_view(d) for d in decisions],
         })
 
@@ -419,9 +418,10 @@ def _batch_size(body: bytes) -> int:
     return len(labels) if isinstance(labels, list) else 0
 
 
-def _job_view(job: Any, mlflow_link: Any = None) -> dict[str, Any]:
+def _job_view(job: Any) -> dict[str, Any]:
+    """A retraining run, with its MLflow run and model versions once `retrain.mlflow` linked them."""
     return {
-        **({"mlflow": mlflow_link} if mlflow_link is not None else {}),
+        **({"mlflow": job.mlflow.to_json()} if job.mlflow is not None else {}),
         "name": job.name, "launcher": job.launcher, "namespace": job.namespace, "state": job.state,
         "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         "duration_seconds": job.duration, "exit_code": job.exit_code, "log_path": job.log_path,

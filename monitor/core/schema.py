@@ -198,6 +198,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX performance_stale ON performance (model) WHERE stale = 1
         """,
     ),
+    # A retraining run's MLflow run and the model versions registered from it, found by `retrain.mlflow`
+    # after the run: beside the run's row, so every replica (PostgreSQL) and a restart see the same link.
+    Migration(
+        6,
+        "retraining: each run's MLflow run and the model versions it produced",
+        """
+        CREATE TABLE IF NOT EXISTS retrain_links (
+            job_name TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            model_versions TEXT NOT NULL,
+            linked_at REAL NOT NULL
+        );
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _RETRAIN_TABLES = MIGRATIONS[2]

@@ -184,7 +184,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def test_migrations_are_numbered_one_by_one_and_the_version_is_the_last() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == MIGRATIONS[-1].version == 5
+    assert SCHEMA_VERSION == MIGRATIONS[-1].version == 6
 
 
 @pytest.mark.parametrize("opener", OPENERS)

@@ -392,6 +392,26 @@ def test_pg_history_is_history_on_postgres(postgres_dsn: str) -> None:
         history.close()
 
 
+def test_an_mlflow_link_written_by_one_replica_is_shown_by_another(postgres_dsn: str) -> None:
+    from retrain.history import MlflowLink
+    from retrain.pghistory import PgHistory
+    from retrain.policy import Trigger
+    from retrain.run import Run
+
+    trigger = Trigger("window", T0, T0 + 600, 1.0, ("x",), None, "drift held")
+    run = Run(name="wine-retrain-link000001", model="wine", fingerprint="link000001ab", trigger=trigger, reference="w.csv")
+    writer, reader = PgHistory(postgres_dsn, replica="a"), PgHistory(postgres_dsn, replica="b")
+    try:
+        writer.adopt(run, "kubernetes", "ml", T0)
+        writer.link(run.name, MlflowLink("r1", (), T0 + 60))  # the MLflow run, before its version is registered
+        writer.link(run.name, MlflowLink("r1", (("wine", "7"),), T0 + 120))
+        job = reader.job(run.name)
+        assert job is not None and job.mlflow == MlflowLink("r1", (("wine", "7"),), T0 + 120)
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_serve_runs_a_fleet_retrainer_in_fleet_mode(postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from monitor.app.serve import ServeError, _retrain_controller
 

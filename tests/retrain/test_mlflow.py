@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from monitor.app.api import create_app
 from monitor.runtime import Monitor
-from retrain.history import History
+from retrain.history import History, MlflowLink
 from retrain.mlflow import TRIGGER_TAG, MlflowSync
 from retrain.policy import Trigger
 from retrain.run import Run, job_name
@@ -151,8 +151,7 @@ def test_a_retraining_run_is_linked_to_the_version_registered_from_its_mlflow_ru
     new_version = mlflow_server.register(model, run_id)
     assert sync.link_once() == 1
     assert mlflow_server.version_tags(model, new_version)[TRIGGER_TAG] == fingerprint
-    assert sync.links()[job] == {"run_id": run_id, "model_versions": [{"name": model, "version": new_version}],
-                                 "linked_at": clock.now}
+    assert history.job(job).mlflow == MlflowLink(run_id, ((model, new_version),), clock.now)  # type: ignore[union-attr]
 
 
 def test_the_link_is_shown_with_the_retraining_run_and_survives_a_restart(tmp_path: Path, mlflow_server: MlflowServer) -> None:
@@ -167,7 +166,7 @@ def test_the_link_is_shown_with_the_retraining_run_and_survives_a_restart(tmp_pa
     history.close()
     controller = RetrainController(cfg, cfg.server.store.path)
     try:
-        again = MlflowSync(cfg, history=lambda: controller.history)  # a restarted monitor reads the links back
+        again = MlflowSync(cfg, history=lambda: controller.history)  # a restarted monitor: the link is in the store
         with TestClient(create_app(cfg, monitor=Monitor(cfg), controller=controller, mlflow=again)) as client:
             (shown,) = client.get("/v1/models/toy/retraining").json()["jobs"]
     finally:
@@ -181,4 +180,4 @@ def test_a_retraining_run_without_an_mlflow_run_stays_unlinked(tmp_path: Path, m
     history, job = launched(cfg, secrets.token_hex(16), Clock().now)
     sync = MlflowSync(cfg, history=lambda: history, clock=Clock())
     assert sync.link_once() == 0
-    assert job not in sync.links()
+    assert history.job(job).mlflow is None  # type: ignore[union-attr]
