@@ -49,7 +49,9 @@ Operation = Literal["chat", "text_completion", "embeddings"]
 _PATH = re.compile(r"(?:^|/)v1/(chat/completions|completions|embeddings)\Z")
 _OPERATIONS: dict[str, Operation] = {"chat/completions": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 MAX_CHOICES = 16
-"""Choices (`n`) reassembled per stream; further indices are counted as truncation."""
+"""Choices (`n`) reassembled per stream, and tool calls per choice; further indices are counted as truncation."""
+MAX_TOOL_NAME = 256
+"""Characters of a tool call's function name kept (names are short; the arguments count toward `max_chars`)."""
 
 
 def operation_of(path: str) -> Operation | None:
@@ -340,9 +342,52 @@ class SSEDecoder:
             self._data.append(value)
 
 
+class _FunctionDelta(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCallDelta(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: _FunctionDelta | None = None
+
+
 class _Delta(msgspec.Struct):
     content: str | None = None
     role: str | None = None
+    refusal: str | None = None
+    tool_calls: list[_ToolCallDelta] | None = None
+
+
+class _ToolCall:
+    """One tool call of a streamed choice: its id, type and name arrive once, its arguments in pieces."""
+
+    __slots__ = ("arguments", "id", "name", "type")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.type: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+    def body(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type or "function",
+                "function": {"name": self.name, "arguments": "".join(self.arguments)}}
+
+
+class _ChoiceParts:
+    """What a streamed choice has said so far."""
+
+    __slots__ = ("finish_reason", "refusal", "role", "texts", "tool_calls")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.refusal: list[str] = []
+        self.role: str | None = None
+        self.finish_reason: str | None = None
+        self.tool_calls: dict[int, _ToolCall] = {}
 
 
 class _Choice(msgspec.Struct):
@@ -371,7 +416,7 @@ class StreamAssembler:
     """A streamed chat or completions answer, reassembled as it arrives into the non-streamed shape.
 
     `feed` takes body pieces as they come off the wire; `body()` returns the equivalent non-streamed
-    answer (id, model, choices with their text and finish reason, usage when the server sent it,
+    answer (id, model, choices with their text, refusal, tool calls and finish reason, usage when the server sent it,
     `error` when it sent an error event, and `"truncated": true` when content beyond `max_chars`
     was dropped). Events that are not JSON chunks of this shape are counted in `invalid` and skipped.
     """
@@ -386,7 +431,7 @@ class StreamAssembler:
         self._chat = operation == "chat"
         self.max_chars = max_chars
         self.sse = SSEDecoder(max(max_chars, 64 * 1024))
-        self._choices: dict[int, tuple[list[str], list[str | None], list[str | None]]] = {}
+        self._choices: dict[int, _ChoiceParts] = {}
         self._chars = 0
         self.events = 0
         self.content_events = 0
@@ -430,42 +475,70 @@ class StreamAssembler:
                 if len(self._choices) >= MAX_CHOICES:
                     self.truncated = True
                     continue
-                slot = self._choices[c.index] = ([], [None], [None])
-            texts, reason, role = slot
+                slot = self._choices[c.index] = _ChoiceParts()
             if self._chat:
                 delta = c.delta
-                piece = None
                 if delta is not None:
-                    piece = delta.content
                     if delta.role is not None:
-                        role[0] = delta.role
+                        slot.role = delta.role
+                    had_content |= self._keep(slot.texts, delta.content)
+                    had_content |= self._keep(slot.refusal, delta.refusal)
+                    for call in delta.tool_calls or ():
+                        had_content |= self._tool_call(slot, call)
             else:
-                piece = c.text
-            if piece:
-                had_content = True
-                room = self.max_chars - self._chars
-                if len(piece) > room:
-                    piece = piece[: max(room, 0)]
-                    self.truncated = True
-                if piece:
-                    texts.append(piece)
-                    self._chars += len(piece)
+                had_content |= self._keep(slot.texts, c.text)
             if c.finish_reason is not None:
-                reason[0] = c.finish_reason
+                slot.finish_reason = c.finish_reason
         if had_content:
             self.content_events += 1
+
+    def _keep(self, into: list[str], piece: str | None) -> bool:
+        """Append what fits of `piece` under `max_chars` (the rest is dropped and marked); whether it had any."""
+        if not piece:
+            return False
+        room = self.max_chars - self._chars
+        if len(piece) > room:
+            piece = piece[: max(room, 0)]
+            self.truncated = True
+        if piece:
+            into.append(piece)
+            self._chars += len(piece)
+        return True
+
+    def _tool_call(self, slot: _ChoiceParts, delta: _ToolCallDelta) -> bool:
+        """Merge a tool-call delta into the call of its index (OpenAI sends id, type and name with the
+        first delta of a call and the JSON arguments in pieces after it)."""
+        call = slot.tool_calls.get(delta.index)
+        if call is None:
+            if len(slot.tool_calls) >= MAX_CHOICES:
+                self.truncated = True
+                return False
+            call = slot.tool_calls[delta.index] = _ToolCall()
+        call.id = delta.id or call.id
+        call.type = delta.type or call.type
+        fn = delta.function
+        if fn is None:
+            return False
+        if fn.name:
+            call.name = fn.name[:MAX_TOOL_NAME]
+        return self._keep(call.arguments, fn.arguments) or bool(fn.name)
 
     def body(self) -> dict[str, Any]:
         """The non-streamed equivalent of everything fed so far (what `parse_response` reads)."""
         chat = self.operation == "chat"
         choices = []
         for index in sorted(self._choices):
-            texts, reason, role = self._choices[index]
-            text = "".join(texts)
+            slot = self._choices[index]
+            text = "".join(slot.texts)
             if chat:
-                choices.append({"index": index, "message": {"role": role[0] or "assistant", "content": text}, "finish_reason": reason[0]})
+                message: dict[str, Any] = {"role": slot.role or "assistant", "content": text}
+                if slot.refusal:
+                    message["refusal"] = "".join(slot.refusal)
+                if slot.tool_calls:
+                    message["tool_calls"] = [slot.tool_calls[i].body() for i in sorted(slot.tool_calls)]
+                choices.append({"index": index, "message": message, "finish_reason": slot.finish_reason})
             else:
-                choices.append({"index": index, "text": text, "finish_reason": reason[0]})
+                choices.append({"index": index, "text": text, "finish_reason": slot.finish_reason})
         out: dict[str, Any] = {"object": "chat.completion" if chat else "text_completion", "choices": choices}
         if self.id is not None:
             out["id"] = self.id

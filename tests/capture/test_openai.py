@@ -175,3 +175,53 @@ def test_several_choices_are_kept_apart_and_a_completions_stream_reads_text() ->
     b = assemble([sse(text, "[DONE]")], operation="text_completion")
     answer = parse_response("text_completion", b.body())
     assert (answer.completion, answer.finish_reason) == ("hello", "length")
+
+
+def tool_chunk(index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None,
+               finish: str | None = None) -> dict[str, Any]:
+    function = {k: v for k, v in (("name", name), ("arguments", arguments)) if v is not None}
+    call: dict[str, Any] = {"index": index, "function": function}
+    if id is not None:
+        call |= {"id": id, "type": "function"}
+    return {"id": "chatcmpl-9", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": finish}]}
+
+
+TOOL_STREAM = sse(
+    chat_chunk(role="assistant"),
+    tool_chunk(0, id="call_a", name="get_weather", arguments=""),
+    tool_chunk(0, arguments='{"city": '), tool_chunk(1, id="call_b", name="get_time", arguments='{"tz": "CET"}'),
+    tool_chunk(0, arguments='"Wien"}'), chat_chunk(finish="tool_calls"), "[DONE]",
+)
+
+
+def test_streamed_tool_calls_are_reassembled_as_the_non_streamed_answer_has_them() -> None:
+    message = assemble([TOOL_STREAM]).body()["choices"][0]["message"]
+    assert message["tool_calls"] == [
+        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Wien"}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}},
+    ]
+
+
+def test_a_tool_call_stream_keeps_its_finish_reason() -> None:
+    assert parse_response("chat", assemble([TOOL_STREAM]).body()).finish_reason == "tool_calls"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(TOOL_STREAM)), max_size=12))
+def test_any_cut_of_a_tool_call_stream_gives_the_same_calls(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(TOOL_STREAM)]
+    pieces = [TOOL_STREAM[a:b] for a, b in itertools.pairwise(bounds)]
+    assert assemble(pieces).body() == assemble([TOOL_STREAM]).body()
+
+
+def test_tool_call_arguments_count_toward_the_limit() -> None:
+    a = assemble([sse(tool_chunk(0, id="c", name="f", arguments="x" * 40), "[DONE]")], max_chars=25)
+    (call,) = a.body()["choices"][0]["message"]["tool_calls"]
+    assert (call["function"]["arguments"], a.body()["truncated"]) == ("x" * 25, True)
+
+
+def test_a_refusal_is_reassembled_apart_from_the_content() -> None:
+    refusal = [{"id": "r", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"refusal": part}}]}
+               for part in ("I can't ", "help with that.")]
+    assert assemble([sse(*refusal, "[DONE]")]).body()["choices"][0]["message"]["refusal"] == "I can't help with that."
