@@ -1,5 +1,6 @@
 """A real child process sampled with psutil: CPU from cpu_times deltas, memory from RSS."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -182,7 +183,8 @@ def test_short_lived_children_are_counted() -> None:
         elapsed = since_boot() - start
     finally:
         for child in psutil.Process(parent.pid).children(recursive=True):
-            child.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):  # a worker may finish between listing and kill
+                child.kill()
         _kill(parent)
     assert usage.cpu_cores is not None
     used = float(usage.cpu_cores) * elapsed
