@@ -4,7 +4,8 @@ A chat or completions call gives one record: its prompt text (`field: prompt`), 
 completion (`field: completion`) and, for columns with `text.tokens`, the token counts the server
 reported in `usage` (missing when it did not). An embeddings call gives one record per input: its
 text (`field: prompt`) and its vector (`field: embedding`, checked against the column's dimensions);
-its completion and token counts are missing (`usage` counts the whole call, not one input). The texts stay texts here; `monitor.text.columns` turns them into
+its completion is missing, and so is its token count unless it is the call's only input (`usage`
+counts the whole call). The texts stay texts here; `monitor.text.columns` turns them into
 descriptor values where records become the frame the drift engine evaluates.
 """
 
@@ -68,6 +69,7 @@ def _embedding_records(columns: Sequence[TextColumn], request: Any, response: An
         raise Rejected("upstream_error", f"the model reported an error: {answer.error[:200]}")
     if not answer.vectors:
         raise Rejected("empty_payload", "the embeddings answer has no vectors")
+    usage = answer.usage
     if inputs and len(inputs) != len(answer.vectors):
         raise Rejected("schema_mismatch", f"{len(answer.vectors)} vectors for {len(inputs)} inputs")
     records: list[Record] = []
@@ -79,7 +81,7 @@ def _embedding_records(columns: Sequence[TextColumn], request: Any, response: An
                 record[c.name] = vector(vec, c.name, c.dimensions)
             else:
                 record[c.name] = inputs[i] if c.field == "prompt" and inputs else None
-            if c.tokens is not None:
-                record[c.tokens] = None
+            if c.tokens is not None:  # `usage` counts the call: one input's own count only when it is alone
+                record[c.tokens] = usage.input_tokens if c.field == "prompt" and usage is not None and len(answer.vectors) == 1 else None
         records.append(record)
     return records
