@@ -32,7 +32,7 @@ from monitor.drift.spec import (
     specs_from_config,
 )
 from monitor.drift.values import categorical_values, is_time_dtype, looks_like_datetimes, numeric_values
-from monitor.drift.vectors import EmbeddingColumnProfile, vector_values
+from monitor.drift.vectors import EmbeddingColumnProfile, looks_like_vectors, vector_values
 
 NAN = math.nan
 TOP_CATEGORIES = 10
@@ -79,7 +79,8 @@ def detect(
 
     Without a config every column present in both frames is a feature, numeric if its reference
     dtype is numeric (booleans excepted) or date/time (including text that is all ISO 8601 date/times,
-    as a CSV holds them), categorical otherwise. With a `monitor.core.config.Config`
+    as a CSV holds them), embedding if it holds vectors of one length (lists, or JSON lists in a CSV),
+    categorical otherwise. With a `monitor.core.config.Config`
     (`model` names the model, optional when it has one) or a `ModelConfig`, its columns, methods and
     thresholds are used.
     """
@@ -99,7 +100,9 @@ def infer_specs(reference: pd.DataFrame, current: pd.DataFrame) -> list[ColumnSp
     specs = []
     for c in common:
         column = _column(reference, c)
-        if looks_like_datetimes(column):  # a CSV's timestamps: one category each would always "drift"
+        if looks_like_vectors(column):  # a Parquet list column, or JSON lists in a CSV
+            specs.append(ColumnSpec(name=str(c), kind="embedding"))
+        elif looks_like_datetimes(column):  # a CSV's timestamps: one category each would always "drift"
             specs.append(ColumnSpec(name=str(c), kind="numeric", datetime=True))
         else:
             specs.append(ColumnSpec(name=str(c), kind=_inferred_kind(column)))

@@ -88,6 +88,21 @@ def vector_values(column: pd.Series, dimensions: int | None) -> VectorValues:
     return VectorValues(np.ascontiguousarray(matrix), len(cells), missing, wrong)
 
 
+def looks_like_vectors(column: pd.Series, probe: int = 20) -> bool:
+    """The first `probe` present cells are all vectors of one length (lists or arrays of numbers, or
+    JSON lists in text): how `detect` without a config tells an embedding column from a categorical one."""
+    present = column.dropna()
+    if present.empty or present.dtype != object:
+        return False
+    lengths = set()
+    for cell in present.iloc[:probe].tolist():
+        seq = _as_sequence(cell)
+        if seq is None or len(seq) == 0 or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in seq):
+            return False
+        lengths.add(len(seq))
+    return len(lengths) == 1
+
+
 def _numbers_only(rows: list[Any], width: int) -> tuple[F32, int]:
     kept, bad = [], 0
     for row in rows:
