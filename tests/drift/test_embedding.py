@@ -351,3 +351,19 @@ def test_the_largest_share_of_one_value_bounds_a_sparse_dimension():
     share = embedding.profile(np.column_stack([x, np.random.default_rng(0).standard_normal((5000, 20))]).astype(F32)).mode_share
     assert 0.9 <= share[0] <= 0.92
     assert share[1] < 0.005
+
+
+def test_dimensions_of_float32_noise_near_zero_are_constant_not_drift():
+    """all-MiniLM-L6-v2 has two dimensions holding values ~1e-33: their squares underflow float32, the
+    variance came out -8e-82 (NaN p-values, and a NaN overall p-value: no verdict at all), then as
+    exactly 0 with means that differ by 1e-33 (certain drift in every window)."""
+    rng = np.random.default_rng(4)
+
+    def draw(rows: int) -> np.ndarray:
+        x = rng.standard_normal((rows, 16)).astype(F32)
+        x[:, 3] = (rng.standard_normal(rows) * 1e-33).astype(F32)
+        return x
+
+    prof = embedding.profile(draw(2000))
+    p_values = [embedding.test(prof, draw(300)).p_value for _ in range(50)]
+    assert (prof.var[3], min(p_values) > 0.001) == (0.0, True)

@@ -33,16 +33,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special, stats
 
-from monitor.drift.embedding.moments import THREADS, check_matrix, window_sums
+from monitor.drift.embedding.moments import ROUNDING, THREADS, check_matrix, window_sums
 from monitor.drift.embedding.profile import EmbeddingProfile
 
 F64 = NDArray[np.float64]
 DEFAULT_ALPHA = 0.01
 FAMILIES = ("mean", "variance", "pca")
 TOP = 5  # dimensions and components listed in a result, most shifted first
-ROUNDING = 1e-5
-"""A window's sum of squared deviations below this share of its sum of squares about the reference
-centre is rounding: the window is constant in that dimension."""
+TINY = 1e-18
+"""Means of constant dimensions this close are equal (see `welch`)."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +107,13 @@ def welch(mean_r: F64, var_r: F64, n: int, mean_w: F64, var_w: F64, m: int) -> t
         t = diff / np.sqrt(se2)
         df = se2**2 / (vr**2 / (n - 1) + vw**2 / (m - 1))
         p = 2.0 * stats.t.sf(np.abs(t), df)
-    # both samples constant in a dimension: equal means are no evidence, different ones are certain
+    # both samples constant in a dimension: equal means are no evidence, different ones are certain.
+    # "Equal" within TINY: deviations that small square below float32's normal range, so float32
+    # variances of such a dimension are 0 while its values still differ (MiniLM has two at ~1e-33).
     constant = se2 == 0
-    t = np.where(constant, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)), t)
-    p = np.where(constant, np.where(diff == 0, 1.0, 0.0), p)
+    same = np.abs(diff) <= TINY
+    t = np.where(constant, np.where(same, 0.0, np.copysign(np.inf, diff)), t)
+    p = np.where(constant, np.where(same, 1.0, 0.0), p)
     return t, np.where(constant, np.nan, df), p
 
 
