@@ -142,7 +142,7 @@ class TextOptions(_Strict):
     """Words of the reference vocabulary the out-of-vocabulary share is measured against."""
     semantic: bool = False
     """Add `<column>.semantic`, the texts' sentence vectors (all-MiniLM-L6-v2, offline), an embedding
-    column: semantic drift. Needs the `semantic` extra (docs/text.md#semantic-drift)."""
+    column: semantic drift. Needs the offline model package (docs/text.md, "Semantic drift")."""
 
 
 class EmbeddingOptions(_Strict):

@@ -180,3 +180,17 @@ def test_serve_refuses_semantic_text_without_the_model(tmp_path: Path) -> None:
 def test_check_config_accepts_semantic_text_with_the_model_installed(tmp_path: Path) -> None:
     res = runner.invoke(app, ["check-config", str(_semantic_config(tmp_path))])
     assert res.exit_code == 0, res.output
+
+
+EXAMPLE = ROOT / "examples" / "embeddings"
+
+
+def test_the_example_embedding_config_is_valid() -> None:
+    res = runner.invoke(app, ["check-config", str(EXAMPLE / "config.yaml")])
+    assert res.exit_code == 0, res.output
+
+
+def test_the_example_current_file_drifts_from_its_reference() -> None:
+    res = runner.invoke(app, ["drift", str(EXAMPLE / "data" / "vectors_reference.csv"), str(EXAMPLE / "data" / "vectors_current.csv"),
+                              "--config", str(EXAMPLE / "config.yaml"), "--json"])
+    assert json.loads(res.output)["features"]["vec"]["drifted"] is True
