@@ -8,8 +8,9 @@ path is what the monitor and `driftwatch drift` run: `build_profile` on a frame 
 vectors, then `evaluate(profile, window_frame)`, which turns the column into a matrix
 (`monitor.drift.vectors.vector_values`: length and finiteness checks, missing and wrong values
 counted), runs the same test and builds the column's result with the window's multiple-testing
-correction. The window's column comes in two forms: one float32 array per row (a Parquet list
-column) and one Python list of floats per row (what the monitor's records hold, parsed from JSON).
+correction. The window's column comes in two forms: one float32 array per row (what the monitor's
+records hold: ingest keeps each checked vector as float32, and a Parquet list column) and one Python
+list of floats per row (a frame built by hand, or a CSV's JSON lists once parsed).
 Data: Gaussian rows with a decaying spectrum (benchmarks/embedding_drift.py's `make_data`), the window
 unchanged. Each timing is the median of `--repeats` runs; the profile is prepared once per path.
 """
@@ -70,15 +71,15 @@ def main() -> None:
     p_col = evaluate(col_profile, arrays).features["vec"].p_value
 
     print(f"{args.rows} x {args.dims}, float32, 2 cores, load {os.getloadavg()[0]:.1f}; median of {args.repeats}")
-    print(f"{'path':<46} {'seconds':>8}")
-    print(f"{'profile: embedding.profile (raw)':<46} {raw_prep:>8.2f}")
-    print(f"{'profile: build_profile (column of arrays)':<46} {col_prep:>8.2f}")
-    print(f"{'window: embedding.test (raw matrix)':<46} {raw:>8.2f}")
-    print(f"{'window: evaluate, column of float32 arrays':<46} {col_arrays:>8.2f}")
+    print(f"{'path':<52} {'seconds':>8}")
+    print(f"{'profile: embedding.profile (raw)':<52} {raw_prep:>8.2f}")
+    print(f"{'profile: build_profile (column of arrays)':<52} {col_prep:>8.2f}")
+    print(f"{'window: embedding.test (raw matrix)':<52} {raw:>8.2f}")
+    print(f"{'window: evaluate, float32 arrays (monitor records)':<52} {col_arrays:>8.2f}")
     if not args.no_lists:
         lists = pd.DataFrame({"vec": window.tolist()})
         col_lists = _median(lambda: evaluate(col_profile, lists), args.repeats)
-        print(f"{'window: evaluate, column of Python lists':<46} {col_lists:>8.2f}")
+        print(f"{'window: evaluate, Python lists of floats':<52} {col_lists:>8.2f}")
     print(f"same p-value on both paths: {p_raw == p_col} ({p_raw:.4g})")
 
 
