@@ -3,7 +3,7 @@
 `type: embedding` column read from the answers (`source: {field: embedding}`). Unchanged traffic
 leaves the column quiet; traffic whose vectors move in 3 of 32 dimensions makes it drift in
 `/metrics` and in the model's drift JSON; a vector of the wrong length is counted as a rejection
-while the client still gets its answer."""
+while the client still gets its answer; the served report page shows the column's scatter and MMD check."""
 
 from __future__ import annotations
 
@@ -89,6 +89,14 @@ def test_an_embedding_model_drifts_only_when_its_vectors_move(stack: Stack) -> N
     drift = httpx.get(f"{stack.monitor}/v1/models/emb/drift", timeout=10).json()
     top = {d["dimension"] for d in drift["result"]["features"]["vec"]["details"]["top_dimensions"][:3]}
     assert top == {3, 7, 20}
+
+
+def test_the_served_report_shows_the_scatter_and_the_mmd_check(stack: Stack) -> None:
+    send(stack, "shifted", 20_000)
+    wait_for("the window's drift", lambda: sample(stack, "driftwatch_feature_drift_detected", model="emb", feature="vec") == 1.0, 60)
+    page = httpx.get(f"{stack.monitor}/reports/emb", timeout=120, follow_redirects=True)
+    assert (page.status_code, 'aria-label="principal-component scatter of vec' in page.text,
+            "MMD check: the distributions differ" in page.text) == (200, True, True)
 
 
 def test_a_vector_of_the_wrong_length_is_rejected_and_the_client_still_gets_its_answer(stack: Stack) -> None:
