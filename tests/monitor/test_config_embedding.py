@@ -194,3 +194,8 @@ def test_the_example_current_file_drifts_from_its_reference() -> None:
     res = runner.invoke(app, ["drift", str(EXAMPLE / "data" / "vectors_reference.csv"), str(EXAMPLE / "data" / "vectors_current.csv"),
                               "--config", str(EXAMPLE / "config.yaml"), "--json"])
     assert json.loads(res.output)["features"]["vec"]["drifted"] is True
+
+
+def test_calibrate_explains_that_an_embedding_model_is_not_calibrated() -> None:
+    res = runner.invoke(app, ["calibrate", "--config", str(EXAMPLE / "config.yaml")])
+    assert (res.exit_code, "embedding columns: they are decided by their test's level" in res.output) == (2, True), res.output

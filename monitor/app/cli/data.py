@@ -259,6 +259,9 @@ def calibrate_cmd(
         fail(str(exc))
     model_cfg = cfg.named(model) if model is not None else cfg.models[0]
     budget_cfg = model_cfg.false_alarm_budget
+    if budget_cfg is None and any(c.type == "embedding" for c in model_cfg.columns):
+        fail(f"model {model_cfg.name!r} has embedding columns: they are decided by their test's level (drift.alpha), "
+             "not calibrated, so the model can have no false_alarm_budget (docs/drift-methods.md#embeddings)")
     if budget_cfg is None:
         fail(f"model {model_cfg.name!r} has no false_alarm_budget in {config}; add e.g. `false_alarm_budget: {{alarms: 1, period: 30d}}`")
     try:
