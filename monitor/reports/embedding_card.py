@@ -20,7 +20,7 @@ def mmd_line(d: Distribution | None) -> str:
     sc = d.shape
     verdict = "differ" if sc.mmd_drifted else "do not differ"
     return (
-        f'<p class="mmd">MMD check: the distributions {verdict} (MMD² {fmt_num(sc.mmd2)}, permutation p {fmt_num(sc.mmd_p)}, '
+        f'<p class="note mmd">MMD check: the distributions {verdict} (MMD² {fmt_num(sc.mmd2)}, permutation p {fmt_num(sc.mmd_p)}, '
         f"{sc.permutations} permutations of {sc.mmd_rows[0]} reference and {sc.mmd_rows[1]} window vectors)</p>"
     )
 
