@@ -864,6 +864,9 @@ class ModelConfig(_Strict):
         prediction = outputs.get(perf.prediction)
         if prediction is None:
             raise ValueError(f"performance.prediction {perf.prediction!r} is not an output column (outputs: {', '.join(outputs) or 'none'})")
+        if prediction.type in ("embedding", "text"):
+            kind = "an embedding" if prediction.type == "embedding" else "a text"
+            raise ValueError(f"performance.prediction {perf.prediction!r} is {kind} column: a prediction is a class or a number")
         if perf.task == "regression" and prediction.type != "numeric":
             raise ValueError(f"performance.prediction {perf.prediction!r} must be a numeric output for regression")
         for cls_name, column in perf.probabilities.items():

@@ -199,3 +199,8 @@ def test_the_example_current_file_drifts_from_its_reference() -> None:
 def test_calibrate_explains_that_an_embedding_model_is_not_calibrated() -> None:
     res = runner.invoke(app, ["calibrate", "--config", str(EXAMPLE / "config.yaml")])
     assert (res.exit_code, "embedding columns: they are decided by their test's level" in res.output) == (2, True), res.output
+
+
+def test_an_embedding_output_cannot_be_the_performance_prediction() -> None:
+    data = model({"name": "x", "type": "numeric"}, outputs=[VEC], performance={"task": "classification", "prediction": "vec"})
+    assert any("is an embedding column: a prediction is a class or a number" in m for m in errors(data).values()), errors(data)
