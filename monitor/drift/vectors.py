@@ -77,7 +77,9 @@ def vector_values(column: pd.Series, dimensions: int | None) -> VectorValues:
         return VectorValues(np.empty((0, width or 0), dtype=np.float32), len(cells), missing, wrong)
     try:
         matrix = np.array(rows, dtype=np.float32)
-    except (TypeError, ValueError):  # a non-number somewhere: find the rows one by one
+        if matrix.ndim != 2:  # lists nested in a cell
+            raise ValueError(matrix.shape)
+    except (TypeError, ValueError):  # a non-number or a nested list somewhere: find the rows one by one
         matrix, bad = _numbers_only(rows, width or 0)
         wrong += bad
     with np.errstate(over="ignore", invalid="ignore"):
@@ -109,7 +111,10 @@ def _numbers_only(rows: list[Any], width: int) -> tuple[F32, int]:
         try:
             if any(isinstance(v, bool) for v in row):
                 raise TypeError
-            kept.append(np.asarray(row, dtype=np.float32))
+            vec = np.asarray(row, dtype=np.float32)
+            if vec.shape != (width,):
+                raise ValueError(vec.shape)
+            kept.append(vec)
         except (TypeError, ValueError):
             bad += 1
     return (np.stack(kept) if kept else np.empty((0, width), dtype=np.float32)), bad

@@ -33,7 +33,8 @@ def test_none_and_nan_are_missing() -> None:
     assert (vals.n, vals.missing, vals.wrong_type) == (3, 2, 0)
 
 
-@pytest.mark.parametrize("cell", [[1, 2, 3], [1, float("nan")], [1, float("inf")], ["a", "b"], "not json", 4.0, "[1, null]", []])
+@pytest.mark.parametrize("cell", [[1, 2, 3], [1, float("nan")], [1, float("inf")], ["a", "b"], "not json", 4.0, "[1, null]", [],
+                                  [[1, 2], [3, 4]], "[[1, 2], [3, 4]]"])
 def test_a_cell_that_is_no_vector_of_the_columns_length_is_a_wrong_type(cell: object) -> None:
     vals = vector_values(pd.Series([[1, 2], cell], dtype=object), 2)
     assert (vals.matrix.shape[0], vals.wrong_type) == (1, 1)
