@@ -65,6 +65,16 @@ def _check_tls(config: Config) -> tuple[str, str] | None:
     return str(tls.cert_file), str(tls.key_file)
 
 
+def _check_semantic(config: Config) -> None:
+    """`ServeError` when a `text: {semantic: true}` column's offline model is not installed."""
+    if not any(c.type == "text" and c.options.semantic for m in config.models for c in (*m.features, *m.outputs)):
+        return
+    from monitor.text.embed import semantic_problems
+
+    if problems := semantic_problems(config):
+        raise ServeError("; ".join(f"{path}: {message}" for path, message in problems))
+
+
 def run_server(config: Config, *, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT; `ServeError` for a port or store that cannot be used."""
     import uvicorn
@@ -78,6 +88,7 @@ def run_server(config: Config, *, host: str, port: int) -> None:
     if config.fleet is None:
         _check_store(config)
     tls = _check_tls(config)
+    _check_semantic(config)
     controller = _retrain_controller(config)
     mlflow = _mlflow_sync(config, controller)
     resources = ResourceCollector(config).start()

@@ -22,6 +22,6 @@ def event_records(schema: ModelSchema, event: CapturedEvent) -> list[Record]:
     request = decode_body(event.request)
     if schema.protocol == "openai":
         answer = decode_body(event.response) if event.response is not None else None
-        return generative_records(schema.texts, operation_for(event.path, request), request, answer)
+        return generative_records(schema.texts, operation_for(event.path, request, schema.texts), request, answer)
     response = decode_body(event.response) if schema.outputs and event.response is not None else None
     return parse_payload(schema, request, response)

@@ -198,7 +198,10 @@ def _vector(value: Any) -> list[float]:
         except (binascii.Error, ValueError):
             raise Rejected("schema_mismatch", "an embedding is neither a list of numbers nor base64 float32") from None
     if isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        return [float(v) for v in value]
+        try:
+            return [float(v) for v in value]
+        except OverflowError:  # an integer beyond a double: not a vector any model sends
+            raise Rejected("vector_non_finite", "an embedding holds a number beyond a double's range") from None
     raise Rejected("schema_mismatch", "an embedding is neither a list of numbers nor base64 float32")
 
 

@@ -10,6 +10,9 @@ missing. Scalars are passed on as they are: whether "3.5" or "abc" fits a numeri
 configured source points at the wrong place (say a nested tensor): `type_mismatch`. A list row
 too short for a column's `index`, an absent tensor, or a prediction count that differs from the
 instance count is `schema_mismatch`. A missing key in an object row is a missing value.
+An embedding column (`type: embedding`) takes a list of its `dimensions` finite numbers per row
+(or one row of a [rows, dimensions] v2 tensor): another length is `vector_dimensions`, a NaN or
+infinite entry `vector_non_finite` (`vector`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from monitor.core.config import FeatureConfig, ModelConfig
 
-__all__ = ["ModelSchema", "Record", "Rejected", "TextColumn", "parse_payload", "sniff_protocol"]
+__all__ = ["ModelSchema", "Record", "Rejected", "TextColumn", "parse_payload", "sniff_protocol", "vector"]
 
 Record = dict[str, Any]
 Protocol = Literal["kserve_v1", "v2", "json"]
@@ -38,21 +44,50 @@ class Rejected(Exception):
         self.detail = detail
 
 
+def vector(value: Any, column: str, dimensions: int) -> NDArray[np.float32]:
+    """An embedding column's value as a float32 array of `dimensions` finite numbers (what the drift
+    engine computes in; a window of them holds a tenth of the memory of lists of Python floats).
+
+    `Rejected` with `vector_dimensions` for another length and `vector_non_finite` for a NaN or
+    infinite entry, or one beyond float32's range, each naming the column: a model answering vectors
+    of the wrong size is a misconfigured column or a changed model, never drift numbers."""
+    if not isinstance(value, list) or not all(type(v) in _NUMBERS for v in value):
+        raise Rejected("type_mismatch", f"column {column!r} expects a list of {dimensions} numbers, got {type(value).__name__}")
+    if len(value) != dimensions:
+        raise Rejected("vector_dimensions", f"column {column!r} expects {dimensions} dimensions, got a vector of {len(value)}")
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.asarray(value, dtype=np.float32)
+    except OverflowError:  # an integer beyond any float
+        array = np.array([np.inf], dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise Rejected("vector_non_finite", f"column {column!r}: the vector holds NaN or infinite values (or values beyond float32)")
+    return array
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A config column compiled for fast lookups: where its value sits."""
+    """A config column compiled for fast lookups: where its value sits (and, for an embedding column,
+    its vectors' length)."""
 
     name: str
     key: str | None
     index: int | None
     tensor: str | None
+    dimensions: int | None = None
 
     @classmethod
     def from_config(cls, col: FeatureConfig) -> Column:
         src = col.resolved_source()
         # With no source the column's name doubles as a v2 tensor name (see FeatureSource).
         tensor = src.input if src.input is not None else src.key
-        return cls(col.name, src.key, src.index, tensor)
+        return cls(col.name, src.key, src.index, tensor, col.embedding.dimensions if col.embedding is not None else None)
+
+    def value(self, cell: Any) -> Any:
+        """A cell as this column's value: a checked vector, or a scalar (see `_scalar`)."""
+        if self.dimensions is not None:
+            return None if cell is None else vector(cell, self.name, self.dimensions)
+        return _scalar(cell, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +107,8 @@ class Columns:
     def of(cls, columns: Sequence[Column]) -> Columns:
         indices = tuple(c.index for c in columns if c.index is not None)
         keys = tuple(c.key for c in columns if c.key is not None)
+        if any(c.dimensions is not None for c in columns):  # vectors: every cell goes through `Column.value`
+            return cls(tuple(columns), tuple(c.name for c in columns), None, None, 0, None)
         by_index = bool(columns) and len(indices) == len(columns)
         pick = None
         if by_index:
@@ -99,7 +136,7 @@ class Columns:
         elif t is dict and self.keys is not None:
             values = [row.get(k) for k in self.keys]
         else:
-            return {c.name: _scalar(_cell(row, c), c.name) for c in self.columns}
+            return {c.name: c.value(_cell(row, c)) for c in self.columns}
         if _NUMBERS.issuperset(map(type, values)) and _plain_numbers(values):
             return dict(zip(self.names, values, strict=True))  # all numbers, none NaN or beyond a double (the common case)
         if not _NESTED.isdisjoint(map(type, values)):
@@ -110,18 +147,20 @@ class Columns:
 
 @dataclass(frozen=True, slots=True)
 class TextColumn:
-    """A text column of a `protocol: openai` model: its name, the part of the call it reads, and the
-    record key of its token count (None without one)."""
+    """A column of a `protocol: openai` model: its name, the part of the call it reads, the record key
+    of its token count (None without one) and, for `field: embedding`, its vectors' length."""
 
     name: str
-    field: Literal["prompt", "completion"]
+    field: Literal["prompt", "completion", "embedding"]
     tokens: str | None
+    dimensions: int | None = None
 
     @classmethod
     def from_config(cls, col: FeatureConfig) -> TextColumn:
         assert col.source is not None and col.source.field is not None  # the config requires it for `protocol: openai`
         token = col.token_descriptor
-        return cls(col.name, col.source.field, None if token is None else f"{col.name}.{token}")
+        dims = col.embedding.dimensions if col.embedding is not None else None
+        return cls(col.name, col.source.field, None if token is None else f"{col.name}.{token}", dims)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +255,7 @@ def parse_payload(schema: ModelSchema, request: Any, response: Any | None) -> li
         elif protocol == "json":
             for record, row in zip(records, rows, strict=True):
                 for c in schema.outputs:
-                    record[c.name] = _scalar(_cell(row, c, missing_ok=True), c.name)
+                    record[c.name] = c.value(_cell(row, c, missing_ok=True))
         else:
             for record in records:
                 record.update(dict.fromkeys(c.name for c in schema.outputs))
@@ -284,7 +323,7 @@ def _fill_outputs(outputs: Columns, records: list[Record], preds: list[Any]) -> 
         if isinstance(pred, (dict, list)):
             record.update(outputs.record(pred))
         else:  # a scalar prediction is the first output's value
-            record[first.name] = _scalar(pred, first.name)
+            record[first.name] = first.value(pred)
             for c in rest:
                 record[c.name] = None
 
@@ -306,6 +345,14 @@ class _Tensor:
         if index >= self.width:
             raise Rejected("schema_mismatch", f"column {name!r} wants index {index}, tensor is {self.width} wide")
         return self.data[index :: self.width]
+
+    def vectors(self, c: Column) -> list[Any]:
+        """An embedding column's rows: a [rows, dimensions] tensor gives one vector per row."""
+        assert c.dimensions is not None
+        if self.width != c.dimensions:
+            raise Rejected("vector_dimensions", f"column {c.name!r} expects {c.dimensions} dimensions, the tensor is {self.width} wide")
+        d = self.width
+        return [vector(self.data[i * d:(i + 1) * d], c.name, d) for i in range(self.rows)]
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -358,7 +405,7 @@ def _v2_columns(columns: Iterable[Column], tensors: dict[str, _Tensor], field: s
         if rows is not None and tensor.rows != rows:
             raise Rejected("schema_mismatch", f"tensors in `{field}` disagree on the number of rows")
         rows = tensor.rows
-        values[c.name] = [_scalar(v, c.name) for v in tensor.column(c.name, c.index)]
+        values[c.name] = tensor.vectors(c) if c.dimensions is not None else [_scalar(v, c.name) for v in tensor.column(c.name, c.index)]
     return rows or 0, values
 
 

@@ -31,7 +31,7 @@ from pydantic import (
 
 from monitor.core import methods as drift_methods
 from monitor.core import performance_metrics
-from monitor.core.descriptors import INPUT_TOKENS, KINDS, OUTPUT_TOKENS, TEXT_DESCRIPTORS
+from monitor.core.descriptors import INPUT_TOKENS, KINDS, OUTPUT_TOKENS, SEMANTIC, SEMANTIC_DIMENSIONS, TEXT_DESCRIPTORS
 from monitor.core.methods import AutoMode
 from monitor.core.names import DNS1123_LABEL_RE, DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 from monitor.core.units import parse_duration, parse_size
@@ -41,6 +41,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DriftPolicy",
+    "EmbeddingOptions",
     "FeatureConfig",
     "ModelConfig",
     "PerformanceConfig",
@@ -53,6 +54,10 @@ __all__ = [
 # Method names come from the one drift-method registry; "auto" lets the engine choose.
 NUMERIC_METHODS = ("auto", *drift_methods.names_for("numeric"))
 CATEGORICAL_METHODS = ("auto", *drift_methods.names_for("categorical"))
+EMBEDDING_METHODS = ("auto", *drift_methods.names_for("embedding"))
+MAX_EMBEDDING_DIMENSIONS = 8192
+"""Longest vector an embedding column may declare (the widest common embedding models give 3072 or
+4096; a window of 100k such vectors is already 1.6 GB of float32)."""
 P_VALUE_METHODS = drift_methods.P_VALUE_METHODS
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
@@ -86,14 +91,15 @@ class FeatureSource(_Strict):
     - `input`: name of an Open Inference Protocol v2 input (or output) tensor; with `index` for a
       column of a 2-D tensor, without it for a 1-D tensor of one value per row.
     - `field`: a part of an OpenAI-compatible call (`protocol: openai`): `prompt` (the user's text)
-      or `completion` (the model's answer); both are `type: text` columns (docs/text.md).
+      or `completion` (the model's answer), both `type: text` columns (docs/text.md); or
+      `embedding` (an `/v1/embeddings` answer's vector, one record per input), a `type: embedding` column.
     With no source the feature is looked up by its name as `key`, and as `input` in v2 payloads.
     """
 
     key: str | None = None
     index: int | None = Field(default=None, ge=0)
     input: str | None = None
-    field: Literal["prompt", "completion"] | None = None
+    field: Literal["prompt", "completion", "embedding"] | None = None
 
     @model_validator(mode="after")
     def _one_place(self) -> FeatureSource:
@@ -134,6 +140,15 @@ class TextOptions(_Strict):
     """...and satisfy this JSON Schema (implies `json`; needs the `text` extra's jsonschema)."""
     max_vocabulary: int = Field(default=50_000, ge=1)
     """Words of the reference vocabulary the out-of-vocabulary share is measured against."""
+    semantic: bool = False
+    """Add `<column>.semantic`, the texts' sentence vectors (all-MiniLM-L6-v2, offline), an embedding
+    column: semantic drift. Needs the offline model package (docs/text.md, "Semantic drift")."""
+
+
+class EmbeddingOptions(_Strict):
+    """A `type: embedding` column: every value is one vector of `dimensions` finite numbers."""
+
+    dimensions: int = Field(ge=1, le=MAX_EMBEDDING_DIMENSIONS)
 
 
 class FeatureConfig(_Strict):
@@ -143,9 +158,11 @@ class FeatureConfig(_Strict):
     drift engine sees as its descriptor columns, `<name>.<descriptor>` (`descriptors()`, docs/text.md)."""
 
     name: str
-    type: Literal["numeric", "categorical", "datetime", "text"]
+    type: Literal["numeric", "categorical", "datetime", "text", "embedding"]
     text: TextOptions | None = None
     """Only for `type: text`; unset: the defaults of `TextOptions`."""
+    embedding: EmbeddingOptions | None = None
+    """Required for `type: embedding` (its vectors' length), refused elsewhere."""
     datetime: bool = False
     """Parse text values as ISO 8601 date/times; set by `type: datetime`."""
     source: FeatureSource | None = None
@@ -185,15 +202,34 @@ class FeatureConfig(_Strict):
         if self.type != "text":
             if self.text is not None:
                 raise ValueError(f"`text` options are for `type: text` columns, not {self.type!r}")
-            if field is not None:
+            if field in ("prompt", "completion"):
                 raise ValueError(f"`source.field: {field}` is a text: the column needs `type: text`, not {self.type!r}")
             return self
+        if field == "embedding":
+            raise ValueError("`source.field: embedding` is a vector: the column needs `type: embedding`, not 'text'")
         if self.drift is not None:
             raise ValueError("a text column has no `drift` of its own: its descriptors follow the model's numeric and categorical policies")
         if self.min_value is not None or self.max_value is not None:
             raise ValueError("`min_value`/`max_value` are for numeric columns, not `type: text`")
         if self.options.tokens and field is None:
             raise ValueError("`text.tokens: true` needs `source.field` (token counts come from an OpenAI-compatible answer's `usage`)")
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_fits(self) -> FeatureConfig:
+        if self.type != "embedding":
+            if self.embedding is not None:
+                raise ValueError(f"`embedding` options are for `type: embedding` columns, not {self.type!r}")
+            if self.source is not None and self.source.field == "embedding":
+                raise ValueError(f"`source.field: embedding` is a vector: the column needs `type: embedding`, not {self.type!r}")
+            return self
+        if self.embedding is None:
+            raise ValueError(f"a `type: embedding` column needs `embedding: {{dimensions: N}}`, the length of its vectors (1 to {MAX_EMBEDDING_DIMENSIONS})")
+        if self.min_value is not None or self.max_value is not None:
+            raise ValueError("`min_value`/`max_value` are for numeric columns, not `type: embedding`")
+        if self.source is not None and self.source.key is None and self.source.index is not None:
+            raise ValueError("an embedding column's vector is a whole value: `source.index` picks one number; "
+                             "use `key`, an `input` tensor of shape [rows, dimensions], or `field: embedding`")
         return self
 
     @property
@@ -224,7 +260,11 @@ class FeatureConfig(_Strict):
             names.append("json_valid")
         if self.token_descriptor is not None:
             names.append(self.token_descriptor)
-        return tuple(FeatureConfig(name=f"{self.name}.{d}", type=KINDS[d], critical=self.critical) for d in names)
+        columns = [FeatureConfig(name=f"{self.name}.{d}", type=KINDS[d], critical=self.critical) for d in names]
+        if opts.semantic:
+            columns.append(FeatureConfig(name=f"{self.name}.{SEMANTIC}", type="embedding", critical=self.critical,
+                                         embedding=EmbeddingOptions(dimensions=SEMANTIC_DIMENSIONS)))
+        return tuple(columns)
 
     @model_validator(mode="after")
     def _range_ordered(self) -> FeatureConfig:
@@ -235,7 +275,7 @@ class FeatureConfig(_Strict):
     @model_validator(mode="after")
     def _method_fits_type(self) -> FeatureConfig:
         if self.drift is not None:
-            allowed = NUMERIC_METHODS if self.type == "numeric" else CATEGORICAL_METHODS
+            allowed = {"numeric": NUMERIC_METHODS, "embedding": EMBEDDING_METHODS}.get(self.type, CATEGORICAL_METHODS)
             if self.drift.method not in allowed:
                 raise ValueError(f"method {self.drift.method!r} is not available for {self.type} features; choose one of {', '.join(allowed)}")
         return self
@@ -810,7 +850,7 @@ class ModelConfig(_Strict):
             field = col.source.field if col.source is not None else None
             if self.protocol == "openai" and field is None:
                 raise ValueError(f"column {col.name!r}: a `protocol: openai` model reads `source: {{field: prompt}}` "
-                                 "or `{field: completion}` (`type: text`)")
+                                 "or `{field: completion}` (`type: text`), or `{field: embedding}` (`type: embedding`)")
             if self.protocol != "openai" and field is not None:
                 raise ValueError(f"column {col.name!r}: `source.field` needs `protocol: openai`, not {self.protocol!r}")
         return self
@@ -824,6 +864,9 @@ class ModelConfig(_Strict):
         prediction = outputs.get(perf.prediction)
         if prediction is None:
             raise ValueError(f"performance.prediction {perf.prediction!r} is not an output column (outputs: {', '.join(outputs) or 'none'})")
+        if prediction.type in ("embedding", "text"):
+            kind = "an embedding" if prediction.type == "embedding" else "a text"
+            raise ValueError(f"performance.prediction {perf.prediction!r} is {kind} column: a prediction is a class or a number")
         if perf.task == "regression" and prediction.type != "numeric":
             raise ValueError(f"performance.prediction {perf.prediction!r} must be a numeric output for regression")
         for cls_name, column in perf.probabilities.items():
@@ -839,6 +882,12 @@ class ModelConfig(_Strict):
         """A budget per period needs the number of windows per period (and their size), which the
         traffic rate sets unless the window has `records`, `step` and `step_duration` all fixed."""
         budget, w = self.false_alarm_budget, self.window
+        vectors = [c.name for c in self.columns if c.type == "embedding"]
+        if budget is not None and vectors:
+            raise ValueError(
+                f"false_alarm_budget calibrates numeric and categorical columns; embedding column(s) {', '.join(vectors)} "
+                "are decided by their test's level (drift.alpha), which already holds their false-alarm rate: drop the budget"
+            )
         timed = w.records is not None and w.step is not None and w.step_duration is not None
         if budget is not None and budget.expected_records_per_second is None and not timed:
             raise ValueError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["INPUT_TOKENS", "KINDS", "OUTPUT_TOKENS", "TEXT_DESCRIPTORS", "TOKEN_DESCRIPTORS"]
+__all__ = ["INPUT_TOKENS", "KINDS", "OUTPUT_TOKENS", "SEMANTIC", "SEMANTIC_DIMENSIONS", "TEXT_DESCRIPTORS", "TOKEN_DESCRIPTORS"]
 
 # OpenTelemetry GenAI semantic conventions name token usage; the other descriptors have no OTel name.
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -28,3 +28,8 @@ KINDS: dict[str, Literal["numeric", "categorical"]] = {
 TOKEN_DESCRIPTORS = (INPUT_TOKENS, OUTPUT_TOKENS)
 TEXT_DESCRIPTORS = tuple(name for name in KINDS if name not in (*TOKEN_DESCRIPTORS, "json_valid"))
 """Computed from every text; `json_valid` only when JSON is expected, token counts only from `usage`."""
+
+SEMANTIC = "semantic"
+"""`text: {semantic: true}`: the embedding column `<column>.semantic`, the texts' sentence vectors."""
+SEMANTIC_DIMENSIONS = 384
+"""all-MiniLM-L6-v2's vector length (monitor.text.embed)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
-Kind = Literal["numeric", "categorical"]
+Kind = Literal["numeric", "categorical", "embedding"]
 Yields = Literal["p_value", "distance"]
 Direction = Literal["low", "high"]
 AutoMode = Literal["driftwatch", "evidently"]
@@ -31,7 +31,10 @@ one applies). In driftwatch mode: continuous numeric columns, or discrete ones (
 with few distinct reference values). In evidently mode the same split by a small or large reference;
 `small_binary` is a discrete column of at most two values."""
 
-KINDS: tuple[Kind, ...] = ("numeric", "categorical")
+KINDS: tuple[Kind, ...] = ("numeric", "categorical", "embedding")
+CALIBRATED_KINDS: tuple[Kind, ...] = ("numeric", "categorical")
+"""Kinds a `false_alarm_budget` calibrates (by resampling cells of the reference). An embedding column
+is decided by its own test's level: its p-value already holds the false-alarm rate (docs/drift-methods.md#embeddings)."""
 AUTO_CASES_BY_MODE: Mapping[AutoMode, tuple[AutoCase, ...]] = MappingProxyType({
     "driftwatch": ("continuous", "discrete"),
     "evidently": ("small_continuous", "large_continuous", "small_discrete", "small_binary", "large_discrete"),
@@ -110,6 +113,8 @@ METHODS: tuple[DriftMethod, ...] = (
     _method("energy", ["numeric"], "distance", "energy distance of the two samples"),
     _method("fisher_exact", ["categorical"], "p_value", "Fisher's exact test on a two-valued column (chi-square beyond two)"),
     _method("z", ["categorical"], "p_value", "pooled two-proportion z-test on a two-valued column (chi-square beyond two)", ["small_binary"]),
+    _method("embedding", ["embedding"], "p_value",
+            "vector column: per-dimension mean and variance tests and KS on principal components, weighted Bonferroni"),
 )
 
 BY_NAME: Mapping[str, DriftMethod] = MappingProxyType({m.name: m for m in METHODS})
@@ -118,6 +123,7 @@ NUMERIC_METHODS: frozenset[str] = frozenset(m.name for m in METHODS if "numeric"
 CATEGORICAL_METHODS: frozenset[str] = frozenset(m.name for m in METHODS if "categorical" in m.kinds)
 P_VALUE_METHODS: frozenset[str] = frozenset(m.name for m in METHODS if m.yields == "p_value")
 DISTANCE_METHODS: frozenset[str] = frozenset(m.name for m in METHODS if m.yields == "distance")
+EMBEDDING_METHODS: frozenset[str] = frozenset(m.name for m in METHODS if "embedding" in m.kinds)
 DISCRETE_NUMERIC_METHODS: frozenset[str] = frozenset(m.name for m in METHODS if m.auto & DISCRETE_AUTO_CASES)
 """Methods a numeric column with few distinct reference values may resolve to under `auto`."""
 CALIBRATION_SCORES: frozenset[str] = frozenset(s for m in METHODS for s in m.calibration.values())
@@ -129,6 +135,12 @@ def get(name: str) -> DriftMethod:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown drift method {name!r}; choose one of {', '.join(NAMES)}") from None
+
+
+def vector_method() -> str:
+    """The method `auto` means on an embedding column: the kind has one."""
+    (name,) = names_for("embedding")
+    return name
 
 
 def names_for(kind: Kind) -> tuple[str, ...]:
@@ -160,7 +172,7 @@ def problems(methods: Iterable[DriftMethod]) -> list[str]:
             found.append(f"{m.name!r}: a {m.yields} drifts when {'low' if m.yields == 'p_value' else 'high'}, not {m.direction!r}")
         if not m.default_threshold > 0 or (m.yields == "p_value" and not m.default_threshold < 1):
             found.append(f"{m.name!r}: default threshold {m.default_threshold!r} out of range for a {m.yields}")
-        if set(m.calibration) != set(m.applies_to):
+        if set(m.calibration) != set(m.applies_to) & set(CALIBRATED_KINDS):
             found.append(f"{m.name!r}: calibration scores for {sorted(m.calibration)}, but it applies to {sorted(m.applies_to)}")
         if m.doc.strip() != m.doc or not m.doc or "\n" in m.doc or "|" in m.doc:
             found.append(f"{m.name!r}: the documentation must be one non-empty line without '|'")
@@ -185,11 +197,11 @@ def markdown_table(methods: Iterable[DriftMethod] = METHODS) -> str:
         kinds = ", ".join(k for k in KINDS if k in m.kinds)
         kinds += "; numeric under `auto`" if m.applies_to != m.kinds else ""
         drift_when = "score < threshold (BH-adjusted)" if m.direction == "low" else "score ≥ threshold"
-        scores = ", ".join(f"{k}: `{m.calibration[k]}`" for k in KINDS if k in m.calibration)
+        scores = ", ".join(f"{k}: `{m.calibration[k]}`" for k in KINDS if k in m.calibration) or "— (its own level)"
         auto = "; ".join(
             f"{mode}: " + ", ".join(c.replace("_", " ") for c in AUTO_CASES_BY_MODE[mode] if c in m.auto)
             for mode in AUTO_MODES if m.auto & set(AUTO_CASES_BY_MODE[mode])
-        ) or "—"
+        ) or ("every embedding column (the kind's one method)" if "embedding" in m.kinds else "—")
         yields = "p-value" if m.yields == "p_value" else "distance"
         # a test's threshold is the policy's one level (0.01; Evidently's 0.05 in evidently mode)
         default = "the level" if m.yields == "p_value" else f"{m.default_threshold:g}"

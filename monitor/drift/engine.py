@@ -12,7 +12,7 @@ import pandas as pd
 
 from monitor.core import methods
 from monitor.drift import distance, numeric
-from monitor.drift.implementations import ON_COUNTS, ON_SAMPLES, Outcome, pooled_range
+from monitor.drift.implementations import ON_COUNTS, ON_SAMPLES, ON_VECTORS, Outcome, pooled_range
 from monitor.drift.multiple import benjamini_hochberg
 from monitor.drift.profile import (
     SUMMARY_QUANTILES,
@@ -22,8 +22,17 @@ from monitor.drift.profile import (
     build_profile,
 )
 from monitor.drift.result import DatasetResult, DriftResult, FeatureResult, QualityResult
-from monitor.drift.spec import EFFECT_CATEGORICAL, EFFECT_NUMERIC, ColumnSpec, EngineSettings, Kind, specs_from_config
+from monitor.drift.spec import (
+    EFFECT_CATEGORICAL,
+    EFFECT_EMBEDDING,
+    EFFECT_NUMERIC,
+    ColumnSpec,
+    EngineSettings,
+    Kind,
+    specs_from_config,
+)
 from monitor.drift.values import categorical_values, is_time_dtype, looks_like_datetimes, numeric_values
+from monitor.drift.vectors import EmbeddingColumnProfile, looks_like_vectors, vector_values
 
 NAN = math.nan
 TOP_CATEGORIES = 10
@@ -42,6 +51,8 @@ def evaluate(profile: ReferenceProfile, current: pd.DataFrame) -> DriftResult:
             column = _column(current, name)
             if isinstance(col_profile, NumericProfile):
                 results[name] = _evaluate_numeric(col_profile, column)
+            elif isinstance(col_profile, EmbeddingColumnProfile):
+                results[name] = _evaluate_embedding(col_profile, column, profile.settings.level)
             else:
                 results[name] = _evaluate_categorical(col_profile, column)
     results = _decide(results, profile.settings)
@@ -68,7 +79,8 @@ def detect(
 
     Without a config every column present in both frames is a feature, numeric if its reference
     dtype is numeric (booleans excepted) or date/time (including text that is all ISO 8601 date/times,
-    as a CSV holds them), categorical otherwise. With a `monitor.core.config.Config`
+    as a CSV holds them), embedding if it holds vectors of one length (lists, or JSON lists in a CSV),
+    categorical otherwise. With a `monitor.core.config.Config`
     (`model` names the model, optional when it has one) or a `ModelConfig`, its columns, methods and
     thresholds are used.
     """
@@ -88,7 +100,9 @@ def infer_specs(reference: pd.DataFrame, current: pd.DataFrame) -> list[ColumnSp
     specs = []
     for c in common:
         column = _column(reference, c)
-        if looks_like_datetimes(column):  # a CSV's timestamps: one category each would always "drift"
+        if looks_like_vectors(column):  # a Parquet list column, or JSON lists in a CSV
+            specs.append(ColumnSpec(name=str(c), kind="embedding"))
+        elif looks_like_datetimes(column):  # a CSV's timestamps: one category each would always "drift"
             specs.append(ColumnSpec(name=str(c), kind="numeric", datetime=True))
         else:
             specs.append(ColumnSpec(name=str(c), kind=_inferred_kind(column)))
@@ -265,6 +279,31 @@ def _top_categories(labels: Sequence[str], ref: np.ndarray, cur: np.ndarray) -> 
     c = cur / cur.sum() if cur.sum() else cur
     order = sorted(range(len(labels)), key=lambda i: (-max(r[i], c[i]), labels[i]))[:TOP_CATEGORIES]
     return [{"value": labels[i], "reference": float(r[i]), "current": float(c[i])} for i in order]
+
+
+# -- embedding -------------------------------------------------------------------------------------
+
+
+def _evaluate_embedding(p: EmbeddingColumnProfile, column: pd.Series, level: float) -> FeatureResult:
+    """The column's vectors against the prepared reference (monitor.drift.vectors); the test's p-value
+    joins the window's multiple-testing correction like any test's."""
+    vals = vector_values(column, p.dimensions)
+    quality = _quality(vals.n, vals.missing, 0, 0, vals.wrong_type)
+    n_cur = int(vals.matrix.shape[0])
+    untested = _untested(p.n, n_cur)
+    details: dict[str, Any] = {"dimensions": p.dimensions}
+    if untested is None:
+        run = ON_VECTORS[p.method](p, vals.matrix, level)
+        untested = run.untested
+        outcome = Outcome(p.method, run.p_value, None, run.p_value) if untested is None else _no_outcome(p.method)
+        details.update(run.details)
+        effect = (EFFECT_EMBEDDING, run.effect)
+    else:
+        outcome, effect = _no_outcome(p.method), (EFFECT_EMBEDDING, NAN)
+    if _type_changed(vals.n - vals.missing, vals.wrong_type) and p.n:
+        details["type_changed"] = True
+        untested = None
+    return _result(p.spec, p.threshold, outcome, p.n, n_cur, quality, details, untested, effect)
 
 
 # -- shared ----------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Two tables, by what a method compares:
 
 - `ON_SAMPLES`: numeric methods with their own computation on the reference profile and the sorted
   window (the tests and distances of raw samples, and PSI on the profile's fixed decile bins);
+- `ON_VECTORS`: methods on an embedding column's matrix of vectors against its prepared reference
+  (`monitor.drift.vectors`);
 - `ON_COUNTS`: methods on aligned count vectors (one entry per category or bin, reference and window).
   Categorical columns always use these; a numeric column whose method is not in `ON_SAMPLES` is binned
   first by the engine (per distinct value when few, else Evidently's Sturges bins).
@@ -23,7 +25,7 @@ from numpy.typing import NDArray
 
 from monitor.core import methods as registry
 from monitor.drift import categorical as cat_tests
-from monitor.drift import distance, numeric, permutation
+from monitor.drift import distance, numeric, permutation, vectors
 from monitor.drift.profile import NumericProfile
 
 NAN = math.nan
@@ -42,6 +44,7 @@ class Outcome:
 
 
 SampleMethod = Callable[[NumericProfile, NDArray[np.float64]], Outcome]
+VectorMethod = Callable[[vectors.EmbeddingColumnProfile, NDArray[np.float32], float], vectors.VectorOutcome]
 CountMethod = Callable[[Counts, Counts], Outcome]
 
 
@@ -158,13 +161,22 @@ ON_COUNTS: Mapping[str, CountMethod] = {
 }
 
 
+# -- on vectors ------------------------------------------------------------------------------------
+
+ON_VECTORS: Mapping[str, VectorMethod] = {"embedding": vectors.test_window}
+
+
 def mismatches(
-    on_samples: Mapping[str, object], on_counts: Mapping[str, object], declared: tuple[registry.DriftMethod, ...] = registry.METHODS
+    on_samples: Mapping[str, object], on_counts: Mapping[str, object], declared: tuple[registry.DriftMethod, ...] = registry.METHODS,
+    on_vectors: Mapping[str, object] = ON_VECTORS,
 ) -> list[str]:
     """Where the implementation tables and the registry disagree (empty when they agree)."""
     found = []
     names = {m.name for m in declared}
-    for extra in sorted((set(on_samples) | set(on_counts)) - names):
+    for m in declared:
+        if ("embedding" in m.applies_to) != (m.name in on_vectors):
+            found.append(f"{m.name!r} applies to embedding columns exactly when it has an implementation on vectors")
+    for extra in sorted((set(on_samples) | set(on_counts) | set(on_vectors)) - names):
         found.append(f"{extra!r} is implemented but not declared in monitor.core.methods")
     for m in declared:
         if "categorical" in m.applies_to and m.name not in on_counts:

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from monitor.drift import numeric
 from monitor.drift.spec import ColumnSpec, EngineSettings, default_threshold, resolve_method
 from monitor.drift.values import categorical_values, numeric_values
+from monitor.drift.vectors import EmbeddingColumnProfile, embedding_profile
 
 SUMMARY_QUANTILES = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
 # Up to this many distinct reference values, histogram methods compare per-value shares instead of
@@ -62,7 +63,7 @@ class CategoricalProfile:
         return int(self.counts.sum())
 
 
-ColumnProfile = NumericProfile | CategoricalProfile
+ColumnProfile = NumericProfile | CategoricalProfile | EmbeddingColumnProfile
 DEFAULT_SETTINGS = EngineSettings()  # frozen, so sharing one instance as a default is safe
 
 
@@ -91,9 +92,14 @@ def build_profile(
         for spec in columns:
             col = reference[spec.name]
             col = col.iloc[:, 0] if isinstance(col, pd.DataFrame) else col  # duplicated label: the first counts
-            profiles[spec.name] = (
-                _numeric_profile(spec, col, settings) if spec.kind == "numeric" else _categorical_profile(spec, col, settings)
-            )
+            if spec.kind == "embedding":
+                method = resolve_method("embedding", spec.method, 0, 0, settings)
+                threshold = spec.threshold if spec.threshold is not None else default_threshold(method, settings)
+                profiles[spec.name] = embedding_profile(spec, col, method, threshold)
+            else:
+                profiles[spec.name] = (
+                    _numeric_profile(spec, col, settings) if spec.kind == "numeric" else _categorical_profile(spec, col, settings)
+                )
     return ReferenceProfile(columns=profiles, settings=settings, n_rows=len(reference))
 
 
@@ -157,6 +163,8 @@ def unusable_columns(profile: ReferenceProfile) -> dict[str, str]:
         if p.n == 0:
             if isinstance(p, CategoricalProfile):
                 lacks[name] = "non-missing value"
+            elif isinstance(p, EmbeddingColumnProfile):
+                lacks[name] = f"finite vector of {p.dimensions or 'equal'} numbers"
             else:
                 lacks[name] = "date/time" if p.spec.datetime else "finite number"
     return lacks

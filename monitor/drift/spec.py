@@ -29,6 +29,9 @@ AUTO_DISCRETE_MAX_VALUES = 5
 # as categories (categorical, or numeric with few values under a discrete method) by total variation.
 EFFECT_NUMERIC = "wasserstein_normed"
 EFFECT_CATEGORICAL = "total_variation"
+EFFECT_EMBEDDING = "ks_component"
+"""An embedding column's effect: the largest KS distance over its principal components and residual.
+No floor gates it (docs/drift-methods.md#embeddings): its test's level is the column's false-alarm rate."""
 DRIFTWATCH_LEVEL = 0.01
 EVIDENTLY_LEVEL = 0.05
 
@@ -46,15 +49,19 @@ class ColumnSpec:
     max_value: float | None = None
     datetime: bool = False
     """A numeric column of date/times: text values are parsed as ISO 8601 (compared as epoch seconds)."""
+    dimensions: int | None = None
+    """An embedding column's vector length; None: the reference's first vector's (notebooks)."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("numeric", "categorical"):
-            raise ValueError(f"column {self.name!r}: kind must be 'numeric' or 'categorical', got {self.kind!r}")
+        if self.kind not in methods.KINDS:
+            raise ValueError(f"column {self.name!r}: kind must be one of {', '.join(methods.KINDS)}, got {self.kind!r}")
+        if self.dimensions is not None and (self.kind != "embedding" or self.dimensions < 1):
+            raise ValueError(f"column {self.name!r}: dimensions are a positive length of an embedding column's vectors")
         if self.datetime and self.kind != "numeric":
             raise ValueError(f"column {self.name!r}: a datetime column is numeric (epoch seconds), got kind {self.kind!r}")
         if self.role not in ("feature", "output"):
             raise ValueError(f"column {self.name!r}: role must be 'feature' or 'output', got {self.role!r}")
-        allowed = NUMERIC_METHODS if self.kind == "numeric" else CATEGORICAL_METHODS
+        allowed = {"numeric": NUMERIC_METHODS, "categorical": CATEGORICAL_METHODS, "embedding": methods.EMBEDDING_METHODS}[self.kind]
         if self.method != "auto" and self.method not in allowed:
             raise ValueError(
                 f"column {self.name!r}: method {self.method!r} is not available for {self.kind} columns; "
@@ -114,6 +121,8 @@ class EngineSettings:
         return self.auto == "driftwatch"
 
     def min_effect(self, metric: str) -> float:
+        if metric == EFFECT_EMBEDDING:
+            return 0.0
         return self.min_effect_numeric if metric == EFFECT_NUMERIC else self.min_effect_categorical
 
 
@@ -125,6 +134,8 @@ def resolve_method(kind: Kind, method: str, n_reference: int, n_distinct: int, s
     """
     if method != "auto":
         return method
+    if kind == "embedding":
+        return methods.vector_method()
     return methods.auto_choice(auto_case(kind, n_reference, n_distinct, settings))
 
 
@@ -212,4 +223,5 @@ def _column_spec(col: Any, role: Role, policy: Any) -> ColumnSpec:
         min_value=getattr(col, "min_value", None),
         max_value=getattr(col, "max_value", None),
         datetime=bool(getattr(col, "datetime", False)),
+        dimensions=getattr(getattr(col, "embedding", None), "dimensions", None),
     )

@@ -45,6 +45,8 @@ KNOWN_REJECT_REASONS = (
     "unmatched_request",
     "unmatched_response",
     "upstream_error",
+    "vector_dimensions",
+    "vector_non_finite",
     "parse_error",
 )
 """The per-event rejection reasons of monitor.capture and the KServe CloudEvents join, pre-initialised at 0 so `rate()` and

@@ -19,6 +19,7 @@ from html import escape
 from monitor.core.names import report_path
 from monitor.drift.result import FeatureResult
 from monitor.reports.distributions import Distribution
+from monitor.reports.embedding_card import embedding_numbers, mmd_line
 from monitor.reports.evidently_report import EvidentlyScore, definition_note
 from monitor.reports.page import (
     CSS,
@@ -176,14 +177,14 @@ def _distribution_cards(view: ReportView) -> str:
         d = pictures.get(f.name)
         svg = distribution_svg(d) if d is not None else ""
         note = d.note if d is not None else "the window's records were not read for this page"
-        numbers = _category_card(f) if "categories" in f.details else _quantile_card(f)
+        numbers = embedding_numbers(f) if f.kind == "embedding" else _category_card(f) if "categories" in f.details else _quantile_card(f)
         e = effect_size(f)
         effect = escape(f.method) if math.isnan(e.value) else (
             f"{escape(f.method)} · {escape(e.label)}" if math.isinf(e.value) else f"{escape(f.method)} · effect {fmt_num(e.value, 3)} ({escape(e.label)})"
         )
         cards.append(
             f'<div class="card" data-feature="{escape(f.name)}"><h3><span>{escape(f.name)}</span> {_verdict_badge(f)}</h3>'
-            f'<p class="eff">{effect}</p>{svg}'
+            f'<p class="eff">{effect}</p>{svg}{mmd_line(d)}'
             + (f'<p class="note">{escape(note)}</p>' if note else "")
             + f"<details><summary>numbers</summary>{numbers}</details></div>"
         )

@@ -5,6 +5,8 @@ Numeric columns get overlaid histograms on shared bins, computed from the data w
 window's records; categorical columns (and numeric ones with few distinct values) get side-by-side
 shares. When a window's records are gone (retention), numeric columns fall back to the cumulative
 shares at the quantiles the stored result keeps, and say so, so old windows still get a picture.
+Embedding columns get a scatter of both sides on the reference's first two principal components and
+the on-demand MMD check (`monitor.drift.embedding.mmd_test`), both from the records, when they are read.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from monitor.drift.result import FeatureResult
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Bars", "Distribution", "Histogram", "QuantileSteps", "distribution", "distributions"]
+__all__ = ["Bars", "Distribution", "Histogram", "QuantileSteps", "Scatter", "distribution", "distributions"]
 
 MAX_DISTINCT_AS_BARS = 12
 """Numeric columns with at most this many distinct values (counts, flags) are drawn as bars per value."""
@@ -57,12 +59,33 @@ class QuantileSteps:
     current: tuple[tuple[float, float], ...]
 
 
+SCATTER_POINTS = 400
+"""Points drawn per side of an embedding column's scatter (a seeded sample: the page stays small)."""
+MMD_SAMPLE = 1000
+MMD_PERMUTATIONS = 200
+
+
+@dataclass(frozen=True)
+class Scatter:
+    """An embedding column: both sides on the reference's first two principal components, the share
+    of the reference's variance they hold, and the MMD check's outcome."""
+
+    reference: tuple[tuple[float, float], ...]
+    current: tuple[tuple[float, float], ...]
+    explained: tuple[float, float]
+    mmd2: float
+    mmd_p: float
+    mmd_drifted: bool
+    mmd_rows: tuple[int, int]
+    permutations: int
+
+
 @dataclass(frozen=True)
 class Distribution:
     feature: str
-    kind: Literal["numeric", "categorical"]
+    kind: Literal["numeric", "categorical", "embedding"]
     drifted: bool
-    shape: Histogram | Bars | QuantileSteps | None
+    shape: Histogram | Bars | QuantileSteps | Scatter | None
     note: str = ""
     """Said under the plot when the picture is approximate or missing."""
 
@@ -133,8 +156,46 @@ def _quantile_steps(f: FeatureResult) -> QuantileSteps | None:
 GONE = "the window's records are no longer available: cumulative shares at the stored quantiles"
 
 
+def _scatter(f: FeatureResult, reference: pd.Series, current: pd.Series) -> Scatter | None:
+    """The reference's first two principal components (of up to MMD_SAMPLE of its rows) and the MMD
+    permutation test of both sides, at the test's level; None when a side has fewer than 2 vectors."""
+    from monitor.drift.embedding import mmd_test  # scipy-free, but only a report with vectors needs it
+    from monitor.drift.vectors import vector_values
+
+    dims = f.details.get("dimensions")
+    ref = vector_values(reference, dims if isinstance(dims, int) else None).matrix
+    cur = vector_values(current, ref.shape[1] if ref.size else None).matrix
+    if min(ref.shape[0], cur.shape[0]) < 2 or ref.shape[1] != cur.shape[1]:
+        return None
+    rng = np.random.default_rng(0)
+
+    def rows(x: np.ndarray, k: int) -> np.ndarray:
+        return x if x.shape[0] <= k else x[np.sort(rng.choice(x.shape[0], k, replace=False))]
+
+    fit = rows(ref, MMD_SAMPLE).astype(np.float64)
+    centre = fit.mean(axis=0)
+    _, sv, vt = np.linalg.svd(fit - centre, full_matrices=False)
+    axes = vt[:2].T if vt.shape[0] >= 2 else np.column_stack([vt[0], np.zeros(vt.shape[1])])
+    total = float((sv**2).sum()) or 1.0
+    explained = tuple(round(float(v**2) / total, 4) for v in [*sv[:2], 0.0][:2])
+
+    def points(x: np.ndarray) -> tuple[tuple[float, float], ...]:
+        proj = (rows(x, SCATTER_POINTS).astype(np.float64) - centre) @ axes
+        return tuple((round(float(a), 4), round(float(b), 4)) for a, b in proj)
+
+    level = f.threshold if 0 < f.threshold < 1 else 0.01
+    mmd = mmd_test(ref, cur, alpha=level, sample=MMD_SAMPLE, permutations=MMD_PERMUTATIONS)
+    return Scatter(points(ref), points(cur), (explained[0], explained[1]), round(mmd.mmd2, 9), mmd.p_value,
+                   mmd.drifted, (mmd.n_reference, mmd.n_window), mmd.permutations)
+
+
 def distribution(f: FeatureResult, reference: pd.Series | None, current: pd.Series | None, spec_datetime: bool = False) -> Distribution:
     """One column's picture; `reference`/`current` are the raw columns, or None when unavailable."""
+    if f.kind == "embedding":
+        if reference is None or current is None:
+            return Distribution(f.name, "embedding", f.drifted, None, "the window's vectors are no longer available: no scatter or MMD check")
+        scatter = _scatter(f, reference, current)
+        return Distribution(f.name, "embedding", f.drifted, scatter, "" if scatter else "fewer than 2 vectors on a side: nothing to compare")
     kind: Literal["numeric", "categorical"] = "categorical" if f.kind == "categorical" else "numeric"
     if kind == "categorical":
         bars = _category_bars(f)

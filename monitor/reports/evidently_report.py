@@ -58,6 +58,8 @@ DIFFERENT_DEFINITIONS: dict[tuple[str | None, str], str] = {
     "distance against a fixed threshold); its default method is shown",
     (None, "chisquare_test"): "Evidently's chi-square is an asymptotic one-sample goodness-of-fit test; ours is a permutation "
     "test of the two-sample statistic; Evidently's default is shown",
+    (None, "embedding"): "Evidently's DataDriftPreset takes scalar columns only; an embedding column is left out of the "
+    "comparison (its own section shows the MMD check and the principal components)",
 }
 
 
@@ -67,7 +69,7 @@ def definition_note(kind: str, method: str) -> str | None:
 
 
 CATEGORICAL_ONLY = frozenset({"chisquare_test", "chisquare", "z", "fisher_exact"})
-P_VALUE_STATTESTS = frozenset({"wasserstein_test", "chisquare_test", "ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z"})
+P_VALUE_STATTESTS = frozenset({"wasserstein_test", "chisquare_test", "ks", "anderson", "cramer_von_mises", "chisquare", "fisher_exact", "z", "embedding"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ def plans_from_result(result: Mapping[str, Any]) -> list[ColumnPlan]:
     plans = []
     for name, f in result.get("features", {}).items():
         method = str(f["method"])
+        if f.get("kind") == "embedding":  # vectors: Evidently's preset has no such column type
+            continue
         discrete = f.get("kind") == "categorical" or method in CATEGORICAL_ONLY
         plans.append(ColumnPlan(name, "categorical" if discrete else "numeric", method, float(f["threshold"])))
     return plans

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import TypeVar
 
-from monitor.reports.distributions import Bars, Distribution, Histogram, QuantileSteps
+from monitor.reports.distributions import Bars, Distribution, Histogram, QuantileSteps, Scatter
 from monitor.reports.performance_view import PerfPoint
 
 __all__ = [
@@ -302,6 +302,32 @@ def _bars_svg(d: Distribution, b: Bars) -> str:
     return _svg(d, height, out, "shares")
 
 
+def _scatter_svg(d: Distribution, sc: Scatter) -> str:
+    """Both sides' vectors on the reference's first two principal components: grey reference dots
+    under blue window dots, the axes labelled with the share of the reference's variance they hold."""
+    height = 230.0
+    inner_w, inner_h = DIST_W - DIST_PAD_L - DIST_PAD_R, height - DIST_PAD_T - DIST_PAD_B
+    xs = [p[0] for p in (*sc.reference, *sc.current)]
+    ys = [p[1] for p in (*sc.reference, *sc.current)]
+    x_lo, x_hi, y_lo, y_hi = min(xs), max(xs), min(ys), max(ys)
+    x_span, y_span = (x_hi - x_lo) or 1.0, (y_hi - y_lo) or 1.0
+    x0, y_base = DIST_PAD_L, DIST_PAD_T + inner_h
+
+    def pt(p: tuple[float, float]) -> tuple[str, str]:
+        return _fmt(x0 + inner_w * (p[0] - x_lo) / x_span), _fmt(y_base - inner_h * (p[1] - y_lo) / y_span)
+
+    out = _legend(x0, 14)
+    out.append(f'<rect x="{_fmt(x0)}" y="{_fmt(DIST_PAD_T)}" width="{_fmt(inner_w)}" height="{_fmt(inner_h)}" fill="none" stroke="{GRID_COLOUR}"/>')
+    for side, colour, opacity in ((sc.reference, REFERENCE_COLOUR, "0.55"), (sc.current, CURRENT_COLOUR, "0.6")):
+        cls = "ref" if side is sc.reference else "cur"
+        out += [f'<circle class="{cls}" cx="{x}" cy="{y}" r="2" fill="{colour}" fill-opacity="{opacity}"/>' for x, y in map(pt, side)]
+    out.append(f'<text x="{_fmt(x0 + inner_w / 2)}" y="{_fmt(y_base + 18)}" class="tick" text-anchor="middle">'
+               f"PC1 ({sc.explained[0]:.0%} of the reference's variance)</text>")
+    out.append(f'<text x="{_fmt(x0 - 8)}" y="{_fmt(DIST_PAD_T + inner_h / 2)}" class="tick" text-anchor="middle" '
+               f'transform="rotate(-90 {_fmt(x0 - 8)} {_fmt(DIST_PAD_T + inner_h / 2)})">PC2 ({sc.explained[1]:.0%})</text>')
+    return _svg(d, height, out, "principal-component scatter")
+
+
 def distribution_svg(d: Distribution) -> str:
     """One column's reference vs window plot; an empty string when there is nothing to draw."""
     if isinstance(d.shape, Histogram):
@@ -310,6 +336,8 @@ def distribution_svg(d: Distribution) -> str:
         return _bars_svg(d, d.shape)
     if isinstance(d.shape, QuantileSteps):
         return _steps_svg(d, d.shape)
+    if isinstance(d.shape, Scatter):
+        return _scatter_svg(d, d.shape)
     return ""
 
 

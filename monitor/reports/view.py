@@ -151,7 +151,8 @@ def _mean_shift(f: FeatureResult) -> float:
     return abs(mc - mr) / sr
 
 
-EFFECT_LABELS = {"wasserstein_normed": "normed W1 (std units)", "total_variation": "total variation"}
+EFFECT_LABELS = {"wasserstein_normed": "normed W1 (std units)", "total_variation": "total variation",
+                 "ks_component": "largest KS D over principal components"}
 
 
 def effect_size(f: FeatureResult) -> Effect:

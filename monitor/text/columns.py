@@ -5,6 +5,8 @@ the token counts under the descriptor's own name, `<column>.gen_ai.usage.input_t
 engine evaluates `ModelConfig.columns`, where each text column is its descriptors,
 `<column>.<descriptor>`. `describe_reference_frame` does it for the reference and builds the text
 profiles (vocabularies) the windows are described against; `model_frame` does it for a window.
+A text column with `text.semantic` also gets `<column>.semantic`, its texts' sentence vectors
+(`monitor.text.embed`, offline MiniLM; a missing text stays a missing vector), an embedding column.
 A model without text columns passes through unchanged.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from monitor.core.config import FeatureConfig, ModelConfig
-from monitor.core.descriptors import TOKEN_DESCRIPTORS
+from monitor.core.descriptors import SEMANTIC, TOKEN_DESCRIPTORS
 from monitor.text.descriptors import describe, describe_reference
 from monitor.text.profile import TextProfile, build_text_profile
 
@@ -56,6 +58,7 @@ def describe_reference_frame(model: ModelConfig, raw: pd.DataFrame) -> tuple[pd.
         profile = build_text_profile(values, opts.max_vocabulary, opts.json_expected, opts.json_schema)
         profiles[col.name] = profile
         _put(out, col, describe_reference(values, profile))
+        _put_semantic(out, col, values)
     return out[[c.name for c in model.columns]], profiles
 
 
@@ -68,7 +71,9 @@ def model_frame(model: ModelConfig, records: Sequence[Mapping[str, Any]], profil
         profile = profiles.get(col.name)
         if profile is None:
             raise ValueError(f"no text profile for column {col.name!r}: the reference was not described")
-        _put(frame, col, describe(_texts(frame[col.name]), profile))
+        texts = _texts(frame[col.name])
+        _put(frame, col, describe(texts, profile))
+        _put_semantic(frame, col, texts)
     return frame[[c.name for c in model.columns]]
 
 
@@ -81,3 +86,18 @@ def _put(frame: pd.DataFrame, col: FeatureConfig, described: Mapping[str, Any]) 
     for name, values in described.items():
         if name not in TOKEN_DESCRIPTORS:  # token counts are the record's own column
             frame[f"{col.name}.{name}"] = values
+
+
+def _put_semantic(frame: pd.DataFrame, col: FeatureConfig, texts: Sequence[str | None]) -> None:
+    """`<column>.semantic`: one sentence vector per present text, None for a missing one."""
+    if not col.options.semantic:
+        return
+    from monitor.text.embed import embed_texts  # loads the model's weights: only for a semantic column
+
+    present = [i for i, t in enumerate(texts) if t is not None]
+    vectors = embed_texts([texts[i] for i in present]) if present else None
+    column: list[Any] = [None] * len(texts)
+    for row, i in enumerate(present):
+        assert vectors is not None
+        column[i] = vectors[row]
+    frame[f"{col.name}.{SEMANTIC}"] = pd.Series(column, index=frame.index, dtype=object)

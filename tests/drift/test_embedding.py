@@ -307,3 +307,63 @@ def test_principal_axes_match_a_full_eigendecomposition():
     expected_values, expected_vectors = np.linalg.eigh(cov)
     alignment = np.abs(np.sum(vectors * expected_vectors[:, ::-1][:, :8], axis=0))
     np.testing.assert_allclose(np.c_[values, alignment], np.c_[expected_values[::-1][:8], np.ones(8)], rtol=1e-3)
+
+
+# --- dead and sparse dimensions -------------------------------------------------------------------
+
+DEAD_REPS = 1500
+
+
+def _with_dead_dimensions(rng: np.random.Generator, rows: int) -> np.ndarray:
+    """8 constant dimensions (0.1, not exact in float32), one sparse one (1 in 0.2% of rows, else 0:
+    most windows of 200 are all 0 there) and 23 normal ones: what ReLU-style or padded embeddings hold."""
+    x = rng.standard_normal((rows, 32)).astype(F32)
+    x[:, :8] = 0.1
+    x[:, 8] = (rng.random(rows) < 0.002).astype(F32)
+    return x
+
+
+@pytest.fixture(scope="module")
+def dead_p_values() -> np.ndarray:
+    rng = np.random.default_rng(2)
+    prof = embedding.profile(_with_dead_dimensions(rng, 5000))
+    return np.array([embedding.test(prof, _with_dead_dimensions(rng, 200)).p_value for _ in range(DEAD_REPS)])
+
+
+def test_constant_and_sparse_dimensions_keep_the_false_alarm_rate(dead_p_values):
+    """An all-zero window in a sparse dimension is what no change looks like there: it was flagged as
+    certain drift (a zero window variance, and float32 rounding left ~1e-11 of it), in 68% of windows."""
+    assert np.count_nonzero(dead_p_values <= 0.01) <= stats.binom.ppf(0.999, DEAD_REPS, 0.01)
+
+
+def test_a_window_constant_where_the_reference_varies_is_drift():
+    rng = np.random.default_rng(3)
+    prof = embedding.profile(rng.standard_normal((2000, 8)).astype(F32))
+    window = rng.standard_normal((200, 8)).astype(F32)
+    window[:, 2] = 0.0
+    assert embedding.test(prof, window).family_p["variance"] < 1e-10
+
+
+def test_the_largest_share_of_one_value_bounds_a_sparse_dimension():
+    x = np.zeros((5000, 2), dtype=F32)
+    x[:500, 0] = 1.0  # 90% zeros
+    x[:, 1] = np.arange(5000)  # all distinct
+    share = embedding.profile(np.column_stack([x, np.random.default_rng(0).standard_normal((5000, 20))]).astype(F32)).mode_share
+    assert 0.9 <= share[0] <= 0.92
+    assert share[1] < 0.005
+
+
+def test_dimensions_of_float32_noise_near_zero_are_constant_not_drift():
+    """all-MiniLM-L6-v2 has two dimensions holding values ~1e-33: their squares underflow float32, the
+    variance came out -8e-82 (NaN p-values, and a NaN overall p-value: no verdict at all), then as
+    exactly 0 with means that differ by 1e-33 (certain drift in every window)."""
+    rng = np.random.default_rng(4)
+
+    def draw(rows: int) -> np.ndarray:
+        x = rng.standard_normal((rows, 16)).astype(F32)
+        x[:, 3] = (rng.standard_normal(rows) * 1e-33).astype(F32)
+        return x
+
+    prof = embedding.profile(draw(2000))
+    p_values = [embedding.test(prof, draw(300)).p_value for _ in range(50)]
+    assert (prof.var[3], min(p_values) > 0.001) == (0.0, True)

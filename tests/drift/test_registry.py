@@ -27,8 +27,13 @@ APPLICABLE = [(m.name, kind) for m in methods.METHODS for kind in methods.KINDS 
 
 
 def _frames(kind: str, shift: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A two-valued reference and window (every method applies to two values), shifted or not."""
+    """A two-valued reference and window (every method applies to two values), shifted or not; for
+    an embedding column, 8-dimensional vectors whose first dimension moves by one standard deviation."""
     rng = np.random.default_rng(7)
+    if kind == "embedding":
+        ref_v, cur_v = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
+        cur_v[:, 0] += 1.0 if shift else 0.0
+        return pd.DataFrame({"c": list(ref_v)}), pd.DataFrame({"c": list(cur_v)})
     ref = rng.choice([0.0, 1.0], 300, p=[0.8, 0.2]) if kind == "numeric" else rng.choice(["a", "b"], 300, p=[0.8, 0.2])
     p = [0.2, 0.8] if shift else [0.8, 0.2]
     cur = rng.choice([0.0, 1.0], 300, p=p) if kind == "numeric" else rng.choice(["a", "b"], 300, p=p)
@@ -195,7 +200,7 @@ def test_calibration_scores_are_the_ones_the_registry_names() -> None:
     assert set(SCORES) == methods.CALIBRATION_SCORES
 
 
-@pytest.mark.parametrize(("method", "kind"), [(m.name, k) for m in methods.METHODS for k in methods.KINDS if k in m.applies_to])
+@pytest.mark.parametrize(("method", "kind"), [(m.name, k) for m in methods.METHODS for k in methods.CALIBRATED_KINDS if k in m.applies_to])
 def test_calibrate_scores_a_column_with_its_methods_declared_score(method: str, kind: str) -> None:
     ref, _ = _frames(kind, shift=False)
     profile = build_profile(ref, [ColumnSpec("c", kind)], EngineSettings())  # type: ignore[arg-type]

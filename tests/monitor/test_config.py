@@ -67,7 +67,7 @@ def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
     data["defaults"] = {"drift": {"dataset_drift_share": 1.5}}
     errs = errors_of(data)
     assert "unknown key" in errs["models[0:m].featurs"]
-    assert "'numeric', 'categorical', 'datetime' or 'text'" in errs["models[0:m].features[0:x].type"]
+    assert "'numeric', 'categorical', 'datetime', 'text' or 'embedding'" in errs["models[0:m].features[0:x].type"]
     assert "step (20) must not exceed records (10)" in errs["models[0:m].window"]
     assert "less than or equal to 1" in errs["defaults.drift.dataset_drift_share"]
 

@@ -67,7 +67,7 @@ def test_a_text_column_of_a_json_payload_has_no_tokens() -> None:
      "`text` options are for `type: text` columns"),
     ([{**PROMPT, "source": {"field": "prompt", "key": "p"}}], "models[0:chat].features[0:prompt].source",
      "`field` names a part of an OpenAI-compatible call: use it alone"),
-    ([{**PROMPT, "source": {"field": "answer"}}], "models[0:chat].features[0:prompt].source.field", "'prompt' or 'completion'"),
+    ([{**PROMPT, "source": {"field": "answer"}}], "models[0:chat].features[0:prompt].source.field", "'prompt', 'completion' or 'embedding'"),
     ([{"name": "x", "type": "numeric", "source": {"key": "x"}}], "models[0:chat]", "a `protocol: openai` model reads `source: {field: prompt}`"),
 ])
 def test_a_misfit_text_column_is_refused_precisely(features: list[Any], path: str, message: str) -> None:

@@ -28,7 +28,7 @@ def check_config(
 
     try:
         cfg = load_config(config)
-        problems = _reference_problems(cfg)
+        problems = _semantic_problems(cfg) or _reference_problems(cfg)
     except ConfigError as exc:
         cfg, problems = None, exc.errors
     if as_json:
@@ -44,6 +44,15 @@ def check_config(
     assert cfg is not None
     n_cols = sum(len(m.columns) for m in cfg.models)
     console.print(f"[green]ok[/] {escape(str(config))}: {len(cfg.models)} model(s), {n_cols} monitored column(s)")
+
+
+def _semantic_problems(cfg: Config) -> list[tuple[str, str]]:
+    """A semantic text column without the offline model installed (its reference could not be embedded)."""
+    if not any(c.type == "text" and c.options.semantic for m in cfg.models for c in (*m.features, *m.outputs)):
+        return []
+    from monitor.text.embed import semantic_problems
+
+    return semantic_problems(cfg)
 
 
 def _reference_problems(cfg: Config) -> list[tuple[str, str]]:
@@ -250,6 +259,9 @@ def calibrate_cmd(
         fail(str(exc))
     model_cfg = cfg.named(model) if model is not None else cfg.models[0]
     budget_cfg = model_cfg.false_alarm_budget
+    if budget_cfg is None and any(c.type == "embedding" for c in model_cfg.columns):
+        fail(f"model {model_cfg.name!r} has embedding columns: they are decided by their test's level (drift.alpha), "
+             "not calibrated, so the model can have no false_alarm_budget (docs/drift-methods.md#embeddings)")
     if budget_cfg is None:
         fail(f"model {model_cfg.name!r} has no false_alarm_budget in {config}; add e.g. `false_alarm_budget: {{alarms: 1, period: 30d}}`")
     try:

@@ -20,6 +20,7 @@ from monitor.drift.calibration.rules import METHOD_VERSION, Calibration, Feature
 from monitor.drift.calibration.scores import SCORES, Array
 from monitor.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from monitor.drift.sequential import design
+from monitor.drift.vectors import EmbeddingColumnProfile
 
 MAX_CELLS = 200
 MIN_ROWS_PER_CELL = 5
@@ -56,11 +57,16 @@ def calibrate(
 ) -> Calibration:
     """Calibrate every column of `profile` (built from `reference`) for `plan` and `budget`."""
     rng = np.random.default_rng(budget.seed)
+    vectors = [n for n, c in profile.columns.items() if isinstance(c, EmbeddingColumnProfile)]
+    if vectors:  # the config refuses a budget beside them; a notebook may still try
+        raise ValueError(f"embedding column(s) {', '.join(vectors)} are decided by their test's level, not calibrated")
     names = list(profile.columns)
     total = len(names) + 1
     features: dict[str, FeatureCalibration] = {}
     for i, name in enumerate(names):
-        features[name] = _calibrate_column(profile.columns[name], plan, budget, rng)
+        column = profile.columns[name]
+        assert not isinstance(column, EmbeddingColumnProfile)
+        features[name] = _calibrate_column(column, plan, budget, rng)
         if progress is not None:
             progress(i + 1, total)
     live = [f for f in features.values() if not f.degenerate]

@@ -12,6 +12,7 @@ from monitor.drift.calibration.power import detectable_shift
 from monitor.drift.calibration.rules import Calibration, FeatureCalibration
 from monitor.drift.profile import ReferenceProfile
 from monitor.drift.result import json_safe
+from monitor.drift.vectors import EmbeddingColumnProfile
 
 
 def calibration_table(calibration: Calibration, profile: ReferenceProfile, within: int = 3, sims: int = 400,
@@ -22,7 +23,10 @@ def calibration_table(calibration: Calibration, profile: ReferenceProfile, withi
     names = list(calibration.features)
     for i, name in enumerate(names):
         cal = calibration.features[name]
-        shift = detectable_shift(cal, calibration, profile.columns[name], within, sims=sims) if name in profile.columns else math.inf
+        column = profile.columns.get(name)
+        shift = math.inf
+        if column is not None and not isinstance(column, EmbeddingColumnProfile):
+            shift = detectable_shift(cal, calibration, column, within, sims=sims)
         rows.append(json_safe({
             "name": name,
             "kind": cal.kind,

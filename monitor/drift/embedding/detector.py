@@ -8,7 +8,9 @@ dimensions are correlated (docs/drift-methods.md, "Embeddings"):
 - dispersion: the log ratio of the window's to the reference's variance per dimension, standardised
   by its large-sample standard error from the reference's kurtosis, Var(log s^2) ~ kappa/m -
   (m-3)/(m(m-1)) (valid for any distribution with four moments; the F test's is right only for
-  normal data), with the two log-variances' bias Var/2 removed;
+  normal data), with the two log-variances' bias Var/2 removed; a window constant where the
+  reference is not (a sparse dimension's all-zero window) gets the chance of that under no change,
+  bounded by the reference's largest share of one value to the power m - 1;
 - shape: two-sample Kolmogorov-Smirnov per principal component (the window's projections against
   held-out reference projections) and on the squared residual norm off the components. The CDFs are
   compared at the profile's grid of held-out quantiles, from both sides of each grid point; with at
@@ -31,13 +33,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special, stats
 
-from monitor.drift.embedding.moments import THREADS, check_matrix, window_sums
+from monitor.drift.embedding.moments import ROUNDING, THREADS, check_matrix, window_sums
 from monitor.drift.embedding.profile import EmbeddingProfile
 
 F64 = NDArray[np.float64]
 DEFAULT_ALPHA = 0.01
 FAMILIES = ("mean", "variance", "pca")
 TOP = 5  # dimensions and components listed in a result, most shifted first
+TINY = 1e-18
+"""Means of constant dimensions this close are equal (see `welch`)."""
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,13 @@ def welch(mean_r: F64, var_r: F64, n: int, mean_w: F64, var_w: F64, m: int) -> t
         t = diff / np.sqrt(se2)
         df = se2**2 / (vr**2 / (n - 1) + vw**2 / (m - 1))
         p = 2.0 * stats.t.sf(np.abs(t), df)
-    # both samples constant in a dimension: equal means are no evidence, different ones are certain
+    # both samples constant in a dimension: equal means are no evidence, different ones are certain.
+    # "Equal" within TINY: deviations that small square below float32's normal range, so float32
+    # variances of such a dimension are 0 while its values still differ (MiniLM has two at ~1e-33).
     constant = se2 == 0
-    t = np.where(constant, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)), t)
-    p = np.where(constant, np.where(diff == 0, 1.0, 0.0), p)
+    same = np.abs(diff) <= TINY
+    t = np.where(constant, np.where(same, 0.0, np.copysign(np.inf, diff)), t)
+    p = np.where(constant, np.where(same, 1.0, 0.0), p)
     return t, np.where(constant, np.nan, df), p
 
 
@@ -131,9 +138,17 @@ def dimension_tests(profile: EmbeddingProfile, s1: F64, s2: F64, m: int) -> Dime
         raise ValueError(f"the window has {m} row: the embedding test needs at least 2")
     center = profile.center.astype(np.float64)
     mean_w = center + s1 / m
-    var_w = np.maximum(s2 - s1 * s1 / m, 0.0) / (m - 1)
-    t, df, p_mean = welch(profile.mean, profile.var, profile.n, mean_w, var_w, m)
+    spread = np.maximum(s2 - s1 * s1 / m, 0.0)
+    # float32 sums about the reference centre leave ~1e-7 of s2 behind where the window is constant
+    var_w = np.where(spread <= ROUNDING * s2, 0.0, spread) / (m - 1)
+    # A window constant where the reference varies: its zero variance is no standard error (Welch
+    # would divide by ~0 and call a sparse dimension's all-zero window certain drift), so the mean test
+    # takes the reference's variance there, and the dispersion test's p-value is the chance of a
+    # constant window under no change, at most (largest share of one value)^(m-1).
+    only_window = (var_w == 0) & (profile.var > 0)
+    t, df, p_mean = welch(profile.mean, profile.var, profile.n, mean_w, np.where(only_window, profile.var, var_w), m)
     z, p_var = log_variance(profile.var, profile.kurtosis, profile.n, var_w, m)
+    p_var = np.where(only_window, np.minimum(profile.mode_share ** (m - 1), 1.0), p_var)
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = (mean_w - profile.mean) / np.sqrt(profile.var)
         ratio = var_w / profile.var

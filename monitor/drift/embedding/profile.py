@@ -34,7 +34,8 @@ POWER_ITERATIONS = 6
 OVERSAMPLE = 10
 MAX_HELD_OUT = 100_000  # held-out rows projected (the KS test's reference side)
 GRID = 4096  # KS grid points per component: every held-out value when there are at most this many
-PROFILE_VERSION = 1
+MODE_ROWS = 20_000  # rows the largest share of one value per dimension is counted on
+PROFILE_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +49,11 @@ class EmbeddingProfile:
     """Per-dimension sample variance (ddof=1)."""
     kurtosis: F64
     """Per-dimension (non-excess) kurtosis m4 / m2^2, NaN for a constant dimension."""
+    mode_share: F64
+    """Per dimension, an upper confidence bound on the largest share of rows holding one value (1 for a
+    constant dimension, ~1/MODE_ROWS for a continuous one): how likely a window is to be constant there
+    under no change (`detector.dimension_tests`; a sparse dimension, 0 in 99.8% of rows, makes many
+    windows constant)."""
     axes: F32
     """d x k orthonormal principal axes of the fit rows, largest variance first."""
     eigenvalues: F64
@@ -82,6 +88,7 @@ class EmbeddingProfile:
             "mean": self.mean,
             "var": self.var,
             "kurtosis": self.kurtosis,
+            "mode_share": self.mode_share,
             "axes": self.axes,
             "eigenvalues": self.eigenvalues,
             "edges": self.edges,
@@ -100,6 +107,7 @@ class EmbeddingProfile:
             mean=np.asarray(arrays["mean"], dtype=np.float64),
             var=np.asarray(arrays["var"], dtype=np.float64),
             kurtosis=np.asarray(arrays["kurtosis"], dtype=np.float64),
+            mode_share=np.asarray(arrays["mode_share"], dtype=np.float64),
             axes=np.asarray(arrays["axes"], dtype=np.float32),
             eigenvalues=np.asarray(arrays["eigenvalues"], dtype=np.float64),
             edges=np.asarray(arrays["edges"], dtype=np.float64),
@@ -137,9 +145,28 @@ def profile(reference: np.ndarray, components: int = DEFAULT_COMPONENTS, seed: i
     cdf_at = np.stack([np.searchsorted(row, e, "right") for row, e in zip(held_stats, edges, strict=True)]) / h
     cdf_below = np.stack([np.searchsorted(row, e, "left") for row, e in zip(held_stats, edges, strict=True)]) / h
     return EmbeddingProfile(
-        n=n, mean=mean, var=var, kurtosis=kurt, axes=axes, eigenvalues=np.maximum(values, 0.0),
+        n=n, mean=mean, var=var, kurtosis=kurt, mode_share=mode_share_bound(x, var, seed), axes=axes, eigenvalues=np.maximum(values, 0.0),
         edges=edges, cdf_at=cdf_at, cdf_below=cdf_below, held_out=h,
     )
+
+
+def mode_share_bound(x: F32, var: F64, seed: int, block: int = 64) -> F64:
+    """Per dimension, a 99.9% upper bound on the largest share of one value, counted on up to MODE_ROWS
+    rows (sorted a block of columns at a time: the longest run of equal values); exactly 1 where the
+    reference is constant."""
+    n, d = x.shape
+    rows = x if n <= MODE_ROWS else x[np.sort(np.random.default_rng(seed + 2).choice(n, MODE_ROWS, replace=False))]
+    k = rows.shape[0]
+    longest = np.ones(d)
+    for lo in range(0, d, block):
+        s = np.sort(rows[:, lo:lo + block], axis=0)
+        equal = s[1:] == s[:-1]
+        run = np.cumsum(equal, axis=0, dtype=np.int32)
+        run -= np.maximum.accumulate(np.where(equal, 0, run), axis=0)
+        longest[lo:lo + block] = run.max(axis=0, initial=0) + 1
+    share = longest / k
+    bound = np.minimum(share + 3.1 * np.sqrt(share * (1 - share) / k) + 10.0 / k, 1.0)
+    return np.where(var == 0, 1.0, bound)
 
 
 def top_eigenpairs(cov: F64, k: int, rng: np.random.Generator) -> tuple[F64, F64]:
