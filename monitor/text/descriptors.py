@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from monitor.core.descriptors import INPUT_TOKENS, KINDS, OUTPUT_TOKENS
 from monitor.drift.spec import ColumnSpec
 from monitor.text.chars import FIRST_SCRIPT, SCRIPTS, SPACE, class_table, code_points, per_text
-from monitor.text.patterns import PII, REFUSAL, pii_hits
+from monitor.text.patterns import REFUSAL, pii_hits
 from monitor.text.profile import TextProfile, tokens, vocabulary
 
 # usage keys as servers report them: OpenAI chat/completions (prompt/completion), OpenAI Responses and
@@ -137,12 +137,12 @@ def _oov_share(strings: Sequence[str], words: frozenset[str], missing: NDArray[n
 
 
 def _pii(strings: Sequence[str], cps: NDArray[np.uint32], offsets: NDArray[np.int64]) -> NDArray[np.float64]:
-    """PII hits per text; only texts with a digit or an '@' can hold any pattern, so only they are searched."""
+    """PII hits per text. Every pattern needs a digit or an '@'; an ASCII text without one cannot hold
+    any, so only the others are searched (a non-ASCII one may hide them as fullwidth or other digits)."""
     hits = np.zeros(len(strings))
-    candidate = per_text(((cps >= _DIGIT_LO) & (cps <= _DIGIT_HI)) | (cps == _AT), offsets) > 0
+    candidate = per_text(((cps >= _DIGIT_LO) & (cps <= _DIGIT_HI)) | (cps == _AT) | (cps > _ASCII_MAX), offsets) > 0
     for i in np.flatnonzero(candidate):
-        text = strings[int(i)]
-        hits[i] = pii_hits(text) if PII.search(text) else 0
+        hits[i] = pii_hits(strings[int(i)])
     return hits
 
 
