@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
-__all__ = ["INPUT_TOKENS", "KINDS", "OUTPUT_TOKENS", "TEXT_DESCRIPTORS", "TOKEN_DESCRIPTORS"]
+__all__ = ["INPUT_TOKENS", "KINDS", "OUTPUT_TOKENS", "TEXT_DESCRIPTORS", "TOKEN_DESCRIPTORS", "text_columns_of"]
 
 # OpenTelemetry GenAI semantic conventions name token usage; the other descriptors have no OTel name.
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
@@ -28,3 +29,18 @@ KINDS: dict[str, Literal["numeric", "categorical"]] = {
 TOKEN_DESCRIPTORS = (INPUT_TOKENS, OUTPUT_TOKENS)
 TEXT_DESCRIPTORS = tuple(name for name in KINDS if name not in (*TOKEN_DESCRIPTORS, "json_valid"))
 """Computed from every text; `json_valid` only when JSON is expected, token counts only from `usage`."""
+
+
+def text_columns_of(names: Iterable[str]) -> dict[str, list[str]]:
+    """The text columns behind descriptor column names (`<column>.<descriptor>`), each with its
+    descriptor columns among `names`, in their order. A prefix counts only when every descriptor
+    computed from every text (`TEXT_DESCRIPTORS`) is there, so a plain column named `a.chars` stays plain."""
+    names = list(names)
+    found: dict[str, list[str]] = {}
+    for name in names:
+        for descriptor in KINDS:
+            if name.endswith("." + descriptor):
+                found.setdefault(name[: -len(descriptor) - 1], []).append(name)
+                break
+    present = set(names)
+    return {col: cols for col, cols in found.items() if all(f"{col}.{d}" in present for d in TEXT_DESCRIPTORS)}
