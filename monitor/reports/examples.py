@@ -241,7 +241,8 @@ def _items(examples: Sequence[Example], side: str) -> str:
     for e in examples:
         values = " · ".join(f"{escape(name)} {_fmt(v)}" for name, v in e.values)
         repeat = f" · ×{e.count}" if e.count > 1 else ""
-        items.append(f'<li><p class="text">{escape(e.text)}</p><p class="meta">{values}{repeat} · score {e.score:.2f}</p></li>')
+        score = f" · score {e.score:.2f}" if side == "current" else ""
+        items.append(f'<li><p class="text">{escape(e.text)}</p><p class="meta">{values}{repeat}{score}</p></li>')
     return f'<ol class="texts {side}">{"".join(items)}</ol>'
 
 
