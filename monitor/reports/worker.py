@@ -169,8 +169,9 @@ class ReportWorker:
         async def make() -> tuple[pd.DataFrame, pd.DataFrame]:
             return await self._in(self._threads, lambda: (self.source.reference_frame(model), self.source.window_frame(model, window_id)))
 
-        # The reference is the source's own cached frame; only the window's copy costs memory here.
-        return await self._cached(("frames", model, window_id), make, lambda f: 1024 + 64 * f[1].size)
+        # The reference is the source's own cached frame; only the window's copy costs memory here,
+        # its texts included (a text model's raw prompts and completions are kept for the examples).
+        return await self._cached(("frames", model, window_id), make, lambda f: 1024 + max(64 * f[1].size, int(f[1].memory_usage(deep=True).sum())))
 
     async def evidently(self, view: ReportView) -> EvidentlyOutcome | str:
         """Evidently's outcome for the window, or why it could not run (a message for the page)."""
