@@ -16,12 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from monitor.core.descriptors import text_columns_of
 from monitor.core.names import report_path
 from monitor.drift.result import FeatureResult
 from monitor.reports.distributions import Distribution
 from monitor.reports.evidently_report import EvidentlyScore, definition_note
-from monitor.reports.examples import examples_html
+from monitor.reports.examples import examples_html, text_columns_by_role
 from monitor.reports.page import (
     CSS,
     EVIDENTLY_CSP,
@@ -172,8 +171,8 @@ def _category_card(f: FeatureResult) -> str:
 
 def _distribution_cards(view: ReportView) -> str:
     """A card per column: the reference-vs-window plot, and the numbers behind it one click away;
-    a text column's descriptors are grouped under its name, after the other columns."""
-    texts = text_columns_of(f.name for f in view.columns)
+    a text column's descriptors are grouped under its name, after the other columns (prompts first)."""
+    texts = text_columns_by_role(view.columns)
     grouped = {name for names in texts.values() for name in names}
     plain = _cards(view, [f for f in view.columns if f.name not in grouped])
     groups = "".join(

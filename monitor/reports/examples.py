@@ -37,7 +37,7 @@ from monitor.text.patterns import INVISIBLE, mask_pii
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EXAMPLE_CHARS", "Example", "TextExamples", "examples_html", "pick_examples", "shown"]
+__all__ = ["EXAMPLE_CHARS", "Example", "TextExamples", "examples_html", "pick_examples", "shown", "text_columns_by_role", "window_examples"]
 
 EXAMPLE_CHARS = 300
 """A shown text is cut here (after masking) and ends with an ellipsis."""
@@ -219,8 +219,16 @@ def window_examples(
     features: Sequence[FeatureResult], reference: pd.DataFrame | None, current: pd.DataFrame | None, counts: Mapping[str, int],
 ) -> tuple[TextExamples, ...]:
     """Every text column's examples (`counts`: how many each shows; 0 leaves a column out)."""
-    columns = text_columns_of(f.name for f in features)
+    columns = text_columns_by_role(features)
     return tuple(pick_examples(c, features, reference, current, counts[c]) for c in columns if counts.get(c, 0) > 0)
+
+
+def text_columns_by_role(features: Sequence[FeatureResult]) -> dict[str, list[str]]:
+    """The text columns among the results and their descriptor columns (`text_columns_of`): the
+    model's inputs (prompts) first, then its outputs (completions), each in the results' order."""
+    roles = {f.name: f.role for f in features}
+    found = text_columns_of(roles)
+    return dict(sorted(found.items(), key=lambda kv: roles[kv[1][0]] != "feature"))
 
 
 # -- HTML ------------------------------------------------------------------------------------------

@@ -9,7 +9,14 @@ import pytest
 
 from monitor.drift import build_profile, evaluate
 from monitor.drift.result import FeatureResult
-from monitor.reports.examples import EXAMPLE_CHARS, examples_html, pick_examples, shown, window_examples
+from monitor.reports.examples import (
+    EXAMPLE_CHARS,
+    examples_html,
+    pick_examples,
+    shown,
+    text_columns_by_role,
+    window_examples,
+)
 from monitor.reports.view import report_view, with_examples
 from monitor.text import build_text_profile, describe, describe_reference, descriptor_specs
 from tests.reports.text_source import PLANTED_EMAIL, TextSource
@@ -156,3 +163,8 @@ def test_markup_in_a_text_is_escaped_in_the_page(german: TextSource) -> None:
 def test_markup_in_a_text_is_shown_as_text(german: TextSource) -> None:
     view = with_examples(report_view(german.chat[1], german.chat), german.reference, german.frames[600], german.text_examples("chat"))
     assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in examples_html(view.examples)
+
+
+def test_prompts_come_before_completions_whichever_drifted_more(german: TextSource) -> None:
+    columns = report_view(german.chat[1], german.chat).columns
+    assert list(text_columns_by_role(columns[::-1])) == ["prompt", "completion"]
