@@ -60,7 +60,7 @@ _ASCII_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f]")
 
 
 @functools.cache
-def _fold_table() -> dict[int, int]:
+def fold_table() -> dict[int, int]:
     """Fullwidth ASCII (U+FF01-FF5E), the small commercial at and full stop, and every script's
     decimal digits as their ASCII characters: one character for one, so positions do not move."""
     table = {c: c - 0xFF01 + 0x21 for c in range(0xFF01, 0xFF5F)} | {0xFE6B: ord("@"), 0xFE52: ord(".")}
@@ -102,10 +102,23 @@ def _counts(kind: str, value: str) -> bool:
     return True
 
 
+@functools.cache
+def _needs_folding() -> re.Pattern[str]:
+    """Any character `_folded` would remove or replace (one C-speed scan decides most texts)."""
+    keys = sorted(fold_table())
+    ranges, start, prev = [], keys[0], keys[0]
+    for c in [*keys[1:], -1]:
+        if c != prev + 1:
+            ranges.append(re.escape(chr(start)) + ("" if prev == start else "-" + re.escape(chr(prev))))
+            start = c
+        prev = c
+    return re.compile(INVISIBLE.pattern[:-2] + "".join(ranges) + "]")
+
+
 def _folded(text: str) -> tuple[str, list[int], list[int]]:
     """The text without invisible characters, folded to ASCII where one character reads as another;
     and the segments that map it back: folded[k[i]:] starts at text[o[i]:]."""
-    if text.isascii() and not _ASCII_CONTROL.search(text):
+    if (text.isascii() and not _ASCII_CONTROL.search(text)) or not _needs_folding().search(text):
         return text, [0], [0]
     pieces: list[str] = []
     kept, origin, pos, n = [0], [0], 0, 0
@@ -116,7 +129,7 @@ def _folded(text: str) -> tuple[str, list[int], list[int]]:
         kept.append(n)
         origin.append(pos)
     pieces.append(text[pos:])
-    return "".join(pieces).translate(_fold_table()), kept, origin
+    return "".join(pieces).translate(fold_table()), kept, origin
 
 
 def pii_spans(text: str) -> list[tuple[str, int, int]]:
