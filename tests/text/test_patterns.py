@@ -134,3 +134,8 @@ def test_hostile_inputs_are_masked_in_bounded_time(name: str) -> None:
 def test_a_long_text_is_masked_throughout() -> None:
     text = ("filler " * 50_000 + "a@b.co ") * 3
     assert mask_pii(text).count("[EMAIL]") == 3
+
+
+def test_the_descriptor_searches_a_text_whose_only_digits_are_fullwidth() -> None:
+    texts = ["カード ４１１１ １１１１ １１１１ １１１１", "メール ａ＠ｂ．ｃｏ"]
+    assert describe(texts, build_text_profile(["a", "b"]))["pii_hits"].tolist() == [1.0, 1.0]
