@@ -127,6 +127,10 @@ class DriftMethodConfig(_Strict):
         return self
 
 
+MAX_TEXT_EXAMPLES = 20
+"""A report shows at most this many example texts per text column: a page, not a data export."""
+
+
 class TextOptions(_Strict):
     """How a `type: text` column is described (docs/text.md)."""
 
@@ -143,6 +147,16 @@ class TextOptions(_Strict):
     semantic: bool = False
     """Add `<column>.semantic`, the texts' sentence vectors (all-MiniLM-L6-v2, offline), an embedding
     column: semantic drift. Needs the offline model package (docs/text.md, "Semantic drift")."""
+    examples: int = Field(default=5, strict=True)
+    """Texts of a drifted window a report shows (PII masked), those furthest along its drifted
+    descriptors; 0 turns them off, at most `MAX_TEXT_EXAMPLES` (docs/reports.md)."""
+
+    @field_validator("examples")
+    @classmethod
+    def _examples(cls, v: int) -> int:
+        if not 0 <= v <= MAX_TEXT_EXAMPLES:
+            raise ValueError(f"examples must be between 0 (off) and {MAX_TEXT_EXAMPLES}, got {v}")
+        return v
 
 
 class EmbeddingOptions(_Strict):

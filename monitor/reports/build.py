@@ -21,6 +21,7 @@ from monitor.drift.result import FeatureResult
 from monitor.reports.distributions import Distribution
 from monitor.reports.embedding_card import embedding_numbers, mmd_line
 from monitor.reports.evidently_report import EvidentlyScore, definition_note
+from monitor.reports.examples import examples_html, text_columns_by_role
 from monitor.reports.page import (
     CSS,
     EVIDENTLY_CSP,
@@ -170,10 +171,25 @@ def _category_card(f: FeatureResult) -> str:
 
 
 def _distribution_cards(view: ReportView) -> str:
-    """A card per column: the reference-vs-window plot, and the numbers behind it one click away."""
+    """A card per column: the reference-vs-window plot, and the numbers behind it one click away;
+    a text column's descriptors are grouped under its name, after the other columns (prompts first)."""
+    texts = text_columns_by_role(view.columns)
+    grouped = {name for names in texts.values() for name in names}
+    plain = _cards(view, [f for f in view.columns if f.name not in grouped])
+    groups = "".join(
+        f'<div class="textgroup" data-text-column="{escape(col)}"><h3>{escape(col)} <span class="muted">'
+        f"· text descriptors</span></h3>{_cards(view, [f for f in view.columns if f.name in names])}</div>"
+        for col, names in texts.items()
+    )
+    return plain + groups
+
+
+def _cards(view: ReportView, columns: Sequence[FeatureResult]) -> str:
+    if not columns:
+        return ""
     pictures: dict[str, Distribution] = {d.feature: d for d in view.distributions}
     cards = []
-    for f in view.columns:
+    for f in columns:
         d = pictures.get(f.name)
         svg = distribution_svg(d) if d is not None else ""
         note = d.note if d is not None else "the window's records were not read for this page"
@@ -451,6 +467,7 @@ above their threshold; tests when their p-value (Benjamini–Hochberg adjusted a
 it. The p-value column gives the raw p-value, as <code>driftwatch_feature_drift_p_value</code> exports it, and the
 adjusted one the verdict uses.</p>
 {_columns_table(view)}</section>
+{examples_html(view.examples)}
 <section class="card" id="history"><h2>Score history</h2>
 <p class="sub">Each column's score over the last {len(view.history)} window(s); the dashed red line is the threshold, red dots are drifted windows.
 For tests the plot shows the p-value the verdict compares with the threshold (its panel says which: Benjamini–Hochberg

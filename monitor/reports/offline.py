@@ -18,8 +18,8 @@ import pandas as pd
 from monitor.core.config import Config, ModelConfig
 from monitor.reports.build import EvidentlySection, render_report
 from monitor.reports.evidently_report import plans_from_result, run_evidently
-from monitor.reports.source import Evaluation
-from monitor.reports.view import report_view, with_distributions
+from monitor.reports.source import Evaluation, text_examples
+from monitor.reports.view import report_view, with_distributions, with_examples
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -109,20 +109,21 @@ def load_inputs(
 
 def _described(model: ModelConfig, ref: pd.DataFrame, cur: pd.DataFrame, reference: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both files as the engine's columns when the model has text columns: the current texts described
-    against the reference's vocabularies (`monitor.text.columns`, as the monitor does); the descriptors
-    of a text column the current file lacks are left out, so they count as absent."""
+    against the reference's vocabularies (`monitor.text.columns`, as the monitor does), the raw texts
+    kept for the report's examples; the descriptors of a text column the current file lacks are left
+    out, so they count as absent."""
     from monitor.text.columns import describe_reference_frame, model_frame, record_columns
 
     if not model.text_columns:
         return ref, cur
     try:
-        ref, profiles = describe_reference_frame(model, ref)
+        ref, profiles = describe_reference_frame(model, ref, keep_texts=True)
     except ValueError as exc:
         raise ReportInputError(f"{reference}: {exc}") from None
     lacking = {c.name for c in model.text_columns if c.name not in cur.columns}
     records = cur[[c for c in record_columns(model) if c in cur.columns]].to_dict("records")
     absent = [d.name for c in model.text_columns if c.name in lacking for d in c.descriptors()]
-    return ref, model_frame(model, records, profiles).drop(columns=absent)
+    return ref, model_frame(model, records, profiles, keep_texts=True).drop(columns=absent)
 
 
 def evaluate_inputs(inputs: Inputs, strict: bool, step: Callable[[str], None] = lambda _: None) -> DriftResult:
@@ -211,7 +212,8 @@ def offline_report(
     model = inputs.model or current.stem
     now = time.time()
     ev = Evaluation(model, 1, now, now, 0, 0, len(cur), now, result.to_dict())
-    view = with_distributions(report_view(ev, [ev]), ref, cur)
+    counts = text_examples(config.named(model)) if config is not None else {}
+    view = with_examples(with_distributions(report_view(ev, [ev]), ref, cur), ref, cur, counts)
     step(STEPS[4])
     section = None
     if evidently:

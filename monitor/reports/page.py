@@ -93,6 +93,16 @@ tr.ok td:first-child {{ border-left: 3px solid transparent; }}
 .windows a.current {{ background: #1d2330; color: #fff; border-color: #1d2330; }}
 iframe.agreement {{ width: 100%; border: 0; display: block; margin: 0 0 14px; }}
 iframe.evidently {{ width: 100%; height: 1400px; border: 1px solid var(--line); border-radius: 8px; background: #fff; }}
+.textgroup h3 {{ margin: 18px 0 8px; }}
+.grid.examples {{ grid-template-columns: repeat(auto-fit, minmax(min(100%, 420px), 1fr)); gap: 24px; }}
+.examples h3 {{ margin: 0 0 6px; font-size: 14px; }}
+ol.texts {{ margin: 0; padding-left: 22px; }}
+ol.texts li {{ margin: 0 0 10px; }}
+ol.texts .text {{ margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 13px; background: #f6f7f9;
+  border-radius: 6px; padding: 6px 8px; }}
+ol.texts.current .text {{ border-left: 3px solid {CURRENT_COLOUR}; }}
+ol.texts.reference .text {{ border-left: 3px solid {REFERENCE_COLOUR}; }}
+ol.texts .meta {{ margin: 2px 0 0; color: var(--muted); font-size: 12px; }}
 a {{ color: #2b5fb3; }}
 footer {{ color: var(--muted); font-size: 12px; text-align: center; padding: 12px; }}
 """

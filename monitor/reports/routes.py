@@ -111,7 +111,7 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
                 name, window = model_seg, _window_id(raw)
             model = model_key(name, namespace)
             if as_json:
-                view = await worker.view(model, window)
+                view = await worker.json_view(model, window)
                 return JSONResponse(_json_safe(report_json(view, base)))
             return HTMLResponse(await worker.page(model, window))
         except _BadRequest as exc:

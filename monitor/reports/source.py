@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor.capture import CapturedEvent, ModelSchema, event_records
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelConfig
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow, EventStore
 from monitor.runtime import load_reference_texts, window_selection
@@ -21,7 +21,10 @@ from monitor.runtime import load_reference_texts, window_selection
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ConfiguredModels", "Evaluation", "PerformanceHistory", "ReportSource", "StoreReportSource", "StoredPerformance"]
+__all__ = [
+    "ConfiguredModels", "Evaluation", "PerformanceHistory", "ReportSource", "StoreReportSource", "StoredPerformance",
+    "text_examples",
+]
 
 
 @dataclass(frozen=True)
@@ -106,16 +109,27 @@ class ReportSource(Protocol):
         ...
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        """The parsed records of that window, one column per feature and output."""
+        """The parsed records of that window, one column per feature and output (a text column as its
+        descriptors, and its raw texts under its own name)."""
         ...
 
     def reference_frame(self, model: str) -> pd.DataFrame:
+        """The reference as the engine's columns, with each text column's raw texts under its name."""
+        ...
+
+    def text_examples(self, model: str) -> Mapping[str, int]:
+        """Each text column of the model and how many example texts its report shows (`text.examples`)."""
         ...
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
         """The latest `limit` windows' performance (window_id <= `before` if given), oldest first; None
         when the model has no `performance` section."""
         ...
+
+
+def text_examples(model: ModelConfig) -> dict[str, int]:
+    """Each text column of a model and its `text.examples`."""
+    return {c.name: c.options.examples for c in model.text_columns}
 
 
 class ConfiguredModels:
@@ -132,17 +146,20 @@ class ConfiguredModels:
     def reference_frame(self, model: str) -> pd.DataFrame:
         return self._reference(model)[0]
 
+    def text_examples(self, model: str) -> Mapping[str, int]:
+        return text_examples(self.config.model(model))
+
     def _reference(self, model: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """The reference frame and its text profiles, loaded once."""
+        """The reference frame (raw texts kept, for examples) and its text profiles, loaded once."""
         if model not in self._references:
-            self._references[model] = load_reference_texts(self.config.model(model), self.config)
+            self._references[model] = load_reference_texts(self.config.model(model), self.config, keep_texts=True)
         return self._references[model]
 
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         from monitor.text.columns import model_frame  # on a report's first request, not in the idle monitor
 
         model_cfg = self.config.model(model)
-        return model_frame(model_cfg, records, self._reference(model)[1] if model_cfg.text_columns else {})
+        return model_frame(model_cfg, records, self._reference(model)[1] if model_cfg.text_columns else {}, keep_texts=True)
 
 
 class StoreReportSource(ConfiguredModels):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.core.names import report_path
 from monitor.drift.result import DriftResult, FeatureResult, result_from_dict
 from monitor.reports.distributions import Distribution, distributions
+from monitor.reports.examples import TextExamples, window_examples
 from monitor.reports.performance_view import PerformanceView, performance_json
 from monitor.reports.plots import HistoryPoint, ScoreSeries
 from monitor.reports.source import Evaluation
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Effect", "IndexRow", "ReportView", "WindowRef", "decision_value", "effect_size", "index_json", "ranked",
-    "report_json", "report_view", "result_from_dict", "with_distributions",
+    "report_json", "report_view", "result_from_dict", "with_distributions", "with_examples",
 ]
 
 
@@ -77,6 +78,8 @@ class ReportView:
     performance: PerformanceView | None = None
     """Realized vs estimated performance up to this window; None for a model without ground truth.
     Unlike the drift part it changes as labels arrive, so it is attached per request, not cached."""
+    examples: tuple[TextExamples, ...] = ()
+    """Per text column, example texts of the window (`with_examples`: they need the data too)."""
 
     @property
     def columns(self) -> list[FeatureResult]:
@@ -241,6 +244,13 @@ def with_distributions(view: ReportView, reference: pd.DataFrame | None, current
     return replace(view, distributions=distributions(view.columns, reference, current))
 
 
+def with_examples(
+    view: ReportView, reference: pd.DataFrame | None, current: pd.DataFrame | None, counts: Mapping[str, int]
+) -> ReportView:
+    """The view with example texts per text column (`counts`: how many each shows, its `text.examples`)."""
+    return replace(view, examples=window_examples(view.columns, reference, current, counts))
+
+
 def index_row(model: str, latest: Evaluation | None) -> IndexRow:
     if latest is None:
         return IndexRow(model, None, 0, ())
@@ -264,6 +274,7 @@ def report_json(view: ReportView, base: str) -> dict[str, Any]:
         ],
         "result": dict(view.raw_result),
         "performance": performance_json(view.performance),
+        "examples": [e.to_dict() for e in view.examples],
         "history": [
             {**w.to_dict(), "scores": {s.feature: s.points[i].value for s in view.series}}
             for i, w in enumerate(view.history)

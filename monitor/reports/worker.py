@@ -29,7 +29,7 @@ from monitor.reports.cache import ByteLRU
 from monitor.reports.evidently_report import EvidentlyOutcome, plans_from_result, run_evidently
 from monitor.reports.performance_view import PerformanceView, performance_view
 from monitor.reports.source import Evaluation, ReportSource
-from monitor.reports.view import IndexRow, ReportView, index_row, report_view, with_distributions
+from monitor.reports.view import IndexRow, ReportView, index_row, report_view, with_distributions, with_examples
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,6 +142,20 @@ class ReportWorker:
         performance = await self._in(self._threads, self._performance, model, window_id)
         return drift if performance is None else replace(drift, performance=performance)
 
+    async def json_view(self, model: str, window_id: int | None = None) -> ReportView:
+        """`view` with the example texts of a model with text columns (read from the window's records)."""
+        view = await self.view(model, window_id)
+        counts = self.source.text_examples(model)
+        if not any(counts.values()):
+            return view
+        w = view.window.window_id
+        try:
+            reference, current = await self.frames(model, w)
+        except Exception as exc:  # retention, or a store error: the examples say so
+            log.warning("report_frames_unavailable model=%s window=%d error=%s", model, w, type(exc).__name__)
+            reference = current = None
+        return await self._in(self._threads, with_examples, view, reference, current, counts)
+
     # -- Evidently ------------------------------------------------------------------------------------
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -155,8 +169,9 @@ class ReportWorker:
         async def make() -> tuple[pd.DataFrame, pd.DataFrame]:
             return await self._in(self._threads, lambda: (self.source.reference_frame(model), self.source.window_frame(model, window_id)))
 
-        # The reference is the source's own cached frame; only the window's copy costs memory here.
-        return await self._cached(("frames", model, window_id), make, lambda f: 1024 + 64 * f[1].size)
+        # The reference is the source's own cached frame; only the window's copy costs memory here,
+        # its texts included (a text model's raw prompts and completions are kept for the examples).
+        return await self._cached(("frames", model, window_id), make, lambda f: 1024 + max(64 * f[1].size, int(f[1].memory_usage(deep=True).sum())))
 
     async def evidently(self, view: ReportView) -> EvidentlyOutcome | str:
         """Evidently's outcome for the window, or why it could not run (a message for the page)."""
@@ -202,7 +217,13 @@ class ReportWorker:
             if self.evidently_enabled:
                 url = f"{self.base}/{model}/{w}"
                 section = EvidentlySection(scores={}, url=f"{url}/evidently", agreement_url=f"{url}/agreement")
-            return await self._in(self._threads, lambda: render_report(with_distributions(view, reference, current), self.base, section))
+            counts = self.source.text_examples(model)
+
+            def render() -> str:
+                shown = with_examples(with_distributions(view, reference, current), reference, current, counts)
+                return render_report(shown, self.base, section)
+
+            return await self._in(self._threads, render)
 
         version = None if view.performance is None else view.performance.version  # new labels: a new page
         html = await self._cached(("page", model, w, version), make, lambda html: None if failed else len(html))

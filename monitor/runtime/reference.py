@@ -26,12 +26,14 @@ def load_reference(model: ModelConfig, config: Config | None = None) -> pd.DataF
     return load_reference_texts(model, config)[0]
 
 
-def load_reference_texts(model: ModelConfig, config: Config | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def load_reference_texts(
+    model: ModelConfig, config: Config | None = None, keep_texts: bool = False
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """`load_reference` and the text profiles (vocabularies) of the model's text columns, built from
-    the file's raw texts (monitor.text.columns)."""
+    the file's raw texts (monitor.text.columns); `keep_texts` keeps those texts in the frame too."""
     from monitor.text.columns import describe_reference_frame
 
-    return describe_reference_frame(model, _read_reference(model, config))
+    return describe_reference_frame(model, _read_reference(model, config), keep_texts)
 
 
 def _read_reference(model: ModelConfig, config: Config | None) -> pd.DataFrame:

@@ -39,8 +39,11 @@ def record_columns(model: ModelConfig) -> list[str]:
     return out
 
 
-def describe_reference_frame(model: ModelConfig, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, TextProfile]]:
-    """The reference as the engine's columns, and each text column's profile built from its texts.
+def describe_reference_frame(
+    model: ModelConfig, raw: pd.DataFrame, keep_texts: bool = False
+) -> tuple[pd.DataFrame, dict[str, TextProfile]]:
+    """The reference as the engine's columns, and each text column's profile built from its texts;
+    `keep_texts`: the raw texts stay too, under the text columns' names (a report's examples).
 
     Raises ValueError naming a text column (or its token-count column) the file lacks."""
     texts = model.text_columns
@@ -59,11 +62,14 @@ def describe_reference_frame(model: ModelConfig, raw: pd.DataFrame) -> tuple[pd.
         profiles[col.name] = profile
         _put(out, col, describe_reference(values, profile))
         _put_semantic(out, col, values)
-    return out[[c.name for c in model.columns]], profiles
+    return out[_kept(model, keep_texts)], profiles
 
 
-def model_frame(model: ModelConfig, records: Sequence[Mapping[str, Any]], profiles: Mapping[str, TextProfile]) -> pd.DataFrame:
-    """A window's records as the frame the drift engine evaluates (one column per `model.columns`)."""
+def model_frame(
+    model: ModelConfig, records: Sequence[Mapping[str, Any]], profiles: Mapping[str, TextProfile], keep_texts: bool = False
+) -> pd.DataFrame:
+    """A window's records as the frame the drift engine evaluates (one column per `model.columns`);
+    `keep_texts`: with the raw texts too, under the text columns' names (the engine ignores them)."""
     frame = pd.DataFrame.from_records(records, columns=record_columns(model))
     if not model.text_columns:
         return frame
@@ -74,7 +80,11 @@ def model_frame(model: ModelConfig, records: Sequence[Mapping[str, Any]], profil
         texts = _texts(frame[col.name])
         _put(frame, col, describe(texts, profile))
         _put_semantic(frame, col, texts)
-    return frame[[c.name for c in model.columns]]
+    return frame[_kept(model, keep_texts)]
+
+
+def _kept(model: ModelConfig, keep_texts: bool) -> list[str]:
+    return [c.name for c in model.columns] + ([c.name for c in model.text_columns] if keep_texts else [])
 
 
 def _texts(series: pd.Series) -> list[Any]:

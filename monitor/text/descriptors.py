@@ -13,6 +13,7 @@ is missing in every column.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from numpy.typing import NDArray
 from monitor.core.descriptors import INPUT_TOKENS, KINDS, OUTPUT_TOKENS
 from monitor.drift.spec import ColumnSpec
 from monitor.text.chars import FIRST_SCRIPT, SCRIPTS, SPACE, class_table, code_points, per_text
-from monitor.text.patterns import PII, REFUSAL, pii_hits
+from monitor.text.patterns import REFUSAL, fold_table, pii_hits
 from monitor.text.profile import TextProfile, tokens, vocabulary
 
 # usage keys as servers report them: OpenAI chat/completions (prompt/completion), OpenAI Responses and
@@ -137,13 +138,22 @@ def _oov_share(strings: Sequence[str], words: frozenset[str], missing: NDArray[n
 
 
 def _pii(strings: Sequence[str], cps: NDArray[np.uint32], offsets: NDArray[np.int64]) -> NDArray[np.float64]:
-    """PII hits per text; only texts with a digit or an '@' can hold any pattern, so only they are searched."""
+    """PII hits per text. Every pattern needs a digit or an '@' (read after folding: a fullwidth `４`,
+    an Arabic-Indic `٤`, a `＠`), so only texts with one are searched."""
     hits = np.zeros(len(strings))
-    candidate = per_text(((cps >= _DIGIT_LO) & (cps <= _DIGIT_HI)) | (cps == _AT), offsets) > 0
+    wide = cps > _ASCII_MAX
+    lookalike = np.zeros(cps.size, dtype=bool)
+    lookalike[wide] = np.isin(cps[wide], _digit_or_at_lookalikes())
+    candidate = per_text(((cps >= _DIGIT_LO) & (cps <= _DIGIT_HI)) | (cps == _AT) | lookalike, offsets) > 0
     for i in np.flatnonzero(candidate):
-        text = strings[int(i)]
-        hits[i] = pii_hits(text) if PII.search(text) else 0
+        hits[i] = pii_hits(strings[int(i)])
     return hits
+
+
+@functools.cache
+def _digit_or_at_lookalikes() -> NDArray[np.uint32]:
+    """Code points beyond ASCII that the PII patterns read as a digit or an '@' (`fold_table`)."""
+    return np.array(sorted(c for c, to in fold_table().items() if _DIGIT_LO <= to <= _DIGIT_HI or to == _AT), dtype=np.uint32)
 
 
 def _json_valid(strings: Sequence[str], schema: Mapping[str, Any] | None) -> NDArray[np.float64]:

@@ -94,3 +94,24 @@ def test_a_column_named_like_a_descriptor_is_refused() -> None:
 def test_the_llm_example_loads() -> None:
     model = load_config(LLM_EXAMPLE).models[0]
     assert (model.protocol, len(model.columns), model.reference.path.exists()) == ("openai", 20, True)
+
+
+def test_a_text_column_shows_five_examples_by_default() -> None:
+    assert parse_config(chat()).models[0].features[0].options.examples == 5
+
+
+def test_zero_examples_turns_them_off() -> None:
+    prompt = {**PROMPT, "text": {"examples": 0}}
+    assert parse_config(chat(features=[prompt])).models[0].features[0].options.examples == 0
+
+
+@pytest.mark.parametrize("value", [21, -1])
+def test_examples_outside_0_to_20_are_refused_with_the_range(value: int) -> None:
+    prompt = {**PROMPT, "text": {"examples": value}}
+    assert errors_of(chat(features=[prompt])) == {
+        "models[0:chat].features[0:prompt].text.examples": f"examples must be between 0 (off) and 20, got {value}"}
+
+
+def test_examples_must_be_a_whole_number_not_a_flag() -> None:
+    prompt = {**PROMPT, "text": {"examples": True}}
+    assert errors_of(chat(features=[prompt])) == {"models[0:chat].features[0:prompt].text.examples": "Input should be a valid integer"}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from monitor.core.config import Config, load_config
 from monitor.drift import build_profile, evaluate, specs_from_config
-from monitor.reports.source import Evaluation, PerformanceHistory
+from monitor.reports.source import Evaluation, PerformanceHistory, text_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "config.yaml"
@@ -44,6 +44,9 @@ class FramesSource:
 
     def reference_frame(self, model: str) -> pd.DataFrame:
         return self.reference
+
+    def text_examples(self, model: str) -> dict[str, int]:
+        return text_examples(self.config.model(model))
 
     def _of(self, model: str) -> list[Evaluation]:
         raise NotImplementedError

@@ -8,7 +8,7 @@ import pandas as pd
 
 from monitor.app.demo import chat
 from monitor.core.config import load_config
-from monitor.reports.offline import evaluate_inputs, load_inputs
+from monitor.reports.offline import evaluate_inputs, load_inputs, offline_report
 
 LLM_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llm" / "config.yaml"
 
@@ -37,3 +37,12 @@ def test_a_german_file_drifts_in_its_language_descriptors(tmp_path: Path) -> Non
 def test_a_file_without_completions_has_their_descriptors_absent(tmp_path: Path) -> None:
     inputs = load_inputs(*files(tmp_path, "english", with_completion=False), load_config(LLM_EXAMPLE), "chat")
     assert ("completion.chars" in inputs.absent_in_current, "prompt.chars" in inputs.absent_in_current) == (True, False)
+
+
+def test_the_offline_report_shows_the_drifted_prompts_masked(tmp_path: Path) -> None:
+    ref, cur = files(tmp_path, "german")
+    frame = pd.read_csv(cur)
+    frame.loc[0, "prompt"] = "Brauche ich übermorgen früh in Köln einen Regenschirm? anna.schmidt@example.de"
+    frame.to_csv(cur, index=False)
+    html = offline_report(load_config(LLM_EXAMPLE), "chat", ref, cur, evidently=False)
+    assert ("Brauche ich übermorgen früh in Köln einen Regenschirm? [EMAIL]" in html, "anna.schmidt" in html) == (True, False)

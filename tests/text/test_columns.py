@@ -41,3 +41,15 @@ def test_a_model_without_text_columns_passes_through() -> None:
     plain = parse_config({"models": [{"name": "m", "features": [{"name": "x", "type": "numeric"}], "reference": {"path": "r.csv"}}]}).models[0]
     raw = pd.DataFrame({"x": [1.0, 2.0]})
     assert describe_reference_frame(plain, raw)[0] is raw
+
+
+def test_a_reference_can_keep_its_raw_texts_beside_the_descriptors() -> None:
+    raw = chat.reference(50)
+    frame, _ = describe_reference_frame(MODEL, raw, keep_texts=True)
+    assert frame["prompt"].tolist() == raw["prompt"].tolist()
+
+
+def test_a_window_can_keep_its_raw_texts_beside_the_descriptors() -> None:
+    _, profiles = describe_reference_frame(MODEL, chat.reference(50))
+    frame = model_frame(MODEL, [{"prompt": "Wie wird das Wetter?", "completion": "Sonnig."}], profiles, keep_texts=True)
+    assert list(frame.columns) == [*(c.name for c in MODEL.columns), "prompt", "completion"]
