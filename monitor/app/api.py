@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.app.auth import AuthMiddleware, tokens_from_config
+from monitor.app.references import reference_router
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.capture.labels import decode_labels
@@ -227,6 +228,8 @@ def create_app(
             return models.key(model, namespace)
         except UnknownModel:
             return None
+
+    app.include_router(reference_router(config, mon, model_key, NAMESPACE))  # PUT/GET a model's reference
 
     @app.get("/v1/models/{model}/performance")
     async def model_performance(model: str, namespace: str | None = NAMESPACE,
