@@ -4,7 +4,10 @@ switch does: windows after it are judged against the new reference, and a restar
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,8 @@ from ingest_helpers import event, serve_in_thread, write_config
 from monitor.app.api import create_app
 from monitor.core.config import Config, load_config
 from monitor.core.store import EventStore
+from tests.infra.mlflow_server import MlflowServer
+from tests.mlflow_helpers import log_reference
 
 WRITE, READ = "ref-write-token-0123456789", "ref-read-token-0123456789"
 AUTH = {"authorization": f"Bearer {WRITE}"}
@@ -253,3 +258,32 @@ def test_a_reference_for_a_version_waits_for_that_version(server: httpx.Client) 
     assert server.get("/v1/models/toy/reference").json()["reference"]["source"] == "config"
     assert server.get("/v1/models/toy/reference?version=2").json()["reference"]["id"] == r.json()["reference"]["id"]
 
+
+
+# -- from an MLflow model version (a real MLflow server) ----------------------------------------------
+
+
+def test_a_model_versions_logged_reference_becomes_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          mlflow_server: MlflowServer) -> None:
+    name = f"toy-{secrets.token_hex(4)}"
+    body = csv_of(shifted_reference(3.0))
+    run_id, version = log_reference(mlflow_server, name, body, artifact="reference/train.csv")
+    monkeypatch.setenv("DW_REF_TOKEN", WRITE)
+    cfg = config_at(tmp_path, mlflow={"tracking_uri": mlflow_server.url, "timeout": "5s"})
+    ask = json.dumps({"mlflow": {"model": name, "version": int(version), "artifact": "reference/train.csv"}}).encode()
+    with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=60, headers=AUTH) as client:
+        r = put(client, ask, {"content-type": "application/json"})
+        again = put(client, ask, {"content-type": "application/json"})
+    ref = r.json()["reference"]
+    assert (r.status_code, ref["source"], ref["origin"], ref["sha256"], again.status_code) == (
+        201, "mlflow", f"models:/{name}/{version}#reference/train.csv", hashlib.sha256(body).hexdigest(), 200)
+
+
+def test_a_model_version_that_does_not_exist_is_422(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     mlflow_server: MlflowServer) -> None:
+    monkeypatch.setenv("DW_REF_TOKEN", WRITE)
+    cfg = config_at(tmp_path, mlflow={"tracking_uri": mlflow_server.url, "timeout": "5s"})
+    ask = json.dumps({"mlflow": {"model": f"nope-{secrets.token_hex(4)}", "version": 1, "artifact": "r.csv"}}).encode()
+    with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=60, headers=AUTH) as client:
+        r = put(client, ask, {"content-type": "application/json"})
+    assert error_of(r, 422)["error"] == "mlflow_reference_not_found"
