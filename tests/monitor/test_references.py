@@ -267,7 +267,7 @@ def test_a_model_versions_logged_reference_becomes_current(tmp_path: Path, monke
                                                           mlflow_server: MlflowServer) -> None:
     name = f"toy-{secrets.token_hex(4)}"
     body = csv_of(shifted_reference(3.0))
-    run_id, version = log_reference(mlflow_server, name, body, artifact="reference/train.csv")
+    _, version = log_reference(mlflow_server, name, body, artifact="reference/train.csv")
     monkeypatch.setenv("DW_REF_TOKEN", WRITE)
     cfg = config_at(tmp_path, mlflow={"tracking_uri": mlflow_server.url, "timeout": "5s"})
     ask = json.dumps({"mlflow": {"model": name, "version": int(version), "artifact": "reference/train.csv"}}).encode()
