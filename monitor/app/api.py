@@ -390,7 +390,7 @@ def _evaluation_view(ev: Any) -> dict[str, Any]:
     return {
         "window_id": ev.window_id, "start": ev.start, "end": ev.end, "first_seq": ev.first_seq,
         "last_seq": ev.last_seq, "n_records": ev.n_records, "evaluated_at": ev.evaluated_at,
-        "result": ev.result,
+        "result": ev.result, "reference_id": ev.reference_id,
     }
 
 

@@ -220,7 +220,8 @@ def switched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         before = post_events(client, 0, 100, shift=3.0)
         ref = put(client, csv_of(shifted_reference(3.0))).json()["reference"]
         after = post_events(client, 100, 100, shift=3.0)
-    return {"before": before, "after": after[len(before):], "ref": ref, "config": cfg, "tmp": tmp_path}
+        reports = {e["window_id"]: client.get(f"/reports/toy/{e['window_id']}.json").json()["judged_against"] for e in after}
+    return {"before": before, "after": after[len(before):], "ref": ref, "config": cfg, "tmp": tmp_path, "reports": reports}
 
 
 def test_windows_before_the_switch_drifted(switched: dict[str, Any]) -> None:
@@ -242,6 +243,15 @@ def test_each_evaluation_keeps_the_reference_it_was_judged_against(switched: dic
     finally:
         store.close()
     assert ids == [None, None, switched["ref"]["id"], switched["ref"]["id"]]
+
+
+def test_reports_say_which_reference_judged_each_window(switched: dict[str, Any]) -> None:
+    assert [switched["reports"][e["window_id"]] for e in (*switched["before"], *switched["after"])] == [
+        "the configured reference", "the configured reference", switched["ref"]["label"], switched["ref"]["label"]]
+
+
+def test_the_evaluations_say_which_reference_judged_them(switched: dict[str, Any]) -> None:
+    assert [e["reference_id"] for e in switched["after"]] == [switched["ref"]["id"]] * 2
 
 
 def test_a_restart_keeps_the_current_reference(switched: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
