@@ -25,6 +25,7 @@ from monitor.core.config import Config, load_config
 from monitor.core.store import EventStore
 from tests.infra.mlflow_server import MlflowServer
 from tests.mlflow_helpers import log_reference
+from tests.monitor.runtime.test_fleet_labels import fleet_app  # noqa: F401  (a fleet replica over Kafka and PostgreSQL)
 
 WRITE, READ = "ref-write-token-0123456789", "ref-read-token-0123456789"
 AUTH = {"authorization": f"Bearer {WRITE}"}
@@ -297,3 +298,12 @@ def test_a_model_version_that_does_not_exist_is_422(tmp_path: Path, monkeypatch:
     with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=60, headers=AUTH) as client:
         r = put(client, ask, {"content-type": "application/json"})
     assert error_of(r, 422)["error"] == "mlflow_reference_not_found"
+
+
+# -- fleet mode ---------------------------------------------------------------------------------------
+
+
+def test_fleet_mode_answers_501_and_keeps_the_configured_reference(fleet_app: httpx.Client) -> None:
+    r = fleet_app.put("/v1/models/clf/reference", content=b"x0\n1\n", headers=CSV)
+    current = fleet_app.get("/v1/models/clf/reference").json()["reference"]
+    assert (error_of(r, 501)["error"], current["source"]) == ("not_implemented", "config")
