@@ -303,7 +303,7 @@ def test_a_model_version_that_does_not_exist_is_422(tmp_path: Path, monkeypatch:
 # -- fleet mode ---------------------------------------------------------------------------------------
 
 
-def test_fleet_mode_answers_501_and_keeps_the_configured_reference(fleet_app: httpx.Client) -> None:
+def test_fleet_mode_answers_501_and_keeps_the_configured_reference(fleet_app: httpx.Client) -> None:  # noqa: F811
     r = fleet_app.put("/v1/models/clf/reference", content=b"x0\n1\n", headers=CSV)
     current = fleet_app.get("/v1/models/clf/reference").json()["reference"]
     assert (error_of(r, 501)["error"], current["source"]) == ("not_implemented", "config")
