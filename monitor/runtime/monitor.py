@@ -23,7 +23,7 @@ from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
 from monitor.capture.labels import LabelBatch
 from monitor.core.config import Config
-from monitor.core.referencestore import Current
+from monitor.core.referencestore import Current, StoredReference
 from monitor.core.store import EventStore, StoreFull
 from monitor.core.storelock import StoreLock
 from monitor.runtime.evaluator import Evaluator
@@ -194,6 +194,10 @@ class Monitor:
                       fmt: Literal["csv", "parquet"], data: bytes) -> SetResult:
         """Check, store and switch to a new reference (blocking; `monitor.runtime.reference_switch`)."""
         return self._references.set(key, version, source, origin, fmt, data)
+
+    def switch_to_version(self, key: str, version: str) -> StoredReference | None:
+        """A new model version serves: judge the model against its stored reference, if it has one (blocking)."""
+        return self._references.switch_to_version(key, version)
 
     def current_reference(self, key: str, version: str | None = None) -> Current | None:
         """The model version's current stored reference (None: the config's)."""

@@ -10,8 +10,9 @@ record committed so far is in the old window; the model's window starts empty af
 them (`from_rec`), so no window is judged half against the old reference, and a restart rebuilds
 the same cut from the stored `from_rec`.
 
-A reference for a model `version` is only stored and made that version's current one: it takes
-effect when that version serves (docs/references.md).
+A reference for a model `version` is checked and profiled the same way, stored and made that
+version's current one: it takes effect when that version serves, through `switch_to_version` (the
+hook for whatever notices a new version serving; docs/references.md).
 """
 
 from __future__ import annotations
@@ -172,31 +173,46 @@ class ReferenceSwitch:
     def _set(self, key: str, version: str | None, source: Literal["file", "mlflow"], origin: str, fmt: Format,
              data: bytes) -> SetResult:
         store, state = self._require(), self._state
-        model = state.models[key]
         frame = read_frame(data, fmt)
-        problems = check_frame(model.config, frame)
-        if problems:
-            raise ReferenceRejected(422, "invalid_reference", problems)
-        rows = len(frame)
-        if version is not None:  # used when that version serves
-            ref, created = store.add(key, version, source, origin, fmt, data, rows)
-            current = store.current(key, version)
-            switched = current is None or current.reference.id != ref.id
-            if switched:
-                store.set_current(key, version, ref, 0)
-            return SetResult(ref, created, switched)
-        current = store.current(key)
-        raw = sampled(model.config, frame)
-        try:
-            profile, detector = profile_frame(state.config, model.config, raw)
-            performance = _performance_profile(model.config, raw)
-        except Exception as exc:
-            raise ReferenceRejected(422, "invalid_reference", f"the reference cannot be profiled: {type(exc).__name__}: {exc}") from None
-        ref, created = store.add(key, None, source, origin, fmt, data, rows)
+        engines = self._engines(state.models[key].config, frame)  # a version's reference too: refused now, not when it serves
+        ref, created = store.add(key, version, source, origin, fmt, data, len(frame))
+        current = store.current(key, version)
         if current is not None and current.reference.id == ref.id:
             return SetResult(ref, created, False)
-        state.writer.submit(self._swap, key, ref, profile, detector, performance).result()
+        if version is not None:  # used when that version serves (`switch_to_version`)
+            store.set_current(key, version, ref, 0)
+        else:
+            state.writer.submit(self._swap, key, ref, *engines).result()
         return SetResult(ref, created, True)
+
+    def switch_to_version(self, key: str, version: str) -> StoredReference | None:
+        """A new model `version` serves: judge the model against that version's stored reference from
+        the next record on (None, and nothing changes, when the version has none). Blocking, like `set`."""
+        return self._evaluator.submit(self._to_version, key, version).result()
+
+    def _to_version(self, key: str, version: str) -> StoredReference | None:
+        store = self._require()
+        wanted = store.current(key, version)
+        if wanted is None:
+            return None
+        ref, now = wanted.reference, store.current(key)
+        if now is None or now.reference.id != ref.id:
+            engines = self._engines(self._state.models[key].config, read_frame(ref.path.read_bytes(), ref.format))
+            self._state.writer.submit(self._swap, key, ref, *engines).result()
+        return ref
+
+    def _engines(self, model: ModelConfig, frame: pd.DataFrame) -> tuple[Any, Any, Any]:
+        """(drift profile, calibrated detector, performance profile) of the reference rows `frame`;
+        `ReferenceRejected` with a reason per column, or why it cannot be profiled."""
+        problems = check_frame(model, frame)
+        if problems:
+            raise ReferenceRejected(422, "invalid_reference", problems)
+        raw = sampled(model, frame)
+        try:
+            profile, detector = profile_frame(self._state.config, model, raw)
+            return profile, detector, _performance_profile(model, raw)
+        except Exception as exc:
+            raise ReferenceRejected(422, "invalid_reference", f"the reference cannot be profiled: {type(exc).__name__}: {exc}") from None
 
     def _swap(self, key: str, ref: StoredReference, profile: Any, detector: Any, performance: Any) -> None:
         """Make `ref` current and use it from the next record on (on the writer thread: every record

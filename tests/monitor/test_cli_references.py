@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ingest_helpers import serve_in_thread
-from test_references import WRITE, config_at, shifted_reference
+from ingest_helpers import serve_in_thread, shifted_reference
+from test_references import WRITE, config_at
 
 from monitor.app.api import create_app
 

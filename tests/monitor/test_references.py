@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
-from ingest_helpers import event, serve_in_thread, write_config
+from ingest_helpers import csv_of, event, serve_in_thread, shifted_reference, write_config
 
 from monitor.app.api import create_app
 from monitor.core.config import Config, load_config
@@ -30,19 +29,6 @@ from tests.monitor.runtime.test_fleet_labels import fleet_app  # noqa: F401  (a 
 WRITE, READ = "ref-write-token-0123456789", "ref-read-token-0123456789"
 AUTH = {"authorization": f"Bearer {WRITE}"}
 CSV = {"content-type": "text/csv"}
-
-
-def shifted_reference(shift: float, n: int = 600, seed: int = 11) -> pd.DataFrame:
-    """A reference like `write_config`'s, its numeric features moved by `shift` (what drifted traffic looks like)."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "f0": rng.normal(0, 1, n) + shift, "f1": rng.normal(5, 2, n) + shift, "f2": rng.uniform(0, 10, n) + shift,
-        "color": rng.choice(["red", "green", "blue"], n), "score": rng.uniform(0, 1, n),
-    })
-
-
-def csv_of(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False).encode()
 
 
 def config_at(tmp: Path, mlflow: dict[str, Any] | None = None) -> Config:
