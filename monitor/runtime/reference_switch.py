@@ -186,20 +186,42 @@ class ReferenceSwitch:
         return SetResult(ref, created, True)
 
     def switch_to_version(self, key: str, version: str) -> StoredReference | None:
-        """A new model `version` serves: judge the model against that version's stored reference from
-        the next record on (None, and nothing changes, when the version has none). Blocking, like `set`."""
+        """A new model `version` serves: judge the model against that version's reference from the next
+        record on: the one set for it, or else, for a model whose config reads its reference from an
+        MLflow model version, the same artifact of MLflow's version `version`. None, and nothing
+        changes, when neither is known. Blocking, like `set`."""
         return self._evaluator.submit(self._to_version, key, version).result()
 
     def _to_version(self, key: str, version: str) -> StoredReference | None:
         store = self._require()
         wanted = store.current(key, version)
-        if wanted is None:
+        if wanted is None and not self._from_mlflow(key, version):
             return None
+        wanted = store.current(key, version)
+        assert wanted is not None
         ref, now = wanted.reference, store.current(key)
         if now is None or now.reference.id != ref.id:
             engines = self._engines(self._state.models[key].config, read_frame(ref.path.read_bytes(), ref.format))
             self._state.writer.submit(self._swap, key, ref, *engines).result()
         return ref
+
+    def _from_mlflow(self, key: str, version: str) -> bool:
+        """Store the reference MLflow's model `version` logged, when the model's config reads its reference
+        from MLflow (the same registered model and artifact); whether there was one. MLflow not answering
+        is `ReferenceRejected` (503): the version's reference may exist."""
+        configured = self._state.config.model(key)
+        ref = configured.reference.mlflow
+        if ref is None or not version.isdigit() or int(version) < 1:
+            return False
+        try:
+            data, fmt, origin = mlflow_artifact(self._state.config, configured, ref.model, int(version), None)
+        except ReferenceRejected as exc:
+            if exc.status == 503:
+                raise
+            log.info("version_reference_unknown model=%s version=%s reason=%s", key, version, exc.error)
+            return False
+        self._set(key, version, "mlflow", origin, fmt, data)
+        return True
 
     def _engines(self, model: ModelConfig, frame: pd.DataFrame) -> tuple[Any, Any, Any]:
         """(drift profile, calibrated detector, performance profile) of the reference rows `frame`;

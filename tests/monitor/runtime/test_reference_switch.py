@@ -4,10 +4,13 @@ version and takes over when it serves; every verdict names the reference that ju
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Any
 
 from monitor.runtime import Monitor
+from tests.infra.mlflow_server import MlflowServer
+from tests.mlflow_helpers import log_reference, mlflow_config, reference_csv
 from tests.monitor.ingest_helpers import csv_of, load, shifted_reference
 from tests.monitor.runtime.runtime_helpers import Recorder, events
 
@@ -62,3 +65,29 @@ def test_windows_after_the_version_switch_are_judged_against_its_reference(tmp_p
 def test_a_version_without_a_stored_reference_changes_nothing(tmp_path: Path) -> None:
     run = scenario(tmp_path, version_reference=False)
     assert (run["switched"], run["after"], [v.reference_id for v in run["verdicts"]]) == (None, None, [None] * 4)
+
+
+def test_a_version_registered_in_mlflow_brings_its_logged_reference(tmp_path: Path, mlflow_server: MlflowServer) -> None:
+    """The config reads version 1's reference from MLflow; version 2 logged its own: it takes over when 2 serves."""
+    name = f"toy-{secrets.token_hex(4)}"
+    log_reference(mlflow_server, name, reference_csv(tmp_path / "ref"))
+    log_reference(mlflow_server, name, csv_of(shifted_reference(3.0)))
+    cfg = mlflow_config(tmp_path, mlflow_server, {"model": name, "version": 1, "artifact": "reference/train.csv"})
+    heard = Recorder()
+
+    async def run() -> tuple[Any, Any]:
+        mon = Monitor(cfg, listeners=[heard])
+        await mon.start(background=False)
+        try:
+            unknown = await asyncio.to_thread(mon.switch_to_version, "toy", "9")
+            ref = await asyncio.to_thread(mon.switch_to_version, "toy", "2")
+            for start in (0, 50):
+                await mon.ingest(events(range(start, start + 50), shift=3.0))
+                mon.evaluate_due()
+            return unknown, ref
+        finally:
+            await mon.stop()
+
+    unknown, ref = asyncio.run(run())
+    assert (unknown, ref.source, ref.origin, [v.result.dataset.drifted for v in heard.calls]) == (
+        None, "mlflow", f"models:/{name}/2#reference/train.csv", [False, False])
