@@ -135,7 +135,12 @@ def test_text_in_a_numeric_column_is_refused(server: httpx.Client) -> None:
 
 def test_a_body_that_is_not_csv_is_refused(server: httpx.Client) -> None:
     body = bytes(range(256)) * 8
-    assert error_of(put(server, body), 422)["error"] in {"unreadable_reference", "invalid_reference"}
+    assert error_of(put(server, body), 422) == {"error": "unreadable_reference", "detail": "cannot read the body as csv: UnicodeDecodeError"}
+
+
+def test_text_that_is_not_a_table_of_the_models_columns_names_every_missing_one(server: httpx.Client) -> None:
+    detail = error_of(put(server, b"<html>\n<body>hello</body>\n</html>\n"), 422)["detail"]
+    assert [d["column"] for d in detail] == ["f0", "f1", "f2", "color", "score"]
 
 
 def test_a_body_that_is_not_parquet_is_unreadable(server: httpx.Client) -> None:
@@ -293,3 +298,7 @@ def test_fleet_mode_answers_501_and_keeps_the_configured_reference(fleet_app: ht
     r = fleet_app.put("/v1/models/clf/reference", content=b"x0\n1\n", headers=CSV)
     current = fleet_app.get("/v1/models/clf/reference").json()["reference"]
     assert (error_of(r, 501)["error"], current["source"]) == ("not_implemented", "config")
+
+
+def test_a_header_without_rows_is_refused(server: httpx.Client) -> None:
+    assert error_of(put(server, b"f0,f1,f2,color,score\n"), 422)["detail"] == [{"column": None, "reason": "the reference has no rows"}]
