@@ -36,8 +36,8 @@ from monitor.core.config import Config
 from monitor.drift import P_VALUE_METHODS
 
 console = OutputConsole()  # never wrapped off a terminal: the summary stays greppable in CI logs
-AFTER_SWITCH_RECORDS = WINDOW_RECORDS + WINDOW_STEP
-"""Traffic the retrained version serves: three windows judged against its reference."""
+AFTER_SWITCH_RECORDS = WINDOW_RECORDS
+"""Traffic the retrained version serves: two windows judged against its reference (a step, then a full window)."""
 
 
 @dataclass(frozen=True)
