@@ -302,3 +302,19 @@ def test_fleet_mode_answers_501_and_keeps_the_configured_reference(fleet_app: ht
 
 def test_a_header_without_rows_is_refused(server: httpx.Client) -> None:
     assert error_of(put(server, b"f0,f1,f2,color,score\n"), 422)["detail"] == [{"column": None, "reason": "the reference has no rows"}]
+
+
+def test_driftwatch_serve_profiles_the_current_reference_after_a_restart(switched: dict[str, Any]) -> None:
+    """`driftwatch serve` profiles in a child process: that child reads the stored reference too."""
+    from ingest_helpers import MonitorProcess
+
+    from tests.ports import free_port
+
+    monitor = MonitorProcess(switched["tmp"] / "config.yaml", free_port(), env={"DW_REF_TOKEN": WRITE}).start()
+    try:
+        with httpx.Client(base_url=monitor.url, timeout=60, headers=AUTH) as client:
+            evs = post_events(client, 200, 50, shift=3.0)
+    finally:
+        monitor.stop()
+    assert (evs[-1]["reference_id"], evs[-1]["result"]["dataset"]["drifted"]) == (switched["ref"]["id"], False), \
+        monitor.log.read_text()[-3000:]
