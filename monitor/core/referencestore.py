@@ -15,6 +15,7 @@ so the API can use it from any thread; a lock serializes its own use.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monitor.core import schema
+from monitor.core.store import StoreFull
 
 __all__ = ["Current", "ReferenceStore", "StoredReference"]
 
@@ -122,15 +124,20 @@ class ReferenceStore:
         folder = self.root / model.replace("/", ".")  # a key holds no '.', so folders never collide
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / f"{sha}.{fmt}"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull(dest) from None  # answered 503 like a full event store: nothing was stored
             raise
         return dest
 

@@ -25,16 +25,17 @@ from monitor.core.store import EventStore
 from tests.infra.mlflow_server import MlflowServer
 from tests.mlflow_helpers import log_reference
 from tests.monitor.runtime.test_fleet_labels import fleet_app  # noqa: F401  (a fleet replica over Kafka and PostgreSQL)
+from tests.monitor.test_store_disk_full import fill, small_fs  # noqa: F401  (a 4 MiB tmpfs)
 
 WRITE, READ = "ref-write-token-0123456789", "ref-read-token-0123456789"
 AUTH = {"authorization": f"Bearer {WRITE}"}
 CSV = {"content-type": "text/csv"}
 
 
-def config_at(tmp: Path, mlflow: dict[str, Any] | None = None) -> Config:
+def config_at(tmp: Path, mlflow: dict[str, Any] | None = None, store: Path | None = None) -> Config:
     (tmp / "read.tokens").write_text(READ + "\n")
     path = write_config(tmp, server={"auth_token_env": "DW_REF_TOKEN", "auth": {"read_token_files": [str(tmp / "read.tokens")]},
-                                     "max_reference_bytes": "256KiB"})
+                                     "max_reference_bytes": "256KiB", **({"store": {"path": str(store)}} if store else {})})
     if mlflow is not None:
         data = yaml.safe_load(path.read_text())
         path.write_text(yaml.safe_dump({**data, "mlflow": mlflow}, sort_keys=False))
@@ -318,3 +319,17 @@ def test_driftwatch_serve_profiles_the_current_reference_after_a_restart(switche
         monitor.stop()
     assert (evs[-1]["reference_id"], evs[-1]["result"]["dataset"]["drifted"]) == (switched["ref"]["id"], False), \
         monitor.log.read_text()[-3000:]
+
+
+def test_a_full_disk_answers_503_and_keeps_the_current_reference(tmp_path: Path, small_fs: Path,  # noqa: F811
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DW_REF_TOKEN", WRITE)
+    cfg = config_at(tmp_path, store=small_fs / "dw.db")
+    with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=60, headers=AUTH) as client:
+        filler = fill(small_fs, leave=16 * 1024)
+        full = put(client, csv_of(shifted_reference(3.0)))
+        current = client.get("/v1/models/toy/reference").json()["reference"]["source"]
+        filler.unlink()
+        again = put(client, csv_of(shifted_reference(3.0)))
+    assert (error_of(full, 503)["error"], full.headers.get("retry-after"), current, again.status_code) == (
+        "storage_full", "10", "config", 201)
