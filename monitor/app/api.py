@@ -256,6 +256,9 @@ def create_app(
         view["result"] = snap.result.to_dict() if snap.result is not None else None
         if config.model(snap.model).reference.mlflow is not None:  # which model version's reference judges it
             view["reference"] = await run_in_threadpool(reference_provenance, config, snap.model)
+        current = None if fleet else await run_in_threadpool(mon.current_reference, snap.model)
+        if current is not None:  # set while running (docs/references.md): it judges now
+            view["reference"] = current.reference.to_json()
         return JSONResponse(view)
 
     @app.get("/v1/models/{model}/evaluations")

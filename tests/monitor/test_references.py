@@ -214,7 +214,9 @@ def switched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         ref = put(client, csv_of(shifted_reference(3.0))).json()["reference"]
         after = post_events(client, 100, 100, shift=3.0)
         reports = {e["window_id"]: client.get(f"/reports/toy/{e['window_id']}.json").json()["judged_against"] for e in after}
-    return {"before": before, "after": after[len(before):], "ref": ref, "config": cfg, "tmp": tmp_path, "reports": reports}
+        drift = client.get("/v1/models/toy/drift").json()
+    return {"before": before, "after": after[len(before):], "ref": ref, "config": cfg, "tmp": tmp_path, "reports": reports,
+            "drift": drift}
 
 
 def test_windows_before_the_switch_drifted(switched: dict[str, Any]) -> None:
@@ -241,6 +243,10 @@ def test_each_evaluation_keeps_the_reference_it_was_judged_against(switched: dic
 def test_reports_say_which_reference_judged_each_window(switched: dict[str, Any]) -> None:
     assert [switched["reports"][e["window_id"]] for e in (*switched["before"], *switched["after"])] == [
         "the configured reference", "the configured reference", switched["ref"]["label"], switched["ref"]["label"]]
+
+
+def test_the_drift_view_names_the_reference_judging_now(switched: dict[str, Any]) -> None:
+    assert switched["drift"]["reference"]["label"] == switched["ref"]["label"]
 
 
 def test_the_evaluations_say_which_reference_judged_them(switched: dict[str, Any]) -> None:
