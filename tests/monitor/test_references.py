@@ -339,3 +339,13 @@ def test_a_full_disk_answers_503_and_keeps_the_current_reference(tmp_path: Path,
         again = put(client, csv_of(shifted_reference(3.0)))
     assert (error_of(full, 503)["error"], full.headers.get("retry-after"), current, again.status_code) == (
         "storage_full", "10", "config", 201)
+
+
+def test_a_namespaced_model_keeps_its_references_under_its_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DW_REF_TOKEN", WRITE)
+    cfg = load_config(write_config(tmp_path, server={"auth_token_env": "DW_REF_TOKEN"}, toy={"namespace": "prod"}))
+    with serve_in_thread(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=60, headers=AUTH) as client:
+        ref = put(client, csv_of(shifted_reference(3.0)), path="/v1/models/toy/reference?namespace=prod").json()["reference"]
+        shown = client.get("/v1/models/toy/reference?namespace=prod").json()
+    stored = sorted(p.relative_to(tmp_path / "store" / "references").as_posix() for p in (tmp_path / "store" / "references").rglob("*.csv"))
+    assert (shown["namespace"], shown["reference"]["id"], ref["model"], stored) == ("prod", ref["id"], "prod/toy", [f"prod.toy/{ref['sha256']}.csv"])
