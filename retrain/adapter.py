@@ -40,4 +40,5 @@ def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluatio
         report_url=base.rstrip("/") + report_path(verdict.model) if base else None,
         point=verdict.point,
         performance_degraded=degraded,
+        reference_id=verdict.reference_id,
     )

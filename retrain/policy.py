@@ -18,6 +18,10 @@ fingerprints it would have launched, since no run exists to deduplicate against.
 
 After a launch the streak's counter restarts at the next drifted window: a drift that persists past
 the cooldown may trigger again, under a new fingerprint, while the same streak segment never can.
+
+A new reference (a window judged against another `reference_id` than the last) ends the streak: no
+launch comes from windows judged against the old reference. Cooldown and budget carry over: they
+bound how often the model is retrained, whatever judged it.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class WindowEvaluation:
     performance_degraded: bool = False
     """The model's performance degraded in this window, as `retrain.on_performance` asks (estimated,
     or realized when its labels were already in): the window counts as drifted."""
+    reference_id: int | None = None
+    """The stored reference the window was judged against (None: the config's). A change ends the streak."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class ModelState:
     """Trigger times still inside the budget period."""
     dry_launched: tuple[str, ...] = field(default_factory=tuple)
     """Fingerprints a dry run would have launched, oldest first (at most `DRY_RUN_MEMORY`)."""
+    reference_id: int | None = None
+    """The reference the model's windows were last judged against (None: the config's)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,6 +157,7 @@ class ModelState:
             "last_trigger": self.last_trigger,
             "trigger_times": list(self.trigger_times),
             "dry_launched": list(self.dry_launched),
+            "reference_id": self.reference_id,
         }
 
     @classmethod
@@ -165,6 +174,7 @@ class ModelState:
             last_trigger=d.get("last_trigger"),
             trigger_times=tuple(float(t) for t in d.get("trigger_times", ())),
             dry_launched=tuple(d.get("dry_launched", ())),
+            reference_id=None if d.get("reference_id") is None else int(d["reference_id"]),
         )
 
 
@@ -288,6 +298,9 @@ def decide_window(
     if _stale(ev, state):
         return replace(none, reason="stale_window"), state
     state = _seen(ev, state)
+    if ev.reference_id != state.reference_id:  # a streak built against the old reference proves nothing now
+        state = replace(state, reference_id=ev.reference_id, in_drift=False, segment_start=None, segment_end=None,
+                        segment_point=None, segment_windows=0)
     if ev.n_records < cfg.min_records:
         return replace(none, reason="insufficient_records"), state
 

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.app.auth import AuthMiddleware, tokens_from_config
+from monitor.app.references import reference_router
 from monitor.capture import EnvelopeError, decode_batch
 from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.capture.labels import decode_labels
@@ -228,6 +229,8 @@ def create_app(
         except UnknownModel:
             return None
 
+    app.include_router(reference_router(config, mon, model_key, NAMESPACE))  # PUT/GET a model's reference
+
     @app.get("/v1/models/{model}/performance")
     async def model_performance(model: str, namespace: str | None = NAMESPACE,
                                 limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
@@ -253,6 +256,9 @@ def create_app(
         view["result"] = snap.result.to_dict() if snap.result is not None else None
         if config.model(snap.model).reference.mlflow is not None:  # which model version's reference judges it
             view["reference"] = await run_in_threadpool(reference_provenance, config, snap.model)
+        current = None if fleet else await run_in_threadpool(mon.current_reference, snap.model)
+        if current is not None:  # set while running (docs/references.md): it judges now
+            view["reference"] = current.reference.to_json()
         return JSONResponse(view)
 
     @app.get("/v1/models/{model}/evaluations")
@@ -387,7 +393,7 @@ def _evaluation_view(ev: Any) -> dict[str, Any]:
     return {
         "window_id": ev.window_id, "start": ev.start, "end": ev.end, "first_seq": ev.first_seq,
         "last_seq": ev.last_seq, "n_records": ev.n_records, "evaluated_at": ev.evaluated_at,
-        "result": ev.result,
+        "result": ev.result, "reference_id": ev.reference_id,
     }
 
 

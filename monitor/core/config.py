@@ -979,6 +979,8 @@ class ServerConfig(_Strict):
     tls: TlsConfig | None = None
     """Serve HTTPS with this certificate and key (e.g. from a Secret); none serves plain HTTP."""
     max_body_bytes: Size = 10 * 1024**2
+    max_reference_bytes: Size = 64 * 1024**2
+    """Largest reference body `PUT /v1/models/{model}/reference` takes (CSV or Parquet; docs/references.md)."""
     cloudevents_join_timeout: Duration = 60.0
     evaluation_interval: Duration = 5.0
     store: StoreConfig = StoreConfig()

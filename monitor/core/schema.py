@@ -212,6 +212,38 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    # References are versioned objects (`monitor/core/referencestore.py`, docs/references.md): each
+    # stored once by content (its file beside the store), one current per (model, version), and each
+    # evaluation keeps the reference it was judged against (NULL: the config's reference).
+    Migration(
+        7,
+        "references: stored reference objects, the current one per model version, each evaluation's reference",
+        """
+        CREATE TABLE model_references (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model TEXT NOT NULL,
+            version TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL CHECK (source IN ('file', 'mlflow')),
+            origin TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            format TEXT NOT NULL CHECK (format IN ('csv', 'parquet')),
+            rows INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (model, version, sha256)
+        );
+        CREATE TABLE reference_current (
+            model TEXT NOT NULL,
+            version TEXT NOT NULL DEFAULT '',
+            reference_id INTEGER NOT NULL REFERENCES model_references (id),
+            from_rec INTEGER NOT NULL,
+            set_at REAL NOT NULL,
+            PRIMARY KEY (model, version)
+        );
+        ALTER TABLE evaluations ADD COLUMN reference_id INTEGER
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _RETRAIN_TABLES = MIGRATIONS[2]

@@ -157,6 +157,8 @@ class EvaluationRow:
     evaluated_at: float
     point: tuple[str, float] | None = None
     """The grid point the window ends at (`DueWindow.point`); None in rows stored before schema v2."""
+    reference_id: int | None = None
+    """The stored reference (`monitor.core.referencestore`) the window was judged against; None: the config's."""
 
 
 _EVENT_COLUMNS = ("seq", "model", "id", "ts", "received_at", "reason", "n_records", "rec_end", "raw")
@@ -173,7 +175,8 @@ def _insert_sql(n_rows: int) -> str:
 
 
 _EVALUATION_COLUMNS = (
-    "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at, point_kind, point"
+    "model, window_start, window_end, first_seq, last_seq, first_rec, last_rec, n_records, result, evaluated_at, point_kind, point,"
+    " reference_id"
 )
 _STORED_COLUMNS = "seq, model, id, ts, reason, n_records, rec_end, raw"
 """StoredEvent's fields, in order."""
@@ -181,8 +184,8 @@ _MAX_REC = 2**63 - 1
 
 
 def _evaluation_row(row: tuple[Any, ...]) -> EvaluationRow:
-    m, start, end, fs, ls, fr, lr, n, result, at, kind, point = row
-    return EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at, None if kind is None else (kind, point))
+    m, start, end, fs, ls, fr, lr, n, result, at, kind, point, ref = row
+    return EvaluationRow(m, start, end, fs, ls, fr, lr, n, json.loads(result), at, None if kind is None else (kind, point), ref)
 
 
 class EventStore:
@@ -399,10 +402,11 @@ class EventStore:
                 self.labels.put(performance)
             kind, point = row.point if row.point is not None else (None, None)
             self._db.execute(
-                f"INSERT INTO evaluations ({_EVALUATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO evaluations ({_EVALUATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     row.model, row.window_start, row.window_end, row.first_seq, row.last_seq, row.first_rec,
                     row.last_rec, row.n_records, json.dumps(row.result, allow_nan=True), row.evaluated_at, kind, point,
+                    row.reference_id,
                 ),
             )
 

@@ -444,9 +444,11 @@ def render_report(
         f"<div><dt>prediction ({escape(prediction.name)})</dt><dd>{badge(prediction.drifted)}</dd></div>"
         if prediction is not None else ""
     )
+    # an offline report (a subtitle) compares two files: no stored reference judged it
+    judged = "" if subtitle else f' · <span id="reference">judged against {escape(view.judged_against)}</span>'
     body = f"""
 <h1>{escape(view.model)} <span class="muted">· window #{w.window_id}</span></h1>
-<p class="sub">{escape(subtitle) if subtitle else f"{fmt_ts(w.start)} – {fmt_ts(w.end)}"} · {w.n_records} records · evaluated {fmt_ts(w.evaluated_at)}</p>
+<p class="sub">{escape(subtitle) if subtitle else f"{fmt_ts(w.start)} – {fmt_ts(w.end)}"} · {w.n_records} records · evaluated {fmt_ts(w.evaluated_at)}{judged}</p>
 <section class="card verdict" id="verdict">
   {badge(ds.drifted, "big")}
   <dl class="stats">

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.core.config import Config, ModelConfig
 from monitor.core.labelstore import PerformanceRow
+from monitor.core.referencestore import ReferenceStore, StoredReference
 from monitor.core.store import EvaluationRow, EventStore
-from monitor.runtime import load_reference_texts, window_selection
+from monitor.runtime import load_reference_texts, stored_model, window_selection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,14 +42,18 @@ class Evaluation:
     evaluated_at: float
     result: Mapping[str, Any]
     """`DriftResult.to_dict()` of the window."""
+    reference_id: int | None = None
+    """The stored reference the window was judged against (None: the config's)."""
+    reference: str | None = None
+    """How that reference is named (`reference #3 (file, 2026-12-06 18:20 UTC)`); None: the config's."""
 
     @classmethod
-    def of(cls, row: EvaluationRow) -> Evaluation:
+    def of(cls, row: EvaluationRow, reference: str | None = None) -> Evaluation:
         """A stored evaluation row (SQLite or, in fleet mode, PostgreSQL); its window id is its last ordinal."""
         return cls(
             model=row.model, window_id=row.last_rec, start=row.window_start, end=row.window_end,
             first_seq=row.first_seq, last_seq=row.last_seq, n_records=row.n_records,
-            evaluated_at=row.evaluated_at, result=row.result,
+            evaluated_at=row.evaluated_at, result=row.result, reference_id=row.reference_id, reference=reference,
         )
 
 
@@ -113,8 +118,9 @@ class ReportSource(Protocol):
         descriptors, and its raw texts under its own name)."""
         ...
 
-    def reference_frame(self, model: str) -> pd.DataFrame:
-        """The reference as the engine's columns, with each text column's raw texts under its name."""
+    def reference_frame(self, model: str, reference_id: int | None = None) -> pd.DataFrame:
+        """The model's reference rows (the stored reference `reference_id`, or the config's) as the
+        engine's columns, with each text column's raw texts under its name."""
         ...
 
     def text_examples(self, model: str) -> Mapping[str, int]:
@@ -138,28 +144,33 @@ class ConfiguredModels:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._references: dict[str, tuple[pd.DataFrame, dict[str, Any]]] = {}
+        self._references: dict[tuple[str, int | None], tuple[pd.DataFrame, dict[str, Any]]] = {}
 
     def models(self) -> Sequence[str]:
         return [m.key for m in self.config.models]
 
-    def reference_frame(self, model: str) -> pd.DataFrame:
-        return self._reference(model)[0]
+    def reference_frame(self, model: str, reference_id: int | None = None) -> pd.DataFrame:
+        return self._reference(model, reference_id)[0]
 
     def text_examples(self, model: str) -> Mapping[str, int]:
         return text_examples(self.config.model(model))
 
-    def _reference(self, model: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    def _reference(self, model: str, reference_id: int | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The reference frame (raw texts kept, for examples) and its text profiles, loaded once."""
-        if model not in self._references:
-            self._references[model] = load_reference_texts(self.config.model(model), self.config, keep_texts=True)
-        return self._references[model]
+        key = (model, reference_id)
+        if key not in self._references:
+            self._references[key] = load_reference_texts(self._reference_model(model, reference_id), self.config, keep_texts=True)
+        return self._references[key]
 
-    def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    def _reference_model(self, model: str, reference_id: int | None) -> ModelConfig:
+        """The model's config with the stored reference `reference_id` as its reference (the config alone knows none)."""
+        return self.config.model(model)
+
+    def _frame(self, model: str, records: Sequence[Mapping[str, Any]], reference_id: int | None = None) -> pd.DataFrame:
         from monitor.text.columns import model_frame  # on a report's first request, not in the idle monitor
 
         model_cfg = self.config.model(model)
-        return model_frame(model_cfg, records, self._reference(model)[1] if model_cfg.text_columns else {}, keep_texts=True)
+        return model_frame(model_cfg, records, self._reference(model, reference_id)[1] if model_cfg.text_columns else {}, keep_texts=True)
 
 
 class StoreReportSource(ConfiguredModels):
@@ -178,27 +189,49 @@ class StoreReportSource(ConfiguredModels):
         super().__init__(config)
         self._lock = threading.Lock()
         self._store: EventStore | None = None
+        self._refs: ReferenceStore | None = None
 
     def _db(self) -> EventStore:
         if self._store is None:
             self._store = EventStore(self.config.server.store.path)
         return self._store
 
+    def _stored(self, reference_id: int) -> StoredReference:
+        if self._refs is None:
+            self._refs = ReferenceStore(self.config.server.store.path)
+        ref = self._refs.get(reference_id)
+        if ref is None:
+            raise LookupError(f"no stored reference #{reference_id}")
+        return ref
+
     def close(self) -> None:
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            if self._refs is not None:
+                self._refs.close()
+                self._refs = None
+
+    def _of(self, row: EvaluationRow) -> Evaluation:
+        """The row, with its reference named (hold the lock)."""
+        return Evaluation.of(row, None if row.reference_id is None else self._stored(row.reference_id).label)
+
+    def _reference_model(self, model: str, reference_id: int | None) -> ModelConfig:
+        if reference_id is None:
+            return self.config.model(model)
+        with self._lock:
+            return stored_model(self.config.model(model), self._stored(reference_id))
 
     def evaluations(self, model: str, limit: int, before: int | None = None) -> Sequence[Evaluation]:
         with self._lock:
             rows = self._db().window_evaluations(model, limit, up_to=before)
-        return [Evaluation.of(row) for row in reversed(rows)]
+            return [self._of(row) for row in reversed(rows)]
 
     def evaluation(self, model: str, window_id: int) -> Evaluation | None:
         with self._lock:
             row = self._db().evaluation_at(model, window_id)
-        return None if row is None else Evaluation.of(row)
+            return None if row is None else self._of(row)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
         schema = ModelSchema.from_config(self.config.model(model))
@@ -213,7 +246,7 @@ class StoreReportSource(ConfiguredModels):
                 records.extend(window_selection(ev, stored, parsed))
         if len(records) != ev.n_records:
             raise LookupError(f"the store holds {len(records)} of the window's {ev.n_records} records (retention)")
-        return self._frame(model, records)
+        return self._frame(model, records, ev.reference_id)
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
         if self.config.model(model).performance is None:

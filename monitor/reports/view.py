@@ -80,6 +80,13 @@ class ReportView:
     Unlike the drift part it changes as labels arrive, so it is attached per request, not cached."""
     examples: tuple[TextExamples, ...] = ()
     """Per text column, example texts of the window (`with_examples`: they need the data too)."""
+    reference: str | None = None
+    """The stored reference the window was judged against, named (`Evaluation.reference`); None: the config's."""
+
+    @property
+    def judged_against(self) -> str:
+        """`reference #3 (file, 2026-12-06 18:20 UTC)`, or `the configured reference`."""
+        return self.reference or "the configured reference"
 
     @property
     def columns(self) -> list[FeatureResult]:
@@ -236,6 +243,7 @@ def report_view(evaluation: Evaluation, history: Sequence[Evaluation]) -> Report
         raw_result=evaluation.result,
         history=tuple(r for r, _ in timeline),
         series=_series(timeline, result),
+        reference=evaluation.reference,
     )
 
 
@@ -266,6 +274,7 @@ def report_json(view: ReportView, base: str) -> dict[str, Any]:
         "model": name,
         "namespace": namespace or None,
         "window": view.window.to_dict(),
+        "judged_against": view.judged_against,
         "drifted_features": [f.name for f in view.drifted],
         "columns": [
             {"name": f.name, "drifted": f.drifted, "effect": _json_num(e.value), "effect_kind": e.label or None}

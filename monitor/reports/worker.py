@@ -167,7 +167,11 @@ class ReportWorker:
         """The reference and the window's records (re-parsed from the store), shared by the page and Evidently."""
 
         async def make() -> tuple[pd.DataFrame, pd.DataFrame]:
-            return await self._in(self._threads, lambda: (self.source.reference_frame(model), self.source.window_frame(model, window_id)))
+            def read() -> tuple[pd.DataFrame, pd.DataFrame]:
+                ev = self.source.evaluation(model, window_id)  # judged against which reference: its frame is the picture's
+                return self.source.reference_frame(model, ev.reference_id if ev else None), self.source.window_frame(model, window_id)
+
+            return await self._in(self._threads, read)
 
         # The reference is the source's own cached frame; only the window's copy costs memory here,
         # its texts included (a text model's raw prompts and completions are kept for the examples).

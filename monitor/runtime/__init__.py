@@ -16,6 +16,7 @@ Its modules, one concept each:
 - `evaluator` reference profiles and the evaluation of due windows, handed to the listeners;
 - `recovery`  restart recovery: windows and the last result rebuilt from the store;
 - `reference` loading a model's reference data;
+- `reference_switch` a new reference while running: checked, profiled, stored, swapped in with the windows restarted;
 - `eventlog`  fleet mode's Kafka topic: the producer ingest appends to (`KafkaUnavailable`);
 - `fleet`     fleet mode's `FleetMonitor`: a consumer-group replica over shared PostgreSQL;
 - `snapshot`  the read-only views (`ModelSnapshot`, `WindowInfo`) the exporter and API read;
@@ -33,6 +34,7 @@ from monitor.runtime.mlflow_reference import MlflowReferenceError, reference_pro
 from monitor.runtime.monitor import Monitor
 from monitor.runtime.recovery import window_selection
 from monitor.runtime.reference import load_reference, load_reference_texts
+from monitor.runtime.reference_switch import stored_model
 from monitor.runtime.snapshot import LABEL_LAG_BUCKETS, ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import UnknownModel
 from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
@@ -61,5 +63,6 @@ __all__ = [
     "load_reference",
     "load_reference_texts",
     "reference_provenance",
+    "stored_model",
     "window_selection",
 ]

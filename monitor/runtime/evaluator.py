@@ -87,7 +87,7 @@ class Evaluator:
             evaluated_at = state.clock()
             row = EvaluationRow(
                 name, window.start, window.end, window.first_seq, window.last_seq, window.first_rec,
-                window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point,
+                window.last_rec, window.n_records, result.to_dict(), evaluated_at, window.point, model.reference_id,
             )
             performance = self.performance.evaluate(model, window, frame, evaluated_at)
             state.writer.submit(state.require_store().add_evaluation, row, performance).result()
@@ -106,7 +106,7 @@ class Evaluator:
                 name, window.n_records, window.first_rec, window.last_rec, result.dataset.drift_share, seconds,
             )
             self._notify(WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at,
-                                       model.estimated if performance is not None else None))
+                                       model.estimated if performance is not None else None, model.reference_id))
             done += 1
         return done
 

@@ -17,12 +17,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
 from monitor.capture.labels import LabelBatch
 from monitor.core.config import Config
+from monitor.core.referencestore import Current, StoredReference
 from monitor.core.store import EventStore, StoreFull
 from monitor.core.storelock import StoreLock
 from monitor.runtime.evaluator import Evaluator
@@ -30,6 +31,7 @@ from monitor.runtime.ingest import GroupCommit, IngestResult
 from monitor.runtime.joining import CloudEventOutcome, HalfJoiner
 from monitor.runtime.labels import LabelIngest, LabelResult
 from monitor.runtime.recovery import rebuild
+from monitor.runtime.reference_switch import ReferenceSwitch, SetResult
 from monitor.runtime.retention import RETENTION_INTERVAL, Retention
 from monitor.runtime.snapshot import ModelSnapshot, PerformanceSnapshot
 from monitor.runtime.state import RuntimeState
@@ -64,6 +66,7 @@ class Monitor:
         self._labels = LabelIngest(self._state)
         self._evaluation = Evaluator(self._state, listeners, profile_in_child=profile_in_child)
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
+        self._references = ReferenceSwitch(self._state, self._evaluator)
         self._store_lock: StoreLock | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_retention = 0.0
@@ -140,6 +143,7 @@ class Monitor:
         if store is not None:
             writer.submit(store.close).result()
         writer.shutdown(wait=True)
+        self._references.close()
         self._state.store = None
         if self._store_lock is not None:
             self._store_lock.release()
@@ -153,6 +157,7 @@ class Monitor:
         gained = {m.name: m.key for m in self.config.models if m.namespace is not None and names.count(m.name) == 1}
         for name, events in store.adopt_namespaces(gained).items():
             log.info("store_model_renamed from=%s to=%s events=%d", name, gained[name], events)
+        self._references.open()  # before the rebuild: windows start after a stored reference took over
         for state in self._state.models.values():
             rebuild(store, state, self._state.clock())
         self._state.store = store
@@ -182,6 +187,21 @@ class Monitor:
     def performance_history(self, model: str, limit: int = 100) -> list[Any]:
         """The model's windows' performance rows, newest first (blocking; any thread)."""
         return self._state.writer.submit(self._state.require_store().labels.history, model, limit).result()
+
+    # -- references ---------------------------------------------------------------------------------
+
+    def set_reference(self, key: str, version: str | None, source: Literal["file", "mlflow"], origin: str,
+                      fmt: Literal["csv", "parquet"], data: bytes) -> SetResult:
+        """Check, store and switch to a new reference (blocking; `monitor.runtime.reference_switch`)."""
+        return self._references.set(key, version, source, origin, fmt, data)
+
+    def switch_to_version(self, key: str, version: str) -> StoredReference | None:
+        """A new model version serves: judge the model against its stored reference, if it has one (blocking)."""
+        return self._references.switch_to_version(key, version)
+
+    def current_reference(self, key: str, version: str | None = None) -> Current | None:
+        """The model version's current stored reference (None: the config's)."""
+        return self._references.current(key, version)
 
     # -- evaluation ---------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.capture import ModelSchema, Record
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelConfig
 from monitor.runtime.performance import performance_profiles
 from monitor.runtime.recovery import restore_result
 from monitor.runtime.reference import profile_references
@@ -63,7 +63,7 @@ def in_child(config: Config, models: Mapping[str, ModelState]) -> Profiles:
     """`in_process` in a spawned child; its log lines are handled here as if logged here.
 
     A child that dies (killed, out of memory) leaves every model unprofiled, with the reason."""
-    work = {name: (m.restore, m.cusum) for name, m in models.items()}
+    work = {name: (m.restore, m.cusum, m.config) for name, m in models.items()}  # a stored reference is in m.config
     for m in models.values():
         m.restore = None  # the child has them: do not hold a window's records
     context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
@@ -80,15 +80,15 @@ def in_child(config: Config, models: Mapping[str, ModelState]) -> Profiles:
 
 
 def _child(
-    config: Config, work: Mapping[str, tuple[list[Record] | None, tuple[dict[str, Any], dict[str, Any]]]]
+    config: Config,
+    work: Mapping[str, tuple[list[Record] | None, tuple[dict[str, Any], dict[str, Any]], ModelConfig]],
 ) -> tuple[list[logging.LogRecord], Profiles]:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()  # kept to hand back with the result
     root = logging.getLogger()
     root.addHandler(logging.handlers.QueueHandler(records))
     root.setLevel(logging.INFO)
     models = {}
-    for name, (restore, cusum) in work.items():
-        m = config.model(name)
+    for name, (restore, cusum, m) in work.items():
         models[name] = ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window), restore=restore, cusum=cusum)
     made = in_process(config, models)
     return [records.get() for _ in range(records.qsize())], Profiles(

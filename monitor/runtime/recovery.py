@@ -33,13 +33,18 @@ def rebuild(store: EventStore, state: ModelState, now: float) -> None:
     if ev is not None:
         state.info = WindowInfo(ev.window_start, ev.window_end, ev.first_seq, ev.last_seq, ev.n_records)
         state.last_evaluation = ev.evaluated_at
-        state.cusum = (cusum_state(last[1].result) if len(last) > 1 else {}, cusum_state(ev.result))
+        if ev.reference_id == state.reference_id:  # else: a detector of another reference; this one starts fresh
+            state.cusum = (cusum_state(last[1].result) if len(last) > 1 else {}, cusum_state(ev.result))
     points, last_rec = store.evaluated_points(name)
     window = SlidingWindow(
-        state.config.window, last_rec=last_rec, last_end=ev.window_end if ev else 0.0, last_points=points, now=now
+        state.config.window, last_rec=max(last_rec, state.reference_from), last_end=ev.window_end if ev else 0.0,
+        last_points=points, now=now,
     )
     total = store.record_total(name)
     after = window.needed_from(total, now, lambda ts: store.first_rec_since(name, ts, received_since=ts - window.horizon))
+    after = max(after, state.reference_from)  # records before the current reference took over are never windowed again
+    if ev is not None and ev.reference_id != state.reference_id:
+        ev = None  # judged against another reference: its result is not restored against this one
     # The last window's records restore its result, however long ago it was; when they are older
     # than the replay they are read on their own: replaying everything since them would re-parse
     # all retained events at every start-up of a model whose later windows were all skipped.

@@ -13,7 +13,7 @@ from monitor.runtime.mlflow_reference import fetch_reference
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_reference", "load_reference_texts", "profile_references"]
+__all__ = ["load_reference", "load_reference_texts", "profile_frame", "profile_references", "sampled"]
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -48,25 +48,36 @@ def _read_reference(model: ModelConfig, config: Config | None) -> pd.DataFrame:
     else:
         assert ref.path is not None  # the config holds exactly one of path and mlflow
         path, fmt = ref.path, ref.file_format(ref.path.name)
-    df = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
-    if ref.max_rows is not None and len(df) > ref.max_rows:
-        df = df.sample(n=ref.max_rows, random_state=0).reset_index(drop=True)
+    return sampled(model, pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path))
+
+
+def sampled(model: ModelConfig, df: pd.DataFrame) -> pd.DataFrame:
+    """The reference's rows, sampled to `reference.max_rows` with a fixed seed."""
+    limit = model.reference.max_rows
+    if limit is not None and len(df) > limit:
+        df = df.sample(n=limit, random_state=0).reset_index(drop=True)
     return df
+
+
+def profile_frame(config: Config, model: ModelConfig, raw: pd.DataFrame) -> tuple[Any, Any]:
+    """The (reference profile, calibrated detector or None) of the reference rows `raw` (already sampled)."""
+    from monitor.drift import build_profile, specs_from_config
+    from monitor.drift.calibration import calibrated_detector
+    from monitor.text.columns import describe_reference_frame
+
+    specs, settings = specs_from_config(config, model)
+    reference, text = describe_reference_frame(model, raw)
+    profile = dataclasses.replace(build_profile(reference, specs, settings), text=text)
+    return profile, calibrated_detector(model, reference, profile)
 
 
 def profile_references(config: Config, models: list[ModelConfig]) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
     """Each model's (reference profile, calibrated detector or None), and the models whose reference
     could not be profiled, with the error: a bad reference must not take the whole monitor down."""
-    from monitor.drift import build_profile, specs_from_config
-    from monitor.drift.calibration import calibrated_detector
-
     profiles, errors = {}, {}
     for model in models:
         try:
-            specs, settings = specs_from_config(config, model)
-            reference, text = load_reference_texts(model, config)
-            profile = dataclasses.replace(build_profile(reference, specs, settings), text=text)
-            profiles[model.key] = (profile, calibrated_detector(model, reference, profile))
+            profiles[model.key] = profile_frame(config, model, _read_reference(model, config))
         except Exception as exc:
             errors[model.key] = f"{type(exc).__name__}: {exc}"
             log.error("reference_profile_failed model=%s error=%s", model.key, type(exc).__name__)

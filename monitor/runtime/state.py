@@ -62,6 +62,10 @@ class ModelState:
     """Prediction-to-label delays of the labels joined since start-up."""
     evaluation_seconds: Histogram = field(default_factory=evaluation_histogram)
     """Wall time of the window evaluations since start-up (published with each `WindowInfo`)."""
+    reference_id: int | None = None
+    """The stored reference judging this model now (`monitor.core.referencestore`); None: the config's."""
+    reference_from: int = 0
+    """The record ordinal that reference took over after: windows hold only records after it."""
 
     @property
     def profiled(self) -> bool:

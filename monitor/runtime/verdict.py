@@ -39,6 +39,8 @@ class WindowVerdict:
     performance: PerformanceResult | None = None
     """The window's performance as known at its evaluation: estimated, and realized from the labels
     already joined (models with a `performance` section)."""
+    reference_id: int | None = None
+    """The stored reference the window was judged against (`monitor.core.referencestore`); None: the config's."""
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:

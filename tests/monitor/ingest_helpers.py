@@ -93,6 +93,19 @@ def write_config(
     return path
 
 
+def shifted_reference(shift: float, n: int = 600, seed: int = 11) -> pd.DataFrame:
+    """A reference like `write_config`'s, its numeric features moved by `shift` (what drifted traffic looks like)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "f0": rng.normal(0, 1, n) + shift, "f1": rng.normal(5, 2, n) + shift, "f2": rng.uniform(0, 10, n) + shift,
+        "color": rng.choice(["red", "green", "blue"], n), "score": rng.uniform(0, 1, n),
+    })
+
+
+def csv_of(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
 def load(tmp_path: Path, **kwargs: Any) -> Config:
     return load_config(write_config(tmp_path, **kwargs))
 

@@ -184,7 +184,7 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def test_migrations_are_numbered_one_by_one_and_the_version_is_the_last() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == MIGRATIONS[-1].version == 6
+    assert SCHEMA_VERSION == MIGRATIONS[-1].version == 7
 
 
 @pytest.mark.parametrize("opener", OPENERS)
@@ -315,3 +315,21 @@ def test_a_failed_step_rolls_the_whole_upgrade_back(tmp_path: Path, monkeypatch:
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
         open_store(path)
     assert shape(path) == before
+
+
+def test_a_version_6_file_gains_references_and_keeps_its_evaluations_judged_by_the_config(tmp_path: Path, fresh: dict[str, object]) -> None:
+    """Evaluations stored before references were objects were judged against the config's reference (NULL)."""
+    path = tmp_path / "dw.db"
+    with sqlite3.connect(path) as db:
+        for step in MIGRATIONS[:6]:
+            db.executescript(step.sql)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (6)")
+        db.execute(_EVALUATION)
+    db.close()
+    store = EventStore(path)
+    try:
+        (row,) = store.evaluations("m")
+    finally:
+        store.close()
+    assert (shape(path), row.reference_id) == (fresh, None)

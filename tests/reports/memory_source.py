@@ -42,7 +42,7 @@ class FramesSource:
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
         return self.frames[window_id]
 
-    def reference_frame(self, model: str) -> pd.DataFrame:
+    def reference_frame(self, model: str, reference_id: int | None = None) -> pd.DataFrame:
         return self.reference
 
     def text_examples(self, model: str) -> dict[str, int]:

@@ -70,3 +70,10 @@ def test_the_controller_decides_on_a_verdict(tmp_path: Path) -> None:
     finally:
         controller.stop()
     assert (decision.action, decision.reason) == ("skip", "dry_run")
+
+
+def test_the_reference_that_judged_the_window_reaches_the_policy() -> None:
+    from dataclasses import replace
+
+    ev = window_evaluation(replace(verdict(), reference_id=4), config(None))
+    assert ev.reference_id == 4

@@ -237,6 +237,35 @@ def test_state_round_trips_through_json() -> None:
     assert ModelState.from_json(state.to_json()) == state
 
 
+def decide_judged(rc: RetrainConfig, judged: list[tuple[float, int | None]]) -> tuple[list[Decision], ModelState]:
+    """Windows as (drift share, the reference id that judged them), 100 s apart."""
+    state, out = ModelState(), []
+    for i, (share, ref) in enumerate(judged):
+        d, state = decide_window("wine", rc, state, replace(ev(i, share), reference_id=ref), 100.0 * i, FREE, set())
+        out.append(d)
+    return out, state
+
+
+def test_a_new_reference_ends_the_streak_built_against_the_old_one() -> None:
+    ds, _ = decide_judged(cfg(), [(0.9, None), (0.9, None), (0.9, 7), (0.9, 7)])
+    assert reasons(ds) == ["streak_building"] * 4
+
+
+def test_a_streak_against_the_new_reference_launches_on_its_own_windows() -> None:
+    ds, _ = decide_judged(cfg(), [(0.9, None), (0.9, None), (0.9, 7), (0.9, 7), (0.9, 7)])
+    assert ds[-1].trigger is not None and ds[-1].trigger.window_start == 200.0
+
+
+def test_cooldown_carries_over_a_reference_change() -> None:
+    ds, _ = decide_judged(cfg(consecutive_windows=1, cooldown=250), [(0.9, None), (0.9, 7), (0.9, 7), (0.9, 7)])
+    assert reasons(ds) == ["drift_streak", "cooldown", "cooldown", "drift_streak"]
+
+
+def test_the_reference_is_remembered_across_a_restart() -> None:
+    _, state = decide_judged(cfg(), [(0.9, 7)])
+    assert ModelState.from_json(state.to_json()).reference_id == 7
+
+
 # -- properties over random histories ------------------------------------------------------------------
 
 MODELS = ("wine", "churn")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,12 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from monitor.app.cli.base import _App, _Group, app, console, fail
+from monitor.app.cli.http import auth_headers, request
 
 labels_app = _App(name="labels", cls=_Group, help="Delayed ground truth (labels) for models with a `performance` section.",
                   no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(labels_app, name="labels")
-
-_RETRIES = 5
 
 
 @labels_app.command("upload")
@@ -47,10 +44,7 @@ def upload(
     if missing:
         fail(f"{file}: no column {', '.join(repr(c) for c in missing)} (columns: {', '.join(map(str, frame.columns))})")
     items = _items(frame, id_column, label_column, timestamp_column)
-    headers = {"content-type": "application/json"}
-    token = _token(token_env, token_file)
-    if token:
-        headers["authorization"] = f"Bearer {token}"
+    headers = {"content-type": "application/json", **auth_headers(token_env, token_file)}
     from monitor.capture.labels import encode_labels
 
     totals: Counter[str] = Counter()
@@ -86,44 +80,10 @@ def _items(frame: Any, id_column: str, label_column: str, timestamp_column: str 
     return out
 
 
-def _token(env: str | None, file: Path | None) -> str | None:
-    if file is not None:
-        try:
-            return file.read_text().strip().splitlines()[0].strip()
-        except (OSError, IndexError):
-            fail(f"cannot read a token from {file}")
-    if env is not None:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            fail(f"environment variable {env} is unset or empty")
-        return value
-    return None
-
-
 def _post(client: Any, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """One batch; retried while the monitor answers 503 (its Retry-After) or cannot be reached."""
-    import httpx
-
-    for attempt in range(_RETRIES):
-        try:
-            resp = client.post("/v1/labels", content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            if attempt == _RETRIES - 1:
-                fail(f"cannot reach the monitor: {exc}", code=1)
-            time.sleep(2.0**attempt)
-            continue
-        if resp.status_code == 503 and attempt < _RETRIES - 1:
-            time.sleep(float(resp.headers.get("retry-after", "2")))
-            continue
-        if resp.status_code != 200:
-            try:
-                detail = resp.json()
-            except ValueError:
-                detail = resp.text[:500]
-            fail(f"the monitor refused the labels ({resp.status_code}): {detail}", code=1)
-        result: dict[str, Any] = resp.json()
-        return result
-    fail("the monitor stayed unavailable", code=1)
+    """One batch, retried while the monitor is unavailable (monitor.app.cli.http)."""
+    result: dict[str, Any] = request(client, "POST", "/v1/labels", what="the labels", content=body, headers=headers).json()
+    return result
 
 
 def _print(totals: Counter[str], n: int) -> None:

@@ -13,13 +13,22 @@ from monitor.core.config import Config, load_config
 
 WINDOW_RECORDS = 400
 WINDOW_STEP = 200
+RETRAINED_VERSION = 2
 RETRAIN_SCRIPT = """\
-import os, time
+import os, pickle, sys
+from pathlib import Path
+from monitor.app.demo import wine
 print("retraining", os.environ["DRIFTWATCH_MODEL"], "on drifted features:", os.environ["DRIFTWATCH_DRIFTED_FEATURES"])
 print("window", os.environ["DRIFTWATCH_WINDOW_START"], "to", os.environ["DRIFTWATCH_WINDOW_END"])
-time.sleep(1.0)
-print("new model written (demo)")
+out, version = Path(sys.argv[1]), sys.argv[2]
+model = wine.train(drifted=True)
+wine.reference(model, drifted=True).to_csv(out / f"wine_reference_v{version}.csv", index=False)
+(out / f"model-v{version}.tmp").write_bytes(pickle.dumps(model))
+os.replace(out / f"model-v{version}.tmp", out / f"model-v{version}.pkl")
+print(f"model version {version} and its reference written to {out}")
 """
+"""The demo's retraining run: version 2 of the model fitted to drifted traffic, and its reference
+(drifted data with version 2's outputs) beside it, for the demo to serve and set."""
 
 
 def demo_config(workdir: Path, port: int) -> dict[str, Any]:
@@ -73,7 +82,7 @@ def demo_config(workdir: Path, port: int) -> dict[str, Any]:
                     "max_active": 1,
                     "budget": {"count": 3, "period": "7d"},
                     "local": {
-                        "command": [sys.executable, "-c", RETRAIN_SCRIPT],
+                        "command": [sys.executable, "-c", RETRAIN_SCRIPT, str(workdir), str(RETRAINED_VERSION)],
                         "timeout": "2m",
                         "log_dir": str(workdir / "retrain-logs"),
                     },

@@ -5,13 +5,17 @@ which evaluates sliding windows against the reference data. The first half of th
 unchanged, the second half drifted, so the summary shows when drift was caught, which features
 moved, which alert rules would fire and the retraining run it launched. The true classes are sent
 as labels: the unchanged traffic's soon, the drifted traffic's late, so the estimated accuracy falls
-before they arrive and the realized accuracy confirms it after.
+before they arrive and the realized accuracy confirms it after. The retraining run fits version 2
+to drifted traffic and writes its reference; the model server then serves version 2, its reference
+is set on the monitor (`PUT /v1/models/wine/reference`), and more traffic like the drifted one
+shows the windows after the switch quiet: the loop closed.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,13 +28,16 @@ from rich.table import Table
 
 from monitor.app.console import OutputConsole
 from monitor.app.demo import wine
-from monitor.app.demo.config import WINDOW_STEP, write_demo_config
+from monitor.app.demo.config import RETRAINED_VERSION, WINDOW_RECORDS, WINDOW_STEP, write_demo_config
+from monitor.app.demo.model_server import VERSION_HEADER
 from monitor.app.demo.performance import performance, post_labels, print_performance, wait_for_labels
 from monitor.app.demo.processes import Supervisor, free_port, run_guarded
 from monitor.core.config import Config
 from monitor.drift import P_VALUE_METHODS
 
 console = OutputConsole()  # never wrapped off a terminal: the summary stays greppable in CI logs
+AFTER_SWITCH_RECORDS = WINDOW_RECORDS
+"""Traffic the retrained version serves: two windows judged against its reference (a step, then a full window)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ def _stack(workdir: Path) -> Iterator[tuple[Supervisor, Endpoints, Config]]:
         with console.status("starting the model server, the monitor and the sidecar…"):
             model = sup.python(
                 "model-server", "monitor.app.demo.model_server",
-                "--port", str(model_port), "--pid-file", str(workdir / "model.pid"),
+                "--port", str(model_port), "--pid-file", str(workdir / "model.pid"), "--model-dir", str(workdir),
             )
             monitor = sup.python(
                 "monitor", "monitor.app.cli", "serve", "--config", str(config_path), "--port", str(monitor_port)
@@ -84,32 +91,84 @@ def _send_traffic(ep: Endpoints, unchanged: int, drifted: int, batch: int, rate:
     window step as it passes, as it would in production, instead of seeing the whole stream at once.
     """
     errors = 0
-    started, sent = time.monotonic(), 0
     phases = [("unchanged traffic", wine.labelled_traffic(unchanged, drifted=False, seed=11)),
               ("drifted traffic", wine.labelled_traffic(drifted, drifted=True, seed=12))]
     truth: list[dict[str, list[str]]] = []
     not_yet: dict[str, list[str]] = {}
-    with httpx.Client(base_url=ep.sidecar, timeout=10.0) as client, Progress(
-        TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with _client(ep) as client, _progress() as progress:
+        paced = _Pace(rate)
         for label, (rows, classes) in phases:
             if truth:  # the unchanged phase's labels arrive early; those of requests not shipped yet go again later
                 _, unknown = post_labels(ep.monitor, "wine", truth[-1])
                 not_yet = {rid: truth[-1][rid] for rid in unknown}
             truth.append({})
-            task = progress.add_task(label, total=len(rows))
-            for start in range(0, len(rows), batch):
-                chunk = rows[start : start + batch].tolist()
-                request_id = f"demo-{sent}"
-                resp = client.post("/v1/models/wine:predict", json={"instances": chunk}, headers={"x-request-id": request_id})
-                if resp.status_code != 200:
-                    errors += 1
+            for request_id, start, resp in _predict(client, rows, batch, progress, label, paced, "demo"):
+                errors += resp.status_code != 200
                 truth[-1][request_id] = classes[start : start + batch]
-                progress.advance(task, len(chunk))
-                sent += len(chunk)
-                time.sleep(max(0.0, started + sent / rate - time.monotonic()))
     return errors, {**not_yet, **truth[-1]}
+
+
+class _Pace:
+    """Holds requests to `rate` records/s over everything sent through it."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.started, self.sent = rate, time.monotonic(), 0
+
+    def __call__(self, n: int) -> None:
+        self.sent += n
+        time.sleep(max(0.0, self.started + self.sent / self.rate - time.monotonic()))
+
+
+def _client(ep: Endpoints) -> httpx.Client:
+    return httpx.Client(base_url=ep.sidecar, timeout=10.0)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+
+def _predict(client: httpx.Client, rows: Any, batch: int, progress: Progress, label: str, pace: _Pace,
+             prefix: str) -> Iterator[tuple[str, int, httpx.Response]]:
+    """Send `rows` in requests of `batch` instances through the sidecar: (request id, first row, answer) of each."""
+    task = progress.add_task(label, total=len(rows))
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch].tolist()
+        request_id = f"{prefix}-{pace.sent}"
+        yield request_id, start, client.post("/v1/models/wine:predict", json={"instances": chunk}, headers={"x-request-id": request_id})
+        progress.advance(task, len(chunk))
+        pace(len(chunk))
+
+
+@dataclass(frozen=True)
+class Switch:
+    """The retrained version serving, with its reference, and the windows judged against it."""
+
+    version: str
+    reference: dict[str, Any]
+    served: dict[str, int]
+    """Answers of the traffic after the switch by their `x-model-version`."""
+    windows: list[dict[str, Any]]
+
+
+def _serve_retrained(ep: Endpoints, workdir: Path, records: int, batch: int, rate: float, events_before: int) -> Switch:
+    """Serve the retrained version, set its reference, and send it traffic like the drifted traffic
+    (the new normal) until `records` records were judged against the new reference."""
+    version = str(RETRAINED_VERSION)
+    with console.status(f"the model server loads version {version}; its reference is set on the monitor…"):
+        httpx.post(f"{ep.model}/v1/models/wine/versions/{version}:load", timeout=60.0).raise_for_status()
+        body = (workdir / f"wine_reference_v{version}.csv").read_bytes()
+        httpx.put(f"{ep.monitor}/v1/models/wine/reference", content=body, headers={"content-type": "text/csv"},
+                  timeout=120.0).raise_for_status()
+        reference = _get(ep, "/v1/models/wine/reference")["reference"]
+    served: Counter[str] = Counter()
+    rows = wine.traffic(records, drifted=True, seed=13)
+    with _client(ep) as client, _progress() as progress:
+        for _, _, resp in _predict(client, rows, batch, progress, f"served by v{version}", _Pace(rate), "demo-v2"):
+            served[resp.headers.get(VERSION_HEADER, "none") if resp.status_code == 200 else "error"] += 1
+    last = reference["from_record"] + records
+    history = _wait_for_windows(ep, events_before + -(-records // batch), last - last % WINDOW_STEP)
+    windows = [e for e in history["evaluations"] if e["reference_id"] == reference["id"]]
+    return Switch(version, reference, dict(served), windows)
 
 
 def _get(ep: Endpoints, path: str) -> Any:
@@ -151,8 +210,11 @@ def run_demo(
                 post_labels(ep.monitor, "wine", late_labels)
                 after = wait_for_labels(ep.monitor, "wine")
             retraining = _wait_for_retraining(ep)
+            switch = None
+            if any(j["state"] == "succeeded" for j in retraining) and (root / f"model-v{RETRAINED_VERSION}.pkl").exists():
+                switch = _serve_retrained(ep, root, AFTER_SWITCH_RECORDS, batch, rate, events)
             _print_summary(ep, config, history, retraining, errors, keep_running=keep_running,
-                           performance=(before, after, records))
+                           performance=(before, after, records), switch=switch)
             if keep_running:
                 console.print("\n[bold]still running[/] — press Ctrl-C to stop everything.")
                 while True:
@@ -183,6 +245,7 @@ def _print_summary(
     *,
     keep_running: bool,
     performance: tuple[list[dict[str, Any]], list[dict[str, Any]], int] | None = None,
+    switch: Switch | None = None,
 ) -> None:
     evaluations = history["evaluations"]
     latest = evaluations[-1]
@@ -234,6 +297,8 @@ def _print_summary(
             console.print(f"  │ {line}", highlight=False, markup=False)
     if not retraining:
         console.print("[yellow]no retraining run was launched[/]")
+    if switch is not None:
+        _print_switch(switch)
     if keep_running:
         console.print(
             f"report of the latest window: {ep.monitor}/reports/wine/{latest['window_id']}\n"
@@ -241,6 +306,23 @@ def _print_summary(
         )
     else:  # the monitor stops when the demo returns: its links would be dead by the time they are read
         console.print("to browse the drift reports and metrics, run [bold]driftwatch demo --keep-running[/]")
+
+
+def _print_switch(switch: Switch) -> None:
+    """The loop closed: the retrained version serves, its reference judges, and the windows since are quiet."""
+    ref = switch.reference
+    served = ", ".join(f"{n} by version {v}" for v, n in sorted(switch.served.items()))
+    console.print(f"model version {switch.version} serves now (requests answered: {served}); "
+                  f"its reference is {ref['label']}, {ref['rows']} rows, from record {ref['from_record'] + 1} on")
+    drifted = [e for e in switch.windows if e["result"]["dataset"]["drifted"]]
+    shares = ", ".join(f"{e['result']['dataset']['drift_share']:.2f}" for e in switch.windows)
+    if not switch.windows:
+        console.print("[yellow]no window was judged against the new reference[/]")
+    elif drifted:
+        console.print(f"[yellow]{len(drifted)} of {len(switch.windows)} windows after the switch drifted[/] (drift shares {shares})")
+    else:
+        console.print(f"windows after the switch are quiet: {len(switch.windows)} windows judged against {ref['label']}, "
+                      f"none drifted (drift shares {shares})")
 
 
 def drifted_columns_cell(result: dict[str, Any]) -> str:

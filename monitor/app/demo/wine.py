@@ -42,8 +42,9 @@ def load_features() -> tuple[pd.DataFrame, np.ndarray]:
     return X, data.target.to_numpy()
 
 
-def train() -> Pipeline:
-    rows, labels = labelled_traffic(3000, drifted=False, seed=5)
+def train(*, drifted: bool = False) -> Pipeline:
+    """The served model (version 1), or with `drifted` the retrained one (version 2), fitted to drifted traffic."""
+    rows, labels = labelled_traffic(3000, drifted=drifted, seed=6 if drifted else 5)
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=0.05)).fit(
         pd.DataFrame(rows, columns=list(FEATURES)), labels)
 
@@ -58,10 +59,10 @@ def predict(model: Pipeline, rows: Sequence[Sequence[float]]) -> list[dict[str, 
     ]
 
 
-def reference(model: Pipeline) -> pd.DataFrame:
-    """Held-out data like the training data, with the model's outputs and the true class
-    (`label`): what 'normal' looks like, and how well the model does on it."""
-    rows, labels = labelled_traffic(2000, drifted=False, seed=1)
+def reference(model: Pipeline, *, drifted: bool = False) -> pd.DataFrame:
+    """Held-out data like the training data (drifted for the retrained model), with the model's
+    outputs and the true class (`label`): what 'normal' looks like, and how well the model does on it."""
+    rows, labels = labelled_traffic(2000, drifted=drifted, seed=2 if drifted else 1)
     out = pd.DataFrame(rows, columns=list(FEATURES))
     preds = predict(model, rows.tolist())
     for name in OUTPUTS:
