@@ -26,7 +26,7 @@ TEMPLATE = {"apiVersion": "batch/v1", "kind": "Job",
             "spec": {"template": {"spec": {"containers": [{"name": "train", "image": "ghcr.io/x/train:1"}]}}}}
 KCFG = KubeConfig(namespace="ml", template=TEMPLATE)
 TRIGGER = Trigger("window", 1795348800.0, 1795352400.0, 0.6, ("alcohol",), None, "drift held for 2 windows")
-FAST = Retry(attempts=4, base=0.02, cap=0.1, timeout=(1.0, 0.5))
+FAST = Retry(attempts=4, base=0.02, cap=0.1, timeout=(2.0, 1.5))  # a loaded CI machine can take 0.5 s to answer
 
 
 def make_run(fp: str = "00112233445566ff", model: str = "wine") -> Run:
@@ -99,7 +99,7 @@ def test_5xx_answers_are_retried_with_jittered_backoff(api: FakeKubeAPI,
 def test_a_timed_out_create_that_landed_is_recognised_on_retry(api: FakeKubeAPI,
                                                                launcher: tuple[KubernetesLauncher, Sleeps]) -> None:
     k, sleeps = launcher
-    api.inject("POST", status=None, delay=1.5, after=True)  # the Job is created, the answer comes too late
+    api.inject("POST", status=None, delay=3.0, after=True)  # the Job is created, the answer comes too late
     assert k.launch(make_run(), KCFG) == "exists"
     assert len(api.jobs()) == 1
     assert posts(api) == 2
@@ -231,8 +231,8 @@ def test_the_watch_reports_every_outcome(api: FakeKubeAPI, launcher: tuple[Kuber
 
 
 def test_the_watch_reconnects_from_its_resource_version(api: FakeKubeAPI) -> None:
-    # The watch's read timeout is watch_timeout + the retry's read timeout: FAST's 0.5 s would leave a
-    # loaded server 0.5 s to end the watch before the client gives up and relists.
+    # The watch's read timeout is watch_timeout + the retry's read timeout: FAST's 1.5 s would leave a
+    # loaded server 1.5 s to end the watch before the client gives up and relists.
     k = KubernetesLauncher(api.api_client(), retry=replace(FAST, timeout=(1.0, 3.0)), watch_timeout=1, poll_interval=5)
     try:
         r = make_run()
