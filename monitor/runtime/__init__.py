@@ -18,6 +18,7 @@ Its modules, one concept each:
 - `reference` loading a model's reference data;
 - `eventlog`  fleet mode's Kafka topic: the producer ingest appends to (`KafkaUnavailable`);
 - `fleet`     fleet mode's `FleetMonitor`: a consumer-group replica over shared PostgreSQL;
+- `tracks`    model versions judged apart: track keys, each model's tracks, `reference_engine`;
 - `snapshot`  the read-only views (`ModelSnapshot`, `WindowInfo`) the exporter and API read;
 - `verdict`   `WindowVerdict` and the `VerdictListener` protocol.
 """
@@ -35,6 +36,7 @@ from monitor.runtime.recovery import window_selection
 from monitor.runtime.reference import load_reference, load_reference_texts
 from monitor.runtime.snapshot import LABEL_LAG_BUCKETS, ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import UnknownModel
+from monitor.runtime.tracks import reference_engine, split_track, track_key
 from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
 
 __all__ = [
@@ -60,6 +62,9 @@ __all__ = [
     "client_settings",
     "load_reference",
     "load_reference_texts",
+    "reference_engine",
     "reference_provenance",
+    "split_track",
+    "track_key",
     "window_selection",
 ]
