@@ -26,6 +26,7 @@ from retrain.controller import RetrainController
 from tests.monitor.ingest_helpers import RETRAIN_DRY_RUN, event, load, serve_in_thread
 from tests.monitor.runtime.runtime_helpers import Clock, Recorder, events
 
+
 def versioned(ids: range, version: str, **kw: Any) -> list[CapturedEvent]:
     return events(ids, version=version, **kw)
 
