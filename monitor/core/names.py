@@ -48,6 +48,8 @@ def check_version(raw: str) -> str:
     """`raw` without surrounding blanks, when it is a version (`VERSION_RE`, at most `MAX_VERSION`);
     `InvalidVersion` saying why otherwise (the message never echoes the value: it is sender data)."""
     text = raw.strip(" \t")
+    if len(text) <= MAX_VERSION and VERSION_RE.match(text):  # the common case: one match
+        return text
     if not text:
         raise InvalidVersion("the version is empty")
     if len(text) > MAX_VERSION:
