@@ -212,7 +212,7 @@ class PerformanceRuntime(WindowPerformance):
 
     def refresh(self) -> int:
         """Recompute the realized part of windows that gained labels (evaluator thread); how many."""
-        return sum(self.refresh_model(model) for model in self._state.models.values())
+        return sum(self.refresh_model(model) for _, model in self._state.states())  # a copy: tracks come and go
 
 
 def _results(rows: Sequence[PerformanceRow]) -> list[tuple[PerformanceRow, Any]]:
