@@ -16,7 +16,7 @@ from monitor.capture import CapturedEvent, ModelSchema, event_records
 from monitor.core.config import Config
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.store import EvaluationRow, EventStore
-from monitor.runtime import load_reference_texts, window_selection
+from monitor.runtime import load_reference_texts, split_track, window_selection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,7 +133,8 @@ class ConfiguredModels:
         return self._reference(model)[0]
 
     def _reference(self, model: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """The reference frame and its text profiles, loaded once."""
+        """The reference frame and its text profiles, loaded once per model (its versions share it)."""
+        model = split_track(model)[0]
         if model not in self._references:
             self._references[model] = load_reference_texts(self.config.model(model), self.config)
         return self._references[model]
@@ -141,7 +142,7 @@ class ConfiguredModels:
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         from monitor.text.columns import model_frame  # on a report's first request, not in the idle monitor
 
-        model_cfg = self.config.model(model)
+        model_cfg = self.config.model(split_track(model)[0])
         return model_frame(model_cfg, records, self._reference(model)[1] if model_cfg.text_columns else {})
 
 
@@ -184,7 +185,7 @@ class StoreReportSource(ConfiguredModels):
         return None if row is None else Evaluation.of(row)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        schema = ModelSchema.from_config(self.config.model(model))
+        schema = ModelSchema.from_config(self.config.model(split_track(model)[0]))
         records: list[dict[str, Any]] = []
         with self._lock:
             ev = self._db().evaluation_at(model, window_id)
@@ -199,7 +200,7 @@ class StoreReportSource(ConfiguredModels):
         return self._frame(model, records)
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
-        if self.config.model(model).performance is None:
+        if self.config.model(split_track(model)[0]).performance is None:
             return None
         with self._lock:
             labels = self._db().labels

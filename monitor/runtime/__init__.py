@@ -36,12 +36,13 @@ from monitor.runtime.recovery import window_selection
 from monitor.runtime.reference import load_reference, load_reference_texts
 from monitor.runtime.snapshot import LABEL_LAG_BUCKETS, ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import UnknownModel
-from monitor.runtime.tracks import reference_engine, split_track, track_key
+from monitor.runtime.tracks import SEPARATOR, reference_engine, split_track, track_key
 from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
 
 __all__ = [
     "LABEL_LAG_BUCKETS",
     "LABEL_OUTCOMES",
+    "SEPARATOR",
     "CloudEventOutcome",
     "IngestResult",
     "KafkaUnavailable",

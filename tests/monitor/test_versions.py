@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,29 @@ def test_the_api_refuses_an_untracked_version(api: httpx.Client) -> None:
 def test_the_api_refuses_a_malformed_version_with_its_reason(api: httpx.Client) -> None:
     r = api.get("/v1/models/toy/evaluations", params={"version": "1\x00"})
     assert (r.status_code, r.json()) == (422, {"error": "invalid_version", "detail": "the version contains a control character"})
+
+
+def _evaluated(api: httpx.Client, version: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = api.get("/v1/models/toy/evaluations", params={"version": version}).json()["evaluations"]
+        if rows:
+            return rows  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"version {version} was never evaluated")
+
+
+def test_a_versions_evaluations_are_its_own(api: httpx.Client) -> None:
+    assert [e["n_records"] for e in _evaluated(api, "1")] == [50]
+
+
+def test_a_versions_report_is_served_under_model_at_version(api: httpx.Client) -> None:
+    window = _evaluated(api, "1")[-1]["window_id"]
+    r = api.get("/reports/toy@1.json")
+    assert (r.status_code, r.json()["links"]["html"]) == (200, f"/reports/toy@1/{window}")
+
+
+def test_a_report_of_a_malformed_version_is_a_precise_400(api: httpx.Client) -> None:
+    r = api.get("/reports/toy@1;x.json")
+    assert (r.status_code, r.json()["detail"]) == (400, "version: the version may hold only letters, digits and '._+-', "
+                                                        "starting with a letter or digit")
