@@ -14,7 +14,7 @@ the event loop parsing, the writer committing) and of the wall time, and their r
 unversioned. CPU time is the figure to read on a shared machine: wall time there mostly measures
 the wait for a core.
 
-    python3 benchmarks/versions.py [--events 20000] [--batch 500] [--rounds 5] [--synchronous normal]
+    python3 benchmarks/versions.py [--events 20000] [--batch 500] [--rounds 5] [--kinds ...] [--synchronous normal]
 """
 
 from __future__ import annotations
@@ -99,24 +99,28 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="traffic kinds to run (unversioned alone runs against a checkout from before versions too)")
     parser.add_argument("--synchronous", choices=("full", "normal"), default="normal",
                         help="the store's durability (normal: fsync noise does not hide the parsing cost)")
     args = parser.parse_args()
-    events = {kind: make_events(kind, args.events, seed) for seed, kind in enumerate(KINDS)}
-    cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    wall: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    kinds = [k for k in KINDS if k in args.kinds]
+    events = {kind: make_events(kind, args.events, seed) for seed, kind in enumerate(KINDS) if kind in kinds}
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+    wall: dict[str, list[float]] = {kind: [] for kind in kinds}
     for _ in range(args.rounds):
-        for kind in KINDS:
+        for kind in kinds:
             with tempfile.TemporaryDirectory(prefix="dw-versions-") as tmp:
                 config = write_config(Path(tmp), args.synchronous)
                 gc.collect()  # each run starts from the same heap: a collection left over from the last is not billed to this one
                 c, w = asyncio.run(one_run(config, events[kind], args.batch))
                 cpu[kind].append(c)
                 wall[kind].append(w)
-    base_cpu, base_wall = statistics.median(cpu["unversioned"]), statistics.median(wall["unversioned"])
+    base = kinds[0]
+    base_cpu, base_wall = statistics.median(cpu[base]), statistics.median(wall[base])
     print(f"{args.events} events per run, batches of {args.batch}, {args.rounds} rounds, synchronous={args.synchronous}")
     print(f"{'traffic':<12} {'CPU µs/event':>13} {'ratio':>6} {'wall µs/event':>14} {'ratio':>6}   (medians)")
-    for kind in KINDS:
+    for kind in kinds:
         c, w = statistics.median(cpu[kind]), statistics.median(wall[kind])
         print(f"{kind:<12} {c * 1e6:>13.1f} {c / base_cpu:>6.3f} {w * 1e6:>14.1f} {w / base_wall:>6.3f}")
 

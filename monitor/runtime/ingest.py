@@ -174,6 +174,8 @@ def prepare(state: RuntimeState, events: Iterable[tuple[str, CapturedEvent]], no
             for key in tracks:
                 state.track(key, now)
     return rows, parsed
+
+
 def feed(state: RuntimeState, stored: Sequence[StoredEvent | None], parsed: Sequence[list[Record]], now: float,
          unmatched: str | None = None) -> Counter[str]:
     """After the commit: count outcomes and append accepted records, received at `now`, to the windows (hold `state.lock`)."""
