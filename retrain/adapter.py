@@ -38,7 +38,8 @@ def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluatio
         drifted_features=drifted,
         critical_drifted=tuple(n for n in drifted if n in critical),
         report_url=base.rstrip("/") + report_path(verdict.model) if base else None,
-        point=verdict.point,
+        # a version's ordinals are its own track's: staleness across versions is judged on time
+        point=verdict.point if verdict.version is None else None,
         performance_degraded=degraded,
         reference_id=verdict.reference_id,
     )

@@ -125,7 +125,12 @@ class RetrainController:
             return None
 
     def on_verdict(self, verdict: WindowVerdict) -> None:
-        """The runtime's verdict on a window (`VerdictListener`): decided as its `WindowEvaluation`."""
+        """The runtime's verdict on a window (`VerdictListener`): decided as its `WindowEvaluation`,
+        unless a newer version of the model serves (docs/versions.md): one version drives retraining,
+        so a canary beside its stable version, or an old version's last windows, never trigger twice."""
+        if verdict.superseded:
+            log.info("retrain_verdict_superseded model=%s version=%s", verdict.model, verdict.version)
+            return
         self.on_evaluation(verdict.model, window_evaluation(verdict, self._config))
 
     def on_evaluation(self, model: str, evaluation: WindowEvaluation) -> Decision:
@@ -139,8 +144,11 @@ class RetrainController:
         return self._decide(model, "window", decide)
 
     def on_performance(self, verdict: PerformanceVerdict) -> Decision:
-        """Realized performance of the model's newest judged window (`PerformanceListener`)."""
+        """Realized performance of the model's newest judged window (`PerformanceListener`); a
+        superseded version's is answered `superseded` and not decided on (as `on_verdict`)."""
         model = verdict.model
+        if verdict.superseded:
+            return Decision(model=model, at=time.time(), source="performance", action="none", reason="superseded")
         fp = policy.performance_fingerprint(model, verdict.first_degraded_point, verdict.window_start)
         base = self._config.server.public_url
         result = verdict.result

@@ -39,7 +39,10 @@ Source = Literal["window", "alert", "performance"]
 # Reasons, by the action they come with.
 LAUNCH_REASONS = ("drift_streak", "alert", "performance_degraded")
 SKIP_REASONS = ("dry_run", "cooldown", "budget_exhausted", "max_active", "max_active_total")
-NONE_REASONS = ("unknown_model", "disabled", "stale_window", "insufficient_records", "no_drift", "streak_building", "duplicate")
+NONE_REASONS = ("unknown_model", "disabled", "stale_window", "insufficient_records", "no_drift", "streak_building", "duplicate",
+                "superseded")
+"""`superseded`: the verdict of a model version older than the newest serving one (docs/versions.md),
+which is neither decided on nor recorded: retraining follows the newest version only."""
 
 DRY_RUN_MEMORY = 256
 """Fingerprints a dry run remembers as launched; older ones are forgotten (an alert is re-sent only

@@ -34,6 +34,7 @@ from monitor.capture.cloudevents import CloudEventError, parse_cloudevent
 from monitor.capture.labels import decode_labels
 from monitor.core.config import Config, ModelRouter
 from monitor.core.errors import ApiError, error_response, read_body, validation_detail
+from monitor.core.names import InvalidVersion, check_version
 from monitor.core.store import disk_bytes
 from monitor.exporter.service import UNMATCHED, ServiceStats
 from monitor.reports import ReportSource, StoreReportSource
@@ -47,6 +48,7 @@ from monitor.runtime import (
     UnknownModel,
     VerdictListener,
     reference_provenance,
+    track_key,
 )
 
 __all__ = ["create_app"]
@@ -223,6 +225,18 @@ def create_app(
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
         return key
 
+    def version_key(key: str, version: str | None) -> str:
+        """The key of the version track `?version=` names (the model's own key without one)."""
+        if version is None:
+            return key
+        try:
+            version = check_version(version)
+        except InvalidVersion as exc:
+            raise ApiError(422, "invalid_version", str(exc)) from None
+        if not mon.has_model(track_key(key, version)):
+            raise ApiError(404, "unknown_version", f"model {key!r} has no tracked version {version!r}")
+        return track_key(key, version)
+
     def _key_or_none(model: str, namespace: str | None) -> str | None:
         try:
             return models.key(model, namespace)
@@ -247,9 +261,17 @@ def create_app(
         snaps = mon.snapshot()
         return JSONResponse({"models": [_model_view(config, snaps[m.key]) for m in config.models]})
 
+    @app.get("/v1/models/{model}/versions")
+    async def model_versions(model: str, namespace: str | None = NAMESPACE) -> JSONResponse:
+        """The versions the model's traffic named: first and last event, events, superseded (docs/versions.md)."""
+        key = model_key(model, namespace)
+        versions = [] if fleet else mon.versions(key)  # fleet mode does not track versions (docs/versions.md)
+        return JSONResponse({**_identity(config.model(key)), "max_tracked": config.model(key).versions.max_tracked,
+                             "versions": versions})
+
     @app.get("/v1/models/{model}/drift")
-    async def model_drift(model: str, namespace: str | None = NAMESPACE) -> JSONResponse:
-        snap = mon.snapshot().get(model_key(model, namespace))
+    async def model_drift(model: str, namespace: str | None = NAMESPACE, version: str | None = VERSION) -> JSONResponse:
+        snap = mon.snapshot().get(version_key(model_key(model, namespace), version))
         if snap is None:
             raise ApiError(404, "unknown_model", f"no model {model!r} is configured")
         view = _model_view(config, snap)
@@ -262,12 +284,13 @@ def create_app(
         return JSONResponse(view)
 
     @app.get("/v1/models/{model}/evaluations")
-    async def model_evaluations(model: str, namespace: str | None = NAMESPACE,
+    async def model_evaluations(model: str, namespace: str | None = NAMESPACE, version: str | None = VERSION,
                                 limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
         key = model_key(model, namespace)
-        rows = await run_in_threadpool(reports.evaluations, key, limit)
-        return JSONResponse({**_identity(config.model(key)), "evaluations": [_evaluation_view(e) for e in rows]})
+        rows = await run_in_threadpool(reports.evaluations, version_key(key, version), limit)
+        return JSONResponse({**_identity(config.model(key)), "version": version,
+                             "evaluations": [_evaluation_view(e) for e in rows]})
 
     @app.get("/v1/models/{model}/retraining")
     async def model_retraining(model: str, namespace: str | None = NAMESPACE,
@@ -366,6 +389,10 @@ NAMESPACE = Query(default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9]
                   description="The model's namespace, when models of this name run in several")
 
 
+VERSION = Query(default=None, max_length=256, description="A version of the model: that version's own windows and "
+                "results (docs/versions.md)")
+
+
 def _identity(model: Any) -> dict[str, Any]:
     """How a model is named in answers: `model` (its name) and `namespace` (null when it has none)."""
     return {"model": model.name, "namespace": model.namespace}
@@ -376,6 +403,7 @@ def _model_view(config: Config, snap: Any) -> dict[str, Any]:
     window = snap.window
     return {
         **_identity(model),
+        "version": snap.version,
         "protocol": model.protocol,
         "columns": [c.name for c in model.columns],
         "window_records": snap.window_records,

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from monitor import __version__
-from monitor.core.names import MODEL_NAME_RE
+from monitor.core.names import DNS1123_SUBDOMAIN_RE, LABEL_NAME_RE, MODEL_NAME_RE
 
 __all__ = ["CAPTURE_LABEL", "InjectError", "InjectOptions", "InjectResult", "inject", "sidecar_container", "sidecar_volumes"]
 
@@ -66,6 +66,9 @@ class InjectOptions:
     name: str | None = None
     """Inject only into the object with this metadata.name (when the input holds several)."""
     resources: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_RESOURCES))
+    version_label: str | None = None
+    """The pod label holding the model version (e.g. `app.kubernetes.io/version`): the sidecar stamps it on
+    every event whose response names no version (docs/versions.md), read through the downward API."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.monitor)
@@ -78,6 +81,11 @@ class InjectOptions:
                 raise InjectError(f"{flag} {port}: must be 1..65535")
         if self.upstream_port is not None and self.upstream_port == self.port:
             raise InjectError(f"--port {self.port} is the model's own port; the sidecar needs a port of its own")
+        if self.version_label is not None:
+            prefix, _, name = self.version_label.rpartition("/")
+            if not LABEL_NAME_RE.match(name) or (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN_RE.match(prefix))):
+                raise InjectError(f"--version-label {self.version_label!r}: not a Kubernetes label key ([prefix/]name, "
+                                  "name: 1-63 alphanumerics, '-', '_' or '.')")
         if not self.image.strip() or any(c.isspace() for c in self.image):
             raise InjectError(f"--image {self.image!r}: not an image reference")
 
@@ -102,6 +110,9 @@ def sidecar_container(opts: InjectOptions, model: str, upstream_port: int) -> di
     container: dict[str, Any] = {"name": CONTAINER_NAME, "image": opts.image, "imagePullPolicy": "IfNotPresent", "args": args,
                                  # the pod's namespace goes with every event: same-named models in two namespaces stay two
                                  "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]}
+    if opts.version_label is not None:  # the pod's version label, through the downward API (empty when unset: no version)
+        container["env"].append({"name": "DRIFTWATCH_MODEL_VERSION",
+                                 "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{opts.version_label}']"}}})
     mounts: list[dict[str, Any]] = [{"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}, {"name": TMP_VOLUME, "mountPath": "/tmp"}]
     if opts.token_secret:
         # A whole-Secret volume, never subPath (the kubelet does not refresh subPath mounts).
@@ -236,6 +247,9 @@ def _inject_isvc(doc: dict[str, Any], opts: InjectOptions, where: str, notes: li
     if isinstance(old, dict) and old.get("url") not in (None, url):
         notes.append(f"{where}: replaced the predictor's logger (was {old.get('url')!r})")
     predictor["logger"] = {"mode": "all", "url": url}
+    if opts.version_label is not None:
+        notes.append(f"{where}: --version-label is not used: KServe's logger names the revision that served each call "
+                     "(serverless mode; docs/versions.md)")
     if opts.token_secret:
         notes.append(
             f"{where}: the KServe logger sends no Authorization header; with auth on, enable server.auth.cloudevents_path_token "

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_MODEL",
     "MAX_PATH",
     "MAX_STATUS",
+    "MAX_VERSION_FIELD",
     "MIN_STATUS",
     "Body",
     "CapturedEvent",
@@ -58,6 +59,9 @@ MAX_METHOD = 16
 MAX_PATH = 2048
 MAX_CONTENT_TYPE = 256
 MAX_HEADERS = 64
+MAX_VERSION_FIELD = 256
+"""`version` on the wire; what the monitor tracks is stricter (`monitor.core.names.check_version`), and an
+event whose version fails that is rejected (`invalid_version`), never its batch."""
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)]
 Namespace = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")]
@@ -119,6 +123,8 @@ class CapturedEvent(_Wire, frozen=True, gc=False, kw_only=True):
     response: Body | None = None
     headers: Annotated[dict[str, str], msgspec.Meta(max_length=MAX_HEADERS)] = {}
     generation: Generation | None = None
+    version: Annotated[str, msgspec.Meta(max_length=MAX_VERSION_FIELD)] | None = None
+    """The model version that served the call, when the sender knows it (docs/versions.md)."""
 
 
 class EventBatch(_Wire, frozen=True, gc=False, kw_only=True):

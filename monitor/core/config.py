@@ -760,6 +760,23 @@ class PerformanceConfig(_Strict):
         return self.metric or performance_metrics.default_metric(self.task, probabilities=bool(self.probabilities))
 
 
+class VersionsConfig(_Strict):
+    """Model versions judged apart (docs/versions.md): each version the traffic names gets its own
+    windows, results and series; at most `max_tracked` at once (the least recently seen is retired
+    when another appears), which bounds the `version` label's values."""
+
+    max_tracked: int = Field(default=4, ge=1, le=32)
+    idle_after: Duration = 3600.0
+    """A version without events for this long no longer serves: it cannot supersede an older one."""
+
+    @field_validator("idle_after")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("idle_after must be > 0")
+        return v
+
+
 class UnknownModel(KeyError):
     """Traffic or a request naming no configured model (`args[0]`: what it named), or a name several
     namespaces share without saying which (`reason`)."""
@@ -792,6 +809,8 @@ class ModelConfig(_Strict):
     report_features: list[str] | None = None
     performance: PerformanceConfig | None = None
     """Performance from delayed labels (`POST /v1/labels`) and estimated before they arrive."""
+    versions: VersionsConfig = VersionsConfig()
+    """How many versions of the model are judged side by side (docs/versions.md)."""
 
     @field_validator("name")
     @classmethod

@@ -358,6 +358,16 @@ class EventStore:
         cur.close()
         return int(first)
 
+    def keys_of(self, model: str, separator: str) -> list[tuple[str, float, float, int]]:
+        """(key, first and last `received_at`, events) of `model` itself and of every key `model` +
+        `separator` + anything (its version tracks, monitor/runtime/tracks.py), read on the events'
+        (model, id) index."""
+        low = model + separator
+        high = low[:-1] + chr(ord(separator) + 1)
+        return [(str(k), float(a), float(b), int(n)) for k, a, b, n in self._db.execute(
+            "SELECT model, MIN(received_at), MAX(received_at), COUNT(*) FROM events"
+            " WHERE model = ? OR (model >= ? AND model < ?) GROUP BY model", (model, low, high))]
+
     def count_events(self, model: str | None = None) -> dict[str | None, int]:
         """Stored events by reason (None = accepted), for tests and operators."""
         sql = "SELECT reason, COUNT(*) FROM events" + (" WHERE model = ?" if model else "") + " GROUP BY reason"

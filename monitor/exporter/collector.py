@@ -48,13 +48,14 @@ KNOWN_REJECT_REASONS = (
     "vector_dimensions",
     "vector_non_finite",
     "parse_error",
+    "invalid_version",
 )
 """The per-event rejection reasons of monitor.capture and the KServe CloudEvents join, pre-initialised at 0 so `rate()` and
 `increase()` see the first rejection (a series that appears at 1 has no increase)."""
 KNOWN_SKIP_REASONS = SKIP_REASONS
 """A fleet replica's skipped-record reasons, pre-initialised at 0 likewise."""
-UNKNOWN_MODEL = ("", "", "unknown_model")
-"""(namespace, model, reason) of the events and labels naming a model that is not configured: the name they
+UNKNOWN_MODEL = ("", "", "", "unknown_model")
+"""(namespace, model, version, reason) of the events and labels naming a model that is not configured: the name they
 carry is never a label value (anyone can send any name); `model` is empty, which PromQL reads as no label."""
 RETRAIN_OUTCOMES = ("succeeded", "failed", "deadline_exceeded")
 """How a retraining run ends (retrain.history.OUTCOMES; a test holds the two equal), pre-initialised at 0."""
@@ -135,12 +136,12 @@ class DriftwatchCollector(Collector):
         evaluation = HistogramMetricFamily(n.EVALUATION_DURATION_SECONDS, "Wall time of each window evaluation "
                                            "(drift, performance, storing the result) since the monitor started.", labels=MODEL)
         for model in self._config.models:
-            snap = snapshots.get(model.key)
-            if snap is None and self._fleet is not None:
+            if model.key not in snapshots and self._fleet is not None:
                 continue
-            times = (snap.window.evaluation_seconds if snap is not None and snap.window is not None else None) or evaluation_histogram()
-            buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in times.cumulative()]
-            evaluation.add_metric(_id(model), buckets, times.total)
+            for ident, snap in _tracks(model, snapshots):
+                times = (snap.window.evaluation_seconds if snap.window is not None else None) or evaluation_histogram()
+                buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in times.cumulative()]
+                evaluation.add_metric(ident, buckets, times.total)
         yield evaluation
         if self._service is not None:
             yield from self._service.families()
@@ -189,40 +190,40 @@ class DriftwatchCollector(Collector):
         rejected = _counter(n.EVENTS_REJECTED_TOTAL, "Captured events rejected for the model, by reason.", [*MODEL, "reason"])
 
         for model in self._config.models:
-            name, ident = model.key, _id(model)
+            name = model.key
             if self._fleet is not None and name not in snapshots:
                 continue
-            snap = snapshots.get(name) or ModelSnapshot(model=name)
-            result = snap.result
-            features = result.features if result is not None else {}
-            for feature in self._exported[name]:
-                fr = features.get(feature)
-                if fr is None:
-                    detected.add_metric([*ident, feature], 0)
-                    for gauge in quality.values():
-                        gauge.add_metric([*ident, feature], 0)
-                    continue
-                key = [*ident, feature, fr.method]
-                severity.add_metric(key, _severity(fr))
-                if fr.is_test:
-                    p_value.add_metric(key, fr.score)
-                    p_value_threshold.add_metric(key, fr.threshold)
-                else:
-                    distance.add_metric(key, fr.score)
-                    distance_threshold.add_metric(key, fr.threshold)
-                detected.add_metric([*ident, feature], 1 if fr.drifted else 0)
-                for attr, gauge in quality.items():
-                    gauge.add_metric([*ident, feature], getattr(fr.quality, attr))
-            share.add_metric(ident, result.dataset.drift_share if result is not None else 0)
-            dataset.add_metric(ident, 1 if result is not None and result.dataset.drifted else 0)
-            if result is not None and result.prediction is not None:
-                prediction.add_metric([*ident, result.prediction.method], _severity(result.prediction))
-            records.add_metric(ident, snap.window_records)
-            if snap.last_evaluation is not None:
-                last.add_metric(ident, snap.last_evaluation)
-            ingested.add_metric(ident, snap.ingested)
-            for reason in sorted(set(KNOWN_REJECT_REASONS) | set(snap.rejected)):
-                rejected.add_metric([*ident, reason], snap.rejected.get(reason, 0))
+            for ident, snap in _tracks(model, snapshots):
+                result = snap.result
+                features = result.features if result is not None else {}
+                for feature in self._exported[name]:
+                    fr = features.get(feature)
+                    if fr is None:
+                        detected.add_metric([*ident, feature], 0)
+                        for gauge in quality.values():
+                            gauge.add_metric([*ident, feature], 0)
+                        continue
+                    key = [*ident, feature, fr.method]
+                    severity.add_metric(key, _severity(fr))
+                    if fr.is_test:
+                        p_value.add_metric(key, fr.score)
+                        p_value_threshold.add_metric(key, fr.threshold)
+                    else:
+                        distance.add_metric(key, fr.score)
+                        distance_threshold.add_metric(key, fr.threshold)
+                    detected.add_metric([*ident, feature], 1 if fr.drifted else 0)
+                    for attr, gauge in quality.items():
+                        gauge.add_metric([*ident, feature], getattr(fr.quality, attr))
+                share.add_metric(ident, result.dataset.drift_share if result is not None else 0)
+                dataset.add_metric(ident, 1 if result is not None and result.dataset.drifted else 0)
+                if result is not None and result.prediction is not None:
+                    prediction.add_metric([*ident, result.prediction.method], _severity(result.prediction))
+                records.add_metric(ident, snap.window_records)
+                if snap.last_evaluation is not None:
+                    last.add_metric(ident, snap.last_evaluation)
+                ingested.add_metric(ident, snap.ingested)
+                for reason in sorted(set(KNOWN_REJECT_REASONS) | set(snap.rejected)):
+                    rejected.add_metric([*ident, reason], snap.rejected.get(reason, 0))
         rejected.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_events if self._service is not None else 0)
         yield from (severity, distance, distance_threshold, p_value, p_value_threshold, detected, share, dataset, prediction, records, last, *quality.values(), ingested, rejected)
 
@@ -242,34 +243,34 @@ class DriftwatchCollector(Collector):
         for model in self._config.models:
             if model.performance is None:
                 continue
-            name, ident = model.key, _id(model)
+            name = model.key
             if self._fleet is not None and name not in snapshots:
                 continue
-            snap = snapshots.get(name)
-            perf = (snap.performance if snap is not None else None) or PerformanceSnapshot()
-            headline = model.performance.headline
-            estimated, realized = perf.estimated, perf.realized
-            source = realized or estimated
-            if source is not None:
-                for metric, v in sorted(source.reference.items()):
-                    if _finite(v):
-                        reference.add_metric([*ident, metric], v)
-            for kind, result in (("estimated", estimated), ("realized", realized)):
-                values = None if result is None else (result.estimated if kind == "estimated" else result.realized)
-                for metric, v in sorted((values or {}).items()):
-                    if _finite(v):
-                        value.add_metric([*ident, metric, kind], v)
-                bound = None if result is None else (result.threshold_estimated if kind == "estimated" else result.threshold_realized)
-                if _finite(bound):
-                    threshold.add_metric([*ident, headline, kind], bound)
-                flag = None if result is None else (result.estimated_degraded if kind == "estimated" else result.realized_degraded)
-                degraded.add_metric([*ident, kind], 1 if flag else 0)
-            if realized is not None and _finite(realized.coverage):
-                coverage.add_metric(ident, realized.coverage)
-            for outcome in sorted(set(LABEL_OUTCOMES) | set(perf.labels)):
-                labels.add_metric([*ident, outcome], perf.labels.get(outcome, 0))
-            buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in perf.lag.cumulative()]
-            lag.add_metric(ident, buckets, perf.lag.total)
+            for ident, snap in _tracks(model, snapshots):
+                perf = snap.performance or PerformanceSnapshot()
+                headline = model.performance.headline
+                estimated, realized = perf.estimated, perf.realized
+                source = realized or estimated
+                if source is not None:
+                    for metric, v in sorted(source.reference.items()):
+                        if _finite(v):
+                            reference.add_metric([*ident, metric], v)
+                for kind, result in (("estimated", estimated), ("realized", realized)):
+                    values = None if result is None else (result.estimated if kind == "estimated" else result.realized)
+                    for metric, v in sorted((values or {}).items()):
+                        if _finite(v):
+                            value.add_metric([*ident, metric, kind], v)
+                    bound = None if result is None else (result.threshold_estimated if kind == "estimated" else result.threshold_realized)
+                    if _finite(bound):
+                        threshold.add_metric([*ident, headline, kind], bound)
+                    flag = None if result is None else (result.estimated_degraded if kind == "estimated" else result.realized_degraded)
+                    degraded.add_metric([*ident, kind], 1 if flag else 0)
+                if realized is not None and _finite(realized.coverage):
+                    coverage.add_metric(ident, realized.coverage)
+                for outcome in sorted(set(LABEL_OUTCOMES) | set(perf.labels)):
+                    labels.add_metric([*ident, outcome], perf.labels.get(outcome, 0))
+                buckets = [("+Inf" if bound == float("inf") else repr(bound), count) for bound, count in perf.lag.cumulative()]
+                lag.add_metric(ident, buckets, perf.lag.total)
         # labels of batches naming no configured model (404): always served, whether or not a model takes labels
         labels.add_metric(list(UNKNOWN_MODEL), self._service.unknown_model_labels if self._service is not None else 0)
         yield from (value, reference, threshold, degraded, coverage, labels, lag)
@@ -317,21 +318,33 @@ class DriftwatchCollector(Collector):
         yield from (launched, finished, decisions, last, active)
 
 
-MODEL = ["namespace", "model"]
-"""A model's identity labels; `namespace` is left out of the samples of models without one (`_id`)."""
+MODEL = ["namespace", "model", "version"]
+"""A model's identity labels; `namespace` is left out of the samples of models without one, `version` out of
+every series but a version track's (`_id`), so an unversioned model's series are what they always were."""
 
 
-def _id(model: ModelConfig) -> list[str]:
-    """The values of `MODEL` for `model` (an empty namespace is removed from the exposition)."""
-    return [model.namespace or "", model.name]
+def _id(model: ModelConfig, version: str | None = None) -> list[str]:
+    """The values of `MODEL` for `model` (an empty namespace or version is removed from the exposition)."""
+    return [model.namespace or "", model.name, version or ""]
+
+
+def _tracks(model: ModelConfig, snapshots: Mapping[str, ModelSnapshot]) -> Iterator[tuple[list[str], ModelSnapshot]]:
+    """(identity labels, snapshot) of the model, then of each of its version tracks (docs/versions.md):
+    at most `versions.max_tracked` of them, so the `version` label stays bounded."""
+    yield _id(model), snapshots.get(model.key) or ModelSnapshot(model=model.key)
+    for snap in snapshots.values():
+        if snap.version is not None and snap.model == model.key:
+            yield _id(model, snap.version), snap
 
 
 def _without_empty_namespace(family: Metric) -> Metric:
-    """Drop `namespace=""` from a family's samples. A model without a namespace must not export the label
-    at all: with `honor_labels` an empty exported label would erase the scrape target's namespace."""
+    """Drop `namespace=""` and `version=""` from a family's samples. A model without a namespace must not
+    export the label at all: with `honor_labels` an empty exported label would erase the scrape target's
+    namespace; `version` is only on a version track's series."""
     for sample in family.samples:
-        if sample.labels.get("namespace") == "":
-            del sample.labels["namespace"]
+        for label in ("namespace", "version"):
+            if sample.labels.get(label) == "":
+                del sample.labels[label]
     return family
 
 

@@ -22,11 +22,13 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from monitor.core.config import ModelRouter, UnknownModel
+from monitor.core.names import InvalidVersion, check_version
 from monitor.reports.build import render_error, render_index
 from monitor.reports.page import EVIDENTLY_HEADER_CSP
 from monitor.reports.source import ReportSource
 from monitor.reports.view import index_json, report_json
 from monitor.reports.worker import NotFound, ReportWorker
+from monitor.runtime import SEPARATOR, track_key
 
 __all__ = ["create_router"]
 
@@ -71,11 +73,19 @@ def create_router(source: ReportSource, *, base: str = "/reports", evidently: bo
     models = ModelRouter(source.models())
 
     def model_key(name: str, namespace: str | None) -> str:
-        """The key of the model a path names; `?namespace=` picks among namespaces sharing the name."""
+        """The key of the model a path names; `?namespace=` picks among namespaces sharing the name. A
+        name `model@version` is that version's track (docs/versions.md; the reports' own links)."""
+        name, _, version = name.partition(SEPARATOR)
         try:
-            return models.key(name, namespace or None)
+            key = models.key(name, namespace or None)
         except UnknownModel as exc:
             raise NotFound(exc.reason[:200]) from None
+        if not version:
+            return key
+        try:
+            return track_key(key, check_version(version))
+        except InvalidVersion as exc:
+            raise _BadRequest(f"version: {exc}") from None
     router.worker = worker  # type: ignore[attr-defined]  # for tests and the service's shutdown
 
     def error(status: int, message: str, as_json: bool) -> Response:

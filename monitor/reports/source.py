@@ -17,7 +17,7 @@ from monitor.core.config import Config, ModelConfig
 from monitor.core.labelstore import PerformanceRow
 from monitor.core.referencestore import ReferenceStore, StoredReference
 from monitor.core.store import EvaluationRow, EventStore
-from monitor.runtime import load_reference_texts, stored_model, window_selection
+from monitor.runtime import load_reference_texts, split_track, stored_model, window_selection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -153,13 +153,14 @@ class ConfiguredModels:
         return self._reference(model, reference_id)[0]
 
     def text_examples(self, model: str) -> Mapping[str, int]:
-        return text_examples(self.config.model(model))
+        return text_examples(self.config.model(split_track(model)[0]))
 
     def _reference(self, model: str, reference_id: int | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """The reference frame (raw texts kept, for examples) and its text profiles, loaded once."""
-        key = (model, reference_id)
+        """The reference frame (raw texts kept, for examples) and its text profiles, loaded once per
+        reference (a model's versions share the config's)."""
+        key = (split_track(model)[0], reference_id)
         if key not in self._references:
-            self._references[key] = load_reference_texts(self._reference_model(model, reference_id), self.config, keep_texts=True)
+            self._references[key] = load_reference_texts(self._reference_model(key[0], reference_id), self.config, keep_texts=True)
         return self._references[key]
 
     def _reference_model(self, model: str, reference_id: int | None) -> ModelConfig:
@@ -169,7 +170,7 @@ class ConfiguredModels:
     def _frame(self, model: str, records: Sequence[Mapping[str, Any]], reference_id: int | None = None) -> pd.DataFrame:
         from monitor.text.columns import model_frame  # on a report's first request, not in the idle monitor
 
-        model_cfg = self.config.model(model)
+        model_cfg = self.config.model(split_track(model)[0])
         return model_frame(model_cfg, records, self._reference(model, reference_id)[1] if model_cfg.text_columns else {}, keep_texts=True)
 
 
@@ -234,7 +235,7 @@ class StoreReportSource(ConfiguredModels):
             return None if row is None else self._of(row)
 
     def window_frame(self, model: str, window_id: int) -> pd.DataFrame:
-        schema = ModelSchema.from_config(self.config.model(model))
+        schema = ModelSchema.from_config(self.config.model(split_track(model)[0]))
         records: list[dict[str, Any]] = []
         with self._lock:
             ev = self._db().evaluation_at(model, window_id)
@@ -249,7 +250,7 @@ class StoreReportSource(ConfiguredModels):
         return self._frame(model, records, ev.reference_id)
 
     def performance(self, model: str, limit: int, before: int | None = None) -> PerformanceHistory | None:
-        if self.config.model(model).performance is None:
+        if self.config.model(split_track(model)[0]).performance is None:
             return None
         with self._lock:
             labels = self._db().labels

@@ -30,6 +30,7 @@ from monitor.reports.evidently_report import EvidentlyOutcome, plans_from_result
 from monitor.reports.performance_view import PerformanceView, performance_view
 from monitor.reports.source import Evaluation, ReportSource
 from monitor.reports.view import IndexRow, ReportView, index_row, report_view, with_distributions, with_examples
+from monitor.runtime import split_track
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,8 +95,9 @@ class ReportWorker:
     # -- lookups --------------------------------------------------------------------------------------
 
     def _check_model(self, model: str) -> None:
+        """`model` is a configured model's key, or one of its version tracks' (docs/versions.md)."""
         models = list(self.source.models())
-        if model not in models:
+        if split_track(model)[0] not in models:
             raise NotFound(f"no model named {model!r}; models: {', '.join(models) or 'none configured'}")
 
     def _evaluation(self, model: str, window_id: int | None) -> Evaluation:

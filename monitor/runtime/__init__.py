@@ -19,6 +19,7 @@ Its modules, one concept each:
 - `reference_switch` a new reference while running: checked, profiled, stored, swapped in with the windows restarted;
 - `eventlog`  fleet mode's Kafka topic: the producer ingest appends to (`KafkaUnavailable`);
 - `fleet`     fleet mode's `FleetMonitor`: a consumer-group replica over shared PostgreSQL;
+- `tracks`    model versions judged apart: track keys, each model's tracks, `reference_engine`;
 - `snapshot`  the read-only views (`ModelSnapshot`, `WindowInfo`) the exporter and API read;
 - `verdict`   `WindowVerdict` and the `VerdictListener` protocol.
 """
@@ -37,11 +38,13 @@ from monitor.runtime.reference import load_reference, load_reference_texts
 from monitor.runtime.reference_switch import stored_model
 from monitor.runtime.snapshot import LABEL_LAG_BUCKETS, ModelSnapshot, PerformanceSnapshot, WindowInfo
 from monitor.runtime.state import UnknownModel
+from monitor.runtime.tracks import SEPARATOR, reference_engine, split_track, track_key
 from monitor.runtime.verdict import PerformanceListener, PerformanceVerdict, VerdictListener, WindowVerdict
 
 __all__ = [
     "LABEL_LAG_BUCKETS",
     "LABEL_OUTCOMES",
+    "SEPARATOR",
     "CloudEventOutcome",
     "IngestResult",
     "KafkaUnavailable",
@@ -62,7 +65,10 @@ __all__ = [
     "client_settings",
     "load_reference",
     "load_reference_texts",
+    "reference_engine",
     "reference_provenance",
+    "split_track",
     "stored_model",
+    "track_key",
     "window_selection",
 ]

@@ -14,12 +14,15 @@ import logging
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 
 from monitor.core.store import EvaluationRow
 from monitor.runtime import profiling
 from monitor.runtime.performance import PerformanceRuntime
+from monitor.runtime.recovery import restore_result
 from monitor.runtime.snapshot import WindowInfo
-from monitor.runtime.state import RuntimeState
+from monitor.runtime.state import ModelState, RuntimeState
+from monitor.runtime.tracks import reference_engine, track_key
 from monitor.runtime.verdict import (
     PerformanceVerdict,
     VerdictListener,
@@ -46,10 +49,11 @@ class Evaluator:
     def build_profiles(self) -> None:
         """Profile every reference; re-evaluate the last stored window so results survive restarts."""
         state = self._state
-        made = (profiling.in_child if self._profile_in_child else profiling.in_process)(state.config, state.models)
+        configured = {name: model for name, model in state.models.items() if model.version is None}  # tracks: `_arm`
+        made = (profiling.in_child if self._profile_in_child else profiling.in_process)(state.config, configured)
         self.profile_errors, self.performance_errors = made.profile_errors, made.performance_errors
         with state.lock:
-            for name, model in state.models.items():
+            for name, model in configured.items():
                 if name in made.engines:
                     model.profile, model.detector = made.engines[name]
                 model.packed = made.packed.get(name)
@@ -63,8 +67,9 @@ class Evaluator:
         """Evaluate every model's newest due window (blocking; runs on the evaluator thread)."""
         state = self._state
         done = 0
-        for name, model in state.models.items():
-            if not model.profiled:
+        for name, model in state.states():
+            base = state.models.get(model.config.key)
+            if base is None or not base.profiled:
                 continue
             with state.lock:
                 window = model.take_due(state.clock())
@@ -73,6 +78,9 @@ class Evaluator:
             started = time.perf_counter()
             try:
                 from monitor.drift import evaluate  # the engine (pandas, scipy) loads with the first due window
+
+                if not model.profiled:
+                    self._arm(model, base)
 
                 model.unpack(state.lock)  # the first window of a model profiled in the child
                 frame = model.frame(window.records)
@@ -105,17 +113,33 @@ class Evaluator:
                 "window_evaluated model=%s records=%d first_rec=%d last_rec=%d drift_share=%.3f seconds=%.3f",
                 name, window.n_records, window.first_rec, window.last_rec, result.dataset.drift_share, seconds,
             )
-            self._notify(WindowVerdict(name, window.start, window.end, window.n_records, window.point, result, evaluated_at,
-                                       model.estimated if performance is not None else None, model.reference_id))
+            with state.lock:
+                superseded = state.tracks.superseded(name, state.clock())
+            self._notify(WindowVerdict(model.config.key, window.start, window.end, window.n_records, window.point, result,
+                                       evaluated_at, model.estimated if performance is not None else None,
+                                       model.reference_id, version=model.version, superseded=superseded))
             done += 1
         return done
+
+    def _arm(self, track: ModelState, base: ModelState) -> None:
+        """A version track's engine, from its model's (`tracks.reference_engine`), at its first due window;
+        the result it had before a restart is restored from its stored window first."""
+        profile, detector = reference_engine(base, track.version, self._state.lock)
+        restored = restore_result(track, profile, detector)
+        with self._state.lock:
+            track.profile, track.detector = profile, detector
+            track.performance_profile = base.performance_profile
+            track.result = track.result or restored
 
     def refresh_performance(self) -> int:
         """Recompute the windows new labels landed in (blocking; on the evaluator thread)."""
         return self.performance.refresh()
 
     def _notify_performance(self, verdict: PerformanceVerdict) -> None:
-        notify_performance(self.listeners, verdict)
+        state = self._state
+        with state.lock:
+            superseded = state.tracks.superseded(track_key(verdict.model, verdict.version), state.clock())
+        notify_performance(self.listeners, replace(verdict, superseded=superseded))
 
     def _notify(self, verdict: WindowVerdict) -> None:
         """Hand the verdict to every listener; one that raises is logged and stops nothing."""

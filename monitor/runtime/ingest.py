@@ -20,9 +20,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.capture import CapturedEvent, Record, Rejected, encode_event, event_records
+from monitor.capture import CapturedEvent, Record, encode_event
+from monitor.capture.extract import versioned_records
+from monitor.core.names import InvalidVersion, check_version
 from monitor.core.store import EventRow, StoredEvent, StoreFull, wal_limit
 from monitor.runtime.state import RuntimeState, UnknownModel
+from monitor.runtime.tracks import track_key
 
 __all__ = ["GroupCommit", "IngestResult", "feed", "group_commit_bytes", "prepare"]
 
@@ -141,20 +144,35 @@ def keyed(state: RuntimeState, events: Iterable[CapturedEvent]) -> Iterator[tupl
 def prepare(state: RuntimeState, events: Iterable[tuple[str, CapturedEvent]], now: float) -> tuple[list[EventRow], list[list[Record]]]:
     """Parse events of configured models into store rows (and their records) before the commit.
 
-    A payload the parser fails on unexpectedly (a bug, or input nobody foresaw) is one rejected
-    event (`parse_error`), never a failed batch: a sender would retry that batch for ever."""
+    Each row is keyed by its version's track (`monitor.runtime.tracks`), made here if new. A payload
+    the parser fails on unexpectedly (a bug, or input nobody foresaw) is one rejected event
+    (`parse_error`), never a failed batch: a sender would retry that batch for ever; so is a version
+    driftwatch will not track (`invalid_version`: too long, control characters, other symbols)."""
     rows, parsed = [], []
+    tracks: set[str] = set()
     for key, e in events:
+        version = None
         try:
-            records, reason = event_records(state.models[key].schema, e), None
-        except Rejected as exc:
-            records, reason = [], exc.reason
+            records, named, rejected = versioned_records(state.models[key].schema, e)
+            reason = rejected.reason if rejected is not None else None
+            if named is not None:
+                version = check_version(named)
+        except InvalidVersion as exc:
+            records, reason = [], "invalid_version"
+            log.warning("event_version_invalid model=%s id=%s detail=%s", key, e.id, exc)
         except Exception as exc:
             records, reason = [], "parse_error"
             where = traceback.extract_tb(exc.__traceback__)[-1]
             log.error("payload_parse_failed model=%s error=%s at=%s:%s", key, type(exc).__name__, where.filename, where.lineno)
+        if version is not None:
+            key = track_key(key, version)
+            tracks.add(key)
         rows.append(EventRow(key, e.id, e.timestamp, now, reason, len(records), encode_event(e)))
         parsed.append(records)
+    if tracks:
+        with state.lock:
+            for key in tracks:
+                state.track(key, now)
     return rows, parsed
 
 
@@ -165,7 +183,8 @@ def feed(state: RuntimeState, stored: Sequence[StoredEvent | None], parsed: Sequ
     for s, records in zip(stored, parsed, strict=True):
         if s is None:
             continue
-        model = state.models[s.model]
+        model = state.track(s.model, now)  # a track retired since `prepare` comes back
+        state.tracks.seen(s.model, 1, now)
         reason = s.reason or unmatched
         if reason is None:
             model.ingested += 1

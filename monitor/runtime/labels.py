@@ -142,11 +142,16 @@ class LabelIngest:
         outcomes: Counter[str] = Counter()
         unknown: list[str] = []
         lags: list[float] = []
+        with state.lock:  # the model's own key and its version tracks' (their events are stored under those)
+            keys = [key for key, s in state.models.items() if s.config.key == batch.model]
         with store.transaction():
-            events = store.events_by_id(batch.model, ids)
-            labelled = store.labels.labelled_ids(batch.model, ids)
+            events: dict[str, StoredEvent] = {}
+            labelled: set[str] = set()
+            for key in keys:
+                events.update(store.events_by_id(key, ids))
+                labelled.update(store.labels.labelled_ids(key, ids))
             rows: list[LabelRow] = []
-            ranges: list[tuple[int, int]] = []
+            ranges: dict[str, list[tuple[int, int]]] = {}
             seen: set[str] = set()
             for item, stamp in zip(batch.labels, stamps, strict=True):
                 outcome, joined = self._join(model, events.get(item.id), item.values(), item.id in labelled or item.id in seen, now)
@@ -159,12 +164,13 @@ class LabelIngest:
                 event = events[item.id]
                 assert event.rec_end is not None
                 first = event.rec_end - event.n_records + 1
-                rows += [LabelRow(batch.model, first + i, item.id, value, prediction, event.ts, stamp, now)
+                rows += [LabelRow(event.model, first + i, item.id, value, prediction, event.ts, stamp, now)
                          for i, (value, prediction) in enumerate(joined)]
-                ranges.append((first, event.rec_end))
+                ranges.setdefault(event.model, []).append((first, event.rec_end))
                 lags.append(now - event.ts)
             store.labels.add(rows)
-            store.labels.mark_stale(batch.model, ranges)
+            for key, spans in ranges.items():
+                store.labels.mark_stale(key, spans)
             store.labels.count(batch.model, outcomes)
         with state.lock:
             model.label_counts.update(outcomes)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
 from monitor.capture.labels import LabelBatch
-from monitor.core.config import Config
+from monitor.core.config import Config, ModelConfig
 from monitor.core.referencestore import Current, StoredReference
 from monitor.core.store import EventStore, StoreFull
 from monitor.core.storelock import StoreLock
@@ -35,6 +35,7 @@ from monitor.runtime.reference_switch import ReferenceSwitch, SetResult
 from monitor.runtime.retention import RETENTION_INTERVAL, Retention
 from monitor.runtime.snapshot import ModelSnapshot, PerformanceSnapshot
 from monitor.runtime.state import RuntimeState
+from monitor.runtime.tracks import SEPARATOR
 from monitor.runtime.verdict import VerdictListener
 
 __all__ = ["RETENTION_INTERVAL", "Monitor"]
@@ -99,16 +100,25 @@ class Monitor:
     @property
     def ready(self) -> bool:
         """Store open and every model's reference profiled."""
-        return self._state.store is not None and all(s.profiled for s in self._state.models.values())
+        return self._state.store is not None and all(s.profiled for _, s in self._state.states() if s.version is None)
 
     def has_model(self, name: str) -> bool:
         return name in self._state.models
 
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """The model's tracks (key `model`): each version's first and last event, events, superseded."""
+        state = self._state
+        with state.lock:
+            now = state.clock()
+            return [info.to_dict(state.tracks.superseded(info.key, now)) for info in state.tracks.tracks(model)]
+
     def snapshot(self) -> Mapping[str, ModelSnapshot]:
+        """Every model's snapshot by its key, and every version track's by its track key."""
         with self._state.lock:
             return {
                 name: ModelSnapshot(
-                    model=name,
+                    model=s.config.key,
+                    version=s.version,
                     result=s.result,
                     window=s.info,
                     window_records=s.window.current_size(),
@@ -158,6 +168,8 @@ class Monitor:
         for name, events in store.adopt_namespaces(gained).items():
             log.info("store_model_renamed from=%s to=%s events=%d", name, gained[name], events)
         self._references.open()  # before the rebuild: windows start after a stored reference took over
+        for state in list(self._state.models.values()):
+            self._restore_tracks(store, state.config)
         for state in self._state.models.values():
             rebuild(store, state, self._state.clock())
         self._state.store = store
@@ -165,6 +177,18 @@ class Monitor:
             self._evaluation.performance.restore(state)
         self._labels.load_counts()
         log.info("store_open path=%s pending_halves=%d", store.path, store.pending_count())
+
+    def _restore_tracks(self, store: EventStore, model: ModelConfig) -> None:
+        """The model's version tracks as the store has them (the `max_tracked` most recently seen)."""
+        state = self._state
+        found = store.keys_of(model.key, SEPARATOR)
+        versioned = sorted((f for f in found if f[0] != model.key), key=lambda f: f[2])[-model.versions.max_tracked:]
+        for key, first, last, events in [*(f for f in found if f[0] == model.key), *versioned]:
+            state.tracks.restore(key, first, last, events)
+            if key != model.key:
+                state.track(key, self._state.clock())
+        if versioned:
+            log.info("version_tracks_restored model=%s versions=%d", model.key, len(versioned))
 
     # -- ingest -------------------------------------------------------------------------------------
 

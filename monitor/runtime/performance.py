@@ -78,7 +78,7 @@ class WindowPerformance:
     def restore(self, model: ModelState) -> None:
         """The newest estimate and the newest judged result from the store."""
         if model.config.performance is not None:
-            self.restore_from(model, self._store.history(model.config.key, _STREAK_LOOKBACK))
+            self.restore_from(model, self._store.history(model.key, _STREAK_LOOKBACK))
 
     def restore_from(self, model: ModelState, rows: Sequence[PerformanceRow]) -> None:
         """The newest estimate and the newest judged result of these rows (newest first)."""
@@ -99,7 +99,7 @@ class WindowPerformance:
         profile, perf = model.performance_profile, model.config.performance
         if profile is None or perf is None:
             return None
-        name = model.config.key
+        name = model.key
         try:
             rows = self._store.labelled(name, window.first_rec, window.last_rec)
             result = profile.evaluate(frame, LabelledRecords.from_rows(rows, perf) if rows else None)
@@ -125,7 +125,7 @@ class WindowPerformance:
 
     def refresh_model(self, model: ModelState) -> int:
         """Recompute the realized part of the model's windows that gained labels, oldest first; how many."""
-        name, perf = model.config.key, model.config.performance
+        name, perf = model.key, model.config.performance
         if (model.performance_profile is None and model.packed_performance is None) or perf is None:
             return 0
         store = self._store
@@ -160,7 +160,7 @@ class WindowPerformance:
         """Tell the listeners the newest judged window and how many judged windows degraded in a row."""
         perf = model.config.performance
         assert perf is not None
-        rows = self._store.history(model.config.key, _STREAK_LOOKBACK, newest.last_rec)
+        rows = self._store.history(model.key, _STREAK_LOOKBACK, newest.last_rec)
         streak, first = 0, None
         for row, result in _results(rows):
             if row.n_labelled < perf.min_labels:
@@ -173,7 +173,7 @@ class WindowPerformance:
         if result is None:
             return
         self._notify(PerformanceVerdict(model.config.key, newest.window_start, newest.window_end, newest.point, result,
-                                        streak, first, newest.updated_at))
+                                        streak, first, newest.updated_at, version=model.version))
 
 
 class _EmbeddedStore:
@@ -208,11 +208,11 @@ class PerformanceRuntime(WindowPerformance):
     def restore(self, model: ModelState) -> None:
         """At start-up, on the writer thread itself (so the store is read directly)."""
         if model.config.performance is not None:
-            self.restore_from(model, self._state.require_store().labels.history(model.config.key, limit=_STREAK_LOOKBACK))
+            self.restore_from(model, self._state.require_store().labels.history(model.key, limit=_STREAK_LOOKBACK))
 
     def refresh(self) -> int:
         """Recompute the realized part of windows that gained labels (evaluator thread); how many."""
-        return sum(self.refresh_model(model) for model in self._state.models.values())
+        return sum(self.refresh_model(model) for _, model in self._state.states())  # a copy: tracks come and go
 
 
 def _results(rows: Sequence[PerformanceRow]) -> list[tuple[PerformanceRow, Any]]:

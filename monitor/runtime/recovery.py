@@ -27,7 +27,7 @@ log = logging.getLogger("driftwatch.monitor")
 def rebuild(store: EventStore, state: ModelState, now: float) -> None:
     """Refill the window from the store, so windows after a restart equal those before, and
     collect the last evaluation's records (its result is restored by re-evaluating them)."""
-    name = state.config.key
+    name = state.key
     last = store.evaluations(name, limit=2)
     ev = last[0] if last else None
     if ev is not None:
@@ -82,7 +82,7 @@ def restore_result(state: ModelState, profile: Any, detector: Any) -> Any:
         frame = state.frame(records, profile)
         return detector.evaluate(frame) if detector is not None else evaluate(profile, frame)
     except Exception as exc:  # start without the last result rather than not at all
-        log.error("restore_evaluation_failed model=%s error=%s", state.config.key, type(exc).__name__)
+        log.error("restore_evaluation_failed model=%s error=%s", state.key, type(exc).__name__)
         return None
 
 
@@ -109,13 +109,13 @@ def _reparse(state: ModelState, stored: StoredEvent) -> list[Record] | None:
     try:
         records = event_records(state.schema, CapturedEvent.model_validate_json(stored.raw))
     except Rejected as exc:
-        log.warning("rebuild_reparse_rejected model=%s seq=%d reason=%s", state.config.key, stored.seq, exc.reason)
+        log.warning("rebuild_reparse_rejected model=%s seq=%d reason=%s", state.key, stored.seq, exc.reason)
         return None
     except ValueError:  # a row this version's envelope refuses must not stop the start-up
-        log.warning("rebuild_reparse_invalid model=%s seq=%d", state.config.key, stored.seq)
+        log.warning("rebuild_reparse_invalid model=%s seq=%d", state.key, stored.seq)
         return None
     if len(records) != stored.n_records:
-        log.warning("rebuild_record_count_changed model=%s seq=%d", state.config.key, stored.seq)
+        log.warning("rebuild_record_count_changed model=%s seq=%d", state.key, stored.seq)
         return None
     return records
 

@@ -38,6 +38,9 @@ class WindowInfo:
 @dataclass(frozen=True)
 class ModelSnapshot:
     model: str
+    """The configured model's key (a version track's snapshot names its model here, its version below)."""
+    version: str | None = None
+    """The version track this is (monitor.runtime.tracks); None: the model's unversioned traffic."""
     result: DriftResult | None = None
     window: WindowInfo | None = None
     window_records: int = 0

@@ -19,6 +19,7 @@ from monitor.capture import ModelSchema, Record
 from monitor.core.config import Config, ModelConfig, ModelRouter, UnknownModel
 from monitor.core.store import EventStore
 from monitor.runtime.snapshot import Histogram, WindowInfo, evaluation_histogram, label_lag_histogram
+from monitor.runtime.tracks import TrackBook, split_track
 from monitor.windows import DueWindow, SlidingWindow
 
 if TYPE_CHECKING:
@@ -66,6 +67,15 @@ class ModelState:
     """The stored reference judging this model now (`monitor.core.referencestore`); None: the config's."""
     reference_from: int = 0
     """The record ordinal that reference took over after: windows hold only records after it."""
+    version: str | None = None
+    """The model version this state judges (a version track, monitor.runtime.tracks); None: the
+    model's unversioned traffic, which is all of it for a model whose traffic names no version."""
+    key: str = ""
+    """Its rows' key in the store: `config.key`, or the version track's (`tracks.track_key`)."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.config.key
 
     @property
     def profiled(self) -> bool:
@@ -114,12 +124,38 @@ class RuntimeState:
         self.models = {
             m.key: ModelState(m, ModelSchema.from_config(m), SlidingWindow(m.window)) for m in config.models
         }
+        """Every configured model's state, and each version track's (keyed `tracks.track_key`)."""
         self.router = ModelRouter(m.key for m in config.models)
         """Traffic's (model, namespace) to the key of `models` it belongs to."""
+        self.tracks = TrackBook(config)
         self.store: EventStore | None = None
         self.unknown_model_events = 0
         self.on_commit: Callable[[], None] = _nothing
         """Called on the writer thread after each ingest commit (the size retention's check)."""
+
+    def track(self, key: str, now: float) -> ModelState:
+        """The state of the track `key` (`tracks.track_key`), made now if it has none, when another
+        version of its model may have to be retired for it (hold `lock`). A track that comes back
+        resumes its ordinals where the store left them, so its windows never re-count old records."""
+        state = self.models.get(key)
+        if state is not None:
+            return state
+        model, version = split_track(key)
+        base = self.models[model]
+        assert version is not None, "a configured model always has its state"
+        retired = self.tracks.admit(model, version, now)
+        if retired is not None:
+            self.models.pop(retired, None)
+        total = self.store.record_total(key) if self.store is not None else 0
+        state = ModelState(base.config, base.schema, SlidingWindow(base.config.window, last_rec=total, now=now),
+                           version=version, key=key)
+        self.models[key] = state
+        return state
+
+    def states(self) -> list[tuple[str, ModelState]]:
+        """(key, state) of every model and track now (a copy: tracks come and go while it is walked)."""
+        with self.lock:
+            return list(self.models.items())
 
     def require_store(self) -> EventStore:
         if self.store is None:

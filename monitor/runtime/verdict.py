@@ -41,6 +41,11 @@ class WindowVerdict:
     already joined (models with a `performance` section)."""
     reference_id: int | None = None
     """The stored reference the window was judged against (`monitor.core.referencestore`); None: the config's."""
+    version: str | None = None
+    """The model version whose traffic filled the window (None: traffic that named no version)."""
+    superseded: bool = False
+    """A newer version of the model was serving when the window was judged (docs/versions.md):
+    consumers that act once per model (retraining) act on the newest serving version only."""
 
     @property
     def drifted_columns(self) -> tuple[str, ...]:
@@ -69,6 +74,10 @@ class PerformanceVerdict:
     first_degraded_point: tuple[str, float] | None
     """The grid point of the streak's first window (what a trigger on it is identified by)."""
     evaluated_at: float
+    version: str | None = None
+    """As `WindowVerdict.version`."""
+    superseded: bool = False
+    """As `WindowVerdict.superseded`."""
 
 
 @runtime_checkable

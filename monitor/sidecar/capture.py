@@ -30,6 +30,7 @@ from monitor.capture.wire import (
     MAX_METHOD,
     MAX_PATH,
     MAX_STATUS,
+    MAX_VERSION_FIELD,
     MIN_STATUS,
     Generation,
 )
@@ -95,6 +96,8 @@ class RawCapture(msgspec.Struct, gc=False):
     generation: Generation | None = None
     """Set for OpenAI-compatible generative calls (monitor/sidecar/genai.py); the response body of a
     streamed one is the reassembled answer."""
+    version: bytes | None = None
+    """The model server's version header (`--version-header`), when it sent one."""
 
 
 def choose_id(ce_id: bytes | None, request_id: bytes | None) -> str | None:
@@ -141,6 +144,7 @@ class _Event(msgspec.Struct, gc=False, omit_defaults=True):
     headers: dict[str, str]
     generation: Generation | None = None  # omitted when None: other events' bytes are unchanged
     namespace: str | None = None  # likewise, for a sidecar not told its pod's namespace
+    version: str | None = None  # likewise, for traffic that names no version (docs/versions.md)
 
 
 def _body(body: bytes, truncated: bool, content_type: str | None) -> _Body:
@@ -157,9 +161,12 @@ class EventEncoder:
     """
 
     def __init__(self, model: str, header_allow: frozenset[str], id_prefix: str | None = None,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, version: str | None = None) -> None:
+        """`version`: the fixed version of every event (`--model-version`), unless the model server's
+        response names one."""
         self.model = model
         self.namespace = namespace
+        self.version = version
         self.allow = header_allow
         self.prefix = id_prefix or secrets.token_hex(8)
         self._counter = itertools.count()
@@ -196,5 +203,7 @@ class EventEncoder:
             headers,
             c.generation,
             self.namespace,
+            # the monitor checks the version (and rejects just this event if it is not one); clipped to the envelope's limit
+            self.version if c.version is None else c.version[:MAX_VERSION_FIELD].decode("latin-1"),
         )
         return self._encode(event)

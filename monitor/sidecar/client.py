@@ -395,6 +395,7 @@ class ClientConnection(asyncio.Protocol):
             return
         no_body = ex.is_head or ex.status in (204, 304)
         framed = chunked_in = False
+        version_header = self.s.version_header
         for name, value in ex.resp_headers:
             lname = name.lower()
             if lname == b"content-length":
@@ -403,6 +404,8 @@ class ClientConnection(asyncio.Protocol):
                 chunked_in = True
             elif lname == b"content-type":
                 ex.resp_ctype = value
+            elif lname == version_header:
+                ex.resp_version = value
         ex.resp_close_delimited = not no_body and not framed and not chunked_in
         ex.resp_chunked = not no_body and not framed and not ex.http10
         if ex.http10 and not no_body and not framed:

@@ -56,6 +56,7 @@ class Exchange:
         "resp_ctype",
         "resp_headers",
         "resp_out",
+        "resp_version",
         "response_done",
         "retried",
         "reused",
@@ -105,6 +106,8 @@ class Exchange:
         self.resp_chunked = False
         self.resp_close_delimited = False
         self.resp_ctype: bytes | None = None
+        self.resp_version: bytes | None = None
+        """The model server's `--version-header`, when it sent one (docs/versions.md)."""
         self.resp_out: list[bytes] = []  # response bytes parsed from one upstream read, written once at its end
         self.response_done = False
         self.close_after = False

@@ -102,7 +102,7 @@ class ProxyServer:
                 body, truncated, ctype = reassembled, False, b"application/json"
         self.submit(RawCapture(
             ex.ts, upstream_seconds, ex.status, ex.method, ex.url, ex.headers, ctype,
-            req.value(), req.truncated, body, truncated, generation,
+            req.value(), req.truncated, body, truncated, generation, ex.resp_version,
         ))
 
     def connect_for(self, ex: Exchange) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from monitor.core.config import KafkaSecurity
-from monitor.core.names import DNS1123_LABEL_RE, MODEL_NAME_RE
+from monitor.core.names import DNS1123_LABEL_RE, MODEL_NAME_RE, InvalidVersion, check_version
 from monitor.core.units import parse_duration, parse_size
 
 __all__ = [
@@ -34,6 +34,7 @@ DEFAULT_CAPTURE_PATHS = (
     r"(^|/)v1/(chat/completions|completions|embeddings)$",  # OpenAI-compatible (vLLM, KServe's /openai/v1/..., TGI)
 )
 DEFAULT_HEADER_ALLOW = ("x-request-id", "ce-id", "traceparent")
+DEFAULT_VERSION_HEADER = b"x-model-version"
 _HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
@@ -95,6 +96,10 @@ class SidecarSettings:
     capture_paths: tuple[re.Pattern[str], ...] = field(default_factory=tuple)
     max_capture_bytes: int = 64 * 1024
     header_allow: frozenset[str] = frozenset(DEFAULT_HEADER_ALLOW)
+    version_header: bytes | None = DEFAULT_VERSION_HEADER
+    """The model server's response header naming the version that served the call (lower-case); None: not read."""
+    model_version: str | None = None
+    """The version of every event whose response names none (`--model-version`, `$DRIFTWATCH_MODEL_VERSION`)."""
     upstream_timeout: float = 120.0
     connect_timeout: float = 5.0
     upstream_keepalive: float = 4.0
@@ -195,6 +200,8 @@ def build_settings(
     capture_paths: list[str] | None = None,
     max_capture_bytes: str = "64KiB",
     header_allow: list[str] | None = None,
+    version_header: str = DEFAULT_VERSION_HEADER.decode(),
+    model_version: str | None = None,
     upstream_timeout: str = "120s",
     grace_period: str = "25s",
     kafka_bootstrap: str | None = None,
@@ -268,6 +275,15 @@ def build_settings(
     for name in allow:
         if not _HEADER_NAME_RE.match(name):
             raise SettingsError(f"--header-allow {name!r}: not a valid header name")
+    version_header = version_header.strip().lower()
+    if version_header and not _HEADER_NAME_RE.match(version_header):
+        raise SettingsError(f"--version-header {version_header!r}: not a valid header name ('' reads none)")
+    model_version = model_version or env.get("DRIFTWATCH_MODEL_VERSION") or None
+    if model_version is not None:
+        try:
+            model_version = check_version(model_version)
+        except InvalidVersion as exc:
+            raise SettingsError(f"--model-version / $DRIFTWATCH_MODEL_VERSION: {exc}") from None
     spool_max = sizes["--spool-max-bytes"]
     return SidecarSettings(
         upstream=_parse_upstream(upstream),
@@ -288,6 +304,8 @@ def build_settings(
         capture_paths=tuple(patterns),
         max_capture_bytes=sizes["--max-capture-bytes"],
         header_allow=frozenset(allow),
+        version_header=version_header.encode() or None,
+        model_version=model_version,
         upstream_timeout=durations["--upstream-timeout"],
         grace_period=durations["--grace-period"],
         kafka=kafka,

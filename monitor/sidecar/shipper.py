@@ -115,7 +115,8 @@ class Shipper:
         self.metrics = metrics
         self.spool = spool
         self.queue: deque[bytes] = deque()  # encoded events
-        self.encode = EventEncoder(settings.model, settings.header_allow, namespace=settings.namespace).encode
+        self.encode = EventEncoder(settings.model, settings.header_allow, namespace=settings.namespace,
+                                   version=settings.model_version).encode
         self.queue_bytes = 0
         self.healthy = True
         self._first_at = 0.0

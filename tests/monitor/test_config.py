@@ -135,6 +135,8 @@ def test_every_error_is_reported_with_the_path_of_the_bad_field() -> None:
             "models[0:m].alerts.dataset_drift",
             "must not exceed critical",
         ),
+        ({"versions": {"max_tracked": 0}}, "models[0:m].versions.max_tracked", "greater than or equal to 1"),
+        ({"versions": {"idle_after": "0s"}}, "models[0:m].versions.idle_after", "idle_after must be > 0"),
     ],
 )
 def test_invalid_fields_are_named(override: dict, path: str, fragment: str) -> None:

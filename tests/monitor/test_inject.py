@@ -357,3 +357,24 @@ def test_labels_shared_with_the_selector_through_a_yaml_alias_leave_the_selector
     assert deployment["metadata"] == {"name": "wine", "labels": {"app": "wine"}}
     assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": "wine", CAPTURE_LABEL[0]: CAPTURE_LABEL[1]}
     assert run(text, model="wine")[2] == text
+
+
+def test_the_version_label_reaches_the_sidecar_through_the_downward_api() -> None:
+    (deployment,), _, _ = run(DEPLOYMENT, model="wine", version_label="app.kubernetes.io/version")
+    kubernetes_validate.validate(deployment, "1.33", strict=True)
+    sidecar = {c["name"]: c for c in pod(deployment)["containers"]}[CONTAINER_NAME]
+    assert sidecar["env"][1] == {"name": "DRIFTWATCH_MODEL_VERSION",
+                                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app.kubernetes.io/version']"}}}
+
+
+def test_an_inference_service_needs_no_version_label() -> None:
+    _, notes, _ = run(ISVC, version_label="version")
+    assert notes == ["document 1: --version-label is not used: KServe's logger names the revision that served each call "
+                     "(serverless mode; docs/versions.md)"]
+
+
+@pytest.mark.parametrize("label", ["-version", "Example.COM/version", "a" * 64, "ver sion"])
+def test_a_version_label_that_is_no_label_key_is_refused(label: str) -> None:
+    proc = cli(DEPLOYMENT.encode(), "--monitor", MONITOR, "--model", "wine", "--version-label", label)
+    err = " ".join(proc.stderr.decode().split())
+    assert (proc.returncode, f"--version-label {label!r}: not a Kubernetes label key" in err) == (2, True), err

@@ -10,9 +10,10 @@ import random
 import resource
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from monitor.capture.wire import CapturedEvent, decode_batch
+from monitor.capture.wire import MAX_VERSION_FIELD, CapturedEvent, decode_batch
 from monitor.sidecar.capture import BodyBuffer, EventEncoder, RawCapture, choose_id, encode_body
 from monitor.sidecar.framing import filter_headers, request_head, response_head
 from monitor.sidecar.metrics import AUTH_STATUSES, DROP_REASONS, UPSTREAM_ERROR_KINDS, SidecarMetrics
@@ -515,3 +516,16 @@ def test_the_namespace_defaults_to_the_pods() -> None:
 def test_a_namespace_that_is_not_one_is_refused() -> None:
     with pytest.raises(SettingsError, match="--namespace"):
         build_settings(upstream="http://127.0.0.1:8080", monitor="http://m:8080", model="wine", namespace="Team A")
+
+
+def test_a_servers_overlong_version_header_is_clipped_to_what_the_envelope_takes() -> None:
+    """The monitor then rejects that one event (`invalid_version`), never the batch (docs/versions.md)."""
+    raw = msgspec.structs.replace(_raw([], b"{}", b"{}"), version=b"v" * 300)
+    event = json.loads(EventEncoder("wine", frozenset(), id_prefix="p", version="fixed").encode(raw))
+    assert len(event["version"]) == MAX_VERSION_FIELD
+    CapturedEvent.model_validate(event)
+
+
+def test_the_fixed_version_stamps_a_call_whose_response_names_none() -> None:
+    event = json.loads(EventEncoder("wine", frozenset(), id_prefix="p", version="2.0").encode(_raw([], b"{}", b"{}")))
+    assert event["version"] == "2.0"

@@ -86,6 +86,8 @@ def inject(
     token_secret: Annotated[str | None, typer.Option(help="Secret with the monitor's bearer token (key: --token-key), mounted as a file and passed as --token-file: a rotated Secret is picked up without a restart.")] = None,
     token_key: Annotated[str, typer.Option(help="Key of the token in --token-secret.")] = "token",
     name: Annotated[str | None, typer.Option(help="Only the object with this metadata.name (when the input holds several).")] = None,
+    version_label: Annotated[str | None, typer.Option(help="Pod label holding the model version (e.g. app.kubernetes.io/version): "
+                                                      "stamped on every captured event (docs/versions.md).")] = None,
 ) -> None:
     """Add driftwatch to a Deployment (capture sidecar) or KServe InferenceService (logger): YAML stdin → stdout."""
     from monitor.app.inject import DEFAULT_IMAGE, MAX_INPUT_BYTES, InjectError, InjectOptions
@@ -94,7 +96,7 @@ def inject(
     try:
         opts = InjectOptions(
             monitor=monitor, model=model, image=image or DEFAULT_IMAGE, upstream_port=upstream_port,
-            port=port, token_secret=token_secret, token_key=token_key, name=name,
+            port=port, token_secret=token_secret, token_key=token_key, name=name, version_label=version_label,
         )
         data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         try:

@@ -79,6 +79,10 @@ def sidecar(
     capture_path: Annotated[list[str] | None, typer.Option(help="Regex of paths to capture (repeatable); default KServe v1 :predict and v2 /infer.")] = None,
     max_capture_bytes: Annotated[str, typer.Option(help="Bytes kept of each request/response body, e.g. 64KiB.")] = "64KiB",
     header_allow: Annotated[list[str] | None, typer.Option(help="Request header copied into events (repeatable); default x-request-id, ce-id, traceparent.")] = None,
+    version_header: Annotated[str, typer.Option(help="The model server's response header naming the model version "
+                                                "that served the call ('' reads none; docs/versions.md).")] = "x-model-version",
+    model_version: Annotated[str | None, typer.Option(help="The version of calls whose response names none (default: "
+                                                      "$DRIFTWATCH_MODEL_VERSION, which `driftwatch inject --version-label` sets).")] = None,
     upstream_timeout: Annotated[str, typer.Option(help="No answer from the model server within this -> 504.")] = "120s",
     grace_period: Annotated[str, typer.Option(help="On SIGTERM: time to finish requests and flush events.")] = "25s",
     kafka_bootstrap: Annotated[str | None, typer.Option(help="Fleet mode: produce events to Kafka at HOST:PORT[,HOST:PORT...] instead of POSTing to --monitor.")] = None,
@@ -101,7 +105,7 @@ def sidecar(
             upstream=upstream, monitor=monitor, model=model, namespace=namespace, host=host, port=port, token_env=token_env,
             token_file=token_file, spool_dir=spool_dir, spool_max_bytes=spool_max_bytes, queue_max=queue_max, batch_max=batch_max,
             linger=linger, sample_ratio=sample_ratio, capture_paths=capture_path, max_capture_bytes=max_capture_bytes,
-            header_allow=header_allow, upstream_timeout=upstream_timeout, grace_period=grace_period,
+            header_allow=header_allow, version_header=version_header, model_version=model_version, upstream_timeout=upstream_timeout, grace_period=grace_period,
             kafka_bootstrap=kafka_bootstrap, kafka_topic=kafka_topic, kafka_security_protocol=kafka_security_protocol,
             kafka_sasl_mechanism=kafka_sasl_mechanism, kafka_username_env=kafka_username_env,
             kafka_password_env=kafka_password_env, kafka_ca_file=kafka_ca_file, kafka_cert_file=kafka_cert_file,

@@ -3,6 +3,7 @@ state carried across windows and restarts (step 5 of the package docstring)."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -114,6 +115,13 @@ class CalibratedDetector:
     def state(self) -> dict[str, dict[str, Any]]:
         """The CUSUM state per column, JSON-safe."""
         return {n: {"s": c.s, "alarm": c.alarm} for n, c in self._columns.items()}
+
+    def fresh(self) -> CalibratedDetector:
+        """A detector with this calibration and profile (shared, both read-only) and no evidence yet:
+        another stream of windows (a model version's, docs/versions.md) accumulates its own CUSUM."""
+        other = copy.copy(self)
+        other._columns = {name: replace(col, s=0.0, alarm=False) for name, col in self._columns.items()}
+        return other
 
     def restore(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         for name, st in state.items():

@@ -10,11 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
 from monitor.capture.labels import decode_labels
+from monitor.core.store import EventStore
 from monitor.runtime import LabelResult, Monitor
 from tests.monitor.runtime.perf_helpers import (
     NOW,
@@ -192,3 +194,25 @@ def test_estimated_performance_needs_no_labels(cfg: Any) -> None:
     perf = asyncio.run(scenario())
     truth_accuracy = float(np.mean(np.maximum(model_proba(X[:100]), 1 - model_proba(X[:100]))))
     assert perf.estimated.estimated["accuracy"] == pytest.approx(truth_accuracy, abs=0.05)
+
+
+def test_labels_join_a_versions_events_and_judge_that_versions_windows(cfg: Any) -> None:
+    """Events of two versions (docs/versions.md): each label finds its event in its version's track."""
+    clock = Clock(NOW)
+
+    async def scenario() -> LabelResult:
+        mon = await started(cfg, clock)
+        try:
+            events = stream(X[:120])
+            await mon.ingest([msgspec.structs.replace(e, version="1" if i % 2 else "2") for i, e in enumerate(events)])
+            return await send(mon, [label(i) for i in range(0, 120)])
+        finally:
+            await mon.stop()
+
+    result = asyncio.run(scenario())
+    store = EventStore(cfg.server.store.path)
+    try:
+        labelled = store.labels.labelled_ids("clf@2", [f"p-{i}" for i in range(0, 120)])
+    finally:
+        store.close()
+    assert (result.outcomes["joined"], labelled) == (120, {f"p-{i}" for i in range(0, 120, 2)})
