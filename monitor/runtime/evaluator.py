@@ -22,7 +22,7 @@ from monitor.runtime.performance import PerformanceRuntime
 from monitor.runtime.recovery import restore_result
 from monitor.runtime.snapshot import WindowInfo
 from monitor.runtime.state import ModelState, RuntimeState
-from monitor.runtime.tracks import reference_engine, track_key
+from monitor.runtime.tracks import VersionReference, reference_engine, track_key
 from monitor.runtime.verdict import (
     PerformanceVerdict,
     VerdictListener,
@@ -45,6 +45,8 @@ class Evaluator:
         self.performance_errors: dict[str, str] = {}
         """Models whose performance could not be profiled (drift goes on without it), with the error."""
         self.performance = PerformanceRuntime(state, self._notify_performance)
+        self.version_reference: VersionReference | None = None
+        """A version's own reference (`ReferenceSwitch.version_engine`), for `tracks.reference_engine`."""
 
     def build_profiles(self) -> None:
         """Profile every reference; re-evaluate the last stored window so results survive restarts."""
@@ -124,11 +126,13 @@ class Evaluator:
     def _arm(self, track: ModelState, base: ModelState) -> None:
         """A version track's engine, from its model's (`tracks.reference_engine`), at its first due window;
         the result it had before a restart is restored from its stored window first."""
-        profile, detector = reference_engine(base, track.version, self._state.lock)
-        restored = restore_result(track, profile, detector)
+        engine = reference_engine(base, track.version, self._state.lock, self.version_reference)
         with self._state.lock:
-            track.profile, track.detector = profile, detector
-            track.performance_profile = base.performance_profile
+            track.reference_id = engine.reference_id
+        restored = restore_result(track, engine.profile, engine.detector)
+        with self._state.lock:
+            track.profile, track.detector = engine.profile, engine.detector
+            track.performance_profile = engine.performance_profile
             track.result = track.result or restored
 
     def refresh_performance(self) -> int:

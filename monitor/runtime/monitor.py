@@ -23,7 +23,7 @@ from monitor.capture import CapturedEvent
 from monitor.capture.cloudevents import Half
 from monitor.capture.labels import LabelBatch
 from monitor.core.config import Config, ModelConfig
-from monitor.core.referencestore import Current, StoredReference
+from monitor.core.referencestore import Current
 from monitor.core.store import EventStore, StoreFull
 from monitor.core.storelock import StoreLock
 from monitor.runtime.evaluator import Evaluator
@@ -68,6 +68,7 @@ class Monitor:
         self._evaluation = Evaluator(self._state, listeners, profile_in_child=profile_in_child)
         self._evaluator = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-eval")
         self._references = ReferenceSwitch(self._state, self._evaluator)
+        self._evaluation.version_reference = self._references.version_engine
         self._store_lock: StoreLock | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_retention = 0.0
@@ -167,9 +168,9 @@ class Monitor:
         gained = {m.name: m.key for m in self.config.models if m.namespace is not None and names.count(m.name) == 1}
         for name, events in store.adopt_namespaces(gained).items():
             log.info("store_model_renamed from=%s to=%s events=%d", name, gained[name], events)
-        self._references.open()  # before the rebuild: windows start after a stored reference took over
         for state in list(self._state.models.values()):
             self._restore_tracks(store, state.config)
+        self._references.open()  # before the rebuild: windows start after a stored reference took over
         for state in self._state.models.values():
             rebuild(store, state, self._state.clock())
         self._state.store = store
@@ -218,10 +219,6 @@ class Monitor:
                       fmt: Literal["csv", "parquet"], data: bytes) -> SetResult:
         """Check, store and switch to a new reference (blocking; `monitor.runtime.reference_switch`)."""
         return self._references.set(key, version, source, origin, fmt, data)
-
-    def switch_to_version(self, key: str, version: str) -> StoredReference | None:
-        """A new model version serves: judge the model against its stored reference, if it has one (blocking)."""
-        return self._references.switch_to_version(key, version)
 
     def current_reference(self, key: str, version: str | None = None) -> Current | None:
         """The model version's current stored reference (None: the config's)."""

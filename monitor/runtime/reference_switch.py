@@ -11,8 +11,9 @@ them (`from_rec`), so no window is judged half against the old reference, and a 
 the same cut from the stored `from_rec`.
 
 A reference for a model `version` is checked and profiled the same way, stored and made that
-version's current one: it takes effect when that version serves, through `switch_to_version` (the
-hook for whatever notices a new version serving; docs/references.md).
+version's current one: it judges that version's track (monitor.runtime.tracks) from the track's first
+window (`version_engine`), or from the next record on when the track is already judged
+(docs/references.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from monitor.core.referencestore import Current, ReferenceStore, StoredReference
 from monitor.runtime.mlflow_reference import MlflowReferenceError, fetch_reference
 from monitor.runtime.reference import profile_frame, sampled
 from monitor.runtime.state import RuntimeState
+from monitor.runtime.tracks import Engine, track_key
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -140,15 +142,16 @@ class ReferenceSwitch:
         self.store: ReferenceStore | None = None
 
     def open(self) -> None:
-        """Open the objects' tables and judge each model against its current stored reference (on the
-        writer thread, before the windows are rebuilt: they start after its `from_rec`)."""
+        """Open the objects' tables and judge each model and version track against its current stored
+        reference (on the writer thread, after the tracks are restored and before the windows are
+        rebuilt: they start after its `from_rec`)."""
         self.store = ReferenceStore(self._state.config.server.store.path)
         for model in self._state.models.values():
-            current = self.store.current(model.config.key)
+            current = self.store.current(model.config.key, model.version)
             if current is not None:
                 model.config = stored_model(model.config, current.reference)
                 model.reference_id, model.reference_from = current.reference.id, current.from_rec
-                log.info("reference_current model=%s reference_id=%d from_rec=%d", model.config.key,
+                log.info("reference_current model=%s reference_id=%d from_rec=%d", model.key,
                          current.reference.id, current.from_rec)
 
     def close(self) -> None:
@@ -179,31 +182,36 @@ class ReferenceSwitch:
         current = store.current(key, version)
         if current is not None and current.reference.id == ref.id:
             return SetResult(ref, created, False)
-        if version is not None:  # used when that version serves (`switch_to_version`)
+        track = state.models.get(track_key(key, version))
+        if version is not None and (track is None or not track.profiled):  # taken when that version serves
             store.set_current(key, version, ref, 0)
         else:
-            state.writer.submit(self._swap, key, ref, *engines).result()
+            state.writer.submit(self._swap, key, version, ref, *engines).result()
         return SetResult(ref, created, True)
 
-    def switch_to_version(self, key: str, version: str) -> StoredReference | None:
-        """A new model `version` serves: judge the model against that version's reference from the next
-        record on: the one set for it, or else, for a model whose config reads its reference from an
-        MLflow model version, the same artifact of MLflow's version `version`. None, and nothing
-        changes, when neither is known. Blocking, like `set`."""
-        return self._evaluator.submit(self._to_version, key, version).result()
-
-    def _to_version(self, key: str, version: str) -> StoredReference | None:
+    def version_engine(self, key: str, version: str) -> Engine | None:
+        """The engine of model `version`'s own reference (`tracks.reference_engine`, on the evaluator's
+        thread when the version's track meets its first due window): the one set for it, or else, for a
+        model whose config reads its reference from an MLflow model version, the same artifact of
+        MLflow's version `version`. None when neither is known, or MLflow does not answer now (the
+        version is then judged against the model's reference, and the next start asks again)."""
         store = self._require()
-        wanted = store.current(key, version)
-        if wanted is None and not self._from_mlflow(key, version):
+        try:
+            if store.current(key, version) is None and not self._from_mlflow(key, version):
+                return None
+        except ReferenceRejected as exc:
+            log.warning("version_reference_unavailable model=%s version=%s reason=%s", key, version, exc.error)
             return None
         wanted = store.current(key, version)
         assert wanted is not None
-        ref, now = wanted.reference, store.current(key)
-        if now is None or now.reference.id != ref.id:
-            engines = self._engines(self._state.models[key].config, read_frame(ref.path.read_bytes(), ref.format))
-            self._state.writer.submit(self._swap, key, ref, *engines).result()
-        return ref
+        ref = wanted.reference
+        try:
+            profile, detector, performance = self._engines(self._state.models[key].config, read_frame(ref.path.read_bytes(), ref.format))
+        except (OSError, ReferenceRejected) as exc:
+            log.error("version_reference_unusable model=%s version=%s reference_id=%d error=%s", key, version, ref.id, exc)
+            return None
+        log.info("version_reference model=%s version=%s reference_id=%d source=%s", key, version, ref.id, ref.source)
+        return Engine(profile, detector, performance, ref.id)
 
     def _from_mlflow(self, key: str, version: str) -> bool:
         """Store the reference MLflow's model `version` logged, when the model's config reads its reference
@@ -236,22 +244,23 @@ class ReferenceSwitch:
         except Exception as exc:
             raise ReferenceRejected(422, "invalid_reference", f"the reference cannot be profiled: {type(exc).__name__}: {exc}") from None
 
-    def _swap(self, key: str, ref: StoredReference, profile: Any, detector: Any, performance: Any) -> None:
-        """Make `ref` current and use it from the next record on (on the writer thread: every record
-        committed so far has been fed to the old window, and no commit runs meanwhile)."""
+    def _swap(self, key: str, version: str | None, ref: StoredReference, profile: Any, detector: Any, performance: Any) -> None:
+        """Make `ref` current for the model (or its `version`'s track) and use it from the next record on
+        (on the writer thread: every record committed so far has been fed to the old window, and no
+        commit runs meanwhile)."""
         state, store = self._state, self._require()
-        model = state.models[key]
+        model = state.models[track_key(key, version)]
         with state.lock:
-            from_rec = state.require_store().record_total(key)
+            from_rec = state.require_store().record_total(model.key)
             now = state.clock()
-            store.set_current(key, None, ref, from_rec, now=now)
+            store.set_current(key, version, ref, from_rec, now=now)
             model.config = stored_model(model.config, ref)
             model.profile, model.detector, model.packed = profile, detector, None
             if performance is not None:
                 model.performance_profile, model.packed_performance = performance, None
             model.reference_id, model.reference_from = ref.id, from_rec
             model.window = SlidingWindow(model.config.window, last_rec=from_rec, last_end=now, now=now)
-        log.info("reference_switched model=%s reference_id=%d source=%s from_rec=%d", key, ref.id, ref.source, from_rec)
+        log.info("reference_switched model=%s reference_id=%d source=%s from_rec=%d", model.key, ref.id, ref.source, from_rec)
 
 
 def _performance_profile(model: ModelConfig, raw: pd.DataFrame) -> Any:

@@ -15,12 +15,14 @@ stored rows left to retention). That bounds the `version` label's values.
 serving one is the one first seen last; every older track is superseded (a stable version beside
 its canary, or a version still trickling after a rollout). Retraining acts on the newest only.
 
-`reference_engine` is the one place that decides which reference judges a version.
+`reference_engine` is the one place that decides which reference judges a version: its own when one
+is known (docs/references.md), else the model's.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
     from monitor.runtime.state import ModelState
 
-__all__ = ["SEPARATOR", "TrackBook", "TrackInfo", "reference_engine", "split_track", "track_key"]
+__all__ = ["SEPARATOR", "Engine", "TrackBook", "TrackInfo", "VersionReference", "reference_engine", "split_track", "track_key"]
 
 log = logging.getLogger("driftwatch.monitor")
 
@@ -121,12 +123,31 @@ class TrackBook:
         return newest.key != key and info.first_seen < newest.first_seen
 
 
-def reference_engine(base: ModelState, version: str | None, lock: threading.Lock) -> tuple[Any, Any]:
-    """The (reference profile, calibrated detector or None) that judges `version` of `base`'s model.
+@dataclass(frozen=True)
+class Engine:
+    """What judges a track: its reference's drift profile, calibrated detector (or None), performance
+    profile (or None), and the stored reference's id (None: the model's configured reference)."""
 
-    The one place that decides a version's reference: today every version is judged against the
-    model's own reference; the detector is a fresh one, so each version accumulates its own CUSUM
-    evidence. Unpacks `base` first (loads the drift engine: call it from the evaluator thread)."""
+    profile: Any
+    detector: Any
+    performance_profile: Any
+    reference_id: int | None
+
+
+VersionReference = Callable[[str, str], Engine | None]
+"""A version's own stored reference, profiled (`ReferenceSwitch.version_engine`): None when it has none."""
+
+
+def reference_engine(base: ModelState, version: str | None, lock: threading.Lock,
+                     own: VersionReference | None = None) -> Engine:
+    """The engine that judges `version` of `base`'s model: the version's own reference when one is known
+    (set with `PUT .../reference?version=`, or logged with that MLflow model version: `own`), else the
+    model's current one with a fresh detector, so each version accumulates its own CUSUM evidence.
+    Call it from the evaluator thread (it loads the drift engine and may profile a reference)."""
+    if version is not None and own is not None:
+        engine = own(base.config.key, version)
+        if engine is not None:
+            return engine
     base.unpack(lock)
     detector = base.detector.fresh() if base.detector is not None else None
-    return base.profile, detector
+    return Engine(base.profile, detector, base.performance_profile, base.reference_id)
