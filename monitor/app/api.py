@@ -246,14 +246,14 @@ def create_app(
     app.include_router(reference_router(config, mon, model_key, NAMESPACE))  # PUT/GET a model's reference
 
     @app.get("/v1/models/{model}/performance")
-    async def model_performance(model: str, namespace: str | None = NAMESPACE,
+    async def model_performance(model: str, namespace: str | None = NAMESPACE, version: str | None = VERSION,
                                 limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
         """Each evaluated window's performance, oldest first: realized (labels so far) and estimated."""
         key = model_key(model, namespace)
         cfg = config.model(key)
         if cfg.performance is None:
             return JSONResponse({**_identity(cfg), "enabled": False, "windows": []})
-        rows = await run_in_threadpool(mon.performance_history, key, limit)
+        rows = await run_in_threadpool(mon.performance_history, version_key(key, version), limit)
         return JSONResponse({**_identity(cfg), "enabled": True, "windows": [_performance_view(r) for r in reversed(rows)]})
 
     @app.get("/v1/models")
@@ -278,7 +278,7 @@ def create_app(
         view["result"] = snap.result.to_dict() if snap.result is not None else None
         if config.model(snap.model).reference.mlflow is not None:  # which model version's reference judges it
             view["reference"] = await run_in_threadpool(reference_provenance, config, snap.model)
-        current = None if fleet else await run_in_threadpool(mon.current_reference, snap.model)
+        current = None if fleet else await run_in_threadpool(mon.current_reference, snap.model, snap.version)
         if current is not None:  # set while running (docs/references.md): it judges now
             view["reference"] = current.reference.to_json()
         return JSONResponse(view)

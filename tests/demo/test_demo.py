@@ -74,11 +74,11 @@ def test_demo_detects_drift_retrains_and_stops_everything(
     assert "retraining run wine-retrain-" in out and ": succeeded, exit status 0" in out
     log = next((tmp_path / "retrain-logs").glob("*.log")).read_text()
     assert "retraining wine on drifted features:" in log
-    # The loop closes: the retrained version serves every request after the switch, its reference
-    # judges the windows from the next record on, and those windows are quiet.
+    # The loop closes: the retrained version serves every request after the switch, the reference set
+    # for it judges its own track from its first record, and those windows are quiet.
     assert "model version 2 serves now (requests answered: 100 by version 2)" in out
-    assert re.search(r"its reference is reference #1 \(file, [^)]+\), 2000 rows, from record 1201 on", out), out
-    assert "windows after the switch are quiet: 2 windows judged against reference #1" in out
+    assert re.search(r"its own reference, reference #1 \(file, [^)]+\) \(2000 rows\), judges its windows from its first record", out), out
+    assert "windows after the switch are quiet: 2 window(s) judged against reference #1" in out
     # The retraining log's tail is printed whole, one line per log line, however long.
     printed = out.splitlines()
     assert [line for line in log.splitlines() if f"  │ {line}" not in printed] == []

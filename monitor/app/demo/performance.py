@@ -44,18 +44,20 @@ def post_labels(monitor: str, model: str, labels: dict[str, list[str]]) -> tuple
     return totals, unknown
 
 
-def performance(monitor: str, model: str) -> list[dict[str, Any]]:
-    resp = httpx.get(f"{monitor}/v1/models/{model}/performance", params={"limit": 1000}, timeout=10.0)
+def performance(monitor: str, model: str, version: str | None = None) -> list[dict[str, Any]]:
+    """The windows' performance of `model` (of its `version`'s track, when given)."""
+    params: dict[str, Any] = {"limit": 1000} if version is None else {"limit": 1000, "version": version}
+    resp = httpx.get(f"{monitor}/v1/models/{model}/performance", params=params, timeout=10.0)
     resp.raise_for_status()
     windows: list[dict[str, Any]] = resp.json()["windows"]
     return windows
 
 
-def wait_for_labels(monitor: str, model: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+def wait_for_labels(monitor: str, model: str, version: str | None = None, timeout: float = 60.0) -> list[dict[str, Any]]:
     """The windows once every joined label is in them (none waits for a refresh)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        windows = performance(monitor, model)
+        windows = performance(monitor, model, version)
         if windows and not any(w["pending_refresh"] for w in windows) and windows[-1]["n_labelled"] >= windows[-1]["n_records"]:
             return windows
         time.sleep(0.5)

@@ -5,10 +5,11 @@ which evaluates sliding windows against the reference data. The first half of th
 unchanged, the second half drifted, so the summary shows when drift was caught, which features
 moved, which alert rules would fire and the retraining run it launched. The true classes are sent
 as labels: the unchanged traffic's soon, the drifted traffic's late, so the estimated accuracy falls
-before they arrive and the realized accuracy confirms it after. The retraining run fits version 2
-to drifted traffic and writes its reference; the model server then serves version 2, its reference
-is set on the monitor (`PUT /v1/models/wine/reference`), and more traffic like the drifted one
-shows the windows after the switch quiet: the loop closed.
+before they arrive and the realized accuracy confirms it after. The model server names the version
+that answered (`x-model-version`), so the monitor judges each version on its own track. The
+retraining run fits version 2 to drifted traffic and writes its reference; the demo sets it as
+version 2's reference (`PUT /v1/models/wine/reference?version=2`), the model server then serves
+version 2, and more traffic like the drifted one shows version 2's windows quiet: the loop closed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from monitor.drift import P_VALUE_METHODS
 console = OutputConsole()  # never wrapped off a terminal: the summary stays greppable in CI logs
 AFTER_SWITCH_RECORDS = WINDOW_RECORDS
 """Traffic the retrained version serves: two windows judged against its reference (a step, then a full window)."""
+FIRST_VERSION = "1"
+"""The version the model server serves at start-up (its `x-model-version`)."""
 
 
 @dataclass(frozen=True)
@@ -150,40 +153,47 @@ class Switch:
     windows: list[dict[str, Any]]
 
 
-def _serve_retrained(ep: Endpoints, workdir: Path, records: int, batch: int, rate: float, events_before: int) -> Switch:
-    """Serve the retrained version, set its reference, and send it traffic like the drifted traffic
-    (the new normal) until `records` records were judged against the new reference."""
+def _serve_retrained(ep: Endpoints, workdir: Path, records: int, batch: int, rate: float) -> Switch:
+    """Set the retrained version's reference, serve that version, and send it traffic like the drifted
+    traffic (the new normal) until `records` records were judged on its track against its reference."""
     version = str(RETRAINED_VERSION)
-    with console.status(f"the model server loads version {version}; its reference is set on the monitor…"):
-        httpx.post(f"{ep.model}/v1/models/wine/versions/{version}:load", timeout=60.0).raise_for_status()
+    with console.status(f"version {version}'s reference is set on the monitor; the model server loads version {version}…"):
         body = (workdir / f"wine_reference_v{version}.csv").read_bytes()
-        httpx.put(f"{ep.monitor}/v1/models/wine/reference", content=body, headers={"content-type": "text/csv"},
-                  timeout=120.0).raise_for_status()
-        reference = _get(ep, "/v1/models/wine/reference")["reference"]
+        httpx.put(f"{ep.monitor}/v1/models/wine/reference", params={"version": version}, content=body,
+                  headers={"content-type": "text/csv"}, timeout=120.0).raise_for_status()
+        reference = _get(ep, "/v1/models/wine/reference", version=version)["reference"]
+        httpx.post(f"{ep.model}/v1/models/wine/versions/{version}:load", timeout=60.0).raise_for_status()
     served: Counter[str] = Counter()
     rows = wine.traffic(records, drifted=True, seed=13)
     with _client(ep) as client, _progress() as progress:
         for _, _, resp in _predict(client, rows, batch, progress, f"served by v{version}", _Pace(rate), "demo-v2"):
             served[resp.headers.get(VERSION_HEADER, "none") if resp.status_code == 200 else "error"] += 1
-    last = reference["from_record"] + records
-    history = _wait_for_windows(ep, events_before + -(-records // batch), last - last % WINDOW_STEP)
+    last = reference["from_record"] + records  # every request after the load is served by the new version
+    history = _wait_for_windows(ep, -(-records // batch), last - last % WINDOW_STEP, version)
     windows = [e for e in history["evaluations"] if e["reference_id"] == reference["id"]]
     return Switch(version, reference, dict(served), windows)
 
 
-def _get(ep: Endpoints, path: str) -> Any:
-    resp = httpx.get(f"{ep.monitor}{path}", timeout=10.0)
+def _get(ep: Endpoints, path: str, version: str | None = None) -> Any:
+    resp = httpx.get(f"{ep.monitor}{path}", params={} if version is None else {"version": version}, timeout=10.0)
     resp.raise_for_status()
     return resp.json()
 
 
-def _wait_for_windows(ep: Endpoints, events_sent: int, last_due_window: int, timeout: float = 60.0) -> dict[str, Any]:
-    """Wait until the monitor has stored every event and evaluated the last due window."""
+def _wait_for_windows(ep: Endpoints, events_sent: int, last_due_window: int, version: str,
+                      timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the monitor has stored every event of `version` and evaluated its last due window."""
     deadline = time.monotonic() + timeout
     history: dict[str, Any] = {"evaluations": []}
     while time.monotonic() < deadline:
-        state = _get(ep, "/v1/models/wine/drift")
-        history = _get(ep, "/v1/models/wine/evaluations")
+        try:
+            state = _get(ep, "/v1/models/wine/drift", version)
+        except httpx.HTTPStatusError as exc:  # 404 until the version's first event is stored
+            if exc.response.status_code != 404:
+                raise
+            time.sleep(0.5)
+            continue
+        history = _get(ep, "/v1/models/wine/evaluations", version)
         evaluations = history["evaluations"]
         if state["ingested"] >= events_sent and evaluations and evaluations[-1]["window_id"] >= last_due_window:
             return history
@@ -204,15 +214,15 @@ def run_demo(
             errors, late_labels = _send_traffic(ep, records, records, batch, rate)
             total = 2 * records
             events = 2 * -(-records // batch)
-            history = _wait_for_windows(ep, events, total - total % WINDOW_STEP)
-            before = performance(ep.monitor, "wine")  # every window judged, the drifted ones without labels
+            history = _wait_for_windows(ep, events, total - total % WINDOW_STEP, FIRST_VERSION)
+            before = performance(ep.monitor, "wine", FIRST_VERSION)  # every window judged, the drifted ones without labels
             with console.status("the drifted traffic's labels arrive, late…"):
                 post_labels(ep.monitor, "wine", late_labels)
-                after = wait_for_labels(ep.monitor, "wine")
+                after = wait_for_labels(ep.monitor, "wine", FIRST_VERSION)
             retraining = _wait_for_retraining(ep)
             switch = None
             if any(j["state"] == "succeeded" for j in retraining) and (root / f"model-v{RETRAINED_VERSION}.pkl").exists():
-                switch = _serve_retrained(ep, root, AFTER_SWITCH_RECORDS, batch, rate, events)
+                switch = _serve_retrained(ep, root, AFTER_SWITCH_RECORDS, batch, rate)
             _print_summary(ep, config, history, retraining, errors, keep_running=keep_running,
                            performance=(before, after, records), switch=switch)
             if keep_running:
@@ -301,7 +311,7 @@ def _print_summary(
         _print_switch(switch)
     if keep_running:
         console.print(
-            f"report of the latest window: {ep.monitor}/reports/wine/{latest['window_id']}\n"
+            f"report of the latest window: {ep.monitor}/reports/wine@{FIRST_VERSION}/{latest['window_id']}\n"
             f"all reports: {ep.monitor}/reports/   metrics: {ep.monitor}/metrics"
         )
     else:  # the monitor stops when the demo returns: its links would be dead by the time they are read
@@ -313,7 +323,7 @@ def _print_switch(switch: Switch) -> None:
     ref = switch.reference
     served = ", ".join(f"{n} by version {v}" for v, n in sorted(switch.served.items()))
     console.print(f"model version {switch.version} serves now (requests answered: {served}); "
-                  f"its reference is {ref['label']}, {ref['rows']} rows, from record {ref['from_record'] + 1} on")
+                  f"its own reference, {ref['label']} ({ref['rows']} rows), judges its windows from its first record")
     drifted = [e for e in switch.windows if e["result"]["dataset"]["drifted"]]
     shares = ", ".join(f"{e['result']['dataset']['drift_share']:.2f}" for e in switch.windows)
     if not switch.windows:
@@ -321,7 +331,7 @@ def _print_switch(switch: Switch) -> None:
     elif drifted:
         console.print(f"[yellow]{len(drifted)} of {len(switch.windows)} windows after the switch drifted[/] (drift shares {shares})")
     else:
-        console.print(f"windows after the switch are quiet: {len(switch.windows)} windows judged against {ref['label']}, "
+        console.print(f"windows after the switch are quiet: {len(switch.windows)} window(s) judged against {ref['label']}, "
                       f"none drifted (drift shares {shares})")
 
 
