@@ -25,3 +25,10 @@ def test_mypy_finds_nothing() -> None:
 def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:
     found = subprocess.run(["git", "grep", "-n", "-E", "^(<<<<<<<|>>>>>>>) "], cwd=ROOT, capture_output=True, text=True)
     assert found.stdout == ""
+
+
+def test_test_modules_have_unique_names() -> None:
+    """The test directories are not packages, so pytest imports each test module by its file name:
+    two `test_x.py` in different directories stop the whole run at collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
