@@ -48,6 +48,7 @@ from monitor.runtime import (
     UnknownModel,
     VerdictListener,
     reference_provenance,
+    split_track,
     track_key,
 )
 
@@ -226,9 +227,10 @@ def create_app(
         return key
 
     def version_key(key: str, version: str | None) -> str:
-        """The key of the version track `?version=` names (the model's own key without one)."""
+        """The key of the version track `?version=` names; without one, the model's own key, or its
+        newest version's when all its traffic names a version (`Monitor.default_track`)."""
         if version is None:
-            return key
+            return key if fleet else mon.default_track(key)
         try:
             version = check_version(version)
         except InvalidVersion as exc:
@@ -288,8 +290,9 @@ def create_app(
                                 limit: int = Query(default=100, ge=1, le=1000)) -> JSONResponse:
         """Evaluated windows, oldest first: the history behind the reports and the demo's summary."""
         key = model_key(model, namespace)
-        rows = await run_in_threadpool(reports.evaluations, version_key(key, version), limit)
-        return JSONResponse({**_identity(config.model(key)), "version": version,
+        track = version_key(key, version)
+        rows = await run_in_threadpool(reports.evaluations, track, limit)
+        return JSONResponse({**_identity(config.model(key)), "version": split_track(track)[1],
                              "evaluations": [_evaluation_view(e) for e in rows]})
 
     @app.get("/v1/models/{model}/retraining")

@@ -113,6 +113,11 @@ class Monitor:
             now = state.clock()
             return [info.to_dict(state.tracks.superseded(info.key, now)) for info in state.tracks.tracks(model)]
 
+    def default_track(self, model: str) -> str:
+        """The track key a request naming no version answers for (`TrackBook.default`)."""
+        with self._state.lock:
+            return self._state.tracks.default(model)
+
     def snapshot(self) -> Mapping[str, ModelSnapshot]:
         """Every model's snapshot by its key, and every version track's by its track key."""
         with self._state.lock:

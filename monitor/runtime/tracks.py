@@ -106,6 +106,17 @@ class TrackBook:
         mine = [i for i in self._info.values() if split_track(i.key)[0] == model]
         return sorted(mine, key=lambda i: (i.version is not None, i.first_seen, i.key))
 
+    def default(self, model: str) -> str:
+        """The track a request that names no version is about: the model's own while its traffic names
+        no version (or none came yet), else the version first seen last among those with events (the
+        newest serving one, or the last that served), so a model whose every event names its version
+        (a KServe revision, a sidecar reading `x-model-version`) still answers without `?version=`."""
+        mine = self.tracks(model)
+        if any(i.version is None and i.events for i in mine):
+            return model
+        versioned = [i for i in mine if i.version is not None and i.events]
+        return max(versioned, key=lambda i: (i.first_seen, i.key)).key if versioned else model
+
     def has(self, key: str) -> bool:
         return key in self._info
 

@@ -23,6 +23,7 @@ from monitor.core.config import Config
 from monitor.core.store import EventStore
 from monitor.exporter.collector import build_registry, render
 from monitor.runtime import Monitor, WindowVerdict
+from monitor.runtime.tracks import TrackBook
 from retrain.controller import RetrainController
 from tests.monitor.ingest_helpers import RETRAIN_DRY_RUN, event, load, serve_in_thread
 from tests.monitor.runtime.runtime_helpers import Clock, Recorder, events
@@ -111,6 +112,14 @@ def test_unversioned_traffic_keeps_the_models_own_key(tmp_path: Path) -> None:
             await mon.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_model_whose_traffic_also_names_no_version_answers_for_its_own_track(tmp_path: Path) -> None:
+    book = TrackBook(load(tmp_path))
+    book.seen("toy", 5, 1.0)
+    book.admit("toy", "2", 2.0)
+    book.seen("toy@2", 3, 2.0)
+    assert book.default("toy") == "toy"
 
 
 # -- a canary at 10% ------------------------------------------------------------------------------
@@ -333,6 +342,15 @@ def test_the_api_lists_a_models_versions(api: httpx.Client) -> None:
 def test_the_api_answers_one_versions_drift(api: httpx.Client) -> None:
     view = api.get("/v1/models/toy/drift", params={"version": "1"}).json()
     assert (view["version"], view["ingested"]) == ("1", 60)
+
+
+def test_without_a_version_the_api_answers_for_the_newest_when_all_traffic_names_one(api: httpx.Client) -> None:
+    view = api.get("/v1/models/toy/drift").json()
+    assert (view["version"], view["ingested"]) == ("2", 10)
+
+
+def test_evaluations_without_a_version_say_which_version_they_are(api: httpx.Client) -> None:
+    assert api.get("/v1/models/toy/evaluations").json()["version"] == "2"
 
 
 def test_the_api_refuses_an_untracked_version(api: httpx.Client) -> None:
