@@ -37,12 +37,7 @@ def window(size: int) -> list[dict[str, object]]:
         prompts[i] += f" Antwort bitte an nutzer{i}@example.de"
     for i in range(7, size, 50):
         prompts[i] = (prompts[i] + " ") * (2000 // len(prompts[i]) + 1)
-    out: list[dict[str, object]] = []
-    for p in prompts:
-        a = chat.answer(p)
-        out.append({"prompt": p, "prompt.gen_ai.usage.input_tokens": chat.count_tokens(p),
-                    "completion": a, "completion.gen_ai.usage.output_tokens": chat.count_tokens(a)})
-    return out
+    return chat.calls(prompts)
 
 
 def main(argv: list[str] | None = None) -> float:

@@ -23,16 +23,6 @@ PLANTED_EMAIL = "Schickst du mir übermorgen früh das Wetter für Köln? jo\u20
 PLANTED_MARKUP = 'Wie wird das Wetter in <script>document.title="pwned"</script><img src=x onerror="document.title=1"> München?'
 
 
-def records(prompts: list[str]) -> list[dict[str, object]]:
-    """Captured calls as a window holds them: prompt, answer and the server's token counts."""
-    out: list[dict[str, object]] = []
-    for p in prompts:
-        a = chat.answer(p)
-        out.append({"prompt": p, "prompt.gen_ai.usage.input_tokens": chat.count_tokens(p),
-                    "completion": a, "completion.gen_ai.usage.output_tokens": chat.count_tokens(a)})
-    return out
-
-
 class TextSource(FramesSource):
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or load_config(LLM_CONFIG)
@@ -46,7 +36,7 @@ class TextSource(FramesSource):
         self.chat: list[Evaluation] = []
         for i, prompts in enumerate(windows):
             window_id = (i + 1) * WINDOW
-            frame = model_frame(model, records(prompts), profiles, keep_texts=True)
+            frame = model_frame(model, chat.calls(prompts), profiles, keep_texts=True)
             self.frames[window_id] = frame
             self.chat.append(Evaluation(
                 model="chat", window_id=window_id, start=T0 + 600 * i, end=T0 + 600 * (i + 1),

@@ -86,14 +86,18 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def calls(asked: list[str]) -> list[dict[str, object]]:
+    """Captured calls of these prompts as the monitor's records hold them: prompt, answer and the
+    server's token counts, under the column names a `protocol: openai` config with `prompt` and
+    `completion` text columns reads."""
+    out: list[dict[str, object]] = []
+    for p in asked:
+        a = answer(p)
+        out.append({"prompt": p, "prompt.gen_ai.usage.input_tokens": count_tokens(p),
+                    "completion": a, "completion.gen_ai.usage.output_tokens": count_tokens(a)})
+    return out
+
+
 def reference(n: int = 1000, seed: int = 1) -> pd.DataFrame:
-    """The reference file of the chat model: English prompts, their answers and token counts, under
-    the column names a `protocol: openai` config with `prompt` and `completion` text columns reads."""
-    asked = prompts(n, "english", seed)
-    answered = [answer(p) for p in asked]
-    return pd.DataFrame({
-        "prompt": asked,
-        "prompt.gen_ai.usage.input_tokens": [count_tokens(p) for p in asked],
-        "completion": answered,
-        "completion.gen_ai.usage.output_tokens": [count_tokens(a) for a in answered],
-    })
+    """The reference file of the chat model: English prompts, their answers and token counts (`calls`)."""
+    return pd.DataFrame.from_records(calls(prompts(n, "english", seed)))
