@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from monitor.core.config import Config
 from monitor.core.names import report_path
-from monitor.runtime import WindowVerdict
+from monitor.runtime import WindowVerdict, track_key
 from retrain.policy import WindowEvaluation
 
 __all__ = ["window_evaluation"]
@@ -37,9 +37,10 @@ def window_evaluation(verdict: WindowVerdict, config: Config) -> WindowEvaluatio
         dataset_drifted=verdict.result.dataset.drifted,
         drifted_features=drifted,
         critical_drifted=tuple(n for n in drifted if n in critical),
-        report_url=base.rstrip("/") + report_path(verdict.model) if base else None,
+        report_url=base.rstrip("/") + report_path(track_key(verdict.model, verdict.version)) if base else None,
         # a version's ordinals are its own track's: staleness across versions is judged on time
         point=verdict.point if verdict.version is None else None,
         performance_degraded=degraded,
         reference_id=verdict.reference_id,
+        version=verdict.version,
     )

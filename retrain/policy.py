@@ -19,9 +19,10 @@ fingerprints it would have launched, since no run exists to deduplicate against.
 After a launch the streak's counter restarts at the next drifted window: a drift that persists past
 the cooldown may trigger again, under a new fingerprint, while the same streak segment never can.
 
-A new reference (a window judged against another `reference_id` than the last) ends the streak: no
-launch comes from windows judged against the old reference. Cooldown and budget carry over: they
-bound how often the model is retrained, whatever judged it.
+A new reference (a window judged against another `reference_id` than the last) or a new model
+version (a window of another `version` than the last decided on) ends the streak: no launch comes
+from windows judged against the old reference, or of the version a retrained one replaced. Cooldown
+and budget carry over: they bound how often the model is retrained, whatever judged it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class WindowEvaluation:
     or realized when its labels were already in): the window counts as drifted."""
     reference_id: int | None = None
     """The stored reference the window was judged against (None: the config's). A change ends the streak."""
+    version: str | None = None
+    """The model version whose traffic filled the window (None: traffic that named none). A change ends the streak."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class ModelState:
     """Fingerprints a dry run would have launched, oldest first (at most `DRY_RUN_MEMORY`)."""
     reference_id: int | None = None
     """The reference the model's windows were last judged against (None: the config's)."""
+    version: str | None = None
+    """The model version of the last window decided on (None: traffic that named none)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +166,7 @@ class ModelState:
             "trigger_times": list(self.trigger_times),
             "dry_launched": list(self.dry_launched),
             "reference_id": self.reference_id,
+            "version": self.version,
         }
 
     @classmethod
@@ -178,6 +184,7 @@ class ModelState:
             trigger_times=tuple(float(t) for t in d.get("trigger_times", ())),
             dry_launched=tuple(d.get("dry_launched", ())),
             reference_id=None if d.get("reference_id") is None else int(d["reference_id"]),
+            version=None if d.get("version") is None else str(d["version"]),
         )
 
 
@@ -301,9 +308,10 @@ def decide_window(
     if _stale(ev, state):
         return replace(none, reason="stale_window"), state
     state = _seen(ev, state)
-    if ev.reference_id != state.reference_id:  # a streak built against the old reference proves nothing now
-        state = replace(state, reference_id=ev.reference_id, in_drift=False, segment_start=None, segment_end=None,
-                        segment_point=None, segment_windows=0)
+    if (ev.reference_id, ev.version) != (state.reference_id, state.version):
+        # a streak built against the old reference, or on the version being replaced, proves nothing now
+        state = replace(state, reference_id=ev.reference_id, version=ev.version, in_drift=False, segment_start=None,
+                        segment_end=None, segment_point=None, segment_windows=0)
     if ev.n_records < cfg.min_records:
         return replace(none, reason="insufficient_records"), state
 

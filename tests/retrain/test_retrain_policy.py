@@ -266,6 +266,30 @@ def test_the_reference_is_remembered_across_a_restart() -> None:
     assert ModelState.from_json(state.to_json()).reference_id == 7
 
 
+def decide_versions(rc: RetrainConfig, versions: list[str | None]) -> tuple[list[Decision], ModelState]:
+    """Drifted windows (share 0.9) of these model versions, 100 s apart."""
+    state, out = ModelState(), []
+    for i, version in enumerate(versions):
+        d, state = decide_window("wine", rc, state, replace(ev(i, 0.9), version=version), 100.0 * i, FREE, set())
+        out.append(d)
+    return out, state
+
+
+def test_a_new_version_ends_the_streak_built_on_the_old_one() -> None:
+    ds, _ = decide_versions(cfg(), ["1", "1", "2", "2"])
+    assert reasons(ds) == ["streak_building"] * 4
+
+
+def test_a_streak_of_the_new_version_launches_on_its_own_windows() -> None:
+    ds, _ = decide_versions(cfg(), ["1", "1", "2", "2", "2"])
+    assert ds[-1].trigger is not None and ds[-1].trigger.window_start == 200.0
+
+
+def test_the_version_is_remembered_across_a_restart() -> None:
+    _, state = decide_versions(cfg(), ["2"])
+    assert ModelState.from_json(state.to_json()).version == "2"
+
+
 # -- properties over random histories ------------------------------------------------------------------
 
 MODELS = ("wine", "churn")
