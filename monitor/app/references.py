@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.core.config import Config
 from monitor.core.errors import ApiError, read_body, validation_detail
+from monitor.core.names import InvalidVersion, check_version
 from monitor.runtime.reference_switch import ReferenceRejected, mlflow_artifact
 
 __all__ = ["reference_router"]
@@ -32,7 +33,7 @@ MEDIA_FORMATS: dict[str, Literal["csv", "parquet"]] = {
     "application/x-parquet": "parquet",
     "application/parquet": "parquet",
 }
-VERSION = Query(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$",
+VERSION = Query(default=None, max_length=256,
                 description="The serving model version the reference is for (default: the model as a whole)")
 
 
@@ -53,6 +54,16 @@ def reference_router(config: Config, mon: Any, model_key: Callable[[str, str | N
     router = APIRouter()
     fleet = config.fleet is not None
 
+    def checked(version: str | None) -> str | None:
+        """The version as the traffic's are checked (`check_version`): a reference for a version that could
+        never be tracked would never be used."""
+        if version is None:
+            return None
+        try:
+            return check_version(version)
+        except InvalidVersion as exc:
+            raise ApiError(422, "invalid_version", str(exc)) from None
+
     def embedded_only() -> None:
         if fleet:
             raise ApiError(501, "not_implemented", "setting references through the API is not available in fleet mode yet: "
@@ -62,6 +73,7 @@ def reference_router(config: Config, mon: Any, model_key: Callable[[str, str | N
     async def put_reference(request: Request, model: str, namespace: str | None = namespace,
                             version: str | None = VERSION) -> JSONResponse:
         key = model_key(model, namespace)
+        version = checked(version)
         embedded_only()
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json" and media not in MEDIA_FORMATS:
@@ -93,6 +105,7 @@ def reference_router(config: Config, mon: Any, model_key: Callable[[str, str | N
     async def get_reference(model: str, namespace: str | None = namespace, version: str | None = VERSION) -> JSONResponse:
         key = model_key(model, namespace)
         cfg = config.model(key)
+        version = checked(version)
         if fleet:
             current = None
         else:

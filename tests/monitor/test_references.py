@@ -349,3 +349,13 @@ def test_a_namespaced_model_keeps_its_references_under_its_key(tmp_path: Path, m
         shown = client.get("/v1/models/toy/reference?namespace=prod").json()
     stored = sorted(p.relative_to(tmp_path / "store" / "references").as_posix() for p in (tmp_path / "store" / "references").rglob("*.csv"))
     assert (shown["namespace"], shown["reference"]["id"], ref["model"], stored) == ("prod", ref["id"], "prod/toy", [f"prod.toy/{ref['sha256']}.csv"])
+
+
+def test_a_version_the_traffic_may_name_is_accepted_for_a_reference(server: httpx.Client) -> None:
+    r = put(server, csv_of(shifted_reference(2.0)), path="/v1/models/toy/reference?version=1.4.0%2Bbuild.7")
+    assert r.status_code == 201
+
+
+def test_a_version_the_traffic_could_never_name_is_a_precise_422(server: httpx.Client) -> None:
+    r = put(server, csv_of(shifted_reference(2.0)), path="/v1/models/toy/reference?version=%2Fetc")
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_version")
