@@ -160,7 +160,15 @@ class ReferenceSwitch:
             self.store = None
 
     def current(self, key: str, version: str | None = None) -> Current | None:
-        return self._require().current(key, version)
+        """The model version's current stored reference; read from the file when the monitor is not
+        running (its API can still answer while it starts or after it stopped)."""
+        if self.store is not None:
+            return self.store.current(key, version)
+        store = ReferenceStore(self._state.config.server.store.path)
+        try:
+            return store.current(key, version)
+        finally:
+            store.close()
 
     def _require(self) -> ReferenceStore:
         if self.store is None:

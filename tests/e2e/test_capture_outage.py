@@ -124,9 +124,10 @@ def sidecar_metrics(url: str) -> dict[str, float]:
 
 
 def stored(db: Path) -> list[tuple[str, str | None]]:
-    """(id, rejection reason) of every stored event of the model, read like any other SQLite reader."""
+    """(id, rejection reason) of every stored event of the model, of any version (the toy server names
+    its version in `x-model-version`: its events sit on the track `wine@1`), read like any other SQLite reader."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        return list(conn.execute("SELECT id, reason FROM events WHERE model = ?", (MODEL,)))
+        return list(conn.execute("SELECT id, reason FROM events WHERE model = ? OR model LIKE ?", (MODEL, f"{MODEL}@%")))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

@@ -82,7 +82,7 @@ def sidecar(
     version_header: Annotated[str, typer.Option(help="The model server's response header naming the model version "
                                                 "that served the call ('' reads none; docs/versions.md).")] = "x-model-version",
     model_version: Annotated[str | None, typer.Option(help="The version of calls whose response names none (default: "
-                                                      "$DRIFTWATCH_MODEL_VERSION, which `driftwatch inject --version-label` sets).")] = None,
+                                                      "the environment variable DRIFTWATCH_MODEL_VERSION, set by `driftwatch inject --version-label`).")] = None,
     upstream_timeout: Annotated[str, typer.Option(help="No answer from the model server within this -> 504.")] = "120s",
     grace_period: Annotated[str, typer.Option(help="On SIGTERM: time to finish requests and flush events.")] = "25s",
     kafka_bootstrap: Annotated[str | None, typer.Option(help="Fleet mode: produce events to Kafka at HOST:PORT[,HOST:PORT...] instead of POSTing to --monitor.")] = None,
