@@ -79,6 +79,15 @@ def test_log_variance_z_is_the_documented_formula(small):
     np.testing.assert_allclose(_dims(prof, win).log_variance_z, log_ratio / np.sqrt(vn + vm), rtol=1e-4)
 
 
+def test_pooled_kurtosis_is_layards_estimate(small):
+    prof, ref, win = small
+    r, w = ref.astype(float), win.astype(float)
+    m4 = (((r - r.mean(0)) ** 4).sum(0) + ((w - w.mean(0)) ** 4).sum(0)) / (len(r) + len(w))
+    m2 = (((r - r.mean(0)) ** 2).sum(0) + ((w - w.mean(0)) ** 2).sum(0)) / (len(r) + len(w))
+    sums = moments.window_sums(win, prof.center, prof.axes)
+    np.testing.assert_allclose(detector.pooled_kurtosis(prof, sums.s1, sums.s2, sums.s3, sums.s4, sums.rows), m4 / m2**2, rtol=1e-4)
+
+
 def test_ks_per_component_matches_scipy_asymptotic(small):
     """With fewer held-out rows than the grid, the grid is every held-out value: D and p are scipy's."""
     prof, _, win = small
@@ -342,6 +351,28 @@ def test_a_window_constant_where_the_reference_varies_is_drift():
     window = rng.standard_normal((200, 8)).astype(F32)
     window[:, 2] = 0.0
     assert embedding.test(prof, window).family_p["variance"] < 1e-10
+
+
+def _sparse_reference_and_window(ones_in_window: int) -> embedding.EmbeddingDriftResult:
+    """A 500-row reference in which a rare dimension (1 in 0.5% of rows) happened to be all 0, and a
+    window of 100 holding that value `ones_in_window` times."""
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal((500, 8)).astype(F32)
+    ref[:, 3] = 0.0
+    win = rng.standard_normal((100, 8)).astype(F32)
+    win[:, 3] = 0.0
+    win[:ones_in_window, 3] = 1.0
+    return embedding.test(embedding.profile(ref), win)
+
+
+def test_a_rare_value_a_small_reference_missed_is_not_drift():
+    """1 in 200 rows: a 500-row reference misses it 8% of the time, and every window holding it was
+    certain drift (a 500-row reference flagged 8-10% of unchanged windows: benchmarks/embedding_aa.py)."""
+    assert _sparse_reference_and_window(1).family_p["variance"] > 0.5
+
+
+def test_a_value_a_reference_never_held_in_many_window_rows_is_drift():
+    assert _sparse_reference_and_window(30).drifted
 
 
 def test_the_largest_share_of_one_value_bounds_a_sparse_dimension():

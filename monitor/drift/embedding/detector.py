@@ -132,8 +132,28 @@ def log_variance(var_r: F64, kurt: F64, n: int, var_w: F64, m: int) -> tuple[F64
     return z, p
 
 
-def dimension_tests(profile: EmbeddingProfile, s1: F64, s2: F64, m: int) -> DimensionTests:
-    """Welch and log-variance tests per dimension from the window's sums about the profile's centre."""
+def pooled_kurtosis(profile: EmbeddingProfile, s1: F64, s2: F64, s3: F64, s4: F64, m: int) -> F64:
+    """Kurtosis (m4 / m2^2) of reference and window pooled, each about its own mean (Layard's
+    estimate): the log-variance test's standard error rests on it, and the reference's alone, from a
+    few hundred skewed rows, is often too low (a 500-row reference flagged 8-10% of unchanged windows
+    at level 1%: benchmarks/embedding_aa.py)."""
+    n = profile.n
+    d = s1 / m
+    m4_w = s4 - 4 * d * s3 + 6 * d * d * s2 - 3 * m * d**4
+    ss_w = np.maximum(s2 - m * d * d, 0.0)
+    ss_r = profile.var * (n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m4_r = np.nan_to_num(profile.kurtosis) * n * (ss_r / n) ** 2
+        pooled = (m4_r + np.maximum(m4_w, 0.0)) / (n + m) / ((ss_r + ss_w) / (n + m)) ** 2
+    return np.asarray(pooled, dtype=np.float64)
+
+
+def dimension_tests(profile: EmbeddingProfile, s1: F64, s2: F64, m: int, s3: F64 | None = None,
+                    s4: F64 | None = None) -> DimensionTests:
+    """Welch and log-variance tests per dimension from the window's sums about the profile's centre.
+    With the 3rd and 4th power sums, the variance test's kurtosis is pooled (`pooled_kurtosis`), and a
+    dimension constant in the reference but not in the window is judged by how likely so constant a
+    reference is (below); without them, the reference's kurtosis, and such a dimension is drift."""
     if m < 2:
         raise ValueError(f"the window has {m} row: the embedding test needs at least 2")
     center = profile.center.astype(np.float64)
@@ -147,8 +167,19 @@ def dimension_tests(profile: EmbeddingProfile, s1: F64, s2: F64, m: int) -> Dime
     # constant window under no change, at most (largest share of one value)^(m-1).
     only_window = (var_w == 0) & (profile.var > 0)
     t, df, p_mean = welch(profile.mean, profile.var, profile.n, mean_w, np.where(only_window, profile.var, var_w), m)
-    z, p_var = log_variance(profile.var, profile.kurtosis, profile.n, var_w, m)
+    kurtosis = profile.kurtosis if s3 is None or s4 is None else pooled_kurtosis(profile, s1, s2, s3, s4, m)
+    z, p_var = log_variance(profile.var, kurtosis, profile.n, var_w, m)
     p_var = np.where(only_window, np.minimum(profile.mode_share ** (m - 1), 1.0), p_var)
+    if s4 is not None:
+        # The reverse: a reference constant where the window varies (a sparse dimension whose few
+        # non-zero values all fell outside a small reference) is drift only if a reference of n rows
+        # all at that value is unlikely under no change: q^n, with q the pooled share of the value,
+        # at most (n + m - k) / (n + m) where k >= s2^2 / s4 window rows differ from it.
+        only_reference = (profile.var == 0) & (var_w > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            differ = np.where(s4 > 0, np.ceil(s2 * s2 / s4 - 1e-9), 1.0)
+        q = (profile.n + m - np.clip(differ, 1.0, m)) / (profile.n + m)
+        p_var = np.where(only_reference, q ** profile.n, p_var)
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = (mean_w - profile.mean) / np.sqrt(profile.var)
         ratio = var_w / profile.var
@@ -192,7 +223,7 @@ def test(profile: EmbeddingProfile, window: np.ndarray, alpha: float = DEFAULT_A
     if x.shape[0] < 2:
         raise ValueError(f"the window has {x.shape[0]} row: the embedding test needs at least 2")
     sums = window_sums(x, profile.center, profile.axes)
-    dims = dimension_tests(profile, sums.s1, sums.s2, sums.rows)
+    dims = dimension_tests(profile, sums.s1, sums.s2, sums.rows, sums.s3, sums.s4)
     ks, ks_p = component_tests(profile, sums.projections)
     return combine(profile, dims, ks, ks_p, sums.rows, alpha)
 

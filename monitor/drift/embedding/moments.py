@@ -84,31 +84,39 @@ class WindowSums:
     rows: int
     s1: F64
     s2: F64
+    s3: F64
+    s4: F64
+    """Column sums of the 1st to 4th powers of the rows' deviations from the reference centre."""
     projections: F64  # (k + 1) x rows
 
 
 def window_sums(x: F32, center: F32, axes: F32) -> WindowSums:
-    """One pass over the window: column sums, column sums of squares, projections and residual norms."""
+    """One pass over the window: column sums of the deviations' 1st to 4th powers (the 3rd and 4th
+    give the window's kurtosis, which the variance test pools with the reference's), projections and
+    residual norms."""
     m, k = x.shape[0], axes.shape[1]
     proj = np.empty((k + 1, m), dtype=np.float64)
 
-    def run(lo: int, hi: int) -> tuple[F64, F64]:
-        s1, s2 = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    def run(lo: int, hi: int) -> tuple[F64, F64, F64, F64]:
+        sums = [np.zeros(x.shape[1]) for _ in range(4)]
         for start in range(lo, hi, CHUNK):
             stop = min(start + CHUNK, hi)
             y = x[start:stop] - center
-            s1 += y.sum(axis=0)
-            s2 += np.einsum("ij,ij->j", y, y)
+            y2 = y * y
+            sums[0] += y.sum(axis=0)  # float32 within a chunk, float64 across chunks (module docstring)
+            sums[1] += np.einsum("ij,ij->j", y, y)
+            sums[2] += np.einsum("ij,ij->j", y2, y)
+            sums[3] += np.einsum("ij,ij->j", y2, y2)
             p = y @ axes
             proj[:k, start:stop] = p.T
             proj[k, start:stop] = np.einsum("ij,ij->i", y, y) - np.einsum("ij,ij->i", p, p)
-        return s1, s2
+        return sums[0], sums[1], sums[2], sums[3]
 
     half = (m // 2 // CHUNK) * CHUNK if m >= 4 * CHUNK else m
     if half in (0, m):
-        s1, s2 = run(0, m)
+        s1, s2, s3, s4 = run(0, m)
     else:
         with ThreadPoolExecutor(THREADS) as pool:
-            parts = list(pool.map(lambda bounds: run(*bounds), [(0, half), (half, m)]))
-        s1, s2 = parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
-    return WindowSums(rows=m, s1=s1, s2=s2, projections=proj)
+            a, b = pool.map(lambda bounds: run(*bounds), [(0, half), (half, m)])
+        s1, s2, s3, s4 = (u + v for u, v in zip(a, b, strict=True))
+    return WindowSums(rows=m, s1=s1, s2=s2, s3=s3, s4=s4, projections=proj)
